@@ -1,0 +1,117 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Release builds of the numeric modules are what users run; `-Ounchecked` is not used so
+// that preconditions guarding programmer errors stay active.
+
+let package = Package(
+    name: "Linprobe",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "linprobe", targets: ["linprobe"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
+    ],
+    targets: [
+        // MARK: - System libraries (one C module per native library, found by pkg-config)
+
+        .systemLibrary(
+            name: "CLinprobeHDF5", pkgConfig: "hdf5",
+            providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(
+            name: "CLinprobeBLAS", pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(
+            name: "CLinprobeJPEG", pkgConfig: "libturbojpeg",
+            providers: [.apt(["libturbojpeg0-dev"])]),
+        .systemLibrary(
+            name: "CLinprobePNG", pkgConfig: "libpng",
+            providers: [.apt(["libpng-dev"])]),
+
+        // MARK: - Wrappers (each native library is wrapped by exactly one Swift module)
+
+        .target(name: "LinprobeHDF5", dependencies: ["CLinprobeHDF5"]),
+        .target(name: "LinprobeBLAS", dependencies: ["CLinprobeBLAS"]),
+        .target(name: "LinprobeCodecs", dependencies: ["CLinprobeJPEG", "CLinprobePNG"]),
+
+        // MARK: - Core (no C imports): errors, configuration, fingerprints, manifest
+
+        .target(
+            name: "LinprobeCore",
+            dependencies: [
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+
+        // MARK: - Stages and their building blocks
+
+        .target(name: "LinprobeStore", dependencies: ["LinprobeCore", "LinprobeHDF5"]),
+        .target(
+            name: "LinprobeCheckpoint",
+            dependencies: ["LinprobeCore", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
+        .target(name: "LinprobeTrunk", dependencies: ["LinprobeCore", "LinprobeBLAS", "LinprobeCheckpoint"]),
+        .target(name: "LinprobeData", dependencies: ["LinprobeCore", "LinprobeCodecs"]),
+        .target(
+            name: "LinprobeExtract",
+            dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeTrunk", "LinprobeData", "LinprobeCheckpoint"]),
+        .target(name: "LinprobeSVM", dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeBLAS"]),
+        .target(name: "LinprobeLinear", dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeBLAS"]),
+        .target(name: "LinprobeReport", dependencies: ["LinprobeCore"]),
+
+        // MARK: - Executable (subcommands and option groups only)
+
+        .executableTarget(
+            name: "linprobe",
+            dependencies: [
+                "LinprobeCore", "LinprobeStore", "LinprobeHDF5", "LinprobeBLAS", "LinprobeCodecs",
+                "LinprobeCheckpoint", "LinprobeTrunk", "LinprobeData", "LinprobeExtract", "LinprobeSVM",
+                "LinprobeLinear", "LinprobeReport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+
+        // MARK: - Tests
+
+        .target(name: "LinprobeTestSupport", dependencies: ["LinprobeCore"], path: "Tests/LinprobeTestSupport"),
+        .testTarget(
+            name: "NativeLinkTests",
+            dependencies: ["LinprobeHDF5", "LinprobeBLAS", "LinprobeCodecs"]),
+        .executableTarget(
+            name: "StoreKillHelper", dependencies: ["LinprobeStore", "LinprobeTestSupport"],
+            path: "Tests/StoreKillHelper"),
+        .testTarget(
+            name: "LinprobeStoreTests",
+            dependencies: ["LinprobeStore", "LinprobeTestSupport", "StoreKillHelper"]),
+        .testTarget(
+            name: "LinprobeCoreTests",
+            dependencies: ["LinprobeCore", "LinprobeTestSupport"]),
+        .testTarget(
+            name: "LinprobeCheckpointTests",
+            dependencies: ["LinprobeCheckpoint", "LinprobeTestSupport"]),
+        .testTarget(
+            name: "LinprobeTrunkTests",
+            dependencies: ["LinprobeTrunk", "LinprobeCheckpoint", "LinprobeTestSupport"]),
+        .testTarget(
+            name: "LinprobeDataTests",
+            dependencies: ["LinprobeData", "LinprobeCodecs", "LinprobeTestSupport"]),
+        .testTarget(
+            name: "LinprobeExtractTests",
+            dependencies: ["LinprobeExtract", "LinprobeStore", "LinprobeTestSupport"]),
+        .testTarget(
+            name: "LinprobeSVMTests",
+            dependencies: ["LinprobeSVM", "LinprobeStore", "LinprobeTestSupport"]),
+        .testTarget(
+            name: "LinprobeLinearTests",
+            dependencies: ["LinprobeLinear", "LinprobeStore", "LinprobeTestSupport"]),
+        .testTarget(
+            name: "LinprobeReportTests",
+            dependencies: ["LinprobeReport", "LinprobeTestSupport"]),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["LinprobeTestSupport", "linprobe"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

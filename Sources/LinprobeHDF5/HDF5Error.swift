@@ -1,0 +1,67 @@
+internal import CLinprobeHDF5
+import Foundation
+
+/// A failed HDF5 call: the C function, HDF5's own error-stack message and the file or object
+/// the call was about.
+public struct HDF5Error: Error, LocalizedError, Sendable, CustomStringConvertible {
+    /// The HDF5 C function that failed (for example `H5Fopen`).
+    public var function: String
+    /// HDF5's error stack, innermost first, or our own explanation when HDF5 gave none.
+    public var message: String
+    /// The file path, optionally followed by `:` and the object path inside the file.
+    public var object: String
+
+    public init(function: String, message: String, object: String) {
+        self.function = function
+        self.message = message
+        self.object = object
+    }
+
+    public var description: String {
+        "\(object): \(function) failed: \(message)"
+    }
+
+    public var errorDescription: String? { description }
+}
+
+/// HDF5 must never print error stacks to stderr on its own; every failure is reported once,
+/// as an `HDF5Error`.
+let silenceHDF5: Void = {
+    H5open()
+    lp_h5_silence()
+}()
+
+/// Collects and clears the calling thread's HDF5 error stack.
+func currentHDF5ErrorMessage() -> String {
+    var buffer = [CChar](repeating: 0, count: 2048)
+    let length = buffer.withUnsafeMutableBufferPointer { ptr in
+        lp_h5_error_message(ptr.baseAddress, ptr.count)
+    }
+    if length == 0 { return "no detail from HDF5" }
+    let bytes = buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+/// Checks an identifier-returning HDF5 call (negative = failure).
+@discardableResult
+func checkID(_ id: hid_t, _ function: String, _ object: @autoclosure () -> String) throws(HDF5Error) -> hid_t {
+    if id < 0 {
+        throw HDF5Error(function: function, message: currentHDF5ErrorMessage(), object: object())
+    }
+    return id
+}
+
+/// Checks a status-returning HDF5 call (negative = failure).
+func checkStatus(_ status: herr_t, _ function: String, _ object: @autoclosure () -> String) throws(HDF5Error) {
+    if status < 0 {
+        throw HDF5Error(function: function, message: currentHDF5ErrorMessage(), object: object())
+    }
+}
+
+/// Checks a tri-state (`htri_t`) HDF5 call and returns its truth value.
+func checkTri(_ value: htri_t, _ function: String, _ object: @autoclosure () -> String) throws(HDF5Error) -> Bool {
+    if value < 0 {
+        throw HDF5Error(function: function, message: currentHDF5ErrorMessage(), object: object())
+    }
+    return value > 0
+}

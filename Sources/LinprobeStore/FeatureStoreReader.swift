@@ -1,0 +1,240 @@
+import Foundation
+import LinprobeCore
+import LinprobeHDF5
+
+/// Information about one stored layer.
+public struct StoredLayerInfo: Sendable, Equatable {
+    public var name: String
+    public var dim: Int
+    public var shapeCHW: [Int]
+    /// The stored element type as HDF5 reports it (`float32`, `float16`, `float64`, ...).
+    public var storedType: String
+    /// Rows per chunk, or nil for a contiguous dataset.
+    public var chunkRows: Int?
+}
+
+/// Opens and validates a feature store, and reads rows into caller-provided buffers.
+///
+/// Accepts stores written by Linprobe and by other tools that follow the layout (h5py):
+/// fixed- or variable-length strings, integers of any width, any chunking and compression.
+/// A store with `complete = 0` is refused unless `allowIncomplete` is set (used by `inspect`).
+public final class FeatureStoreReader {
+    public let path: String
+    public let count: Int
+    public let layers: [StoredLayerInfo]
+    public let targetLayout: TargetLayout
+    public let formatVersion: Int
+    public let isComplete: Bool
+    public let fingerprint: String
+    public let split: String
+    public let numClasses: Int
+    public let classNames: [String]
+
+    private let file: HDF5File
+    private var datasets: [String: HDF5Dataset] = [:]
+
+    public init(path: String, allowIncomplete: Bool = false) throws {
+        self.path = path
+        let f: HDF5File
+        do {
+            f = try HDF5File.open(path)
+        } catch {
+            throw LinprobeError(FileManager.default.fileExists(atPath: path) ? .corruptInput : .missingInput,
+                                "cannot open feature store: \(error.description)")
+        }
+        file = f
+        func fail(_ code: LinprobeError.Code, _ what: String) -> LinprobeError { LinprobeError(code, "\(path): \(what)") }
+        do {
+            guard let format = try f.attributeString("format") else {
+                throw fail(.incompatible, "not a Linprobe feature store (no 'format' attribute; expected '\(StoreLayout.format)')")
+            }
+            guard format == StoreLayout.format else {
+                throw fail(.incompatible, "not a Linprobe feature store (format '\(format)', expected '\(StoreLayout.format)')")
+            }
+            let version = Int(try f.attributeInt64("format_version") ?? -1)
+            guard version >= 1 else { throw fail(.incompatible, "feature store has no valid 'format_version' attribute") }
+            guard version <= Int(StoreLayout.formatVersion) else {
+                throw fail(.incompatible, "feature store format version \(version) is newer than this Linprobe reads (\(StoreLayout.formatVersion)); upgrade Linprobe or re-extract")
+            }
+            formatVersion = version
+            isComplete = (try f.attributeInt64("complete") ?? 1) == 1
+            if !isComplete && !allowIncomplete {
+                let rows = try f.attributeInt64("rows_written") ?? 0
+                throw fail(.incompatible, "feature store is incomplete (extraction stopped after \(rows) rows); rerun 'linprobe extract' to resume it")
+            }
+            fingerprint = try f.attributeString("fingerprint") ?? ""
+            split = try f.attributeString("split") ?? ""
+
+            guard try f.exists(StoreLayout.featuresGroup) else { throw fail(.corruptInput, "feature store has no /features group") }
+            var names = try f.members(ofGroup: StoreLayout.featuresGroup)
+            if let text = try f.attributeString("layer_order"), let order = (try? JSONValue.parse(text))?.arrayValue?.compactMap(\.stringValue),
+                Set(order) == Set(names)
+            {
+                names = order
+            }
+            guard !names.isEmpty else { throw fail(.corruptInput, "feature store has no layers under /features") }
+            var infos: [StoredLayerInfo] = []
+            var rowCount: Int? = nil
+            let watermark = try f.attributeInt64("rows_written").map(Int.init)
+            for name in names {
+                let ds = try f.openDataset(StoreLayout.featurePath(name))
+                let dims = try ds.dims()
+                guard dims.count >= 2, ds.type.kind == .float || ds.type.kind == .integer else {
+                    throw fail(.corruptInput, "/features/\(name) must be a numeric [N, D] dataset, found \(ds.type) \(dims)")
+                }
+                let width = dims.dropFirst().reduce(1, *)
+                var shape = try ds.attributeInt64Array("shape_chw")?.map(Int.init)
+                    ?? (dims.count == 4 ? Array(dims.dropFirst()) : [width, 1, 1])
+                if shape.count != 3 || shape.reduce(1, *) != width {
+                    throw fail(.corruptInput, "/features/\(name): shape_chw \(shape) does not match D = \(width)")
+                }
+                if shape.isEmpty { shape = [width, 1, 1] }
+                var n = dims[0]
+                if !isComplete, let w = watermark { n = min(n, w) }
+                if let r = rowCount, r != n {
+                    throw fail(.corruptInput, "layers disagree on the number of rows (\(r) vs \(n) in /features/\(name))")
+                }
+                rowCount = n
+                infos.append(StoredLayerInfo(name: name, dim: width, shapeCHW: shape, storedType: ds.isFloat16 ? "float16" : ds.type.description,
+                                             chunkRows: try ds.chunkDims()?.first))
+                datasets[name] = ds
+            }
+            layers = infos
+            count = rowCount ?? 0
+            if isComplete, let w = watermark, w != count {
+                throw fail(.corruptInput, "rows_written = \(w) but the features have \(count) rows")
+            }
+
+            guard try f.exists(StoreLayout.targets) else { throw fail(.corruptInput, "feature store has no /targets dataset") }
+            let targets = try f.openDataset(StoreLayout.targets)
+            let tdims = try targets.dims()
+            guard targets.type.kind == .integer, tdims.count == 1 || tdims.count == 2, tdims[0] >= count else {
+                throw fail(.corruptInput, "/targets must be integer [N] or [N, C] with N = \(count), found \(targets.type) \(tdims)")
+            }
+            targetLayout = tdims.count == 1 || tdims[1] == 1 ? .singleLabel : .multiLabel(classes: tdims[1])
+            datasets["/targets"] = targets
+
+            if let text = try f.attributeString("class_names"), let list = (try? JSONValue.parse(text))?.arrayValue {
+                classNames = list.compactMap(\.stringValue)
+            } else {
+                classNames = []
+            }
+            if let n = try f.attributeInt64("num_classes") {
+                numClasses = Int(n)
+            } else if case .multiLabel(let c) = targetLayout {
+                numClasses = c
+            } else {
+                numClasses = classNames.count
+            }
+            for optional in [StoreLayout.indices, StoreLayout.imagePaths, StoreLayout.unreadable] where try f.exists(optional) {
+                let ds = try f.openDataset(optional)
+                guard try ds.dims().first ?? 0 >= count else {
+                    throw fail(.corruptInput, "\(optional) has fewer rows than the features (\(count))")
+                }
+                datasets[optional] = ds
+            }
+        } catch let error as HDF5Error {
+            throw LinprobeError(.corruptInput, "cannot read feature store: \(error.description)")
+        }
+    }
+
+    /// The layer with this name, or an error listing the available layers.
+    public func layer(_ name: String) throws -> StoredLayerInfo {
+        guard let info = layers.first(where: { $0.name == name }) else {
+            throw LinprobeError(.missingInput, "\(path): no layer '\(name)' (layers: \(layers.map(\.name).joined(separator: ", ")))")
+        }
+        return info
+    }
+
+    private func featureSet(_ name: String) throws -> HDF5Dataset {
+        _ = try layer(name)
+        return datasets[name]!
+    }
+
+    /// Reads rows `range` of a layer (row-major, `dim` per row) into `buffer` as float32.
+    public func readFeatures(layer name: String, rows range: Range<Int>, into buffer: UnsafeMutableBufferPointer<Float>) throws {
+        let ds = try featureSet(name)
+        guard range.lowerBound >= 0, range.upperBound <= count else {
+            throw LinprobeError(.usage, "\(path): rows \(range) outside 0..<\(count)")
+        }
+        do { try ds.readFloats(rows: range, into: buffer) } catch {
+            throw LinprobeError(.corruptInput, "reading \(name) rows \(range): \(error.description)")
+        }
+    }
+
+    /// Reads the given rows (any order) of a layer; row `k` of `buffer` receives row `rows[k]`.
+    public func readFeatures(layer name: String, rows: [Int], into buffer: UnsafeMutableBufferPointer<Float>) throws {
+        let ds = try featureSet(name)
+        if let bad = rows.first(where: { $0 < 0 || $0 >= count }) {
+            throw LinprobeError(.usage, "\(path): row \(bad) outside 0..<\(count)")
+        }
+        do { try ds.readFloats(rowIndices: rows, into: buffer) } catch {
+            throw LinprobeError(.corruptInput, "reading \(name) rows: \(error.description)")
+        }
+    }
+
+    /// Convenience: a whole layer as a new array (`count × dim`).
+    public func readLayer(_ name: String) throws -> [Float] {
+        let info = try layer(name)
+        var out = [Float](repeating: 0, count: count * info.dim)
+        try out.withUnsafeMutableBufferPointer { try readFeatures(layer: name, rows: 0..<count, into: $0) }
+        return out
+    }
+
+    /// Targets: `count` values (single-label) or `count × C` row-major (multi-label).
+    public func targets() throws -> [Int64] {
+        do { return try datasets["/targets"]!.readInt64(rows: 0..<count) } catch {
+            throw LinprobeError(.corruptInput, "reading targets: \(error.description)")
+        }
+    }
+
+    /// Dataset indices of the rows (0..<count when the store has none).
+    public func indices() throws -> [Int64] {
+        guard let ds = datasets[StoreLayout.indices] else { return (0..<Int64(count)).map { $0 } }
+        do { return try ds.readInt64(rows: 0..<count) } catch {
+            throw LinprobeError(.corruptInput, "reading indices: \(error.description)")
+        }
+    }
+
+    /// Image paths of the rows (empty strings when the store has none).
+    public func imagePaths() throws -> [String] {
+        guard let ds = datasets[StoreLayout.imagePaths] else { return Array(repeating: "", count: count) }
+        do { return try ds.readStrings(rows: 0..<count) } catch {
+            throw LinprobeError(.corruptInput, "reading image paths: \(error.description)")
+        }
+    }
+
+    /// Rows whose image was unreadable when the store was written.
+    public func unreadableRows() throws -> [Int] {
+        guard let ds = datasets[StoreLayout.unreadable] else { return [] }
+        do {
+            return try ds.readInt64(rows: 0..<count).enumerated().filter { $0.element != 0 }.map(\.offset)
+        } catch {
+            throw LinprobeError(.corruptInput, "reading unreadable flags: \(error.description)")
+        }
+    }
+
+    /// A root attribute as text (JSON attributes come back as their JSON text).
+    public func attribute(_ name: String) throws -> String? {
+        do {
+            if let s = try file.attributeString(name) { return s }
+        } catch {
+            if let i = try? file.attributeInt64Array(name) {
+                return i.count == 1 ? String(i[0]) : JSONValue.array(i.map { .int($0) }).canonicalText
+            }
+            throw LinprobeError(.corruptInput, "reading attribute \(name): \(oneLine(error))")
+        }
+        return nil
+    }
+
+    /// A root attribute holding JSON text, parsed (`null` when absent or not JSON).
+    public func jsonAttribute(_ name: String) throws -> JSONValue {
+        guard let text = try attribute(name) else { return .null }
+        return (try? JSONValue.parse(text)) ?? .string(text)
+    }
+
+    /// Every root attribute name.
+    public func attributeNames() throws -> [String] {
+        do { return try file.attributeNames() } catch { throw LinprobeError(.corruptInput, error.description) }
+    }
+}

@@ -1,0 +1,11 @@
+import ArgumentParser
+import LinprobeCore
+
+@main
+struct Linprobe: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "linprobe",
+        abstract: "Measure how good a frozen image model's features are (VISSL's linear benchmarks).",
+        version: LinprobeVersion.string,
+        subcommands: [])
+}

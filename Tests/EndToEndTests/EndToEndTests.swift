@@ -1,0 +1,2 @@
+// End-to-end tests run the built linprobe binary.
+import Testing

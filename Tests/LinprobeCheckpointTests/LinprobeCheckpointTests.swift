@@ -1,0 +1,2 @@
+// Tests of LinprobeCheckpoint live in this folder.
+import Testing

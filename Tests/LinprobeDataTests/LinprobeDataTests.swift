@@ -1,0 +1,2 @@
+// Tests of LinprobeData live in this folder.
+import Testing

@@ -1,0 +1,2 @@
+// Tests of LinprobeExtract live in this folder.
+import Testing

@@ -1,0 +1,2 @@
+// Tests of LinprobeLinear live in this folder.
+import Testing

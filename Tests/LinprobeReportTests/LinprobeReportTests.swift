@@ -1,0 +1,2 @@
+// Tests of LinprobeReport live in this folder.
+import Testing

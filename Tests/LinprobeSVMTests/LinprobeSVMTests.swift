@@ -1,0 +1,2 @@
+// Tests of LinprobeSVM live in this folder.
+import Testing

@@ -1,0 +1,2 @@
+// Tests of LinprobeTrunk live in this folder.
+import Testing

@@ -80,14 +80,14 @@ let package = Package(
             name: "NativeLinkTests",
             dependencies: ["LinprobeHDF5", "LinprobeBLAS", "LinprobeCodecs"]),
         .executableTarget(
-            name: "StoreKillHelper", dependencies: ["LinprobeStore", "LinprobeTestSupport"],
-            path: "Tests/StoreKillHelper"),
+            name: "LinprobeTestHelper", dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeTestSupport"],
+            path: "Tests/LinprobeTestHelper"),
         .testTarget(
             name: "LinprobeStoreTests",
-            dependencies: ["LinprobeStore", "LinprobeTestSupport", "StoreKillHelper"]),
+            dependencies: ["LinprobeStore", "LinprobeTestSupport", "LinprobeTestHelper"]),
         .testTarget(
             name: "LinprobeCoreTests",
-            dependencies: ["LinprobeCore", "LinprobeTestSupport"]),
+            dependencies: ["LinprobeCore", "LinprobeTestSupport", "LinprobeTestHelper"]),
         .testTarget(
             name: "LinprobeCheckpointTests",
             dependencies: ["LinprobeCheckpoint", "LinprobeTestSupport"]),

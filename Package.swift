@@ -73,6 +73,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
+        // MARK: - Benchmarks (run by `make bench`, never by the tests)
+
+        .executableTarget(name: "bench-store", dependencies: ["LinprobeCore", "LinprobeStore"], path: "Benchmarks/store/Sources"),
+
         // MARK: - Tests
 
         .target(name: "LinprobeTestSupport", dependencies: ["LinprobeCore"], path: "Tests/LinprobeTestSupport"),

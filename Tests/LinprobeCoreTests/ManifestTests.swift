@@ -75,3 +75,24 @@ import Testing
         #expect(throws: LinprobeError.self) { try cache.sha256(of: dir.file("missing.bin")) }
     }
 }
+
+@Suite struct ManifestSchemaTests {
+    @Test func writtenManifestValidatesAgainstItsSchema() throws {
+        let dir = try TemporaryDirectory()
+        let store = ManifestStore(workdir: dir.path)
+        _ = try runStage("extract", fingerprint: "0123456789abcdef", manifest: store, inputs: ["weights_sha256": "ff"],
+                         parameters: ["depth": 50], outputs: [], pipeline: "demo") { nil }
+        let json = try JSONValue.parse(String(contentsOfFile: store.path, encoding: .utf8))
+        let validator = try SchemaValidator(schemaPath: schemaPath("manifest.schema.json"))
+        #expect(validator.validate(json) == [])
+        // The validator is not vacuous: a record with a bad status fails.
+        var broken = json
+        if case .object(var o) = broken, case .object(var records) = o["records"], case .object(var r) = records.values.first {
+            r["status"] = "finished"
+            records[records.keys.first!] = .object(r)
+            o["records"] = .object(records)
+            broken = .object(o)
+        }
+        #expect(!validator.validate(broken).isEmpty)
+    }
+}

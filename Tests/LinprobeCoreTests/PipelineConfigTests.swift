@@ -83,6 +83,7 @@ import LinprobeTestSupport
                 "config.LINPROBE.STAGES=[extract, train-svm]",
                 "config.MODEL.HEAD.BATCHNORM_EPS=1e-3",
                 "config.LINPROBE.REPORT.TITLE=My run: *.jpg",
+                "config.LINPROBE.DATASET_CATALOG=yes",  // Hydra: a string, not a boolean
             ])
         #expect(try config.node("SVM.max_iter").int() == 500)
         #expect(try config.node("SVM.dual").bool() == false)
@@ -99,6 +100,7 @@ import LinprobeTestSupport
         #expect(try config.node("LINPROBE.STAGES").strings() == ["extract", "train-svm"])
         #expect(config.node("MODEL.HEAD.BATCHNORM_EPS").value == .double(1e-3))
         #expect(try config.node("LINPROBE.REPORT.TITLE").string() == "My run: *.jpg")
+        #expect(try config.node("LINPROBE.DATASET_CATALOG").string() == "yes")
         #expect(config.origin(of: "SVM.max_iter") == .override("config.SVM.max_iter=500"))
         #expect(config.isExplicit("SVM.low_shot.k_values"))
         #expect(!config.isExplicit("SVM.low_shot.sample_inds"))
@@ -198,6 +200,9 @@ import LinprobeTestSupport
         expectConfigError(["DATA.TRAIN.BATCHSIZE_PER_REPLICA", "override 'config.DATA.TRAIN.BATCHSIZE_PER_REPLICA=32x'", "expected an integer", "32x"]) {
             _ = try loadConfig("", ["config.DATA.TRAIN.BATCHSIZE_PER_REPLICA=32x"])
         }
+        expectConfigError(["SVM.dual", "expected true or false", "\"yes\""]) {
+            _ = try loadConfig("", ["config.SVM.dual=yes"])  // as Hydra reads it: the string "yes"
+        }
         expectConfigError(["SVM.costs.costs_list", "expected a list of numbers", "[\"a\",\"b\"]"]) {
             _ = try loadConfig("", ["config.SVM.costs.costs_list=[a,b]"])
         }
@@ -243,6 +248,9 @@ import LinprobeTestSupport
         ("config=benchmark/linear_image_classification/voc07/eval", "first argument"),
         ("+config/benchmark/models=resnet50_w2", "config-group"),
         ("config.SVM.costs={costs_list: [1, 2}", "unbalanced"),
+        ("config.SVM.max_iter=1,2", "sweep"),
+        ("config.SVM.costs.costs_list=[1,2,]", "item is missing"),
+        (#"config.LINPROBE.REPORT.TITLE="a"b"#, "unexpected text"),
     ])
     func badOverrideSyntaxNamesTheOverride(_ override: String, _ why: String) {
         expectConfigError(["bad override '\(override)'", why]) {
@@ -300,9 +308,10 @@ import LinprobeTestSupport
         #expect(d.isNaN)
     }
 
-    @Test(arguments: ["yes", "1e3", "a: b", "#x", "", "  spaced  ", "quote\"s", "ünïcode", "null", "[1]", "-x", "x, y", "tab\there", "new\nline", "0x10", "~"])
+    @Test(arguments: ["yes", "1e3", "a: b", "#x", "", "  spaced  ", "quote\"s", "ünïcode", "null", "[1]", "-x", "x, y", "tab\there", "new\nline", "0x10", "~", "1:30"])
     func stringsRoundTripThroughPrintedYAML(_ title: String) throws {
-        let config = try loadConfig("", ["config.LINPROBE.REPORT.TITLE=" + JSONValue.string(title).canonicalText])
+        // JSON string text is valid YAML double-quoted text.
+        let config = try loadConfig("LINPROBE:\n  REPORT:\n    TITLE: " + JSONValue.string(title).canonicalText + "\n")
         #expect(try config.node("LINPROBE.REPORT.TITLE").string() == title)
         let again = try loadConfig(config.yamlText)
         #expect(try again.node("LINPROBE.REPORT.TITLE").string() == title)
@@ -359,9 +368,9 @@ import LinprobeTestSupport
         try FileManager.default.createDirectory(atPath: tmp.file("repo/pipelines"), withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: tmp.file("repo/.build/release"), withIntermediateDirectories: true)
         let paths = PipelineConfig.defaultSearchPaths(
-            environment: ["LINPROBE_PIPELINES": "/a:/b"], currentDirectory: "/work/here",
+            environment: ["LINPROBE_PIPELINES": "/a:/b"], currentDirectory: "/srv/here",
             executablePath: tmp.file("repo/.build/release/linprobe"))
-        #expect(paths == ["/work/here/pipelines", "/a", "/b", URL(fileURLWithPath: tmp.file("repo/pipelines")).standardizedFileURL.path])
+        #expect(paths == ["/srv/here/pipelines", "/a", "/b", URL(fileURLWithPath: tmp.file("repo/pipelines")).standardizedFileURL.path])
         // Without a pipelines/ folder, the nominal <exe>/../../../pipelines is listed.
         let bare = PipelineConfig.defaultSearchPaths(environment: [:], currentDirectory: "/w", executablePath: "/x/y/z/linprobe")
         #expect(bare == ["/w/pipelines", "/x/pipelines"])

@@ -1,7 +1,8 @@
 /// One command-line override in VISSL's (Hydra's) spelling: `config.A.B=value`, also `A.B=value`,
-/// `+config.A.B=value` and `++config.A.B=value`. The value is a YAML scalar, a flow list
-/// (`[1, 2]`, nested lists such as the pool-op map) or a flow mapping (`{a: 1}`); an empty value
-/// is the empty string, as in Hydra.
+/// `+config.A.B=value` and `++config.A.B=value`. The value is read as Hydra reads it: a scalar
+/// (`true`/`False`, `null`, `8`, `1e-3`, `inf`, else a string — `yes` stays a string), a quoted
+/// string, a list (`[1, 2]`, nested lists such as the pool-op map) or a mapping (`{a: 1}`);
+/// an empty value is the empty string. Comma-separated sweeps (`a,b`) are refused.
 public struct ConfigOverride: Sendable, Equatable {
     /// The override as given.
     public let text: String
@@ -42,20 +43,13 @@ public struct ConfigOverride: Sendable, Equatable {
     }
 
     private static func parseValue(_ text: String, bad: (String) -> LinprobeError) throws -> JSONValue {
-        if text.isEmpty { return .string("") }
         if let problem = bracketProblem(text) { throw bad(problem) }
-        let first = text.first
-        if first == "[" || first == "{" || first == "\"" || first == "'" {
-            do {
-                guard let item = try ConfigYAML.parse(text, source: "value") else { return .null }
-                return item.json
-            } catch let error as LinprobeError {
-                throw bad(error.message.replacingOccurrences(of: "value: ", with: ""))
-            }
+        var parser = HydraValueParser(text)
+        do {
+            return try parser.parseTop()
+        } catch let problem as HydraValueParser.Problem {
+            throw bad(problem.message)
         }
-        // A bare scalar: resolved as a plain YAML scalar, with no further YAML syntax, so
-        // values such as `*.jpg` or `a: b` stay strings.
-        return ConfigYAML.resolvePlain(text)
     }
 
     /// Unbalanced `[`/`]` or `{`/`}` outside quotes, as a message.
@@ -67,8 +61,8 @@ public struct ConfigOverride: Sendable, Equatable {
             if let q = quote {
                 if escaped {
                     escaped = false
-                } else if c == "\\" && q == "\"" {
-                    escaped = true  // backslash escapes exist in double quotes only
+                } else if c == "\\" {
+                    escaped = true  // a backslash escapes the quote character (Hydra)
                 } else if c == q {
                     quote = nil
                 }

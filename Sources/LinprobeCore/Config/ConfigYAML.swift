@@ -109,7 +109,7 @@ enum ConfigYAML {
             body = body.dropFirst()
         }
         guard let first = body.first, first.isASCII, first.isNumber else { return nil }
-        if body.contains(":") { return nil }  // sexagesimal: rare, left as a string
+        if body.contains(":") { return sexagesimalInt(body, negative: negative) }
         let digits: Substring
         let radix: Int
         if body.hasPrefix("0b") {
@@ -131,6 +131,50 @@ enum ConfigYAML {
         return Int64(exactly: magnitude)
     }
 
+    /// YAML 1.1 base-60 integers, e.g. `1:30` = 90: `[1-9][0-9_]*(:[0-5]?[0-9])+`.
+    private static func sexagesimalInt(_ body: Substring, negative: Bool) -> Int64? {
+        let parts = body.split(separator: ":", omittingEmptySubsequences: false)
+        guard let head = parts.first, let h = head.first, h != "0", h.isASCII, h.isNumber,
+              head.allSatisfy({ ($0.isASCII && $0.isNumber) || $0 == "_" }),
+              var value = Int64(head.filter { $0 != "_" })
+        else { return nil }
+        for part in parts.dropFirst() {
+            guard (1...2).contains(part.count), part.allSatisfy({ $0.isASCII && $0.isNumber }),
+                  let digit = Int64(part), digit < 60 || (part.count == 1)
+            else { return nil }
+            if part.count == 2, part.first.map({ $0 > "5" }) == true { return nil }
+            let (m, o1) = value.multipliedReportingOverflow(by: 60)
+            let (sum, o2) = m.addingReportingOverflow(digit)
+            guard !o1, !o2 else { return nil }
+            value = sum
+        }
+        return negative ? -value : value
+    }
+
+    /// YAML 1.1 base-60 floats, e.g. `1:30.5` = 90.5: `[0-9][0-9_]*(:[0-5]?[0-9])+\.[0-9_]*`.
+    private static func sexagesimalFloat(_ s: String) -> Double? {
+        var body = Substring(s)
+        var negative = false
+        if let f = body.first, f == "+" || f == "-" { negative = f == "-"; body = body.dropFirst() }
+        guard let dot = body.lastIndex(of: "."), body[..<dot].contains(":") else { return nil }
+        let fraction = body[body.index(after: dot)...]
+        guard fraction.allSatisfy({ ($0.isASCII && $0.isNumber) || $0 == "_" }) else { return nil }
+        let parts = body[..<dot].split(separator: ":", omittingEmptySubsequences: false)
+        guard let head = parts.first, let h = head.first, h.isASCII, h.isNumber,
+              head.allSatisfy({ ($0.isASCII && $0.isNumber) || $0 == "_" }),
+              var value = Double(head.filter { $0 != "_" })
+        else { return nil }
+        for (k, part) in parts.dropFirst().enumerated() {
+            guard (1...2).contains(part.count), part.allSatisfy({ $0.isASCII && $0.isNumber }),
+                  part.count == 1 || part.first.map({ $0 <= "5" }) == true,
+                  let digit = Double(part)
+            else { return nil }
+            let last = k == parts.count - 2
+            value = value * 60 + (last ? digit + (Double("0." + fraction.filter { $0 != "_" }) ?? 0) : digit)
+        }
+        return negative ? -value : value
+    }
+
     /// OmegaConf's float forms: `1.5`, `1.`, `1e-5`, `.5`, `1.5e3`, `.inf`, `.nan`.
     private static func parseFloat(_ s: String) -> Double? {
         switch s {
@@ -139,6 +183,7 @@ enum ConfigYAML {
         case ".nan", ".NaN", ".NAN": return .nan
         default: break
         }
+        if s.contains(":") { return sexagesimalFloat(s) }
         let c = Array(s.utf8)
         var i = 0
         func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }

@@ -258,6 +258,14 @@ import LinprobeTestSupport
         }
     }
 
+    @Test func interpolationsAreRefusedWhereLinprobeReadsTheValue() throws {
+        expectConfigError(["MODEL.WEIGHTS_INIT.PARAMS_FILE", "${oc.env:HOME}/w.torch", "interpolation"]) {
+            _ = try loadConfig("MODEL:\n  WEIGHTS_INIT:\n    PARAMS_FILE: ${oc.env:HOME}/w.torch\n")
+        }
+        // In a key Linprobe ignores it does not matter.
+        #expect(try loadConfig("CHECKPOINT:\n  DIR: ${hydra:runtime.cwd}\n").ignoredKeys == ["CHECKPOINT.DIR"])
+    }
+
     @Test func duplicateAndConflictingSettings() throws {
         expectConfigError(["duplicate key 'max_iter'", "line 3", "first at line 2"]) {
             _ = try loadConfig("SVM:\n  max_iter: 1\n  max_iter: 2\n")

@@ -112,7 +112,7 @@ public enum LinprobeKeys {
         .linprobe("LINPROBE.THREADS", .integer, default: 0, min: 0, "Compute threads (0 = all cores)."),
         .linprobe("LINPROBE.TRAIN_VIEWS", .integer, default: 1, min: 1, "Augmented views of each training image stored for linear training."),
         .linprobe("LINPROBE.STRICT_IMAGES", .bool, default: false, "Fail on an unreadable image instead of replacing it with a gray image."),
-        .linprobe("LINPROBE.DATASET_CATALOG", .string, default: "", "Dataset catalog JSON (\"\" = $LINPROBE_DATASET_CATALOG, $VISSL_DATASET_CATALOG_PATH, then pipelines/dataset_catalog.json)."),
+        .linprobe("LINPROBE.DATASET_CATALOG", .string, default: "", "Dataset catalog JSON (\"\" = $LINPROBE_DATASET_CATALOG, else $VISSL_DATASET_CATALOG_PATH, else the built-in search)."),
         .linprobe("LINPROBE.INPUT_SIZE", .integer, default: 0, min: 0, "Trunk input side in pixels (0 = as the transforms give)."),
         .linprobe("LINPROBE.SVM.LOW_SHOT", .bool, default: false, "Run the low-shot SVM protocol (SVM.low_shot.*) instead of the full one."),
         .linprobe("LINPROBE.SVM.SELECT_BY", .string, default: "cv", oneOf: ["cv"], "How each class's cost is chosen (cv: VISSL's cross-validated AP)."),

@@ -406,11 +406,30 @@ private final class Layer {
         case .failure(.outOfRange(let v)):
             throw LinprobeError.config("\(key.path) (\(origin)): \(v.displayText) is out of range; expected \(key.limitsText)")
         }
+        if let s = checked.firstString(where: { $0.contains("${") }) {
+            throw LinprobeError.config("\(key.path) (\(origin)): '\(s)' is an OmegaConf interpolation, which Linprobe does not resolve; write the value itself")
+        }
         if let previous = assignments[key.path], previous.value != checked {
             let how = previous.spelled == spelled ? "" : " (as \(previous.spelled) and \(spelled))"
             throw LinprobeError.config("\(key.path) is set twice with different values\(how): \(previous.value.canonicalText) at \(previous.origin), \(checked.canonicalText) at \(origin); keep one")
         }
         assignments[key.path] = Assignment(path: key.path, value: checked, origin: origin, spelled: spelled)
+    }
+}
+
+extension JSONValue {
+    /// The first string inside the value (depth first) that satisfies `predicate`.
+    func firstString(where predicate: (String) -> Bool) -> String? {
+        switch self {
+        case .string(let s): return predicate(s) ? s : nil
+        case .array(let items):
+            for item in items { if let s = item.firstString(where: predicate) { return s } }
+            return nil
+        case .object(let o):
+            for key in o.keys.sorted() { if let s = o[key]?.firstString(where: predicate) { return s } }
+            return nil
+        default: return nil
+        }
     }
 }
 

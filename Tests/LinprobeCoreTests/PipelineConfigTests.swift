@@ -172,6 +172,10 @@ import LinprobeTestSupport
         ("config.MODEL.RESNETS.DEPTH=101", "MODEL.RESNETS.DEPTH", "MODEL.TRUNK.RESNETS.DEPTH"),
         ("config.svm.costs.costs_list=[1]", "svm.costs.costs_list", "SVM.costs.costs_list"),
         ("config.SVM.max_iters=3", "SVM.max_iters", "SVM.max_iter"),
+        ("config.DATA.TRAIN.BATCH_SIZE=3", "DATA.TRAIN.BATCH_SIZE", "DATA.TRAIN.BATCHSIZE_PER_REPLICA"),
+        ("config.SVM.costs.cost_list=[1]", "SVM.costs.cost_list", "SVM.costs.costs_list"),
+        ("config.LINPROBE.THREAD=2", "LINPROBE.THREAD", "LINPROBE.THREADS"),
+        ("config.OPTIMIZER.lr=0.1", "OPTIMIZER.lr", "OPTIMIZER.param_schedulers.lr"),
         ("config.MACHINE.DEVICE.x=1", "MACHINE.DEVICE.x", "MACHINE.DEVICE"),
         ("config.OPTIMIZER.param_schedulers.lr.milestone=[1]", "OPTIMIZER.param_schedulers.lr.milestone", "OPTIMIZER.param_schedulers.lr.milestones"),
     ])

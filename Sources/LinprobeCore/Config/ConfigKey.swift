@@ -5,6 +5,7 @@
 //                                VISSLKeyTree+Generated.swift by scripts/gen_vissl_keys.py
 //   ConfigYAML.swift           — YAML reading with VISSL's (OmegaConf's) scalar rules, and writing
 //   ConfigOverride.swift       — `config.A.B=value` override parsing
+//   HydraValueParser.swift     — override values read by Hydra's grammar
 //   KeySpace.swift             — what a dotted path means (Linprobe key, VISSL key to ignore, alias, unknown)
 //   PipelineConfig.swift       — the loader: defaults ⊕ pipeline file ⊕ overrides → effective config
 //   PipelineSchema.swift       — the JSON Schema of pipeline files, generated from the registry

@@ -93,40 +93,62 @@ struct KeySpace: Sendable {
         let bad = depth < parts.count ? parts[depth] : (parts.last ?? "")
         let rest = depth + 1 < parts.count ? parts[(depth + 1)...].joined(separator: ".") : ""
 
-        // 1. Same name elsewhere in the tree (case-insensitive), e.g. RESNETS under MODEL.
-        let wanted = ([bad] + (rest.isEmpty ? [] : [rest])).joined(separator: ".").lowercased()
         let all = allPaths
-        let elsewhere = all.filter { $0.lowercased().hasSuffix("." + wanted) || $0.lowercased() == wanted }
-        if let best = elsewhere.min(by: { ($0.count, $0) < ($1.count, $1) }) { return best }
-
-        // 2. Below a plain value (e.g. MACHINE.DEVICE.x): the value's own key.
         let siblings = Array(children[prefix] ?? [])
+        func join(_ a: String, _ b: String) -> String { a.isEmpty ? b : "\(a).\(b)" }
+        /// The corrected path, keeping the rest of the user's path when it is then valid.
+        func corrected(_ name: String) -> String {
+            let fixed = join(prefix, name)
+            if !rest.isEmpty, case .unknown = meaning(of: "\(fixed).\(rest)") { return fixed }
+            return rest.isEmpty ? fixed : "\(fixed).\(rest)"
+        }
+
+        // 1. A sibling spelled almost the same, or containing the other once case and underscores
+        //    are ignored (BATCH_SIZE → BATCHSIZE_PER_REPLICA, SEED → SEED_VALUE).
+        let ranked = siblings.map { (name: $0, score: nameScore($0, bad)) }
+            .sorted { ($0.score, $0.name) < ($1.score, $1.name) }
+        if let best = ranked.first, best.score <= 1 { return corrected(best.name) }
+
+        // 2. The same name elsewhere in the tree (case-insensitive): RESNETS under MODEL.TRUNK.
+        let wanted = ([bad] + (rest.isEmpty ? [] : [rest])).joined(separator: ".").lowercased()
+        let elsewhere = all.filter { $0.lowercased().hasSuffix("." + wanted) || $0.lowercased() == wanted }
+        if let best = elsewhere.min(by: { (usedRank($0), $0.count, $0) < (usedRank($1), $1.count, $1) }) { return best }
+
+        // 3. Below a plain value (e.g. MACHINE.DEVICE.x): the value's own key.
         if siblings.isEmpty, !prefix.isEmpty { return prefix }
 
-        // 3. The closest sibling of the bad component.
-        let scored = siblings.map { (name: $0, distance: editDistance($0.lowercased(), bad.lowercased())) }
-        if let best = scored.min(by: { ($0.distance, $0.name) < ($1.distance, $1.name) }),
-           best.distance <= max(2, bad.count / 2) {
-            let corrected = prefix.isEmpty ? best.name : "\(prefix).\(best.name)"
-            if !rest.isEmpty {
-                let full = "\(corrected).\(rest)"
-                if case .unknown = meaning(of: full) {} else { return full }
-            }
-            return corrected
-        }
+        // 4. A sibling within a few edits.
+        if let best = ranked.first, best.score <= max(2, bad.count / 3) { return corrected(best.name) }
 
-        // 4. The closest path anywhere, by the last component and then the whole path.
+        // 5. The closest key below the valid prefix, else anywhere: by the last component, keys
+        //    Linprobe reads first, then by the whole path.
         let target = path.lowercased()
-        let lastBad = (parts.last ?? bad).lowercased()
-        let best = all.min { a, b in
-            let la = a.split(separator: ".").last.map { String($0).lowercased() } ?? a
-            let lb = b.split(separator: ".").last.map { String($0).lowercased() } ?? b
-            let da = (editDistance(la, lastBad), editDistance(a.lowercased(), target))
-            let db = (editDistance(lb, lastBad), editDistance(b.lowercased(), target))
-            return da != db ? da < db : a < b
+        let lastBad = parts.last ?? bad
+        func rank(_ candidate: String) -> (Int, Int, Int) {
+            let last = candidate.split(separator: ".").last.map(String.init) ?? candidate
+            return (nameScore(last, lastBad), usedRank(candidate), editDistance(candidate.lowercased(), target))
         }
-        return best ?? (scored.min(by: { $0.distance < $1.distance }).map { prefix.isEmpty ? $0.name : "\(prefix).\($0.name)" } ?? "")
+        let pool = prefix.isEmpty ? all : all.filter { $0.hasPrefix(prefix + ".") }
+        let best = pool.min { a, b in
+            let (ra, rb) = (rank(a), rank(b))
+            return ra != rb ? ra < rb : a < b
+        }
+        return best ?? prefix
     }
+
+    /// 0 for a key Linprobe reads or a branch holding one, 1 for other VISSL keys.
+    private func usedRank(_ path: String) -> Int {
+        registry[path] != nil || registryBranches.contains(path) ? 0 : 1
+    }
+}
+
+/// How far apart two key names are: their edit distance (ignoring case), or at most 1 when one
+/// contains the other once case and underscores are ignored (both at least 3 letters).
+func nameScore(_ candidate: String, _ wanted: String) -> Int {
+    let d = editDistance(candidate.lowercased(), wanted.lowercased())
+    let a = candidate.lowercased().filter { $0 != "_" }, b = wanted.lowercased().filter { $0 != "_" }
+    let contains = a.count >= 3 && b.count >= 3 && (a.contains(b) || b.contains(a))
+    return contains ? min(d, 1) : d
 }
 
 /// Levenshtein distance (insertions, deletions, substitutions) over characters.

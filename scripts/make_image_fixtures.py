@@ -317,6 +317,9 @@ def make_decode_expectations():
             if rgb.nbytes <= SMALL:
                 np.save(os.path.join(DECODED, name + ".npy"), rgb)
                 entry["array"] = "decoded/" + name + ".npy"
+            if name.startswith(("rgba16", "ga16")):
+                with Image.open(path) as im:
+                    np.save(os.path.join(DECODED, name + ".alpha.npy"), np.asarray(im.convert("RGBA"))[..., 3].copy())
         except Exception as e:  # noqa: BLE001 - PIL's verdict is the expectation
             entry["error"] = f"{type(e).__name__}: {e}"
         out[name] = entry

@@ -30,6 +30,7 @@ public final class ImageDecoder: @unchecked Sendable {
     /// CMYK or 16-bit scratch (reused).
     var scratch: [UInt8] = []
     var scratch2: [UInt8] = []
+    var scratch3: [UInt8] = []
 
     public init() {}
 

@@ -16,7 +16,9 @@ internal import CLinprobePNG
 /// - 16-bit images with an alpha channel: opaque pixels are exact; for translucent pixels the
 ///   unpremultiplied high byte cannot be recovered exactly through this API, so it is taken from
 ///   a second, 8-bit read (libpng rounds `v/257` where PIL truncates `v/256`), refined by the
-///   premultiplied value — off by at most one level, and only there.
+///   premultiplied value — off by at most one level, and only there. (For interlaced files the
+///   8-bit read is unusable — a libpng bug — and translucent pixels are unpremultiplied, exact
+///   within one level where alpha ≥ 1/256, unknown — black — where alpha is 0.)
 extension ImageDecoder {
     func decodePNG(_ bytes: UnsafeRawBufferPointer, into image: inout RGBImage) -> DecodeOutcome {
         guard let header = PNGStructure.scanAndStrip(bytes, into: &scratch2) else {
@@ -75,18 +77,21 @@ extension ImageDecoder {
         @inline(__always) func pil(_ v: Int) -> UInt8 {
             grayI16 ? UInt8(min(v, 255)) : UInt8(v >> 8)
         }
-        if alphaChannel {
+        // libpng 1.6.39 garbles this 8-bit read for interlaced 16-bit images: there, the high
+        // byte is estimated from the premultiplied value alone.
+        let useRounded = alphaChannel && !header.interlaced
+        if useRounded {
             // Second read: 8-bit, unpremultiplied, no gamma change (16-bit data declared sRGB).
             var format8 = UInt32(PNG_FORMAT_FLAG_ALPHA)
             if color { format8 |= UInt32(PNG_FORMAT_FLAG_COLOR) }
-            if let failure = readPNG(data, format: format8, flags: UInt32(PNG_IMAGE_FLAG_16BIT_sRGB), into: &scratch2) {
+            if let failure = readPNG(data, format: format8, flags: UInt32(PNG_IMAGE_FLAG_16BIT_sRGB), into: &scratch3) {
                 return .unreadable(failure)
             }
         }
         let key = header.trnsKey16
         scratch.withUnsafeBytes { raw in
             let s = raw.bindMemory(to: UInt16.self)
-            scratch2.withUnsafeBufferPointer { s8 in
+            scratch3.withUnsafeBufferPointer { s8 in
                 image.pixels.withUnsafeMutableBufferPointer { dst in
                     for i in 0..<n {
                         let a = withAlpha ? Int(s[i * stride + channels]) : 65535
@@ -99,7 +104,8 @@ extension ImageDecoder {
                                 // Only a tRNS key makes pixels transparent here: restore the key.
                                 v = pil(key.isEmpty ? 0 : Int(key[min(c, key.count - 1)]))
                             } else {
-                                v = highByte(premultiplied: p, alpha: a, rounded8: Int(s8[i * stride + c]))
+                                v = useRounded ? highByte(premultiplied: p, alpha: a, rounded8: Int(s8[i * stride + c]))
+                                    : highByte(premultiplied: p, alpha: a)
                             }
                             if channels == 3 {
                                 dst[3 * i + c] = v
@@ -176,12 +182,20 @@ func highByte(premultiplied p: Int, alpha a: Int, rounded8 r: Int) -> UInt8 {
     return UInt8(clamping: best < 0 ? r : best)
 }
 
+/// The high byte of a 16-bit sample known only premultiplied by `a` (0 when `a` is 0).
+@inline(__always)
+func highByte(premultiplied p: Int, alpha a: Int) -> UInt8 {
+    guard a > 0 else { return 0 }
+    return UInt8(min(255, ((p * 65535 + a / 2) / a) >> 8))
+}
+
 /// IHDR facts and `tRNS`, gathered while copying the stream without its colour-space chunks.
 struct PNGStructure {
     var width = 0
     var height = 0
     var bitDepth = 0
     var colorType = 0
+    var interlaced = false
     var trns: [UInt8]?
     var strippedCount = 0
 
@@ -223,6 +237,7 @@ struct PNGStructure {
         s.height = be32(20)
         s.bitDepth = Int(b[24])
         s.colorType = Int(b[25])
+        s.interlaced = b[28] != 0
         if out.count < n { out = [UInt8](repeating: 0, count: n) }
         var written = 0
         out.withUnsafeMutableBytes { dst in

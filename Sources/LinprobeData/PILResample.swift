@@ -150,9 +150,11 @@ struct Resampler {
     /// Writes the part `window` (in output coordinates, inside `0..<outW × 0..<outH`) of
     /// `Image.resize((outW, outH), filter)` of the image `src` to `dst` (rows `dstRowBytes` apart).
     ///
-    /// Pillow resizes horizontally first into an 8-bit intermediate image of the source rows the
-    /// vertical pass needs, then vertically; each pass is skipped when that dimension keeps its
-    /// size. Computing only the window gives the same pixels as computing everything and cropping.
+    /// Pillow 13 resamples in two separable passes with an 8-bit intermediate image: horizontal
+    /// first (over the source rows the vertical pass needs), unless the height shrinks by more
+    /// than twice what the width shrinks by, then vertical first; a pass is skipped when its
+    /// dimension keeps its size. Computing only the window gives the same pixels as computing
+    /// everything and cropping.
     mutating func resize(_ src: PixelRegion, outW: Int, outH: Int, filter: ResampleFilter,
                          window: (x: Int, y: Int, w: Int, h: Int),
                          into dst: UnsafeMutablePointer<UInt8>, dstRowBytes: Int) {
@@ -170,87 +172,114 @@ struct Resampler {
         }
         let needH = outW != src.width
         let needV = outH != src.height
-        // Source rows the vertical pass reads.
-        var rowLo = window.y, rowHi = window.y + window.h
+        let dy = src.height - outH, dx = src.width - outW
+        let verticalFirst = dy > 0 && dy > dx * 2
         if needV {
             vertical.compute(inSize: src.height, outSize: outH, outRange: window.y..<(window.y + window.h), filter: filter)
-            rowLo = Int(vertical.first[0])
-            rowHi = Int(vertical.first[window.h - 1] + vertical.count[window.h - 1])
-            for i in 0..<window.h {
-                rowLo = min(rowLo, Int(vertical.first[i]))
-                rowHi = max(rowHi, Int(vertical.first[i] + vertical.count[i]))
-            }
         }
-        // Horizontal pass (or a view of the source columns) → intermediate rows rowLo..<rowHi,
-        // then the vertical pass (or a copy) into `dst`.
         if needH {
             horizontal.compute(inSize: src.width, outSize: outW, outRange: window.x..<(window.x + window.w), filter: filter)
+        }
+        if !verticalFirst {
+            // Source rows the vertical pass reads.
+            var rowLo = window.y, rowHi = window.y + window.h
+            if needV { (rowLo, rowHi) = Self.span(vertical) }
+            guard needH else {
+                let view = PixelRegion(base: src.base + rowLo * src.rowBytes + window.x * 3, width: window.w,
+                                       height: rowHi - rowLo, rowBytes: src.rowBytes)
+                Self.verticalPass(view, rowOffset: rowLo, width: window.w, vertical, into: dst, outRowBytes: dstRowBytes)
+                return
+            }
             let rows = rowHi - rowLo
-            let need = rows * window.w * 3
-            let t = temp.reserve(need)
-            let w = window.w, ksize = horizontal.ksize
-            let coefficients = horizontal
-            do {
-                coefficients.weights.withUnsafeBufferPointer { kk in
-                    coefficients.first.withUnsafeBufferPointer { firsts in
-                        coefficients.count.withUnsafeBufferPointer { counts in
-                            for r in 0..<rows {
-                                let line = src.base + (rowLo + r) * src.rowBytes
-                                let out = t + r * w * 3
-                                for xx in 0..<w {
-                                    let k = kk.baseAddress! + xx * ksize
-                                    let p = line + Int(firsts[xx]) * 3
-                                    var s0: Int32 = 1 << (AxisCoefficients.precisionBits - 1)
-                                    var s1 = s0, s2 = s0
-                                    for x in 0..<Int(counts[xx]) {
-                                        let c = k[x]
-                                        s0 &+= Int32(p[3 * x]) &* c
-                                        s1 &+= Int32(p[3 * x + 1]) &* c
-                                        s2 &+= Int32(p[3 * x + 2]) &* c
-                                    }
-                                    out[3 * xx] = clipFixed(s0)
-                                    out[3 * xx + 1] = clipFixed(s1)
-                                    out[3 * xx + 2] = clipFixed(s2)
-                                }
-                            }
-                        }
-                    }
-                }
-                let mid = PixelRegion(base: UnsafePointer(t), width: w, height: rows, rowBytes: w * 3)
-                verticalPass(mid, rowLo: rowLo, needV: needV, window: window, into: dst, dstRowBytes: dstRowBytes)
+            let t = temp.reserve(rows * window.w * 3)
+            let view = PixelRegion(base: src.base + rowLo * src.rowBytes, width: src.width, height: rows, rowBytes: src.rowBytes)
+            if needV {
+                Self.horizontalPass(view, colOffset: 0, rows: rows, horizontal, into: t, outRowBytes: window.w * 3)
+                let mid = PixelRegion(base: UnsafePointer(t), width: window.w, height: rows, rowBytes: window.w * 3)
+                Self.verticalPass(mid, rowOffset: rowLo, width: window.w, vertical, into: dst, outRowBytes: dstRowBytes)
+            } else {
+                let rowsView = PixelRegion(base: src.base + window.y * src.rowBytes, width: src.width, height: window.h,
+                                           rowBytes: src.rowBytes)
+                Self.horizontalPass(rowsView, colOffset: 0, rows: window.h, horizontal, into: dst, outRowBytes: dstRowBytes)
             }
         } else {
-            let mid = PixelRegion(base: src.base + rowLo * src.rowBytes + window.x * 3, width: window.w,
-                                  height: rowHi - rowLo, rowBytes: src.rowBytes)
-            verticalPass(mid, rowLo: rowLo, needV: needV, window: window, into: dst, dstRowBytes: dstRowBytes)
+            // Source columns the horizontal pass reads.
+            var colLo = window.x, colHi = window.x + window.w
+            if needH { (colLo, colHi) = Self.span(horizontal) }
+            let view = PixelRegion(base: src.base + colLo * 3, width: colHi - colLo, height: src.height, rowBytes: src.rowBytes)
+            guard needH else {
+                Self.verticalPass(view, rowOffset: 0, width: window.w, vertical, into: dst, outRowBytes: dstRowBytes)
+                return
+            }
+            let cols = colHi - colLo
+            let t = temp.reserve(window.h * cols * 3)
+            Self.verticalPass(view, rowOffset: 0, width: cols, vertical, into: t, outRowBytes: cols * 3)
+            let mid = PixelRegion(base: UnsafePointer(t), width: cols, height: window.h, rowBytes: cols * 3)
+            Self.horizontalPass(mid, colOffset: colLo, rows: window.h, horizontal, into: dst, outRowBytes: dstRowBytes)
         }
     }
 
-    private func verticalPass(_ mid: PixelRegion, rowLo: Int, needV: Bool, window: (x: Int, y: Int, w: Int, h: Int),
-                              into dst: UnsafeMutablePointer<UInt8>, dstRowBytes: Int) {
-        let rowBytesOut = window.w * 3
-        guard needV else {
-            for yy in 0..<window.h {
-                (dst + yy * dstRowBytes).update(from: mid.base + (window.y + yy - rowLo) * mid.rowBytes, count: rowBytesOut)
-            }
-            return
+    /// The input range `[lo, hi)` the coefficients of a run read.
+    private static func span(_ c: AxisCoefficients) -> (Int, Int) {
+        var lo = Int.max, hi = Int.min
+        for i in c.first.indices {
+            lo = min(lo, Int(c.first[i]))
+            hi = max(hi, Int(c.first[i] + c.count[i]))
         }
-        let ksize = vertical.ksize
-        vertical.weights.withUnsafeBufferPointer { kk in
-            for yy in 0..<window.h {
+        return (lo, hi)
+    }
+
+    /// `out[r][xx] = Σ in[r][first[xx] − colOffset + k] · w[xx][k]` for `rows` rows; `input.base`
+    /// is input column `colOffset`.
+    private static func horizontalPass(_ input: PixelRegion, colOffset: Int, rows: Int, _ c: AxisCoefficients,
+                                       into out: UnsafeMutablePointer<UInt8>, outRowBytes: Int) {
+        let w = c.first.count, ksize = c.ksize
+        c.weights.withUnsafeBufferPointer { kk in
+            c.first.withUnsafeBufferPointer { firsts in
+                c.count.withUnsafeBufferPointer { counts in
+                    for r in 0..<rows {
+                        let line = input.base + r * input.rowBytes
+                        let o = out + r * outRowBytes
+                        for xx in 0..<w {
+                            let k = kk.baseAddress! + xx * ksize
+                            let p = line + (Int(firsts[xx]) - colOffset) * 3
+                            var s0: Int32 = 1 << (AxisCoefficients.precisionBits - 1)
+                            var s1 = s0, s2 = s0
+                            for x in 0..<Int(counts[xx]) {
+                                let cw = k[x]
+                                s0 &+= Int32(p[3 * x]) &* cw
+                                s1 &+= Int32(p[3 * x + 1]) &* cw
+                                s2 &+= Int32(p[3 * x + 2]) &* cw
+                            }
+                            o[3 * xx] = clipFixed(s0)
+                            o[3 * xx + 1] = clipFixed(s1)
+                            o[3 * xx + 2] = clipFixed(s2)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `out[yy][i] = Σ in[first[yy] − rowOffset + k][i] · w[yy][k]` over `width` pixels;
+    /// `input.base` is input row `rowOffset`.
+    private static func verticalPass(_ input: PixelRegion, rowOffset: Int, width: Int, _ c: AxisCoefficients,
+                                     into out: UnsafeMutablePointer<UInt8>, outRowBytes: Int) {
+        let rowBytes = width * 3, ksize = c.ksize
+        c.weights.withUnsafeBufferPointer { kk in
+            for yy in 0..<c.first.count {
                 let k = kk.baseAddress! + yy * ksize
-                let y0 = Int(vertical.first[yy]) - rowLo
-                let taps = Int(vertical.count[yy])
-                let out = dst + yy * dstRowBytes
-                let top = mid.base + y0 * mid.rowBytes
-                for i in 0..<rowBytesOut {
+                let top = input.base + (Int(c.first[yy]) - rowOffset) * input.rowBytes
+                let taps = Int(c.count[yy])
+                let o = out + yy * outRowBytes
+                for i in 0..<rowBytes {
                     var s: Int32 = 1 << (AxisCoefficients.precisionBits - 1)
                     var p = top + i
                     for y in 0..<taps {
                         s &+= Int32(p.pointee) &* k[y]
-                        p += mid.rowBytes
+                        p += input.rowBytes
                     }
-                    out[i] = clipFixed(s)
+                    o[i] = clipFixed(s)
                 }
             }
         }

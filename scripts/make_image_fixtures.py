@@ -15,6 +15,14 @@ Writes Tests/Fixtures/images/:
                              CxHxW where the pipeline ends in ToTensor/Normalize
   versions.json              Pillow / torchvision / libjpeg-turbo versions used
 
+and Tests/Fixtures/data/ (datasets):
+  npy/*.npy                  NumPy files of every dtype/layout the filelist reader must handle
+                             (written by numpy itself), described in npy.json
+  filelist_*.npy             a small disk_filelist dataset over the image fixtures (relative paths)
+  voc/                       a miniature PASCAL VOC layout; voc.json = VISSL's listing and targets
+  data_limit.json            VISSL's DATA_LIMIT subsets (np.random.seed + np.random.choice,
+                             balanced and unbalanced) for several sizes, seeds and skips
+
 Image content is synthetic (seeded numpy) except two photos derived from scikit-learn's bundled
 sample images (china.jpg, flower.jpg), cropped and scaled to typical ImageNet sizes.
 """
@@ -422,18 +430,165 @@ def make_transform_expectations():
         json.dump(cases, f, indent=1)
 
 
+# ----------------------------------------------------------------------------- dataset fixtures
+
+DATA = os.path.join("Tests", "Fixtures", "data")
+
+
+def make_npy_fixtures():
+    d = os.path.join(DATA, "npy")
+    os.makedirs(d, exist_ok=True)
+    cases = {}
+
+    def put(name, arr, version=None, **expect):
+        path = os.path.join(d, name)
+        if version is None:
+            np.save(path, arr, allow_pickle=True)
+        else:
+            with open(path, "wb") as f:
+                np.lib.format.write_array(f, arr, version=version, allow_pickle=True)
+        cases[name] = expect
+
+    paths = ["a/x.jpg", "b/ü.png", "c/long_name_" + "z" * 40 + ".jpeg", ""]
+    put("unicode_le.npy", np.array(paths), dtype="<U", values=paths, shape=[4])
+    put("unicode_be.npy", np.array(paths).astype(">U57"), dtype=">U", values=paths, shape=[4])
+    put("bytes.npy", np.array([p.encode() for p in paths]), dtype="|S", values=paths, shape=[4])
+    put("unicode_v2.npy", np.array(paths), version=(2, 0), dtype="<U", values=paths, shape=[4])
+    put("unicode_v3.npy", np.array(paths), version=(3, 0), dtype="<U", values=paths, shape=[4])
+    ints = [3, -1, 0, 7, 2**31 - 1]
+    put("int32_le.npy", np.array(ints, dtype="<i4"), values=ints, shape=[5])
+    put("int64_be.npy", np.array(ints, dtype=">i8"), values=ints, shape=[5])
+    put("int16.npy", np.array(ints[:4], dtype="<i2"), values=ints[:4], shape=[4])
+    put("uint8.npy", np.array([0, 255, 7], dtype="u1"), values=[0, 255, 7], shape=[3])
+    m = np.array([[1, 0, -1], [0, 0, 1]], dtype=np.int32)
+    put("multi_label.npy", m, values=m.reshape(-1).tolist(), shape=[2, 3])
+    put("multi_label_fortran.npy", np.asfortranarray(m.astype(np.int64)), values=m.reshape(-1).tolist(), shape=[2, 3])
+    put("float_labels.npy", np.array([0.0, 1.5]), values=[0.0, 1.5], shape=[2])
+    put("object.npy", np.array(["a", 1, None], dtype=object), error="pickled object array")
+    put("scalar_int.npy", np.array(5, dtype=np.int64), values=[5], shape=[])
+    with open(os.path.join(DATA, "npy.json"), "w") as f:
+        json.dump(cases, f, indent=1, sort_keys=True)
+
+
+def make_filelist_fixture():
+    # Paths relative to Tests/Fixtures/images (the tests resolve them from there).
+    names = ["files/rgb420_67x45.jpg", "files/gray_50x70.jpg", "files/palette_52x38.png", "files/missing.jpg",
+             "files/truncated_half.jpg", "files/cmyk_43x31.jpg"]
+    np.save(os.path.join(DATA, "filelist_images.npy"), np.array(names))
+    np.save(os.path.join(DATA, "filelist_labels_str.npy"), np.array(["dog", "cat", "dog", "bird", "cat", "zebra"]))
+    np.save(os.path.join(DATA, "filelist_labels_int.npy"), np.array([1, 0, 1, 4, 0, 2], dtype=np.int32))
+    np.save(os.path.join(DATA, "filelist_labels_short.npy"), np.array([1, 0], dtype=np.int64))
+    np.save(os.path.join(DATA, "filelist_empty.npy"), np.array([], dtype="<U1"))
+
+
+def vissl_voc_listing(root, split):
+    """VISSL's get_voc_images_labels_info (vissl/data/datasets/pascal_voc.py), same steps."""
+    import glob
+    data_dir = os.path.join(root, "ImageSets", "Main")
+
+    def valid(files):
+        return [f for f in files if len(f.split("/")[-1].split("_")) == 2]
+
+    test_files = valid(glob.glob(os.path.join(data_dir, "*_test.txt")))
+    train_files = glob.glob(os.path.join(data_dir, "*_trainval.txt"))
+    if len(test_files) == 0:
+        train_files = glob.glob(os.path.join(data_dir, "*_train.txt"))
+        test_files = glob.glob(os.path.join(data_dir, "*_val.txt"))
+    test_files, train_files = valid(test_files), valid(train_files)
+    files = train_files if split == "train" else test_files
+    table = {}
+    for k, path in enumerate(sorted(files)):
+        with open(path) as f:
+            for line in f:
+                try:
+                    name, label = line.strip().split()
+                    if name not in table:
+                        table[name] = -np.ones(len(files), dtype=np.int32)
+                    label = int(label)
+                    label = 0 if label == -1 else (-1 if label == 0 else label)
+                    table[name][k] = label
+                except Exception:  # noqa: BLE001 - VISSL skips malformed lines
+                    pass
+    ids = sorted(table)
+    classes = [os.path.basename(f).split(".")[0].split("_")[0] for f in sorted(files)]
+    return {"images": [f"JPEGImages/{i}.jpg" for i in ids], "targets": [table[i].tolist() for i in ids], "classes": classes}
+
+
+def make_voc_fixture():
+    root = os.path.join(DATA, "voc")
+    main = os.path.join(root, "ImageSets", "Main")
+    jpeg = os.path.join(root, "JPEGImages")
+    os.makedirs(main, exist_ok=True)
+    os.makedirs(jpeg, exist_ok=True)
+    r = np.random.RandomState(7)
+    train_ids = ["000005", "000007", "000009", "000012", "000016"]
+    test_ids = ["000001", "000002", "000003", "000004"]
+    for i in train_ids + test_ids:
+        Image.fromarray(scene(12, 16, int(i))).save(os.path.join(jpeg, i + ".jpg"), quality=80)
+    for cls in ["person", "aeroplane", "cat"]:
+        for split, ids in [("trainval", train_ids), ("test", test_ids)]:
+            with open(os.path.join(main, f"{cls}_{split}.txt"), "w") as f:
+                for i in ids:
+                    f.write(f"{i} {r.choice([-1, 0, 1])}\n" if i != "000009" else f"{i}  {r.choice([-1, 1])}\n")
+                if cls == "cat" and split == "trainval":
+                    f.write("garbage line with four fields\n\n")
+    # Files VISSL ignores: no underscore, two underscores.
+    with open(os.path.join(main, "trainval.txt"), "w") as f:
+        f.write("\n".join(train_ids) + "\n")
+    with open(os.path.join(main, "cat_trainval_extra.txt"), "w") as f:
+        f.write("000005 1\n")
+    out = {"train": vissl_voc_listing(root, "train"), "test": vissl_voc_listing(root, "val")}
+    with open(os.path.join(DATA, "voc.json"), "w") as f:
+        json.dump(out, f, indent=1)
+
+
+def make_data_limit_fixture():
+    cases = []
+    for n, k, skip, seed in [(10, 3, 0, 0), (100, 10, 0, 0), (100, 10, 5, 1), (1000, 200, 17, 31337),
+                             (5011, 500, 0, 0), (37, 37, 0, 2**32 - 1)]:
+        np.random.seed(seed)
+        idx = np.random.choice(n, size=skip + k, replace=False)[skip:]
+        cases.append({"n": n, "limit": k, "skip": skip, "seed": seed, "balanced": False, "indices": idx.tolist()})
+    r = np.random.RandomState(3)
+    for n, classes, k, skip, seed in [(60, 3, 9, 0, 0), (200, 7, 20, 3, 5), (50, 5, 12, 6, 9)]:
+        labels = r.randint(0, classes, size=n)
+        # VISSL's balanced_sub_sampling (vissl/data/data_helper.py), same numpy calls.
+        groups = {}
+        for i, label in enumerate(labels):
+            groups.setdefault(int(label), []).append(i)
+        unique = sorted(groups)
+        sq, sr = divmod(skip, len(unique))
+        nq, nr = divmod(k, len(unique))
+        np.random.seed(seed)
+        for i, label in enumerate(unique):
+            take = nq + (1 if i < nr else 0)
+            sk = sq + (1 if i < sr else 0)
+            groups[label] = np.random.choice(groups[label], size=sk + take, replace=False)[sk:]
+        idx = np.concatenate([groups[label] for label in unique])
+        cases.append({"n": n, "limit": k, "skip": skip, "seed": seed, "balanced": True, "labels": labels.tolist(),
+                      "indices": [int(x) for x in idx]})
+    with open(os.path.join(DATA, "data_limit.json"), "w") as f:
+        json.dump(cases, f)
+
+
 def main():
     if not os.path.exists("Package.swift"):
         sys.exit("run from the repository root")
     make_files()
     make_decode_expectations()
     make_transform_expectations()
+    os.makedirs(DATA, exist_ok=True)
+    make_npy_fixtures()
+    make_filelist_fixture()
+    make_voc_fixture()
+    make_data_limit_fixture()
     versions = {"pillow": PIL.__version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
                 "libjpeg_turbo": features.version("libjpeg_turbo"), "numpy": np.__version__}
     with open(os.path.join(ROOT, "versions.json"), "w") as f:
         json.dump(versions, f, indent=1, sort_keys=True)
     total = sum(os.path.getsize(os.path.join(d, n)) for d, _, ns in os.walk(ROOT) for n in ns)
-    print(f"wrote {ROOT}: {total / 1e6:.2f} MB")
+    total += sum(os.path.getsize(os.path.join(d, n)) for d, _, ns in os.walk(DATA) for n in ns)
+    print(f"wrote {ROOT} and {DATA}: {total / 1e6:.2f} MB")
 
 
 if __name__ == "__main__":

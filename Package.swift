@@ -75,6 +75,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
+        // MARK: - Benchmarks
+
+        .executableTarget(
+            name: "LinprobeDataBench", dependencies: ["LinprobeData", "LinprobeCodecs", "LinprobeCore"],
+            path: "Benchmarks/data/LinprobeDataBench"),
+
         // MARK: - Tests
 
         .target(name: "LinprobeTestSupport", dependencies: ["LinprobeCore"], path: "Tests/LinprobeTestSupport"),

@@ -262,25 +262,26 @@ struct Resampler {
     }
 
     /// `out[yy][i] = Σ in[first[yy] − rowOffset + k][i] · w[yy][k]` over `width` pixels;
-    /// `input.base` is input row `rowOffset`.
+    /// `input.base` is input row `rowOffset`. Accumulates row by row into 32-bit sums (the same
+    /// integer arithmetic as Pillow, in an order the compiler vectorises).
     private static func verticalPass(_ input: PixelRegion, rowOffset: Int, width: Int, _ c: AxisCoefficients,
                                      into out: UnsafeMutablePointer<UInt8>, outRowBytes: Int) {
         let rowBytes = width * 3, ksize = c.ksize
+        let acc = UnsafeMutablePointer<Int32>.allocate(capacity: max(rowBytes, 1))
+        defer { acc.deallocate() }
         c.weights.withUnsafeBufferPointer { kk in
             for yy in 0..<c.first.count {
                 let k = kk.baseAddress! + yy * ksize
                 let top = input.base + (Int(c.first[yy]) - rowOffset) * input.rowBytes
                 let taps = Int(c.count[yy])
-                let o = out + yy * outRowBytes
-                for i in 0..<rowBytes {
-                    var s: Int32 = 1 << (AxisCoefficients.precisionBits - 1)
-                    var p = top + i
-                    for y in 0..<taps {
-                        s &+= Int32(p.pointee) &* k[y]
-                        p += input.rowBytes
-                    }
-                    o[i] = clipFixed(s)
+                acc.update(repeating: 1 << (AxisCoefficients.precisionBits - 1), count: rowBytes)
+                for y in 0..<taps {
+                    let w = k[y]
+                    let line = top + y * input.rowBytes
+                    for i in 0..<rowBytes { acc[i] &+= Int32(line[i]) &* w }
                 }
+                let o = out + yy * outRowBytes
+                for i in 0..<rowBytes { o[i] = clipFixed(acc[i]) }
             }
         }
     }

@@ -430,6 +430,26 @@ def make_transform_expectations():
         json.dump(cases, f, indent=1)
 
 
+def make_resize_sweep():
+    """Image.resize of one small image to many random sizes with every filter: all outputs
+    concatenated in resize_sweep.npy, the sizes in resize_sweep.json."""
+    src = rgb("rgb420_67x45.jpg").crop((5, 3, 5 + 37, 3 + 29))  # 37x29
+    r = np.random.RandomState(11)
+    filters = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "lanczos": Image.LANCZOS,
+               "box": Image.BOX, "hamming": Image.HAMMING, "nearest": Image.NEAREST}
+    cases, chunks, offset = [], [], 0
+    for i in range(150):
+        name = list(filters)[i % len(filters)]
+        w, h = int(r.randint(1, 80)), int(r.randint(1, 80))
+        out = np.asarray(src.resize((w, h), filters[name]))
+        cases.append({"filter": name, "width": w, "height": h, "offset": offset})
+        chunks.append(out.reshape(-1))
+        offset += out.size
+    np.save(os.path.join(EXPECTED, "resize_sweep.npy"), np.concatenate(chunks))
+    with open(os.path.join(ROOT, "resize_sweep.json"), "w") as f:
+        json.dump({"source": "rgb420_67x45.jpg", "crop": [5, 3, 37, 29], "cases": cases}, f)
+
+
 # ----------------------------------------------------------------------------- dataset fixtures
 
 DATA = os.path.join("Tests", "Fixtures", "data")
@@ -577,6 +597,7 @@ def main():
     make_files()
     make_decode_expectations()
     make_transform_expectations()
+    make_resize_sweep()
     os.makedirs(DATA, exist_ok=True)
     make_npy_fixtures()
     make_filelist_fixture()

@@ -115,3 +115,45 @@ func decodeFixture(_ name: String) throws -> RGBImage {
         #expect(agreement.exact == agreement.count, "\(c.name): \(agreement.summary)")
     }
 }
+
+/// `Image.resize` of a 37×29 crop to 150 random sizes (1…79 per side, up and down, asymmetric)
+/// with every PIL filter: all must be byte-identical (covers Pillow's pass-order rule).
+@Suite struct ResizeSweepTests {
+    struct Sweep: Decodable {
+        struct Case: Decodable {
+            var filter: String
+            var width: Int
+            var height: Int
+            var offset: Int
+        }
+        var source: String
+        var crop: [Int]
+        var cases: [Case]
+    }
+
+    @Test func everySizeAndFilterEqualsPIL() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: fixturePath("images/resize_sweep.json")))
+        let sweep = try JSONDecoder().decode(Sweep.self, from: data)
+        guard case .integers(let expected) = try NPYArray.read(path: fixturePath("images/expected/resize_sweep.npy")).values else {
+            Issue.record("resize_sweep.npy is not uint8")
+            return
+        }
+        let image = try decodeFixture(sweep.source)
+        #expect(sweep.cases.count == 150)
+        var failures = [String]()
+        for c in sweep.cases {
+            let filter = try #require(ResampleFilter(rawValue: c.filter))
+            let steps: [TransformStep] = [.resizedCrop(top: sweep.crop[1], left: sweep.crop[0], boxHeight: sweep.crop[3],
+                                                       boxWidth: sweep.crop[2], height: c.height, width: c.width, filter: filter)]
+            let runner = TransformRunner(pipeline: try TransformPipeline(steps: steps, requireTensor: false))
+            var random = TransformRandom(seed: 0)
+            let out = runner.transformToImage(image, random: &random).packedRGB
+            let want = expected[c.offset..<(c.offset + out.count)].map { UInt8($0) }
+            if out != want {
+                let differing = zip(out, want).filter { $0 != $1 }.count
+                failures.append("\(c.filter) 37×29→\(c.width)×\(c.height): \(differing) bytes differ")
+            }
+        }
+        #expect(failures.isEmpty, "\(failures.prefix(10))")
+    }
+}

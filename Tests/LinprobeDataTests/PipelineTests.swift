@@ -195,3 +195,30 @@ let imagenetNormalize: JSONValue = ["name": "Normalize", "mean": [0.485, 0.456, 
         #expect(serial == parallel)
     }
 }
+
+@Suite struct SplitInputTests {
+    @Test func loadsListingAndTransformsAndFeedsALoader() throws {
+        let node = ConfigNode(path: "DATA.TEST", value: [
+            "DATA_SOURCES": ["disk_filelist"], "LABEL_SOURCES": ["disk_filelist"],
+            "DATA_PATHS": .array([.string(fixturePath("data/voc"))]), "DEFAULT_GRAY_IMG_SIZE": 100,
+            "TRANSFORMS": [["name": "Resize", "size": 256], ["name": "Resize", "size": [224, 224]], ["name": "ToTensor"], imagenetNormalize],
+        ])
+        let input = try SplitInput.load(split: .test, data: node, catalog: nil)
+        #expect(input.listing.count == 4)
+        #expect(input.pipeline.fixedOutputShape == [3, 224, 224])
+        let loader = input.makeLoader(baseSeed: 0)
+        var out = [Float](repeating: 0, count: 3 * 224 * 224)
+        for (i, s) in input.listing.samples.enumerated() {
+            let r = try out.withUnsafeMutableBufferPointer { try loader.load(path: s.path, sampleIndex: i, into: $0) }
+            #expect(r.unreadable == nil && r.shape == [3, 224, 224])
+        }
+        #expect(input.description["default_gray_img_size"] == 100)
+    }
+
+    @Test func transformErrorsComeBeforeDatasetErrors() {
+        let node = ConfigNode(path: "DATA.TRAIN", value: [
+            "DATA_SOURCES": ["disk_folder"], "DATA_PATHS": ["/does/not/exist"], "TRANSFORMS": [["name": "Blur"]],
+        ])
+        expectError(["DATA.TRAIN.TRANSFORMS[0] (Blur)"], code: .invalidConfig) { _ = try SplitInput.load(split: .train, data: node, catalog: nil) }
+    }
+}

@@ -83,6 +83,8 @@ struct AxisCoefficients {
     var count: [Int32] = []
     /// `ksize` weights per output position.
     var weights: [Int32] = []
+    /// Unnormalised weights of one position (scratch).
+    private var k: [Double] = []
 
     static let precisionBits: Int32 = 32 - 8 - 2
 
@@ -100,7 +102,7 @@ struct AxisCoefficients {
         count.reserveCapacity(n)
         weights.reserveCapacity(n * ksize)
         let invFilterscale = 1.0 / filterscale
-        var k = [Double](repeating: 0, count: ksize)
+        if k.count < ksize { k = [Double](repeating: 0, count: ksize) }
         for xx in outRange {
             let center = 0.0 + (Double(xx) + 0.5) * scale
             var xmin = Int(center - support + 0.5)
@@ -146,6 +148,8 @@ struct Resampler {
     private var horizontal = AxisCoefficients()
     private var vertical = AxisCoefficients()
     private let temp = ScratchBuffer()
+    /// 32-bit row sums of the vertical pass (bytes reinterpreted).
+    private let sums = ScratchBuffer()
 
     /// Writes the part `window` (in output coordinates, inside `0..<outW × 0..<outH`) of
     /// `Image.resize((outW, outH), filter)` of the image `src` to `dst` (rows `dstRowBytes` apart).
@@ -187,7 +191,7 @@ struct Resampler {
             guard needH else {
                 let view = PixelRegion(base: src.base + rowLo * src.rowBytes + window.x * 3, width: window.w,
                                        height: rowHi - rowLo, rowBytes: src.rowBytes)
-                Self.verticalPass(view, rowOffset: rowLo, width: window.w, vertical, into: dst, outRowBytes: dstRowBytes)
+                Self.verticalPass(view, rowOffset: rowLo, width: window.w, vertical, sums: sums, into: dst, outRowBytes: dstRowBytes)
                 return
             }
             let rows = rowHi - rowLo
@@ -196,7 +200,7 @@ struct Resampler {
             if needV {
                 Self.horizontalPass(view, colOffset: 0, rows: rows, horizontal, into: t, outRowBytes: window.w * 3)
                 let mid = PixelRegion(base: UnsafePointer(t), width: window.w, height: rows, rowBytes: window.w * 3)
-                Self.verticalPass(mid, rowOffset: rowLo, width: window.w, vertical, into: dst, outRowBytes: dstRowBytes)
+                Self.verticalPass(mid, rowOffset: rowLo, width: window.w, vertical, sums: sums, into: dst, outRowBytes: dstRowBytes)
             } else {
                 let rowsView = PixelRegion(base: src.base + window.y * src.rowBytes, width: src.width, height: window.h,
                                            rowBytes: src.rowBytes)
@@ -208,12 +212,12 @@ struct Resampler {
             if needH { (colLo, colHi) = Self.span(horizontal) }
             let view = PixelRegion(base: src.base + colLo * 3, width: colHi - colLo, height: src.height, rowBytes: src.rowBytes)
             guard needH else {
-                Self.verticalPass(view, rowOffset: 0, width: window.w, vertical, into: dst, outRowBytes: dstRowBytes)
+                Self.verticalPass(view, rowOffset: 0, width: window.w, vertical, sums: sums, into: dst, outRowBytes: dstRowBytes)
                 return
             }
             let cols = colHi - colLo
             let t = temp.reserve(window.h * cols * 3)
-            Self.verticalPass(view, rowOffset: 0, width: cols, vertical, into: t, outRowBytes: cols * 3)
+            Self.verticalPass(view, rowOffset: 0, width: cols, vertical, sums: sums, into: t, outRowBytes: cols * 3)
             let mid = PixelRegion(base: UnsafePointer(t), width: cols, height: window.h, rowBytes: cols * 3)
             Self.horizontalPass(mid, colOffset: colLo, rows: window.h, horizontal, into: dst, outRowBytes: dstRowBytes)
         }
@@ -265,10 +269,9 @@ struct Resampler {
     /// `input.base` is input row `rowOffset`. Accumulates row by row into 32-bit sums (the same
     /// integer arithmetic as Pillow, in an order the compiler vectorises).
     private static func verticalPass(_ input: PixelRegion, rowOffset: Int, width: Int, _ c: AxisCoefficients,
-                                     into out: UnsafeMutablePointer<UInt8>, outRowBytes: Int) {
+                                     sums: ScratchBuffer, into out: UnsafeMutablePointer<UInt8>, outRowBytes: Int) {
         let rowBytes = width * 3, ksize = c.ksize
-        let acc = UnsafeMutablePointer<Int32>.allocate(capacity: max(rowBytes, 1))
-        defer { acc.deallocate() }
+        let acc = UnsafeMutableRawPointer(sums.reserve(max(rowBytes, 1) * 4)).bindMemory(to: Int32.self, capacity: max(rowBytes, 1))
         c.weights.withUnsafeBufferPointer { kk in
             for yy in 0..<c.first.count {
                 let k = kk.baseAddress! + yy * ksize

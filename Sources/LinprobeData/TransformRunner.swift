@@ -49,7 +49,10 @@ public final class TransformRunner: @unchecked Sendable {
     @discardableResult
     public func transform(_ image: RGBImage, random: inout TransformRandom,
                           into output: UnsafeMutableBufferPointer<Float>) throws -> [Int] {
-        try image.pixels.withUnsafeBufferPointer { px in
+        guard image.width > 0, image.height > 0, image.pixels.count >= image.byteCount else {
+            throw LinprobeError(.shapeMismatch, "cannot transform an empty image (\(image.width)×\(image.height))")
+        }
+        return try image.pixels.withUnsafeBufferPointer { px in
             let input = PixelRegion(base: px.baseAddress!, width: image.width, height: image.height, rowBytes: image.width * 3)
             var state = runGeometry(input, random: &random)
             let tensorFlip = state.tensorFlip
@@ -78,7 +81,8 @@ public final class TransformRunner: @unchecked Sendable {
     /// Applies the PIL-stage steps only and returns the image torchvision would hand to
     /// `ToTensor` (for tools and tests; tensor-stage flips are applied too).
     public func transformToImage(_ image: RGBImage, random: inout TransformRandom) -> RGBImage {
-        image.pixels.withUnsafeBufferPointer { px in
+        guard image.width > 0, image.height > 0 else { return RGBImage() }
+        return image.pixels.withUnsafeBufferPointer { px in
             let input = PixelRegion(base: px.baseAddress!, width: image.width, height: image.height, rowBytes: image.width * 3)
             var state = runGeometry(input, random: &random)
             if state.tensorFlip { state.flip.toggle() }

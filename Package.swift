@@ -54,7 +54,9 @@ let package = Package(
             name: "LinprobeCheckpoint",
             dependencies: ["LinprobeCore", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         .target(name: "LinprobeTrunk", dependencies: ["LinprobeCore", "LinprobeBLAS", "LinprobeCheckpoint"]),
-        .target(name: "LinprobeData", dependencies: ["LinprobeCore", "LinprobeCodecs"]),
+        .target(
+            name: "LinprobeData",
+            dependencies: ["LinprobeCore", "LinprobeCodecs", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "LinprobeExtract",
             dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeTrunk", "LinprobeData", "LinprobeCheckpoint"]),
@@ -76,6 +78,9 @@ let package = Package(
         // MARK: - Benchmarks (run by `make bench`, never by the tests)
 
         .executableTarget(name: "bench-store", dependencies: ["LinprobeCore", "LinprobeStore"], path: "Benchmarks/store/Sources"),
+        .executableTarget(
+            name: "LinprobeDataBench", dependencies: ["LinprobeData", "LinprobeCodecs", "LinprobeCore"],
+            path: "Benchmarks/data/LinprobeDataBench"),
 
         // MARK: - Tests
 
@@ -99,8 +104,11 @@ let package = Package(
             name: "LinprobeTrunkTests",
             dependencies: ["LinprobeTrunk", "LinprobeCheckpoint", "LinprobeTestSupport"]),
         .testTarget(
+            name: "LinprobeCodecsTests",
+            dependencies: ["LinprobeCodecs", "LinprobeCore", "LinprobeTestSupport"]),
+        .testTarget(
             name: "LinprobeDataTests",
-            dependencies: ["LinprobeData", "LinprobeCodecs", "LinprobeTestSupport"]),
+            dependencies: ["LinprobeData", "LinprobeCodecs", "LinprobeCore", "LinprobeTestSupport"]),
         .testTarget(
             name: "LinprobeExtractTests",
             dependencies: ["LinprobeExtract", "LinprobeStore", "LinprobeTestSupport"]),

@@ -59,7 +59,9 @@ let package = Package(
             name: "LinprobeExtract",
             dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeTrunk", "LinprobeData", "LinprobeCheckpoint"]),
         .target(name: "LinprobeSVM", dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeBLAS"]),
-        .target(name: "LinprobeLinear", dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeBLAS"]),
+        .target(
+            name: "LinprobeLinear",
+            dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeBLAS", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "LinprobeReport", dependencies: ["LinprobeCore"]),
 
         // MARK: - Executable (subcommands and option groups only)

@@ -61,7 +61,8 @@ let package = Package(
         .target(name: "LinprobeSVM", dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeBLAS"]),
         .target(
             name: "LinprobeLinear",
-            dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeBLAS", .product(name: "Crypto", package: "swift-crypto")]),
+            dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeBLAS", .product(name: "Crypto", package: "swift-crypto")],
+            exclude: ["README.md"]),
         .target(name: "LinprobeReport", dependencies: ["LinprobeCore"]),
 
         // MARK: - Executable (subcommands and option groups only)
@@ -74,6 +75,12 @@ let package = Package(
                 "LinprobeLinear", "LinprobeReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
+
+        // MARK: - Benchmark drivers (not part of the product)
+
+        .executableTarget(
+            name: "linear-bench", dependencies: ["LinprobeLinear", "LinprobeStore", "LinprobeCore"],
+            path: "Benchmarks/linear/Runner"),
 
         // MARK: - Tests
 

@@ -160,7 +160,7 @@ extension FeatureStoreReader {
             var out = [Int32](repeating: 0, count: count)
             for (row, t) in raw.prefix(count).enumerated() {
                 if t == Int64(ignoreIndex) {
-                    out[row] = Int32(ignoreIndex)
+                    out[row] = Int32(truncatingIfNeeded: ignoreIndex)
                     continue
                 }
                 guard t >= 0, t < Int64(classes) else {

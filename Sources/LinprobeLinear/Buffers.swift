@@ -50,12 +50,20 @@ func parallelRanges(_ count: Int, threads: Int, minimumPerThread: Int = 1, _ bod
     }
     let per = (count + parts - 1) / parts
     withoutActuallyEscaping(body) { body in
+        let box = UncheckedBox(body)
         DispatchQueue.concurrentPerform(iterations: parts) { p in
             let lo = p * per
             let hi = min(count, lo + per)
-            if lo < hi { body(p, lo..<hi) }
+            if lo < hi { box.value(p, lo..<hi) }
         }
     }
+}
+
+/// Carries a closure into `concurrentPerform`; callers guarantee the ranges they hand out are
+/// disjoint, so the closure's writes never overlap.
+private struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }
 
 /// xoshiro256** seeded through SplitMix64: the generator for initial weights, shuffling and

@@ -36,8 +36,7 @@ enum HeadCheckpoint {
                                  "tensors": .array(table), "payload_sha256": .string(digest)]
         let headerData = Data(header.canonicalText.utf8)
         let temporary = path + ".tmp"
-        FileManager.default.createFile(atPath: temporary, contents: nil)
-        guard let handle = FileHandle(forWritingAtPath: temporary) else {
+        guard FileManager.default.createFile(atPath: temporary, contents: nil), let handle = FileHandle(forWritingAtPath: temporary) else {
             throw LinprobeError(.io, "\(temporary): cannot create checkpoint file (is the folder writable?)")
         }
         do {

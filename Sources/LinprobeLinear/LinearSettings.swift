@@ -272,6 +272,9 @@ extension LinearSettings {
         } else {
             let node = root.at("LOSS.\(ceName)")
             let ignore = try node["ignore_index"].intIfPresent() ?? -1
+            guard Int(Int32.min)...Int(Int32.max) ~= ignore else {
+                throw LinprobeError.config("LOSS.\(ceName).ignore_index: \(ignore) is out of range")
+            }
             let temperature = try node["temperature"].doubleIfPresent() ?? 1
             guard temperature > 0 else { throw LinprobeError.config("LOSS.\(ceName).temperature: must be > 0, got \(temperature)") }
             if let r = try node["reduction"].stringIfPresent(), r != "mean" {

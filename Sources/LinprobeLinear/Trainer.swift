@@ -55,8 +55,9 @@ final class Trainer {
         }
         trainLabels = try train.linearLabels(multiLabel: multiLabel, classes: classes, ignoreIndex: ignoreIndex)
         testLabels = try test.linearLabels(multiLabel: multiLabel, classes: classes, ignoreIndex: ignoreIndex)
-        if case .single(let l) = trainLabels.storage, !l.contains(where: { Int($0) != ignoreIndex }) {
-            throw LinprobeError(.missingInput, "\(train.path): every training row has the ignore label \(ignoreIndex); nothing to train on")
+        let ignored = Int32(truncatingIfNeeded: ignoreIndex)
+        if case .single(let l) = trainLabels.storage, !l.contains(where: { $0 != ignored }) {
+            throw LinprobeError(.missingInput, "\(train.path): every training row has the ignore label \(ignored); nothing to train on")
         }
         batchSize = settings.batchSize
         stepsPerEpoch = (train.count + batchSize - 1) / batchSize
@@ -230,6 +231,11 @@ final class Trainer {
             epoch += 1
             epochsThisRun += 1
             if let stop = options.stopAfterEpochs, epochsThisRun >= stop, epoch < numEpochs { break }
+        }
+        if epochsThisRun == 0 && epoch == numEpochs {
+            // Every epoch had finished but the results were not written (killed at the very end).
+            for (i, h) in heads.enumerated() { try writeResults(h, histories[i]) }
+            try writeState(epochsDone: numEpochs, status: "complete")
         }
         return result(histories: histories, epochsDone: epoch, resumedFrom: resumedFrom, reused: false)
     }
@@ -407,15 +413,15 @@ final class Trainer {
 
     private func writeResults(_ h: Head, _ history: [LinearEpochMetrics]) throws {
         let metric = multiLabel ? "mAP" : "top_1"
-        guard let last = history.last, let test = last.test else { return }
-        var metrics = test.mapValues { JSONValue.double($0) }
+        guard let last = history.last, let finalTest = last.test else { return }
+        var metrics = finalTest.mapValues { JSONValue.double($0) }
         if let l = last.testLoss { metrics["loss"] = .double(l) }
         let best = history.compactMap { m in m.test?[metric].map { (m.epoch, $0) } }.max { $0.1 < $1.1 }
         var doc: [String: JSONValue] = [
             "format": .string(LinearStage.resultsFormat), "format_version": .int(LinearStage.formatVersion),
             "method": "linear", "head": .string(h.name), "head_type": .string(h.spec.kind.rawValue), "layer": .string(h.name),
             "split": .string(test.split.isEmpty ? "test" : test.split),
-            "metric": .string(metric), "value": .double(test[metric] ?? .nan), "metrics": .object(metrics),
+            "metric": .string(metric), "value": .double(finalTest[metric] ?? .nan), "metrics": .object(metrics),
             "epochs": .int(Int64(history.count)),
             "hyper_parameters": settings.json, "head_spec": h.spec.json,
             "fingerprint": .string(train.fingerprint), "test_fingerprint": .string(test.fingerprint),

@@ -76,8 +76,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
-        // MARK: - Benchmark drivers (not part of the product)
+        // MARK: - Benchmarks (run by `make bench`, never by the tests)
 
+        .executableTarget(name: "bench-store", dependencies: ["LinprobeCore", "LinprobeStore"], path: "Benchmarks/store/Sources"),
         .executableTarget(
             name: "linear-bench", dependencies: ["LinprobeLinear", "LinprobeStore", "LinprobeCore"],
             path: "Benchmarks/linear/Runner"),
@@ -89,14 +90,14 @@ let package = Package(
             name: "NativeLinkTests",
             dependencies: ["LinprobeHDF5", "LinprobeBLAS", "LinprobeCodecs"]),
         .executableTarget(
-            name: "StoreKillHelper", dependencies: ["LinprobeStore", "LinprobeTestSupport"],
-            path: "Tests/StoreKillHelper"),
+            name: "LinprobeTestHelper", dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeTestSupport"],
+            path: "Tests/LinprobeTestHelper"),
         .testTarget(
             name: "LinprobeStoreTests",
-            dependencies: ["LinprobeStore", "LinprobeTestSupport", "StoreKillHelper"]),
+            dependencies: ["LinprobeStore", "LinprobeTestSupport", "LinprobeTestHelper"]),
         .testTarget(
             name: "LinprobeCoreTests",
-            dependencies: ["LinprobeCore", "LinprobeTestSupport"]),
+            dependencies: ["LinprobeCore", "LinprobeTestSupport", "LinprobeTestHelper"]),
         .testTarget(
             name: "LinprobeCheckpointTests",
             dependencies: ["LinprobeCheckpoint", "LinprobeTestSupport"]),

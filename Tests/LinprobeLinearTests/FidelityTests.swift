@@ -85,15 +85,19 @@ struct FidelityTests {
             }
         }
 
-        // Per-epoch test metrics; the final top-1 (or mAP) within 0.1 point.
+        // Per-epoch test metrics; the final top-1 (or mAP) within 0.1 point. A head with a hidden
+        // BN/ReLU layer at LR 0.1 amplifies float rounding over the run (its loss still agrees to
+        // ~5e-4 after 20 steps, 1e-7 over the first ones), so its train accuracy and final
+        // weights get looser bounds than the linear heads, which agree to ~2e-7 throughout.
         for (e, perHead) in ref.epochs.enumerated() {
             for (h, theirs) in perHead.enumerated() {
+                let hidden = settings.heads[h].dims.count > 2
                 let mine = result.heads[h].history[e]
                 if let top1 = theirs["test_top_1"] {
                     let tolerance = e == ref.epochs.count - 1 ? 0.1 : 0.41
                     #expect(abs((mine.test?["top_1"] ?? -1) - top1) <= tolerance, "epoch \(e + 1) head \(h) top-1")
                     #expect(abs((mine.test?["top_5"] ?? -1) - (theirs["test_top_5"] ?? -2)) <= 0.41, "epoch \(e + 1) head \(h) top-5")
-                    #expect(abs((mine.train["top_1"] ?? -1) - (theirs["train_top_1"] ?? -2)) <= 0.2, "epoch \(e + 1) head \(h) train top-1")
+                    #expect(abs((mine.train["top_1"] ?? -1) - (theirs["train_top_1"] ?? -2)) <= (hidden ? 0.5 : 0.2), "epoch \(e + 1) head \(h) train top-1")
                 }
                 if let mAP = theirs["test_mAP"] {
                     #expect(abs((mine.test?["mAP"] ?? -1) - mAP) <= 0.1, "epoch \(e + 1) head \(h) mAP \(mine.test?["mAP"] ?? -1) vs \(mAP)")
@@ -111,13 +115,14 @@ struct FidelityTests {
         let trainer = try Trainer(train: train, test: test, settings: settings, layers: train.layers, workdir: dir.path,
                                   options: LinearRunOptions(threads: 1), threads: 1)
         for (h, head) in trainer.heads.enumerated() {
+            let hidden = settings.heads[h].dims.count > 2
             let (_, tensors) = try HeadCheckpoint.read(path: result.heads[h].directory + "/checkpoint_epoch\(settings.optimizer.numEpochs).lpck")
             for (name, theirs) in ref.finalWeights[h] {
                 let mine = try #require(tensors[name], "head \(head.name) lacks \(name)")
                 #expect(mine.shape == theirs.shape, "\(name) shape")
                 let scale = theirs.values.map { abs($0) }.max() ?? 1
                 let worst = zip(mine.values, theirs.values).map { abs($0 - $1) }.max() ?? 0
-                #expect(worst <= 2e-3 * max(scale, 1e-3), "head \(h) \(name): max |Δ| \(worst) (scale \(scale))")
+                #expect(worst <= (hidden ? 2e-2 : 1e-4) * max(scale, 1e-3), "head \(h) \(name): max |Δ| \(worst) (scale \(scale))")
             }
         }
     }

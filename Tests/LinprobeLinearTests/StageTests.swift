@@ -40,6 +40,8 @@ struct StageTests {
             #expect(results["value"]?.doubleValue == head.value)
             #expect(results["fingerprint"]?.stringValue == f.train.fingerprint)
             #expect(results["hyper_parameters"]?["batch_size"]?.intValue == 16)
+            let problems = try SchemaValidator(schemaPath: schemaPath("results.schema.json")).validate(results)
+            #expect(problems.isEmpty, "results.json against schemas/results.schema.json: \(problems)")
         }
         #expect(result.heads.map(\.name) == ["res4", "res5avg"])
         let state = try JSONValue.parse(String(decoding: FileManager.default.contents(atPath: result.directory + "/state.json")!, as: UTF8.self))
@@ -77,6 +79,30 @@ struct StageTests {
             #expect(wa.keys.sorted() == wb.keys.sorted())
             for (k, v) in wa { #expect(v.values == wb[k]?.values, "\(a.name) \(k)") }
         }
+    }
+
+    @Test("heads with hidden layers, BatchNorm1d, ReLU and dropout train, and resume exactly (dropout RNG in the checkpoint)")
+    func dropoutHeadsResume() throws {
+        let f = try stores()
+        let heads: JSONValue = [["eval_mlp", ["in_channels": 4, "dims": [16, 12, 4], "use_bn": true, "use_relu": true]],
+                                ["mlp", ["dims": [8, 12, 4], "use_relu": true, "use_dropout": true]]]
+        let settings = try LinearSettings(config: TestStores.config(epochs: 3, lr: 0.05, heads: heads))
+        let other = try TemporaryDirectory()
+        let straight = try LinearStage.run(train: f.train, test: f.test, settings: settings, workdir: other.path,
+                                           options: LinearRunOptions(threads: 1))
+        _ = try LinearStage.run(train: f.train, test: f.test, settings: settings, workdir: f.dir.path,
+                                options: LinearRunOptions(threads: 1, stopAfterEpochs: 1))
+        let resumed = try LinearStage.run(train: f.train, test: f.test, settings: settings, workdir: f.dir.path,
+                                          options: LinearRunOptions(threads: 1))
+        #expect(resumed.resumedFromEpoch == 1)
+        for (a, b) in zip(straight.heads, resumed.heads) {
+            #expect(a.history == b.history)
+            #expect(a.value > 40, "\(a.name) learns (top-1 \(a.value))")
+        }
+        let keys = try HeadCheckpoint.read(path: straight.heads[1].directory + "/checkpoint_epoch3.lpck").tensors.keys.sorted()
+        #expect(keys.contains("clf.0.weight") && keys.contains("clf.3.weight"))  // Linear, ReLU, Dropout, Linear
+        let evalKeys = try HeadCheckpoint.read(path: straight.heads[0].directory + "/checkpoint_epoch3.lpck").tensors.keys.sorted()
+        #expect(evalKeys.contains("clf.clf.1.running_var") && evalKeys.contains("clf.clf.3.weight"))  // Linear, BN, ReLU, Linear
     }
 
     @Test("the shuffled order is seeded, a permutation, and block-local for small shuffle chunks")

@@ -61,7 +61,10 @@ let package = Package(
             name: "LinprobeExtract",
             dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeTrunk", "LinprobeData", "LinprobeCheckpoint"]),
         .target(name: "LinprobeSVM", dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeBLAS"]),
-        .target(name: "LinprobeLinear", dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeBLAS"]),
+        .target(
+            name: "LinprobeLinear",
+            dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeBLAS", .product(name: "Crypto", package: "swift-crypto")],
+            exclude: ["README.md"]),
         .target(name: "LinprobeReport", dependencies: ["LinprobeCore"]),
 
         // MARK: - Executable (subcommands and option groups only)
@@ -81,6 +84,9 @@ let package = Package(
         .executableTarget(
             name: "LinprobeDataBench", dependencies: ["LinprobeData", "LinprobeCodecs", "LinprobeCore"],
             path: "Benchmarks/data/LinprobeDataBench"),
+        .executableTarget(
+            name: "linear-bench", dependencies: ["LinprobeLinear", "LinprobeStore", "LinprobeCore"],
+            path: "Benchmarks/linear/Runner"),
 
         // MARK: - Tests
 

@@ -1,2 +1,0 @@
-// Tests of LinprobeLinear live in this folder.
-import Testing

@@ -58,7 +58,8 @@ let package = Package(
         .target(
             name: "LinprobeExtract",
             dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeTrunk", "LinprobeData", "LinprobeCheckpoint"]),
-        .target(name: "LinprobeSVM", dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeBLAS"]),
+        .target(name: "CLinprobeSVMKernels"),
+        .target(name: "LinprobeSVM", dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeBLAS", "CLinprobeSVMKernels"]),
         .target(name: "LinprobeLinear", dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeBLAS"]),
         .target(name: "LinprobeReport", dependencies: ["LinprobeCore"]),
 

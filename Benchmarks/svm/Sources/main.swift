@@ -2,14 +2,14 @@
 // of stores with VISSL's VOC07 settings and prints one JSON line per layer
 // (layer, mAP, seconds, fits, non-converged fits). Not part of the tool.
 //
-// usage: SVMBench TRAIN.h5 TEST.h5 OUT_DIR THREADS [layer ...]
+// usage: bench-svm TRAIN.h5 TEST.h5 OUT_DIR THREADS [layer ...]
 import Foundation
 import LinprobeCore
 import LinprobeSVM
 
 let args = CommandLine.arguments
 guard args.count >= 5, let threads = Int(args[4]) else {
-    FileHandle.standardError.write(Data("usage: SVMBench TRAIN.h5 TEST.h5 OUT_DIR THREADS [layer ...]\n".utf8))
+    FileHandle.standardError.write(Data("usage: bench-svm TRAIN.h5 TEST.h5 OUT_DIR THREADS [layer ...]\n".utf8))
     exit(64)
 }
 let config: JSONValue = [

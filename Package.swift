@@ -78,6 +78,7 @@ let package = Package(
 
         // MARK: - Benchmarks (run by `make bench`, never by the tests)
 
+        .executableTarget(name: "bench-store", dependencies: ["LinprobeCore", "LinprobeStore"], path: "Benchmarks/store/Sources"),
         .executableTarget(name: "bench-svm", dependencies: ["LinprobeCore", "LinprobeSVM"], path: "Benchmarks/svm/Sources"),
 
         // MARK: - Tests
@@ -87,14 +88,14 @@ let package = Package(
             name: "NativeLinkTests",
             dependencies: ["LinprobeHDF5", "LinprobeBLAS", "LinprobeCodecs"]),
         .executableTarget(
-            name: "StoreKillHelper", dependencies: ["LinprobeStore", "LinprobeTestSupport"],
-            path: "Tests/StoreKillHelper"),
+            name: "LinprobeTestHelper", dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeTestSupport"],
+            path: "Tests/LinprobeTestHelper"),
         .testTarget(
             name: "LinprobeStoreTests",
-            dependencies: ["LinprobeStore", "LinprobeTestSupport", "StoreKillHelper"]),
+            dependencies: ["LinprobeStore", "LinprobeTestSupport", "LinprobeTestHelper"]),
         .testTarget(
             name: "LinprobeCoreTests",
-            dependencies: ["LinprobeCore", "LinprobeTestSupport"]),
+            dependencies: ["LinprobeCore", "LinprobeTestSupport", "LinprobeTestHelper"]),
         .testTarget(
             name: "LinprobeCheckpointTests",
             dependencies: ["LinprobeCheckpoint", "LinprobeTestSupport"]),

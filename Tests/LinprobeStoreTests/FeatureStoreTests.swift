@@ -226,7 +226,7 @@ private func writeStore(_ path: String, total: Int, batches: [Int], dtype: Featu
 @Suite struct FeatureStoreKill {
     private func helperBinary() -> String {
         let dir = URL(fileURLWithPath: linprobeBinary()).deletingLastPathComponent()
-        return dir.appendingPathComponent("StoreKillHelper").path
+        return dir.appendingPathComponent("LinprobeTestHelper").path
     }
 
     /// A writer killed with SIGKILL leaves a store that is refused, resumes from its
@@ -239,7 +239,7 @@ private func writeStore(_ path: String, total: Int, batches: [Int], dtype: Featu
 
         let process = Process()
         process.executableURL = URL(fileURLWithPath: helperBinary())
-        process.arguments = [killed, String(total), String(batch), "30"]
+        process.arguments = ["store-write", killed, String(total), String(batch), "30"]
         let out = Pipe()
         process.standardOutput = out
         try process.run()
@@ -272,7 +272,7 @@ private func writeStore(_ path: String, total: Int, batches: [Int], dtype: Featu
         }
         try writer.finish()
 
-        let helper = try runProcess(helperBinary(), [clean, String(total), String(batch), "0"])
+        let helper = try runProcess(helperBinary(), ["store-write", clean, String(total), String(batch), "0"])
         #expect(helper.status == 0)
         let a = try FeatureStoreReader(path: killed)
         let b = try FeatureStoreReader(path: clean)

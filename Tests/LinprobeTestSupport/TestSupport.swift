@@ -104,3 +104,8 @@ public func linprobeBinary() -> String {
     if let explicit = env["LINPROBE_BINARY"] { return explicit }
     return repositoryRoot.appendingPathComponent(".build/release/linprobe").path
 }
+
+/// The test helper executable (`Tests/LinprobeTestHelper`), built next to `linprobe`.
+public func testHelperBinary() -> String {
+    URL(fileURLWithPath: linprobeBinary()).deletingLastPathComponent().appendingPathComponent("LinprobeTestHelper").path
+}

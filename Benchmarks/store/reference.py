@@ -1,0 +1,54 @@
+"""h5py reference for the store benchmark: the same shape, chunking, compression and access
+pattern as bench-store (batches of 256 rows appended with resize, blocks of 4096 rows read into
+a preallocated array). Prints one JSON line per repeat."""
+import json
+import os
+import sys
+import time
+
+import h5py
+import numpy as np
+
+folder, rows, dim, level, repeats, chunk_rows = sys.argv[1], *map(int, sys.argv[2:7])
+batch = 256
+i = np.arange(batch * dim, dtype=np.uint64)
+block = np.where(i % 3 == 0, 0.0, ((i * 2654435761) % 10007) / 10007).astype(np.float32).reshape(batch, dim)
+for r in range(repeats):
+    path = os.path.join(folder, f"bench-h5py-{r}.h5")
+    t0 = time.perf_counter()
+    with h5py.File(path, "w") as f:
+        kw = dict(compression="gzip", compression_opts=level, shuffle=True) if level else {}
+        ds = f.create_dataset("features/res4", shape=(0, dim), maxshape=(None, dim), chunks=(chunk_rows, dim), dtype="f4", **kw)
+        tg = f.create_dataset("targets", shape=(0,), maxshape=(None,), chunks=(chunk_rows,), dtype="i8")
+        ix = f.create_dataset("indices", shape=(0,), maxshape=(None,), chunks=(chunk_rows,), dtype="i8")
+        ps = f.create_dataset("image_paths", shape=(0,), maxshape=(None,), chunks=(chunk_rows,), dtype=h5py.string_dtype())
+        row = 0
+        while row < rows:
+            n = min(batch, rows - row)
+            for d in (ds, tg, ix, ps):
+                d.resize(row + n, axis=0)
+            ds[row:row + n] = block[:n]
+            tg[row:row + n] = 1
+            ix[row:row + n] = np.arange(row, row + n)
+            ps[row:row + n] = ["x.jpg"] * n
+            row += n
+            if row % (batch * 16) == 0:
+                f.flush()
+        f.attrs["complete"] = 1
+    write_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    total = 0.0
+    with h5py.File(path, "r") as f:
+        ds = f["features/res4"]
+        buf = np.empty((4096, dim), dtype=np.float32)
+        row = 0
+        n_rows = ds.shape[0]
+        while row < n_rows:
+            n = min(4096, n_rows - row)
+            ds.read_direct(buf, np.s_[row:row + n], np.s_[0:n])
+            total += float(buf[0, 0])
+            row += n
+    read_s = time.perf_counter() - t0
+    size = os.path.getsize(path)
+    os.remove(path)
+    print(json.dumps({"write_s": write_s, "read_s": read_s, "file_bytes": size, "check": total}))

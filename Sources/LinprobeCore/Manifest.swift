@@ -1,0 +1,264 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One artifact's record in `<workdir>/manifest.json`.
+public struct ManifestRecord: Codable, Sendable, Equatable {
+    public enum Status: String, Codable, Sendable { case running, complete, failed }
+
+    /// `extract`, `train-svm`, `train-linear`, `report`.
+    public var stage: String
+    /// Short content fingerprint of everything that determines the artifact.
+    public var fingerprint: String
+    public var status: Status
+    /// Fingerprints of input artifacts and hashes of input files.
+    public var inputs: JSONValue
+    /// The effective parameters that went into the fingerprint.
+    public var parameters: JSONValue
+    /// Output paths, relative to the work folder.
+    public var outputs: [String]
+    /// ISO-8601 times and the duration in seconds.
+    public var started: String
+    public var finished: String?
+    public var seconds: Double?
+    /// The pipeline that asked for it, and a one-line message (failure reason, notes).
+    public var pipeline: String?
+    public var message: String?
+
+    public init(stage: String, fingerprint: String, status: Status, inputs: JSONValue = .object([:]),
+                parameters: JSONValue = .object([:]), outputs: [String] = [], started: String = Manifest.now(),
+                finished: String? = nil, seconds: Double? = nil, pipeline: String? = nil, message: String? = nil) {
+        self.stage = stage
+        self.fingerprint = fingerprint
+        self.status = status
+        self.inputs = inputs
+        self.parameters = parameters
+        self.outputs = outputs
+        self.started = started
+        self.finished = finished
+        self.seconds = seconds
+        self.pipeline = pipeline
+        self.message = message
+    }
+
+    /// The record's key in the manifest: `<stage>/<fingerprint>`.
+    public var key: String { "\(stage)/\(fingerprint)" }
+}
+
+/// The manifest file's content.
+public struct Manifest: Codable, Sendable, Equatable {
+    public static let formatName = "linprobe.manifest"
+    public static let currentVersion = 1
+
+    public var format: String
+    public var formatVersion: Int
+    /// Records keyed by `<stage>/<fingerprint>`.
+    public var records: [String: ManifestRecord]
+
+    public init() {
+        format = Manifest.formatName
+        formatVersion = Manifest.currentVersion
+        records = [:]
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case format
+        case formatVersion = "format_version"
+        case records
+    }
+
+    public static func now() -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: Date())
+    }
+
+    /// The record of a stage with this fingerprint.
+    public func record(stage: String, fingerprint: String) -> ManifestRecord? {
+        records["\(stage)/\(fingerprint)"]
+    }
+}
+
+/// Reads and updates `<workdir>/manifest.json` safely: every update is a read-modify-write under
+/// an exclusive `flock` on `manifest.json.lock` (so concurrent stages, e.g. under `make -j2`, never
+/// lose a record), and the file is replaced atomically (temporary file, fsync, rename).
+public final class ManifestStore: @unchecked Sendable {
+    public let workdir: String
+    public var path: String { (workdir as NSString).appendingPathComponent("manifest.json") }
+    private var lockPath: String { path + ".lock" }
+    private let threadLock = NSLock()
+
+    public init(workdir: String) {
+        self.workdir = workdir
+    }
+
+    /// The current manifest (an empty one when the file does not exist yet).
+    public func read() throws -> Manifest {
+        try withLock { try readUnlocked() }
+    }
+
+    /// Applies `change` to the current manifest and writes the result atomically.
+    @discardableResult
+    public func update(_ change: (inout Manifest) throws -> Void) throws -> Manifest {
+        try withLock {
+            var manifest = try readUnlocked()
+            try change(&manifest)
+            try writeUnlocked(manifest)
+            return manifest
+        }
+    }
+
+    /// Records (or replaces) one record.
+    public func put(_ record: ManifestRecord) throws {
+        try update { $0.records[record.key] = record }
+    }
+
+    /// A complete record for the stage and fingerprint whose outputs all still exist.
+    public func completeRecord(stage: String, fingerprint: String) throws -> ManifestRecord? {
+        guard let r = try read().record(stage: stage, fingerprint: fingerprint), r.status == .complete else { return nil }
+        let fm = FileManager.default
+        for output in r.outputs where !fm.fileExists(atPath: (workdir as NSString).appendingPathComponent(output)) {
+            return nil
+        }
+        return r
+    }
+
+    private func readUnlocked() throws -> Manifest {
+        guard FileManager.default.fileExists(atPath: path) else { return Manifest() }
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw LinprobeError(.io, "\(path): cannot read the manifest: \(oneLine(error))")
+        }
+        let probe: JSONValue
+        do { probe = try JSONDecoder().decode(JSONValue.self, from: data) } catch {
+            throw LinprobeError(.corruptInput, "\(path): the manifest is not valid JSON; move it aside to start a fresh work folder")
+        }
+        guard probe["format"]?.stringValue == Manifest.formatName else {
+            throw LinprobeError(.incompatible, "\(path): not a Linprobe manifest (format is not '\(Manifest.formatName)')")
+        }
+        let version = probe["format_version"]?.intValue ?? -1
+        guard version >= 1, version <= Int64(Manifest.currentVersion) else {
+            throw LinprobeError(.incompatible, "\(path): manifest format version \(version) is not supported by this Linprobe (reads \(Manifest.currentVersion))")
+        }
+        do { return try JSONDecoder().decode(Manifest.self, from: data) } catch {
+            throw LinprobeError(.corruptInput, "\(path): manifest records are malformed: \(oneLine(error))")
+        }
+    }
+
+    private func writeUnlocked(_ manifest: Manifest) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let data = try encoder.encode(manifest)
+        try AtomicFile.write(data, to: path)
+    }
+
+    private func withLock<T>(_ body: () throws -> T) throws -> T {
+        threadLock.lock()
+        defer { threadLock.unlock() }
+        do {
+            try FileManager.default.createDirectory(atPath: workdir, withIntermediateDirectories: true)
+        } catch {
+            throw LinprobeError(.io, "\(workdir): cannot create the work folder: \(oneLine(error))")
+        }
+        let fd = open(lockPath, O_RDWR | O_CREAT, 0o644)
+        guard fd >= 0 else {
+            throw LinprobeError(.io, "\(lockPath): cannot open the manifest lock: \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        while flock(fd, LOCK_EX) != 0 {
+            if errno != EINTR {
+                throw LinprobeError(.io, "\(lockPath): cannot lock the manifest: \(String(cString: strerror(errno)))")
+            }
+        }
+        defer { flock(fd, LOCK_UN) }
+        return try body()
+    }
+}
+
+/// Atomic file replacement: write a temporary file in the same folder, fsync, rename.
+public enum AtomicFile {
+    public static func write(_ data: Data, to path: String) throws {
+        let dir = (path as NSString).deletingLastPathComponent
+        try? FileManager.default.createDirectory(atPath: dir.isEmpty ? "." : dir, withIntermediateDirectories: true)
+        let temp = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else {
+            throw LinprobeError(.io, "\(temp): cannot create: \(String(cString: strerror(errno)))")
+        }
+        var ok = true
+        var failure = ""
+        data.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    ok = false
+                    failure = String(cString: strerror(errno))
+                    return
+                }
+                offset += n
+            }
+        }
+        if ok && fsync(fd) != 0 {
+            ok = false
+            failure = String(cString: strerror(errno))
+        }
+        close(fd)
+        guard ok else {
+            unlink(temp)
+            throw LinprobeError(.io, "\(path): cannot write (\(failure)); the previous version is kept")
+        }
+        guard rename(temp, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temp)
+            throw LinprobeError(.io, "\(path): cannot replace (\(reason)); the previous version is kept")
+        }
+    }
+
+    /// Writes text atomically.
+    public static func write(_ text: String, to path: String) throws {
+        try write(Data(text.utf8), to: path)
+    }
+}
+
+/// SHA-256 of large input files, computed once and cached by (path, size, mtime) in
+/// `<workdir>/file-hashes.json`.
+public final class FileHashCache: @unchecked Sendable {
+    private let cachePath: String
+    private let lock = NSLock()
+
+    public init(workdir: String) {
+        cachePath = (workdir as NSString).appendingPathComponent("file-hashes.json")
+    }
+
+    public func sha256(of file: String) throws -> String {
+        let absolute = URL(fileURLWithPath: file).standardizedFileURL.path
+        let attrs: [FileAttributeKey: Any]
+        do { attrs = try FileManager.default.attributesOfItem(atPath: absolute) } catch {
+            throw LinprobeError(.missingInput, "\(file): no such file")
+        }
+        let size = (attrs[.size] as? NSNumber)?.int64Value ?? -1
+        let mtime = (attrs[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+        let stamp = "\(size):\(mtime)"
+        lock.lock()
+        defer { lock.unlock() }
+        var cache = loadCache()
+        if let entry = cache[absolute], entry["stamp"]?.stringValue == stamp, let hash = entry["sha256"]?.stringValue {
+            return hash
+        }
+        let hash = try Fingerprint.sha256(ofFile: absolute)
+        cache[absolute] = ["stamp": .string(stamp), "sha256": .string(hash)]
+        try? AtomicFile.write(JSONValue.object(cache).canonicalText, to: cachePath)
+        return hash
+    }
+
+    private func loadCache() -> [String: JSONValue] {
+        guard let data = FileManager.default.contents(atPath: cachePath),
+            let value = try? JSONDecoder().decode(JSONValue.self, from: data), let o = value.objectValue
+        else { return [:] }
+        return o
+    }
+}

@@ -1,2 +1,0 @@
-// End-to-end tests run the built linprobe binary.
-import Testing

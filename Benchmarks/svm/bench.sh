@@ -5,7 +5,7 @@
 # 2,048-d and 9,216-d). Both sides run in this one invocation on the same cores:
 #   Linprobe: SVMStage over both layers, LINPROBE threads = all cores (runs SVM_BENCH_REPEATS times)
 #   reference: scripts/svm_bench_reference.py — one process per layer, one thread per class, sklearn
-# Prints wall time (median of Linprobe's runs; the reference runs once), mAP of both, peak RSS of both.
+# Prints wall and CPU time (median of Linprobe's runs; the reference runs once), mAP of both, peak RSS of both.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 : "${PY:?source Benchmarks/venv.sh first (Benchmarks/run.sh does)}"
@@ -21,10 +21,10 @@ swift build -c release --product bench-svm >/dev/null
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/linprobe-bench-svm.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 for r in $(seq 1 "$REPEATS"); do
-  /usr/bin/time -f '{"peak_rss_mb": %M, "wall_s": %e}' -o "$TMP/ours$r.time" \
+  /usr/bin/time -f '{"peak_rss_mb": %M, "wall_s": %e, "user_s": %U, "sys_s": %S}' -o "$TMP/ours$r.time" \
     .build/release/bench-svm "$CACHE/train.h5" "$CACHE/test.h5" "$TMP/out$r" 0 "$CLASSES" > "$TMP/ours$r.jsonl"
 done
-/usr/bin/time -f '{"peak_rss_mb": %M, "wall_s": %e}' -o "$TMP/ref.time" \
+/usr/bin/time -f '{"peak_rss_mb": %M, "wall_s": %e, "user_s": %U, "sys_s": %S}' -o "$TMP/ref.time" \
   "$PY" scripts/svm_bench_reference.py "$CACHE/train.h5" "$CACHE/test.h5" --class-threads "$CLASS_THREADS" --classes "$CLASSES" > "$TMP/ref.jsonl"
 "$PY" - "$TMP" "$REPEATS" "$CLASSES" <<'PYEOF'
 import json, statistics, sys
@@ -48,7 +48,11 @@ for layer in sorted(ref_layers):
     print(f"  {layer:10} {m:13.3f} {r['mAP']:12.3f} {abs(m - r['mAP']):7.3f} {o[0]['fits']:14d} {o[0]['not_converged']:10d} {r['not_converged']:18d}")
 ref_wall = ref_total["total_seconds"]
 ref_rss = ref_total["peak_rss_mb_sum"] / 1024.0
+ref_time = json.loads(open(f"{tmp}/ref.time").read().strip().splitlines()[-1])
+ours_cpu = statistics.median(t["user_s"] + t["sys_s"] for t in ours_time)
+ref_cpu = ref_time["user_s"] + ref_time["sys_s"]
 print(f"  {'':10} {'Linprobe':>13} {'sklearn':>12} {'ratio':>7}")
 print(f"  {'wall time':10} {ours_wall:12.1f}s {ref_wall:11.1f}s {ref_wall / ours_wall:6.1f}x")
+print(f"  {'CPU time':10} {ours_cpu:12.1f}s {ref_cpu:11.1f}s {ref_cpu / ours_cpu:6.1f}x  (user+sys; less sensitive to other load on the machine)")
 print(f"  {'peak RSS':10} {ours_rss:11.2f}GB {ref_rss:10.2f}GB {ref_rss / ours_rss:6.1f}x  (sklearn: sum of the per-layer process peaks)")
 PYEOF

@@ -1,6 +1,6 @@
 """Reference data for the LinprobeSVM tests (run by hand; the tests never need Python).
 
-    /work/venv/bin/python scripts/make_svm_fixtures.py Tests/Fixtures/svm
+    $PY scripts/make_svm_fixtures.py Tests/Fixtures/svm   (PY: a Python with scikit-learn, torch, torchvision, h5py)
 
 Writes small feature stores in Linprobe's layout (with h5py) and what VISSL's protocol gives on
 them, computed with scikit-learn's LinearSVC with VISSL's exact settings

@@ -60,7 +60,10 @@ let package = Package(
         .target(
             name: "LinprobeExtract",
             dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeTrunk", "LinprobeData", "LinprobeCheckpoint"]),
-        .target(name: "LinprobeSVM", dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeBLAS"]),
+        .target(name: "CLinprobeSVMKernels"),
+        .target(
+            name: "LinprobeSVM", dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeBLAS", "CLinprobeSVMKernels"],
+            exclude: ["README.md"]),
         .target(
             name: "LinprobeLinear",
             dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeBLAS", .product(name: "Crypto", package: "swift-crypto")],
@@ -87,6 +90,7 @@ let package = Package(
         .executableTarget(
             name: "linear-bench", dependencies: ["LinprobeLinear", "LinprobeStore", "LinprobeCore"],
             path: "Benchmarks/linear/Runner"),
+        .executableTarget(name: "bench-svm", dependencies: ["LinprobeCore", "LinprobeSVM"], path: "Benchmarks/svm/Sources"),
 
         // MARK: - Tests
 

@@ -1,2 +1,0 @@
-// Tests of LinprobeSVM live in this folder.
-import Testing

@@ -369,9 +369,12 @@ def checkpoint_fixtures():
     name_len, extra_len = struct.unpack("<HH", zip_bytes[local + 26: local + 30])
     corrupt[local + 30 + name_len + extra_len + 5] ^= 0x40  # flip one bit of a tensor's data
     open(os.path.join(d, "corrupt_data.pt"), "wb").write(bytes(corrupt))
-    garbled = bytearray(legacy_bytes)
+    # Replace the object pickle's first BINPERSID opcode by a byte that is no opcode at all.
+    import pickletools
     start = len(legacy_header())
-    garbled[start + 40: start + 48] = b"\xff\xfe\xfd\xfc\xfb\xfa\xf9\xf8"
+    first = next(pos for op, _, pos in pickletools.genops(legacy_bytes[start:]) if op.name == "BINPERSID")
+    garbled = bytearray(legacy_bytes)
+    garbled[start + first] = 0xFF
     open(os.path.join(d, "corrupt_pickle.pt"), "wb").write(bytes(garbled))
     open(os.path.join(d, "not_a_checkpoint.txt"), "wb").write(b"conv1.weight: this is a YAML file, not weights\n")
     torch.save({"weights": Evil()}, os.path.join(d, "evil_global.pt"))

@@ -7,7 +7,10 @@ import LinprobeCore
 /// K ordered (ky, kx, ci) — the order of an NHWC im2col row.
 final class ConvLayer: @unchecked Sendable {
     let cin: Int, cout: Int, kernel: Int, stride: Int, pad: Int, groups: Int
+    /// im2col/GEMM weights (empty when the layer runs as Winograd).
     let weights: FloatBuffer
+    /// Winograd F(2×2, 3×3) weights U = G·g·Gᵀ: 16 matrices of Cin×Cout (nil: im2col/GEMM).
+    let winograd: FloatBuffer?
     let bias: FloatBuffer
 
     /// Input channels per group.
@@ -21,11 +24,16 @@ final class ConvLayer: @unchecked Sendable {
 
     func outputSize(_ n: Int) -> Int { (n + 2 * pad - kernel) / stride + 1 }
 
-    /// Folds `bn` into `weight` (PyTorch layout [Cout, Cin/G, k, k]).
+    /// Whether a convolution can run as Winograd F(2×2, 3×3): 3×3, stride 1, padding 1, no groups.
+    static func winogradEligible(kernel: Int, stride: Int, pad: Int, groups: Int, cin: Int, cout: Int) -> Bool {
+        kernel == 3 && stride == 1 && pad == 1 && groups == 1 && cin % 4 == 0 && cout % 4 == 0
+    }
+
+    /// Folds `bn` into `weight` (PyTorch layout [Cout, Cin/G, k, k]) in double precision.
     /// `swapInputRB` reverses the input channels (VISSL's `bgr` input: the trunk sees x[:, [2, 1, 0]]).
     init(weight: [Float], shape: [Int], stride: Int, pad: Int, groups: Int,
          bn: (gamma: [Float], beta: [Float], mean: [Float], variance: [Float]), eps: Double = 1e-5,
-         swapInputRB: Bool = false, name: String) throws {
+         swapInputRB: Bool = false, useWinograd: Bool = false, name: String) throws {
         let (cout, cinPerGroup, kh, kw) = (shape[0], shape[1], shape[2], shape[3])
         precondition(kh == kw && cout % groups == 0, "conv \(name): unexpected shape \(shape)")
         self.cin = cinPerGroup * groups
@@ -36,7 +44,8 @@ final class ConvLayer: @unchecked Sendable {
         self.groups = groups
         let og = cout / groups
         let k = kh * kw * cinPerGroup
-        let w = FloatBuffer(count: cout * k)
+        // Folded weights in our layout, still in double: [g][(ky, kx, ci)][co].
+        var folded = [Double](repeating: 0, count: cout * k)
         let b = FloatBuffer(count: cout)
         for o in 0..<cout {
             let variance = Double(bn.variance[o])
@@ -46,19 +55,27 @@ final class ConvLayer: @unchecked Sendable {
             let scale = Double(bn.gamma[o]) / (variance + eps).squareRoot()
             b.pointer[o] = Float(Double(bn.beta[o]) - Double(bn.mean[o]) * scale)
             let g = o / og, oo = o % og
-            let dst = w.pointer + g * k * og
+            let base = g * k * og
             for ci in 0..<cinPerGroup {
                 let source = swapInputRB ? cinPerGroup - 1 - ci : ci
                 for ky in 0..<kh {
                     for kx in 0..<kw {
-                        let value = Double(weight[((o * cinPerGroup + source) * kh + ky) * kw + kx]) * scale
-                        dst[((ky * kw + kx) * cinPerGroup + ci) * og + oo] = Float(value)
+                        folded[base + ((ky * kw + kx) * cinPerGroup + ci) * og + oo] =
+                            Double(weight[((o * cinPerGroup + source) * kh + ky) * kw + kx]) * scale
                     }
                 }
             }
         }
-        weights = w
         bias = b
+        if useWinograd && ConvLayer.winogradEligible(kernel: kh, stride: stride, pad: pad, groups: groups, cin: cinPerGroup, cout: cout) {
+            winograd = Winograd.transformWeights(folded, cin: cinPerGroup, cout: cout)
+            weights = FloatBuffer(count: 1)
+        } else {
+            winograd = nil
+            let w = FloatBuffer(count: cout * k)
+            for i in 0..<(cout * k) { w.pointer[i] = Float(folded[i]) }
+            weights = w
+        }
     }
 }
 
@@ -87,6 +104,10 @@ enum Convolution {
     /// 1×1 convolutions), one `sgemm` per group, then the epilogue on the fresh chunk.
     static func forward(_ layer: ConvLayer, input: UnsafePointer<Float>, n: Int, inH: Int, inW: Int,
                         output: UnsafeMutablePointer<Float>, epilogue: Epilogue, scratch: ConvScratch) {
+        if layer.winograd != nil {
+            Winograd.forward(layer, input: input, n: n, h: inH, w: inW, output: output, epilogue: epilogue, scratch: scratch)
+            return
+        }
         let oh = layer.outputSize(inH), ow = layer.outputSize(inW)
         let m = n * oh * ow
         let kg = layer.kPerGroup, og = layer.coutPerGroup

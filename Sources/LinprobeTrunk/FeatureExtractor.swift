@@ -78,7 +78,9 @@ public final class FeatureExtractor: @unchecked Sendable {
             "threads": .int(Int64(options.threads)),
             "parallelism": .string(options.parallelism.rawValue),
             "micro_batch": .int(Int64(options.microBatch)),
-            "layout": "NHWC, BatchNorm folded, im2col + sgemm",
+            "layout": "NHWC, BatchNorm folded into convolutions",
+            "convolution": .string(trunk.algorithm == .winograd
+                ? "Winograd F(2x2,3x3) for 3x3 stride-1 convolutions, im2col + sgemm for the rest" : "im2col + sgemm"),
             "blas": .string(BLAS.config),
             "blas_core": .string(BLAS.coreName),
         ]
@@ -228,6 +230,9 @@ struct WorkspacePlan {
         let nb = options.microBatch
         let spec = trunk.spec
         func chunkScratch(_ layer: ConvLayer, extra: Int = 0) -> Int {
+            if layer.winograd != nil {
+                return Winograd.scratchFloats(cin: layer.cin, cout: layer.cout, tiles: options.chunkRows)
+            }
             let rowK = layer.isPointwise ? 0 : layer.kPerGroup * layer.groups
             let perRow = rowK + extra
             // At least `chunkRows` rows, so even the widest layer gets a reasonably tall GEMM.

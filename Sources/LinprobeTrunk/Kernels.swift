@@ -24,37 +24,52 @@ final class FloatBuffer: @unchecked Sendable {
     deinit { UnsafeMutableRawPointer(pointer).deallocate() }
 }
 
-@inline(__always) private func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
+// Vector code uses SIMD4<Float>, which maps one-to-one onto the baseline x86-64 SSE registers
+// (wider Swift SIMD types are split and, for some operations, scalarised without AVX).
+@inline(__always) private func load4(_ p: UnsafePointer<Float>) -> SIMD4<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self)
 }
 
-@inline(__always) private func store16(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
+@inline(__always) private func store4(_ v: SIMD4<Float>, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD4<Float>.self)
+}
+
+@inline(__always) private func relu4(_ v: SIMD4<Float>) -> SIMD4<Float> {
+    v.replacing(with: 0, where: v .< 0)
 }
 
 enum Kernels {
     /// `c[r, :] = relu?(c[r, :] + bias [+ residual[r, :]])` for `rows` rows of `channels`.
     static func biasActivation(_ c: UnsafeMutablePointer<Float>, rows: Int, channels: Int, bias: UnsafePointer<Float>,
                                residual: UnsafePointer<Float>?, relu: Bool) {
-        let vectorEnd = channels & ~15
-        let zero = SIMD16<Float>(repeating: 0)
+        let vectorEnd = channels & ~3
         for r in 0..<rows {
             let row = c + r * channels
-            let res = residual.map { $0 + r * channels }
-            var j = 0
-            while j < vectorEnd {
-                var v = load16(row + j) + load16(bias + j)
-                if let res { v += load16(res + j) }
-                if relu { v = pointwiseMax(v, zero) }
-                store16(v, row + j)
-                j += 16
-            }
-            while j < channels {
-                var v = row[j] + bias[j]
-                if let res { v += res[j] }
-                if relu { v = v < 0 ? 0 : v }
-                row[j] = v
-                j += 1
+            if let residual {
+                let res = residual + r * channels
+                var j = 0
+                while j < vectorEnd {
+                    let v = load4(row + j) + load4(bias + j) + load4(res + j)
+                    store4(relu ? relu4(v) : v, row + j)
+                    j += 4
+                }
+                while j < channels {
+                    let v = row[j] + bias[j] + res[j]
+                    row[j] = relu && v < 0 ? 0 : v
+                    j += 1
+                }
+            } else {
+                var j = 0
+                while j < vectorEnd {
+                    let v = load4(row + j) + load4(bias + j)
+                    store4(relu ? relu4(v) : v, row + j)
+                    j += 4
+                }
+                while j < channels {
+                    let v = row[j] + bias[j]
+                    row[j] = relu && v < 0 ? 0 : v
+                    j += 1
+                }
             }
         }
     }
@@ -98,14 +113,13 @@ enum Kernels {
 
     /// `out = max(out, x)` elementwise, NaN propagating (as PyTorch's max pool).
     @inline(__always) static func maxInto(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ c: Int) {
-        let vectorEnd = c & ~15
+        let vectorEnd = c & ~3
         var j = 0
         while j < vectorEnd {
-            let a = load16(out + j), b = load16(x + j)
+            let a = load4(out + j), b = load4(x + j)
             // Take b where b > a or b is NaN.
-            let take = (b .> a) .| (b .!= b)
-            store16(a.replacing(with: b, where: take), out + j)
-            j += 16
+            store4(a.replacing(with: b, where: (b .> a) .| (b .!= b)), out + j)
+            j += 4
         }
         while j < c {
             let b = x[j]
@@ -116,11 +130,11 @@ enum Kernels {
 
     /// `out += x` elementwise.
     @inline(__always) static func addInto(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ c: Int) {
-        let vectorEnd = c & ~15
+        let vectorEnd = c & ~3
         var j = 0
         while j < vectorEnd {
-            store16(load16(out + j) + load16(x + j), out + j)
-            j += 16
+            store4(load4(out + j) + load4(x + j), out + j)
+            j += 4
         }
         while j < c {
             out[j] += x[j]

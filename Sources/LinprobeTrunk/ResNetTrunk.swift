@@ -16,7 +16,16 @@ public final class ResNetTrunk: @unchecked Sendable {
         var last: ConvLayer { conv3 ?? conv2 }
     }
 
+    /// How the 3×3 stride-1 convolutions run.
+    public enum Algorithm: String, Sendable, CaseIterable {
+        /// Winograd F(2×2, 3×3): 2.25× fewer multiplications for those layers (default).
+        case winograd
+        /// im2col + GEMM everywhere (the plain reference path).
+        case im2col
+    }
+
     public let spec: ResNetSpec
+    public let algorithm: Algorithm
     public let weightsProvenance: JSONValue
     public let weightsSHA256: String?
     public let notes: [String]
@@ -25,9 +34,10 @@ public final class ResNetTrunk: @unchecked Sendable {
 
     /// Folds BatchNorm (eps 1e-5, PyTorch's default) into every convolution. For `bgr` input the
     /// stem's input channels are reversed, which equals VISSL's `x[:, [2, 1, 0]]`.
-    public init(weights: TrunkWeights) throws {
+    public init(weights: TrunkWeights, algorithm: Algorithm = .winograd) throws {
         let spec = weights.spec
         self.spec = spec
+        self.algorithm = algorithm
         self.weightsProvenance = weights.provenance
         self.weightsSHA256 = weights.sha256
         self.notes = weights.notes
@@ -49,7 +59,7 @@ public final class ResNetTrunk: @unchecked Sendable {
             return try ConvLayer(weight: try values(name + ".weight"), shape: shape, stride: stride, pad: pad, groups: groups,
                                  bn: (try values(bn + ".weight"), try values(bn + ".bias"), try values(bn + ".running_mean"),
                                       try values(bn + ".running_var")),
-                                 swapInputRB: swap, name: name)
+                                 swapInputRB: swap, useWinograd: algorithm == .winograd, name: name)
         }
 
         stem = try conv("conv1", bn: "bn1", stride: 2, pad: 3, swap: spec.inputType == .bgr)

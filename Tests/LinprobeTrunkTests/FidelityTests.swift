@@ -12,10 +12,11 @@ import Testing
 struct FidelityTests {
     static let tapCases = ["rn18", "rn50", "rn50w2", "resnext50_32x4d_l4s1_bgr"]
 
-    static func trunk(for entry: JSONValue) throws -> (ResNetSpec, ResNetTrunk) {
+    static func trunk(for entry: JSONValue, algorithm: ResNetTrunk.Algorithm = .winograd) throws -> (ResNetSpec, ResNetTrunk) {
         let name = entry["case"]!.stringValue!
         let spec = try ResNetSpec(model: ConfigNode(path: "MODEL", value: entry["model"]!))
-        let trunk = try ResNetTrunk(weights: TrunkWeights(spec: spec, tensors: fixtureWeights(spec, caseName: name)))
+        let trunk = try ResNetTrunk(weights: TrunkWeights(spec: spec, tensors: fixtureWeights(spec, caseName: name)),
+                                    algorithm: algorithm)
         return (spec, trunk)
     }
 
@@ -30,30 +31,34 @@ struct FidelityTests {
         #expect(ours == expected)
     }
 
-    /// Variants exercise both kinds of parallelism, micro-batches of one image and tiny GEMM
-    /// chunks (chunk boundaries inside rows and across images).
-    static let variants: [FeatureExtractor.Options] = [
-        .init(threads: 2, parallelism: .batch, microBatch: 8, chunkRows: 512),
-        .init(threads: 2, parallelism: .blas, microBatch: 1, chunkRows: 37),
+    /// Variants exercise both convolution algorithms, both kinds of parallelism, micro-batches
+    /// of one image and tiny GEMM chunks (chunk boundaries inside rows and across images).
+    static let variants: [(ResNetTrunk.Algorithm, FeatureExtractor.Options)] = [
+        (.winograd, .init(threads: 2, parallelism: .batch, microBatch: 8, chunkRows: 512)),
+        (.im2col, .init(threads: 2, parallelism: .blas, microBatch: 1, chunkRows: 37)),
+        (.winograd, .init(threads: 1, parallelism: .batch, microBatch: 2, chunkRows: 19)),
     ]
 
-    @Test("every tap within 1e-4 of the tap's max magnitude", arguments: tapCases, [0, 1])
+    @Test("every tap within 1e-4 of the tap's max magnitude", arguments: tapCases, [0, 1, 2])
     func everyTap(caseName: String, variant: Int) throws {
         let fixtures = ReferenceFixtures.shared
         let entry = fixtures.trunkCase(caseName)
-        let (_, trunk) = try Self.trunk(for: entry)
+        let (_, trunk) = try Self.trunk(for: entry, algorithm: Self.variants[variant].0)
         let n = Int(entry["batch"]!.intValue!), h = Int(entry["height"]!.intValue!), w = Int(entry["width"]!.intValue!)
         let taps = entry["taps"]!.arrayValue!
         let map = PoolOpsMap(entries: taps.map { PoolOpsMap.Entry(tap: Tap(rawValue: $0["tap"]!.stringValue!)!, op: .identity) })
-        let extractor = try FeatureExtractor(trunk: trunk, map: map, inputHeight: h, inputWidth: w, options: Self.variants[variant])
+        let extractor = try FeatureExtractor(trunk: trunk, map: map, inputHeight: h, inputWidth: w, options: Self.variants[variant].1)
         let features = try extractor.forward(fixtureInput(caseName, count: n * 3 * h * w), count: n)
+        var worst = 0.0
         for (k, tap) in taps.enumerated() {
             let reference = fixtures.slice(tap)
             let shape = tap["shape"]!.arrayValue!.map { Int($0.intValue!) }
             #expect(extractor.outputs[k].dimension * n == shape.reduce(1, *), "\(caseName) \(tap["tap"]!.stringValue!) shape")
             let err = relativeError(features[k], reference)
+            worst = max(worst, err)
             #expect(err < 1e-4, "\(caseName) tap \(tap["tap"]!.stringValue!): relative error \(err)")
         }
+        print("fidelity \(caseName) variant \(variant): worst tap relative error \(worst)")
     }
 
     @Test("VISSL pooled features at 224×224 (canonical RN50 map, RN50-w2 map)", arguments: ["rn50_vissl224", "rn50w2_vissl224"])

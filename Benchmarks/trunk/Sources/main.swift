@@ -20,6 +20,7 @@ struct Arguments {
     var parallelism = FeatureExtractor.Parallelism.batch
     var microBatch = 8, chunkRows = 512
     var gemmProbe = false
+    var algorithm = ResNetTrunk.Algorithm.winograd
     var canonicalTaps = true
 
     init() {
@@ -48,6 +49,9 @@ struct Arguments {
                 guard let p = FeatureExtractor.Parallelism(rawValue: value()) else { usage("--parallelism: batch or blas\n") }
                 parallelism = p
             case "--gemm-probe": gemmProbe = true
+            case "--algorithm":
+                guard let a = ResNetTrunk.Algorithm(rawValue: value()) else { usage("--algorithm: winograd or im2col\n") }
+                algorithm = a
             case "--trunk-only": canonicalTaps = false
             default:
                 usage("unknown argument \(a)\n")
@@ -66,6 +70,15 @@ func peakRSSMegabytes() -> Double {
     var usage = rusage()
     getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
     return Double(usage.ru_maxrss) / 1024
+}
+
+/// User + system CPU seconds of this process so far (on a busy machine, CPU time per image is a
+/// steadier measure of the work done than wall time).
+func cpuSeconds() -> Double {
+    var usage = rusage()
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) * 1e-6
+        + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) * 1e-6
 }
 
 func median(_ xs: [Double]) -> Double {
@@ -129,21 +142,31 @@ do {
     let spec = try ResNetSpec(depth: args.depth, widthMultiplier: args.width)
     let map: PoolOpsMap = args.canonicalTaps ? .visslResNet50 : PoolOpsMap(entries: [])
     let t0 = now()
-    let trunk = try ResNetTrunk(weights: TrunkWeights.random(spec: spec, seed: 0))
+    let trunk = try ResNetTrunk(weights: TrunkWeights.random(spec: spec, seed: 0), algorithm: args.algorithm)
     let loadSeconds = now() - t0
     let options = FeatureExtractor.Options(threads: args.threads, parallelism: args.parallelism,
                                            microBatch: args.microBatch, chunkRows: args.chunkRows)
     let extractor = try FeatureExtractor(trunk: trunk, map: map, inputHeight: args.size, inputWidth: args.size, options: options)
     let n = args.batch
-    var rng = SystemRandomNumberGenerator()
-    let input = (0..<(n * 3 * args.size * args.size)).map { _ in Float.random(in: -2...2, using: &rng) }
+    // Deterministic pseudo-random input (SplitMix64; content does not change the work done).
+    var state: UInt64 = 0x1234_5678
+    let input = (0..<(n * 3 * args.size * args.size)).map { _ -> Float in
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        return Float(z >> 40) * 0x1p-24 * 4 - 2
+    }
     let buffers = extractor.outputs.map { UnsafeMutablePointer<Float>.allocate(capacity: n * $0.dimension) }
     var times: [Double] = []
+    var cpu = 0.0
     try input.withUnsafeBufferPointer { p in
-        for _ in 0..<(args.iterations + args.warmup) {
-            let t = now()
+        for i in 0..<(args.iterations + args.warmup) {
+            let t = now(), c = cpuSeconds()
             try extractor.forward(input: p.baseAddress!, count: n, height: args.size, width: args.size, destinations: buffers)
             times.append(now() - t)
+            if i >= args.warmup { cpu += cpuSeconds() - c }
         }
     }
     let measured = Array(times.dropFirst(args.warmup))
@@ -154,10 +177,10 @@ do {
     let dims = extractor.outputs.map { "\"\($0.name)\": \($0.dimension)" }.joined(separator: ", ")
     print("""
     {"engine": "linprobe", "depth": \(args.depth), "width": \(args.width), "batch": \(n), "size": \(args.size), \
-    "threads": \(args.threads), "parallelism": "\(args.parallelism.rawValue)", "micro_batch": \(args.microBatch), \
+    "threads": \(args.threads), "parallelism": "\(args.parallelism.rawValue)", "algorithm": "\(args.algorithm.rawValue)", "micro_batch": \(args.microBatch), \
     "chunk_rows": \(args.chunkRows), "blas_core": "\(BLAS.coreName)", "images_per_second": \(imagesPerSecond), \
     "seconds_per_batch_median": \(seconds), "seconds_per_batch_all": [\(measured.map { String($0) }.joined(separator: ", "))], \
-    "gflops": \(gflops), "macs_per_image": \(macs), "peak_rss_mb": \(peakRSSMegabytes()), \
+    "gflops": \(gflops), "cpu_seconds_per_image": \(cpu / Double(n * args.iterations)), "macs_per_image": \(macs), "peak_rss_mb": \(peakRSSMegabytes()), \
     "workspace_mb": \(Double(extractor.workspaceBytes) / 1_048_576), "weights_fold_seconds": \(loadSeconds), "outputs": {\(dims)}}
     """)
 } catch {

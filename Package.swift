@@ -73,7 +73,7 @@ let package = Package(
         // MARK: - Benchmarks (not tests: they print measured figures for Benchmarks/run.sh)
 
         .executableTarget(
-            name: "bench-trunk", dependencies: ["LinprobeTrunk", "LinprobeBLAS", "LinprobeCore"],
+            name: "bench-trunk", dependencies: ["LinprobeTrunk", "LinprobeCheckpoint", "LinprobeBLAS", "LinprobeCore"],
             path: "Benchmarks/trunk/Sources"),
 
         // MARK: - Tests

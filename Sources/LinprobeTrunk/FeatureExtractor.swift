@@ -25,17 +25,21 @@ public final class FeatureExtractor: @unchecked Sendable {
         /// Worker threads (BLAS threads with `.blas`). Default: all cores.
         public var threads: Int
         public var parallelism: Parallelism
-        /// Images per worker per pass through the network (bounds the workspace).
+        /// Images per worker per pass through the network (bounds the workspace; lowered
+        /// automatically so that one worker's workspace stays within `workspaceLimitBytes`).
         public var microBatch: Int
+        /// Upper bound of one worker's workspace (large inputs get smaller micro-batches).
+        public var workspaceLimitBytes: Int
         /// Target GEMM rows per chunk (im2col is built and the epilogue applied per chunk).
         public var chunkRows: Int
 
         public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, parallelism: Parallelism = .batch,
-                    microBatch: Int = 8, chunkRows: Int = 512) {
+                    microBatch: Int = 8, chunkRows: Int = 512, workspaceLimitBytes: Int = 512 << 20) {
             self.threads = max(1, threads)
             self.parallelism = parallelism
             self.microBatch = max(1, microBatch)
             self.chunkRows = max(16, chunkRows)
+            self.workspaceLimitBytes = workspaceLimitBytes
         }
     }
 
@@ -49,9 +53,14 @@ public final class FeatureExtractor: @unchecked Sendable {
     /// The deepest tap computed.
     public let deepestTap: Tap
 
+    /// Images per worker per pass, after the workspace limit.
+    public let microBatch: Int
+
     private let shapes: [Tap: [Int]]
     private let workspaces: [Workspace]
     private let workers: Int
+    /// `forward` uses the workspaces; concurrent calls are serialised.
+    private let lock = NSLock()
 
     public init(trunk: ResNetTrunk, map: PoolOpsMap, inputHeight: Int, inputWidth: Int, options: Options = Options()) throws {
         self.trunk = trunk
@@ -64,8 +73,12 @@ public final class FeatureExtractor: @unchecked Sendable {
         self.deepestTap = outputs.map(\.tap).max() ?? .flatten
         self.shapes = trunk.spec.tapShapes(inputHeight: inputHeight, inputWidth: inputWidth)!
         workers = options.parallelism == .batch ? options.threads : 1
+        let single = WorkspacePlan(trunk: trunk, height: inputHeight, width: inputWidth, deepest: deepestTap,
+                                   outputs: outputs, shapes: shapes, options: options, microBatch: 1)
+        let room = options.workspaceLimitBytes - single.fixedBytes
+        microBatch = max(1, min(options.microBatch, room / max(1, single.perImageBytes)))
         let plan = WorkspacePlan(trunk: trunk, height: inputHeight, width: inputWidth, deepest: deepestTap,
-                                 outputs: outputs, shapes: shapes, options: options)
+                                 outputs: outputs, shapes: shapes, options: options, microBatch: microBatch)
         workspaces = (0..<workers).map { _ in Workspace(plan: plan) }
     }
 
@@ -77,7 +90,7 @@ public final class FeatureExtractor: @unchecked Sendable {
         [
             "threads": .int(Int64(options.threads)),
             "parallelism": .string(options.parallelism.rawValue),
-            "micro_batch": .int(Int64(options.microBatch)),
+            "micro_batch": .int(Int64(microBatch)),
             "layout": "NHWC, BatchNorm folded into convolutions",
             "convolution": .string(trunk.algorithm == .winograd
                 ? "Winograd F(2x2,3x3) for 3x3 stride-1 convolutions, im2col + sgemm for the rest" : "im2col + sgemm"),
@@ -98,6 +111,8 @@ public final class FeatureExtractor: @unchecked Sendable {
             throw LinprobeError(.usage, "forward needs \(outputs.count) destinations, got \(destinations.count)")
         }
         guard count > 0 else { return }
+        lock.lock()
+        defer { lock.unlock() }
         // OpenBLAS's thread count is process-wide: set ours for this call, restore the caller's after.
         let previousThreads = BLAS.threads
         BLAS.setThreads(options.parallelism == .blas ? options.threads : 1)
@@ -137,7 +152,7 @@ public final class FeatureExtractor: @unchecked Sendable {
         let ws = workspaces[worker]
         var start = range.lowerBound
         while start < range.upperBound {
-            let nb = min(options.microBatch, range.upperBound - start)
+            let nb = min(microBatch, range.upperBound - start)
             forwardMicroBatch(ws, input: job.input + start * imageSize, n: nb, firstImage: start, destinations: job.destinations)
             start += nb
         }
@@ -229,18 +244,29 @@ public final class FeatureExtractor: @unchecked Sendable {
 struct WorkspacePlan {
     var input = 0, s = 0, a = 0, t1 = 0, t2 = 0, scratch = 0, poolScratch = 0, zeros = 0
 
+    /// Bytes that grow with the micro-batch (activations), per image.
+    var perImageBytes: Int { (input + s + a + t1 + t2) * 4 / max(1, microBatch) }
+    /// Bytes that do not (GEMM scratch, pooling scratch).
+    var fixedBytes: Int { (scratch + poolScratch + zeros) * 4 }
+    /// Scratch for one chunk of any layer stays within this many floats (8 MB), but a chunk
+    /// always gets at least 64 rows so that its GEMMs stay efficient.
+    static let scratchBudget = 2 << 20
+    let microBatch: Int
+
     init(trunk: ResNetTrunk, height: Int, width: Int, deepest: Tap, outputs: [FeatureOutput], shapes: [Tap: [Int]],
-         options: FeatureExtractor.Options) {
-        let nb = options.microBatch
+         options: FeatureExtractor.Options, microBatch nb: Int) {
+        self.microBatch = nb
         let spec = trunk.spec
         func chunkScratch(_ layer: ConvLayer, extra: Int = 0) -> Int {
+            let perRow: Int
             if layer.winograd != nil {
-                return Winograd.scratchFloats(cin: layer.cin, cout: layer.cout, tiles: options.chunkRows)
+                perRow = Winograd.scratchFloats(cin: layer.cin, cout: layer.cout, tiles: 1)
+            } else {
+                perRow = (layer.isPointwise ? 0 : layer.kPerGroup * layer.groups) + extra
             }
-            let rowK = layer.isPointwise ? 0 : layer.kPerGroup * layer.groups
-            let perRow = rowK + extra
-            // At least `chunkRows` rows, so even the widest layer gets a reasonably tall GEMM.
-            return perRow * options.chunkRows
+            guard perRow > 0 else { return 0 }
+            let rows = min(options.chunkRows, max(64, WorkspacePlan.scratchBudget / perRow))
+            return perRow * rows
         }
         input = nb * 3 * height * width
         var h = trunk.stem.outputSize(height), w = trunk.stem.outputSize(width)

@@ -7,8 +7,8 @@ import Testing
 
 /// Every tap of depth-18, depth-50, VISSL width-2 ResNet-50 and a ResNeXt (groups, LAYER4_STRIDE 1,
 /// bgr) against PyTorch/torchvision on the same weights and inputs; and VISSL's canonical pooled
-/// features at 224×224.
-@Suite("Trunk fidelity against PyTorch")
+/// features at 224×224. Serialized: the width-2 cases hold ~1 GB of weights while they run.
+@Suite("Trunk fidelity against PyTorch", .serialized)
 struct FidelityTests {
     static let tapCases = ["rn18", "rn50", "rn50w2", "resnext50_32x4d_l4s1_bgr"]
 
@@ -102,6 +102,18 @@ struct FidelityTests {
         let res2 = taps.first { $0["tap"]?.stringValue == "res2" }!, conv1 = taps.first { $0["tap"]?.stringValue == "conv1" }!
         #expect(relativeError(features[0], fixtures.slice(res2)) < 1e-4)
         #expect(relativeError(features[1], fixtures.slice(conv1)) < 1e-4)
+    }
+
+    @Test("large inputs get smaller micro-batches: a worker's workspace stays within its limit")
+    func workspaceLimit() throws {
+        let trunk = try ResNetTrunk(weights: .random(spec: ResNetSpec(depth: 18)))
+        let big = try FeatureExtractor(trunk: trunk, map: PoolOpsMap(entries: []), inputHeight: 512, inputWidth: 512,
+                                       options: .init(threads: 2, microBatch: 8, workspaceLimitBytes: 96 << 20))
+        #expect(big.microBatch < 8)
+        #expect(big.workspaceBytes <= 2 * (96 << 20), "\(big.workspaceBytes) bytes for 2 workers")
+        let small = try FeatureExtractor(trunk: trunk, map: PoolOpsMap(entries: []), inputHeight: 64, inputWidth: 64,
+                                         options: .init(threads: 2, microBatch: 8, workspaceLimitBytes: 96 << 20))
+        #expect(small.microBatch == 8)
     }
 
     @Test("an image size other than the configured one is an error, not a wrong number")

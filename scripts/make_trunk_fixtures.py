@@ -292,6 +292,12 @@ def write_safetensors(path, tensors, metadata=None):
             f.write(b)
 
 
+class TinyModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 2, 1)
+
+
 class Evil:
     def __reduce__(self):
         return (os.system, ("echo pwned",))
@@ -378,6 +384,9 @@ def checkpoint_fixtures():
     open(os.path.join(d, "corrupt_pickle.pt"), "wb").write(bytes(garbled))
     open(os.path.join(d, "not_a_checkpoint.txt"), "wb").write(b"conv1.weight: this is a YAML file, not weights\n")
     torch.save({"weights": Evil()}, os.path.join(d, "evil_global.pt"))
+    torch.save({"type": "shard_list", "shards": ["model_shard0.torch", "model_shard1.torch"]},
+               os.path.join(d, "fsdp_shard_list.torch"))
+    torch.save(TinyModel(), os.path.join(d, "whole_model.pt"))  # a model object, not a state dict
     # A legacy-format file whose object pickle uses the INST opcode (builds an object by name).
     open(os.path.join(d, "evil_opcode.pt"), "wb").write(legacy_header() + b"\x80\x02(i__main__\nFoo\n.")
     import hashlib

@@ -294,7 +294,10 @@ struct Unpickler {
     private func checkedGlobal(_ module: String, _ name: String, at offset: Int) throws -> PickleValue {
         let full = "\(module).\(name)"
         guard Unpickler.callables.contains(full) || Unpickler.tokens.contains(full) || Unpickler.inert.contains(full) else {
-            throw forbidden("pickle global '\(full)' is not allowed", at: offset)
+            let wholeModel = module == "__main__" || module.hasPrefix("torch.nn.modules") || module.hasPrefix("torchvision.models")
+                || module.hasPrefix("vissl.") || module.hasPrefix("classy_vision.")
+            throw forbidden("pickle global '\(full)' is not allowed"
+                + (wholeModel ? " (the file pickles a model object; save model.state_dict() with torch.save instead)" : ""), at: offset)
         }
         return .global(module: module, name: name)
     }

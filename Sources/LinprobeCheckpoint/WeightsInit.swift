@@ -129,6 +129,10 @@ public struct TrunkStateDict: @unchecked Sendable {
         guard case .dict(let top) = checkpoint.root else {
             throw LinprobeError(.incompatible, "\(path): the checkpoint holds a \(checkpoint.root.typeName), not a dict of tensors")
         }
+        if top["type"]?.stringValue == "shard_list" {
+            throw LinprobeError(.unsupported,
+                "\(path): a sharded (FSDP) VISSL checkpoint; consolidate it first with VISSL's extra_scripts/convert_sharded_checkpoint.py")
+        }
         var notes: [String] = []
         var keyed: [(key: String, value: PickleValue)] = []
         func keysText(_ d: PickleDict) -> String {

@@ -24,6 +24,8 @@ struct BadInputTests {
         ("not_a_checkpoint.txt", "not a PyTorch checkpoint"),
         ("evil_global.pt", "pickle global 'posix.system' is not allowed"),
         ("evil_opcode.pt", "opcode INST"),
+        ("whole_model.pt", "save model.state_dict()"),
+        ("fsdp_shard_list.torch", "convert_sharded_checkpoint.py"),
     ])
     func badFile(name: String, fragment: String) throws {
         let path = FormatTests.file(name)

@@ -14,7 +14,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
-        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
     ],
     targets: [
         // MARK: - System libraries (one C module per native library, found by pkg-config)
@@ -50,9 +49,7 @@ let package = Package(
         // MARK: - Stages and their building blocks
 
         .target(name: "LinprobeStore", dependencies: ["LinprobeCore", "LinprobeHDF5"]),
-        .target(
-            name: "LinprobeCheckpoint",
-            dependencies: ["LinprobeCore", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
+        .target(name: "LinprobeCheckpoint", dependencies: ["LinprobeCore"]),
         .target(name: "LinprobeTrunk", dependencies: ["LinprobeCore", "LinprobeBLAS", "LinprobeCheckpoint"]),
         .target(
             name: "LinprobeData",
@@ -91,6 +88,9 @@ let package = Package(
             name: "linear-bench", dependencies: ["LinprobeLinear", "LinprobeStore", "LinprobeCore"],
             path: "Benchmarks/linear/Runner"),
         .executableTarget(name: "bench-svm", dependencies: ["LinprobeCore", "LinprobeSVM"], path: "Benchmarks/svm/Sources"),
+        .executableTarget(
+            name: "bench-trunk", dependencies: ["LinprobeTrunk", "LinprobeCheckpoint", "LinprobeBLAS", "LinprobeCore"],
+            path: "Benchmarks/trunk/Sources"),
 
         // MARK: - Tests
 

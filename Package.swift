@@ -14,7 +14,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
-        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
     ],
     targets: [
         // MARK: - System libraries (one C module per native library, found by pkg-config)
@@ -50,9 +49,7 @@ let package = Package(
         // MARK: - Stages and their building blocks
 
         .target(name: "LinprobeStore", dependencies: ["LinprobeCore", "LinprobeHDF5"]),
-        .target(
-            name: "LinprobeCheckpoint",
-            dependencies: ["LinprobeCore", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
+        .target(name: "LinprobeCheckpoint", dependencies: ["LinprobeCore"]),
         .target(name: "LinprobeTrunk", dependencies: ["LinprobeCore", "LinprobeBLAS", "LinprobeCheckpoint"]),
         .target(name: "LinprobeData", dependencies: ["LinprobeCore", "LinprobeCodecs"]),
         .target(
@@ -76,6 +73,9 @@ let package = Package(
         // MARK: - Benchmarks (run by `make bench`, never by the tests)
 
         .executableTarget(name: "bench-store", dependencies: ["LinprobeCore", "LinprobeStore"], path: "Benchmarks/store/Sources"),
+        .executableTarget(
+            name: "bench-trunk", dependencies: ["LinprobeTrunk", "LinprobeBLAS", "LinprobeCore"],
+            path: "Benchmarks/trunk/Sources"),
 
         // MARK: - Tests
 

@@ -51,7 +51,9 @@ let package = Package(
         .target(name: "LinprobeStore", dependencies: ["LinprobeCore", "LinprobeHDF5"]),
         .target(name: "LinprobeCheckpoint", dependencies: ["LinprobeCore"]),
         .target(name: "LinprobeTrunk", dependencies: ["LinprobeCore", "LinprobeBLAS", "LinprobeCheckpoint"]),
-        .target(name: "LinprobeData", dependencies: ["LinprobeCore", "LinprobeCodecs"]),
+        .target(
+            name: "LinprobeData",
+            dependencies: ["LinprobeCore", "LinprobeCodecs", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "LinprobeExtract",
             dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeTrunk", "LinprobeData", "LinprobeCheckpoint"]),
@@ -76,6 +78,9 @@ let package = Package(
         .executableTarget(
             name: "bench-trunk", dependencies: ["LinprobeTrunk", "LinprobeBLAS", "LinprobeCore"],
             path: "Benchmarks/trunk/Sources"),
+        .executableTarget(
+            name: "LinprobeDataBench", dependencies: ["LinprobeData", "LinprobeCodecs", "LinprobeCore"],
+            path: "Benchmarks/data/LinprobeDataBench"),
 
         // MARK: - Tests
 
@@ -99,8 +104,11 @@ let package = Package(
             name: "LinprobeTrunkTests",
             dependencies: ["LinprobeTrunk", "LinprobeCheckpoint", "LinprobeTestSupport"]),
         .testTarget(
+            name: "LinprobeCodecsTests",
+            dependencies: ["LinprobeCodecs", "LinprobeCore", "LinprobeTestSupport"]),
+        .testTarget(
             name: "LinprobeDataTests",
-            dependencies: ["LinprobeData", "LinprobeCodecs", "LinprobeTestSupport"]),
+            dependencies: ["LinprobeData", "LinprobeCodecs", "LinprobeCore", "LinprobeTestSupport"]),
         .testTarget(
             name: "LinprobeExtractTests",
             dependencies: ["LinprobeExtract", "LinprobeStore", "LinprobeTestSupport"]),

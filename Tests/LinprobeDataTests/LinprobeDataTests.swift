@@ -1,2 +1,0 @@
-// Tests of LinprobeData live in this folder.
-import Testing

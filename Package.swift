@@ -56,7 +56,10 @@ let package = Package(
             dependencies: ["LinprobeCore", "LinprobeCodecs", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "LinprobeExtract",
-            dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeTrunk", "LinprobeData", "LinprobeCheckpoint"]),
+            dependencies: [
+                "LinprobeCore", "LinprobeStore", "LinprobeHDF5", "LinprobeBLAS", "LinprobeCodecs", "LinprobeTrunk",
+                "LinprobeData", "LinprobeCheckpoint",
+            ]),
         .target(name: "LinprobeSVM", dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeBLAS"]),
         .target(name: "LinprobeLinear", dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeBLAS"]),
         .target(name: "LinprobeReport", dependencies: ["LinprobeCore"]),

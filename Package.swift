@@ -79,7 +79,7 @@ let package = Package(
 
         .executableTarget(name: "bench-store", dependencies: ["LinprobeCore", "LinprobeStore"], path: "Benchmarks/store/Sources"),
         .executableTarget(
-            name: "bench-trunk", dependencies: ["LinprobeTrunk", "LinprobeBLAS", "LinprobeCore"],
+            name: "bench-trunk", dependencies: ["LinprobeTrunk", "LinprobeCheckpoint", "LinprobeBLAS", "LinprobeCore"],
             path: "Benchmarks/trunk/Sources"),
         .executableTarget(
             name: "LinprobeDataBench", dependencies: ["LinprobeData", "LinprobeCodecs", "LinprobeCore"],

@@ -2,7 +2,7 @@ import Foundation
 import LinprobeCore
 
 /// VISSL's `MODEL.WEIGHTS_INIT` settings, with VISSL's defaults for absent keys.
-public struct WeightsInit: Sendable, Equatable {
+public struct WeightsInit: Sendable, Hashable {
     /// Path of the weights file; empty means a seeded random initialisation.
     public var paramsFile: String
     /// Keys leading to the state dict (`[]` = the file is a flat state dict). The single key
@@ -86,8 +86,10 @@ public struct TrunkStateDict: @unchecked Sendable {
     public var tensors: [String: Entry]
     /// Canonical names in file order.
     public var order: [String]
-    /// Keys left out on purpose: heads, `SKIP_LAYERS` matches, non-tensor values.
+    /// Keys left out because they are not trunk tensors: heads, non-tensor values.
     public var ignoredKeys: [String]
+    /// Keys left out because `SKIP_LAYERS` matches them.
+    public var skippedKeys: [String] = []
     /// Canonical names matched by `SKIP_LAYERS` (VISSL leaves those parameters at their initial value).
     public var skippedNames: [String]
     /// Human-readable remarks about how the keys were read (recorded in provenance).
@@ -210,7 +212,7 @@ public struct TrunkStateDict: @unchecked Sendable {
             // SKIP_LAYERS is matched against the model's parameter name, as VISSL does.
             let modelName = "trunk.base_model._feature_blocks." + name
             if settings.skipLayers.contains(where: { modelName.contains($0) }) {
-                result.ignoredKeys.append(key)
+                result.skippedKeys.append(key)
                 result.skippedNames.append(name)
                 continue
             }

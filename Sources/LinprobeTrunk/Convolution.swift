@@ -90,12 +90,16 @@ enum Epilogue {
     case downsample(ConvLayer, input: UnsafePointer<Float>, inH: Int, inW: Int, combinedBias: UnsafePointer<Float>)
 }
 
-/// Per-worker scratch space for im2col and strided gathers.
+/// Per-worker scratch space for im2col, strided gathers and Winograd transforms.
 struct ConvScratch {
     let buffer: UnsafeMutablePointer<Float>
     let capacity: Int
     /// Target rows per chunk (bounded by `capacity / K`).
     let chunkRows: Int
+    /// Zeros, at least as many as the widest layer's input channels (padding for Winograd tiles).
+    let zeros: UnsafePointer<Float>
+    /// 16 pointer slots (a Winograd tile's input pixels).
+    let pointers: UnsafeMutablePointer<UnsafePointer<Float>>
 }
 
 enum Convolution {

@@ -98,7 +98,10 @@ public final class FeatureExtractor: @unchecked Sendable {
             throw LinprobeError(.usage, "forward needs \(outputs.count) destinations, got \(destinations.count)")
         }
         guard count > 0 else { return }
+        // OpenBLAS's thread count is process-wide: set ours for this call, restore the caller's after.
+        let previousThreads = BLAS.threads
         BLAS.setThreads(options.parallelism == .blas ? options.threads : 1)
+        defer { BLAS.setThreads(previousThreads) }
         let imageSize = 3 * height * width
         let used = min(workers, count)
         let job = Job(input: input, destinations: destinations)
@@ -145,7 +148,8 @@ public final class FeatureExtractor: @unchecked Sendable {
     private func forwardMicroBatch(_ ws: Workspace, input: UnsafePointer<Float>, n: Int, firstImage: Int,
                                    destinations: [UnsafeMutablePointer<Float>]) {
         let spec = trunk.spec
-        let scratch = ConvScratch(buffer: ws.scratch.pointer, capacity: ws.scratch.count, chunkRows: options.chunkRows)
+        let scratch = ConvScratch(buffer: ws.scratch.pointer, capacity: ws.scratch.count, chunkRows: options.chunkRows,
+                                  zeros: ws.zeros.pointer, pointers: ws.pointers)
         var h = inputHeight, w = inputWidth
 
         func emit(_ tap: Tap, _ map: UnsafePointer<Float>, h: Int, w: Int, c: Int) {
@@ -223,7 +227,7 @@ public final class FeatureExtractor: @unchecked Sendable {
 
 /// Buffer sizes (in floats) for one worker, from a walk over the network up to the deepest tap.
 struct WorkspacePlan {
-    var input = 0, s = 0, a = 0, t1 = 0, t2 = 0, scratch = 0, poolScratch = 0
+    var input = 0, s = 0, a = 0, t1 = 0, t2 = 0, scratch = 0, poolScratch = 0, zeros = 0
 
     init(trunk: ResNetTrunk, height: Int, width: Int, deepest: Tap, outputs: [FeatureOutput], shapes: [Tap: [Int]],
          options: FeatureExtractor.Options) {
@@ -257,6 +261,7 @@ struct WorkspacePlan {
                     s = max(s, outSize)
                     a = max(a, outSize)
                     scratch = max(scratch, chunkScratch(block.conv1), chunkScratch(block.conv2))
+                    zeros = max(zeros, block.conv1.cin, block.conv2.cin)
                     let dsExtra = block.downsample.map { $0.isPointwise ? 0 : $0.cin } ?? 0
                     if let c3 = block.conv3 { scratch = max(scratch, chunkScratch(c3, extra: dsExtra)) } else {
                         scratch = max(scratch, chunkScratch(block.conv2, extra: dsExtra))
@@ -277,9 +282,13 @@ struct WorkspacePlan {
 /// One worker's buffers.
 final class Workspace: @unchecked Sendable {
     let input: FloatBuffer, s: FloatBuffer, a: FloatBuffer, t1: FloatBuffer, t2: FloatBuffer
-    let scratch: FloatBuffer, poolScratch: FloatBuffer
+    let scratch: FloatBuffer, poolScratch: FloatBuffer, zeros: FloatBuffer
+    let pointers: UnsafeMutablePointer<UnsafePointer<Float>>
 
     init(plan: WorkspacePlan) {
+        zeros = FloatBuffer(count: plan.zeros)
+        pointers = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: 16)
+        pointers.initialize(repeating: UnsafePointer(zeros.pointer), count: 16)
         input = FloatBuffer(count: plan.input)
         s = FloatBuffer(count: plan.s)
         a = FloatBuffer(count: plan.a)
@@ -289,5 +298,7 @@ final class Workspace: @unchecked Sendable {
         poolScratch = FloatBuffer(count: plan.poolScratch)
     }
 
-    var bytes: Int { [input, s, a, t1, t2, scratch, poolScratch].reduce(0) { $0 + $1.count * 4 } }
+    deinit { pointers.deallocate() }
+
+    var bytes: Int { [input, s, a, t1, t2, scratch, poolScratch, zeros].reduce(0) { $0 + $1.count * 4 } }
 }

@@ -24,19 +24,27 @@ enum Winograd {
     /// U[ξ = 4a + b][ci][co] = (G g Gᵀ)[a][b] for every (ci, co), from folded weights laid out
     /// [(ky, kx, ci)][co] (double precision until the final rounding).
     static func transformWeights(_ w: [Double], cin: Int, cout: Int) -> FloatBuffer {
-        let g: [[Double]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
         let u = FloatBuffer(count: 16 * cin * cout)
-        for ci in 0..<cin {
-            for co in 0..<cout {
-                var k = [[Double]](repeating: [0, 0, 0], count: 3)
-                for ky in 0..<3 { for kx in 0..<3 { k[ky][kx] = w[((ky * 3 + kx) * cin + ci) * cout + co] } }
-                for a in 0..<4 {
-                    // (G k)[a][kx]
-                    var gk = [0.0, 0.0, 0.0]
-                    for kx in 0..<3 { gk[kx] = g[a][0] * k[0][kx] + g[a][1] * k[1][kx] + g[a][2] * k[2][kx] }
-                    for b in 0..<4 {
-                        let v = gk[0] * g[b][0] + gk[1] * g[b][1] + gk[2] * g[b][2]
-                        u.pointer[((a * 4 + b) * cin + ci) * cout + co] = Float(v)
+        let plane = cin * cout
+        w.withUnsafeBufferPointer { w in
+            for ci in 0..<cin {
+                for co in 0..<cout {
+                    @inline(__always) func k(_ ky: Int, _ kx: Int) -> Double { w[((ky * 3 + kx) * cin + ci) * cout + co] }
+                    // Rows of G·k (4×3): g0 = k0, g1 = (k0+k1+k2)/2, g2 = (k0−k1+k2)/2, g3 = k2 (per column).
+                    var gk = (SIMD4<Double>(), SIMD4<Double>(), SIMD4<Double>())  // columns kx = 0, 1, 2; lanes a = 0…3
+                    for kx in 0..<3 {
+                        let k0 = k(0, kx), k1 = k(1, kx), k2 = k(2, kx)
+                        let column = SIMD4<Double>(k0, 0.5 * (k0 + k1 + k2), 0.5 * (k0 - k1 + k2), k2)
+                        if kx == 0 { gk.0 = column } else if kx == 1 { gk.1 = column } else { gk.2 = column }
+                    }
+                    // (G k) Gᵀ: same combination across the columns.
+                    let b0 = gk.0, b1 = 0.5 * (gk.0 + gk.1 + gk.2), b2 = 0.5 * (gk.0 - gk.1 + gk.2), b3 = gk.2
+                    let base = ci * cout + co
+                    for a in 0..<4 {
+                        u.pointer[(a * 4 + 0) * plane + base] = Float(b0[a])
+                        u.pointer[(a * 4 + 1) * plane + base] = Float(b1[a])
+                        u.pointer[(a * 4 + 2) * plane + base] = Float(b2[a])
+                        u.pointer[(a * 4 + 3) * plane + base] = Float(b3[a])
                     }
                 }
             }
@@ -82,7 +90,7 @@ enum Winograd {
         while t0 < total {
             let tiles = min(chunk, total - t0)
             inputTransform(input, h: h, w: w, c: cin, tilesW: tilesW, perImage: perImage, first: t0, count: tiles,
-                           v: v, stride: chunk * cin)
+                           v: v, stride: chunk * cin, zeros: scratch.zeros, p: scratch.pointers)
             for xi in 0..<16 {
                 BLAS.sgemm(m: tiles, n: cout, k: cin, a: v + xi * chunk * cin, lda: cin,
                            b: u + xi * cin * cout, ldb: cout, beta: 0, c: m + xi * chunk * cout, ldc: cout)
@@ -101,12 +109,8 @@ enum Winograd {
 
     /// V[ξ][t][c] = (Bᵀ d B)[ξ] for the 4×4 input patch of tile t (zero outside the image).
     static func inputTransform(_ input: UnsafePointer<Float>, h: Int, w: Int, c: Int, tilesW: Int, perImage: Int,
-                               first: Int, count: Int, v: UnsafeMutablePointer<Float>, stride: Int) {
-        let zeros = UnsafeMutablePointer<Float>.allocate(capacity: c)
-        zeros.initialize(repeating: 0, count: c)
-        defer { zeros.deallocate() }
-        let p = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: 16)
-        defer { p.deallocate() }
+                               first: Int, count: Int, v: UnsafeMutablePointer<Float>, stride: Int,
+                               zeros: UnsafePointer<Float>, p: UnsafeMutablePointer<UnsafePointer<Float>>) {
         for t in 0..<count {
             let tile = first + t
             let img = tile / perImage, r = tile % perImage
@@ -116,7 +120,7 @@ enum Winograd {
                 let y = y0 + i
                 for j in 0..<4 {
                     let x = x0 + j
-                    p[i * 4 + j] = (y >= 0 && y < h && x >= 0 && x < w) ? base + (y * w + x) * c : UnsafePointer(zeros)
+                    p[i * 4 + j] = (y >= 0 && y < h && x >= 0 && x < w) ? base + (y * w + x) * c : zeros
                 }
             }
             let out = v + t * c

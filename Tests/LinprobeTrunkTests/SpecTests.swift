@@ -81,3 +81,33 @@ struct SpecTests {
         #expect(conv2.shape == [128, 4, 3, 3])
     }
 }
+
+@Suite("Trunk configuration from the MODEL mapping")
+struct TrunkConfigurationTests {
+    @Test("VISSL's RN50-w2 IN1k model file configures the trunk, map and weights in one go")
+    func visslModelFile() throws {
+        let model = try JSONValue.parse("""
+            {"FEATURE_EVAL_SETTINGS": {"LINEAR_EVAL_FEAT_POOL_OPS_MAP": [
+                ["conv1", ["AvgPool2d", [[20, 20], 13, 4]]], ["res2", ["AvgPool2d", [[32, 32], 8, 0]]],
+                ["res3", ["AvgPool2d", [[13, 13], 7, 0]]], ["res4", ["AvgPool2d", [[8, 8], 6, 0]]],
+                ["res5", ["AdaptiveAvgPool2d", [[2, 1]]]]]},
+             "TRUNK": {"NAME": "resnet", "RESNETS": {"DEPTH": 50, "WIDTH_MULTIPLIER": 2}},
+             "WEIGHTS_INIT": {"PARAMS_FILE": "", "STATE_DICT_KEY_NAME": "classy_state_dict"}}
+            """)
+        let cfg = try TrunkConfiguration(model: ConfigNode(path: "MODEL", value: model))
+        let outputs = try cfg.outputs(inputHeight: 224, inputWidth: 224)
+        // Pooled dims of protocol §1.9 (RN50-w2): 8192, 8192, 9216, 8192, 8192.
+        #expect(outputs.map(\.dimension) == [8192, 8192, 9216, 8192, 8192])
+        #expect(outputs.map(\.shapeCHW) == [[128, 8, 8], [512, 4, 4], [1024, 3, 3], [2048, 2, 2], [4096, 2, 1]])
+        #expect(cfg.provenance["trunk"]?["WIDTH_MULTIPLIER"]?.intValue == 2)
+        #expect(cfg.provenance["pool_ops"]?.arrayValue?.count == 5)
+        #expect(cfg.weights.paramsFile.isEmpty)
+    }
+
+    @Test("a bad key anywhere in the trunk settings is a config error with its path")
+    func badKey() throws {
+        let model = try JSONValue.parse(#"{"FEATURE_EVAL_SETTINGS": {"LINEAR_EVAL_FEAT_POOL_OPS_MAP": [["res9", ["Identity", []]]]}}"#)
+        let error = #expect(throws: LinprobeError.self) { try TrunkConfiguration(model: ConfigNode(path: "MODEL", value: model)) }
+        #expect(error?.message.hasPrefix("MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP[0][0]") == true, "\(error?.message ?? "")")
+    }
+}

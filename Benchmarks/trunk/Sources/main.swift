@@ -3,6 +3,7 @@
 // onnxruntime measured in the same run. Not a test: nothing here asserts a time.
 import Foundation
 import LinprobeBLAS
+import LinprobeCheckpoint
 import LinprobeCore
 import LinprobeTrunk
 #if canImport(Glibc)
@@ -21,6 +22,10 @@ struct Arguments {
     var microBatch = 8, chunkRows = 512
     var gemmProbe = false
     var algorithm = ResNetTrunk.Algorithm.winograd
+    /// A real weights file instead of the seeded random initialisation.
+    var weights = ""
+    var stateDictKey = "classy_state_dict"
+    var dump = ""
     var canonicalTaps = true
 
     init() {
@@ -49,6 +54,9 @@ struct Arguments {
                 guard let p = FeatureExtractor.Parallelism(rawValue: value()) else { usage("--parallelism: batch or blas\n") }
                 parallelism = p
             case "--gemm-probe": gemmProbe = true
+            case "--weights": weights = value()
+            case "--state-dict-key": stateDictKey = value()
+            case "--dump": dump = value()
             case "--algorithm":
                 guard let a = ResNetTrunk.Algorithm(rawValue: value()) else { usage("--algorithm: winograd or im2col\n") }
                 algorithm = a
@@ -142,7 +150,8 @@ do {
     let spec = try ResNetSpec(depth: args.depth, widthMultiplier: args.width)
     let map: PoolOpsMap = args.canonicalTaps ? .visslResNet50 : PoolOpsMap(entries: [])
     let t0 = now()
-    let trunk = try ResNetTrunk(weights: TrunkWeights.random(spec: spec, seed: 0), algorithm: args.algorithm)
+    let settings = WeightsInit(paramsFile: args.weights, stateDictKeyName: args.stateDictKey.isEmpty ? [] : [args.stateDictKey])
+    let trunk = try ResNetTrunk(weights: TrunkWeights.load(settings, spec: spec, randomSeed: 0), algorithm: args.algorithm)
     let loadSeconds = now() - t0
     let options = FeatureExtractor.Options(threads: args.threads, parallelism: args.parallelism,
                                            microBatch: args.microBatch, chunkRows: args.chunkRows)
@@ -168,6 +177,15 @@ do {
             times.append(now() - t)
             if i >= args.warmup { cpu += cpuSeconds() - c }
         }
+    }
+    if !args.dump.isEmpty {
+        // Raw float32 features of every output, one after the other (for checks against other engines).
+        var data = Data()
+        for (k, out) in extractor.outputs.enumerated() {
+            data.append(UnsafeBufferPointer(start: buffers[k], count: n * out.dimension))
+        }
+        try data.write(to: URL(fileURLWithPath: args.dump))
+        FileHandle.standardError.write(Data("notes: \(trunk.notes)\n".utf8))
     }
     let measured = Array(times.dropFirst(args.warmup))
     let seconds = median(measured)

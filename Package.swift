@@ -114,7 +114,10 @@ let package = Package(
             dependencies: ["LinprobeData", "LinprobeCodecs", "LinprobeCore", "LinprobeTestSupport"]),
         .testTarget(
             name: "LinprobeExtractTests",
-            dependencies: ["LinprobeExtract", "LinprobeStore", "LinprobeTestSupport"]),
+            dependencies: [
+                "LinprobeExtract", "LinprobeStore", "LinprobeData", "LinprobeCodecs", "LinprobeTrunk", "LinprobeCore",
+                "LinprobeTestSupport",
+            ]),
         .testTarget(
             name: "LinprobeSVMTests",
             dependencies: ["LinprobeSVM", "LinprobeStore", "LinprobeTestSupport"]),
@@ -126,7 +129,9 @@ let package = Package(
             dependencies: ["LinprobeReport", "LinprobeTestSupport"]),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["LinprobeTestSupport", "linprobe"]),
+            dependencies: [
+                "LinprobeTestSupport", "linprobe", "LinprobeStore", "LinprobeHDF5", "LinprobeTrunk", "LinprobeCore",
+            ]),
     ],
     swiftLanguageModes: [.v6]
 )

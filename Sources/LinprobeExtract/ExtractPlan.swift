@@ -99,9 +99,8 @@ public enum ExtractPlanner {
     }
 
     static func sharedSettings(config: PipelineConfig, workdir: String, workingDirectory: String) throws -> Shared {
-        let spec = try ResNetSpec(model: config.node("MODEL"))
-        let poolMap = try PoolOpsMap(config: config.node("MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP"))
-        var weightsInit = try WeightsInit(config: config.node("MODEL.WEIGHTS_INIT"))
+        let trunk = try TrunkConfiguration(model: config.node("MODEL"))
+        var weightsInit = trunk.weights
         let seed = try config.node("SEED_VALUE").intIfPresent() ?? 0
         var sha: String? = nil
         if !weightsInit.paramsFile.isEmpty {
@@ -123,18 +122,16 @@ public enum ExtractPlanner {
         }
         let dtypeName = try config.node("LINPROBE.STORAGE_DTYPE").string(oneOf: FeatureDType.allCases.map(\.rawValue))
         let deflate = try config.node("LINPROBE.DEFLATE").int(in: 0...9)
-        return Shared(spec: spec, poolMap: poolMap, weightsInit: weightsInit, weightsSHA256: sha, seed: seed,
+        return Shared(spec: trunk.spec, poolMap: trunk.map, weightsInit: weightsInit, weightsSHA256: sha, seed: seed,
                       dtype: FeatureDType(rawValue: dtypeName) ?? .float32, deflate: deflate == 0 ? nil : deflate)
     }
 
     static func planSplit(_ split: DatasetSplit, config: PipelineConfig, shared: Shared, catalog: DatasetCatalog?,
                           workingDirectory: String) throws -> ExtractSplitPlan {
         let node = config.node("DATA.\(split.rawValue)")
-        let settings = try DatasetSettings(split: split, config: node)
         let transformsNode = node["TRANSFORMS"]
-        if case .array(let a)? = transformsNode.value, a.isEmpty {
-            throw LinprobeError.config("\(transformsNode.path): empty; extraction needs at least [{name: ToTensor}] (VISSL's test transforms: Resize 256, CenterCrop 224, ToTensor, Normalize)")
-        }
+        // Settings and transforms first: configuration errors come before any folder is walked.
+        let settings = try DatasetSettings(split: split, config: node)
         let transforms = try TransformPipeline(config: transformsNode)
         guard let shape = transforms.fixedOutputShape else {
             throw LinprobeError.config("\(transformsNode.path): the transforms give images of varying size (e.g. Resize without a crop); add CenterCrop or Resize([h, w]) so every image reaches the trunk at one size")
@@ -152,7 +149,8 @@ public enum ExtractPlanner {
         let views = split == .train ? try config.node("LINPROBE.TRAIN_VIEWS").int() : 1
         guard views >= 1 else { throw LinprobeError.config("LINPROBE.TRAIN_VIEWS: must be at least 1, got \(views)") }
 
-        let listing = try DatasetLoader.load(settings, catalog: catalog, workingDirectory: workingDirectory)
+        let input = try SplitInput.load(split: split, data: node, catalog: catalog, workingDirectory: workingDirectory)
+        let listing = input.listing
 
         var value: [String: JSONValue] = [
             "kind": .string(StoreLayout.format),

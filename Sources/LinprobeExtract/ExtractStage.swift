@@ -133,7 +133,7 @@ public enum ExtractStage {
             }
             let flagged = try reader.unreadableRows()
             if outcome.wasReused {
-                options.note("reused \(finalPath): \(reader.count) rows, extracted \(outcome.record.finished ?? outcome.record.started) (same fingerprint \(plan.fingerprint); --force extracts again)")
+                options.note("reused \(finalPath): \(reader.count) rows, made \(outcome.record.finished ?? outcome.record.started) (same fingerprint \(plan.fingerprint); --force extracts again)")
                 if !flagged.isEmpty {
                     let first = plan.listing.samples[flagged[0] / plan.views].relativePath
                     if strict {
@@ -264,15 +264,23 @@ private struct SplitJob {
                 progressLine.advance(by: n)
                 logger.advance(by: n)
             })
+        // This run's entry in the provenance's `runs` goes in before any row, so even a run that
+        // is killed leaves a trace (from_row, threads); it is completed when the run ends.
+        var runs = previousRuns(store)
         let started = Manifest.now()
+        func entry(_ report: StreamReport?) -> JSONValue {
+            runEntry(started: started, fromRow: startRow, toRow: store.rowsAppended, report: report)
+        }
+        runs.append(entry(nil))
+        try store.setRootAttribute("provenance", json: provenance(extractor: extractor, runs: runs))
         var report: StreamReport
         do {
             report = try engine.run(from: startRow)
         } catch {
             progressLine.finish()
             // Keep every whole chunk appended so far, and say where the rows are.
-            try? store.setRootAttribute("provenance", json: provenance(store: store, extractor: extractor, started: started,
-                                                                       fromRow: startRow, report: nil))
+            runs[runs.count - 1] = entry(nil)
+            try? store.setRootAttribute("provenance", json: provenance(extractor: extractor, runs: runs))
             try? store.flush()
             let kept = store.rowsWritten
             switch error {
@@ -291,8 +299,8 @@ private struct SplitJob {
             }
         }
         progressLine.finish()
-        try store.setRootAttribute("provenance", json: provenance(store: store, extractor: extractor, started: started,
-                                                                 fromRow: startRow, report: report))
+        runs[runs.count - 1] = entry(report)
+        try store.setRootAttribute("provenance", json: provenance(extractor: extractor, runs: runs))
         try store.finish()
         let rate = String(format: "%.1f", report.rowsPerSecond)
         options.note("extracted \(report.rows) \(plan.views > 1 ? "rows" : "images") of \(plan.split.fileName) in \(String(format: "%.1f", report.seconds)) s (\(rate)/s, \(threads) trunk thread(s), \(decodeWorkers) decode worker(s)) → \(finalPath)")
@@ -338,7 +346,7 @@ private struct SplitJob {
             fingerprint: plan.fingerprint, split: plan.split.fileName, numClasses: plan.listing.numClasses,
             classNames: plan.listing.classNames, trunk: plan.spec.provenance, weights: weightsAttribute(trunk),
             transforms: plan.transforms.description, poolOps: plan.poolMap.provenance,
-            provenance: provenance(store: nil, extractor: extractor, started: nil, fromRow: 0, report: nil),
+            provenance: provenance(extractor: extractor, runs: []),
             trainViews: plan.views)
     }
 
@@ -351,31 +359,32 @@ private struct SplitJob {
                 "scheme": .string(TrunkWeights.randomScheme)]
     }
 
+    /// The `runs` recorded in a (resumed) store's provenance.
+    private func previousRuns(_ store: FeatureStoreWriter) -> [JSONValue] {
+        guard let text = try? store.rootAttribute("provenance"), let old = try? JSONValue.parse(text) else { return [] }
+        return old["runs"]?.arrayValue ?? []
+    }
+
+    /// One run's record: where it started, its settings, and (when it completed) its figures.
+    private func runEntry(started: String, fromRow: Int, toRow: Int, report: StreamReport?) -> JSONValue {
+        var run: [String: JSONValue] = [
+            "started": .string(started), "from_row": .int(Int64(fromRow)), "to_row": .int(Int64(toRow)),
+            "trunk_threads": .int(Int64(threads)), "decode_workers": .int(Int64(decodeWorkers)),
+            "batch_size": .int(Int64(plan.batchSize)), "completed": .bool(report != nil),
+        ]
+        if let report {
+            run["seconds"] = .double(report.seconds)
+            run["rows_per_second"] = .double(report.rowsPerSecond)
+            run["forward_seconds"] = .double(report.forwardSeconds)
+            run["wait_for_decode_seconds"] = .double(report.waitSeconds)
+            run["write_seconds"] = .double(report.writeSeconds)
+        }
+        return .object(run)
+    }
+
     /// The store's `provenance`: versions, threads, weights, preprocessing, and one entry per run
-    /// that wrote rows (a resumed store lists the interrupted run and the resuming one).
-    private func provenance(store: FeatureStoreWriter?, extractor: FeatureExtractor, started: String?, fromRow: Int,
-                            report: StreamReport?) -> JSONValue {
-        var runs: [JSONValue] = []
-        if let store, let text = try? store.rootAttribute("provenance"), let old = try? JSONValue.parse(text),
-           let list = old["runs"]?.arrayValue {
-            runs = list
-        }
-        if let started {
-            var run: [String: JSONValue] = [
-                "started": .string(started), "from_row": .int(Int64(fromRow)),
-                "to_row": .int(Int64(store?.rowsAppended ?? fromRow)), "trunk_threads": .int(Int64(threads)),
-                "decode_workers": .int(Int64(decodeWorkers)), "batch_size": .int(Int64(plan.batchSize)),
-                "completed": .bool(report != nil),
-            ]
-            if let report {
-                run["seconds"] = .double(report.seconds)
-                run["rows_per_second"] = .double(report.rowsPerSecond)
-                run["forward_seconds"] = .double(report.forwardSeconds)
-                run["wait_for_decode_seconds"] = .double(report.waitSeconds)
-                run["write_seconds"] = .double(report.writeSeconds)
-            }
-            runs.append(.object(run))
-        }
+    /// that wrote rows (a resumed store lists the interrupted runs and the resuming one).
+    private func provenance(extractor: FeatureExtractor, runs: [JSONValue]) -> JSONValue {
         return [
             "tool": .string("linprobe \(LinprobeVersion.string)"),
             "libraries": [

@@ -59,7 +59,8 @@ let package = Package(
             dependencies: [
                 "LinprobeCore", "LinprobeStore", "LinprobeHDF5", "LinprobeBLAS", "LinprobeCodecs", "LinprobeTrunk",
                 "LinprobeData", "LinprobeCheckpoint",
-            ]),
+            ],
+            exclude: ["README.md"]),
         .target(name: "LinprobeSVM", dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeBLAS"]),
         .target(name: "LinprobeLinear", dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeBLAS"]),
         .target(name: "LinprobeReport", dependencies: ["LinprobeCore"]),

@@ -14,7 +14,8 @@ public struct ExtractOptions: Sendable {
     public var workdir: String
     /// Trunk threads; nil = `LINPROBE.THREADS` (0 = every core).
     public var threads: Int?
-    /// Decode workers; nil = automatic (see `ExtractStage.defaultDecodeWorkers`).
+    /// Decode workers; nil = `DATA.NUM_DATALOADER_WORKERS` when the pipeline sets it (at most one
+    /// per core), else `ExtractStage.defaultDecodeWorkers`.
     public var decodeWorkers: Int?
     /// Stop at the first unreadable image; nil = `LINPROBE.STRICT_IMAGES`.
     public var strict: Bool?
@@ -83,6 +84,12 @@ public enum ExtractStage {
         let plans = try ExtractPlanner.plan(config: config, workdir: options.workdir)
         let strict = try options.strict ?? config.node("LINPROBE.STRICT_IMAGES").bool()
         let configuredThreads = try config.node("LINPROBE.THREADS").int()
+        var options = options
+        if options.decodeWorkers == nil, config.isExplicit("DATA.NUM_DATALOADER_WORKERS") {
+            // VISSL's per-GPU dataloader processes; more decode threads than cores only add memory.
+            let asked = try config.node("DATA.NUM_DATALOADER_WORKERS").int()
+            options.decodeWorkers = min(asked, ProcessInfo.processInfo.activeProcessorCount)
+        }
         return try run(plans: plans, pipeline: config.name, options: options, strict: strict, configuredThreads: configuredThreads)
     }
 
@@ -407,7 +414,8 @@ private struct SplitJob {
             "gray_image_size": .int(Int64(plan.grayImageSize)),
             "batch_size": .int(Int64(plan.batchSize)),
             "dataset": [
-                "name": .string(plan.listing.name), "source": .string(plan.listing.source.rawValue),
+                "name": .string(plan.listing.settings.dataPaths.first ?? plan.listing.name),
+                "source": .string(plan.listing.source.rawValue),
                 "root": .string(plan.listing.root), "count": .int(Int64(plan.listing.count)),
                 "settings": plan.listing.settings.description,
             ],

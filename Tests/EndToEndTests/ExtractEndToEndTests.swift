@@ -435,6 +435,47 @@ private func writeFixtureWeights(_ spec: ResNetSpec, caseName: String, to path: 
         #expect(reseeded.stdout != first.stdout, "another seed is another store")
     }
 
+    /// A PASCAL VOC root read as VISSL's VOC07 configs read it (disk_filelist): TRAIN = trainval,
+    /// TEST = test, multi-label targets with VISSL's 1 / 0 / −1 encoding.
+    @Test func vocLayoutGivesMultiLabelStores() throws {
+        let area = try Area()
+        let voc = fixturePath("data/voc")
+        let expected = try JSONValue.parse(String(contentsOfFile: fixturePath("data/voc.json"), encoding: .utf8))
+        let text = pipeline(root: voc, split: "TRAIN").replacingOccurrences(of: "[disk_folder]", with: "[disk_filelist]")
+        let file = try area.write(text, to: "voc.yaml")
+        let r = try area.extract(file, ["config.DATA.TEST.DATA_SOURCES=[disk_filelist]", "config.DATA.TEST.LABEL_SOURCES=[disk_filelist]",
+                                        "config.DATA.TEST.DATA_PATHS=[\(voc)]",
+                                        "config.DATA.TEST.TRANSFORMS=[{name: Resize, size: [32, 32]}, {name: ToTensor}]"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let stores = r.stdout.split(separator: "\n").map(String.init)
+        #expect(stores.count == 2)
+        for (split, path) in zip(["train", "test"], stores) {
+            let want = try #require(expected[split])
+            let store = try FeatureStoreReader(path: path)
+            let classes = want["classes"]!.arrayValue!.compactMap(\.stringValue)
+            #expect(store.targetLayout == .multiLabel(classes: classes.count))
+            #expect(store.classNames == classes)
+            #expect(try store.imagePaths() == want["images"]!.arrayValue!.compactMap(\.stringValue))
+            #expect(try store.targets() == want["targets"]!.arrayValue!.flatMap { $0.arrayValue!.compactMap(\.intValue) })
+        }
+    }
+
+    /// float16 storage with deflate: the store says so, and values are float32's rounded.
+    @Test func storageDtypeAndDeflateAreApplied() throws {
+        let area = try Area()
+        let root = try area.dataset(fewImages)
+        let file = try area.write(pipeline(root: root), to: "p.yaml")
+        let full = try area.extract(file, ["--threads", "1"])
+        let half = try area.extract(file, ["--threads", "1", "config.LINPROBE.STORAGE_DTYPE=float16", "config.LINPROBE.DEFLATE=4"])
+        #expect(full.status == 0 && half.status == 0, "\(half.stderr)")
+        #expect(full.stdout != half.stdout)
+        let a = try FeatureStoreReader(path: full.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        let b = try FeatureStoreReader(path: half.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(b.layers.allSatisfy { $0.storedType == "float16" })
+        let x = try a.readLayer("res5avg"), y = try b.readLayer("res5avg")
+        #expect(zip(x, y).allSatisfy { abs($0 - $1) <= abs($0) * 1e-3 + 1e-7 })
+    }
+
     struct BadInput: CustomTestStringConvertible, Sendable {
         var name: String
         var status: Int32

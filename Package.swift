@@ -56,7 +56,11 @@ let package = Package(
             dependencies: ["LinprobeCore", "LinprobeCodecs", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "LinprobeExtract",
-            dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeTrunk", "LinprobeData", "LinprobeCheckpoint"]),
+            dependencies: [
+                "LinprobeCore", "LinprobeStore", "LinprobeHDF5", "LinprobeBLAS", "LinprobeCodecs", "LinprobeTrunk",
+                "LinprobeData", "LinprobeCheckpoint",
+            ],
+            exclude: ["README.md"]),
         .target(name: "CLinprobeSVMKernels"),
         .target(
             name: "LinprobeSVM", dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeBLAS", "CLinprobeSVMKernels"],
@@ -121,7 +125,10 @@ let package = Package(
             dependencies: ["LinprobeData", "LinprobeCodecs", "LinprobeCore", "LinprobeTestSupport"]),
         .testTarget(
             name: "LinprobeExtractTests",
-            dependencies: ["LinprobeExtract", "LinprobeStore", "LinprobeTestSupport"]),
+            dependencies: [
+                "LinprobeExtract", "LinprobeStore", "LinprobeData", "LinprobeCodecs", "LinprobeTrunk", "LinprobeCore",
+                "LinprobeTestSupport",
+            ]),
         .testTarget(
             name: "LinprobeSVMTests",
             dependencies: ["LinprobeSVM", "LinprobeStore", "LinprobeTestSupport"]),
@@ -133,7 +140,9 @@ let package = Package(
             dependencies: ["LinprobeReport", "LinprobeTestSupport"]),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["LinprobeTestSupport", "linprobe"]),
+            dependencies: [
+                "LinprobeTestSupport", "linprobe", "LinprobeStore", "LinprobeHDF5", "LinprobeTrunk", "LinprobeCore",
+            ]),
     ],
     swiftLanguageModes: [.v6]
 )

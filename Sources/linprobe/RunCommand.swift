@@ -46,9 +46,6 @@ struct RunCommand: ParsableCommand {
                     strict: strict ? true : nil, force: false, flushInterval: 5,
                     shouldStop: { stop.isRequested }, note: { Console.note($0) })
                 let results = try ExtractStage.run(config: config, options: options)
-                for r in results where r.reused {
-                    Console.note("extract: \(r.split.rawValue.lowercased()) store unchanged, reused \(r.storePath)")
-                }
                 if let train = results.first(where: { $0.split == .train }), let test = results.first(where: { $0.split == .test }) {
                     stores = StagePair(train: try FeatureStoreReader(path: train.storePath), test: try FeatureStoreReader(path: test.storePath))
                 }
@@ -73,7 +70,6 @@ struct RunCommand: ParsableCommand {
             }
             if stages.report {
                 let outcome = try runReportStage(config: config, workdir: workdir, resultsDirectories: results)
-                if outcome.reused { Console.note("report: unchanged, reused \(outcome.directory)") }
                 Console.result(outcome.table)
                 for path in outcome.files { Console.result(path) }
             } else {

@@ -49,7 +49,8 @@ struct TrainViewsTests {
         #expect(both.views == 2 && both.sampleCount == 96 && both.count == 192)
 
         func run(_ train: FeatureStoreReader, epochs: Int, _ name: String) throws -> [[LinearEpochMetrics]] {
-            let settings = try LinearSettings(config: TestStores.config(epochs: epochs))
+            let settings = try LinearSettings(config: TestStores.config(
+                epochs: epochs, extra: ["OPTIMIZER.param_schedulers.lr.values": [0.1], "OPTIMIZER.param_schedulers.lr.milestones": []]))
             let r = try LinearStage.run(train: train, test: test, settings: settings, workdir: dir.file(name),
                                         options: LinearRunOptions(threads: 1))
             return r.heads.map(\.history)

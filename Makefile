@@ -4,12 +4,23 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 DEB_PACKAGES := libhdf5-dev libopenblas-dev libturbojpeg0-dev libpng-dev pkg-config hdf5-tools
-RELEASE_FLAGS := -c release
-TEST_FLAGS := -c release -Xswiftc -enable-testing
+# One set of flags for the tool, the tests and the benchmarks, so switching between them never
+# rebuilds everything (-enable-testing only exports internal symbols to the test targets).
+RELEASE_FLAGS := -c release -Xswiftc -enable-testing
+TEST_FLAGS := $(RELEASE_FLAGS)
 BIN := .build/release/linprobe
 VENV ?= .venv-bench
 
-.PHONY: all setup build test bench clean
+.PHONY: all setup build test bench clean demo voc07 voc07_low_shot imagenet1k places205 inaturalist18
+
+WORKDIR ?= runs
+THREADS ?= 0
+EXTRA ?=
+# WEIGHTS=random runs VISSL's random-initialisation baseline.
+weights_override = config.MODEL.WEIGHTS_INIT.PARAMS_FILE=$(if $(filter random,$(WEIGHTS)),"",$(WEIGHTS))
+need_weights = $(if $(WEIGHTS),,$(error set WEIGHTS=/path/to/checkpoint.torch (or WEIGHTS=random for VISSL's random baseline)))
+need_data = $(if $(DATA),,$(error set DATA=$(1)))
+RUN = $(BIN) run --workdir $(WORKDIR) --threads $(THREADS)
 
 all: build
 
@@ -30,12 +41,45 @@ build: setup
 
 ## test: set-up, build and every test (release mode: the numeric tests need it)
 test: setup
-	$(SWIFT) build $(TEST_FLAGS)
-	$(SWIFT) test $(TEST_FLAGS)
+	$(SWIFT) build --build-tests $(TEST_FLAGS)
+	$(SWIFT) test --skip-build $(TEST_FLAGS)
 
 ## bench: benchmarks against the reference implementations (needs Python; see README)
 bench: build
 	bash Benchmarks/run.sh
+
+## demo: set-up, build, and the whole pipeline on the embedded demo set (prints the table and report.html)
+demo: build
+	$(BIN) run demo --workdir $(WORKDIR)/demo
+
+## Benchmarks on real data (each runs extract → train → report; stores are shared; safe under make -j2):
+##   make voc07 WEIGHTS=rn50.torch DATA=/data/VOCdevkit/VOC2007
+##   make voc07_low_shot WEIGHTS=rn50.torch DATA=/data/VOCdevkit/VOC2007
+##   make imagenet1k WEIGHTS=rn50.torch DATA=/data/imagenet        (DATA/train, DATA/val class folders)
+##   make places205 WEIGHTS=rn50.torch DATA=/data/places205        (DATA/train, DATA/val class folders)
+##   make inaturalist18 WEIGHTS=rn50.torch DATA=/data/inat18       (DATA/{train,val}_{images,labels}.npy)
+## Further overrides: EXTRA='config.SVM.costs.costs_list=[0.1,1.0]'; work folder: WORKDIR=runs.
+voc07: build
+	$(need_weights)$(call need_data,/path/to/VOCdevkit/VOC2007)
+	$(RUN) voc07_svm $(weights_override) "config.DATA.TRAIN.DATA_PATHS=[$(DATA)]" "config.DATA.TEST.DATA_PATHS=[$(DATA)]" $(EXTRA)
+
+voc07_low_shot: build
+	$(need_weights)$(call need_data,/path/to/VOCdevkit/VOC2007)
+	$(RUN) voc07_low_shot_svm $(weights_override) "config.DATA.TRAIN.DATA_PATHS=[$(DATA)]" "config.DATA.TEST.DATA_PATHS=[$(DATA)]" $(EXTRA)
+
+imagenet1k: build
+	$(need_weights)$(call need_data,/path/to/imagenet (with train/ and val/ class folders))
+	$(RUN) imagenet1k_linear $(weights_override) "config.DATA.TRAIN.DATA_PATHS=[$(DATA)/train]" "config.DATA.TEST.DATA_PATHS=[$(DATA)/val]" $(EXTRA)
+
+places205: build
+	$(need_weights)$(call need_data,/path/to/places205 (with train/ and val/ class folders))
+	$(RUN) places205_linear $(weights_override) "config.DATA.TRAIN.DATA_PATHS=[$(DATA)/train]" "config.DATA.TEST.DATA_PATHS=[$(DATA)/val]" $(EXTRA)
+
+inaturalist18: build
+	$(need_weights)$(call need_data,/path/to/inat18 (with train_images.npy train_labels.npy val_images.npy val_labels.npy))
+	$(RUN) inaturalist18_linear $(weights_override) \
+	  "config.DATA.TRAIN.DATA_PATHS=[$(DATA)/train_images.npy]" "config.DATA.TRAIN.LABEL_PATHS=[$(DATA)/train_labels.npy]" \
+	  "config.DATA.TEST.DATA_PATHS=[$(DATA)/val_images.npy]" "config.DATA.TEST.LABEL_PATHS=[$(DATA)/val_labels.npy]" $(EXTRA)
 
 clean:
 	rm -rf .build runs

@@ -19,8 +19,8 @@ REPS="${BENCH_EXTRACT_REPEATS:-3}"
 CACHE="$PWD/.bench-cache/extract"
 mkdir -p "$CACHE"
 
-swift build -c release --product linprobe >/dev/null
-BIN="$(swift build -c release --show-bin-path)/linprobe"
+swift build -c release -Xswiftc -enable-testing --product linprobe >/dev/null
+BIN="$(swift build -c release -Xswiftc -enable-testing --show-bin-path)/linprobe"
 
 # Photo sources: OpenCV's samples (Debian opencv-doc) if installable, plus what Python ships.
 if [ ! -d /usr/share/doc/opencv-doc/examples/data ] && [ "$(id -u)" = 0 ]; then

@@ -20,7 +20,7 @@ TRUNK_IMG_S="${LINEAR_BENCH_TRUNK_IMG_S:-25.3}"
 CACHE=.bench-cache/linear
 mkdir -p "$CACHE"
 "$PY" Benchmarks/linear/make_data.py "$CACHE" "$ROWS" "$TEST_ROWS"
-swift build -c release --product linear-bench >/dev/null
+swift build -c release -Xswiftc -enable-testing --product linear-bench >/dev/null
 BIN=.build/release/linear-bench
 
 config() {  # $1 = in_channels, $2 = dim

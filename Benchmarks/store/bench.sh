@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 : "${PY:?source Benchmarks/venv.sh first (Benchmarks/run.sh does)}"
 ROWS=${STORE_BENCH_ROWS:-20000}; DIM=${STORE_BENCH_DIM:-9216}; REPEATS=${STORE_BENCH_REPEATS:-3}
-swift build -c release --product bench-store >/dev/null
+swift build -c release -Xswiftc -enable-testing --product bench-store >/dev/null
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/linprobe-bench-store.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 for LEVEL in 0 1; do

@@ -19,7 +19,7 @@ ROUNDS="${TRUNK_BENCH_ROUNDS:-3}"
 ITER="${TRUNK_BENCH_ITERATIONS:-3}"
 [ "${TRUNK_BENCH_QUICK:-0}" = 1 ] && ROUNDS=1
 
-swift build -c release --product bench-trunk >&2
+swift build -c release -Xswiftc -enable-testing --product bench-trunk >&2
 BIN=.build/release/bench-trunk
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT

@@ -7,11 +7,13 @@ import Glibc
 /// An exclusive lock on one artifact (a store being extracted, a results folder being trained),
 /// so two Linprobe processes that need the same artifact — e.g. two pipelines under `make -j2`
 /// sharing one feature store — never write it at the same time: the second waits, then finds the
-/// artifact complete in the manifest and reuses it. An `flock` on `<artifact>.lock`, released by
-/// the kernel if the process dies.
+/// artifact complete in the manifest and reuses it. An `flock` on `<workdir>/.locks/<stage>-<fp>.lock`
+/// (outside the artifact folders, which other tools list), released by the kernel if the process dies.
 public enum ArtifactLock {
-    public static func withLock<T>(_ artifactPath: String, waiting: (String) -> Void = { _ in }, _ body: () throws -> T) throws -> T {
-        let lockPath = artifactPath + ".lock"
+    public static func withLock<T>(workdir: String, stage: String, fingerprint: String, artifact: String,
+                                   waiting: (String) -> Void = { _ in }, _ body: () throws -> T) throws -> T {
+        let lockPath = ((workdir as NSString).appendingPathComponent(".locks") as NSString).appendingPathComponent("\(stage)-\(fingerprint).lock")
+        let artifactPath = artifact
         let dir = (lockPath as NSString).deletingLastPathComponent
         do {
             try FileManager.default.createDirectory(atPath: dir.isEmpty ? "." : dir, withIntermediateDirectories: true)

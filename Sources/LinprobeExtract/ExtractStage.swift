@@ -118,7 +118,7 @@ public enum ExtractStage {
             var stream: StreamReport? = nil
             // One process per store at a time (two pipelines sharing it under `make -j2`): the
             // second waits, then reuses the finished store.
-            let outcome = try ArtifactLock.withLock(finalPath, waiting: options.note) {
+            let outcome = try ArtifactLock.withLock(workdir: options.workdir, stage: "extract", fingerprint: plan.fingerprint, artifact: finalPath, waiting: options.note) {
                 try runStage(
                     stageName, fingerprint: plan.fingerprint, manifest: manifest, inputs: inputs(plan),
                     parameters: plan.fingerprintValue, outputs: [plan.relativeStorePath], pipeline: pipeline, force: options.force

@@ -60,7 +60,7 @@ func runSVMStage(config: PipelineConfig, workdir: String, stores: StagePair, thr
     let directory = (outputRoot as NSString).appendingPathComponent(fingerprint)
     let progress = StageProgress(stage: "train-svm")
     var summary: SVMRunSummary? = nil
-    let outcome = try ArtifactLock.withLock(directory, waiting: { Console.note($0) }) { try runStage(
+    let outcome = try ArtifactLock.withLock(workdir: workdir, stage: "train-svm", fingerprint: fingerprint, artifact: directory, waiting: { Console.note($0) }) { try runStage(
         "train-svm", fingerprint: fingerprint, manifest: ManifestStore(workdir: workdir),
         inputs: ["train_features": .string(stores.train.fingerprint), "test_features": .string(stores.test.fingerprint),
                  "train_path": .string(stores.train.path), "test_path": .string(stores.test.path)],
@@ -109,7 +109,7 @@ func runLinearStage(config: PipelineConfig, workdir: String, stores: StagePair, 
         progress.update(label: "epoch \(p.epoch)/\(p.epochs) \(p.phase.rawValue)", done: p.batch, total: p.batches, unit: "batches")
     })
     var result: LinearRunResult? = nil
-    let outcome = try ArtifactLock.withLock(directory, waiting: { Console.note($0) }) { try runStage(
+    let outcome = try ArtifactLock.withLock(workdir: workdir, stage: "train-linear", fingerprint: fingerprint, artifact: directory, waiting: { Console.note($0) }) { try runStage(
         "train-linear", fingerprint: fingerprint, manifest: ManifestStore(workdir: workdir),
         inputs: ["train_features": .string(stores.train.fingerprint), "test_features": .string(stores.test.fingerprint),
                  "train_path": .string(stores.train.path), "test_path": .string(stores.test.path)],

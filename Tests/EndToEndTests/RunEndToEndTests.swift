@@ -3,6 +3,15 @@ import LinprobeCore
 import LinprobeTestSupport
 import Testing
 
+/// A value shared between threads.
+final class Locked<T>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: T
+    init(_ value: T) { stored = value }
+    var value: T { lock.lock(); defer { lock.unlock() }; return stored }
+    func update(_ body: (inout T) -> Void) { lock.lock(); body(&stored); lock.unlock() }
+}
+
 /// `linprobe run` on the embedded demo (the built binary, as a user runs it): the whole chain,
 /// reuse through the manifest, partial reruns, the report's schema, and bad paths.
 @Suite("run: the demo pipeline end to end")
@@ -53,7 +62,7 @@ struct RunEndToEndTests {
         // Every SVM row's value is the mAP of its results.json.
         for row in rows where row["method"]?.stringValue == "svm" && row["metric"]?.stringValue == "mAP" {
             let layer = try #require(row["layer"]?.stringValue)
-            let svm = try #require(try FileManager.default.contentsOfDirectory(atPath: work + "/svm").first { !$0.hasSuffix(".lock") })
+            let svm = try #require(try FileManager.default.contentsOfDirectory(atPath: work + "/svm").first { !$0.hasPrefix(".") })
             let results = try JSONValue.parse(String(contentsOfFile: "\(work)/svm/\(svm)/\(layer)/results.json", encoding: .utf8))
             let value = try #require(results["value"]?.doubleValue)
             #expect(abs((row["value"]?.doubleValue ?? .nan) - value) < 1e-9)
@@ -103,6 +112,23 @@ struct RunEndToEndTests {
         #expect(other.stderr.contains("stages extract → train-svm → report"))
         #expect(try completed(work)["extract"] == before["extract"], "no new store")
         #expect(FileManager.default.fileExists(atPath: work + "/reports/svm_only/report.html"))
+    }
+
+    @Test("two processes running the same pipeline at once (make -j2) share the work instead of colliding")
+    func concurrentRuns() throws {
+        let dir = try TemporaryDirectory()
+        let work = dir.file("runs")
+        let results = Locked([ProcessResult?](repeating: nil, count: 2))
+        DispatchQueue.concurrentPerform(iterations: 2) { i in
+            let r = try? run(work, ["--threads", "1"])
+            results.update { $0[i] = r }
+        }
+        let both = results.value.compactMap { $0 }
+        #expect(both.count == 2)
+        for r in both { #expect(r.status == 0, "\(r.stderr)") }
+        #expect(both[0].stdout == both[1].stdout, "the same table from both")
+        let done = try completed(work)
+        #expect(done["extract"]?.count == 2 && done["train-svm"]?.count == 1 && done["train-linear"]?.count == 1)
     }
 
     @Test("a missing dataset or weights path is one line naming it")

@@ -218,14 +218,16 @@ public enum ReportStage {
                 guard let v = r[key]?.stringValue else { throw bad("rows[\(i)].\(key) is missing or not a string") }
                 return v
             }
+            let (dataset, split, layer, method, metric) = (try s("dataset"), try s("split"), try s("layer"), try s("method"), try s("metric"))
+            let fingerprint = try s("fingerprint")
             let value: Double
             if let v = r["value"]?.doubleValue { value = v } else if r["value"] == .null { value = .nan } else {
                 throw bad("rows[\(i)].value is missing or not a number")
             }
             rows.append(ReportRow(
-                run: r["run"]?.stringValue ?? json["title"]?.stringValue ?? path, dataset: try s("dataset"), split: try s("split"),
-                layer: try s("layer"), method: try s("method"), metric: try s("metric"), value: value,
-                fingerprint: try s("fingerprint"), hyperparameters: r["hyperparameters"]?.stringValue))
+                run: r["run"]?.stringValue ?? json["title"]?.stringValue ?? path, dataset: dataset, split: split, layer: layer,
+                method: method, metric: metric, value: value, fingerprint: fingerprint,
+                hyperparameters: r["hyperparameters"]?.stringValue))
         }
         var charts: [ReportChart] = []
         for (i, c) in (json["charts"]?.arrayValue ?? []).enumerated() {

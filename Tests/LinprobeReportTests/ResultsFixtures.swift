@@ -105,7 +105,7 @@ struct ResultsWorkdir {
             ]]],
             "OPTIMIZER": [
                 "name": "sgd", "momentum": 0.9, "nesterov": true, "weight_decay": 0.0005, "num_epochs": .int(Int64(epochs)),
-                "param_schedulers": ["lr": ["name": "multistep", "values": [0.1, 0.01], "milestones": [2], "update_interval": "epoch"]],
+                "param_schedulers": ["lr": ["name": "multistep", "values": [0.1, 0.01], "milestones": [1], "update_interval": "epoch"]],
             ],
             "LOSS": ["name": "cross_entropy_multiple_output_single_target"],
             "METERS": ["name": "accuracy_list_meter", "accuracy_list_meter": ["topk_values": [1, 2]]],

@@ -39,19 +39,38 @@ struct StoreInfo {
     let poolOps: JSONValue
     let provenance: JSONValue
 
-    /// The dataset's name: its catalog name, else the last component of its root folder.
+    /// The dataset's name: from its data path when one was given (a split folder such as
+    /// `fashion/val` names its parent, a list file its folder), else its catalog name, else the
+    /// last component of its root folder.
     var datasetName: String? {
         let d = provenance["dataset"]
+        if let paths = d?["settings"]?["data_paths"]?.arrayValue, let first = paths.first?.stringValue,
+            let name = Self.name(fromPath: first)
+        {
+            return name
+        }
         if let names = d?["settings"]?["dataset_names"]?.arrayValue, let first = names.first?.stringValue, !first.isEmpty {
             return first
         }
         for key in ["root", "name"] {
-            if let s = d?[key]?.stringValue, !s.isEmpty {
-                let base = (s as NSString).lastPathComponent
-                if !base.isEmpty && base != "/" { return base }
-            }
+            if let s = d?[key]?.stringValue, let name = Self.name(fromPath: s) { return name }
         }
         return nil
+    }
+
+    static let splitFolderNames: Set<String> = ["train", "val", "test", "trainval", "training", "validation", "valid", "eval"]
+
+    static func name(fromPath path: String) -> String? {
+        var parts = path.split(separator: "/").map(String.init).filter { !$0.isEmpty && $0 != "." }
+        guard var last = parts.popLast() else { return nil }
+        // A list file (disk_filelist) or a split folder is named by the folder holding it.
+        while (last.contains(".") && !(last as NSString).pathExtension.isEmpty && (last as NSString).pathExtension.count <= 4)
+            || splitFolderNames.contains(last.lowercased())
+        {
+            guard let parent = parts.popLast() else { break }
+            last = parent
+        }
+        return last
     }
 
     /// The weights in words: the checkpoint's file name, or the seeded random initialisation.

@@ -318,3 +318,13 @@ private func rows(_ doc: ReportDocument, method: String, metric: String) -> [Rep
         #expect(names.sorted(by: naturalLess) == ["conv1", "heads", "res2", "res4", "res5", "res5avg", "res5avg_1", "res10"])
     }
 }
+
+@Suite struct DatasetNameTests {
+    @Test(arguments: [
+        ("/data/demo/fashion/val", "fashion"), ("/data/VOC2007", "VOC2007"), ("/data/VOC2007/", "VOC2007"),
+        ("/data/places/train_images.npy", "places"), ("/data/inat/train/filelist.npy", "inat"), ("imagenet", "imagenet"),
+    ])
+    func nameFromDataPath(_ path: String, _ expected: String) {
+        #expect(StoreInfo.name(fromPath: path) == expected)
+    }
+}

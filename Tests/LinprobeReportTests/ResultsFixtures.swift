@@ -60,7 +60,21 @@ struct ResultsWorkdir {
         try writer.append(FeatureBatch(count: rows, features: features, targets: targets, indices: (0..<Int64(rows)).map { $0 },
                                        imagePaths: (0..<rows).map { "img\($0).jpg" }))
         try writer.finish()
+        try Self.waitUntilReadable(path)
         return path
+    }
+
+    /// Opens the finished store until HDF5's file lock lets it (seen once in a while when suites run
+    /// in parallel in one process: the lock of the just-closed writer is still held for a moment).
+    static func waitUntilReadable(_ path: String) throws {
+        for attempt in 0..<100 {
+            do {
+                _ = try FeatureStoreReader(path: path)
+                return
+            } catch let error as LinprobeError where error.message.contains("lock") && attempt < 99 {
+                usleep(20_000)
+            }
+        }
     }
 
     /// VOC07 SVMs on both layers; returns `svm/<fp>`.

@@ -157,7 +157,10 @@ public enum ReportRenderer {
             body += "<section>\n<h2>Notes</h2>\n<ul>\n" + doc.notes.map { "<li>\(escapeHTML($0))</li>\n" }.joined() + "</ul>\n</section>\n"
         }
         let protocolText = (try? doc.protocolInfo.prettyText()) ?? doc.protocolInfo.canonicalText
-        body += "<section>\n<h2>Protocol</h2>\n<pre>\(escapeHTML(protocolText))</pre>\n</section>\n"
+        let summary = protocolSummary(doc.protocolInfo)
+        body += "<section>\n<h2>Protocol</h2>\n"
+        if !summary.isEmpty { body += "<ul>\n" + summary.map { "<li>\(escapeHTML($0))</li>\n" }.joined() + "</ul>\n" }
+        body += "<details><summary>Full protocol block (report.json)</summary>\n<pre>\(escapeHTML(protocolText))</pre>\n</details>\n</section>\n"
         return """
             <!DOCTYPE html>
             <html lang="en">

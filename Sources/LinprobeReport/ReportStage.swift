@@ -106,7 +106,7 @@ public enum ReportStage {
         let unchanged = zip(paths, texts).allSatisfy { FileManager.default.contents(atPath: $0) == Data($1.utf8) }
         if unchanged {
             outputs.reused = true
-            outputs.messages.append("report: unchanged (same results, same report); kept \(outDir)")
+            outputs.messages.append("unchanged (same results, same report); kept \(outDir)")
         } else {
             for (path, text) in zip(paths, texts) { try AtomicFile.write(text, to: path) }
         }
@@ -145,7 +145,7 @@ public enum ReportStage {
                 let runs = orderedUnique(other.rows.map(\.run))
                 let repeated = runs.filter { present.contains($0) }
                 if !repeated.isEmpty {
-                    messages.append("report: \(path): run\(repeated.count == 1 ? "" : "s") \(repeated.map { "'\($0)'" }.joined(separator: ", ")) already in the report; those rows are left out (give runs distinct names with --label)")
+                    messages.append("\(path): run\(repeated.count == 1 ? "" : "s") \(repeated.map { "'\($0)'" }.joined(separator: ", ")) already in the report; those rows are left out (give runs distinct names with --label)")
                     other.rows.removeAll { repeated.contains($0.run) }
                     other.charts.removeAll { repeated.contains($0.run) }
                     if case .object(var o) = other.protocolInfo, case .object(var r)? = o["runs"] {

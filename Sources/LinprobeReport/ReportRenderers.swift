@@ -30,7 +30,67 @@ public enum ReportRenderer {
         if !doc.notes.isEmpty {
             out += "\nNotes:\n\n" + doc.notes.map { "- \($0)\n" }.joined()
         }
+        let summary = protocolSummary(doc.protocolInfo)
+        if !summary.isEmpty {
+            out += "\n## Protocol\n\n" + summary.map { "- \(escapeMarkdown($0))\n" }.joined()
+            out += "\nEverything else (versions, solver settings, provenance) is in report.json's `protocol` block.\n"
+        }
         return out
+    }
+
+    /// One line per feature store, SVM run and linear run of each run: what produced the numbers.
+    static func protocolSummary(_ info: JSONValue) -> [String] {
+        guard let runs = info["runs"]?.objectValue else { return [] }
+        var lines: [String] = []
+        let showRun = runs.count > 1
+        for run in runs.keys.sorted() {
+            let block = runs[run]!
+            let prefix = showRun ? "\(run): " : ""
+            for (fp, f) in (block["features"]?.objectValue ?? [:]).sorted(by: { $0.key < $1.key }) {
+                var parts: [String] = []
+                if f["found"] == .bool(false) {
+                    parts.append("store not found")
+                } else {
+                    if let t = f["trunk"], t != .null { parts.append("trunk \(t.canonicalText)") }
+                    if let w = f["weights"], w != .null {
+                        if w["init"]?.stringValue == "random" {
+                            parts.append("weights random init" + (w["seed"]?.intValue.map { " (seed \($0))" } ?? ""))
+                        } else {
+                            parts.append("weights \(w["path"]?.stringValue ?? "?") sha256 \(w["sha256"]?.stringValue ?? "?")")
+                        }
+                    }
+                    if let t = f["transforms"], t != .null { parts.append("transforms \(t.canonicalText)") }
+                    if let p = f["pool_ops"], p != .null { parts.append("pool ops \(p.canonicalText)") }
+                    if let tool = f["provenance"]?["tool"]?.stringValue { parts.append("written by \(tool)") }
+                }
+                let split = f["split"]?.stringValue.map { " (\($0))" } ?? ""
+                lines.append("\(prefix)features \(fp)\(split): " + parts.joined(separator: "; "))
+            }
+            for (fp, b) in (block["svm"]?.objectValue ?? [:]).sorted(by: { $0.key < $1.key }) {
+                var parts = [b["protocol"]?.stringValue ?? "svm"]
+                if let costs = b["costs"]?.arrayValue { parts.append("costs \(JSONValue.array(costs).canonicalText)") }
+                if let s = b["settings"] {
+                    for key in ["cross_val_folds", "normalize", "loss", "max_iter", "tol", "solver"] {
+                        if let v = s[key] { parts.append("\(key) \(v.stringValue ?? v.canonicalText)") }
+                    }
+                }
+                if let v = b["provenance"]?["tool_version"]?.stringValue { parts.append("linprobe \(v)") }
+                lines.append("\(prefix)svm \(fp): " + parts.joined(separator: ", "))
+            }
+            for (fp, b) in (block["linear"]?.objectValue ?? [:]).sorted(by: { $0.key < $1.key }) {
+                var parts: [String] = []
+                let heads = (b["heads"]?.objectValue ?? [:]).sorted(by: { $0.key < $1.key })
+                    .map { "\($0.key) \($0.value["head_type"]?.stringValue ?? "?") \($0.value["head_spec"]?["dims"]?.canonicalText ?? "")" }
+                if !heads.isEmpty { parts.append("heads " + heads.joined(separator: ", ")) }
+                if let h = b["hyper_parameters"] {
+                    if let l = h["loss"]?["name"]?.stringValue { parts.append("loss \(l)") }
+                    if let seed = h["seed"] { parts.append("seed \(seed.canonicalText)") }
+                }
+                if let v = b["provenance"]?["version"]?.stringValue { parts.append("linprobe \(v)") }
+                lines.append("\(prefix)linear \(fp): " + parts.joined(separator: "; "))
+            }
+        }
+        return lines
     }
 
     /// report.json: the flat rows plus the protocol block (`schemas/report.schema.json`).
@@ -97,7 +157,10 @@ public enum ReportRenderer {
             body += "<section>\n<h2>Notes</h2>\n<ul>\n" + doc.notes.map { "<li>\(escapeHTML($0))</li>\n" }.joined() + "</ul>\n</section>\n"
         }
         let protocolText = (try? doc.protocolInfo.prettyText()) ?? doc.protocolInfo.canonicalText
-        body += "<section>\n<h2>Protocol</h2>\n<pre>\(escapeHTML(protocolText))</pre>\n</section>\n"
+        let summary = protocolSummary(doc.protocolInfo)
+        body += "<section>\n<h2>Protocol</h2>\n"
+        if !summary.isEmpty { body += "<ul>\n" + summary.map { "<li>\(escapeHTML($0))</li>\n" }.joined() + "</ul>\n" }
+        body += "<details><summary>Full protocol block (report.json)</summary>\n<pre>\(escapeHTML(protocolText))</pre>\n</details>\n</section>\n"
         return """
             <!DOCTYPE html>
             <html lang="en">

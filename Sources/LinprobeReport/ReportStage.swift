@@ -13,7 +13,7 @@ public struct ReportOutputs: Sendable {
     public var resultFiles: [String]
     /// One-line remarks for stderr (merged runs left out, a finished report reused, …).
     public var messages: [String]
-    /// True when the manifest held a complete report of the same inputs and nothing was rewritten.
+    /// True when the three files already held exactly this report and nothing was rewritten.
     public var reused: Bool
 }
 
@@ -97,36 +97,41 @@ public enum ReportStage {
             "fallback_weights": context.fallbackWeights.map { .string($0) } ?? .null,
             "fallback_dataset": context.fallbackDataset.map { .string($0) } ?? .null,
         ]
-        let fingerprint = Fingerprint.short(["stage": "report", "results": .object(inputs), "merge": .object(merged), "parameters": parameters])
-
-        var outputs: ReportOutputs? = nil
-        let body: () throws -> String? = {
-            outputs = try write(files: files, merge: merge, title: title, context: context, outDir: outDir)
-            return nil
+        let started = Date()
+        let startedText = Manifest.now()
+        var outputs = try build(files: files, merge: merge, title: title, context: context, outDir: outDir)
+        let texts = [outputs.markdown, try ReportRenderer.json(outputs.document).prettyText() + "\n", ReportRenderer.html(outputs.document)]
+        let paths = [outputs.markdownPath, outputs.jsonPath, outputs.htmlPath]
+        // Deterministic output: identical files mean nothing changed, and nothing is rewritten.
+        let unchanged = zip(paths, texts).allSatisfy { FileManager.default.contents(atPath: $0) == Data($1.utf8) }
+        if unchanged {
+            outputs.reused = true
+            outputs.messages.append("unchanged (same results, same report); kept \(outDir)")
+        } else {
+            for (path, text) in zip(paths, texts) { try AtomicFile.write(text, to: path) }
         }
-        // A work folder with a manifest records the report (so `run` can skip an unchanged one);
-        // a report of explicit results elsewhere does not create a work folder.
+        // A work folder with a manifest records the report; a report of explicit results elsewhere
+        // does not create a work folder.
         let manifestPath = (workdir as NSString).appendingPathComponent("manifest.json")
         if FileManager.default.fileExists(atPath: manifestPath) {
-            let names = ["report.md", "report.json", "report.html"].map { (outDir as NSString).appendingPathComponent($0) }
-            let outcome = try runStage(
-                stageName, fingerprint: fingerprint, manifest: ManifestStore(workdir: workdir),
-                inputs: ["results": .object(inputs), "merge": .object(merged)], parameters: parameters,
-                outputs: names.map { relative($0, to: workdir) }, pipeline: config.name, body: body)
-            if outcome.wasReused {
-                let doc = try readReport(names[1])
-                let md = try String(contentsOfFile: names[0], encoding: .utf8)
-                return ReportOutputs(
-                    markdownPath: names[0], jsonPath: names[1], htmlPath: names[2], markdown: md, document: doc, resultFiles: files,
-                    messages: ["report: unchanged since the last report of the same results; kept \(outDir)"], reused: true)
+            var digests: [String: JSONValue] = [:]
+            for (path, text) in zip(paths, texts) { digests[(path as NSString).lastPathComponent] = .string(Fingerprint.sha256(Data(text.utf8))) }
+            let fingerprint = Fingerprint.short(["stage": "report", "inputs": ["results": .object(inputs), "merge": .object(merged)],
+                                                 "parameters": parameters, "outputs": .object(digests)])
+            let store = ManifestStore(workdir: workdir)
+            let recorded = try store.completeRecord(stage: stageName, fingerprint: fingerprint) != nil
+            if !(unchanged && recorded) {
+                try store.put(ManifestRecord(
+                    stage: stageName, fingerprint: fingerprint, status: .complete,
+                    inputs: ["results": .object(inputs), "merge": .object(merged)], parameters: parameters,
+                    outputs: paths.map { relative($0, to: workdir) }, started: startedText, finished: Manifest.now(),
+                    seconds: Date().timeIntervalSince(started), pipeline: config.name))
             }
-        } else {
-            _ = try body()
         }
-        return outputs!
+        return outputs
     }
 
-    private static func write(files: [String], merge: [String], title: String, context: ReportBuilder.Context, outDir: String) throws
+    private static func build(files: [String], merge: [String], title: String, context: ReportBuilder.Context, outDir: String) throws
         -> ReportOutputs
     {
         let results = try files.map(ResultsLoader.load)
@@ -140,7 +145,7 @@ public enum ReportStage {
                 let runs = orderedUnique(other.rows.map(\.run))
                 let repeated = runs.filter { present.contains($0) }
                 if !repeated.isEmpty {
-                    messages.append("report: \(path): run\(repeated.count == 1 ? "" : "s") \(repeated.map { "'\($0)'" }.joined(separator: ", ")) already in the report; those rows are left out (give runs distinct names with --label)")
+                    messages.append("\(path): run\(repeated.count == 1 ? "" : "s") \(repeated.map { "'\($0)'" }.joined(separator: ", ")) already in the report; those rows are left out (give runs distinct names with --label)")
                     other.rows.removeAll { repeated.contains($0.run) }
                     other.charts.removeAll { repeated.contains($0.run) }
                     if case .object(var o) = other.protocolInfo, case .object(var r)? = o["runs"] {
@@ -154,7 +159,7 @@ public enum ReportStage {
             }
             document = ReportDocument.merged(documents, title: title)
         }
-        let paths = try ReportRenderer.write(document, to: outDir)
+        let paths = ["report.md", "report.json", "report.html"].map { (outDir as NSString).appendingPathComponent($0) }
         return ReportOutputs(
             markdownPath: paths[0], jsonPath: paths[1], htmlPath: paths[2], markdown: ReportRenderer.markdown(document),
             document: document, resultFiles: files, messages: messages, reused: false)
@@ -218,14 +223,16 @@ public enum ReportStage {
                 guard let v = r[key]?.stringValue else { throw bad("rows[\(i)].\(key) is missing or not a string") }
                 return v
             }
+            let (dataset, split, layer, method, metric) = (try s("dataset"), try s("split"), try s("layer"), try s("method"), try s("metric"))
+            let fingerprint = try s("fingerprint")
             let value: Double
             if let v = r["value"]?.doubleValue { value = v } else if r["value"] == .null { value = .nan } else {
                 throw bad("rows[\(i)].value is missing or not a number")
             }
             rows.append(ReportRow(
-                run: r["run"]?.stringValue ?? json["title"]?.stringValue ?? path, dataset: try s("dataset"), split: try s("split"),
-                layer: try s("layer"), method: try s("method"), metric: try s("metric"), value: value,
-                fingerprint: try s("fingerprint"), hyperparameters: r["hyperparameters"]?.stringValue))
+                run: r["run"]?.stringValue ?? json["title"]?.stringValue ?? path, dataset: dataset, split: split, layer: layer,
+                method: method, metric: metric, value: value, fingerprint: fingerprint,
+                hyperparameters: r["hyperparameters"]?.stringValue))
         }
         var charts: [ReportChart] = []
         for (i, c) in (json["charts"]?.arrayValue ?? []).enumerated() {

@@ -39,19 +39,38 @@ struct StoreInfo {
     let poolOps: JSONValue
     let provenance: JSONValue
 
-    /// The dataset's name: its catalog name, else the last component of its root folder.
+    /// The dataset's name: from its data path when one was given (a split folder such as
+    /// `fashion/val` names its parent, a list file its folder), else its catalog name, else the
+    /// last component of its root folder.
     var datasetName: String? {
         let d = provenance["dataset"]
+        if let paths = d?["settings"]?["data_paths"]?.arrayValue, let first = paths.first?.stringValue,
+            let name = Self.name(fromPath: first)
+        {
+            return name
+        }
         if let names = d?["settings"]?["dataset_names"]?.arrayValue, let first = names.first?.stringValue, !first.isEmpty {
             return first
         }
         for key in ["root", "name"] {
-            if let s = d?[key]?.stringValue, !s.isEmpty {
-                let base = (s as NSString).lastPathComponent
-                if !base.isEmpty && base != "/" { return base }
-            }
+            if let s = d?[key]?.stringValue, let name = Self.name(fromPath: s) { return name }
         }
         return nil
+    }
+
+    static let splitFolderNames: Set<String> = ["train", "val", "test", "trainval", "training", "validation", "valid", "eval"]
+
+    static func name(fromPath path: String) -> String? {
+        var parts = path.split(separator: "/").map(String.init).filter { !$0.isEmpty && $0 != "." }
+        guard var last = parts.popLast() else { return nil }
+        // A list file (disk_filelist) or a split folder is named by the folder holding it.
+        while (last.contains(".") && !(last as NSString).pathExtension.isEmpty && (last as NSString).pathExtension.count <= 4)
+            || splitFolderNames.contains(last.lowercased())
+        {
+            guard let parent = parts.popLast() else { break }
+            last = parent
+        }
+        return last
     }
 
     /// The weights in words: the checkpoint's file name, or the seeded random initialisation.
@@ -212,14 +231,24 @@ enum ResultsLoader {
     }
 
     /// The store a result refers to, when it can still be found with the same fingerprint: at its
-    /// recorded path, or relative to the work folder the result lives in. Nil otherwise.
+    /// recorded path (as given, or relative to the result's work folder), in the work folder's
+    /// `features/<fp>/`, or where the work folder's manifest says the store with that fingerprint
+    /// was written or read. Nil otherwise.
     static func store(_ ref: FeatureReference, near result: LoadedResult, cache: inout [String: StoreInfo?]) -> StoreInfo? {
-        guard let recorded = ref.path, !recorded.isEmpty else { return nil }
+        guard !ref.fingerprint.isEmpty else { return nil }
         // <workdir>/<stage>/<fp>/<layer>/results.json → <workdir>
         let workdir = URL(fileURLWithPath: result.directory).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().path
-        var candidates = [recorded]
-        if !recorded.hasPrefix("/") { candidates.append((workdir as NSString).appendingPathComponent(recorded)) }
+        var candidates: [String] = []
+        if let recorded = ref.path, !recorded.isEmpty {
+            candidates.append(recorded)
+            if !recorded.hasPrefix("/") { candidates.append((workdir as NSString).appendingPathComponent(recorded)) }
+        }
+        let folder = ((workdir as NSString).appendingPathComponent("features") as NSString).appendingPathComponent(ref.fingerprint)
+        if let names = try? FileManager.default.contentsOfDirectory(atPath: folder) {
+            candidates.append(contentsOf: names.filter { $0.hasSuffix(".h5") }.sorted().map { (folder as NSString).appendingPathComponent($0) })
+        }
+        candidates.append(contentsOf: manifestHints(workdir: workdir, fingerprint: ref.fingerprint))
         for candidate in candidates {
             let key = URL(fileURLWithPath: candidate).standardizedFileURL.path
             if let cached = cache[key] {
@@ -239,5 +268,23 @@ enum ResultsLoader {
             if let info, info.fingerprint == ref.fingerprint { return info }
         }
         return nil
+    }
+
+    /// Store paths the work folder's manifest associates with a features fingerprint: extract
+    /// records' outputs, and the store paths train-svm / train-linear records name beside it.
+    static func manifestHints(workdir: String, fingerprint: String) -> [String] {
+        let path = (workdir as NSString).appendingPathComponent("manifest.json")
+        guard FileManager.default.fileExists(atPath: path), let manifest = try? ManifestStore(workdir: workdir).read() else { return [] }
+        var hints: [String] = []
+        func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : (workdir as NSString).appendingPathComponent(p) }
+        for record in manifest.records.values.sorted(by: { $0.key < $1.key }) {
+            if record.stage == "extract" && record.fingerprint == fingerprint {
+                hints.append(contentsOf: record.outputs.filter { $0.hasSuffix(".h5") }.map(resolve))
+            }
+            for split in ["train", "test"] where record.inputs["\(split)_features"]?.stringValue == fingerprint {
+                if let p = record.inputs["\(split)_path"]?.stringValue { hints.append(resolve(p)) }
+            }
+        }
+        return hints
     }
 }

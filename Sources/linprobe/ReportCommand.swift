@@ -38,7 +38,7 @@ struct ReportCommand: ParsableCommand {
             let outputs = try ReportStage.run(
                 config: config, workdir: arguments.workdir, resultsDirectories: results.isEmpty ? nil : results, merge: merge,
                 label: label, outputDirectory: out)
-            for message in outputs.messages { Console.note(message) }
+            for message in outputs.messages { Console.note("report: \(message)") }
             Console.result(outputs.markdown)
             Console.result("report: \(outputs.htmlPath)")
             Console.result("report: \(outputs.jsonPath)")

@@ -101,9 +101,10 @@ private func errorLines(_ r: ProcessResult) -> [Substring] {
         }
         #expect(first.stdout.contains("report: \(out)/report.html"))
         #expect(first.stdout.contains("## fashion (test)"))
-        #expect(first.stdout.contains("| layer | fashion_linear · ep100.torch"))
+        #expect(first.stdout.contains("| layer | eval_mlp top_1 | mlp top_1 |"))
+        #expect(first.stdout.contains("weights /ckpt/ep100.torch sha256 00ff"))
         // The table's numbers are the results' numbers.
-        let linear = try #require(try FileManager.default.contentsOfDirectory(atPath: "\(area.workdir)/linear").first)
+        let linear = try #require(try FileManager.default.contentsOfDirectory(atPath: "\(area.workdir)/linear").first { !$0.hasSuffix(".lock") })
         let results = try JSONValue.parse(String(contentsOfFile: "\(area.workdir)/linear/\(linear)/res4/results.json", encoding: .utf8))
         let value = try #require(results["value"]?.doubleValue)
         #expect(first.stdout.contains("| res4 | \(String(format: "%.2f", value)) |"))
@@ -111,6 +112,7 @@ private func errorLines(_ r: ProcessResult) -> [Substring] {
         let row = try #require(report["rows"]?.arrayValue?.first { $0["layer"]?.stringValue == "res4" && $0["metric"]?.stringValue == "top_1" })
         #expect(row["value"]?.doubleValue == value)
         #expect(row["method"]?.stringValue == "eval_mlp")
+        #expect(row["run"]?.stringValue == "fashion_linear · ep100.torch")
         let validator = try SchemaValidator(schemaPath: schemaPath("report.schema.json"))
         #expect(validator.validate(report) == [])
         let html = try String(contentsOfFile: "\(out)/report.html", encoding: .utf8)
@@ -158,7 +160,7 @@ private func errorLines(_ r: ProcessResult) -> [Substring] {
     @Test func damagedOrMissingResultsGiveOneLine() throws {
         let area = try ReportArea()
         let pipeline = try area.trainLinear(checkpoint: "ep100", workdir: area.workdir)
-        let linear = try #require(try FileManager.default.contentsOfDirectory(atPath: "\(area.workdir)/linear").first)
+        let linear = try #require(try FileManager.default.contentsOfDirectory(atPath: "\(area.workdir)/linear").first { !$0.hasSuffix(".lock") })
         let dir = "\(area.workdir)/linear/\(linear)"
         try "{\"format\": \"linprobe.res".write(toFile: "\(dir)/res4/results.json", atomically: true, encoding: .utf8)
         let corrupt = try area.linprobe(["report", pipeline, "--workdir", area.workdir, "--results", dir])

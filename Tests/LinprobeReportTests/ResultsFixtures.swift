@@ -60,7 +60,21 @@ struct ResultsWorkdir {
         try writer.append(FeatureBatch(count: rows, features: features, targets: targets, indices: (0..<Int64(rows)).map { $0 },
                                        imagePaths: (0..<rows).map { "img\($0).jpg" }))
         try writer.finish()
+        try Self.waitUntilReadable(path)
         return path
+    }
+
+    /// Opens the finished store until HDF5's file lock lets it (seen once in a while when suites run
+    /// in parallel in one process: the lock of the just-closed writer is still held for a moment).
+    static func waitUntilReadable(_ path: String) throws {
+        for attempt in 0..<100 {
+            do {
+                _ = try FeatureStoreReader(path: path)
+                return
+            } catch let error as LinprobeError where error.message.contains("lock") && attempt < 99 {
+                usleep(20_000)
+            }
+        }
     }
 
     /// VOC07 SVMs on both layers; returns `svm/<fp>`.
@@ -105,7 +119,7 @@ struct ResultsWorkdir {
             ]]],
             "OPTIMIZER": [
                 "name": "sgd", "momentum": 0.9, "nesterov": true, "weight_decay": 0.0005, "num_epochs": .int(Int64(epochs)),
-                "param_schedulers": ["lr": ["name": "multistep", "values": [0.1, 0.01], "milestones": [2], "update_interval": "epoch"]],
+                "param_schedulers": ["lr": ["name": "multistep", "values": [0.1, 0.01], "milestones": [1], "update_interval": "epoch"]],
             ],
             "LOSS": ["name": "cross_entropy_multiple_output_single_target"],
             "METERS": ["name": "accuracy_list_meter", "accuracy_list_meter": ["topk_values": [1, 2]]],

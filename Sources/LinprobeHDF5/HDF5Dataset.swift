@@ -4,7 +4,7 @@ import Foundation
 /// An open dataset. Rows are along the first dimension; every read and write addresses whole
 /// rows (all other dimensions in full), which is how the feature store uses datasets.
 public final class HDF5Dataset: HDF5AttributeHolder {
-    let id: hid_t
+    private(set) var id: hid_t
     public let objectName: String
     public var rawID: Int64 { Int64(id) }
     /// The element type as stored in the file.
@@ -25,7 +25,14 @@ public final class HDF5Dataset: HDF5AttributeHolder {
         H5Tclose(t)
     }
 
-    deinit { H5Dclose(id) }
+    deinit { if id >= 0 { H5Dclose(id) } }
+
+    /// Closes the dataset now (a file is only really closed, and its lock released, once every
+    /// object in it is closed). Later use of the dataset fails with HDF5's error.
+    public func close() {
+        if id >= 0 { H5Dclose(id) }
+        id = -1
+    }
 
     /// Current dimensions.
     public func dims() throws(HDF5Error) -> [Int] {

@@ -290,6 +290,8 @@ public final class FeatureStoreWriter {
             try openFile.setAttribute("rows_written", int64: Int64(rowsInFile))
             try openFile.setAttribute("complete", int64: 1)
             try openFile.flush()
+            // Every dataset first: HDF5 keeps the file (and its lock) open while any object is.
+            for set in featureSets + [targetSet, indexSet, pathSet, unreadableSet] { set.close() }
             try openFile.close()
         } catch {
             throw LinprobeError(.io, "finishing the store failed (is the disk full?): \(oneLine(error))")

@@ -35,7 +35,7 @@ let package = Package(
 
         .target(name: "LinprobeHDF5", dependencies: ["CLinprobeHDF5"]),
         .target(name: "LinprobeBLAS", dependencies: ["CLinprobeBLAS"]),
-        .target(name: "LinprobeCodecs", dependencies: ["CLinprobeJPEG", "CLinprobePNG"]),
+        .target(name: "LinprobeCodecs", dependencies: ["CLinprobeJPEG", "CLinprobePNG"], exclude: ["README.md"]),
 
         // MARK: - Core (no C imports): errors, configuration, fingerprints, manifest
 
@@ -49,11 +49,12 @@ let package = Package(
         // MARK: - Stages and their building blocks
 
         .target(name: "LinprobeStore", dependencies: ["LinprobeCore", "LinprobeHDF5"]),
-        .target(name: "LinprobeCheckpoint", dependencies: ["LinprobeCore"]),
-        .target(name: "LinprobeTrunk", dependencies: ["LinprobeCore", "LinprobeBLAS", "LinprobeCheckpoint"]),
+        .target(name: "LinprobeCheckpoint", dependencies: ["LinprobeCore"], exclude: ["README.md"]),
+        .target(name: "LinprobeTrunk", dependencies: ["LinprobeCore", "LinprobeBLAS", "LinprobeCheckpoint"], exclude: ["README.md"]),
         .target(
             name: "LinprobeData",
-            dependencies: ["LinprobeCore", "LinprobeCodecs", .product(name: "Crypto", package: "swift-crypto")]),
+            dependencies: ["LinprobeCore", "LinprobeCodecs", .product(name: "Crypto", package: "swift-crypto")],
+            exclude: ["README.md"]),
         .target(
             name: "LinprobeExtract",
             dependencies: [

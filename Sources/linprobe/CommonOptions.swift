@@ -13,6 +13,45 @@ struct PipelineArguments: ParsableArguments {
 
     @Option(help: "Folder holding manifest.json and every artifact.")
     var workdir: String = "runs"
+
+    /// The effective configuration, its notes and ignored VISSL keys said on stderr.
+    func load() throws -> PipelineConfig {
+        let config = try PipelineConfig.load(pipeline: pipeline, overrides: overrides)
+        for note in config.notes { Console.note(note) }
+        if let note = config.ignoredKeysNote { Console.note(note) }
+        return config
+    }
+}
+
+/// The options of the training stages (`train-svm`, `train-linear`).
+struct TrainingOptions: ParsableArguments {
+    @Option(help: "Training feature store (.h5); default: the store of this pipeline's extraction.")
+    var features: String?
+
+    @Option(help: "Test feature store (.h5).")
+    var testFeatures: String?
+
+    @Option(help: "Compute threads (default: LINPROBE.THREADS, 0 = all cores).")
+    var threads: Int?
+
+    @Flag(help: "Train again even when a finished run with the same fingerprint exists.")
+    var force = false
+
+    func validate() throws {
+        if let threads, threads < 0 { throw ValidationError("--threads must be ≥ 0") }
+    }
+
+    /// Loads the pipeline, finds the stores and runs `stage` through `body`, printing its lines.
+    func run(_ stage: String, _ arguments: PipelineArguments,
+             _ body: (PipelineConfig, StagePair) throws -> TrainingStageOutcome) throws {
+        try reportingErrors {
+            let config = try arguments.load()
+            let stores = try resolveStores(config: config, workdir: arguments.workdir, features: features, testFeatures: testFeatures, stage: stage)
+            let outcome = try body(config, stores)
+            if outcome.reused { Console.note("\(stage): reusing the finished run \(outcome.directory)") }
+            for line in outcome.lines { Console.result(line) }
+        }
+    }
 }
 
 /// Standard error output for diagnostics and progress; stdout is kept for results and paths.

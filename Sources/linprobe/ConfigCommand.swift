@@ -20,9 +20,7 @@ struct ConfigCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let config = try PipelineConfig.load(pipeline: arguments.pipeline, overrides: arguments.overrides)
-            for note in config.notes { Console.note(note) }
-            if let note = config.ignoredKeysNote { Console.note(note) }
+            let config = try arguments.load()
             if json {
                 Console.result(config.jsonText)
             } else {

@@ -44,9 +44,7 @@ struct ExtractCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let config = try PipelineConfig.load(pipeline: arguments.pipeline, overrides: arguments.overrides)
-            for note in config.notes { Console.note(note) }
-            if let note = config.ignoredKeysNote { Console.note(note) }
+            let config = try arguments.load()
             let stop = StopRequest.installed()
             let options = ExtractOptions(
                 workdir: arguments.workdir, threads: threads, decodeWorkers: decodeWorkers, strict: strict ? true : nil,

@@ -32,9 +32,7 @@ struct ReportCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let config = try PipelineConfig.load(pipeline: arguments.pipeline, overrides: arguments.overrides)
-            for note in config.notes { Console.note(note) }
-            if let note = config.ignoredKeysNote { Console.note(note) }
+            let config = try arguments.load()
             let outputs = try ReportStage.run(
                 config: config, workdir: arguments.workdir, resultsDirectories: results.isEmpty ? nil : results, merge: merge,
                 label: label, outputDirectory: out)

@@ -31,9 +31,7 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let config = try PipelineConfig.load(pipeline: arguments.pipeline, overrides: arguments.overrides)
-            for note in config.notes { Console.note(note) }
-            if let note = config.ignoredKeysNote { Console.note(note) }
+            let config = try arguments.load()
             let stages = try PipelineStages(config: config)
             let workdir = arguments.workdir
             Console.note("run \(config.name): stages \(stages.names.joined(separator: " → "))")

@@ -14,7 +14,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
-        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
     ],
     targets: [
         // MARK: - System libraries (one C module per native library, found by pkg-config)
@@ -50,16 +49,18 @@ let package = Package(
         // MARK: - Stages and their building blocks
 
         .target(name: "LinprobeStore", dependencies: ["LinprobeCore", "LinprobeHDF5"]),
-        .target(
-            name: "LinprobeCheckpoint",
-            dependencies: ["LinprobeCore", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
+        .target(name: "LinprobeCheckpoint", dependencies: ["LinprobeCore"]),
         .target(name: "LinprobeTrunk", dependencies: ["LinprobeCore", "LinprobeBLAS", "LinprobeCheckpoint"]),
         .target(
             name: "LinprobeData",
             dependencies: ["LinprobeCore", "LinprobeCodecs", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "LinprobeExtract",
-            dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeTrunk", "LinprobeData", "LinprobeCheckpoint"]),
+            dependencies: [
+                "LinprobeCore", "LinprobeStore", "LinprobeHDF5", "LinprobeBLAS", "LinprobeCodecs", "LinprobeTrunk",
+                "LinprobeData", "LinprobeCheckpoint",
+            ],
+            exclude: ["README.md"]),
         .target(name: "CLinprobeSVMKernels"),
         .target(
             name: "LinprobeSVM", dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeBLAS", "CLinprobeSVMKernels"],
@@ -91,6 +92,9 @@ let package = Package(
             name: "linear-bench", dependencies: ["LinprobeLinear", "LinprobeStore", "LinprobeCore"],
             path: "Benchmarks/linear/Runner"),
         .executableTarget(name: "bench-svm", dependencies: ["LinprobeCore", "LinprobeSVM"], path: "Benchmarks/svm/Sources"),
+        .executableTarget(
+            name: "bench-trunk", dependencies: ["LinprobeTrunk", "LinprobeCheckpoint", "LinprobeBLAS", "LinprobeCore"],
+            path: "Benchmarks/trunk/Sources"),
 
         // MARK: - Tests
 
@@ -121,7 +125,10 @@ let package = Package(
             dependencies: ["LinprobeData", "LinprobeCodecs", "LinprobeCore", "LinprobeTestSupport"]),
         .testTarget(
             name: "LinprobeExtractTests",
-            dependencies: ["LinprobeExtract", "LinprobeStore", "LinprobeTestSupport"]),
+            dependencies: [
+                "LinprobeExtract", "LinprobeStore", "LinprobeData", "LinprobeCodecs", "LinprobeTrunk", "LinprobeCore",
+                "LinprobeTestSupport",
+            ]),
         .testTarget(
             name: "LinprobeSVMTests",
             dependencies: ["LinprobeSVM", "LinprobeStore", "LinprobeTestSupport"]),
@@ -133,7 +140,9 @@ let package = Package(
             dependencies: ["LinprobeReport", "LinprobeTestSupport"]),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["LinprobeTestSupport", "linprobe"]),
+            dependencies: [
+                "LinprobeTestSupport", "linprobe", "LinprobeStore", "LinprobeHDF5", "LinprobeTrunk", "LinprobeCore",
+            ]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -29,6 +29,10 @@ public final class FeatureStoreReader {
     public let split: String
     public let numClasses: Int
     public let classNames: [String]
+    /// Augmented views stored per sample (`train_views`; 1 when absent). With K > 1 the rows are
+    /// sample-major — sample i in rows i·K … i·K+K−1 — so epoch e of linear training reads view
+    /// e mod K of every sample (`rows(view:)`).
+    public let views: Int
 
     private let file: HDF5File
     private var datasets: [String: HDF5Dataset] = [:]
@@ -64,6 +68,9 @@ public final class FeatureStoreReader {
             }
             fingerprint = try f.attributeString("fingerprint") ?? ""
             split = try f.attributeString("split") ?? ""
+            let storedViews = try f.attributeInt64("train_views") ?? 1
+            guard storedViews >= 1 else { throw fail(.corruptInput, "train_views = \(storedViews) must be at least 1") }
+            views = Int(storedViews)
 
             guard try f.exists(StoreLayout.featuresGroup) else { throw fail(.corruptInput, "feature store has no /features group") }
             var names = try f.members(ofGroup: StoreLayout.featuresGroup)
@@ -104,6 +111,9 @@ public final class FeatureStoreReader {
             if isComplete, let w = watermark, w != count {
                 throw fail(.corruptInput, "rows_written = \(w) but the features have \(count) rows")
             }
+            if isComplete, count % views != 0 {
+                throw fail(.corruptInput, "\(count) rows are not a whole number of samples with train_views = \(views)")
+            }
 
             guard try f.exists(StoreLayout.targets) else { throw fail(.corruptInput, "feature store has no /targets dataset") }
             let targets = try f.openDataset(StoreLayout.targets)
@@ -136,6 +146,16 @@ public final class FeatureStoreReader {
         } catch let error as HDF5Error {
             throw LinprobeError(.corruptInput, "cannot read feature store: \(error.description)")
         }
+    }
+
+    /// Number of samples (rows / views).
+    public var sampleCount: Int { count / views }
+
+    /// The rows holding view `view mod views` of every sample, in sample order (all rows when
+    /// the store has one view per sample).
+    public func rows(view: Int) -> [Int] {
+        let v = ((view % views) + views) % views
+        return (0..<sampleCount).map { $0 * views + v }
     }
 
     /// The layer with this name, or an error listing the available layers.

@@ -173,6 +173,30 @@ public final class FeatureStoreWriter {
         try f.setAttribute("transforms", string: m.transforms.canonicalText)
         try f.setAttribute("pool_ops", string: m.poolOps.canonicalText)
         try f.setAttribute("provenance", string: m.provenance.canonicalText)
+        if m.trainViews != 1 { try f.setAttribute("train_views", int64: Int64(m.trainViews)) }
+    }
+
+    /// A root attribute of the open store as text (JSON attributes give their JSON text); nil
+    /// when absent. Lets a resuming writer read what the interrupted run recorded.
+    public func rootAttribute(_ name: String) throws -> String? {
+        guard let file else { throw LinprobeError(.usage, "\(partialPath): store already finished") }
+        do { return try file.attributeString(name) } catch {
+            throw LinprobeError(.corruptInput, "\(partialPath): reading attribute \(name): \(error.description)")
+        }
+    }
+
+    /// Replaces a root attribute holding JSON text (e.g. `provenance` when a resumed run adds its
+    /// own settings). Reserved layout attributes (format, fingerprint, watermark, …) are refused.
+    public func setRootAttribute(_ name: String, json value: JSONValue) throws {
+        guard let file else { throw LinprobeError(.usage, "\(partialPath): store already finished") }
+        let reserved: Set<String> = ["format", "format_version", "fingerprint", "split", "complete", "rows_written",
+                                     "chunk_rows", "layer_order", "num_classes", "class_names", "train_views"]
+        guard !reserved.contains(name) else {
+            throw LinprobeError(.usage, "\(partialPath): attribute \(name) is part of the store layout and cannot be replaced")
+        }
+        do { try file.setAttribute(name, string: value.canonicalText) } catch {
+            throw LinprobeError(.io, "\(partialPath): writing attribute \(name) failed (is the disk full?): \(error.description)")
+        }
     }
 
     /// The configured layer order (HDF5 lists group members by name).

@@ -13,7 +13,9 @@ import LinprobeCore
 ///
 /// Root attributes: `format`, `format_version`, `fingerprint`, `split`, `complete`,
 /// `rows_written`, `chunk_rows`, `num_classes`, `class_names` (JSON), `layer_order` (JSON), and JSON
-/// text for `trunk`, `weights`, `transforms`, `pool_ops`, `provenance`.
+/// text for `trunk`, `weights`, `transforms`, `pool_ops`, `provenance`. A TRAIN store made with
+/// `LINPROBE.TRAIN_VIEWS: K > 1` also has `train_views` = K: its rows are sample-major (sample i
+/// in rows i·K … i·K+K−1, each with the sample's index); a store without it has one view per sample.
 public enum StoreLayout {
     public static let format = "linprobe.features"
     /// Bumped whenever the layout changes incompatibly; readers refuse newer versions.
@@ -78,12 +80,15 @@ public struct StoreMetadata: Sendable, Equatable {
     public var poolOps: JSONValue
     /// Tool and library versions, thread counts and anything else that explains the numbers.
     public var provenance: JSONValue
+    /// Augmented views stored per sample (rows sample-major); 1 = one row per sample.
+    public var trainViews: Int
 
     public init(
         fingerprint: String, split: String, numClasses: Int, classNames: [String],
         trunk: JSONValue = .null, weights: JSONValue = .null, transforms: JSONValue = .null,
-        poolOps: JSONValue = .null, provenance: JSONValue = .null
+        poolOps: JSONValue = .null, provenance: JSONValue = .null, trainViews: Int = 1
     ) {
+        precondition(trainViews >= 1, "a store holds at least one view per sample")
         self.fingerprint = fingerprint
         self.split = split
         self.numClasses = numClasses
@@ -93,6 +98,7 @@ public struct StoreMetadata: Sendable, Equatable {
         self.transforms = transforms
         self.poolOps = poolOps
         self.provenance = provenance
+        self.trainViews = trainViews
     }
 }
 

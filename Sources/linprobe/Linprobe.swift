@@ -7,5 +7,5 @@ struct Linprobe: ParsableCommand {
         commandName: "linprobe",
         abstract: "Measure how good a frozen image model's features are (VISSL's linear benchmarks).",
         version: LinprobeVersion.string,
-        subcommands: [ConfigCommand.self, Inspect.self, TrainLinearCommand.self])
+        subcommands: [ConfigCommand.self, ExtractCommand.self, Inspect.self, TrainLinearCommand.self])
 }

@@ -1,0 +1,414 @@
+import Foundation
+import LinprobeCore
+
+/// A restricted pickle reader for PyTorch state dicts. It implements the pickle virtual machine
+/// for the data opcodes (protocols 0–5) but never imports or calls anything: `GLOBAL` names are
+/// checked against a fixed allow-list and the few callables a state dict needs
+/// (`OrderedDict`, the tensor rebuild functions, `_codecs.encode`) are interpreted here.
+/// Anything else — another global, `INST`/`OBJ`/`EXT*`, out-of-band buffers — is an error that
+/// names the opcode or global and its byte offset.
+struct Unpickler {
+    /// Resolves a persistent id (the tuple after `BINPERSID`) to a value, usually a storage.
+    typealias PersistentLoader = (_ pid: PickleValue, _ offset: Int) throws -> PickleValue
+
+    let data: UnsafeRawBufferPointer
+    /// Where this pickle starts in the file (offsets in messages are file offsets).
+    let fileOffset: Int
+    /// File name for messages.
+    let source: String
+    let persistentLoad: PersistentLoader?
+
+    private(set) var position = 0
+
+    init(data: UnsafeRawBufferPointer, fileOffset: Int = 0, source: String, persistentLoad: PersistentLoader?) {
+        self.data = data
+        self.fileOffset = fileOffset
+        self.source = source
+        self.persistentLoad = persistentLoad
+    }
+
+    /// Number of bytes consumed by the last `load()`.
+    var consumed: Int { position }
+
+    // MARK: - Allow-lists
+
+    /// Callables interpreted by the reader (never executed).
+    static let callables: Set<String> = [
+        "collections.OrderedDict",
+        "torch._utils._rebuild_tensor", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_tensor_v3",
+        "torch._utils._rebuild_parameter", "torch._utils._rebuild_parameter_with_state",
+        "torch._tensor._rebuild_from_type_v2",
+        "_codecs.encode", "torch.Size", "builtins.set", "builtins.frozenset",
+    ]
+    /// Type tokens that may appear as arguments (storage classes, dtypes, tensor classes).
+    static let tokens: Set<String> = [
+        "torch.FloatStorage", "torch.HalfStorage", "torch.BFloat16Storage", "torch.DoubleStorage",
+        "torch.LongStorage", "torch.IntStorage", "torch.ShortStorage", "torch.CharStorage", "torch.ByteStorage",
+        "torch.BoolStorage", "torch.UntypedStorage", "torch.storage.UntypedStorage",
+        "torch.float32", "torch.float", "torch.float16", "torch.half", "torch.bfloat16", "torch.float64",
+        "torch.double", "torch.int64", "torch.long", "torch.int32", "torch.int", "torch.int16", "torch.short",
+        "torch.int8", "torch.uint8", "torch.bool",
+        "torch.Tensor", "torch.nn.parameter.Parameter",
+    ]
+    /// Classes whose instances are kept as opaque placeholders: they occur in the non-weight
+    /// parts of full training checkpoints (meters, arguments) and are never constructed.
+    static let inert: Set<String> = [
+        "numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar", "numpy.dtype",
+        "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct", "numpy.ndarray",
+        "argparse.Namespace", "torch.device",
+    ]
+
+    // MARK: - Errors
+
+    private func fail(_ message: String, at offset: Int? = nil) -> LinprobeError {
+        LinprobeError(.corruptInput, "\(source): \(message) at byte \(fileOffset + (offset ?? position))")
+    }
+
+    private func forbidden(_ message: String, at offset: Int) -> LinprobeError {
+        LinprobeError(.unsupported,
+            "\(source): \(message) at byte \(fileOffset + offset); Linprobe reads only tensors, dicts, lists and numbers from a checkpoint and never runs code from it")
+    }
+
+    // MARK: - Reading primitives
+
+    private mutating func byte() throws -> UInt8 {
+        guard position < data.count else { throw fail("unexpected end of pickle data (file truncated?)") }
+        defer { position += 1 }
+        return data[position]
+    }
+
+    private mutating func bytes(_ n: Int) throws -> UnsafeRawBufferPointer {
+        guard n >= 0, n <= data.count - position else {
+            throw fail("pickle item of \(n) bytes runs past the end of the data (file truncated?)")
+        }
+        defer { position += n }
+        return UnsafeRawBufferPointer(rebasing: data[position..<(position + n)])
+    }
+
+    private mutating func uint(_ n: Int) throws -> UInt64 {
+        let b = try bytes(n)
+        var v: UInt64 = 0
+        for i in (0..<n).reversed() { v = (v << 8) | UInt64(b[i]) }
+        return v
+    }
+
+    private mutating func length(_ n: Int) throws -> Int {
+        let v = try uint(n)
+        guard v <= UInt64(data.count) else { throw fail("length \(v) exceeds the pickle's size (file corrupt?)") }
+        return Int(v)
+    }
+
+    private mutating func line() throws -> String {
+        guard let nl = data[position...].firstIndex(of: 0x0A) else { throw fail("unterminated text line in pickle") }
+        let s = String(decoding: UnsafeRawBufferPointer(rebasing: data[position..<nl]), as: UTF8.self)
+        position = nl + 1
+        return s
+    }
+
+    private func text(_ b: UnsafeRawBufferPointer) -> String {
+        if let s = String(validating: b, as: UTF8.self) { return s }
+        return String(b.map { Character(Unicode.Scalar($0)) })  // latin-1 (Python 2 str)
+    }
+
+    // MARK: - The machine
+
+    /// Runs the machine to `STOP` and returns the top value.
+    mutating func load() throws -> PickleValue {
+        var stack: [PickleValue] = []
+        var marks: [Int] = []
+        var memo: [Int: PickleValue] = [:]
+
+        func pop() throws -> PickleValue {
+            guard let v = stack.popLast() else { throw fail("pickle stack underflow (corrupt data)") }
+            return v
+        }
+        func popMark() throws -> [PickleValue] {
+            guard let m = marks.popLast(), m <= stack.count else { throw fail("pickle MARK missing (corrupt data)") }
+            let items = Array(stack[m...])
+            stack.removeSubrange(m...)
+            return items
+        }
+        func top() throws -> PickleValue {
+            guard let v = stack.last else { throw fail("pickle stack underflow (corrupt data)") }
+            return v
+        }
+
+        while true {
+            let at = position
+            let op = try byte()
+            switch op {
+            case 0x80:  // PROTO
+                let proto = try byte()
+                guard proto <= 5 else { throw fail("unsupported pickle protocol \(proto)", at: at) }
+            case 0x95:  // FRAME
+                _ = try uint(8)
+            case 0x2E:  // STOP
+                return try pop()
+            case 0x28:  // MARK
+                marks.append(stack.count)
+            case 0x29: stack.append(.tuple([]))  // EMPTY_TUPLE
+            case 0x5D: stack.append(.list(PickleList()))  // EMPTY_LIST
+            case 0x7D: stack.append(.dict(PickleDict()))  // EMPTY_DICT
+            case 0x8F: stack.append(.list(PickleList()))  // EMPTY_SET (kept as a list)
+            case 0x74: stack.append(.tuple(try popMark()))  // TUPLE
+            case 0x85: stack.append(.tuple([try pop()]))  // TUPLE1
+            case 0x86:  // TUPLE2
+                let b = try pop(), a = try pop()
+                stack.append(.tuple([a, b]))
+            case 0x87:  // TUPLE3
+                let c = try pop(), b = try pop(), a = try pop()
+                stack.append(.tuple([a, b, c]))
+            case 0x6C: stack.append(.list(PickleList(try popMark())))  // LIST
+            case 0x91: stack.append(.tuple(try popMark()))  // FROZENSET
+            case 0x64:  // DICT
+                let items = try popMark()
+                guard items.count % 2 == 0 else { throw fail("odd number of items for DICT", at: at) }
+                let d = PickleDict()
+                for i in stride(from: 0, to: items.count, by: 2) { d.set(items[i], items[i + 1]) }
+                stack.append(.dict(d))
+            case 0x61:  // APPEND
+                let v = try pop()
+                guard case .list(let l) = try top() else { throw fail("APPEND to a \(try top().typeName)", at: at) }
+                l.items.append(v)
+            case 0x65, 0x90:  // APPENDS, ADDITEMS
+                let items = try popMark()
+                guard case .list(let l) = try top() else { throw fail("APPENDS to a \(try top().typeName)", at: at) }
+                l.items.append(contentsOf: items)
+            case 0x73:  // SETITEM
+                let v = try pop(), k = try pop()
+                guard case .dict(let d) = try top() else { throw fail("SETITEM on a \(try top().typeName)", at: at) }
+                d.set(k, v)
+            case 0x75:  // SETITEMS
+                let items = try popMark()
+                guard items.count % 2 == 0 else { throw fail("odd number of items for SETITEMS", at: at) }
+                guard case .dict(let d) = try top() else { throw fail("SETITEMS on a \(try top().typeName)", at: at) }
+                for i in stride(from: 0, to: items.count, by: 2) { d.set(items[i], items[i + 1]) }
+            case 0x4E: stack.append(.none)  // NONE
+            case 0x88: stack.append(.bool(true))  // NEWTRUE
+            case 0x89: stack.append(.bool(false))  // NEWFALSE
+            case 0x4A:  // BININT
+                stack.append(.int(Int(Int32(bitPattern: UInt32(try uint(4))))))
+            case 0x4B: stack.append(.int(Int(try byte())))  // BININT1
+            case 0x4D: stack.append(.int(Int(try uint(2))))  // BININT2
+            case 0x49:  // INT (text; "00"/"01" are booleans in protocol 0)
+                let s = try line()
+                if s == "00" { stack.append(.bool(false)) } else if s == "01" { stack.append(.bool(true)) } else {
+                    guard let i = Int(s) else { throw fail("bad INT literal '\(s)'", at: at) }
+                    stack.append(.int(i))
+                }
+            case 0x4C:  // LONG (text)
+                var s = try line()
+                if s.hasSuffix("L") { s.removeLast() }
+                guard let i = Int(s) else { throw fail("LONG literal '\(s)' is too large", at: at) }
+                stack.append(.int(i))
+            case 0x8A, 0x8B:  // LONG1, LONG4
+                let n = try length(op == 0x8A ? 1 : 4)
+                let b = Array(try bytes(n))
+                stack.append(Unpickler.integer(littleEndian: b))
+            case 0x47:  // BINFLOAT (big-endian)
+                stack.append(.float(Double(bitPattern: (try bytes(8)).reduce(UInt64(0)) { ($0 << 8) | UInt64($1) })))
+            case 0x46:  // FLOAT (text)
+                let s = try line()
+                guard let d = Double(s) else { throw fail("bad FLOAT literal '\(s)'", at: at) }
+                stack.append(.float(d))
+            case 0x58: stack.append(.string(text(try bytes(try length(4)))))  // BINUNICODE
+            case 0x8C: stack.append(.string(text(try bytes(try length(1)))))  // SHORT_BINUNICODE
+            case 0x8D: stack.append(.string(text(try bytes(try length(8)))))  // BINUNICODE8
+            case 0x56: stack.append(.string(Unpickler.rawUnicodeEscape(try line())))  // UNICODE
+            case 0x54: stack.append(.string(text(try bytes(try length(4)))))  // BINSTRING (Python 2 str)
+            case 0x55: stack.append(.string(text(try bytes(try length(1)))))  // SHORT_BINSTRING
+            case 0x53:  // STRING (text, quoted)
+                var s = try line()
+                if s.count >= 2, let f = s.first, f == s.last, f == "'" || f == "\"" { s = String(s.dropFirst().dropLast()) }
+                stack.append(.string(s))
+            case 0x42: stack.append(.bytes(Array(try bytes(try length(4)))))  // BINBYTES
+            case 0x43: stack.append(.bytes(Array(try bytes(try length(1)))))  // SHORT_BINBYTES
+            case 0x8E, 0x96: stack.append(.bytes(Array(try bytes(try length(8)))))  // BINBYTES8, BYTEARRAY8
+            case 0x63:  // GLOBAL
+                let module = try line(), name = try line()
+                stack.append(try checkedGlobal(module, name, at: at))
+            case 0x93:  // STACK_GLOBAL
+                let name = try pop(), module = try pop()
+                guard let m = module.stringValue, let n = name.stringValue else {
+                    throw fail("STACK_GLOBAL with non-string operands", at: at)
+                }
+                stack.append(try checkedGlobal(m, n, at: at))
+            case 0x52:  // REDUCE
+                let args = try pop(), callable = try pop()
+                stack.append(try call(callable, args, at: at))
+            case 0x81:  // NEWOBJ
+                let args = try pop(), cls = try pop()
+                stack.append(try construct(cls, args, at: at))
+            case 0x92:  // NEWOBJ_EX
+                _ = try pop()
+                let args = try pop(), cls = try pop()
+                stack.append(try construct(cls, args, at: at))
+            case 0x62:  // BUILD
+                let state = try pop()
+                let object = try top()
+                switch object {
+                case .dict, .opaque, .tensor:
+                    _ = state  // attributes of an OrderedDict (`_metadata`) or a tensor subclass: not needed
+                default:
+                    throw forbidden("BUILD (setting the state of a \(object.typeName)) is not allowed", at: at)
+                }
+            case 0x51:  // BINPERSID
+                let pid = try pop()
+                guard let persistentLoad else { throw forbidden("persistent id outside a PyTorch checkpoint", at: at) }
+                stack.append(try persistentLoad(pid, fileOffset + at))
+            case 0x50:  // PERSID (text)
+                let pid = PickleValue.string(try line())
+                guard let persistentLoad else { throw forbidden("persistent id outside a PyTorch checkpoint", at: at) }
+                stack.append(try persistentLoad(pid, fileOffset + at))
+            case 0x71: memo[Int(try byte())] = try top()  // BINPUT
+            case 0x72: memo[Int(try uint(4))] = try top()  // LONG_BINPUT
+            case 0x70:  // PUT
+                let s = try line()
+                guard let i = Int(s) else { throw fail("bad PUT index '\(s)'", at: at) }
+                memo[i] = try top()
+            case 0x94: memo[memo.count] = try top()  // MEMOIZE
+            case 0x68, 0x6A, 0x67:  // BINGET, LONG_BINGET, GET
+                let index: Int
+                if op == 0x68 { index = Int(try byte()) } else if op == 0x6A { index = Int(try uint(4)) } else {
+                    let s = try line()
+                    guard let i = Int(s) else { throw fail("bad GET index '\(s)'", at: at) }
+                    index = i
+                }
+                guard let v = memo[index] else { throw fail("memo entry \(index) used before it was stored", at: at) }
+                stack.append(v)
+            case 0x30: _ = try pop()  // POP
+            case 0x31: _ = try popMark()  // POP_MARK
+            case 0x32: stack.append(try top())  // DUP
+            case 0x69: throw forbidden("pickle opcode INST (0x69) is not allowed", at: at)
+            case 0x6F: throw forbidden("pickle opcode OBJ (0x6f) is not allowed", at: at)
+            case 0x82, 0x83, 0x84: throw forbidden("pickle opcode EXT (0x\(String(op, radix: 16))) is not allowed", at: at)
+            case 0x97, 0x98: throw forbidden("pickle out-of-band buffer opcode (0x\(String(op, radix: 16))) is not allowed", at: at)
+            default:
+                throw fail("unknown pickle opcode 0x\(String(op, radix: 16)) (not a PyTorch checkpoint, or corrupt)", at: at)
+            }
+        }
+    }
+
+    // MARK: - Globals and calls
+
+    private func checkedGlobal(_ module: String, _ name: String, at offset: Int) throws -> PickleValue {
+        let full = "\(module).\(name)"
+        guard Unpickler.callables.contains(full) || Unpickler.tokens.contains(full) || Unpickler.inert.contains(full) else {
+            let wholeModel = module == "__main__" || module.hasPrefix("torch.nn.modules") || module.hasPrefix("torchvision.models")
+                || module.hasPrefix("vissl.") || module.hasPrefix("classy_vision.")
+            throw forbidden("pickle global '\(full)' is not allowed"
+                + (wholeModel ? " (the file pickles a model object; save model.state_dict() with torch.save instead)" : ""), at: offset)
+        }
+        return .global(module: module, name: name)
+    }
+
+    private func construct(_ cls: PickleValue, _ args: PickleValue, at offset: Int) throws -> PickleValue {
+        guard case .global(let m, let n) = cls else { throw fail("NEWOBJ on a \(cls.typeName)", at: offset) }
+        let full = "\(m).\(n)"
+        if Unpickler.inert.contains(full) { return .opaque(full) }
+        if full == "collections.OrderedDict" { return .dict(PickleDict()) }
+        throw forbidden("constructing '\(full)' is not allowed", at: offset)
+    }
+
+    private func call(_ callable: PickleValue, _ argsValue: PickleValue, at offset: Int) throws -> PickleValue {
+        guard case .global(let module, let name) = callable else {
+            throw forbidden("calling a \(callable.typeName) is not allowed", at: offset)
+        }
+        let full = "\(module).\(name)"
+        if Unpickler.inert.contains(full) { return .opaque(full) }
+        guard Unpickler.callables.contains(full) else {
+            throw forbidden("calling '\(full)' is not allowed", at: offset)
+        }
+        guard case .tuple(let args) = argsValue else { throw fail("REDUCE arguments are a \(argsValue.typeName), not a tuple", at: offset) }
+        switch full {
+        case "collections.OrderedDict":
+            let d = PickleDict()
+            if let first = args.first, let pairs = first.sequence {
+                for p in pairs {
+                    guard let kv = p.sequence, kv.count == 2 else { throw fail("OrderedDict item is not a pair", at: offset) }
+                    d.set(kv[0], kv[1])
+                }
+            }
+            return .dict(d)
+        case "torch._utils._rebuild_tensor", "torch._utils._rebuild_tensor_v2":
+            guard args.count >= 4 else { throw fail("\(name) with \(args.count) arguments", at: offset) }
+            return try rebuildTensor(storage: args[0], offset: args[1], size: args[2], stride: args[3], dtype: nil, at: offset)
+        case "torch._utils._rebuild_tensor_v3":
+            guard args.count >= 7 else { throw fail("\(name) with \(args.count) arguments", at: offset) }
+            guard case .global("torch", let dt) = args[6], let dtype = TensorDType.fromTorchDType(dt) else {
+                throw forbidden("tensor dtype \(args[6].typeName) is not supported", at: offset)
+            }
+            return try rebuildTensor(storage: args[0], offset: args[1], size: args[2], stride: args[3], dtype: dtype, at: offset)
+        case "torch._utils._rebuild_parameter", "torch._utils._rebuild_parameter_with_state":
+            guard let first = args.first else { throw fail("\(name) without arguments", at: offset) }
+            return first
+        case "torch._tensor._rebuild_from_type_v2":
+            // (func, new_type, args, state): only the tensor rebuild functions may be the func.
+            guard args.count >= 3 else { throw fail("\(name) with \(args.count) arguments", at: offset) }
+            return try call(args[0], args[2], at: offset)
+        case "_codecs.encode":
+            guard let s = args.first?.stringValue else { throw fail("_codecs.encode without a string", at: offset) }
+            return .bytes(s.unicodeScalars.map { UInt8(truncatingIfNeeded: $0.value) })
+        case "torch.Size":
+            return .tuple(args.first?.sequence ?? [])
+        case "builtins.set", "builtins.frozenset":
+            return .list(PickleList(args.first?.sequence ?? []))
+        default:
+            throw forbidden("calling '\(full)' is not allowed", at: offset)
+        }
+    }
+
+    private func rebuildTensor(storage: PickleValue, offset: PickleValue, size: PickleValue, stride: PickleValue,
+                               dtype explicit: TensorDType?, at: Int) throws -> PickleValue {
+        guard case .storage(let ref) = storage else {
+            throw fail("tensor rebuilt from a \(storage.typeName) instead of a storage", at: at)
+        }
+        guard let off = offset.intValue, let shapeItems = size.sequence, let strideItems = stride.sequence else {
+            throw fail("malformed tensor record (offset, size or stride)", at: at)
+        }
+        let shape = try shapeItems.map { v -> Int in
+            guard let i = v.intValue else { throw fail("non-integer tensor size", at: at) }
+            return i
+        }
+        let strides = try strideItems.map { v -> Int in
+            guard let i = v.intValue else { throw fail("non-integer tensor stride", at: at) }
+            return i
+        }
+        return .tensor(TensorRecord(storage: ref, dtype: explicit ?? ref.dtype, shape: shape, strides: strides, storageOffset: off))
+    }
+
+    // MARK: - Helpers
+
+    static func integer(littleEndian b: [UInt8]) -> PickleValue {
+        if b.isEmpty { return .int(0) }
+        if b.count <= 8 {
+            var v: UInt64 = 0
+            for (i, x) in b.enumerated() { v |= UInt64(x) << (8 * UInt64(i)) }
+            if b.count < 8 && (b.last! & 0x80) != 0 { v |= ~UInt64(0) << (8 * UInt64(b.count)) }
+            return .int(Int(Int64(bitPattern: v)))
+        }
+        return .bigInt(b)
+    }
+
+    /// Decodes Python's raw-unicode-escape (`\uXXXX`, `\UXXXXXXXX`).
+    static func rawUnicodeEscape(_ s: String) -> String {
+        var out = String.UnicodeScalarView()
+        let scalars = Array(s.unicodeScalars)
+        var i = 0
+        while i < scalars.count {
+            if scalars[i] == "\\", i + 1 < scalars.count, scalars[i + 1] == "u" || scalars[i + 1] == "U" {
+                let n = scalars[i + 1] == "u" ? 4 : 8
+                if i + 2 + n <= scalars.count,
+                   let v = UInt32(String(String.UnicodeScalarView(scalars[(i + 2)..<(i + 2 + n)])), radix: 16),
+                   let u = Unicode.Scalar(v) {
+                    out.append(u)
+                    i += 2 + n
+                    continue
+                }
+            }
+            out.append(scalars[i])
+            i += 1
+        }
+        return String(out)
+    }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import LinprobeCheckpoint
+import LinprobeCore
+
+/// The inference network: every convolution with its BatchNorm folded in, ready for NHWC GEMMs.
+/// Immutable after construction and shared by all worker threads.
+public final class ResNetTrunk: @unchecked Sendable {
+    struct Block {
+        let conv1: ConvLayer
+        let conv2: ConvLayer
+        /// Bottleneck only.
+        let conv3: ConvLayer?
+        let downsample: ConvLayer?
+        /// Last conv's bias + the downsample's bias (when there is a downsample).
+        let combinedBias: FloatBuffer?
+        var last: ConvLayer { conv3 ?? conv2 }
+    }
+
+    /// How the 3×3 stride-1 convolutions run.
+    public enum Algorithm: String, Sendable, CaseIterable {
+        /// Winograd F(2×2, 3×3): 2.25× fewer multiplications for those layers (default).
+        case winograd
+        /// im2col + GEMM everywhere (the plain reference path).
+        case im2col
+    }
+
+    public let spec: ResNetSpec
+    public let algorithm: Algorithm
+    public let weightsProvenance: JSONValue
+    public let weightsSHA256: String?
+    public let notes: [String]
+    let stem: ConvLayer
+    let stages: [[Block]]
+
+    /// Folds BatchNorm (eps 1e-5, PyTorch's default) into every convolution. For `bgr` input the
+    /// stem's input channels are reversed, which equals VISSL's `x[:, [2, 1, 0]]`.
+    public init(weights: TrunkWeights, algorithm: Algorithm = .winograd) throws {
+        let spec = weights.spec
+        self.spec = spec
+        self.algorithm = algorithm
+        self.weightsProvenance = weights.provenance
+        self.weightsSHA256 = weights.sha256
+        self.notes = weights.notes
+
+        func values(_ name: String) throws -> [Float] {
+            guard let t = weights.tensors[name] else {
+                throw LinprobeError(.incompatible, "weights for \(spec) lack \(name)")
+            }
+            let v = t.floats()
+            if v.contains(where: { !$0.isFinite }) {
+                throw LinprobeError(.numerical,
+                    "\(weights.originalKeys[name] ?? name) contains NaN or infinite values; the checkpoint is corrupt")
+            }
+            return v
+        }
+        func conv(_ name: String, bn: String, stride: Int, pad: Int, groups: Int = 1, swap: Bool = false) throws -> ConvLayer {
+            let shape = weights.tensors[name + ".weight"]?.shape ?? []
+            guard shape.count == 4 else { throw LinprobeError(.incompatible, "weights for \(spec) lack \(name).weight") }
+            return try ConvLayer(weight: try values(name + ".weight"), shape: shape, stride: stride, pad: pad, groups: groups,
+                                 bn: (try values(bn + ".weight"), try values(bn + ".bias"), try values(bn + ".running_mean"),
+                                      try values(bn + ".running_var")),
+                                 swapInputRB: swap, useWinograd: algorithm == .winograd, name: name)
+        }
+
+        stem = try conv("conv1", bn: "bn1", stride: 2, pad: 3, swap: spec.inputType == .bgr)
+        var stages: [[Block]] = []
+        var inplanes = spec.stemChannels
+        for i in 0..<4 {
+            var blocks: [Block] = []
+            let out = spec.outputChannels(stage: i)
+            for b in 0..<spec.blockCounts[i] {
+                let p = "layer\(i + 1).\(b)"
+                let s = b == 0 ? spec.stride(stage: i) : 1
+                let c1: ConvLayer, c2: ConvLayer, c3: ConvLayer?
+                if spec.isBottleneck {
+                    c1 = try conv(p + ".conv1", bn: p + ".bn1", stride: 1, pad: 0)
+                    c2 = try conv(p + ".conv2", bn: p + ".bn2", stride: s, pad: 1, groups: spec.groups)
+                    c3 = try conv(p + ".conv3", bn: p + ".bn3", stride: 1, pad: 0)
+                } else {
+                    c1 = try conv(p + ".conv1", bn: p + ".bn1", stride: s, pad: 1)
+                    c2 = try conv(p + ".conv2", bn: p + ".bn2", stride: 1, pad: 1)
+                    c3 = nil
+                }
+                var ds: ConvLayer?
+                var combined: FloatBuffer?
+                if b == 0 && (s != 1 || inplanes != out) {
+                    let d = try conv(p + ".downsample.0", bn: p + ".downsample.1", stride: s, pad: 0)
+                    let last = c3 ?? c2
+                    let sum = FloatBuffer(count: out)
+                    for j in 0..<out { sum.pointer[j] = last.bias.pointer[j] + d.bias.pointer[j] }
+                    ds = d
+                    combined = sum
+                }
+                blocks.append(Block(conv1: c1, conv2: c2, conv3: c3, downsample: ds, combinedBias: combined))
+                inplanes = out
+            }
+            stages.append(blocks)
+        }
+        self.stages = stages
+    }
+}

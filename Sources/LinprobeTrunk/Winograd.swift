@@ -1,0 +1,200 @@
+import Foundation
+import LinprobeBLAS
+
+// Winograd F(2×2, 3×3) for the 3×3, stride-1, padding-1 convolutions (Lavin & Gray, 2016):
+// each 2×2 output tile costs 16 products per (input, output) channel pair instead of 36, as 16
+// GEMMs of [tiles × Cin]·[Cin × Cout]. With the standard points (0, ±1, ∞) the transforms
+// only add and subtract (G has halves), so float32 rounding stays at the level of direct
+// convolution (checked against PyTorch by the fidelity tests, which run both algorithms).
+//
+//   V = Bᵀ d B,  U = G g Gᵀ,  Y = Aᵀ [U ⊙ V] A
+//   Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
+//   G  = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1]
+//   Aᵀ = [1 1 1 0; 0 1 -1 -1]
+
+@inline(__always) private func load4(_ p: UnsafePointer<Float>) -> SIMD4<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self)
+}
+
+@inline(__always) private func store4(_ v: SIMD4<Float>, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD4<Float>.self)
+}
+
+enum Winograd {
+    /// U[ξ = 4a + b][ci][co] = (G g Gᵀ)[a][b] for every (ci, co), from folded weights laid out
+    /// [(ky, kx, ci)][co] (double precision until the final rounding).
+    static func transformWeights(_ w: [Double], cin: Int, cout: Int) -> FloatBuffer {
+        let u = FloatBuffer(count: 16 * cin * cout)
+        let plane = cin * cout
+        w.withUnsafeBufferPointer { w in
+            for ci in 0..<cin {
+                for co in 0..<cout {
+                    @inline(__always) func k(_ ky: Int, _ kx: Int) -> Double { w[((ky * 3 + kx) * cin + ci) * cout + co] }
+                    // Rows of G·k (4×3): g0 = k0, g1 = (k0+k1+k2)/2, g2 = (k0−k1+k2)/2, g3 = k2 (per column).
+                    var gk = (SIMD4<Double>(), SIMD4<Double>(), SIMD4<Double>())  // columns kx = 0, 1, 2; lanes a = 0…3
+                    for kx in 0..<3 {
+                        let k0 = k(0, kx), k1 = k(1, kx), k2 = k(2, kx)
+                        let column = SIMD4<Double>(k0, 0.5 * (k0 + k1 + k2), 0.5 * (k0 - k1 + k2), k2)
+                        if kx == 0 { gk.0 = column } else if kx == 1 { gk.1 = column } else { gk.2 = column }
+                    }
+                    // (G k) Gᵀ: same combination across the columns.
+                    let b0 = gk.0, b1 = 0.5 * (gk.0 + gk.1 + gk.2), b2 = 0.5 * (gk.0 - gk.1 + gk.2), b3 = gk.2
+                    let base = ci * cout + co
+                    for a in 0..<4 {
+                        u.pointer[(a * 4 + 0) * plane + base] = Float(b0[a])
+                        u.pointer[(a * 4 + 1) * plane + base] = Float(b1[a])
+                        u.pointer[(a * 4 + 2) * plane + base] = Float(b2[a])
+                        u.pointer[(a * 4 + 3) * plane + base] = Float(b3[a])
+                    }
+                }
+            }
+        }
+        return u
+    }
+
+    /// Tiles per chunk: enough rows for efficient GEMMs, bounded by the scratch.
+    static func chunkTiles(cin: Int, cout: Int, scratch: ConvScratch) -> Int {
+        let perTile = 16 * (cin + cout)
+        return max(1, min(scratch.chunkRows, scratch.capacity / perTile))
+    }
+
+    /// Scratch floats needed for `tiles` tiles per chunk.
+    static func scratchFloats(cin: Int, cout: Int, tiles: Int) -> Int { 16 * (cin + cout) * tiles }
+
+    static func forward(_ layer: ConvLayer, input: UnsafePointer<Float>, n: Int, h: Int, w: Int,
+                        output: UnsafeMutablePointer<Float>, epilogue: Epilogue, scratch: ConvScratch) {
+        let cin = layer.cin, cout = layer.cout
+        let u = layer.winograd!.pointer
+        var residual: UnsafePointer<Float>? = nil
+        var relu = true
+        let bias = UnsafePointer(layer.bias.pointer)
+        switch epilogue {
+        case .bias(let r):
+            relu = r
+        case .residual(let res):
+            residual = res
+        case let .downsample(ds, dsInput, dsH, dsW, _):
+            // The shortcut first, into the output (with its own bias); the main branch then adds
+            // itself in place, with its bias.
+            Convolution.forward(ds, input: dsInput, n: n, inH: dsH, inW: dsW, output: output,
+                                epilogue: .bias(relu: false), scratch: scratch)
+            residual = UnsafePointer(output)
+        }
+        let tilesH = (h + 1) / 2, tilesW = (w + 1) / 2
+        let perImage = tilesH * tilesW
+        let total = n * perImage
+        let chunk = min(chunkTiles(cin: cin, cout: cout, scratch: scratch), total)
+        let v = scratch.buffer
+        let m = scratch.buffer + 16 * chunk * cin
+        var t0 = 0
+        while t0 < total {
+            let tiles = min(chunk, total - t0)
+            inputTransform(input, h: h, w: w, c: cin, tilesW: tilesW, perImage: perImage, first: t0, count: tiles,
+                           v: v, stride: chunk * cin, zeros: scratch.zeros, p: scratch.pointers)
+            for xi in 0..<16 {
+                BLAS.sgemm(m: tiles, n: cout, k: cin, a: v + xi * chunk * cin, lda: cin,
+                           b: u + xi * cin * cout, ldb: cout, beta: 0, c: m + xi * chunk * cout, ldc: cout)
+            }
+            outputTransform(m, stride: chunk * cout, output: output, h: h, w: w, c: cout, tilesW: tilesW, perImage: perImage,
+                            first: t0, count: tiles, bias: bias, residual: residual, relu: relu)
+            t0 += tiles
+        }
+    }
+
+    /// Bᵀ x for one column of 4 values (also x B for one row).
+    @inline(__always) static func bt(_ x0: SIMD4<Float>, _ x1: SIMD4<Float>, _ x2: SIMD4<Float>, _ x3: SIMD4<Float>)
+        -> (SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>) {
+        (x0 - x2, x1 + x2, x2 - x1, x1 - x3)
+    }
+
+    /// V[ξ][t][c] = (Bᵀ d B)[ξ] for the 4×4 input patch of tile t (zero outside the image).
+    static func inputTransform(_ input: UnsafePointer<Float>, h: Int, w: Int, c: Int, tilesW: Int, perImage: Int,
+                               first: Int, count: Int, v: UnsafeMutablePointer<Float>, stride: Int,
+                               zeros: UnsafePointer<Float>, p: UnsafeMutablePointer<UnsafePointer<Float>>) {
+        for t in 0..<count {
+            let tile = first + t
+            let img = tile / perImage, r = tile % perImage
+            let y0 = (r / tilesW) * 2 - 1, x0 = (r % tilesW) * 2 - 1
+            let base = input + img * h * w * c
+            for i in 0..<4 {
+                let y = y0 + i
+                for j in 0..<4 {
+                    let x = x0 + j
+                    p[i * 4 + j] = (y >= 0 && y < h && x >= 0 && x < w) ? base + (y * w + x) * c : zeros
+                }
+            }
+            let out = v + t * c
+            var ch = 0
+            while ch < c {
+                // Columns first: Bᵀ d, one column j at a time.
+                let (a00, a10, a20, a30) = bt(load4(p[0] + ch), load4(p[4] + ch), load4(p[8] + ch), load4(p[12] + ch))
+                let (a01, a11, a21, a31) = bt(load4(p[1] + ch), load4(p[5] + ch), load4(p[9] + ch), load4(p[13] + ch))
+                let (a02, a12, a22, a32) = bt(load4(p[2] + ch), load4(p[6] + ch), load4(p[10] + ch), load4(p[14] + ch))
+                let (a03, a13, a23, a33) = bt(load4(p[3] + ch), load4(p[7] + ch), load4(p[11] + ch), load4(p[15] + ch))
+                // Then rows: (Bᵀ d) B.
+                let (v00, v01, v02, v03) = bt(a00, a01, a02, a03)
+                let (v10, v11, v12, v13) = bt(a10, a11, a12, a13)
+                let (v20, v21, v22, v23) = bt(a20, a21, a22, a23)
+                let (v30, v31, v32, v33) = bt(a30, a31, a32, a33)
+                let o = out + ch
+                store4(v00, o); store4(v01, o + stride); store4(v02, o + 2 * stride); store4(v03, o + 3 * stride)
+                store4(v10, o + 4 * stride); store4(v11, o + 5 * stride); store4(v12, o + 6 * stride); store4(v13, o + 7 * stride)
+                store4(v20, o + 8 * stride); store4(v21, o + 9 * stride); store4(v22, o + 10 * stride); store4(v23, o + 11 * stride)
+                store4(v30, o + 12 * stride); store4(v31, o + 13 * stride); store4(v32, o + 14 * stride); store4(v33, o + 15 * stride)
+                ch += 4
+            }
+        }
+    }
+
+    /// Aᵀ x for 4 values.
+    @inline(__always) static func at(_ x0: SIMD4<Float>, _ x1: SIMD4<Float>, _ x2: SIMD4<Float>, _ x3: SIMD4<Float>)
+        -> (SIMD4<Float>, SIMD4<Float>) {
+        (x0 + x1 + x2, x1 - x2 - x3)
+    }
+
+    /// Y = Aᵀ M A per tile and channel, plus bias (+ residual), ReLU, into the NHWC output.
+    static func outputTransform(_ m: UnsafePointer<Float>, stride: Int, output: UnsafeMutablePointer<Float>, h: Int, w: Int,
+                                c: Int, tilesW: Int, perImage: Int, first: Int, count: Int, bias: UnsafePointer<Float>,
+                                residual: UnsafePointer<Float>?, relu: Bool) {
+        for t in 0..<count {
+            let tile = first + t
+            let img = tile / perImage, r = tile % perImage
+            let y0 = (r / tilesW) * 2, x0 = (r % tilesW) * 2
+            let src = m + t * c
+            let hasRow1 = y0 + 1 < h, hasCol1 = x0 + 1 < w
+            let o00 = img * h * w * c + (y0 * w + x0) * c
+            let o01 = o00 + c, o10 = o00 + w * c, o11 = o10 + c
+            var ch = 0
+            while ch < c {
+                let q = src + ch
+                // Rows: Aᵀ M, per column j.
+                let (s00, s10) = at(load4(q), load4(q + 4 * stride), load4(q + 8 * stride), load4(q + 12 * stride))
+                let (s01, s11) = at(load4(q + stride), load4(q + 5 * stride), load4(q + 9 * stride), load4(q + 13 * stride))
+                let (s02, s12) = at(load4(q + 2 * stride), load4(q + 6 * stride), load4(q + 10 * stride), load4(q + 14 * stride))
+                let (s03, s13) = at(load4(q + 3 * stride), load4(q + 7 * stride), load4(q + 11 * stride), load4(q + 15 * stride))
+                // Columns: (Aᵀ M) A.
+                let bv = load4(bias + ch)
+                var (y00, y01) = at(s00, s01, s02, s03)
+                var (y10, y11) = at(s10, s11, s12, s13)
+                y00 += bv; y01 += bv; y10 += bv; y11 += bv
+                if let residual {
+                    y00 += load4(residual + o00 + ch)
+                    if hasCol1 { y01 += load4(residual + o01 + ch) }
+                    if hasRow1 { y10 += load4(residual + o10 + ch) }
+                    if hasRow1 && hasCol1 { y11 += load4(residual + o11 + ch) }
+                }
+                if relu {
+                    y00 = y00.replacing(with: 0, where: y00 .< 0)
+                    y01 = y01.replacing(with: 0, where: y01 .< 0)
+                    y10 = y10.replacing(with: 0, where: y10 .< 0)
+                    y11 = y11.replacing(with: 0, where: y11 .< 0)
+                }
+                store4(y00, output + o00 + ch)
+                if hasCol1 { store4(y01, output + o01 + ch) }
+                if hasRow1 { store4(y10, output + o10 + ch) }
+                if hasRow1 && hasCol1 { store4(y11, output + o11 + ch) }
+                ch += 4
+            }
+        }
+    }
+}

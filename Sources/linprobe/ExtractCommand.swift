@@ -1,0 +1,94 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import LinprobeCore
+import LinprobeExtract
+
+/// `linprobe extract <pipeline> [overrides] [--workdir DIR] [--threads N] [--strict] [--force]`.
+struct ExtractCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "extract",
+        abstract: "Run the frozen trunk over each configured split and store every tap of the pool-op map.",
+        discussion: """
+            Writes <workdir>/features/<fingerprint>/<split>.h5 for TRAIN and TEST (whichever has \
+            data configured) and prints their paths on stdout. A store whose fingerprint (trunk, \
+            weights hash, dataset listing, transforms, pool ops, storage, views) is already complete \
+            is reused without work; an interrupted one (crash, SIGKILL, Ctrl-C) resumes from its last \
+            flush. Unreadable images are replaced by VISSL's gray image, flagged in the store and \
+            summarised at the end; --strict (LINPROBE.STRICT_IMAGES) stops at the first one instead, \
+            keeping the rows before it for a later resume.
+            """)
+
+    @OptionGroup var arguments: PipelineArguments
+
+    @Option(help: "Trunk threads (default: LINPROBE.THREADS, 0 = every core).")
+    var threads: Int?
+
+    @Option(name: .customLong("decode-workers"), help: "Threads decoding and transforming images while the trunk runs (default: 2 on 2+ cores; 0 = decode between batches).")
+    var decodeWorkers: Int?
+
+    @Flag(help: "Fail at the first unreadable image instead of using VISSL's gray image (LINPROBE.STRICT_IMAGES).")
+    var strict = false
+
+    @Flag(help: "Extract again even when a complete store with the same fingerprint exists.")
+    var force = false
+
+    @Option(name: .customLong("flush-seconds"), help: "Seconds between flushes of the store: a crash loses at most this much work (0 = after every batch).")
+    var flushSeconds: Double = 5
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if let decodeWorkers, decodeWorkers < 0 { throw ValidationError("--decode-workers must be 0 or more") }
+        if flushSeconds < 0 || !flushSeconds.isFinite { throw ValidationError("--flush-seconds must be 0 or more") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let config = try PipelineConfig.load(pipeline: arguments.pipeline, overrides: arguments.overrides)
+            for note in config.notes { Console.note(note) }
+            if let note = config.ignoredKeysNote { Console.note(note) }
+            let stop = StopRequest.installed()
+            let options = ExtractOptions(
+                workdir: arguments.workdir, threads: threads, decodeWorkers: decodeWorkers, strict: strict ? true : nil,
+                force: force, flushInterval: flushSeconds, shouldStop: { stop.isRequested }, note: { Console.note($0) })
+            let results = try ExtractStage.run(config: config, options: options)
+            for r in results { Console.result(r.storePath) }
+        }
+    }
+}
+
+/// SIGINT/SIGTERM during extraction: the first one asks the stage to stop after the current
+/// batch and flush (the rows so far are kept for a resume); a second one exits at once.
+final class StopRequest: @unchecked Sendable {
+    private let lock = NSLock()
+    private var requested = false
+    private var sources: [DispatchSourceSignal] = []
+
+    var isRequested: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return requested
+    }
+
+    static func installed() -> StopRequest {
+        let request = StopRequest()
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { [request] in
+                request.lock.lock()
+                let again = request.requested
+                request.requested = true
+                request.lock.unlock()
+                if again {
+                    FileHandle.standardError.write(Data("\nstopping now (rows up to the last flush are kept)\n".utf8))
+                    exit(130)
+                }
+                FileHandle.standardError.write(Data("\nstopping after the current batch (again to stop at once)…\n".utf8))
+            }
+            source.resume()
+            request.sources.append(source)
+        }
+        return request
+    }
+}

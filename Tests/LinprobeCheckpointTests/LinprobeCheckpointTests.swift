@@ -1,2 +1,0 @@
-// Tests of LinprobeCheckpoint live in this folder.
-import Testing

@@ -1,2 +1,0 @@
-// Tests of LinprobeExtract live in this folder.
-import Testing

@@ -1,2 +1,0 @@
-// Tests of LinprobeTrunk live in this folder.
-import Testing

@@ -22,10 +22,10 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/linprobe-bench-svm.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 for r in $(seq 1 "$REPEATS"); do
   /usr/bin/time -f '{"peak_rss_mb": %M, "wall_s": %e, "user_s": %U, "sys_s": %S}' -o "$TMP/ours$r.time" \
-    .build/release/bench-svm "$CACHE/train.h5" "$CACHE/test.h5" "$TMP/out$r" 0 "$CLASSES" > "$TMP/ours$r.jsonl"
+    .build/release/bench-svm "$CACHE/train-v2.h5" "$CACHE/test-v2.h5" "$TMP/out$r" 0 "$CLASSES" > "$TMP/ours$r.jsonl"
 done
 /usr/bin/time -f '{"peak_rss_mb": %M, "wall_s": %e, "user_s": %U, "sys_s": %S}' -o "$TMP/ref.time" \
-  "$PY" scripts/svm_bench_reference.py "$CACHE/train.h5" "$CACHE/test.h5" --class-threads "$CLASS_THREADS" --classes "$CLASSES" > "$TMP/ref.jsonl"
+  "$PY" scripts/svm_bench_reference.py "$CACHE/train-v2.h5" "$CACHE/test-v2.h5" --class-threads "$CLASS_THREADS" --classes "$CLASSES" > "$TMP/ref.jsonl"
 "$PY" - "$TMP" "$REPEATS" "$CLASSES" <<'PYEOF'
 import json, statistics, sys
 tmp, repeats, classes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])

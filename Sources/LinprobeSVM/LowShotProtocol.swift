@@ -148,7 +148,7 @@ enum LowShotProtocol {
             var localIndex: [Int: Int] = [:]
             if let featureRows { for (i, r) in featureRows.enumerated() { localIndex[r] = i } }
             let testFeatures = try FeatureMatrix(reader: test, layer: ctx.layer, normalize: s.normalize)
-            let layout = SVMTrainer.chooseLayout(rows: features.count, dim: features.dim, gramBudgetBytes: ctx.gramBudgetBytes)
+            let layout = ctx.layout ?? SVMTrainer.chooseLayout(rows: features.count, dim: features.dim, gramBudgetBytes: ctx.gramBudgetBytes)
             layoutUsed = layout.rawValue
             let trainer = SVMTrainer(features: features, settings: s, layout: layout, blasThreads: ctx.threads)
             let cross: CrossGram? = layout == .gram && GramMatrix.bytes(count: max(features.count, testFeatures.count)) <= ctx.gramBudgetBytes

@@ -21,10 +21,12 @@ let config: JSONValue = [
 do {
     let settings = try SVMSettings(config: ConfigNode(path: "", value: config))
     let layers = args.count > 6 ? Array(args[6...]) : nil
+    // SVM_BENCH_LAYOUT=gram|dense forces the solver layout (default: chosen per layer).
+    let layout = ProcessInfo.processInfo.environment["SVM_BENCH_LAYOUT"].flatMap { SolverLayout(rawValue: $0) }
     let start = Date()
     let summary = try SVMStage.run(
         train: args[1], test: args[2], settings: settings, outputDirectory: args[3], layers: layers, threads: threads,
-        warn: { FileHandle.standardError.write(Data("warning: \($0)\n".utf8)) })
+        warn: { FileHandle.standardError.write(Data("warning: \($0)\n".utf8)) }, layout: layout)
     for layer in summary.layers {
         let results = try JSONValue.parse(String(contentsOfFile: layer.resultsPath, encoding: .utf8))
         let line: JSONValue = [
@@ -34,6 +36,7 @@ do {
             "fits": results["convergence"]?["fits"] ?? .null,
             "not_converged": results["convergence"]?["not_converged"] ?? .null,
             "layout": results["provenance"]?["solver_layout"] ?? .null,
+            "timings": results["provenance"]?["timings"] ?? .null,
         ]
         print(line.canonicalText)
     }

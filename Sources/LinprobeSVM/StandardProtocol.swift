@@ -92,7 +92,13 @@ enum StandardProtocol {
 
         var trainer: SVMTrainer? = nil
         let layerDim = try train.layer(ctx.layer).dim
-        let layout = ctx.layout ?? SVMTrainer.chooseLayout(rows: n, dim: layerDim, gramBudgetBytes: ctx.gramBudgetBytes)
+        // CV fits train on (k−1)/k of the rows (a per-fold Gram copy each, one per thread).
+        let cvRows = n - n / max(s.crossValidationFolds, 1)
+        let layout = ctx.layout ?? SVMTrainer.chooseLayout(
+            rows: n, trainingRows: cvRows, dim: layerDim, gramBudgetBytes: ctx.gramBudgetBytes, copies: ctx.threads)
+        // The refits train on every row: dense when that is the cheaper layout for them.
+        let refitDense = ctx.layout == nil && layout == .gram
+            && SVMTrainer.chooseLayout(rows: n, dim: layerDim, gramBudgetBytes: .max) == .dense
         func ensureTrainer() throws -> SVMTrainer {
             if let trainer { return trainer }
             let f = try FeatureMatrix(reader: train, layer: ctx.layer, normalize: s.normalize)
@@ -186,7 +192,7 @@ enum StandardProtocol {
                 let chunk = chunks[b]
                 let results = tr.fitBatch(
                     rows: rows, problems: chunk.map { (problemsCopy[$0].labels, settings.costs[chosenCopy[problemsCopy[$0].index]!]) },
-                    seed: refitSeed(settings), scoreRows: [], wantWeights: true)
+                    seed: refitSeed(settings), scoreRows: [], wantWeights: true, forceDense: refitDense)
                 for (p, result) in zip(chunk, results) {
                     let problem = problemsCopy[p]
                     let k = chosenCopy[problem.index]!
@@ -299,6 +305,7 @@ enum StandardProtocol {
         var provenance = ctx.provenance
         if case .object(var o) = provenance {
             o["solver_layout"] = .string(layout.rawValue)
+            o["refit_layout"] = .string(refitDense ? SolverLayout.dense.rawValue : layout.rawValue)
             o["timings"] = .object(timings)
             provenance = .object(o)
         }

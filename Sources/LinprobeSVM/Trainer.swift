@@ -35,9 +35,20 @@ final class SVMTrainer: @unchecked Sendable {
     var layout: SolverLayout { gram == nil ? .dense : .gram }
     var bias: Double { settings.interceptScaling }
 
-    /// Picks the layout: Gram when N ≤ 2·D and the Gram matrix fits `gramBudgetBytes`.
-    static func chooseLayout(rows: Int, dim: Int, gramBudgetBytes: Int) -> SolverLayout {
-        rows <= 2 * dim && GramMatrix.bytes(count: rows) <= gramBudgetBytes ? .gram : .dense
+    /// Picks the layout of a fit over `trainingRows` rows (the decision values kept by the Gram
+    /// layout): Gram when `trainingRows` ≤ 2·D and the matrices fit `gramBudgetBytes` (the layer's
+    /// `rows`² matrix plus `copies` per-fold copies of `rows` × `trainingRows`).
+    ///
+    /// The rule is the measured cost of the fits that dominate a run (large costs, where almost
+    /// every visit updates): Gram costs one `trainingRows`-long f32→f64 axpy per update (visits
+    /// are O(1)), dense a D-long dot per visit plus a D-long axpy per update. On the VOC07-sized
+    /// benchmark (Benchmarks/svm, 2,048-d, 3,340 training rows per fold, AVX2) both measured
+    /// ≈ 0.06 µs per element and update, so the element counts decide; at small costs, where
+    /// few visits update, Gram only gains.
+    static func chooseLayout(rows: Int, trainingRows: Int? = nil, dim: Int, gramBudgetBytes: Int, copies: Int = 0) -> SolverLayout {
+        let m = trainingRows ?? rows
+        let bytes = GramMatrix.bytes(count: rows) + copies * rows * m * MemoryLayout<Float>.size
+        return m <= 2 * dim && bytes <= gramBudgetBytes ? .gram : .dense
     }
 
     init(features: FeatureMatrix, settings: SVMSettings, layout: SolverLayout, blasThreads: Int) {
@@ -80,7 +91,7 @@ final class SVMTrainer: @unchecked Sendable {
     /// problem alone with the same seed gives.
     func fitBatch(
         rows: [Int], problems: [(labels: [Int8], cost: Double)], seed: UInt64, scoreRows: [Int],
-        featureRows: [Int]? = nil, wantWeights: Bool = false
+        featureRows: [Int]? = nil, wantWeights: Bool = false, forceDense: Bool = false
     ) -> [FitResult] {
         let n = rows.count
         let count = problems.count
@@ -109,7 +120,7 @@ final class SVMTrainer: @unchecked Sendable {
         var outcomes: [FitOutcome] = []
         var margins = [[Double]](repeating: [Double](repeating: 0, count: scoreRows.count), count: count)
         var weights = [[Double]?](repeating: nil, count: count)
-        if let gram {
+        if let gram, !forceDense {
             let m = gram.columns
             precondition(rows.allSatisfy { $0 < m }, "training rows outside the Gram matrix's columns")
             let values = UnsafeMutablePointer<Double>.allocate(capacity: max(m * count, 1))

@@ -37,6 +37,7 @@ do {
             "not_converged": results["convergence"]?["not_converged"] ?? .null,
             "layout": results["provenance"]?["solver_layout"] ?? .null,
             "timings": results["provenance"]?["timings"] ?? .null,
+            "chosen_costs": .array((results["classes"]?.arrayValue ?? []).map { $0["chosen_cost"] ?? .null }),
         ]
         print(line.canonicalText)
     }

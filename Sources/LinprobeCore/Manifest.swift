@@ -119,7 +119,7 @@ public final class ManifestStore: @unchecked Sendable {
     public func completeRecord(stage: String, fingerprint: String) throws -> ManifestRecord? {
         guard let r = try read().record(stage: stage, fingerprint: fingerprint), r.status == .complete else { return nil }
         let fm = FileManager.default
-        for output in r.outputs where !fm.fileExists(atPath: (workdir as NSString).appendingPathComponent(output)) {
+        for output in r.outputs where !fm.fileExists(atPath: output.hasPrefix("/") ? output : (workdir as NSString).appendingPathComponent(output)) {
             return nil
         }
         return r

@@ -23,6 +23,9 @@ final class Trainer {
     let trainLabels: Labels
     let testLabels: Labels
     let order: EpochOrder
+    /// Stored views per training sample, and samples (= rows / views).
+    let views: Int
+    let samples: Int
     let windowRows: Int
     /// The last batch is skipped when it has one row and a head has a BatchNorm whose channel
     /// would then see a single value (PyTorch refuses to train on that).
@@ -60,7 +63,11 @@ final class Trainer {
             throw LinprobeError(.missingInput, "\(train.path): every training row has the ignore label \(ignored); nothing to train on")
         }
         batchSize = settings.batchSize
-        stepsPerEpoch = (train.count + batchSize - 1) / batchSize
+        // With K stored views per sample (LINPROBE.TRAIN_VIEWS), an epoch visits every sample once,
+        // through view `epoch mod K`: VISSL's fresh augmentation per epoch, cycled over K draws.
+        views = train.views
+        samples = train.sampleCount
+        stepsPerEpoch = (samples + batchSize - 1) / batchSize
         fingerprint = LinearStage.fingerprint(train: train, test: test, settings: settings)
         directory = URL(fileURLWithPath: workdir).appendingPathComponent("linear").appendingPathComponent(fingerprint).path
         var made: [Head] = []
@@ -72,10 +79,10 @@ final class Trainer {
         heads = made
         let rowBytes = layers.reduce(0) { $0 + $1.dim } * 4
         let chunk = settings.shuffleChunkRows ?? max(batchSize, options.windowBudgetBytes / max(1, rowBytes))
-        let blockRows = layers.compactMap(\.chunkRows).max() ?? 256
+        let blockRows = max(1, (layers.compactMap(\.chunkRows).max() ?? 256) / views)
         order = options.order ?? .shuffled(seed: settings.seed, chunkRows: chunk, blockRows: blockRows)
-        windowRows = min(max(chunk, batchSize), ((train.count + batchSize - 1) / batchSize) * batchSize)
-        let lastRows = train.count - (stepsPerEpoch - 1) * batchSize
+        windowRows = min(max(chunk, batchSize), ((samples + batchSize - 1) / batchSize) * batchSize)
+        let lastRows = samples - (stepsPerEpoch - 1) * batchSize
         skipSingleRowBatch = lastRows == 1 && heads.contains { h in
             (h.inputBN.map { $0.spatial == 1 } ?? false) || h.spec.useBN
         }
@@ -302,7 +309,9 @@ final class Trainer {
     }
 
     private func trainEpoch(_ epoch: Int, stream: BatchStream) throws -> [LinearEpochMetrics] {
-        let order = try self.order.rows(epoch: epoch, count: train.count)
+        let sampleOrder = try self.order.rows(epoch: epoch, count: samples)
+        let view = epoch % views
+        let order = views == 1 ? sampleOrder : sampleOrder.map { $0 * views + view }
         var lr = learningRate(epoch: epoch, stepInEpoch: 0)
         let epochLR = lr
         var lossSums = [Double](repeating: 0, count: heads.count)

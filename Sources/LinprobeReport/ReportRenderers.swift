@@ -44,9 +44,22 @@ public enum ReportRenderer {
             if let h = r.hyperparameters { o["hyperparameters"] = .string(h) }
             return .object(o)
         }
+        let charts: [JSONValue] = doc.charts.map { c in
+            var o: [String: JSONValue] = [
+                "id": .string(c.id), "run": .string(c.run), "title": .string(c.title), "dataset": .string(c.dataset),
+                "x_label": .string(c.xLabel), "y_label": .string(c.yLabel), "log_x": .bool(c.logX),
+                "series": .array(c.series.map { s in
+                    ["name": .string(s.name),
+                     "points": .array(s.points.map { .array([chartNumber($0.x), chartNumber($0.y)]) })]
+                }),
+            ]
+            if let cats = c.categories { o["categories"] = .array(cats.map { .string($0) }) }
+            return .object(o)
+        }
         return [
             "format": "linprobe.report", "format_version": 1, "title": .string(doc.title),
-            "rows": .array(rows), "protocol": doc.protocolInfo, "notes": .array(doc.notes.map { .string($0) }),
+            "rows": .array(rows), "charts": .array(charts), "protocol": doc.protocolInfo,
+            "notes": .array(doc.notes.map { .string($0) }),
         ]
     }
 
@@ -124,6 +137,8 @@ public enum ReportRenderer {
         return [md, js, ht]
     }
 }
+
+private func chartNumber(_ v: Double) -> JSONValue { v.isFinite ? .double(v) : .null }
 
 func escapeHTML(_ s: String) -> String {
     var out = ""

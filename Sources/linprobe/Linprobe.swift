@@ -7,5 +7,8 @@ struct Linprobe: ParsableCommand {
         commandName: "linprobe",
         abstract: "Measure how good a frozen image model's features are (VISSL's linear benchmarks).",
         version: LinprobeVersion.string,
-        subcommands: [ConfigCommand.self, ExtractCommand.self, Inspect.self, TrainLinearCommand.self])
+        subcommands: [
+            ConfigCommand.self, ExtractCommand.self, TrainSVMCommand.self, TrainLinearCommand.self, ReportCommand.self,
+            RunCommand.self, Inspect.self,
+        ])
 }

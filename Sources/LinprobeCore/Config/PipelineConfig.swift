@@ -67,7 +67,11 @@ public struct PipelineConfig: Sendable {
     }
 
     /// Whether the key (or any key below a branch) was set by the pipeline file or an override.
-    public func isExplicit(_ path: String) -> Bool { origin(of: path).isExplicit }
+    public func isExplicit(_ path: String) -> Bool {
+        if let o = origins[path] { return o.isExplicit }
+        let prefix = path + "."
+        return origins.contains { $0.key.hasPrefix(prefix) && $0.value.isExplicit }
+    }
 
     /// The one-line note listing ignored VISSL keys, or nil when there are none.
     public var ignoredKeysNote: String? {

@@ -1,0 +1,192 @@
+import Foundation
+import LinprobeCore
+import LinprobeData
+import LinprobeExtract
+import LinprobeReport
+import LinprobeLinear
+import LinprobeStore
+import LinprobeSVM
+
+/// The stages as in-process calls shared by their subcommands and by `run`: each one is governed
+/// by the manifest (an identical rerun is reused, an interrupted one resumes) and prints its
+/// diagnostics to stderr.
+
+/// The training and test stores a training stage reads.
+struct StagePair {
+    var train: FeatureStoreReader
+    var test: FeatureStoreReader
+}
+
+/// Finds the stores a training stage reads: the explicit `--features`/`--test-features`, or the
+/// ones the pipeline's extraction settings name (`features/<fp>/<split>.h5`, written by `extract`).
+func resolveStores(config: PipelineConfig, workdir: String, features: String?, testFeatures: String?, stage: String) throws -> StagePair {
+    switch (features, testFeatures) {
+    case let (train?, test?):
+        return StagePair(train: try FeatureStoreReader(path: train), test: try FeatureStoreReader(path: test))
+    case (nil, nil):
+        break
+    default:
+        throw LinprobeError(.usage, "\(stage): pass both --features TRAIN.h5 and --test-features TEST.h5, or neither (the stores of this pipeline's extraction are used)")
+    }
+    let plans = try ExtractPlanner.plan(config: config, workdir: workdir)
+    func store(_ split: DatasetSplit) throws -> FeatureStoreReader {
+        guard let plan = plans.first(where: { $0.split == split }) else {
+            throw LinprobeError.config("DATA.\(split.rawValue): no dataset configured; \(stage) needs a \(split.rawValue.lowercased()) split (or pass --features/--test-features)")
+        }
+        let path = plan.storePath(workdir: workdir)
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw LinprobeError(.missingInput, "\(path): no \(split.rawValue) feature store for these extraction settings; run 'linprobe extract \(config.name)' (or 'linprobe run \(config.name)') first")
+        }
+        return try FeatureStoreReader(path: path)
+    }
+    return StagePair(train: try store(.train), test: try store(.test))
+}
+
+/// What a training stage produced (or found already done).
+struct TrainingStageOutcome {
+    var directory: String
+    var reused: Bool
+    /// One line per layer or head: name, metric, value, results path.
+    var lines: [String]
+}
+
+/// `train-svm` over a store pair: `<workdir>/svm/<fp>/<layer>/results.json`.
+func runSVMStage(config: PipelineConfig, workdir: String, stores: StagePair, threads: Int?, force: Bool) throws -> TrainingStageOutcome {
+    var settings = try SVMSettings(config: config.root)
+    if let threads, threads > 0 { settings.threads = threads }
+    if force { settings.forceRetrain = true }
+    let fingerprint = SVMStage.fingerprint(trainFingerprint: stores.train.fingerprint, testFingerprint: stores.test.fingerprint, settings: settings)
+    let outputRoot = (workdir as NSString).appendingPathComponent("svm")
+    let directory = (outputRoot as NSString).appendingPathComponent(fingerprint)
+    let progress = StageProgress(stage: "train-svm")
+    var summary: SVMRunSummary? = nil
+    let outcome = try ArtifactLock.withLock(directory, waiting: { Console.note($0) }) { try runStage(
+        "train-svm", fingerprint: fingerprint, manifest: ManifestStore(workdir: workdir),
+        inputs: ["train_features": .string(stores.train.fingerprint), "test_features": .string(stores.test.fingerprint),
+                 "train_path": .string(stores.train.path), "test_path": .string(stores.test.path)],
+        parameters: settings.fingerprintJSON, outputs: ["svm/\(fingerprint)"], pipeline: config.name, force: force
+    ) {
+        let s = try SVMStage.run(
+            train: stores.train.path, test: stores.test.path, settings: settings, outputDirectory: outputRoot,
+            progress: { p in progress.update(label: "\(p.layer) \(p.phase)", done: p.done, total: p.total, unit: "fits") },
+            warn: { Console.note("train-svm: warning: \($0)") })
+        progress.finish()
+        summary = s
+        return nil
+    } }
+    var lines: [String] = []
+    if let summary {
+        for layer in summary.layers {
+            let value = layer.value.map { String(format: "%.2f", $0) } ?? "n/a"
+            lines.append("\(layer.layer)\tsvm\t\(layer.metric) \(value)\t\(layer.resultsPath)")
+        }
+    } else {
+        lines = svmResultLines(directory: directory)
+    }
+    return TrainingStageOutcome(directory: directory, reused: outcome.wasReused, lines: lines)
+}
+
+/// The summary lines of a finished SVM run, read back from its results files.
+private func svmResultLines(directory: String) -> [String] {
+    let layers = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
+    return layers.compactMap { layer in
+        let path = ((directory as NSString).appendingPathComponent(layer) as NSString).appendingPathComponent("results.json")
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8), let json = try? JSONValue.parse(text) else { return nil }
+        let metric = json["metric"]?.stringValue ?? "mAP"
+        let value = json["value"]?.doubleValue.map { String(format: "%.2f", $0) } ?? "n/a"
+        return "\(layer)\tsvm\t\(metric) \(value)\t\(path)"
+    }
+}
+
+/// `train-linear` over a store pair: `<workdir>/linear/<fp>/<head>/{metrics,results}.json`.
+func runLinearStage(config: PipelineConfig, workdir: String, stores: StagePair, threads: Int?, force: Bool) throws -> TrainingStageOutcome {
+    var settings = try LinearSettings(config: config.root, multiLabelStore: stores.train.targetLayout != .singleLabel)
+    if let threads, threads > 0 { settings.threads = threads }
+    let fingerprint = LinearStage.fingerprint(train: stores.train, test: stores.test, settings: settings)
+    let directory = URL(fileURLWithPath: workdir).appendingPathComponent("linear/\(fingerprint)").path
+    let progress = StageProgress(stage: "train-linear")
+    let options = LinearRunOptions(progress: { p in
+        progress.update(label: "epoch \(p.epoch)/\(p.epochs) \(p.phase.rawValue)", done: p.batch, total: p.batches, unit: "batches")
+    })
+    var result: LinearRunResult? = nil
+    let outcome = try ArtifactLock.withLock(directory, waiting: { Console.note($0) }) { try runStage(
+        "train-linear", fingerprint: fingerprint, manifest: ManifestStore(workdir: workdir),
+        inputs: ["train_features": .string(stores.train.fingerprint), "test_features": .string(stores.test.fingerprint),
+                 "train_path": .string(stores.train.path), "test_path": .string(stores.test.path)],
+        parameters: settings.json, outputs: ["linear/\(fingerprint)"], pipeline: config.name, force: force
+    ) {
+        let r = try LinearStage.run(train: stores.train, test: stores.test, settings: settings, workdir: workdir, options: options)
+        progress.finish()
+        result = r
+        return r.resumedFromEpoch.map { "resumed at epoch \($0)" }
+    } }
+    var lines: [String] = []
+    if let result {
+        for head in result.heads {
+            lines.append("\(head.name)\t\(head.kind.rawValue)\t\(head.metric) \(String(format: "%.3f", head.value))\t\(head.directory)/results.json")
+        }
+    } else {
+        let heads = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
+        for head in heads {
+            let path = ((directory as NSString).appendingPathComponent(head) as NSString).appendingPathComponent("results.json")
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8), let json = try? JSONValue.parse(text) else { continue }
+            let metric = json["metric"]?.stringValue ?? "top_1"
+            let value = json["value"]?.doubleValue.map { String(format: "%.3f", $0) } ?? "n/a"
+            lines.append("\(head)\t\(json["head_type"]?.stringValue ?? "linear")\t\(metric) \(value)\t\(path)")
+        }
+    }
+    return TrainingStageOutcome(directory: directory, reused: outcome.wasReused, lines: lines)
+}
+
+/// One progress line at a time on stderr (only on a terminal): a new line whenever the label
+/// changes.
+final class StageProgress: @unchecked Sendable {
+    private let stage: String
+    private let lock = NSLock()
+    private var line: ProgressLine?
+    private var label = ""
+    private var done = 0
+
+    init(stage: String) { self.stage = stage }
+
+    func update(label newLabel: String, done newDone: Int, total: Int, unit: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        if line == nil || newLabel != label {
+            line?.finish()
+            line = ProgressLine(label: "\(stage) \(newLabel)", total: total, unit: unit)
+            label = newLabel
+            done = 0
+        }
+        if newDone > done {
+            line?.advance(by: newDone - done)
+            done = newDone
+        }
+    }
+
+    func finish() {
+        lock.lock()
+        defer { lock.unlock() }
+        line?.finish()
+        line = nil
+    }
+}
+
+/// What the report stage wrote (or found unchanged).
+struct ReportStageOutcome {
+    var directory: String
+    var reused: Bool
+    /// The markdown table, for stdout.
+    var table: String
+    /// report.html, report.json, report.md.
+    var files: [String]
+}
+
+/// `report` over exactly the given results folders (what this run produced).
+func runReportStage(config: PipelineConfig, workdir: String, resultsDirectories: [String]) throws -> ReportStageOutcome {
+    let out = try ReportStage.run(config: config, workdir: workdir, resultsDirectories: resultsDirectories)
+    for message in out.messages { Console.note("report: \(message)") }
+    return ReportStageOutcome(
+        directory: (out.htmlPath as NSString).deletingLastPathComponent, reused: out.reused, table: out.markdown,
+        files: [out.htmlPath, out.jsonPath, out.markdownPath])
+}

@@ -5,7 +5,7 @@ then one thread per class (SVMTrainer.train) looping over the costs: 3-fold cros
 with scoring="average_precision" plus a refit (880 LinearSVC fits per layer with 20 classes and
 11 costs); then the first cost with the best mean CV AP per class and VISSL's test AP.
 
-usage: python scripts/svm_bench_reference.py TRAIN.h5 TEST.h5 [--layers a,b] [--class-threads N]
+usage: python scripts/svm_bench_reference.py TRAIN.h5 TEST.h5 [--layers a,b] [--class-threads N] [--classes N] [--max-iter N]
 Prints one JSON line per layer: layer, mAP, seconds, peak_rss_mb, fits, not_converged.
 """
 import argparse
@@ -37,7 +37,7 @@ def vissl_ap(targets, scores):
     return float(np.sum((mrec[idx] - mrec[idx - 1]) * mpre[idx]))
 
 
-def run_layer(train_path, test_path, layer, class_threads, max_classes, queue):
+def run_layer(train_path, test_path, layer, class_threads, max_classes, max_iter, queue):
     import h5py
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import cross_val_score
@@ -59,7 +59,7 @@ def run_layer(train_path, test_path, layer, class_threads, max_classes, queue):
         labels[labels == 0] = -1
         for j, cost in enumerate(COSTS):
             clf = LinearSVC(C=cost, class_weight={1: 2, -1: 1}, intercept_scaling=1.0, penalty="l2",
-                            loss="squared_hinge", tol=0.0001, dual=True, max_iter=2000)
+                            loss="squared_hinge", tol=0.0001, dual=True, max_iter=max_iter)
             with warnings.catch_warnings(record=True) as w:
                 warnings.simplefilter("always", ConvergenceWarning)
                 scores = cross_val_score(clf, x, labels, cv=3, scoring="average_precision")
@@ -100,13 +100,14 @@ def main():
     p.add_argument("--layers", default=None)
     p.add_argument("--class-threads", type=int, default=20)
     p.add_argument("--classes", type=int, default=0, help="first N classes only (0 = all)")
+    p.add_argument("--max-iter", type=int, default=2000, help="LinearSVC max_iter (VISSL: 2000)")
     a = p.parse_args()
     import h5py
     with h5py.File(a.train, "r") as f:
         layers = a.layers.split(",") if a.layers else json.loads(f.attrs["layer_order"])
     queue = mp.get_context("fork").Queue()
     start = time.time()
-    procs = [mp.get_context("fork").Process(target=run_layer, args=(a.train, a.test, layer, a.class_threads, a.classes, queue)) for layer in layers]
+    procs = [mp.get_context("fork").Process(target=run_layer, args=(a.train, a.test, layer, a.class_threads, a.classes, a.max_iter, queue)) for layer in layers]
     for pr in procs:
         pr.start()
     results = [queue.get() for _ in procs]

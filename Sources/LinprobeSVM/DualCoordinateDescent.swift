@@ -9,15 +9,20 @@ public enum SVMLoss: String, Sendable, Codable {
     case hinge
 }
 
-/// What the solver needs from the training data: the current decision value of a row and a
-/// rank-one update of the (implicit) weight vector. Two implementations solve identical
-/// problems: `GramKernel` (precomputed normalised Gram matrix, O(1) per visit, O(n) per
-/// update) and `DenseKernel` (explicit weights over float32 rows, O(D) per visit).
+/// What the solver needs from the training data, for a batch of problems that share the
+/// training rows: the current decision value of a row under problem `p`'s weights and a rank-one
+/// update of those (implicit) weights. Two implementations solve identical problems:
+/// `GramKernel` (precomputed normalised Gram matrix, O(1) per visit, O(n) per update) and
+/// `DenseKernel` (explicit weights over float32 rows, O(D) per visit).
+///
+/// A batch visits a row for every problem in turn, so the row's data (a feature row or a Gram
+/// row) is fetched from memory once per visit instead of once per problem; the problems' own
+/// state (weights or decision values) stays in cache.
 protocol DualKernel {
-    /// Current decision value w·x̃_row (bias feature included).
-    func margin(_ row: Int) -> Double
-    /// w ← w + delta·x̃_row.
-    mutating func add(_ row: Int, _ delta: Double)
+    /// Current decision value of problem `p` at `row` (bias feature included).
+    func margin(_ row: Int, _ p: Int) -> Double
+    /// w_p ← w_p + delta·x̃_row.
+    mutating func add(_ row: Int, _ p: Int, _ delta: Double)
     /// ‖x̃_row‖² (bias feature included).
     func squaredNorm(_ row: Int) -> Double
 }
@@ -56,105 +61,144 @@ public struct DualCDParameters: Sendable {
 /// with D_ii = 1/(2C_i), U_i = ∞ for the squared hinge, D_ii = 0, U_i = C_i for the hinge.
 /// C_i is the cost times the sample's class weight. Each outer iteration visits the active
 /// variables in a fresh random order; variables at a bound whose gradient points outward beyond
-/// the previous iteration's extreme projected gradients are shrunk (removed) until the
+/// the previous iteration's extreme projected gradients are shrunk (skipped) until the
 /// projected-gradient gap falls below `tol`, then the full set is checked again.
+///
+/// Batched: P problems over the same training rows (different labels and/or costs) are solved
+/// together. Each outer iteration draws one uniformly random permutation of all rows; every
+/// problem visits its own active rows in that order (the restriction of a uniform permutation to
+/// a subset is a uniform permutation of the subset, so each problem sees liblinear's visiting
+/// distribution) and keeps its own shrinking, stopping test and iteration count. The
+/// permutations depend only on the seed, never on the other problems, so a problem's iterates —
+/// and its result — are the same whichever problems share its batch (a batch of one included).
 enum DualCD {
-    /// Runs the solver. `alpha` (one entry per training row, ≥ 0) is the starting point and
-    /// receives the solution; `kernel` must be consistent with it (w = Σ α_i y_i x̃_i).
+    /// One problem of a batch: labels ±1 and per-sample costs (one per training row), and the
+    /// dual variables (≥ 0; the starting point, consistent with the kernel's state for this
+    /// problem), which receive the solution.
+    struct Problem {
+        var labels: UnsafeBufferPointer<Int8>
+        var costs: UnsafeBufferPointer<Double>
+        var alpha: UnsafeMutableBufferPointer<Double>
+    }
+
+    /// Runs the solver on every problem; returns one outcome per problem.
     static func solve<K: DualKernel>(
-        kernel: inout K, rows: UnsafeBufferPointer<Int32>, labels: UnsafeBufferPointer<Int8>,
-        costs: UnsafeBufferPointer<Double>, alpha: UnsafeMutableBufferPointer<Double>,
-        parameters p: DualCDParameters
-    ) -> FitOutcome {
+        kernel: inout K, rows: UnsafeBufferPointer<Int32>, problems: [Problem], parameters p: DualCDParameters
+    ) -> [FitOutcome] {
         let n = rows.count
-        precondition(labels.count == n && costs.count == n && alpha.count == n, "dual CD buffers disagree")
-        if n == 0 { return FitOutcome(iterations: 0, converged: true) }
-        let diag = UnsafeMutableBufferPointer<Double>.allocate(capacity: n)
-        let upper = UnsafeMutableBufferPointer<Double>.allocate(capacity: n)
-        let qd = UnsafeMutableBufferPointer<Double>.allocate(capacity: n)
-        let index = UnsafeMutableBufferPointer<Int>.allocate(capacity: n)
+        let count = problems.count
+        for q in problems { precondition(q.labels.count == n && q.costs.count == n && q.alpha.count == n, "dual CD buffers disagree") }
+        if n == 0 || count == 0 { return Array(repeating: FitOutcome(iterations: 0, converged: true), count: count) }
+        // Per problem × row: 1/(2C_i) (or 0), the upper bound, Q_ii + D_ii, the label, α, the
+        // active flag. Problem-major so a problem's state is contiguous.
+        let total = n * count
+        let diag = UnsafeMutablePointer<Double>.allocate(capacity: total)
+        let upper = UnsafeMutablePointer<Double>.allocate(capacity: total)
+        let qd = UnsafeMutablePointer<Double>.allocate(capacity: total)
+        let active = UnsafeMutablePointer<Bool>.allocate(capacity: total)
+        let order = UnsafeMutablePointer<Int>.allocate(capacity: n)
         defer {
-            diag.deallocate(); upper.deallocate(); qd.deallocate(); index.deallocate()
+            diag.deallocate(); upper.deallocate(); qd.deallocate(); active.deallocate(); order.deallocate()
         }
-        for i in 0..<n {
-            switch p.loss {
-            case .squaredHinge:
-                diag[i] = 0.5 / costs[i]
-                upper[i] = .infinity
-            case .hinge:
-                diag[i] = 0
-                upper[i] = costs[i]
+        var norms = [Double](repeating: 0, count: n)
+        for i in 0..<n { norms[i] = kernel.squaredNorm(Int(rows[i])); order[i] = i }
+        for (q, problem) in problems.enumerated() {
+            let base = q * n
+            for i in 0..<n {
+                switch p.loss {
+                case .squaredHinge:
+                    diag[base + i] = 0.5 / problem.costs[i]
+                    upper[base + i] = .infinity
+                case .hinge:
+                    diag[base + i] = 0
+                    upper[base + i] = problem.costs[i]
+                }
+                qd[base + i] = diag[base + i] + norms[i]
+                active[base + i] = true
             }
-            qd[i] = diag[i] + kernel.squaredNorm(Int(rows[i]))
-            index[i] = i
         }
+        let labels = problems.map { $0.labels.baseAddress! }
+        let alphas = problems.map { $0.alpha.baseAddress! }
+        var activeCount = [Int](repeating: n, count: count)
+        var pgMaxOld = [Double](repeating: .infinity, count: count)
+        var pgMinOld = [Double](repeating: -.infinity, count: count)
+        var pgMaxNew = [Double](repeating: 0, count: count)
+        var pgMinNew = [Double](repeating: 0, count: count)
+        var outcomes = Array(repeating: FitOutcome(iterations: 0, converged: false), count: count)
+        var running = Array(0..<count)
         var rng = SolverRandom(seed: p.seed)
-        var active = n
-        var pgMaxOld = Double.infinity
-        var pgMinOld = -Double.infinity
-        var iteration = 0
-        var converged = false
-        while iteration < p.maxIterations {
-            var pgMaxNew = -Double.infinity
-            var pgMinNew = Double.infinity
-            for i in 0..<active {
-                let j = i + rng.below(active - i)
-                index.swapAt(i, j)
+        var sweeps = 0
+        while !running.isEmpty && sweeps < p.maxIterations {
+            for q in running {
+                pgMaxNew[q] = -.infinity
+                pgMinNew[q] = .infinity
             }
-            var s = 0
-            while s < active {
-                let i = index[s]
+            for i in 0..<n {
+                let j = i + rng.below(n - i)
+                let t = order[i]; order[i] = order[j]; order[j] = t
+            }
+            for s in 0..<n {
+                let i = order[s]
                 let row = Int(rows[i])
-                let yi = Double(labels[i])
-                let a = alpha[i]
-                let g = yi * kernel.margin(row) - 1 + a * diag[i]
-                var pg = 0.0
-                if a == 0 {
-                    if g > pgMaxOld {
-                        active -= 1
-                        index.swapAt(s, active)
-                        continue
-                    } else if g < 0 {
+                for q in running {
+                    let at = q * n + i
+                    if !active[at] { continue }
+                    let yi = Double(labels[q][i])
+                    let a = alphas[q][i]
+                    let g = yi * kernel.margin(row, q) - 1 + a * diag[at]
+                    var pg = 0.0
+                    if a == 0 {
+                        if g > pgMaxOld[q] {
+                            active[at] = false
+                            activeCount[q] -= 1
+                            continue
+                        } else if g < 0 {
+                            pg = g
+                        }
+                    } else if a == upper[at] {
+                        if g < pgMinOld[q] {
+                            active[at] = false
+                            activeCount[q] -= 1
+                            continue
+                        } else if g > 0 {
+                            pg = g
+                        }
+                    } else {
                         pg = g
                     }
-                } else if a == upper[i] {
-                    if g < pgMinOld {
-                        active -= 1
-                        index.swapAt(s, active)
-                        continue
-                    } else if g > 0 {
-                        pg = g
+                    if pg > pgMaxNew[q] { pgMaxNew[q] = pg }
+                    if pg < pgMinNew[q] { pgMinNew[q] = pg }
+                    if abs(pg) > 1e-12 {
+                        let updated = min(max(a - g / qd[at], 0), upper[at])
+                        alphas[q][i] = updated
+                        let d = (updated - a) * yi
+                        if d != 0 { kernel.add(row, q, d) }
                     }
+                }
+            }
+            sweeps += 1
+            var stillRunning: [Int] = []
+            stillRunning.reserveCapacity(running.count)
+            for q in running {
+                outcomes[q].iterations = sweeps
+                if pgMaxNew[q] - pgMinNew[q] <= p.tolerance {
+                    if activeCount[q] == n {
+                        outcomes[q].converged = true
+                        continue
+                    }
+                    for i in 0..<n { active[q * n + i] = true }
+                    activeCount[q] = n
+                    pgMaxOld[q] = .infinity
+                    pgMinOld[q] = -.infinity
                 } else {
-                    pg = g
+                    pgMaxOld[q] = pgMaxNew[q] <= 0 ? .infinity : pgMaxNew[q]
+                    pgMinOld[q] = pgMinNew[q] >= 0 ? -.infinity : pgMinNew[q]
                 }
-                pgMaxNew = max(pgMaxNew, pg)
-                pgMinNew = min(pgMinNew, pg)
-                if abs(pg) > 1e-12 {
-                    let updated = min(max(a - g / qd[i], 0), upper[i])
-                    alpha[i] = updated
-                    let d = (updated - a) * yi
-                    if d != 0 { kernel.add(row, d) }
-                }
-                s += 1
+                stillRunning.append(q)
             }
-            iteration += 1
-            if pgMaxNew - pgMinNew <= p.tolerance {
-                if active == n {
-                    converged = true
-                    break
-                }
-                active = n
-                pgMaxOld = .infinity
-                pgMinOld = -.infinity
-                continue
-            }
-            pgMaxOld = pgMaxNew
-            pgMinOld = pgMinNew
-            if pgMaxOld <= 0 { pgMaxOld = .infinity }
-            if pgMinOld >= 0 { pgMinOld = -.infinity }
+            running = stillRunning
         }
-        return FitOutcome(iterations: iteration, converged: converged)
+        return outcomes
     }
 }
 
@@ -212,40 +256,52 @@ func mixSeed(_ parts: [UInt64]) -> UInt64 {
 
 // MARK: - Kernels
 
-/// Decision values maintained over every row of a precomputed matrix K̃ (normalised Gram plus
-/// bias²): u = K̃·(α∘y). A visit reads u[row]; an update adds δ·K̃[row, :] to u, so after a fit u
-/// also holds the decision values of rows that were not trained on (the held-out fold).
+/// Decision values maintained over the stored columns of a precomputed matrix K̃ (normalised
+/// Gram plus bias²): u_p = K̃·(α_p∘y_p), one vector of `gram.columns` entries per problem (every
+/// row of a full matrix, so the held-out rows' values come for free; the training rows of a
+/// truncated one). A visit reads u_p[row]; an update adds δ·K̃[row, :] to u_p.
 struct GramKernel: DualKernel {
     let gram: GramMatrix
-    /// Decision values of every row of the Gram matrix (`gram.count`).
-    let values: UnsafeMutableBufferPointer<Double>
+    /// Decision values, problem-major: `values[p * gram.columns + row]`.
+    let values: UnsafeMutablePointer<Double>
 
-    func margin(_ row: Int) -> Double { values[row] }
+    @inline(__always) func margin(_ row: Int, _ p: Int) -> Double { values[p * gram.columns + row] }
 
-    mutating func add(_ row: Int, _ delta: Double) {
-        lp_axpy_f32_f64(delta, gram.row(row), values.baseAddress!, gram.count)
+    @inline(__always) mutating func add(_ row: Int, _ p: Int, _ delta: Double) {
+        lp_axpy_f32_f64(delta, gram.row(row), values + p * gram.columns, gram.columns)
     }
 
     func squaredNorm(_ row: Int) -> Double { gram.diagonal[row] }
 }
 
 /// Explicit weights over float32 feature rows scaled by `scale[row]` (the L2 normalisation) plus
-/// a constant bias feature, as liblinear keeps them.
+/// a constant bias feature, as liblinear keeps them; one weight vector per problem.
 struct DenseKernel: DualKernel {
     let features: FeatureMatrix
-    /// Weights, `features.dim` entries, followed by the bias weight.
-    let weights: UnsafeMutableBufferPointer<Double>
+    /// Weights, problem-major: problem p's `features.dim` entries followed by its bias weight at
+    /// `weights + p * (dim + 1)`.
+    let weights: UnsafeMutablePointer<Double>
     let bias: Double
+    let scale: UnsafePointer<Double>
 
-    func margin(_ row: Int) -> Double {
-        let d = features.dim
-        return features.scale[row] * lp_dot_f32_f64(features.row(row), weights.baseAddress!, d) + weights[d] * bias
+    init(features: FeatureMatrix, weights: UnsafeMutablePointer<Double>, bias: Double) {
+        self.features = features
+        self.weights = weights
+        self.bias = bias
+        scale = features.scalePointer
     }
 
-    mutating func add(_ row: Int, _ delta: Double) {
+    @inline(__always) func margin(_ row: Int, _ p: Int) -> Double {
         let d = features.dim
-        lp_axpy_f32_f64(delta * features.scale[row], features.row(row), weights.baseAddress!, d)
-        weights[d] += delta * bias
+        let w = weights + p * (d + 1)
+        return scale[row] * lp_dot_f32_f64(features.row(row), w, d) + w[d] * bias
+    }
+
+    @inline(__always) mutating func add(_ row: Int, _ p: Int, _ delta: Double) {
+        let d = features.dim
+        let w = weights + p * (d + 1)
+        lp_axpy_f32_f64(delta * scale[row], features.row(row), w, d)
+        w[d] += delta * bias
     }
 
     func squaredNorm(_ row: Int) -> Double { features.scaledSquaredNorm[row] + bias * bias }

@@ -14,6 +14,8 @@ final class FeatureMatrix: @unchecked Sendable {
     let scale: [Double]
     /// ‖scale·x‖².
     let scaledSquaredNorm: [Double]
+    /// `scale` as a raw pointer for the solver's inner loop (lives as long as the matrix).
+    let scalePointer: UnsafePointer<Double>
 
     /// Reads a layer of a store (all rows, or the listed rows in that order) and checks that
     /// every value is finite.
@@ -71,9 +73,15 @@ final class FeatureMatrix: @unchecked Sendable {
         }
         self.scale = scale
         self.scaledSquaredNorm = squared
+        let sp = UnsafeMutablePointer<Double>.allocate(capacity: max(n, 1))
+        sp.initialize(from: scale, count: n)
+        scalePointer = UnsafePointer(sp)
     }
 
-    deinit { storage.deallocate() }
+    deinit {
+        storage.deallocate()
+        scalePointer.deallocate()
+    }
 
     @inline(__always) func row(_ r: Int) -> UnsafePointer<Float> { UnsafePointer(storage.baseAddress! + r * dim) }
 
@@ -82,8 +90,14 @@ final class FeatureMatrix: @unchecked Sendable {
 
 /// The matrix K̃ of inner products of the normalised rows with the bias feature appended:
 /// K̃_ij = s_i s_j x_iᵀx_j + bias², stored as float32 (the solver accumulates in float64).
+///
+/// A sub-matrix may keep only its first `columns` columns (the training rows of a CV fold, put
+/// first): the solver then updates decision values of the training rows only, and the held-out
+/// rows' values are computed once at the end from their (truncated) rows.
 final class GramMatrix: @unchecked Sendable {
     let count: Int
+    /// Entries per stored row (`count` unless truncated).
+    let columns: Int
     private let storage: UnsafeMutableBufferPointer<Float>
     /// Exact (float64) diagonal: ‖x̃_i‖² + bias².
     let diagonal: [Double]
@@ -95,6 +109,7 @@ final class GramMatrix: @unchecked Sendable {
         let n = features.count
         let d = features.dim
         count = n
+        columns = n
         storage = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(n * n, 1))
         let k = storage.baseAddress!
         let x = features.row(0)
@@ -125,20 +140,24 @@ final class GramMatrix: @unchecked Sendable {
         diagonal = (0..<n).map { features.scaledSquaredNorm[$0] + b2 }
     }
 
-    /// The sub-matrix of `parent` on `rows` (in that order).
-    init(parent: GramMatrix, rows: [Int]) {
+    /// The sub-matrix of `parent` on `rows` (in that order), keeping the columns of the first
+    /// `columns` of them (all by default).
+    init(parent: GramMatrix, rows: [Int], columns: Int? = nil) {
         let n = rows.count
+        let m = columns ?? n
+        precondition(m <= n && parent.columns == parent.count, "sub-matrix of a truncated Gram matrix")
         count = n
-        storage = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(n * n, 1))
+        self.columns = m
+        storage = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(n * m, 1))
         for (a, r) in rows.enumerated() {
             let src = parent.row(r)
-            let dst = storage.baseAddress! + a * n
-            for (b, c) in rows.enumerated() { dst[b] = src[c] }
+            let dst = storage.baseAddress! + a * m
+            for b in 0..<m { dst[b] = src[rows[b]] }
         }
         diagonal = rows.map { parent.diagonal[$0] }
     }
 
     deinit { storage.deallocate() }
 
-    @inline(__always) func row(_ r: Int) -> UnsafePointer<Float> { UnsafePointer(storage.baseAddress! + r * count) }
+    @inline(__always) func row(_ r: Int) -> UnsafePointer<Float> { UnsafePointer(storage.baseAddress! + r * columns) }
 }

@@ -148,7 +148,7 @@ enum LowShotProtocol {
             var localIndex: [Int: Int] = [:]
             if let featureRows { for (i, r) in featureRows.enumerated() { localIndex[r] = i } }
             let testFeatures = try FeatureMatrix(reader: test, layer: ctx.layer, normalize: s.normalize)
-            let layout = SVMTrainer.chooseLayout(rows: features.count, dim: features.dim, gramBudgetBytes: ctx.gramBudgetBytes)
+            let layout = ctx.layout ?? SVMTrainer.chooseLayout(rows: features.count, dim: features.dim, gramBudgetBytes: ctx.gramBudgetBytes)
             layoutUsed = layout.rawValue
             let trainer = SVMTrainer(features: features, settings: s, layout: layout, blasThreads: ctx.threads)
             let cross: CrossGram? = layout == .gram && GramMatrix.bytes(count: max(features.count, testFeatures.count)) <= ctx.gramBudgetBytes
@@ -334,8 +334,10 @@ enum LowShotProtocol {
         var testAP: [JSONValue] = []
         var fits = 0, notConverged = 0
         var apByCost: [Double?] = []
-        for (j, cost) in s.costs.enumerated() {
-            let result = local.fit(rows: localRows, labels: labels, cost: cost, seed: mixSeed([s.seed, 0x4C53_0003] + seedParts + [UInt64(j)]), scoreRows: [])
+        // Every cost in one batch (same rows and labels; see DualCD).
+        let batch = local.fitBatch(
+            rows: localRows, problems: s.costs.map { (labels, $0) }, seed: mixSeed([s.seed, 0x4C53_0013] + seedParts), scoreRows: [])
+        for result in batch {
             fits += 1
             if !result.outcome.converged { notConverged += 1 }
             let scores: [Double]
@@ -356,23 +358,26 @@ enum LowShotProtocol {
         var cvMeans: [Double?] = []
         var cvDefined = positivesCount >= s.crossValidationFolds
         if cvDefined, let folds = StratifiedKFold.testFolds(labels: labels, folds: s.crossValidationFolds) {
-            for (j, cost) in s.costs.enumerated() {
-                var aps: [Double] = []
-                var undefined = false
-                for f in 0..<s.crossValidationFolds {
-                    var tr: [Int] = [], ho: [Int] = []
-                    for i in 0..<labels.count { if folds[i] == f { ho.append(i) } else { tr.append(i) } }
-                    let trLabels = tr.map { labels[$0] }
-                    if !trLabels.contains(1) || !trLabels.contains(-1) { undefined = true; break }
-                    let result = local.fit(
-                        rows: tr.map { localRows[$0] }, labels: trLabels, cost: cost,
-                        seed: mixSeed([s.seed, 0x4C53_0004] + seedParts + [UInt64(j), UInt64(f)]),
-                        scoreRows: ho.map { localRows[$0] }, featureRows: nil)
+            // Per fold, every cost in one batch.
+            var aps = [[Double]](repeating: [], count: s.costs.count)
+            var undefined = false
+            for f in 0..<s.crossValidationFolds {
+                var tr: [Int] = [], ho: [Int] = []
+                for i in 0..<labels.count { if folds[i] == f { ho.append(i) } else { tr.append(i) } }
+                let trLabels = tr.map { labels[$0] }
+                if !trLabels.contains(1) || !trLabels.contains(-1) { undefined = true; break }
+                let results = local.fitBatch(
+                    rows: tr.map { localRows[$0] }, problems: s.costs.map { (trLabels, $0) },
+                    seed: mixSeed([s.seed, 0x4C53_0014] + seedParts + [UInt64(f)]), scoreRows: ho.map { localRows[$0] })
+                let positive = ho.map { labels[$0] > 0 }
+                for (j, result) in results.enumerated() {
                     fits += 1
                     if !result.outcome.converged { notConverged += 1 }
-                    aps.append(AveragePrecision.sklearn(scores: result.margins, positive: ho.map { labels[$0] > 0 }))
+                    aps[j].append(AveragePrecision.sklearn(scores: result.margins, positive: positive))
                 }
-                cvMeans.append(undefined ? nil : aps.reduce(0, +) / Double(aps.count))
+            }
+            for j in 0..<s.costs.count {
+                cvMeans.append(undefined ? nil : aps[j].reduce(0, +) / Double(aps[j].count))
             }
         } else {
             cvDefined = false

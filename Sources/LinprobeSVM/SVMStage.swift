@@ -46,18 +46,23 @@ public enum SVMStage {
         Fingerprint.short([
             "stage": "train-svm",
             "format_version": 1,
+            // The solver's visiting-order scheme: fits that stop at max_iter depend on it.
+            "solver": "dual-cd-batched-v2",
             "train_features": .string(trainFingerprint),
             "test_features": .string(testFingerprint),
             "svm": settings.fingerprintJSON,
         ])
     }
 
-    /// Runs the stage. `threads` overrides `settings.threads` (0 or nil = every core).
+    /// Runs the stage. `threads` overrides `settings.threads` (0 or nil = every core); `layout`
+    /// forces the solver layout of every layer (nil: chosen per layer by `SVMTrainer.chooseLayout`;
+    /// both give the same numbers to rounding, only the speed differs).
     @discardableResult
     public static func run(
         train trainPath: String, test testPath: String, settings: SVMSettings, outputDirectory: String,
         layers requestedLayers: [String]? = nil, threads: Int? = nil, gramBudgetBytes: Int = defaultGramBudgetBytes,
-        progress: (@Sendable (SVMProgress) -> Void)? = nil, warn: (@Sendable (String) -> Void)? = nil
+        progress: (@Sendable (SVMProgress) -> Void)? = nil, warn: (@Sendable (String) -> Void)? = nil,
+        layout: SolverLayout? = nil
     ) throws -> SVMRunSummary {
         let train = try FeatureStoreReader(path: trainPath)
         let test = try FeatureStoreReader(path: testPath)
@@ -103,7 +108,7 @@ public enum SVMStage {
             try Files.ensureDirectory(dir)
             let context = LayerContext(
                 layer: name, train: train, test: test, settings: settings, directory: dir, fingerprint: fp,
-                threads: workers, gramBudgetBytes: gramBudgetBytes, progress: progress, warn: warn)
+                threads: workers, gramBudgetBytes: gramBudgetBytes, layout: layout, progress: progress, warn: warn)
             if settings.lowShot {
                 outcomes.append(try LowShotProtocol.run(context))
             } else {
@@ -168,6 +173,8 @@ struct LayerContext {
     let fingerprint: String
     let threads: Int
     let gramBudgetBytes: Int
+    /// The solver layout forced by the caller (nil: chosen per layer).
+    var layout: SolverLayout? = nil
     let progress: (@Sendable (SVMProgress) -> Void)?
     let warn: (@Sendable (String) -> Void)?
 

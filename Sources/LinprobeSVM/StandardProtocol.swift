@@ -20,10 +20,12 @@ enum StandardProtocol {
         let folds: [Int]?
     }
 
+    /// The CV fits still to do for one (class, fold): its costs are solved as one batch (they
+    /// share the training rows and labels).
     struct CVTask {
         let problem: Int
-        let cost: Int
         let fold: Int
+        let costs: [Int]
     }
 
     static func run(_ ctx: LayerContext) throws -> SVMLayerOutcome {
@@ -77,22 +79,29 @@ enum StandardProtocol {
         // The work still to do (a resumed run skips every fit in the log).
         var cvTasks: [CVTask] = []
         for (p, problem) in problems.enumerated() where problem.folds != nil {
-            for k in 0..<s.costs.count {
-                for f in 0..<s.crossValidationFolds where log.record(cvKey(problem.index, k, f)) == nil {
-                    cvTasks.append(CVTask(problem: p, cost: k, fold: f))
-                }
+            for f in 0..<s.crossValidationFolds {
+                let missing = (0..<s.costs.count).filter { log.record(cvKey(problem.index, $0, f)) == nil }
+                if !missing.isEmpty { cvTasks.append(CVTask(problem: p, fold: f, costs: missing)) }
             }
         }
-        // Longest fits first (large costs iterate more) for an even load.
-        cvTasks.sort { s.costs[$0.cost] > s.costs[$1.cost] }
+        // Batches with the largest costs first (they iterate most) for an even load.
+        cvTasks.sort { a, b in
+            let ca = a.costs.map { s.costs[$0] }.max()!, cb = b.costs.map { s.costs[$0] }.max()!
+            return ca != cb ? ca > cb : a.costs.count > b.costs.count
+        }
 
-        var features: FeatureMatrix? = nil
         var trainer: SVMTrainer? = nil
-        let layout = SVMTrainer.chooseLayout(rows: n, dim: try train.layer(ctx.layer).dim, gramBudgetBytes: ctx.gramBudgetBytes)
+        let layerDim = try train.layer(ctx.layer).dim
+        // CV fits train on (k−1)/k of the rows (a per-fold Gram copy each, one per thread).
+        let cvRows = n - n / max(s.crossValidationFolds, 1)
+        let layout = ctx.layout ?? SVMTrainer.chooseLayout(
+            rows: n, trainingRows: cvRows, dim: layerDim, gramBudgetBytes: ctx.gramBudgetBytes, copies: ctx.threads)
+        // The refits train on every row: dense when that is the cheaper layout for them.
+        let refitDense = ctx.layout == nil && layout == .gram
+            && SVMTrainer.chooseLayout(rows: n, dim: layerDim, gramBudgetBytes: .max) == .dense
         func ensureTrainer() throws -> SVMTrainer {
             if let trainer { return trainer }
             let f = try FeatureMatrix(reader: train, layer: ctx.layer, normalize: s.normalize)
-            features = f
             let t = SVMTrainer(features: f, settings: s, layout: layout, blasThreads: ctx.threads)
             trainer = t
             return t
@@ -108,7 +117,7 @@ enum StandardProtocol {
             BLAS.setThreads(1)
             let t1 = Date()
             let done = Locked(0)
-            let total = cvTasks.count
+            let total = cvTasks.reduce(0) { $0 + $1.costs.count }
             let tasks = cvTasks
             let problemsCopy = problems
             let settings = s
@@ -117,9 +126,9 @@ enum StandardProtocol {
             try Parallel.forEach(count: tasks.count, threads: ctx.threads) { i in
                 let task = tasks[i]
                 let problem = problemsCopy[task.problem]
-                let record = cvFit(trainer: tr, problem: problem, costIndex: task.cost, fold: task.fold, settings: settings)
-                try log.append(record)
-                let d = done.withLock { $0 += 1; return $0 }
+                let records = cvFits(trainer: tr, problem: problem, costIndices: task.costs, fold: task.fold, settings: settings)
+                for record in records { try log.append(record) }
+                let d = done.withLock { $0 += records.count; return $0 }
                 progress?(SVMProgress(layer: layer, phase: "cross-validation", done: d, total: total))
             }
             timings["cross_validation_seconds"] = .double(Date().timeIntervalSince(t1))
@@ -168,35 +177,42 @@ enum StandardProtocol {
             BLAS.setThreads(1)
             let t2 = Date()
             let done = Locked(0)
-            let todo = refitTodo
             let problemsCopy = problems
             let chosenCopy = chosen
             let settings = s
             let layer = ctx.layer
             let progress = ctx.progress
-            try Parallel.forEach(count: todo.count, threads: ctx.threads) { i in
-                let problem = problemsCopy[todo[i]]
-                let k = chosenCopy[problem.index]!
-                let result = tr.fit(
-                    rows: Array(0..<problem.labels.count), labels: problem.labels, cost: settings.costs[k],
-                    seed: fitSeed(settings, problem.index, k, fold: -1), scoreRows: [], wantWeights: true)
-                let w = result.weights!
-                let file = "cls\(problem.index)_cost\(k).npy"
-                let data = Files.npy(rows: 1, cols: w.count, values: w)
-                try Files.writeAtomically(data, to: (modelsDir as NSString).appendingPathComponent(file))
-                try log.append([
-                    "key": .string(refitKey(problem.index, k)),
-                    "iterations": .int(Int64(result.outcome.iterations)),
-                    "converged": .bool(result.outcome.converged),
-                    "model": .string(file),
-                    "sha256": .string(Fingerprint.sha256(data)),
-                ])
-                let d = done.withLock { $0 += 1; return $0 }
-                progress?(SVMProgress(layer: layer, phase: "refit", done: d, total: todo.count))
+            let rows = Array(0..<n)
+            // Every refit uses all rows: the classes are solved as batches (one per thread). A
+            // problem's result does not depend on its batch, so neither does it on the thread count.
+            let batches = max(1, min(ctx.threads, refitTodo.count))
+            let chunks = (0..<batches).map { b in stride(from: b, to: refitTodo.count, by: batches).map { refitTodo[$0] } }
+            let total = refitTodo.count
+            try Parallel.forEach(count: chunks.count, threads: ctx.threads) { b in
+                let chunk = chunks[b]
+                let results = tr.fitBatch(
+                    rows: rows, problems: chunk.map { (problemsCopy[$0].labels, settings.costs[chosenCopy[problemsCopy[$0].index]!]) },
+                    seed: refitSeed(settings), scoreRows: [], wantWeights: true, forceDense: refitDense)
+                for (p, result) in zip(chunk, results) {
+                    let problem = problemsCopy[p]
+                    let k = chosenCopy[problem.index]!
+                    let w = result.weights!
+                    let file = "cls\(problem.index)_cost\(k).npy"
+                    let data = Files.npy(rows: 1, cols: w.count, values: w)
+                    try Files.writeAtomically(data, to: (modelsDir as NSString).appendingPathComponent(file))
+                    try log.append([
+                        "key": .string(refitKey(problem.index, k)),
+                        "iterations": .int(Int64(result.outcome.iterations)),
+                        "converged": .bool(result.outcome.converged),
+                        "model": .string(file),
+                        "sha256": .string(Fingerprint.sha256(data)),
+                    ])
+                    let d = done.withLock { $0 += 1; return $0 }
+                    progress?(SVMProgress(layer: layer, phase: "refit", done: d, total: total))
+                }
             }
             timings["refit_seconds"] = .double(Date().timeIntervalSince(t2))
         }
-        features = nil
         trainer = nil
 
         // Chosen models → models.npy; test.
@@ -289,6 +305,7 @@ enum StandardProtocol {
         var provenance = ctx.provenance
         if case .object(var o) = provenance {
             o["solver_layout"] = .string(layout.rawValue)
+            o["refit_layout"] = .string(refitDense ? SolverLayout.dense.rawValue : layout.rawValue)
             o["timings"] = .object(timings)
             provenance = .object(o)
         }
@@ -337,12 +354,19 @@ enum StandardProtocol {
     static func cvKey(_ c: Int, _ k: Int, _ f: Int) -> String { "cv/c\(c)/k\(k)/f\(f)" }
     static func refitKey(_ c: Int, _ k: Int) -> String { "fit/c\(c)/k\(k)" }
 
-    static func fitSeed(_ s: SVMSettings, _ c: Int, _ k: Int, fold: Int) -> UInt64 {
-        mixSeed([s.seed, 0x5356_4d00, UInt64(bitPattern: Int64(c)), UInt64(bitPattern: Int64(k)), UInt64(bitPattern: Int64(fold))])
+    /// Seed of the CV batch of one (class, fold): the visiting order of every cost's fit. Costs
+    /// of a batch share it; a fit's result does not depend on which other costs are batched
+    /// with it (see `DualCD`), so a resumed run reproduces an uninterrupted one.
+    static func cvSeed(_ s: SVMSettings, _ c: Int, fold: Int) -> UInt64 {
+        mixSeed([s.seed, 0x5356_4d01, UInt64(bitPattern: Int64(c)), UInt64(bitPattern: Int64(fold))])
     }
 
-    /// One CV fit: train on the other folds, score the held-out fold with scikit-learn's AP.
-    static func cvFit(trainer: SVMTrainer, problem: ClassProblem, costIndex k: Int, fold f: Int, settings s: SVMSettings) -> JSONValue {
+    /// Seed of the refits on all training rows (shared by every class, for the same reason).
+    static func refitSeed(_ s: SVMSettings) -> UInt64 { mixSeed([s.seed, 0x5356_4d02]) }
+
+    /// The CV fits of one (class, fold) for the listed costs, solved as one batch: train on the
+    /// other folds, score the held-out fold with scikit-learn's AP. One log record per cost.
+    static func cvFits(trainer: SVMTrainer, problem: ClassProblem, costIndices: [Int], fold f: Int, settings s: SVMSettings) -> [JSONValue] {
         let folds = problem.folds!
         var trainRows: [Int] = []
         var heldOut: [Int] = []
@@ -350,16 +374,31 @@ enum StandardProtocol {
             if folds[r] == f { heldOut.append(r) } else { trainRows.append(r) }
         }
         let labels = trainRows.map { problem.labels[$0] }
-        let key = JSONValue.string(cvKey(problem.index, k, f))
         if !labels.contains(1) || !labels.contains(-1) {
-            return ["key": key, "ap": .null, "note": "training part of the fold has one label only; scikit-learn cannot fit it (NaN score)"]
+            return costIndices.map { k in
+                ["key": .string(cvKey(problem.index, k, f)), "ap": .null,
+                 "note": "training part of the fold has one label only; scikit-learn cannot fit it (NaN score)"]
+            }
         }
-        let result = trainer.fit(
-            rows: trainRows, labels: labels, cost: s.costs[k], seed: fitSeed(s, problem.index, k, fold: f), scoreRows: heldOut)
-        let ap = AveragePrecision.sklearn(scores: result.margins, positive: heldOut.map { problem.labels[$0] > 0 })
-        return [
-            "key": key, "ap": .double(ap), "iterations": .int(Int64(result.outcome.iterations)),
-            "converged": .bool(result.outcome.converged),
-        ]
+        let results: [FitResult]
+        let problems = costIndices.map { (labels: labels, cost: s.costs[$0]) }
+        if trainer.gram != nil {
+            // The fold's own Gram matrix, training rows first and only their columns: an update
+            // touches the training rows' values only (2/3 of the work of the full matrix).
+            let m = trainRows.count
+            let local = SVMTrainer(parent: trainer, rows: trainRows + heldOut, columns: m)
+            results = local.fitBatch(
+                rows: Array(0..<m), problems: problems, seed: cvSeed(s, problem.index, fold: f), scoreRows: Array(m..<folds.count))
+        } else {
+            results = trainer.fitBatch(rows: trainRows, problems: problems, seed: cvSeed(s, problem.index, fold: f), scoreRows: heldOut)
+        }
+        let positive = heldOut.map { problem.labels[$0] > 0 }
+        return zip(costIndices, results).map { k, result in
+            let ap = AveragePrecision.sklearn(scores: result.margins, positive: positive)
+            return [
+                "key": .string(cvKey(problem.index, k, f)), "ap": .double(ap), "iterations": .int(Int64(result.outcome.iterations)),
+                "converged": .bool(result.outcome.converged),
+            ]
+        }
     }
 }

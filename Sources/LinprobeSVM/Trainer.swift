@@ -35,9 +35,20 @@ final class SVMTrainer: @unchecked Sendable {
     var layout: SolverLayout { gram == nil ? .dense : .gram }
     var bias: Double { settings.interceptScaling }
 
-    /// Picks the layout: Gram when N ≤ 2·D and the Gram matrix fits `gramBudgetBytes`.
-    static func chooseLayout(rows: Int, dim: Int, gramBudgetBytes: Int) -> SolverLayout {
-        rows <= 2 * dim && GramMatrix.bytes(count: rows) <= gramBudgetBytes ? .gram : .dense
+    /// Picks the layout of a fit over `trainingRows` rows (the decision values kept by the Gram
+    /// layout): Gram when `trainingRows` ≤ 2·D and the matrices fit `gramBudgetBytes` (the layer's
+    /// `rows`² matrix plus `copies` per-fold copies of `rows` × `trainingRows`).
+    ///
+    /// The rule is the measured cost of the fits that dominate a run (large costs, where almost
+    /// every visit updates): Gram costs one `trainingRows`-long f32→f64 axpy per update (visits
+    /// are O(1)), dense a D-long dot per visit plus a D-long axpy per update. On the VOC07-sized
+    /// benchmark (Benchmarks/svm, 2,048-d, 3,340 training rows per fold, AVX2) both measured
+    /// ≈ 0.06 µs per element and update, so the element counts decide; at small costs, where
+    /// few visits update, Gram only gains.
+    static func chooseLayout(rows: Int, trainingRows: Int? = nil, dim: Int, gramBudgetBytes: Int, copies: Int = 0) -> SolverLayout {
+        let m = trainingRows ?? rows
+        let bytes = GramMatrix.bytes(count: rows) + copies * rows * m * MemoryLayout<Float>.size
+        return m <= 2 * dim && bytes <= gramBudgetBytes ? .gram : .dense
     }
 
     init(features: FeatureMatrix, settings: SVMSettings, layout: SolverLayout, blasThreads: Int) {
@@ -53,67 +64,111 @@ final class SVMTrainer: @unchecked Sendable {
         }
     }
 
-    /// A trainer over a subset of rows of `parent`'s Gram matrix (low-shot sets), or dense.
-    init(parent: SVMTrainer, rows: [Int]) {
+    /// A trainer over a subset of rows of `parent`'s Gram matrix (low-shot sets, CV folds), or
+    /// dense. With `columns`, only the first `columns` of `rows` can be trained on (the others
+    /// can be scored).
+    init(parent: SVMTrainer, rows: [Int], columns: Int? = nil) {
         features = parent.features
         settings = parent.settings
-        gram = parent.gram.map { GramMatrix(parent: $0, rows: rows) }
+        gram = parent.gram.map { GramMatrix(parent: $0, rows: rows, columns: columns) }
     }
 
     /// Fits on `rows` (indices into the trainer's row space: the feature rows, or the rows of a
     /// subset Gram matrix) with labels ±1 and returns the decision values of `scoreRows`.
     /// `featureRows` maps the trainer's row space to feature rows (identity when nil).
+    /// The same as `fitBatch` with one problem: a fit gives the same result alone or batched.
     func fit(
         rows: [Int], labels: [Int8], cost: Double, seed: UInt64, scoreRows: [Int],
         featureRows: [Int]? = nil, wantWeights: Bool = false
     ) -> FitResult {
+        fitBatch(rows: rows, problems: [(labels, cost)], seed: seed, scoreRows: scoreRows,
+                 featureRows: featureRows, wantWeights: wantWeights)[0]
+    }
+
+    /// Fits several problems over the same training rows at once (`DualCD`'s batch: each row's
+    /// data is read once per visit for all problems). `problems[p]` gives labels ±1 (one per
+    /// row) and the cost; returns one result per problem, each identical to what a batch of that
+    /// problem alone with the same seed gives.
+    func fitBatch(
+        rows: [Int], problems: [(labels: [Int8], cost: Double)], seed: UInt64, scoreRows: [Int],
+        featureRows: [Int]? = nil, wantWeights: Bool = false, forceDense: Bool = false
+    ) -> [FitResult] {
         let n = rows.count
-        var alpha = [Double](repeating: 0, count: n)
-        let rows32 = rows.map { Int32($0) }
-        let costs = labels.map { $0 > 0 ? cost * settings.positiveClassWeight : cost * settings.negativeClassWeight }
+        let count = problems.count
+        if count == 0 { return [] }
+        let alpha = UnsafeMutablePointer<Double>.allocate(capacity: max(n * count, 1))
+        alpha.initialize(repeating: 0, count: n * count)
+        let costs = UnsafeMutablePointer<Double>.allocate(capacity: max(n * count, 1))
+        let labels = UnsafeMutablePointer<Int8>.allocate(capacity: max(n * count, 1))
+        defer { alpha.deallocate(); costs.deallocate(); labels.deallocate() }
+        var solverProblems: [DualCD.Problem] = []
+        for (q, problem) in problems.enumerated() {
+            precondition(problem.labels.count == n, "labels and rows disagree")
+            let base = q * n
+            for i in 0..<n {
+                let y = problem.labels[i]
+                labels[base + i] = y
+                costs[base + i] = y > 0 ? problem.cost * settings.positiveClassWeight : problem.cost * settings.negativeClassWeight
+            }
+            solverProblems.append(DualCD.Problem(
+                labels: UnsafeBufferPointer(start: labels + base, count: n),
+                costs: UnsafeBufferPointer(start: costs + base, count: n),
+                alpha: UnsafeMutableBufferPointer(start: alpha + base, count: n)))
+        }
         let parameters = DualCDParameters(
             loss: settings.loss, tolerance: settings.tolerance, maxIterations: settings.maxIterations, seed: seed)
-        var outcome = FitOutcome(iterations: 0, converged: true)
-        var margins = [Double](repeating: 0, count: scoreRows.count)
-        var weights: [Double]? = nil
-        if let gram {
-            let values = UnsafeMutableBufferPointer<Double>.allocate(capacity: gram.count)
-            values.initialize(repeating: 0)
+        var outcomes: [FitOutcome] = []
+        var margins = [[Double]](repeating: [Double](repeating: 0, count: scoreRows.count), count: count)
+        var weights = [[Double]?](repeating: nil, count: count)
+        if let gram, !forceDense {
+            let m = gram.columns
+            precondition(rows.allSatisfy { $0 < m }, "training rows outside the Gram matrix's columns")
+            let values = UnsafeMutablePointer<Double>.allocate(capacity: max(m * count, 1))
+            values.initialize(repeating: 0, count: m * count)
             defer { values.deallocate() }
             var kernel = GramKernel(gram: gram, values: values)
-            rows32.withUnsafeBufferPointer { r in
-                labels.withUnsafeBufferPointer { l in
-                    costs.withUnsafeBufferPointer { c in
-                        alpha.withUnsafeMutableBufferPointer { a in
-                            outcome = DualCD.solve(kernel: &kernel, rows: r, labels: l, costs: c, alpha: a, parameters: parameters)
-                        }
-                    }
+            let rows32 = rows.map { Int32($0) }
+            outcomes = rows32.withUnsafeBufferPointer { r in
+                DualCD.solve(kernel: &kernel, rows: r, problems: solverProblems, parameters: parameters)
+            }
+            // Rows beyond the stored columns (a truncated matrix's held-out rows): Σ_i K̃[r, i]·α_i·y_i.
+            let coefficients = UnsafeMutablePointer<Double>.allocate(capacity: max(m, 1))
+            defer { coefficients.deallocate() }
+            for q in 0..<count {
+                if scoreRows.contains(where: { $0 >= m }) {
+                    coefficients.initialize(repeating: 0, count: m)
+                    for (i, r) in rows.enumerated() { coefficients[r] += alpha[q * n + i] * Double(problems[q].labels[i]) }
+                }
+                for (k, r) in scoreRows.enumerated() {
+                    margins[q][k] = r < m ? values[q * m + r] : lp_dot_f32_f64(gram.row(r), coefficients, m)
                 }
             }
-            for (k, r) in scoreRows.enumerated() { margins[k] = values[r] }
             if wantWeights {
-                weights = weightsFromDual(rows: rows.map { featureRows?[$0] ?? $0 }, labels: labels, alpha: alpha)
+                let mapped = rows.map { featureRows?[$0] ?? $0 }
+                for q in 0..<count {
+                    weights[q] = weightsFromDual(
+                        rows: mapped, labels: problems[q].labels, alpha: Array(UnsafeBufferPointer(start: alpha + q * n, count: n)))
+                }
             }
         } else {
             let d = features.dim
-            let w = UnsafeMutableBufferPointer<Double>.allocate(capacity: d + 1)
-            w.initialize(repeating: 0)
+            let w = UnsafeMutablePointer<Double>.allocate(capacity: (d + 1) * count)
+            w.initialize(repeating: 0, count: (d + 1) * count)
             defer { w.deallocate() }
             var kernel = DenseKernel(features: features, weights: w, bias: bias)
-            let mapped = featureRows.map { map in rows.map { Int32(map[$0]) } } ?? rows32
-            mapped.withUnsafeBufferPointer { r in
-                labels.withUnsafeBufferPointer { l in
-                    costs.withUnsafeBufferPointer { c in
-                        alpha.withUnsafeMutableBufferPointer { a in
-                            outcome = DualCD.solve(kernel: &kernel, rows: r, labels: l, costs: c, alpha: a, parameters: parameters)
-                        }
-                    }
-                }
+            let mapped = featureRows.map { map in rows.map { Int32(map[$0]) } } ?? rows.map { Int32($0) }
+            outcomes = mapped.withUnsafeBufferPointer { r in
+                DualCD.solve(kernel: &kernel, rows: r, problems: solverProblems, parameters: parameters)
             }
-            for (k, r) in scoreRows.enumerated() { margins[k] = kernel.margin(featureRows?[r] ?? r) }
-            if wantWeights { weights = Array(w) }
+            for q in 0..<count {
+                for (k, r) in scoreRows.enumerated() { margins[q][k] = kernel.margin(featureRows?[r] ?? r, q) }
+                if wantWeights { weights[q] = Array(UnsafeBufferPointer(start: w + q * (d + 1), count: d + 1)) }
+            }
         }
-        return FitResult(outcome: outcome, alpha: alpha, margins: margins, weights: weights)
+        return (0..<count).map { q in
+            FitResult(outcome: outcomes[q], alpha: Array(UnsafeBufferPointer(start: alpha + q * n, count: n)),
+                      margins: margins[q], weights: weights[q])
+        }
     }
 
     /// w = Σ α_i y_i x̃_i over feature rows, and the bias weight Σ α_i y_i · bias.

@@ -55,6 +55,57 @@ struct StageTests {
         }
     }
 
+    @Test("a batched fit equals the same fit alone: costs and classes batched, any batch composition", arguments: [SolverLayout.gram, .dense])
+    func batchedEqualsAlone(_ layout: SolverLayout) throws {
+        let dir = try TemporaryDirectory()
+        let (train, _) = try makeToyStores(dir, rows: 120, dim: 40)
+        let reader = try FeatureStoreReader(path: train)
+        let features = try FeatureMatrix(reader: reader, layer: "feat", normalize: true)
+        let settings = try visslSettings(["max_iter": 300])
+        let trainer = SVMTrainer(features: features, settings: settings, layout: layout, blasThreads: 1)
+        let targets = try reader.targets()
+        let rows = Array(0..<90)
+        let labels: [[Int8]] = (0..<3).map { c in rows.map { targets[$0 * 3 + c] == 1 ? 1 : -1 } }
+        // Mixed classes and costs, including one that stops at max_iter and cheap ones that
+        // converge in a few iterations (they leave the batch early).
+        let problems: [(labels: [Int8], cost: Double)] = [(labels[0], 0.01), (labels[1], 1000), (labels[2], 1), (labels[0], 100)]
+        let batch = trainer.fitBatch(rows: rows, problems: problems, seed: 11, scoreRows: Array(90..<120), wantWeights: true)
+        #expect(batch.contains { !$0.outcome.converged } && batch.contains { $0.outcome.converged })
+        #expect(Set(batch.map(\.outcome.iterations)).count > 1)
+        for (q, problem) in problems.enumerated() {
+            let alone = trainer.fit(rows: rows, labels: problem.labels, cost: problem.cost, seed: 11, scoreRows: Array(90..<120), wantWeights: true)
+            // Same visiting order, same arithmetic: identical bits.
+            #expect(alone.outcome == batch[q].outcome, "problem \(q)")
+            #expect(alone.alpha == batch[q].alpha, "problem \(q)")
+            #expect(alone.margins == batch[q].margins, "problem \(q)")
+            #expect(alone.weights == batch[q].weights, "problem \(q)")
+        }
+        // A sub-batch in another order gives the same results too.
+        let sub = trainer.fitBatch(rows: rows, problems: [problems[3], problems[1]], seed: 11, scoreRows: Array(90..<120))
+        #expect(sub[0].alpha == batch[3].alpha && sub[1].alpha == batch[1].alpha)
+    }
+
+    @Test("a CV fold's truncated Gram matrix gives the full matrix's iterates and held-out scores")
+    func truncatedGram() throws {
+        let dir = try TemporaryDirectory()
+        let (train, _) = try makeToyStores(dir, rows: 120, dim: 40)
+        let reader = try FeatureStoreReader(path: train)
+        let features = try FeatureMatrix(reader: reader, layer: "feat", normalize: true)
+        let settings = try visslSettings()
+        let full = SVMTrainer(features: features, settings: settings, layout: .gram, blasThreads: 1)
+        let targets = try reader.targets()
+        let trainRows = (0..<120).filter { $0 % 3 != 1 }, heldOut = (0..<120).filter { $0 % 3 == 1 }
+        let labels: [Int8] = trainRows.map { targets[$0 * 3] == 1 ? 1 : -1 }
+        let local = SVMTrainer(parent: full, rows: trainRows + heldOut, columns: trainRows.count)
+        let m = trainRows.count
+        for cost in [0.1, 10.0] {
+            let a = full.fit(rows: trainRows, labels: labels, cost: cost, seed: 5, scoreRows: heldOut)
+            let b = local.fit(rows: Array(0..<m), labels: labels, cost: cost, seed: 5, scoreRows: Array(m..<120))
+            #expect(a.outcome == b.outcome && a.alpha == b.alpha, "C=\(cost)")
+            for (x, y) in zip(a.margins, b.margins) { #expect(abs(x - y) <= 1e-9 * max(1, abs(x)), "C=\(cost)") }
+        }
+    }
+
     @Test("hinge loss keeps 0 ≤ α ≤ C and non-convergence is reported, never hidden")
     func hingeAndNonConvergence() throws {
         let dir = try TemporaryDirectory()

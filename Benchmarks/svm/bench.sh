@@ -27,7 +27,7 @@ fi
 # SVM_BENCH_BINARY: an already built bench-svm (skips the build, e.g. from a test build).
 BIN=${SVM_BENCH_BINARY:-}
 if [ -z "$BIN" ]; then
-  swift build -c release --product bench-svm >/dev/null
+  swift build -c release -Xswiftc -enable-testing --product bench-svm >/dev/null
   BIN=.build/release/bench-svm
 fi
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/linprobe-bench-svm.XXXXXX")

@@ -1,5 +1,6 @@
 import CLinprobeSVMKernels
 import Foundation
+import LinprobeCore
 
 /// The loss of the linear SVM, as scikit-learn's `LinearSVC(loss=...)` names it.
 public enum SVMLoss: String, Sendable, Codable {
@@ -134,7 +135,7 @@ enum DualCD {
                 pgMinNew[q] = .infinity
             }
             for i in 0..<n {
-                let j = i + rng.below(n - i)
+                let j = i + rng.int(below: n - i)
                 let t = order[i]; order[i] = order[j]; order[j] = t
             }
             for s in 0..<n {
@@ -202,44 +203,9 @@ enum DualCD {
     }
 }
 
-/// xoshiro256** seeded through SplitMix64, with Lemire's unbiased bounded integers. The solver's
-/// visiting order comes from here (liblinear uses a Mersenne twister seeded by scikit-learn's
+/// The solver's visiting order (liblinear uses a Mersenne twister seeded by scikit-learn's
 /// `random_state`; the optimum does not depend on the order, only the path to it does).
-struct SolverRandom {
-    private var s0, s1, s2, s3: UInt64
-
-    init(seed: UInt64) {
-        var x = seed
-        func splitMix() -> UInt64 {
-            x &+= 0x9E37_79B9_7F4A_7C15
-            var z = x
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        s0 = splitMix(); s1 = splitMix(); s2 = splitMix(); s3 = splitMix()
-    }
-
-    mutating func next() -> UInt64 {
-        let result = ((s1 &* 5) << 7 | (s1 &* 5) >> 57) &* 9
-        let t = s1 << 17
-        s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3
-        s2 ^= t
-        s3 = (s3 << 45) | (s3 >> 19)
-        return result
-    }
-
-    /// Uniform in 0..<bound (bound ≥ 1).
-    mutating func below(_ bound: Int) -> Int {
-        let b = UInt64(bound)
-        var m = next().multipliedFullWidth(by: b)
-        if m.low < b {
-            let threshold = (0 &- b) % b
-            while m.low < threshold { m = next().multipliedFullWidth(by: b) }
-        }
-        return Int(m.high)
-    }
-}
+typealias SolverRandom = Xoshiro256
 
 /// Mixes identifiers into one 64-bit seed (order-sensitive), so each fit's seed depends only on
 /// what it is, never on the order in which threads ran it.

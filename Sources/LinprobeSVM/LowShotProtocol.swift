@@ -316,7 +316,7 @@ enum LowShotProtocol {
     static func pick(_ pool: [Int], _ count: Int, _ rng: inout SolverRandom) -> [Int] {
         var p = pool
         for i in 0..<count {
-            let j = i + rng.below(p.count - i)
+            let j = i + rng.int(below: p.count - i)
             p.swapAt(i, j)
         }
         return Array(p[0..<count])

@@ -84,6 +84,11 @@ public enum SVMStage {
             default: break
             }
         }
+        if train.views > 1 {
+            throw LinprobeError(
+                .incompatible,
+                "\(trainPath): holds \(train.views) augmented views of each image (LINPROBE.TRAIN_VIEWS); the SVM protocol fits one row per image, and its cross-validation folds would put views of one image on both sides — extract with LINPROBE.TRAIN_VIEWS=1 for train-svm")
+        }
         if case .multiLabel(let a) = train.targetLayout, case .multiLabel(let b) = test.targetLayout, a != b {
             throw LinprobeError(.incompatible, "\(testPath): test targets have \(b) classes but the training store \(trainPath) has \(a)")
         }

@@ -102,6 +102,9 @@ struct PipelineStages {
         var heads = false
         if config.isExplicit("MODEL.HEAD.PARAMS"), case .array(let a)? = config.node("MODEL.HEAD.PARAMS").value { heads = !a.isEmpty }
         linear = heads
+        if svm, try config.node("LINPROBE.TRAIN_VIEWS").int() > 1 {
+            throw LinprobeError.config("LINPROBE.TRAIN_VIEWS: the pipeline also runs train-svm, whose protocol fits one row per image; use TRAIN_VIEWS 1, or a separate pipeline for the augmented linear heads")
+        }
         guard svm || linear else {
             throw LinprobeError.config("\(config.name): the pipeline sets neither SVM.* nor MODEL.HEAD.PARAMS, so there is nothing to train; set one of them, or LINPROBE.STAGES=[extract] to extract only")
         }

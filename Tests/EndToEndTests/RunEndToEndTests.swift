@@ -150,6 +150,17 @@ struct RunEndToEndTests {
         #expect(!w.stderr.contains("Fatal") && !w.stderr.contains("Stack"))
     }
 
+    @Test("augmented training views with the SVM protocol are refused before any extraction")
+    func viewsWithSVM() throws {
+        let dir = try TemporaryDirectory()
+        let work = dir.file("runs")
+        let r = try run(work, ["config.LINPROBE.TRAIN_VIEWS=2"])
+        #expect(r.status == 64)
+        let errors = r.stderr.split(separator: "\n").filter { $0.hasPrefix("error:") }
+        #expect(errors.count == 1 && errors[0].contains("LINPROBE.TRAIN_VIEWS"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: work + "/features"))
+    }
+
     @Test("train-svm without --features names the extraction it needs")
     func trainingBeforeExtraction() throws {
         let dir = try TemporaryDirectory()

@@ -213,6 +213,20 @@ struct StageTests {
         #expect(e2?.message.contains("multi-label") == true)
     }
 
+    @Test("a training store with several augmented views per image is refused, naming it")
+    func multiViewStoreRefused() throws {
+        let dir = try TemporaryDirectory()
+        let (_, test) = try makeToyStores(dir)
+        let views = dir.file("views.h5")
+        let targets = (0..<40).flatMap { r -> [Int64] in (0..<3).map { c in Int64((r / 2 + c) % 3 == 0 ? 1 : 0) } }
+        try writeStore(views, rows: 40, dim: 12, targets: targets, multiLabel: 3, value: { r, j in Float((r + j) % 5) }, views: 2)
+        let e = #expect(throws: LinprobeError.self) {
+            try SVMStage.run(train: views, test: test, settings: try visslSettings(), outputDirectory: dir.file("svm"))
+        }
+        #expect(e?.message.hasPrefix(views) == true && e?.message.contains("TRAIN_VIEWS=1") == true, "\(e?.message ?? "")")
+        #expect(!FileManager.default.fileExists(atPath: dir.file("svm")), "refused before any work")
+    }
+
     @Test("NaN or Inf features are refused naming the layer and row", arguments: [Float.nan, Float.infinity])
     func nonFinite(_ bad: Float) throws {
         let dir = try TemporaryDirectory()

@@ -38,17 +38,17 @@ func visslSettings(_ extra: [String: JSONValue] = [:], linprobe: [String: JSONVa
 /// Writes a small multi- or single-label store with Linprobe's writer.
 func writeStore(
     _ path: String, rows: Int, dim: Int, targets: [Int64], multiLabel: Int?, value: (Int, Int) -> Float,
-    finish: Bool = true, fingerprint: String = "test-store"
+    finish: Bool = true, fingerprint: String = "test-store", views: Int = 1
 ) throws {
     let layout: TargetLayout = multiLabel.map { .multiLabel(classes: $0) } ?? .singleLabel
     let writer = try FeatureStoreWriter(
         creating: path, layers: [StoreLayer(name: "feat", shapeCHW: [dim, 1, 1])], targetLayout: layout,
-        metadata: StoreMetadata(fingerprint: fingerprint, split: "train", numClasses: multiLabel ?? 3, classNames: []),
+        metadata: StoreMetadata(fingerprint: fingerprint, split: "train", numClasses: multiLabel ?? 3, classNames: [], trainViews: views),
         chunkRows: 8)
     var features: [Float] = []
     for r in 0..<rows { for j in 0..<dim { features.append(value(r, j)) } }
     try writer.append(FeatureBatch(
-        count: rows, features: [features], targets: targets, indices: (0..<rows).map { Int64($0) },
+        count: rows, features: [features], targets: targets, indices: (0..<rows).map { Int64($0 / views) },
         imagePaths: (0..<rows).map { "img\($0).png" }))
     if finish { try writer.finish() } else { try writer.flush() }
 }

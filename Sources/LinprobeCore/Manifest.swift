@@ -157,23 +157,7 @@ public final class ManifestStore: @unchecked Sendable {
     private func withLock<T>(_ body: () throws -> T) throws -> T {
         threadLock.lock()
         defer { threadLock.unlock() }
-        do {
-            try FileManager.default.createDirectory(atPath: workdir, withIntermediateDirectories: true)
-        } catch {
-            throw LinprobeError(.io, "\(workdir): cannot create the work folder: \(oneLine(error))")
-        }
-        let fd = open(lockPath, O_RDWR | O_CREAT, 0o644)
-        guard fd >= 0 else {
-            throw LinprobeError(.io, "\(lockPath): cannot open the manifest lock: \(String(cString: strerror(errno)))")
-        }
-        defer { close(fd) }
-        while flock(fd, LOCK_EX) != 0 {
-            if errno != EINTR {
-                throw LinprobeError(.io, "\(lockPath): cannot lock the manifest: \(String(cString: strerror(errno)))")
-            }
-        }
-        defer { flock(fd, LOCK_UN) }
-        return try body()
+        return try FileLock.exclusive(lockPath, body)
     }
 }
 

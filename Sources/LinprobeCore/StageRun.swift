@@ -20,10 +20,27 @@ public enum StageOutcome: Sendable, Equatable {
 /// fingerprint exists (unless forced), otherwise record `running`, run, and record `complete`
 /// with timings — or `failed` with the one-line reason, rethrowing the error. A `complete`
 /// record is only written after the body has returned, so it never claims a partial output.
+/// The whole of it runs under an exclusive lock on `<workdir>/.locks/<stage>-<fingerprint>.lock`.
 public func runStage(
     _ stage: String, fingerprint: String, manifest: ManifestStore, inputs: JSONValue, parameters: JSONValue,
-    outputs: [String], pipeline: String? = nil, force: Bool = false,
+    outputs: [String], pipeline: String? = nil, force: Bool = false, waiting: ((String) -> Void)? = nil,
     body: () throws -> String?
+) throws -> StageOutcome {
+    // One process per artifact at a time (e.g. two pipelines sharing a store under `make -j2`):
+    // the second waits, then finds the record complete and reuses the artifact.
+    let lockPath = ((manifest.workdir as NSString).appendingPathComponent(".locks") as NSString)
+        .appendingPathComponent("\(stage)-\(fingerprint).lock")
+    return try FileLock.exclusive(lockPath, onWait: {
+        waiting?("waiting for another linprobe process producing \(outputs.first ?? stage) (\(stage) \(fingerprint))")
+    }) {
+        try runStageLocked(stage, fingerprint: fingerprint, manifest: manifest, inputs: inputs, parameters: parameters,
+                           outputs: outputs, pipeline: pipeline, force: force, body: body)
+    }
+}
+
+private func runStageLocked(
+    _ stage: String, fingerprint: String, manifest: ManifestStore, inputs: JSONValue, parameters: JSONValue,
+    outputs: [String], pipeline: String?, force: Bool, body: () throws -> String?
 ) throws -> StageOutcome {
     if !force, let done = try manifest.completeRecord(stage: stage, fingerprint: fingerprint) {
         return .reused(done)

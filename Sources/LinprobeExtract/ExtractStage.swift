@@ -116,20 +116,17 @@ public enum ExtractStage {
             let finalPath = plan.storePath(workdir: options.workdir)
             var resumedFrom: Int? = nil
             var stream: StreamReport? = nil
-            // One process per store at a time (two pipelines sharing it under `make -j2`): the
-            // second waits, then reuses the finished store.
-            let outcome = try ArtifactLock.withLock(workdir: options.workdir, stage: "extract", fingerprint: plan.fingerprint, artifact: finalPath, waiting: options.note) {
-                try runStage(
-                    stageName, fingerprint: plan.fingerprint, manifest: manifest, inputs: inputs(plan),
-                    parameters: plan.fingerprintValue, outputs: [plan.relativeStorePath], pipeline: pipeline, force: options.force
-                ) { () throws -> String? in
-                    let job = SplitJob(plan: plan, finalPath: finalPath, options: options, strict: strict, threads: threads,
-                                       decodeWorkers: workers)
-                    let outcome = try job.run(trunk: { try trunk(for: plan) })
-                    resumedFrom = outcome.resumedFrom
-                    stream = outcome.stream
-                    return outcome.message
-                }
+            let outcome = try runStage(
+                stageName, fingerprint: plan.fingerprint, manifest: manifest, inputs: inputs(plan),
+                parameters: plan.fingerprintValue, outputs: [plan.relativeStorePath], pipeline: pipeline, force: options.force,
+                waiting: options.note
+            ) { () throws -> String? in
+                let job = SplitJob(plan: plan, finalPath: finalPath, options: options, strict: strict, threads: threads,
+                                   decodeWorkers: workers)
+                let outcome = try job.run(trunk: { try trunk(for: plan) })
+                resumedFrom = outcome.resumedFrom
+                stream = outcome.stream
+                return outcome.message
             }
             // Whether reused or just written: open it as a reader would, and account for it.
             let reader: FeatureStoreReader

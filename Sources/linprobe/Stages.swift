@@ -56,45 +56,18 @@ func runSVMStage(config: PipelineConfig, workdir: String, stores: StagePair, thr
     if let threads, threads > 0 { settings.threads = threads }
     if force { settings.forceRetrain = true }
     let fingerprint = SVMStage.fingerprint(trainFingerprint: stores.train.fingerprint, testFingerprint: stores.test.fingerprint, settings: settings)
-    let outputRoot = (workdir as NSString).appendingPathComponent("svm")
-    let directory = (outputRoot as NSString).appendingPathComponent(fingerprint)
     let progress = StageProgress(stage: "train-svm")
-    var summary: SVMRunSummary? = nil
-    let outcome = try ArtifactLock.withLock(workdir: workdir, stage: "train-svm", fingerprint: fingerprint, artifact: directory, waiting: { Console.note($0) }) { try runStage(
-        "train-svm", fingerprint: fingerprint, manifest: ManifestStore(workdir: workdir),
-        inputs: ["train_features": .string(stores.train.fingerprint), "test_features": .string(stores.test.fingerprint),
-                 "train_path": .string(stores.train.path), "test_path": .string(stores.test.path)],
-        parameters: settings.fingerprintJSON, outputs: ["svm/\(fingerprint)"], pipeline: config.name, force: force
+    return try runTrainingStage(
+        "train-svm", folder: "svm", fingerprint: fingerprint, parameters: settings.fingerprintJSON,
+        config: config, workdir: workdir, stores: stores, force: force, valueFormat: "%.2f"
     ) {
-        let s = try SVMStage.run(
-            train: stores.train.path, test: stores.test.path, settings: settings, outputDirectory: outputRoot,
+        try SVMStage.run(
+            train: stores.train.path, test: stores.test.path, settings: settings,
+            outputDirectory: (workdir as NSString).appendingPathComponent("svm"),
             progress: { p in progress.update(label: "\(p.layer) \(p.phase)", done: p.done, total: p.total, unit: "fits") },
             warn: { Console.note("train-svm: warning: \($0)") })
         progress.finish()
-        summary = s
         return nil
-    } }
-    var lines: [String] = []
-    if let summary {
-        for layer in summary.layers {
-            let value = layer.value.map { String(format: "%.2f", $0) } ?? "n/a"
-            lines.append("\(layer.layer)\tsvm\t\(layer.metric) \(value)\t\(layer.resultsPath)")
-        }
-    } else {
-        lines = svmResultLines(directory: directory)
-    }
-    return TrainingStageOutcome(directory: directory, reused: outcome.wasReused, lines: lines)
-}
-
-/// The summary lines of a finished SVM run, read back from its results files.
-private func svmResultLines(directory: String) -> [String] {
-    let layers = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
-    return layers.compactMap { layer in
-        let path = ((directory as NSString).appendingPathComponent(layer) as NSString).appendingPathComponent("results.json")
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8), let json = try? JSONValue.parse(text) else { return nil }
-        let metric = json["metric"]?.stringValue ?? "mAP"
-        let value = json["value"]?.doubleValue.map { String(format: "%.2f", $0) } ?? "n/a"
-        return "\(layer)\tsvm\t\(metric) \(value)\t\(path)"
     }
 }
 
@@ -103,37 +76,45 @@ func runLinearStage(config: PipelineConfig, workdir: String, stores: StagePair, 
     var settings = try LinearSettings(config: config.root, multiLabelStore: stores.train.targetLayout != .singleLabel)
     if let threads, threads > 0 { settings.threads = threads }
     let fingerprint = LinearStage.fingerprint(train: stores.train, test: stores.test, settings: settings)
-    let directory = URL(fileURLWithPath: workdir).appendingPathComponent("linear/\(fingerprint)").path
     let progress = StageProgress(stage: "train-linear")
     let options = LinearRunOptions(progress: { p in
         progress.update(label: "epoch \(p.epoch)/\(p.epochs) \(p.phase.rawValue)", done: p.batch, total: p.batches, unit: "batches")
     })
-    var result: LinearRunResult? = nil
-    let outcome = try ArtifactLock.withLock(workdir: workdir, stage: "train-linear", fingerprint: fingerprint, artifact: directory, waiting: { Console.note($0) }) { try runStage(
-        "train-linear", fingerprint: fingerprint, manifest: ManifestStore(workdir: workdir),
-        inputs: ["train_features": .string(stores.train.fingerprint), "test_features": .string(stores.test.fingerprint),
-                 "train_path": .string(stores.train.path), "test_path": .string(stores.test.path)],
-        parameters: settings.json, outputs: ["linear/\(fingerprint)"], pipeline: config.name, force: force
+    return try runTrainingStage(
+        "train-linear", folder: "linear", fingerprint: fingerprint, parameters: settings.json,
+        config: config, workdir: workdir, stores: stores, force: force, valueFormat: "%.3f"
     ) {
         let r = try LinearStage.run(train: stores.train, test: stores.test, settings: settings, workdir: workdir, options: options)
         progress.finish()
-        result = r
         return r.resumedFromEpoch.map { "resumed at epoch \($0)" }
-    } }
+    }
+}
+
+/// Runs a training stage under the manifest (inputs: the two stores) into `<workdir>/<folder>/<fp>`
+/// and summarises it — whether it ran or was reused — from its `results.json` files, one line per
+/// layer or head: name, method, metric and value, results path.
+private func runTrainingStage(
+    _ stage: String, folder: String, fingerprint: String, parameters: JSONValue, config: PipelineConfig, workdir: String,
+    stores: StagePair, force: Bool, valueFormat: String, body: () throws -> String?
+) throws -> TrainingStageOutcome {
+    let relative = "\(folder)/\(fingerprint)"
+    let directory = (workdir as NSString).appendingPathComponent(relative)
+    let outcome = try runStage(
+        stage, fingerprint: fingerprint, manifest: ManifestStore(workdir: workdir),
+        inputs: ["train_features": .string(stores.train.fingerprint), "test_features": .string(stores.test.fingerprint),
+                 "train_path": .string(stores.train.path), "test_path": .string(stores.test.path)],
+        parameters: parameters, outputs: [relative], pipeline: config.name, force: force,
+        waiting: { Console.note($0) }, body: body)
     var lines: [String] = []
-    if let result {
-        for head in result.heads {
-            lines.append("\(head.name)\t\(head.kind.rawValue)\t\(head.metric) \(String(format: "%.3f", head.value))\t\(head.directory)/results.json")
+    for name in ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted() {
+        let path = ((directory as NSString).appendingPathComponent(name) as NSString).appendingPathComponent("results.json")
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { continue }
+        guard let json = try? JSONValue.parse(text) else {
+            throw LinprobeError(.corruptInput, "\(path): not valid JSON; run \(stage) again with --force")
         }
-    } else {
-        let heads = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
-        for head in heads {
-            let path = ((directory as NSString).appendingPathComponent(head) as NSString).appendingPathComponent("results.json")
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8), let json = try? JSONValue.parse(text) else { continue }
-            let metric = json["metric"]?.stringValue ?? "top_1"
-            let value = json["value"]?.doubleValue.map { String(format: "%.3f", $0) } ?? "n/a"
-            lines.append("\(head)\t\(json["head_type"]?.stringValue ?? "linear")\t\(metric) \(value)\t\(path)")
-        }
+        let method = json["head_type"]?.stringValue ?? json["method"]?.stringValue ?? folder
+        let value = json["value"]?.doubleValue.map { String(format: valueFormat, $0) } ?? "n/a"
+        lines.append("\(name)\t\(method)\t\(json["metric"]?.stringValue ?? "?") \(value)\t\(path)")
     }
     return TrainingStageOutcome(directory: directory, reused: outcome.wasReused, lines: lines)
 }

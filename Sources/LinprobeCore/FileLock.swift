@@ -4,16 +4,11 @@ import Foundation
 import Glibc
 #endif
 
-/// An exclusive lock on one artifact (a store being extracted, a results folder being trained),
-/// so two Linprobe processes that need the same artifact — e.g. two pipelines under `make -j2`
-/// sharing one feature store — never write it at the same time: the second waits, then finds the
-/// artifact complete in the manifest and reuses it. An `flock` on `<workdir>/.locks/<stage>-<fp>.lock`
-/// (outside the artifact folders, which other tools list), released by the kernel if the process dies.
-public enum ArtifactLock {
-    public static func withLock<T>(workdir: String, stage: String, fingerprint: String, artifact: String,
-                                   waiting: (String) -> Void = { _ in }, _ body: () throws -> T) throws -> T {
-        let lockPath = ((workdir as NSString).appendingPathComponent(".locks") as NSString).appendingPathComponent("\(stage)-\(fingerprint).lock")
-        let artifactPath = artifact
+/// An exclusive `flock` on a file (created with its folder if missing) for the duration of
+/// `body`; the kernel releases it if the process dies. `onWait` is called once when another
+/// process holds it and this one starts waiting.
+public enum FileLock {
+    public static func exclusive<T>(_ lockPath: String, onWait: () -> Void = {}, _ body: () throws -> T) throws -> T {
         let dir = (lockPath as NSString).deletingLastPathComponent
         do {
             try FileManager.default.createDirectory(atPath: dir.isEmpty ? "." : dir, withIntermediateDirectories: true)
@@ -29,7 +24,7 @@ public enum ArtifactLock {
             guard errno == EWOULDBLOCK || errno == EINTR else {
                 throw LinprobeError(.io, "\(lockPath): cannot lock: \(String(cString: strerror(errno)))")
             }
-            waiting("waiting for another linprobe process working on \(artifactPath)")
+            onWait()
             while flock(fd, LOCK_EX) != 0 {
                 if errno != EINTR {
                     throw LinprobeError(.io, "\(lockPath): cannot lock: \(String(cString: strerror(errno)))")

@@ -68,22 +68,7 @@ private func pipeline(root: String, split: String = "TEST", size: Int = 32, batc
                       transforms: String? = nil, poolMap: String = #"[["res4", ["AdaptiveAvgPool2d", [[2, 1]]]], ["res5avg", ["Identity", []]]]"#,
                       weights: String = "", extra: String = "") -> String {
     let t = transforms ?? #"[{name: Resize, size: \#(size + 8)}, {name: CenterCrop, size: \#(size)}, {name: ToTensor}, {name: Normalize, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225]}]"#
-    return """
-        config:
-          DATA:
-            \(split):
-              DATA_SOURCES: [disk_folder]
-              LABEL_SOURCES: [disk_folder]
-              DATA_PATHS: ["\(root)"]
-              BATCHSIZE_PER_REPLICA: \(batch)
-              TRANSFORMS: \(t)
-          MODEL:
-            TRUNK: {NAME: resnet, RESNETS: {DEPTH: 18}}
-            FEATURE_EVAL_SETTINGS:
-              LINEAR_EVAL_FEAT_POOL_OPS_MAP: \(poolMap)
-            WEIGHTS_INIT: {PARAMS_FILE: "\(weights)", STATE_DICT_KEY_NAME: ""}
-        \(extra)
-        """
+    return extractionPipelineText(root: root, split: split, transforms: t, batch: batch, poolMap: poolMap, weights: weights, extra: extra)
 }
 
 private let fewImages: [String: [String]] = [

@@ -36,22 +36,7 @@ let smallLayout: [String: [String]] = [
 func pipelineText(root: String, split: String = "TEST", transforms: String = testTransforms, batch: Int = 3,
                   poolMap: String = #"[["res4", ["AdaptiveAvgPool2d", [[2, 1]]]], ["res5avg", ["Identity", []]]]"#,
                   depth: Int = 18, extra: String = "") -> String {
-    """
-    config:
-      DATA:
-        \(split):
-          DATA_SOURCES: [disk_folder]
-          LABEL_SOURCES: [disk_folder]
-          DATA_PATHS: ["\(root)"]
-          BATCHSIZE_PER_REPLICA: \(batch)
-          TRANSFORMS: \(transforms)
-      MODEL:
-        TRUNK: {NAME: resnet, RESNETS: {DEPTH: \(depth)}}
-        FEATURE_EVAL_SETTINGS:
-          LINEAR_EVAL_FEAT_POOL_OPS_MAP: \(poolMap)
-        WEIGHTS_INIT: {PARAMS_FILE: ""}
-    \(extra)
-    """
+    extractionPipelineText(root: root, split: split, transforms: transforms, batch: batch, poolMap: poolMap, depth: depth, extra: extra)
 }
 
 let testTransforms = #"[{name: Resize, size: 40}, {name: CenterCrop, size: 32}, {name: ToTensor}, {name: Normalize, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225]}]"#

@@ -24,12 +24,22 @@ public struct HDF5Error: Error, LocalizedError, Sendable, CustomStringConvertibl
     public var errorDescription: String? { description }
 }
 
+private let openHDF5: Void = { H5open() }()
+
 /// HDF5 must never print error stacks to stderr on its own; every failure is reported once,
-/// as an `HDF5Error`.
-let silenceHDF5: Void = {
-    H5open()
+/// as an `HDF5Error`. The library is thread-safe, which makes automatic printing a per-thread
+/// setting: it is turned off on every thread that opens or creates a file.
+var silenceHDF5: Void {
+    openHDF5
     lp_h5_silence()
-}()
+}
+
+public enum HDF5Library {
+    /// Turns HDF5's automatic error printing off on the calling thread. The executable calls it
+    /// on its main thread, where HDF5 closes (and flushes) files still open at exit — a
+    /// store left partial by a full disk would otherwise print an error stack there.
+    public static func silenceErrorPrintingOnThisThread() { silenceHDF5 }
+}
 
 /// Collects and clears the calling thread's HDF5 error stack.
 func currentHDF5ErrorMessage() -> String {

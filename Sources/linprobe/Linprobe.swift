@@ -1,5 +1,6 @@
 import ArgumentParser
 import LinprobeCore
+import LinprobeHDF5
 
 @main
 struct Linprobe: ParsableCommand {
@@ -11,4 +12,9 @@ struct Linprobe: ParsableCommand {
             ConfigCommand.self, ExtractCommand.self, TrainSVMCommand.self, TrainLinearCommand.self, ReportCommand.self,
             RunCommand.self, Inspect.self,
         ])
+
+    static func main() {
+        HDF5Library.silenceErrorPrintingOnThisThread()
+        main(nil)
+    }
 }

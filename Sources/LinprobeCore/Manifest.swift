@@ -8,7 +8,7 @@ import Glibc
 public struct ManifestRecord: Codable, Sendable, Equatable {
     public enum Status: String, Codable, Sendable { case running, complete, failed }
 
-    /// `extract`, `train-svm`, `train-linear`, `report`.
+    /// `extract`, `train-svm`, `train-linear`, `report` (`StageKind.name`).
     public var stage: String
     /// Short content fingerprint of everything that determines the artifact.
     public var fingerprint: String
@@ -85,13 +85,18 @@ public struct Manifest: Codable, Sendable, Equatable {
 /// an exclusive `flock` on `manifest.json.lock` (so concurrent stages, e.g. under `make -j2`, never
 /// lose a record), and the file is replaced atomically (temporary file, fsync, rename).
 public final class ManifestStore: @unchecked Sendable {
-    public let workdir: String
-    public var path: String { (workdir as NSString).appendingPathComponent("manifest.json") }
+    public let layout: WorkdirLayout
+    public var workdir: String { layout.root }
+    public var path: String { layout.path(.manifest) }
     private var lockPath: String { path + ".lock" }
     private let threadLock = NSLock()
 
-    public init(workdir: String) {
-        self.workdir = workdir
+    public init(layout: WorkdirLayout) {
+        self.layout = layout
+    }
+
+    public convenience init(workdir: String) {
+        self.init(layout: WorkdirLayout(workdir))
     }
 
     /// The current manifest (an empty one when the file does not exist yet).
@@ -119,7 +124,7 @@ public final class ManifestStore: @unchecked Sendable {
     public func completeRecord(stage: String, fingerprint: String) throws -> ManifestRecord? {
         guard let r = try read().record(stage: stage, fingerprint: fingerprint), r.status == .complete else { return nil }
         let fm = FileManager.default
-        for output in r.outputs where !fm.fileExists(atPath: output.hasPrefix("/") ? output : (workdir as NSString).appendingPathComponent(output)) {
+        for output in r.outputs where !fm.fileExists(atPath: layout.resolve(output)) {
             return nil
         }
         return r
@@ -161,53 +166,6 @@ public final class ManifestStore: @unchecked Sendable {
     }
 }
 
-/// Atomic file replacement: write a temporary file in the same folder, fsync, rename.
-public enum AtomicFile {
-    public static func write(_ data: Data, to path: String) throws {
-        let dir = (path as NSString).deletingLastPathComponent
-        try? FileManager.default.createDirectory(atPath: dir.isEmpty ? "." : dir, withIntermediateDirectories: true)
-        let temp = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else {
-            throw LinprobeError(.io, "\(temp): cannot create: \(String(cString: strerror(errno)))")
-        }
-        var ok = true
-        var failure = ""
-        data.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    ok = false
-                    failure = String(cString: strerror(errno))
-                    return
-                }
-                offset += n
-            }
-        }
-        if ok && fsync(fd) != 0 {
-            ok = false
-            failure = String(cString: strerror(errno))
-        }
-        close(fd)
-        guard ok else {
-            unlink(temp)
-            throw LinprobeError(.io, "\(path): cannot write (\(failure)); the previous version is kept")
-        }
-        guard rename(temp, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(temp)
-            throw LinprobeError(.io, "\(path): cannot replace (\(reason)); the previous version is kept")
-        }
-    }
-
-    /// Writes text atomically.
-    public static func write(_ text: String, to path: String) throws {
-        try write(Data(text.utf8), to: path)
-    }
-}
-
 /// SHA-256 of large input files, computed once and cached by (path, size, mtime) in
 /// `<workdir>/file-hashes.json`.
 public final class FileHashCache: @unchecked Sendable {
@@ -215,7 +173,7 @@ public final class FileHashCache: @unchecked Sendable {
     private let lock = NSLock()
 
     public init(workdir: String) {
-        cachePath = (workdir as NSString).appendingPathComponent("file-hashes.json")
+        cachePath = WorkdirLayout(workdir).path(.fileHashes)
     }
 
     public func sha256(of file: String) throws -> String {

@@ -100,9 +100,7 @@ public enum DatasetLoader {
         return try applyDataLimit(listing)
     }
 
-    static func absolute(_ p: String, _ cwd: String) -> String {
-        p.hasPrefix("/") ? p : (cwd.hasSuffix("/") ? cwd + p : cwd + "/" + p)
-    }
+    static func absolute(_ p: String, _ cwd: String) -> String { Paths.absolute(p, relativeTo: cwd) }
 
     /// The label path to use (explicit, else the catalog's), checked to exist; nil if none.
     private static func labelPath(_ settings: DatasetSettings, entry: () throws -> DatasetCatalog.Entry?,

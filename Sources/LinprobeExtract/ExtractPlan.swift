@@ -181,7 +181,7 @@ public enum ExtractPlanner {
             poolMap: shared.poolMap, outputs: outputs, layers: layers, weightsInit: shared.weightsInit,
             weightsSHA256: shared.weightsSHA256, seed: shared.seed, dtype: shared.dtype, deflate: shared.deflate, views: views,
             batchSize: batch, grayImageSize: settings.grayImageSize, fingerprintValue: fingerprintValue, fingerprint: fingerprint,
-            relativeStorePath: "features/\(fingerprint)/\(split.fileName).h5")
+            relativeStorePath: WorkdirLayout(".").relativePath(.featureStore(fingerprint: fingerprint, split: split.fileName)))
     }
 
     /// Stored layer names: the pool map's tap names in map order, a repeated tap getting `_1`,
@@ -190,13 +190,7 @@ public enum ExtractPlanner {
     /// trunk output as `heads`, VISSL's name for it.
     public static func layerNames(_ map: PoolOpsMap) -> [String] {
         guard !map.entries.isEmpty else { return ["heads"] }
-        var seen: [String: Int] = [:]
-        return map.entries.map { e in
-            let name = e.tap.rawValue
-            let k = seen[name, default: 0]
-            seen[name] = k + 1
-            return k == 0 ? name : "\(name)_\(k)"
-        }
+        return FeatureLayers.names(forTaps: map.entries.map(\.tap.rawValue))
     }
 
     /// The weights as they enter the fingerprint: the file's content hash and how its keys are
@@ -231,11 +225,5 @@ public enum ExtractPlanner {
         ]
     }
 
-    static func absolute(_ p: String, _ cwd: String) -> String {
-        if p.hasPrefix("/") { return p }
-        if p.hasPrefix("~/"), let home = ProcessInfo.processInfo.environment["HOME"] {
-            return (home as NSString).appendingPathComponent(String(p.dropFirst(2)))
-        }
-        return URL(fileURLWithPath: p, relativeTo: URL(fileURLWithPath: cwd, isDirectory: true)).standardizedFileURL.path
-    }
+    static func absolute(_ p: String, _ cwd: String) -> String { Paths.standardized(p, relativeTo: cwd) }
 }

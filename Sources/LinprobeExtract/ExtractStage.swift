@@ -23,17 +23,16 @@ public struct ExtractOptions: Sendable {
     public var force: Bool
     /// Seconds between flushes of the store (how much work a SIGKILL can lose).
     public var flushInterval: TimeInterval
-    /// Progress line on stderr; nil = when stderr is a terminal.
-    public var progress: Bool?
-    /// Seconds between plain progress lines when the progress line is off (logs); 0 = none.
-    public var logInterval: TimeInterval
+    /// How progress is shown; nil = a bar on a terminal, periodic lines in a log
+    /// (`ProgressReporter.defaultMode`).
+    public var progress: ProgressReporter.Mode?
     /// Polled between batches; true stops cleanly (SIGINT/SIGTERM), keeping the rows so far.
     public var shouldStop: @Sendable () -> Bool
     /// Diagnostics (notes, warnings, summaries) — stderr in the CLI.
     public var note: @Sendable (String) -> Void
 
     public init(workdir: String, threads: Int? = nil, decodeWorkers: Int? = nil, strict: Bool? = nil, force: Bool = false,
-                flushInterval: TimeInterval = 5, progress: Bool? = nil, logInterval: TimeInterval = 60,
+                flushInterval: TimeInterval = 5, progress: ProgressReporter.Mode? = nil,
                 shouldStop: @escaping @Sendable () -> Bool = { false },
                 note: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) {
         self.workdir = workdir
@@ -43,7 +42,6 @@ public struct ExtractOptions: Sendable {
         self.force = force
         self.flushInterval = flushInterval
         self.progress = progress
-        self.logInterval = logInterval
         self.shouldStop = shouldStop
         self.note = note
     }
@@ -71,7 +69,7 @@ public struct ExtractSplitResult: Sendable {
 /// The `extract` stage: for every configured split, one feature store with every tap of the
 /// pool-op map, made once per fingerprint, streamed and resumable.
 public enum ExtractStage {
-    public static let stageName = "extract"
+    public static let stageName = StageKind.extract.name
 
     /// Decode workers when not chosen: two on any machine with at least two cores — enough to
     /// keep the trunk fed on VISSL's transforms (decoding is ~5–10 % of a ResNet-50 image's
@@ -100,7 +98,7 @@ public enum ExtractStage {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let threads = max(1, options.threads ?? (configuredThreads > 0 ? configuredThreads : cores))
         let workers = options.decodeWorkers ?? defaultDecodeWorkers(cores: cores)
-        let manifest = ManifestStore(workdir: options.workdir)
+        let runner = StageRunner(layout: WorkdirLayout(options.workdir), force: options.force, note: options.note)
         var trunkCache: ResNetTrunk? = nil
         func trunk(for plan: ExtractSplitPlan) throws -> ResNetTrunk {
             if let trunkCache { return trunkCache }
@@ -114,20 +112,14 @@ public enum ExtractStage {
         var results: [ExtractSplitResult] = []
         for plan in plans {
             let finalPath = plan.storePath(workdir: options.workdir)
-            var resumedFrom: Int? = nil
-            var stream: StreamReport? = nil
-            let outcome = try runStage(
-                stageName, fingerprint: plan.fingerprint, manifest: manifest, inputs: inputs(plan),
-                parameters: plan.fingerprintValue, outputs: [plan.relativeStorePath], pipeline: pipeline, force: options.force,
-                waiting: options.note
-            ) { () throws -> String? in
-                let job = SplitJob(plan: plan, finalPath: finalPath, options: options, strict: strict, threads: threads,
-                                   decodeWorkers: workers)
-                let outcome = try job.run(trunk: { try trunk(for: plan) })
-                resumedFrom = outcome.resumedFrom
-                stream = outcome.stream
-                return outcome.message
-            }
+            let stage = ExtractSplitStage(
+                split: plan, pipeline: pipeline,
+                job: SplitJob(plan: plan, finalPath: finalPath, options: options, strict: strict, threads: threads,
+                              decodeWorkers: workers),
+                trunk: { try trunk(for: plan) })
+            let result = try runner.execute(stage, progress: ProgressReporter(stage: "extract", mode: options.progress))
+            let resumedFrom = result.outcome?.resumedFrom
+            let stream = result.outcome?.stream
             // Whether reused or just written: open it as a reader would, and account for it.
             let reader: FeatureStoreReader
             do {
@@ -140,8 +132,8 @@ public enum ExtractStage {
                 throw LinprobeError(.incompatible, "\(finalPath): holds features with fingerprint \(reader.fingerprint), not \(plan.fingerprint); rerun with --force to replace it")
             }
             let flagged = try reader.unreadableRows()
-            if outcome.wasReused {
-                options.note("reused \(finalPath): \(reader.count) rows, made \(outcome.record.finished ?? outcome.record.started) (same fingerprint \(plan.fingerprint); --force extracts again)")
+            if result.reused {
+                options.note("reused \(finalPath): \(reader.count) rows, made \(result.record.finished ?? result.record.started) (same fingerprint \(plan.fingerprint); --force extracts again)")
                 if !flagged.isEmpty {
                     let first = plan.listing.samples[flagged[0] / plan.views].relativePath
                     if strict {
@@ -155,7 +147,7 @@ public enum ExtractStage {
             }
             results.append(ExtractSplitResult(
                 split: plan.split, fingerprint: plan.fingerprint, storePath: finalPath, relativeStorePath: plan.relativeStorePath,
-                reused: outcome.wasReused, resumedFromRow: resumedFrom, rows: reader.count, unreadableRows: flagged.count,
+                reused: result.reused, resumedFromRow: resumedFrom, rows: reader.count, unreadableRows: flagged.count,
                 stream: stream))
         }
         return results
@@ -189,7 +181,7 @@ public enum ExtractStage {
 }
 
 /// One split's extraction: settle what is on disk, then stream.
-private struct SplitJob {
+struct SplitJob {
     let plan: ExtractSplitPlan
     let finalPath: String
     let options: ExtractOptions
@@ -205,7 +197,7 @@ private struct SplitJob {
         var stream: StreamReport?
     }
 
-    func run(trunk: () throws -> ResNetTrunk) throws -> Outcome {
+    func run(trunk: () throws -> ResNetTrunk, progress: ProgressReporter) throws -> Outcome {
         let fm = FileManager.default
         if options.force {
             for p in [finalPath, partialPath] where fm.fileExists(atPath: p) {
@@ -261,17 +253,11 @@ private struct SplitJob {
         let settings = StreamSettings(batchSize: plan.batchSize, decodeWorkers: decodeWorkers, readAhead: 1,
                                       flushInterval: options.flushInterval, strict: strict)
         let remaining = plan.rowCount - startRow
-        let progressLine = ProgressLine(label: "extract \(plan.split.fileName)", total: remaining,
-                                        unit: plan.views > 1 ? "rows" : "images", enabled: options.progress)
-        let logger = PeriodicLog(interval: progressLine.enabled ? 0 : options.logInterval, total: remaining,
-                                 label: "extract \(plan.split.fileName)", note: options.note)
+        progress.begin(plan.split.fileName, total: remaining, unit: plan.views > 1 ? "rows" : "images")
         let engine = ExtractionEngine(
             listing: plan.listing, views: plan.views, pipeline: plan.transforms, grayImageSize: plan.grayImageSize,
             seed: plan.seed64, model: extractor, writer: store, settings: settings, shouldStop: options.shouldStop,
-            progress: { n in
-                progressLine.advance(by: n)
-                logger.advance(by: n)
-            })
+            progress: { n in progress.advance(by: n) })
         // This run's entry in the provenance's `runs` goes in before any row, so even a run that
         // is killed leaves a trace (from_row, threads); it is completed when the run ends.
         var runs = previousRuns(store)
@@ -285,7 +271,7 @@ private struct SplitJob {
         do {
             report = try engine.run(from: startRow)
         } catch {
-            progressLine.finish()
+            progress.finish()
             // Keep every whole chunk appended so far, and say where the rows are.
             runs[runs.count - 1] = entry(nil)
             try? store.setRootAttribute("provenance", json: provenance(extractor: extractor, runs: runs))
@@ -306,7 +292,7 @@ private struct SplitJob {
                 throw LinprobeError(.io, "\(oneLine(error)) (\(kept) of \(plan.rowCount) rows kept in \(partialPath); rerun to resume)")
             }
         }
-        progressLine.finish()
+        progress.finish()
         runs[runs.count - 1] = entry(report)
         try store.setRootAttribute("provenance", json: provenance(extractor: extractor, runs: runs))
         try store.finish()
@@ -426,28 +412,27 @@ private struct SplitJob {
     }
 }
 
-/// Plain progress lines for logs (when the terminal progress line is off).
-private final class PeriodicLog: @unchecked Sendable {
-    private let interval: TimeInterval
-    private let total: Int
-    private let label: String
-    private let note: @Sendable (String) -> Void
-    private let start = Date()
-    private var last = Date()
-    private var done = 0
 
-    init(interval: TimeInterval, total: Int, label: String, note: @escaping @Sendable (String) -> Void) {
-        self.interval = interval
-        self.total = total
-        self.label = label
-        self.note = note
+/// One split's extraction as a pipeline stage: the manifest, lock and reuse are `StageRunner`'s;
+/// the outcome is nil when a finished store was reused.
+struct ExtractSplitStage: PipelineStage {
+    let split: ExtractSplitPlan
+    let pipeline: String?
+    let job: SplitJob
+    let trunk: () throws -> ResNetTrunk
+
+    var plan: StagePlan {
+        StagePlan(kind: .extract, fingerprint: split.fingerprint, inputs: ExtractStage.inputs(split),
+                  parameters: split.fingerprintValue, outputs: [split.relativeStorePath], pipeline: pipeline)
     }
 
-    func advance(by n: Int) {
-        done += n
-        guard interval > 0, Date().timeIntervalSince(last) >= interval, done < total else { return }
-        last = Date()
-        let rate = Double(done) / max(1e-9, last.timeIntervalSince(start))
-        note("\(label): \(done)/\(total), \(String(format: "%.1f", rate))/s, ETA \(ProgressLine.clock(Double(total - done) / max(rate, 1e-9)))")
+    func run(_ context: StageContext) throws -> SplitJob.Outcome? {
+        let outcome = try job.run(trunk: trunk, progress: context.progress)
+        context.progress.finish()
+        return outcome
     }
+
+    func reuse(_ context: StageContext, record: ManifestRecord) throws -> SplitJob.Outcome? { nil }
+
+    func manifestMessage(_ outcome: SplitJob.Outcome?) -> String? { outcome?.message }
 }

@@ -166,6 +166,19 @@ public final class FeatureStoreReader {
         return info
     }
 
+    /// The layers named by a pool-op map (`FeatureLayers.names`), in that order; every layer of the
+    /// store, in its order, when `names` is empty. A name the store lacks is one line naming it and
+    /// listing what the store holds.
+    public func layers(named names: [String]) throws -> [StoredLayerInfo] {
+        guard !names.isEmpty else { return layers }
+        return try names.map { name in
+            guard let info = layers.first(where: { $0.name == name }) else {
+                throw LinprobeError(.missingInput, "\(path): no layer '\(name)' for tap '\(name)' of \(FeatureLayers.poolMapKey) (the store holds: \(layers.map(\.name).joined(separator: ", "))); extract with this pool-op map, or list only taps the store holds")
+            }
+            return info
+        }
+    }
+
     private func featureSet(_ name: String) throws -> HDF5Dataset {
         _ = try layer(name)
         return datasets[name]!

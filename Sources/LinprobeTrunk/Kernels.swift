@@ -4,26 +4,6 @@ import Foundation
 // so every inner loop runs over contiguous channels). The compute-bound part — every
 // convolution — is OpenBLAS `sgemm` (see `Convolution.swift`).
 
-/// A 64-byte-aligned float buffer with one owner.
-final class FloatBuffer: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<Float>
-    let count: Int
-
-    init(count: Int) {
-        self.count = max(count, 1)
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: self.count * MemoryLayout<Float>.stride, alignment: 64)
-        pointer = raw.bindMemory(to: Float.self, capacity: self.count)
-        pointer.initialize(repeating: 0, count: self.count)
-    }
-
-    convenience init(_ values: [Float]) {
-        self.init(count: values.count)
-        values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: values.count) }
-    }
-
-    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
-}
-
 // Vector code uses SIMD4<Float>, which maps one-to-one onto the baseline x86-64 SSE registers
 // (wider Swift SIMD types are split and, for some operations, scalarised without AVX).
 @inline(__always) private func load4(_ p: UnsafePointer<Float>) -> SIMD4<Float> {

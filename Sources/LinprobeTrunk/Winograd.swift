@@ -1,4 +1,5 @@
 import Foundation
+import LinprobeCore
 import LinprobeBLAS
 
 // Winograd F(2×2, 3×3) for the 3×3, stride-1, padding-1 convolutions (Lavin & Gray, 2016):

@@ -95,16 +95,18 @@ func runLinearStage(config: PipelineConfig, workdir: String, stores: StagePair, 
 /// layer or head: name, method, metric and value, results path.
 private func runTrainingStage(
     _ stage: String, folder: String, fingerprint: String, parameters: JSONValue, config: PipelineConfig, workdir: String,
-    stores: StagePair, force: Bool, valueFormat: String, body: () throws -> String?
+    stores: StagePair, force: Bool, valueFormat: String, body: @escaping () throws -> String?
 ) throws -> TrainingStageOutcome {
     let relative = "\(folder)/\(fingerprint)"
     let directory = (workdir as NSString).appendingPathComponent(relative)
-    let outcome = try runStage(
-        stage, fingerprint: fingerprint, manifest: ManifestStore(workdir: workdir),
-        inputs: ["train_features": .string(stores.train.fingerprint), "test_features": .string(stores.test.fingerprint),
-                 "train_path": .string(stores.train.path), "test_path": .string(stores.test.path)],
-        parameters: parameters, outputs: [relative], pipeline: config.name, force: force,
-        waiting: { Console.note($0) }, body: body)
+    let stage = ClosureStage(
+        plan: StagePlan(
+            kind: StageKind(rawValue: stage) ?? .report, fingerprint: fingerprint,
+            inputs: ["train_features": .string(stores.train.fingerprint), "test_features": .string(stores.test.fingerprint),
+                     "train_path": .string(stores.train.path), "test_path": .string(stores.test.path)],
+            parameters: parameters, outputs: [relative], pipeline: config.name),
+        body: body)
+    let outcome = try StageRunner(layout: WorkdirLayout(workdir), force: force, note: { Console.note($0) }).execute(stage)
     var lines: [String] = []
     for name in ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted() {
         let path = ((directory as NSString).appendingPathComponent(name) as NSString).appendingPathComponent("results.json")
@@ -116,7 +118,7 @@ private func runTrainingStage(
         let value = json["value"]?.doubleValue.map { String(format: valueFormat, $0) } ?? "n/a"
         lines.append("\(name)\t\(method)\t\(json["metric"]?.stringValue ?? "?") \(value)\t\(path)")
     }
-    return TrainingStageOutcome(directory: directory, reused: outcome.wasReused, lines: lines)
+    return TrainingStageOutcome(directory: directory, reused: outcome.reused, lines: lines)
 }
 
 /// One progress line at a time on stderr (only on a terminal): a new line whenever the label
@@ -124,7 +126,7 @@ private func runTrainingStage(
 final class StageProgress: @unchecked Sendable {
     private let stage: String
     private let lock = NSLock()
-    private var line: ProgressLine?
+    private var line: ProgressReporter?
     private var label = ""
     private var done = 0
 
@@ -135,7 +137,8 @@ final class StageProgress: @unchecked Sendable {
         defer { lock.unlock() }
         if line == nil || newLabel != label {
             line?.finish()
-            line = ProgressLine(label: "\(stage) \(newLabel)", total: total, unit: unit)
+            line = ProgressReporter(stage: stage)
+            line?.begin(newLabel, total: total, unit: unit)
             label = newLabel
             done = 0
         }
@@ -170,4 +173,14 @@ func runReportStage(config: PipelineConfig, workdir: String, resultsDirectories:
     return ReportStageOutcome(
         directory: (out.htmlPath as NSString).deletingLastPathComponent, reused: out.reused, table: out.markdown,
         files: [out.htmlPath, out.jsonPath, out.markdownPath])
+}
+
+/// A stage given by its plan and a body (temporary, until every stage module conforms itself).
+struct ClosureStage: PipelineStage {
+    let plan: StagePlan
+    let body: () throws -> String?
+
+    func run(_ context: StageContext) throws -> String? { try body() }
+    func reuse(_ context: StageContext, record: ManifestRecord) throws -> String? { record.message }
+    func manifestMessage(_ outcome: String?) -> String? { outcome }
 }

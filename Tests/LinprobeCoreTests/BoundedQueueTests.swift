@@ -17,7 +17,7 @@ import Testing
     }
 
     @Test func clockFormatting() {
-        #expect(ProgressLine.clock(75) == "1:15")
-        #expect(ProgressLine.clock(3725) == "1:02:05")
+        #expect(ProgressReporter.clock(75) == "1:15")
+        #expect(ProgressReporter.clock(3725) == "1:02:05")
     }
 }

@@ -80,8 +80,7 @@ import Testing
     @Test func writtenManifestValidatesAgainstItsSchema() throws {
         let dir = try TemporaryDirectory()
         let store = ManifestStore(workdir: dir.path)
-        _ = try runStage("extract", fingerprint: "0123456789abcdef", manifest: store, inputs: ["weights_sha256": "ff"],
-                         parameters: ["depth": 50], outputs: [], pipeline: "demo") { nil }
+        _ = try StageRunner(layout: store.layout).execute(ManifestTestStage())
         let json = try JSONValue.parse(String(contentsOfFile: store.path, encoding: .utf8))
         let validator = try SchemaValidator(schemaPath: schemaPath("manifest.schema.json"))
         #expect(validator.validate(json) == [])
@@ -95,4 +94,14 @@ import Testing
         }
         #expect(!validator.validate(broken).isEmpty)
     }
+}
+
+/// An extract stage with no outputs, for the manifest's schema test.
+private struct ManifestTestStage: PipelineStage {
+    var plan: StagePlan {
+        StagePlan(kind: .extract, fingerprint: "0123456789abcdef", inputs: ["weights_sha256": "ff"],
+                  parameters: ["depth": 50], outputs: [], pipeline: "demo")
+    }
+    func run(_ context: StageContext) throws {}
+    func reuse(_ context: StageContext, record: ManifestRecord) throws {}
 }

@@ -1,5 +1,4 @@
 import Foundation
-import LinprobeCore
 
 /// A NumPy `.npy` array as VISSL's `disk_filelist` uses them: image path strings and integer
 /// or string labels.
@@ -66,10 +65,12 @@ public struct NPYArray: Sendable {
                                 as: UTF8.self)
         let header = try NPYHeader.parse(headerText, fail: fail)
         let dataStart = headerStart + headerLength
-        let count = header.shape.reduce(1, *)
+        guard let count = NPYArray.elementCount(header.shape) else {
+            throw fail("shape \(header.shape) has more elements than can be addressed")
+        }
         let dt = header.descr
         guard let kind = dt.dropFirst().first, dt.count >= 2 else { throw fail("dtype '\(dt)'") }
-        let order = dt.first!
+        let order = dt.first ?? " "
         guard "<>|=".contains(order) else { throw fail("dtype '\(dt)' has no byte-order mark") }
         let bigEndian = order == ">"
         let size = Int(dt.dropFirst(2)) ?? -1
@@ -78,10 +79,12 @@ public struct NPYArray: Sendable {
         }
         guard size >= 0 else { throw fail("dtype '\(dt)'") }
         let itemBytes = kind == "U" ? size * 4 : size
-        guard count.multipliedReportingOverflow(by: itemBytes).partialValue <= b.count - dataStart else {
-            throw fail("\(count) elements of '\(dt)' need \(count * itemBytes) bytes, file has \(b.count - dataStart)")
+        let needed = count.multipliedReportingOverflow(by: itemBytes)
+        guard !needed.overflow, needed.partialValue <= b.count - dataStart else {
+            throw fail("shape \(header.shape) of '\(dt)' needs more bytes than the file's \(b.count - dataStart)")
         }
-        let base = b.baseAddress!.advanced(by: dataStart)
+        guard let start = b.baseAddress else { throw fail("empty file") }
+        let base = start.advanced(by: dataStart)
 
         func unsignedAt(_ offset: Int, _ n: Int) -> UInt64 {
             var v: UInt64 = 0
@@ -148,6 +151,17 @@ public struct NPYArray: Sendable {
             values = reorderFortran(values, shape: header.shape)
         }
         return NPYArray(dtype: dt, shape: header.shape, values: values)
+    }
+
+    /// The product of `shape`, or nil when it overflows.
+    static func elementCount(_ shape: [Int]) -> Int? {
+        var count = 1
+        for n in shape {
+            let (product, overflow) = count.multipliedReportingOverflow(by: n)
+            if overflow { return nil }
+            count = product
+        }
+        return count
     }
 
     /// Column-major → row-major.

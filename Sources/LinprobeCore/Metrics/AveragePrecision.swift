@@ -37,13 +37,13 @@ public enum AveragePrecision {
     /// numpy's default sort leaves the order of tied scores to the implementation (it differs
     /// between CPUs); Linprobe fixes it to what a stable ascending sort reversed gives — among
     /// equal scores, the later row first — and documents that as its one deviation.
-    static func vocRanking(_ scores: [Double]) -> [Int] {
+    public static func vocRanking(_ scores: [Double]) -> [Int] {
         let ascending = (0..<scores.count).sorted { scores[$0] < scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }
         return ascending.reversed()
     }
 
     /// Cumulative precision and recall along the VOC ranking (nil without positives).
-    static func curve(scores: [Double], positive: [Bool]) -> (precision: [Double], recall: [Double])? {
+    public static func curve(scores: [Double], positive: [Bool]) -> (precision: [Double], recall: [Double])? {
         let total = positive.reduce(0) { $0 + ($1 ? 1 : 0) }
         guard total > 0 else { return nil }
         var precision: [Double] = []

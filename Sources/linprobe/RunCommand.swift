@@ -19,28 +19,24 @@ struct RunCommand: ParsableCommand {
 
     @OptionGroup var arguments: PipelineArguments
 
-    @Option(help: "Compute threads for every stage (default: LINPROBE.THREADS, 0 = all cores).")
-    var threads: Int?
+    @OptionGroup var threading: ThreadOptions
 
     @Flag(help: "Fail at the first unreadable image (LINPROBE.STRICT_IMAGES).")
     var strict = false
-
-    func validate() throws {
-        if let threads, threads < 0 { throw ValidationError("--threads must be ≥ 0") }
-    }
 
     func run() throws {
         try reportingErrors {
             let config = try arguments.load()
             let stages = try PipelineStages(config: config)
             let workdir = arguments.workdir
+            let threads = try threading.resolved(config)
             Console.note("run \(config.name): stages \(stages.names.joined(separator: " → "))")
 
             var stores: StagePair? = nil
             if stages.extract {
                 let stop = StopRequest.installed()
                 let options = ExtractOptions(
-                    workdir: workdir, threads: threads.flatMap { $0 > 0 ? $0 : nil }, decodeWorkers: nil,
+                    workdir: workdir, threads: threads, decodeWorkers: nil,
                     strict: strict ? true : nil, force: false, flushInterval: 5,
                     shouldStop: { stop.isRequested }, note: { Console.note($0) })
                 let results = try ExtractStage.run(config: config, options: options)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LinprobeCore
+import LinprobeExtract
 
 /// The arguments every pipeline-driven subcommand takes:
 /// `linprobe <stage> <pipeline> [config.A.B=value ...] [--workdir DIR]`.
@@ -64,13 +65,15 @@ struct TrainingOptions: ParsableArguments {
     var threads: Int? { threading.threads }
 
     /// Loads the pipeline, finds the stores and runs `stage` through `body`, printing its lines.
-    func run(_ stage: String, _ arguments: PipelineArguments,
-             _ body: (PipelineConfig, StagePair) throws -> TrainingStageOutcome) throws {
+    func run(_ stage: StageKind, _ arguments: PipelineArguments,
+             _ body: (PipelineConfig, TrainingStores) throws -> TrainingStageOutcome) throws {
         try reportingErrors {
             let config = try arguments.load()
-            let stores = try resolveStores(config: config, workdir: arguments.workdir, features: features, testFeatures: testFeatures, stage: stage)
+            let stores = try TrainingStores.resolve(
+                config: config, layout: WorkdirLayout(arguments.workdir), features: features, testFeatures: testFeatures,
+                stage: stage)
             let outcome = try body(config, stores)
-            if outcome.reused { Console.note("\(stage): reusing the finished run \(outcome.directory)") }
+            if outcome.reused { Console.note("\(stage.name): reusing the finished run \(outcome.directory)") }
             for line in outcome.lines { Console.result(line) }
         }
     }

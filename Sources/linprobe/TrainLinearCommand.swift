@@ -19,7 +19,7 @@ struct TrainLinearCommand: ParsableCommand {
     @OptionGroup var training: TrainingOptions
 
     func run() throws {
-        try training.run("train-linear", arguments) { config, stores in
+        try training.run(.trainLinear, arguments) { config, stores in
             try runLinearStage(config: config, workdir: arguments.workdir, stores: stores, threads: training.threads, force: training.force)
         }
     }

@@ -19,7 +19,7 @@ struct TrainSVMCommand: ParsableCommand {
     @OptionGroup var training: TrainingOptions
 
     func run() throws {
-        try training.run("train-svm", arguments) { config, stores in
+        try training.run(.trainSVM, arguments) { config, stores in
             try runSVMStage(config: config, workdir: arguments.workdir, stores: stores, threads: training.threads, force: training.force)
         }
     }

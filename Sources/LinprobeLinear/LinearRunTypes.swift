@@ -40,8 +40,10 @@ public struct LinearEpochMetrics: Sendable, Equatable {
     /// Per-class test AP (multi-label runs; nil for classes without positives).
     public var testPerClassAP: [Double?]?
 
-    public init(epoch: Int, learningRate: Double, trainLoss: Double, train: [String: Double], testLoss: Double?,
-                test: [String: Double]?, testPerClassAP: [Double?]?) {
+    public init(
+        epoch: Int, learningRate: Double, trainLoss: Double, train: [String: Double], testLoss: Double?,
+        test: [String: Double]?, testPerClassAP: [Double?]?
+    ) {
         self.epoch = epoch
         self.learningRate = learningRate
         self.trainLoss = trainLoss
@@ -56,7 +58,8 @@ public struct LinearEpochMetrics: Sendable, Equatable {
         LinearMetricsDocument.Epoch(
             epoch: epoch, learningRate: learningRate, train: LinearMetricValues(values: train, loss: trainLoss),
             test: test.map { t in
-                LinearMetricValues(values: t, loss: testLoss, perClassAP: testPerClassAP.map { $0.map { $0.map { 100 * $0 } } })
+                LinearMetricValues(
+                    values: t, loss: testLoss, perClassAP: testPerClassAP.map { $0.map { $0.map { 100 * $0 } } })
             })
     }
 
@@ -107,9 +110,11 @@ public struct LinearRunResult: Sendable {
         LinearOutcome(
             fingerprint: fingerprint, directory: directory,
             heads: heads.map { h in
-                let metric = h.metric == LinearResultsDocument.Metric.mAP.rawValue ? LinearResultsDocument.Metric.mAP : .top1
+                let metric =
+                    h.metric == LinearResultsDocument.Metric.mAP.rawValue ? LinearResultsDocument.Metric.mAP : .top1
                 return LinearOutcome.Head(
-                    name: h.name, kind: h.kind, layer: h.layer, metric: metric, value: LinearMetricValues.finite(h.value),
+                    name: h.name, kind: h.kind, layer: h.layer, metric: metric,
+                    value: LinearMetricValues.finite(h.value),
                     resultsPath: h.resultsPath)
             },
             epochsDone: epochsDone, resumedFromEpoch: resumedFromEpoch)
@@ -131,8 +136,10 @@ public struct LinearOutcome: Sendable, Equatable {
         /// Absolute path of the head's `results.json`.
         public var resultsPath: String
 
-        public init(name: String, kind: HeadSpec.Kind, layer: String, metric: LinearResultsDocument.Metric, value: Double?,
-                    resultsPath: String) {
+        public init(
+            name: String, kind: HeadSpec.Kind, layer: String, metric: LinearResultsDocument.Metric, value: Double?,
+            resultsPath: String
+        ) {
             self.name = name
             self.kind = kind
             self.layer = layer
@@ -175,10 +182,12 @@ public struct LinearRunOptions {
     /// Memory for the shuffle window when `SHUFFLE_CHUNK_ROWS` is not set.
     public var windowBudgetBytes: Int
 
-    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, progress: ((LinearProgress) -> Void)? = nil,
-                onStep: ((LinearStepRecord) -> Void)? = nil, order: EpochOrder? = nil,
-                initialWeights: [[String: (shape: [Int], values: [Float])]]? = nil, stopAfterEpochs: Int? = nil,
-                windowBudgetBytes: Int = 1 << 30) {
+    public init(
+        threads: Int = ProcessInfo.processInfo.activeProcessorCount, progress: ((LinearProgress) -> Void)? = nil,
+        onStep: ((LinearStepRecord) -> Void)? = nil, order: EpochOrder? = nil,
+        initialWeights: [[String: (shape: [Int], values: [Float])]]? = nil, stopAfterEpochs: Int? = nil,
+        windowBudgetBytes: Int = 1 << 30
+    ) {
         self.threads = threads
         self.progress = progress
         self.onStep = onStep
@@ -188,4 +197,3 @@ public struct LinearRunOptions {
         self.windowBudgetBytes = windowBudgetBytes
     }
 }
-

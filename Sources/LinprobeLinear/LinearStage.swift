@@ -57,13 +57,18 @@ public struct LinearStage: PipelineStage {
     /// - Throws: `LinprobeError` — `.invalidConfig` (exit 64) naming the head, the tap and both
     ///   dimensions; `.missingInput` for an empty split or a tap the training store lacks (naming it
     ///   and listing the store's layers); `.incompatible` when the test store's layer differs.
-    public init(train: FeatureStoreReader, test: FeatureStoreReader, settings: LinearSettings, taps: [String],
-                pipeline: String?, layout: WorkdirLayout, options: LinearRunOptions = LinearRunOptions()) throws {
+    public init(
+        train: FeatureStoreReader, test: FeatureStoreReader, settings: LinearSettings, taps: [String],
+        pipeline: String?, layout: WorkdirLayout, options: LinearRunOptions = LinearRunOptions()
+    ) throws {
         guard train.count > 0 else {
-            throw LinprobeError(.missingInput, "\(train.path): the training split is empty (0 rows); extract features for a non-empty split")
+            throw LinprobeError(
+                .missingInput,
+                "\(train.path): the training split is empty (0 rows); extract features for a non-empty split")
         }
         guard test.count > 0 else {
-            throw LinprobeError(.missingInput, "\(test.path): the test split is empty (0 rows); extract features for a non-empty split")
+            throw LinprobeError(
+                .missingInput, "\(test.path): the test split is empty (0 rows); extract features for a non-empty split")
         }
         self.train = train
         self.test = test
@@ -72,7 +77,8 @@ public struct LinearStage: PipelineStage {
         self.pipeline = pipeline
         self.layout = layout
         self.options = options
-        self.fingerprint = Fingerprint.short(Self.fingerprintJSON(train: train, test: test, settings: settings, layers: layers))
+        self.fingerprint = Fingerprint.short(
+            Self.fingerprintJSON(train: train, test: test, settings: settings, layers: layers))
     }
 
     // MARK: PipelineStage
@@ -94,9 +100,9 @@ public struct LinearStage: PipelineStage {
         let result = try fit(progress: context.progress)
         context.progress.finish()
         guard result.complete else {
+            let epochs = "epoch \(result.epochsDone) of \(settings.optimizer.numEpochs)"
             throw LinprobeError(
-                .interrupted,
-                "\(result.directory): stopped after epoch \(result.epochsDone) of \(settings.optimizer.numEpochs) as asked; rerun train-linear to resume")
+                .interrupted, "\(result.directory): stopped after \(epochs) as asked; rerun train-linear to resume")
         }
         return result.outcome
     }
@@ -108,16 +114,21 @@ public struct LinearStage: PipelineStage {
             let path = files.resultsPath(layer.name)
             let doc = try LinearResultsDocument.read(path: path)
             guard doc.resultsFingerprint == fingerprint else {
-                throw LinprobeError(.corruptInput, "\(path): written by another run (results_fingerprint \(doc.resultsFingerprint), expected \(fingerprint)); run train-linear with --force")
+                throw LinprobeError(
+                    .corruptInput,
+                    "\(path): written by another run (results_fingerprint \(doc.resultsFingerprint), expected "
+                        + "\(fingerprint)); run train-linear with --force")
             }
             return (path, doc)
         }
         let heads = documents.map { path, doc in
-            LinearOutcome.Head(name: doc.head, kind: HeadSpec.Kind(doc.headType), layer: doc.layer, metric: doc.metric,
-                               value: doc.value, resultsPath: path)
+            LinearOutcome.Head(
+                name: doc.head, kind: HeadSpec.Kind(doc.headType), layer: doc.layer, metric: doc.metric,
+                value: doc.value, resultsPath: path)
         }
-        return LinearOutcome(fingerprint: fingerprint, directory: files.directory, heads: heads,
-                             epochsDone: documents.first?.doc.epochs ?? settings.optimizer.numEpochs, resumedFromEpoch: nil)
+        return LinearOutcome(
+            fingerprint: fingerprint, directory: files.directory, heads: heads,
+            epochsDone: documents.first?.doc.epochs ?? settings.optimizer.numEpochs, resumedFromEpoch: nil)
     }
 
     public func manifestMessage(_ outcome: LinearOutcome) -> String? {
@@ -134,58 +145,78 @@ public struct LinearStage: PipelineStage {
             let callback = options.progress
             options.progress = { p in
                 callback?(p)
-                progress.report("epoch \(p.epoch)/\(p.epochs) \(p.phase.rawValue)", done: p.batch, total: p.batches,
-                                unit: "batches")
+                progress.report(
+                    "epoch \(p.epoch)/\(p.epochs) \(p.phase.rawValue)", done: p.batch, total: p.batches,
+                    unit: "batches")
             }
         }
         let threads = max(1, settings.threads ?? options.threads)
-        let trainer = try Trainer(train: train, test: test, settings: settings, layers: layers, fingerprint: fingerprint,
-                                  layout: layout, options: options, threads: threads)
+        let trainer = try Trainer(
+            train: train, test: test, settings: settings, layers: layers, fingerprint: fingerprint,
+            layout: layout, options: options, threads: threads)
         return try trainer.run()
     }
 
     /// Trains (or resumes, or reuses) the heads on the store's layers in order (no pool-op map), into
     /// `<workdir>/linear/<fp>/`.
     @discardableResult
-    public static func run(train: FeatureStoreReader, test: FeatureStoreReader, settings: LinearSettings, workdir: String,
-                           taps: [String] = [], options: LinearRunOptions = LinearRunOptions()) throws -> LinearRunResult {
-        try LinearStage(train: train, test: test, settings: settings, taps: taps, pipeline: nil,
-                        layout: WorkdirLayout(workdir), options: options).fit()
+    public static func run(
+        train: FeatureStoreReader, test: FeatureStoreReader, settings: LinearSettings, workdir: String,
+        taps: [String] = [], options: LinearRunOptions = LinearRunOptions()
+    ) throws -> LinearRunResult {
+        try LinearStage(
+            train: train, test: test, settings: settings, taps: taps, pipeline: nil,
+            layout: WorkdirLayout(workdir), options: options
+        ).fit()
     }
 
     // MARK: Fingerprint and pairing
 
     /// The short fingerprint of a run on the store's layers in order (no pool-op map); see `fingerprint`.
-    public static func fingerprint(train: FeatureStoreReader, test: FeatureStoreReader, settings: LinearSettings) -> String {
+    public static func fingerprint(
+        train: FeatureStoreReader, test: FeatureStoreReader, settings: LinearSettings
+    ) -> String {
         Fingerprint.short(fingerprintJSON(train: train, test: test, settings: settings, layers: train.layers))
     }
 
     static func storeIdentity(_ s: FeatureStoreReader) -> JSONValue {
         if !s.fingerprint.isEmpty { return .string(s.fingerprint) }
         // A store written by another tool may carry no fingerprint: identify it by what it holds.
-        return ["path": .string(URL(fileURLWithPath: s.path).standardizedFileURL.path), "rows": .int(Int64(s.count)),
-                "layers": .array(s.layers.map { .string("\($0.name):\($0.dim)") })]
+        return [
+            "path": .string(URL(fileURLWithPath: s.path).standardizedFileURL.path), "rows": .int(Int64(s.count)),
+            "layers": .array(s.layers.map { .string("\($0.name):\($0.dim)") }),
+        ]
     }
 
     /// The features' identities, the paired layers (head order) and every hyper-parameter.
-    static func fingerprintJSON(train: FeatureStoreReader, test: FeatureStoreReader, settings: LinearSettings,
-                                layers: [StoredLayerInfo]) -> JSONValue {
-        ["stage": .string(StageKind.trainLinear.name), "format_version": .int(fingerprintVersion),
-         "train_features": storeIdentity(train), "test_features": storeIdentity(test),
-         "layers": .array(layers.map { .string($0.name) }), "settings": settings.json]
+    static func fingerprintJSON(
+        train: FeatureStoreReader, test: FeatureStoreReader, settings: LinearSettings,
+        layers: [StoredLayerInfo]
+    ) -> JSONValue {
+        [
+            "stage": .string(StageKind.trainLinear.name), "format_version": .int(fingerprintVersion),
+            "train_features": storeIdentity(train), "test_features": storeIdentity(test),
+            "layers": .array(layers.map { .string($0.name) }), "settings": settings.json,
+        ]
     }
 
     /// The layer of each head: entry *i* of `taps` for head *i* (the store's layers in order when
     /// `taps` is empty), with the dimensions checked against the head and the test store.
-    static func pairLayers(_ settings: LinearSettings, train: FeatureStoreReader, test: FeatureStoreReader,
-                           taps: [String]) throws -> [StoredLayerInfo] {
+    static func pairLayers(
+        _ settings: LinearSettings, train: FeatureStoreReader, test: FeatureStoreReader,
+        taps: [String]
+    ) throws -> [StoredLayerInfo] {
         let layers = try train.layers(named: taps)
         let names = layers.map(\.name).joined(separator: ", ")
         guard settings.heads.count == layers.count else {
             if taps.isEmpty {
-                throw LinprobeError.config("MODEL.HEAD.PARAMS: \(settings.heads.count) heads for \(layers.count) stored layers (\(names)) in \(train.path); heads pair with the pool-map taps in order")
+                throw LinprobeError.config(
+                    "MODEL.HEAD.PARAMS: \(settings.heads.count) heads for \(layers.count) stored layers (\(names)) in "
+                        + "\(train.path); heads pair with the pool-map taps in order")
             }
-            throw LinprobeError.config("MODEL.HEAD.PARAMS: \(settings.heads.count) heads for \(layers.count) taps of \(FeatureLayers.poolMapKey) (\(names)); head i trains on tap i")
+            throw LinprobeError.config(
+                "MODEL.HEAD.PARAMS: \(settings.heads.count) heads for \(layers.count) taps of "
+                    + "\(FeatureLayers.poolMapKey) (\(names)); head i trains on tap i")
         }
         for (i, (h, layer)) in zip(settings.heads, layers).enumerated() {
             try checkPair(h, index: i, layer: layer, byMap: !taps.isEmpty, train: train, test: test)
@@ -193,21 +224,35 @@ public struct LinearStage: PipelineStage {
         return layers
     }
 
-    private static func checkPair(_ h: HeadSpec, index i: Int, layer: StoredLayerInfo, byMap: Bool,
-                                  train: FeatureStoreReader, test: FeatureStoreReader) throws {
+    private static func checkPair(
+        _ h: HeadSpec, index i: Int, layer: StoredLayerInfo, byMap: Bool,
+        train: FeatureStoreReader, test: FeatureStoreReader
+    ) throws {
         let head = "\(h.configPath) (\(h.kind.rawValue))"
         let tap = byMap ? "tap '\(layer.name)' (entry \(i) of \(FeatureLayers.poolMapKey))" : "layer '\(layer.name)'"
         guard h.dims.first == layer.dim else {
-            throw LinprobeError.config("\(head): dims[0] = \(h.dims.first ?? 0) but \(tap) has \(layer.dim) features (shape_chw \(layer.shapeCHW)) in \(train.path)")
+            throw LinprobeError.config(
+                "\(head): dims[0] = \(h.dims.first ?? 0) but \(tap) has \(layer.dim) features "
+                    + "(shape_chw \(layer.shapeCHW)) in \(train.path)")
         }
         if h.kind == .evalMLP, let c = h.inChannels, c != layer.shapeCHW.first {
-            throw LinprobeError.config("\(head): in_channels = \(c) but \(tap) has \(layer.shapeCHW.first ?? 0) channels (shape_chw \(layer.shapeCHW))")
+            throw LinprobeError.config(
+                "\(head): in_channels = \(c) but \(tap) has \(layer.shapeCHW.first ?? 0) channels "
+                    + "(shape_chw \(layer.shapeCHW))")
         }
         guard let t = test.layers.first(where: { $0.name == layer.name }) else {
-            throw LinprobeError(.incompatible, "\(test.path): test store has no layer '\(layer.name)' (head \(i)); train and test stores must come from the same extraction (it holds: \(test.layers.map(\.name).joined(separator: ", ")))")
+            let held = test.layers.map(\.name).joined(separator: ", ")
+            throw LinprobeError(
+                .incompatible,
+                "\(test.path): test store has no layer '\(layer.name)' (head \(i)); train and test stores must come "
+                    + "from the same extraction (it holds: \(held))")
         }
         guard t.dim == layer.dim, t.shapeCHW == layer.shapeCHW else {
-            throw LinprobeError(.incompatible, "\(test.path): layer '\(layer.name)' has shape \(t.shapeCHW) but \(layer.shapeCHW) in the training store")
+            throw LinprobeError(
+                .incompatible,
+                "\(test.path): layer '\(layer.name)' has shape \(t.shapeCHW) but \(layer.shapeCHW) in the "
+                    + "training store"
+            )
         }
     }
 }

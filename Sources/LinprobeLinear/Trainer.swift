@@ -119,7 +119,9 @@ final class Trainer {
             "dropout_rng": .array(h.dropoutRNG.words.map { .string(String($0)) }),
             "num_batches_tracked": .object(h.batchCounters.mapValues { .int($0) }),
         ]
-        let tensors = h.tensors(optimizer: true).map { HeadCheckpoint.Tensor(name: $0.name, shape: $0.shape, buffer: $0.buffer) }
+        let tensors = h.tensors(optimizer: true).map {
+            HeadCheckpoint.Tensor(name: $0.name, shape: $0.shape, buffer: $0.buffer)
+        }
         try HeadCheckpoint.write(path: files.checkpointPath(h.name, epoch: epoch), tensors: tensors, meta: meta)
     }
 
@@ -180,7 +182,8 @@ final class Trainer {
     private func reuse() throws -> LinearRunResult? {
         let numEpochs = settings.optimizer.numEpochs
         let histories = try heads.map { try files.readMetrics($0.name, upTo: numEpochs) }
-        guard heads.allSatisfy({ FileManager.default.fileExists(atPath: files.resultsPath($0.name)) }) else { return nil }
+        let fm = FileManager.default
+        guard heads.allSatisfy({ fm.fileExists(atPath: files.resultsPath($0.name)) }) else { return nil }
         return result(histories: histories, epochsDone: numEpochs, resumedFrom: nil, reused: true)
     }
 
@@ -223,7 +226,9 @@ final class Trainer {
             for (i, h) in heads.enumerated() { try writeResults(h, histories[i]) }
         }
         try writeState(epochsDone: epoch + 1, status: finished ? .complete : .running)
-        for h in heads where epoch > 0 { try? FileManager.default.removeItem(atPath: files.checkpointPath(h.name, epoch: epoch)) }
+        for h in heads where epoch > 0 {
+            try? FileManager.default.removeItem(atPath: files.checkpointPath(h.name, epoch: epoch))
+        }
     }
 
     private func result(histories: [[LinearEpochMetrics]], epochsDone: Int, resumedFrom: Int?, reused: Bool) -> LinearRunResult {
@@ -403,14 +408,16 @@ final class Trainer {
         let metric: LinearResultsDocument.Metric = multiLabel ? .mAP : .top1
         guard let last = history.last, let finalTest = last.test else { return }
         let best = history.compactMap { m in m.test?[metric.rawValue].map { (m.epoch, $0) } }.max { $0.1 < $1.1 }
+        let features = LinearResultsDocument.Features(train: train.featureProvenance, test: test.featureProvenance)
         let doc = LinearResultsDocument(
-            head: h.name, headType: h.spec.kind.documentType, layer: h.name, split: test.split.isEmpty ? "test" : test.split,
-            metric: metric, value: finalTest[metric.rawValue], metrics: LinearMetricValues(values: finalTest, loss: last.testLoss),
+            head: h.name, headType: h.spec.kind.documentType, layer: h.name,
+            split: test.split.isEmpty ? "test" : test.split, metric: metric, value: finalTest[metric.rawValue],
+            metrics: LinearMetricValues(values: finalTest, loss: last.testLoss),
             perClass: last.testPerClassAP.map { $0.map { $0.map { 100 * $0 } } },
             bestTest: best.map { LinearResultsDocument.BestTest(epoch: $0.0, value: $0.1) }, epochs: history.count,
             hyperParameters: settings.json, headSpec: h.spec.document, fingerprint: train.fingerprint,
             testFingerprint: test.fingerprint, resultsFingerprint: fingerprint, provenance: provenance,
-            featureProvenance: LinearResultsDocument.Features(train: train.featureProvenance, test: test.featureProvenance))
+            featureProvenance: features)
         try doc.write(to: files.resultsPath(h.name))
     }
 }

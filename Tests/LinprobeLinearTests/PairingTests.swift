@@ -16,7 +16,9 @@ struct PairingTests {
 
     /// A store holding `layers` in the given order. Labels depend on `seed` only, and each layer's
     /// values on (`seed`, layer name, row) only, so a layer holds the same rows in every store.
-    static func store(_ path: String, layers: [StoreLayer], rows: Int, seed: UInt64, split: String) throws
+    static func store(
+        _ path: String, layers: [StoreLayer], rows: Int, seed: UInt64, split: String
+    ) throws
         -> FeatureStoreReader
     {
         let classes = 4
@@ -40,9 +42,10 @@ struct PairingTests {
                 fingerprint: "pairing-\(split)-\(layers.map(\.name).joined(separator: "-"))", split: split,
                 numClasses: classes, classNames: (0..<classes).map { "c\($0)" }),
             chunkRows: 16)
-        try writer.append(FeatureBatch(
-            count: rows, features: features, targets: targets, indices: (0..<Int64(rows)).map { $0 },
-            imagePaths: (0..<rows).map { "img\($0).png" }))
+        try writer.append(
+            FeatureBatch(
+                count: rows, features: features, targets: targets, indices: (0..<Int64(rows)).map { $0 },
+                imagePaths: (0..<rows).map { "img\($0).png" }))
         try writer.finish()
         return try FeatureStoreReader(path: path)
     }
@@ -50,15 +53,21 @@ struct PairingTests {
     /// A pipeline whose pool-op map lists `taps` (grid, then avg by default), with an eval_mlp head
     /// for `grid` and an mlp head for `avg`.
     static func pipeline(taps: [String] = ["grid", "avg"], heads: JSONValue? = nil) throws -> PipelineConfig {
-        let ops: [String: JSONValue] = ["grid": ["AvgPool2d", [[1, 1], 1, 0]], "avg": ["Identity", []],
-                                        "extra": ["Identity", []]]
-        var root: JSONValue = TestStores.config(heads: heads ?? [
-            ["eval_mlp", ["in_channels": 5, "dims": [20, 4]]],
-            ["mlp", ["dims": [8, 4]]],
-        ]).value ?? .null
+        let ops: [String: JSONValue] = [
+            "grid": ["AvgPool2d", [[1, 1], 1, 0]], "avg": ["Identity", []],
+            "extra": ["Identity", []],
+        ]
+        var root: JSONValue =
+            TestStores.config(
+                heads: heads ?? [
+                    ["eval_mlp", ["in_channels": 5, "dims": [20, 4]]],
+                    ["mlp", ["dims": [8, 4]]],
+                ]
+            ).value ?? .null
         if case .object(var o) = root, case .object(var model)? = o["MODEL"] {
             model["FEATURE_EVAL_SETTINGS"] = [
-                "LINEAR_EVAL_FEAT_POOL_OPS_MAP": .array(taps.map { .array([.string($0), ops[$0] ?? ["Identity", []]]) })
+                "LINEAR_EVAL_FEAT_POOL_OPS_MAP": .array(
+                    taps.map { .array([.string($0), ops[$0] ?? ["Identity", []]]) })
             ]
             o["MODEL"] = .object(model)
             root = .object(o)
@@ -78,18 +87,21 @@ struct PairingTests {
         let wide = [Self.avg, Self.grid, Self.extra]
         let train = try Self.store(dir.file("wide-train.h5"), layers: wide, rows: 120, seed: 1, split: "train")
         let test = try Self.store(dir.file("wide-test.h5"), layers: wide, rows: 48, seed: 2, split: "test")
-        let stage = try LinearStage(train: train, test: test, settings: settings, taps: taps, pipeline: config.name,
-                                    layout: WorkdirLayout(dir.file("wide")), options: options)
+        let stage = try LinearStage(
+            train: train, test: test, settings: settings, taps: taps, pipeline: config.name,
+            layout: WorkdirLayout(dir.file("wide")), options: options)
         #expect(stage.layers.map(\.name) == ["grid", "avg"])
-        let fingerprintLayers = LinearStage.fingerprintJSON(train: train, test: test, settings: settings, layers: stage.layers)["layers"]
+        let fingerprintLayers = LinearStage.fingerprintJSON(
+            train: train, test: test, settings: settings, layers: stage.layers)["layers"]
         #expect(fingerprintLayers == ["grid", "avg"])
         let result = try stage.fit()
 
         let narrow = [Self.grid, Self.avg]
         let train2 = try Self.store(dir.file("narrow-train.h5"), layers: narrow, rows: 120, seed: 1, split: "train")
         let test2 = try Self.store(dir.file("narrow-test.h5"), layers: narrow, rows: 48, seed: 2, split: "test")
-        let reference = try LinearStage.run(train: train2, test: test2, settings: settings, workdir: dir.file("narrow"),
-                                            options: options)
+        let reference = try LinearStage.run(
+            train: train2, test: test2, settings: settings, workdir: dir.file("narrow"),
+            options: options)
 
         #expect(result.complete && reference.complete)
         #expect(result.heads.map(\.name) == ["grid", "avg"])
@@ -115,8 +127,9 @@ struct PairingTests {
         let config = try Self.pipeline(taps: ["grid", "mnv2avg"])
         let settings = try LinearSettings(config: config.root)
         let error = try #require(throws: LinprobeError.self) {
-            try LinearStage(train: train, test: test, settings: settings, taps: try FeatureLayers.names(config: config),
-                            pipeline: nil, layout: WorkdirLayout(dir.path))
+            try LinearStage(
+                train: train, test: test, settings: settings, taps: try FeatureLayers.names(config: config),
+                pipeline: nil, layout: WorkdirLayout(dir.path))
         }
         #expect(!error.message.contains("\n"))
         #expect(error.message.contains("'mnv2avg'") && error.message.contains("avg, grid, extra"), "\(error.message)")
@@ -133,8 +146,9 @@ struct PairingTests {
         let swapped: JSONValue = [["mlp", ["dims": [8, 4]]], ["eval_mlp", ["in_channels": 5, "dims": [20, 4]]]]
         let config = try Self.pipeline(heads: swapped)
         let error = try #require(throws: LinprobeError.self) {
-            try LinearStage(train: train, test: test, settings: try LinearSettings(config: config.root),
-                            taps: try FeatureLayers.names(config: config), pipeline: nil, layout: WorkdirLayout(dir.path))
+            try LinearStage(
+                train: train, test: test, settings: try LinearSettings(config: config.root),
+                taps: try FeatureLayers.names(config: config), pipeline: nil, layout: WorkdirLayout(dir.path))
         }
         #expect(error.exitCode == 64)
         #expect(error.message.contains("MODEL.HEAD.PARAMS[0] (mlp)") && error.message.contains("dims[0] = 8"))
@@ -142,15 +156,18 @@ struct PairingTests {
 
         let three = try Self.pipeline(taps: ["grid", "avg", "extra"])
         let e2 = try #require(throws: LinprobeError.self) {
-            try LinearStage(train: train, test: test, settings: try LinearSettings(config: three.root),
-                            taps: try FeatureLayers.names(config: three), pipeline: nil, layout: WorkdirLayout(dir.path))
+            try LinearStage(
+                train: train, test: test, settings: try LinearSettings(config: three.root),
+                taps: try FeatureLayers.names(config: three), pipeline: nil, layout: WorkdirLayout(dir.path))
         }
-        #expect(e2.exitCode == 64 && e2.message.contains("2 heads for 3 taps") && e2.message.contains("grid, avg, extra"))
+        #expect(
+            e2.exitCode == 64 && e2.message.contains("2 heads for 3 taps") && e2.message.contains("grid, avg, extra"))
 
         // Without a map, the heads pair with the store's layers in order, and the counts must match.
         let e3 = try #require(throws: LinprobeError.self) {
-            try LinearStage(train: train, test: test, settings: try LinearSettings(config: config.root), taps: [],
-                            pipeline: nil, layout: WorkdirLayout(dir.path))
+            try LinearStage(
+                train: train, test: test, settings: try LinearSettings(config: config.root), taps: [],
+                pipeline: nil, layout: WorkdirLayout(dir.path))
         }
         #expect(e3.exitCode == 64 && e3.message.contains("2 heads for 3 stored layers"))
     }

@@ -12,8 +12,10 @@ import Testing
 @Suite("train-linear results and metrics documents")
 struct ResultsDocumentTests {
     /// `results.json` as the JSONValue writer before LinearResultsDocument built it (Trainer.writeResults).
-    static func legacyResults(_ h: LinearHeadResult, settings: LinearSettings, spec: HeadSpec, train: FeatureStoreReader,
-                              test: FeatureStoreReader, fingerprint: String, provenance: JSONValue) -> JSONValue? {
+    static func legacyResults(
+        _ h: LinearHeadResult, settings: LinearSettings, spec: HeadSpec, train: FeatureStoreReader,
+        test: FeatureStoreReader, fingerprint: String, provenance: JSONValue
+    ) -> JSONValue? {
         let metric = h.metric
         guard let last = h.history.last, let finalTest = last.test else { return nil }
         var metrics = finalTest.mapValues { JSONValue.double($0) }
@@ -21,7 +23,8 @@ struct ResultsDocumentTests {
         let best = h.history.compactMap { m in m.test?[metric].map { (m.epoch, $0) } }.max { $0.1 < $1.1 }
         var doc: [String: JSONValue] = [
             "format": "linprobe.results", "format_version": 1, "method": "linear", "head": .string(h.name),
-            "head_type": .string(spec.kind.rawValue), "layer": .string(h.name), "split": .string(test.split.isEmpty ? "test" : test.split),
+            "head_type": .string(spec.kind.rawValue), "layer": .string(h.name),
+            "split": .string(test.split.isEmpty ? "test" : test.split),
             "metric": .string(metric), "value": .double(finalTest[metric] ?? .nan), "metrics": .object(metrics),
             "epochs": .int(Int64(h.history.count)), "hyper_parameters": settings.json, "head_spec": spec.json,
             "fingerprint": .string(train.fingerprint), "test_fingerprint": .string(test.fingerprint),
@@ -51,12 +54,15 @@ struct ResultsDocumentTests {
         String(decoding: try #require(FileManager.default.contents(atPath: path), "\(path) missing"), as: UTF8.self)
     }
 
-    @Test("the files are what the JSONValue writer gave, plus feature_provenance and format_version 2", arguments: [false, true])
+    @Test(
+        "the files are what the JSONValue writer gave, plus feature_provenance and format_version 2",
+        arguments: [false, true])
     func sameBytes(multiLabel: Bool) throws {
         let dir = try TemporaryDirectory()
         let (train, test, settings) = try multiLabel ? Self.multiLabelRun(dir) : Self.singleLabelRun(dir)
-        let result = try LinearStage.run(train: train, test: test, settings: settings, workdir: dir.file("work"),
-                                         options: LinearRunOptions(threads: 1))
+        let result = try LinearStage.run(
+            train: train, test: test, settings: settings, workdir: dir.file("work"),
+            options: LinearRunOptions(threads: 1))
         try #require(result.heads.count == settings.heads.count)
         for (h, spec) in zip(result.heads, settings.heads) {
             let resultsText = try Self.text(h.resultsPath)
@@ -72,8 +78,10 @@ struct ResultsDocumentTests {
             #expect(features["test"]?["rows"]?.intValue == Int64(test.count))
             o["format_version"] = 1
             parsed = .object(o)
-            let legacy = try #require(Self.legacyResults(h, settings: settings, spec: spec, train: train, test: test,
-                                                          fingerprint: result.fingerprint, provenance: provenance))
+            let legacy = try #require(
+                Self.legacyResults(
+                    h, settings: settings, spec: spec, train: train, test: test,
+                    fingerprint: result.fingerprint, provenance: provenance))
             #expect(try parsed.prettyText() == legacy.prettyText())
             #expect((legacy["per_class"] != nil) == multiLabel)
 
@@ -89,7 +97,8 @@ struct ResultsDocumentTests {
             #expect(try metrics.prettyText() + "\n" == metricsText)
             let legacyMetrics: JSONValue = [
                 "format": "linprobe.linear-metrics", "format_version": 2, "head": .string(h.name),
-                "head_type": .string(spec.kind.rawValue), "layer": .string(h.name), "fingerprint": .string(result.fingerprint),
+                "head_type": .string(spec.kind.rawValue), "layer": .string(h.name),
+                "fingerprint": .string(result.fingerprint),
                 "epochs": .array(h.history.map(Self.legacyEpoch)),
             ]
             #expect(try metrics.prettyText() == legacyMetrics.prettyText())
@@ -98,13 +107,17 @@ struct ResultsDocumentTests {
         }
     }
 
-    static func singleLabelRun(_ dir: TemporaryDirectory) throws -> (FeatureStoreReader, FeatureStoreReader, LinearSettings) {
+    static func singleLabelRun(
+        _ dir: TemporaryDirectory
+    ) throws -> (FeatureStoreReader, FeatureStoreReader, LinearSettings) {
         let train = try TestStores.write(dir.file("train.h5"), rows: 64, seed: 1, split: "train")
         let test = try TestStores.write(dir.file("test.h5"), rows: 24, seed: 2, split: "test")
         return (train, test, try LinearSettings(config: TestStores.config(epochs: 3)))
     }
 
-    static func multiLabelRun(_ dir: TemporaryDirectory) throws -> (FeatureStoreReader, FeatureStoreReader, LinearSettings) {
+    static func multiLabelRun(
+        _ dir: TemporaryDirectory
+    ) throws -> (FeatureStoreReader, FeatureStoreReader, LinearSettings) {
         let train = try FeatureStoreReader(path: fixturePath("linear/multi_train.h5"))
         let test = try FeatureStoreReader(path: fixturePath("linear/multi_test.h5"))
         let ref = try ReferenceRun("run_multilabel")
@@ -149,15 +162,15 @@ struct ResultsDocumentTests {
         #expect(svm.message.contains("wrong format") && svm.message.contains("linprobe.svm.results"))
         let newer = try failure(#"{"format": "linprobe.results", "format_version": 3, "method": "linear"}"#)
         #expect(newer.code == .unsupported && newer.message.contains("format_version 3"))
-        let partial = try failure(#"{"format": "linprobe.results", "format_version": 2, "method": "linear", "head": "x"}"#)
+        let partial = try failure(
+            #"{"format": "linprobe.results", "format_version": 2, "method": "linear", "head": "x"}"#)
         #expect(partial.code == .corruptInput && partial.message.contains("field 'head_type' is missing"))
-        let wrongType = try failure(
-            #"{"format": "linprobe.linear-metrics", "format_version": 2, "head": "x", "head_type": "mlp", "layer": "x", "#
-                + #""fingerprint": "f", "epochs": [{"epoch": 1, "lr": "fast", "train": {}}]}"#)
-        #expect(wrongType.message.contains("wrong format"))
-        try (#"{"format": "linprobe.linear-metrics", "format_version": 2, "head": "x", "head_type": "mlp", "layer": "x", "#
-            + #""fingerprint": "f", "epochs": [{"epoch": 1, "lr": "fast", "train": {}}]}"#).write(
-                toFile: path, atomically: true, encoding: .utf8)
+        // A metrics.json whose learning rate is not a number: not a results file; read as metrics, the field is named.
+        let badMetrics =
+            #"{"format": "linprobe.linear-metrics", "format_version": 2, "head": "x", "head_type": "mlp", "#
+            + #""layer": "x", "fingerprint": "f", "epochs": [{"epoch": 1, "lr": "fast", "train": {}}]}"#
+        #expect(try failure(badMetrics).message.contains("wrong format"))
+        try badMetrics.write(toFile: path, atomically: true, encoding: .utf8)
         let metrics = try #require(throws: LinprobeError.self) { try LinearMetricsDocument.read(path: path) }
         #expect(metrics.message.hasPrefix(path) && metrics.message.contains("epochs[0].lr"), "\(metrics.message)")
     }

@@ -17,16 +17,20 @@ final class LineSink: @unchecked Sendable {
 /// `LinearStage` under `StageRunner`: plan, run, manifest record, reuse, resume, progress.
 @Suite("train-linear as a PipelineStage")
 struct StageContractTests {
-    func stage(_ dir: TemporaryDirectory, epochs: Int = 3, options: LinearRunOptions = LinearRunOptions(threads: 1))
+    func stage(
+        _ dir: TemporaryDirectory, epochs: Int = 3, options: LinearRunOptions = LinearRunOptions(threads: 1)
+    )
         throws -> LinearStage
     {
         let train = try TestStores.write(dir.file("train.h5"), rows: 120, seed: 1, split: "train")
         let test = try TestStores.write(dir.file("test.h5"), rows: 40, seed: 2, split: "test")
-        return try LinearStage(train: train, test: test, settings: try LinearSettings(config: TestStores.config(epochs: epochs)),
-                               taps: [], pipeline: "demo", layout: WorkdirLayout(dir.file("work")), options: options)
+        return try LinearStage(
+            train: train, test: test, settings: try LinearSettings(config: TestStores.config(epochs: epochs)),
+            taps: [], pipeline: "demo", layout: WorkdirLayout(dir.file("work")), options: options)
     }
 
-    @Test("the plan names the inputs, the settings and linear/<fp>; a run is recorded, then reused with the same outcome")
+    @Test(
+        "the plan names the inputs, the settings and linear/<fp>; a run is recorded, then reused with the same outcome")
     func runAndReuse() throws {
         let dir = try TemporaryDirectory()
         let stage = try stage(dir)
@@ -36,12 +40,17 @@ struct StageContractTests {
         #expect(plan.inputs["train_features"]?.stringValue == stage.train.fingerprint)
         #expect(plan.inputs["test_path"]?.stringValue == stage.test.path)
         #expect(plan.parameters == stage.settings.json)
-        #expect(stage.fingerprint == LinearStage.fingerprint(train: stage.train, test: stage.test, settings: stage.settings))
+        #expect(
+            stage.fingerprint == LinearStage.fingerprint(train: stage.train, test: stage.test, settings: stage.settings)
+        )
 
         let sink = LineSink()
         let runner = StageRunner(layout: stage.layout)
-        let first = try runner.execute(stage, progress: ProgressReporter(stage: "train-linear", mode: .log(interval: 3600),
-                                                                          sink: { sink.append($0) }))
+        let first = try runner.execute(
+            stage,
+            progress: ProgressReporter(
+                stage: "train-linear", mode: .log(interval: 3600),
+                sink: { sink.append($0) }))
         #expect(!first.reused && first.record.status == .complete && first.record.message == nil)
         let outcome = first.outcome
         #expect(outcome.heads.map(\.name) == ["res4", "res5avg"])
@@ -70,7 +79,8 @@ struct StageContractTests {
         let runner = StageRunner(layout: stopped.layout)
         let error = try #require(throws: LinprobeError.self) { try runner.execute(stopped) }
         #expect(error.code == .interrupted && error.message.contains("epoch 1 of 3"))
-        let record = try #require(try runner.manifest.read().record(stage: "train-linear", fingerprint: stopped.fingerprint))
+        let record = try #require(
+            try runner.manifest.read().record(stage: "train-linear", fingerprint: stopped.fingerprint))
         #expect(record.status == .failed)
 
         let resumed = try runner.execute(try stage(dir))
@@ -78,8 +88,10 @@ struct StageContractTests {
         #expect(resumed.record.status == .complete && resumed.record.message == "resumed at epoch 1")
 
         let state = try JSONDecoder().decode(
-            LinearRunState.self, from: try #require(FileManager.default.contents(atPath: resumed.outcome.directory + "/state.json")))
-        #expect(state.status == .complete && state.epochsDone == 3 && state.formatVersion == LinearRunState.currentVersion)
+            LinearRunState.self,
+            from: try #require(FileManager.default.contents(atPath: resumed.outcome.directory + "/state.json")))
+        #expect(
+            state.status == .complete && state.epochsDone == 3 && state.formatVersion == LinearRunState.currentVersion)
         #expect(state.heads.map(\.layer) == ["res4", "res5avg"])
     }
 

@@ -256,3 +256,22 @@ public struct LinearStage: PipelineStage {
         }
     }
 }
+
+extension LinearStage {
+    /// The stage a pipeline asks for: settings from `config` (`MODEL.HEAD.PARAMS`, `OPTIMIZER.*`, …),
+    /// heads paired with the taps of its pool-op map.
+    ///
+    /// - Parameters:
+    ///   - threads: compute threads (overrides `LINPROBE.THREADS`); nil keeps the pipeline's.
+    ///   - restart: train from epoch 0 even when the run folder holds a finished or interrupted run
+    ///     (with a forced `StageRunner`).
+    public init(config: PipelineConfig, train: FeatureStoreReader, test: FeatureStoreReader, layout: WorkdirLayout,
+                threads: Int? = nil, restart: Bool = false) throws {
+        var settings = try LinearSettings(config: config.root, multiLabelStore: train.targetLayout != .singleLabel)
+        if let threads, threads > 0 { settings.threads = threads }
+        var options = LinearRunOptions()
+        options.restart = restart
+        try self.init(train: train, test: test, settings: settings, taps: try FeatureLayers.names(config: config),
+                      pipeline: config.name, layout: layout, options: options)
+    }
+}

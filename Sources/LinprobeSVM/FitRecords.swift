@@ -30,7 +30,8 @@ struct CVFitRecord: Equatable {
             guard let text = note.stringValue, json["ap"] == .null, json["iterations"] == nil else { return nil }
             self.note = text
         } else {
-            guard let ap = json["ap"]?.doubleValue, let iterations = json["iterations"]?.intValue.flatMap(Int.init(exactly:)),
+            guard let ap = json["ap"]?.doubleValue,
+                let iterations = json["iterations"]?.intValue.flatMap(Int.init(exactly:)),
                 case .bool(let converged)? = json["converged"]
             else { return nil }
             self.ap = ap

@@ -29,7 +29,9 @@ enum LowShotFits {
     }
 
     /// Runs the pending units; returns the solver layout used (`none` when nothing was left).
-    static func run(_ sampling: LowShotSampling, log: FitLog, ctx: LayerContext, journal: LayerJournal) throws -> String {
+    static func run(
+        _ sampling: LowShotSampling, log: FitLog, ctx: LayerContext, journal: LayerJournal
+    ) throws -> String {
         let units = pending(sampling, log: log, costs: ctx.settings.costs.count)
         if units.isEmpty { return "none" }
         let setup = try journal.time("load_and_gram") { try Setup(sampling, ctx: ctx) }
@@ -69,7 +71,8 @@ enum LowShotFits {
                 for d in sampling.draws.values { if let first = d.first { union.formUnion(first.rows) } }
             }
             let featureRows: [Int]? = sampling.isVOC ? nil : union.sorted()
-            let features = try FeatureMatrix(reader: ctx.train, layer: ctx.layer, rows: featureRows, normalize: s.normalize)
+            let features = try FeatureMatrix(
+                reader: ctx.train, layer: ctx.layer, rows: featureRows, normalize: s.normalize)
             localIndex = featureRows.map { rows in
                 Dictionary(uniqueKeysWithValues: rows.enumerated().map { ($1, $0) })
             }
@@ -91,7 +94,8 @@ enum LowShotFits {
             if let localIndex {
                 rows = cs.rows.compactMap { localIndex[$0] }
                 guard rows.count == cs.rows.count else {
-                    throw LinprobeError(.corruptInput, "low-shot draw of class \(cs.cls) names rows that were not loaded")
+                    throw LinprobeError(
+                        .corruptInput, "low-shot draw of class \(cs.cls) names rows that were not loaded")
                 }
             }
             // Subset Gram for this class's rows (VOC: rows differ per class).
@@ -106,7 +110,8 @@ enum LowShotFits {
             for result in batch {
                 fits += 1
                 if !result.outcome.converged { notConverged += 1 }
-                apByCost.append(testAP(result, rows: rows, labels: cs.labels, cls: cs.cls, sampling: sampling, settings: s))
+                apByCost.append(
+                    testAP(result, rows: rows, labels: cs.labels, cls: cs.cls, sampling: sampling, settings: s))
             }
             let cv = HonestCV.run(trainer: local, rows: localRows, labels: cs.labels, seedParts: seedParts, settings: s)
             let j = cv.defined ? numpyArgmax(cv.means) : nil
@@ -118,7 +123,8 @@ enum LowShotFits {
 
         /// The test AP of one fit (VOC: difficult dropped; Places: one-vs-rest).
         private func testAP(
-            _ result: FitResult, rows: [Int], labels: [Int8], cls: Int, sampling: LowShotSampling, settings s: SVMSettings
+            _ result: FitResult, rows: [Int], labels: [Int8], cls: Int, sampling: LowShotSampling,
+            settings s: SVMSettings
         ) -> Double? {
             let scores: [Double]
             if let cross {
@@ -192,22 +198,22 @@ enum HonestCV {
 final class CrossGram: @unchecked Sendable {
     let trainCount: Int
     let testCount: Int
-    private let storage: UnsafeMutableBufferPointer<Float>
+    private let storage: UnsafeMutablePointer<Float>
 
     init(train: FeatureMatrix, test: FeatureMatrix, bias: Double, blasThreads: Int) {
         trainCount = train.count
         testCount = test.count
-        storage = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(trainCount * testCount, 1))
+        storage = UnsafeMutablePointer<Float>.allocate(capacity: max(trainCount * testCount, 1))
         let before = BLAS.threads
         BLAS.setThreads(blasThreads)
         if trainCount > 0 && testCount > 0 {
             BLAS.sgemm(.none, .transpose, m: trainCount, n: testCount, k: train.dim, a: train.row(0), lda: train.dim,
-                       b: test.row(0), ldb: test.dim, c: storage.baseAddress!, ldc: testCount)
+                       b: test.row(0), ldb: test.dim, c: storage, ldc: testCount)
         }
         BLAS.setThreads(before)
         let b2 = bias * bias
         for i in 0..<trainCount {
-            let row = storage.baseAddress! + i * testCount
+            let row = storage + i * testCount
             let si = train.scale[i]
             for t in 0..<testCount { row[t] = Float(Double(row[t]) * si * test.scale[t] + b2) }
         }
@@ -218,8 +224,9 @@ final class CrossGram: @unchecked Sendable {
     func scores(trainRows: [Int], labels: [Int8], alpha: [Double]) -> [Double] {
         var out = [Double](repeating: 0, count: testCount)
         out.withUnsafeMutableBufferPointer { o in
+            guard let target = o.baseAddress else { return }
             for (k, r) in trainRows.enumerated() where alpha[k] != 0 {
-                lp_axpy_f32_f64(alpha[k] * Double(labels[k]), storage.baseAddress! + r * testCount, o.baseAddress!, testCount)
+                lp_axpy_f32_f64(alpha[k] * Double(labels[k]), storage + r * testCount, target, testCount)
             }
         }
         return out

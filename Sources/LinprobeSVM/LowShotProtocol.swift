@@ -73,7 +73,8 @@ struct LowShotSampling {
         self.numClasses = numClasses
         classes = s.classList.isEmpty ? Array(0..<numClasses) : s.classList
         if let bad = classes.first(where: { $0 >= numClasses }) {
-            throw LinprobeError.config("SVM.cls_list: class \(bad) does not exist (the store has \(numClasses) classes)")
+            throw LinprobeError.config(
+                "SVM.cls_list: class \(bad) does not exist (the store has \(numClasses) classes)")
         }
         sampleIndices = s.lowShotSampleIndices
         let pools = Self.pools(trainTargets, rows: train.count, isVOC: isVOC, width: width, numClasses: numClasses)
@@ -131,7 +132,8 @@ struct LowShotSampling {
                     break
                 }
                 if isVOC && pools.negatives[c].count < (width - 1) * k {
-                    blocker = "class \(c) has \(pools.negatives[c].count) absent training rows, \((width - 1) * k) needed"
+                    let needed = (width - 1) * k
+                    blocker = "class \(c) has \(pools.negatives[c].count) absent training rows, \(needed) needed"
                     break
                 }
             }

@@ -5,7 +5,9 @@ import LinprobeStore
 extension SVMStage {
     /// Re-runs only the test of a finished VOC07 layer from its saved models (`models.npy`) and
     /// returns the per-class test AP (VOC all-points; nil where undefined).
-    public static func retest(layerDirectory: String, test testPath: String, threads: Int = 0) throws -> [Int: Double?] {
+    public static func retest(
+        layerDirectory: String, test testPath: String, threads: Int = 0
+    ) throws -> [Int: Double?] {
         let resultsPath = WorkdirLayout.resultsFile(in: layerDirectory)
         let results = try SVMResultsDocument.read(path: resultsPath)
         guard let models = results.models else {

@@ -289,7 +289,8 @@ public struct SVMStage: PipelineStage {
         }
         if case .multiLabel(let a) = train.targetLayout, case .multiLabel(let b) = test.targetLayout, a != b {
             throw LinprobeError(
-                .incompatible, "\(test.path): test targets have \(b) classes but the training store \(train.path) has \(a)")
+                .incompatible,
+                "\(test.path): test targets have \(b) classes but the training store \(train.path) has \(a)")
         }
         if train.count == 0 { throw LinprobeError(.incompatible, "\(train.path): the training store has no rows") }
     }
@@ -301,12 +302,14 @@ public struct SVMStage: PipelineStage {
             guard let b = test.layers.first(where: { $0.name == name }) else {
                 throw LinprobeError(
                     .incompatible,
-                    "\(test.path): has no layer '\(name)' (layers: \(test.layers.map(\.name).joined(separator: ", "))); "
+                    "\(test.path): has no layer '\(name)' (layers: "
+                        + "\(test.layers.map(\.name).joined(separator: ", "))); "
                         + "train and test stores must come from the same extraction")
             }
             guard a.dim == b.dim else {
                 throw LinprobeError(
-                    .incompatible, "\(test.path): layer \(name) has D = \(b.dim) but the training store has D = \(a.dim)")
+                    .incompatible,
+                    "\(test.path): layer \(name) has D = \(b.dim) but the training store has D = \(a.dim)")
             }
         }
     }

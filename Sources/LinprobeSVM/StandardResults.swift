@@ -69,9 +69,10 @@ enum Refit {
         try journal.time("refit") {
             try Parallel.forEach(count: chunks.count, threads: ctx.threads) { b in
                 let chunk = chunks[b]
+                let problems = chunk.map { (all[$0].labels, settings.costs[choice.cost(of: all[$0].index)]) }
                 let results = trainer.fitBatch(
-                    rows: rows, problems: chunk.map { (all[$0].labels, settings.costs[choice.cost(of: all[$0].index)]) },
-                    seed: StandardProtocol.refitSeed(settings), scoreRows: [], wantWeights: true, forceDense: refitDense)
+                    rows: rows, problems: problems, seed: StandardProtocol.refitSeed(settings), scoreRows: [],
+                    wantWeights: true, forceDense: refitDense)
                 for (p, result) in zip(chunk, results) {
                     let problem = all[p]
                     let w = try save(result, problem: problem, cost: choice.cost(of: problem.index), log: log,

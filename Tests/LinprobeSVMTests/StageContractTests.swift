@@ -101,7 +101,8 @@ struct StageContractTests {
             layout: layout, threads: 1)
         #expect(stage.layers == ["b", "a"])
         #expect(stage.pipeline == "mapped")
-        let result = try StageRunner(layout: layout).execute(stage, progress: ProgressReporter(stage: "t", mode: .silent))
+        let silent = ProgressReporter(stage: "train-svm", mode: .silent)
+        let result = try StageRunner(layout: layout).execute(stage, progress: silent)
         #expect(result.outcome.layers.map(\.layer) == ["b", "a"])
         for outcome in result.outcome.layers {
             let document = try SVMResultsDocument.read(path: outcome.resultsPath)

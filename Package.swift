@@ -92,7 +92,7 @@ let package = Package(
         .executableTarget(
             name: "linear-bench", dependencies: ["LinprobeLinear", "LinprobeStore", "LinprobeCore"],
             path: "Benchmarks/linear/Runner"),
-        .executableTarget(name: "bench-svm", dependencies: ["LinprobeCore", "LinprobeSVM"], path: "Benchmarks/svm/Sources"),
+        .executableTarget(name: "bench-svm", dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeSVM"], path: "Benchmarks/svm/Sources"),
         .executableTarget(
             name: "bench-trunk", dependencies: ["LinprobeTrunk", "LinprobeCheckpoint", "LinprobeBLAS", "LinprobeCore"],
             path: "Benchmarks/trunk/Sources"),

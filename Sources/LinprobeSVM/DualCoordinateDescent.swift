@@ -88,106 +88,172 @@ enum DualCD {
     ) -> [FitOutcome] {
         let n = rows.count
         let count = problems.count
-        for q in problems { precondition(q.labels.count == n && q.costs.count == n && q.alpha.count == n, "dual CD buffers disagree") }
+        for q in problems {
+            precondition(q.labels.count == n && q.costs.count == n && q.alpha.count == n, "dual CD buffers disagree")
+        }
         if n == 0 || count == 0 { return Array(repeating: FitOutcome(iterations: 0, converged: true), count: count) }
-        // Per problem × row: 1/(2C_i) (or 0), the upper bound, Q_ii + D_ii, the label, α, the
-        // active flag. Problem-major so a problem's state is contiguous.
-        let total = n * count
-        let diag = UnsafeMutablePointer<Double>.allocate(capacity: total)
-        let upper = UnsafeMutablePointer<Double>.allocate(capacity: total)
-        let qd = UnsafeMutablePointer<Double>.allocate(capacity: total)
-        let active = UnsafeMutablePointer<Bool>.allocate(capacity: total)
-        let order = UnsafeMutablePointer<Int>.allocate(capacity: n)
-        defer {
-            diag.deallocate(); upper.deallocate(); qd.deallocate(); active.deallocate(); order.deallocate()
-        }
-        var norms = [Double](repeating: 0, count: n)
-        for i in 0..<n { norms[i] = kernel.squaredNorm(Int(rows[i])); order[i] = i }
-        for (q, problem) in problems.enumerated() {
-            let base = q * n
-            for i in 0..<n {
-                switch p.loss {
-                case .squaredHinge:
-                    diag[base + i] = 0.5 / problem.costs[i]
-                    upper[base + i] = .infinity
-                case .hinge:
-                    diag[base + i] = 0
-                    upper[base + i] = problem.costs[i]
-                }
-                qd[base + i] = diag[base + i] + norms[i]
-                active[base + i] = true
-            }
-        }
-        let labels = problems.map { $0.labels.baseAddress! }
-        let alphas = problems.map { $0.alpha.baseAddress! }
-        var activeCount = [Int](repeating: n, count: count)
-        var pgMaxOld = [Double](repeating: .infinity, count: count)
-        var pgMinOld = [Double](repeating: -.infinity, count: count)
-        var pgMaxNew = [Double](repeating: 0, count: count)
-        var pgMinNew = [Double](repeating: 0, count: count)
-        var outcomes = Array(repeating: FitOutcome(iterations: 0, converged: false), count: count)
-        var running = Array(0..<count)
+        let work = Workspace(kernel: kernel, rows: rows, problems: problems, loss: p.loss)
+        defer { work.deallocate() }
+        var state = BatchState(problems: problems, rows: n)
         var rng = SolverRandom(seed: p.seed)
         var sweeps = 0
-        while !running.isEmpty && sweeps < p.maxIterations {
+        while !state.running.isEmpty && sweeps < p.maxIterations {
+            state.beginSweep()
+            work.shuffle(&rng)
+            sweep(kernel: &kernel, rows: rows, work: work, state: &state)
+            sweeps += 1
+            state.endSweep(sweeps, work: work, tolerance: p.tolerance)
+        }
+        return state.outcomes
+    }
+
+    /// One outer iteration: every row in the shuffled order, for every running problem in turn.
+    @inline(__always)
+    private static func sweep<K: DualKernel>(
+        kernel: inout K, rows: UnsafeBufferPointer<Int32>, work: Workspace, state: inout BatchState
+    ) {
+        let n = work.n
+        let running = state.running
+        for s in 0..<n {
+            let i = work.order[s]
+            let row = Int(rows[i])
             for q in running {
-                pgMaxNew[q] = -.infinity
-                pgMinNew[q] = .infinity
+                let at = q * n + i
+                if !work.active[at] { continue }
+                let yi = Double(state.labels[q][i])
+                let a = state.alphas[q][i]
+                let g = yi * kernel.margin(row, q) - 1 + a * work.diag[at]
+                var pg = 0.0
+                if a == 0 {
+                    if g > state.pgMaxOld[q] {
+                        work.active[at] = false
+                        state.activeCount[q] -= 1
+                        continue
+                    } else if g < 0 {
+                        pg = g
+                    }
+                } else if a == work.upper[at] {
+                    if g < state.pgMinOld[q] {
+                        work.active[at] = false
+                        state.activeCount[q] -= 1
+                        continue
+                    } else if g > 0 {
+                        pg = g
+                    }
+                } else {
+                    pg = g
+                }
+                if pg > state.pgMaxNew[q] { state.pgMaxNew[q] = pg }
+                if pg < state.pgMinNew[q] { state.pgMinNew[q] = pg }
+                if abs(pg) > 1e-12 {
+                    let updated = min(max(a - g / work.qd[at], 0), work.upper[at])
+                    state.alphas[q][i] = updated
+                    let d = (updated - a) * yi
+                    if d != 0 { kernel.add(row, q, d) }
+                }
             }
+        }
+    }
+
+    /// Per problem × row: 1/(2C_i) (or 0), the upper bound, Q_ii + D_ii and the active flag,
+    /// problem-major so a problem's state is contiguous; and the visiting order of the rows.
+    private struct Workspace {
+        let n: Int
+        let diag: UnsafeMutablePointer<Double>
+        let upper: UnsafeMutablePointer<Double>
+        let qd: UnsafeMutablePointer<Double>
+        let active: UnsafeMutablePointer<Bool>
+        let order: UnsafeMutablePointer<Int>
+
+        init<K: DualKernel>(kernel: K, rows: UnsafeBufferPointer<Int32>, problems: [Problem], loss: SVMLoss) {
+            n = rows.count
+            let total = n * problems.count
+            diag = .allocate(capacity: total)
+            upper = .allocate(capacity: total)
+            qd = .allocate(capacity: total)
+            active = .allocate(capacity: total)
+            order = .allocate(capacity: n)
+            var norms = [Double](repeating: 0, count: n)
+            for i in 0..<n { norms[i] = kernel.squaredNorm(Int(rows[i])); order[i] = i }
+            for (q, problem) in problems.enumerated() {
+                let base = q * n
+                for i in 0..<n {
+                    switch loss {
+                    case .squaredHinge:
+                        diag[base + i] = 0.5 / problem.costs[i]
+                        upper[base + i] = .infinity
+                    case .hinge:
+                        diag[base + i] = 0
+                        upper[base + i] = problem.costs[i]
+                    }
+                    qd[base + i] = diag[base + i] + norms[i]
+                    active[base + i] = true
+                }
+            }
+        }
+
+        func deallocate() {
+            diag.deallocate(); upper.deallocate(); qd.deallocate(); active.deallocate(); order.deallocate()
+        }
+
+        /// A fresh uniformly random order of all rows (Fisher–Yates).
+        @inline(__always)
+        func shuffle(_ rng: inout SolverRandom) {
             for i in 0..<n {
                 let j = i + rng.int(below: n - i)
                 let t = order[i]; order[i] = order[j]; order[j] = t
             }
-            for s in 0..<n {
-                let i = order[s]
-                let row = Int(rows[i])
-                for q in running {
-                    let at = q * n + i
-                    if !active[at] { continue }
-                    let yi = Double(labels[q][i])
-                    let a = alphas[q][i]
-                    let g = yi * kernel.margin(row, q) - 1 + a * diag[at]
-                    var pg = 0.0
-                    if a == 0 {
-                        if g > pgMaxOld[q] {
-                            active[at] = false
-                            activeCount[q] -= 1
-                            continue
-                        } else if g < 0 {
-                            pg = g
-                        }
-                    } else if a == upper[at] {
-                        if g < pgMinOld[q] {
-                            active[at] = false
-                            activeCount[q] -= 1
-                            continue
-                        } else if g > 0 {
-                            pg = g
-                        }
-                    } else {
-                        pg = g
-                    }
-                    if pg > pgMaxNew[q] { pgMaxNew[q] = pg }
-                    if pg < pgMinNew[q] { pgMinNew[q] = pg }
-                    if abs(pg) > 1e-12 {
-                        let updated = min(max(a - g / qd[at], 0), upper[at])
-                        alphas[q][i] = updated
-                        let d = (updated - a) * yi
-                        if d != 0 { kernel.add(row, q, d) }
-                    }
-                }
+        }
+    }
+
+    /// Each problem's labels, dual variables, shrinking bounds and outcome, and which are running.
+    private struct BatchState {
+        let n: Int
+        let labels: [UnsafeBufferPointer<Int8>]
+        let alphas: [UnsafeMutableBufferPointer<Double>]
+        var activeCount: [Int]
+        var pgMaxOld: [Double]
+        var pgMinOld: [Double]
+        var pgMaxNew: [Double]
+        var pgMinNew: [Double]
+        var outcomes: [FitOutcome]
+        var running: [Int]
+
+        init(problems: [Problem], rows n: Int) {
+            let count = problems.count
+            self.n = n
+            labels = problems.map(\.labels)
+            alphas = problems.map(\.alpha)
+            activeCount = [Int](repeating: n, count: count)
+            pgMaxOld = [Double](repeating: .infinity, count: count)
+            pgMinOld = [Double](repeating: -.infinity, count: count)
+            pgMaxNew = [Double](repeating: 0, count: count)
+            pgMinNew = [Double](repeating: 0, count: count)
+            outcomes = Array(repeating: FitOutcome(iterations: 0, converged: false), count: count)
+            running = Array(0..<count)
+        }
+
+        mutating func beginSweep() {
+            for q in running {
+                pgMaxNew[q] = -.infinity
+                pgMinNew[q] = .infinity
             }
-            sweeps += 1
+        }
+
+        /// The stopping test: a problem whose projected-gradient gap is within `tolerance` with
+        /// every variable active has converged; with some shrunk, all are reactivated and checked
+        /// again. Otherwise the shrinking bounds follow this sweep's extremes.
+        mutating func endSweep(_ sweeps: Int, work: Workspace, tolerance: Double) {
             var stillRunning: [Int] = []
             stillRunning.reserveCapacity(running.count)
             for q in running {
                 outcomes[q].iterations = sweeps
-                if pgMaxNew[q] - pgMinNew[q] <= p.tolerance {
+                if pgMaxNew[q] - pgMinNew[q] <= tolerance {
                     if activeCount[q] == n {
                         outcomes[q].converged = true
                         continue
                     }
-                    for i in 0..<n { active[q * n + i] = true }
+                    for i in 0..<n { work.active[q * n + i] = true }
                     activeCount[q] = n
                     pgMaxOld[q] = .infinity
                     pgMinOld[q] = -.infinity
@@ -199,7 +265,6 @@ enum DualCD {
             }
             running = stillRunning
         }
-        return outcomes
     }
 }
 

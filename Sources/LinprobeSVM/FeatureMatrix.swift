@@ -10,6 +10,8 @@ final class FeatureMatrix: @unchecked Sendable {
     let count: Int
     let dim: Int
     private let storage: UnsafeMutableBufferPointer<Float>
+    /// The start of `storage` (allocated with at least one element).
+    private let base: UnsafeMutablePointer<Float>
     /// 1/(‖x‖ + 1e-5) with normalisation, 1 without.
     let scale: [Double]
     /// ‖scale·x‖².
@@ -26,7 +28,8 @@ final class FeatureMatrix: @unchecked Sendable {
         dim = info.dim
         let (total, overflow) = n.multipliedReportingOverflow(by: info.dim)
         guard !overflow else { throw LinprobeError(.unsupported, "\(reader.path): layer \(layer) is too large to hold in memory") }
-        storage = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(total, 1))
+        base = UnsafeMutablePointer<Float>.allocate(capacity: max(total, 1))
+        storage = UnsafeMutableBufferPointer(start: base, count: max(total, 1))
         do {
             if let rows, let first = rows.first, rows.last == first + rows.count - 1,
                 zip(rows, rows.dropFirst()).allSatisfy({ $0 + 1 == $1 })
@@ -51,7 +54,7 @@ final class FeatureMatrix: @unchecked Sendable {
         var scale = [Double](repeating: 1, count: n)
         var squared = [Double](repeating: 0, count: n)
         let d = dim
-        let base = storage.baseAddress!
+
         for r in 0..<n {
             let p = base + r * d
             let ss = lp_sumsq_f32(p, d)
@@ -83,7 +86,7 @@ final class FeatureMatrix: @unchecked Sendable {
         scalePointer.deallocate()
     }
 
-    @inline(__always) func row(_ r: Int) -> UnsafePointer<Float> { UnsafePointer(storage.baseAddress! + r * dim) }
+    @inline(__always) func row(_ r: Int) -> UnsafePointer<Float> { UnsafePointer(base + r * dim) }
 
     var bytes: Int { count * dim * MemoryLayout<Float>.size }
 }
@@ -99,6 +102,8 @@ final class GramMatrix: @unchecked Sendable {
     /// Entries per stored row (`count` unless truncated).
     let columns: Int
     private let storage: UnsafeMutableBufferPointer<Float>
+    /// The start of `storage` (allocated with at least one element).
+    private let base: UnsafeMutablePointer<Float>
     /// Exact (float64) diagonal: ‖x̃_i‖² + bias².
     let diagonal: [Double]
 
@@ -110,8 +115,9 @@ final class GramMatrix: @unchecked Sendable {
         let d = features.dim
         count = n
         columns = n
-        storage = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(n * n, 1))
-        let k = storage.baseAddress!
+        base = UnsafeMutablePointer<Float>.allocate(capacity: max(n * n, 1))
+        storage = UnsafeMutableBufferPointer(start: base, count: max(n * n, 1))
+        let k = base
         let x = features.row(0)
         let block = 1024
         var bi = 0
@@ -148,10 +154,11 @@ final class GramMatrix: @unchecked Sendable {
         precondition(m <= n && parent.columns == parent.count, "sub-matrix of a truncated Gram matrix")
         count = n
         self.columns = m
-        storage = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(n * m, 1))
+        base = UnsafeMutablePointer<Float>.allocate(capacity: max(n * m, 1))
+        storage = UnsafeMutableBufferPointer(start: base, count: max(n * m, 1))
         for (a, r) in rows.enumerated() {
             let src = parent.row(r)
-            let dst = storage.baseAddress! + a * m
+            let dst = base + a * m
             for b in 0..<m { dst[b] = src[rows[b]] }
         }
         diagonal = rows.map { parent.diagonal[$0] }
@@ -159,5 +166,5 @@ final class GramMatrix: @unchecked Sendable {
 
     deinit { storage.deallocate() }
 
-    @inline(__always) func row(_ r: Int) -> UnsafePointer<Float> { UnsafePointer(storage.baseAddress! + r * columns) }
+    @inline(__always) func row(_ r: Int) -> UnsafePointer<Float> { UnsafePointer(base + r * columns) }
 }

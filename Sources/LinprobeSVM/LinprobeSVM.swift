@@ -3,9 +3,9 @@ import CLinprobeSVMKernels
 /// The `train-svm` stage: VISSL's VOC07 linear-SVM protocol and its low-shot variants.
 ///
 /// - `SVMSettings` — the `SVM.*` / `LINPROBE.SVM.*` settings, validated (`init(config:)`).
-/// - `SVMStage.run` — every layer of a store pair: CV, cost choice, refit, test, results.json.
+/// - `SVMStage` — the `train-svm` PipelineStage: every pool-op map layer of a store pair → results.json.
 /// - `DualCD` — liblinear's dual coordinate-descent solver (squared hinge or hinge, shrinking).
-/// - `AveragePrecision` — scikit-learn's AP, VISSL's all-points VOC AP, VOC07 11-point AP.
+/// - `AveragePrecision` (LinprobeCore) — scikit-learn's AP, VISSL's all-points VOC AP, VOC07 11-point AP.
 /// - `StratifiedKFold` — scikit-learn's unshuffled stratified split.
 public enum LinprobeSVM {
     /// Name of the vector kernels in use (`avx512`, `avx2`, `generic`).

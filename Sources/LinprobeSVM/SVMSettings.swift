@@ -53,6 +53,24 @@ public struct SVMSettings: Sendable, Equatable {
     /// keys take VISSL's defaults; a bad value is a `LinprobeError.config` naming the key.
     public init(config root: ConfigNode) throws {
         let svm = root["SVM"]
+        try readSolver(svm)
+        costs = try Self.costs(svm["costs"])
+        try readLowShot(svm["low_shot"])
+        let linprobe = root["LINPROBE"]
+        if let v = try linprobe["SVM"]["LOW_SHOT"].boolIfPresent() { lowShot = v }
+        if linprobe["SVM"]["SELECT_BY"].exists {
+            let s = try linprobe["SVM"]["SELECT_BY"].string(oneOf: LowShotSelection.allCases.map(\.rawValue))
+            lowShotSelection = LowShotSelection(rawValue: s) ?? .vissl
+        }
+        if linprobe["THREADS"].exists { threads = try linprobe["THREADS"].int(in: 0...4096) }
+        if root["SEED_VALUE"].exists {
+            let s = try root["SEED_VALUE"].int()
+            seed = UInt64(bitPattern: Int64(s))
+        }
+    }
+
+    /// `SVM.normalize`, `cls_list`, `loss`, `penalty`, `dual`, `max_iter`, `cross_val_folds`, `force_retrain`.
+    private mutating func readSolver(_ svm: ConfigNode) throws {
         if let v = try svm["normalize"].boolIfPresent() { normalize = v }
         if svm["cls_list"].exists {
             let nodes = try svm["cls_list"].list()
@@ -78,8 +96,11 @@ public struct SVMSettings: Sendable, Equatable {
         if svm["max_iter"].exists { maxIterations = try svm["max_iter"].int(in: 1...100_000_000) }
         if svm["cross_val_folds"].exists { crossValidationFolds = try svm["cross_val_folds"].int(in: 2...1000) }
         if let f = try svm["force_retrain"].boolIfPresent() { forceRetrain = f }
+    }
 
-        let costNode = svm["costs"]
+    /// `SVM.costs`: `costs_list`, then `base^k` for k in `power_range` [start, end) when base > 0;
+    /// duplicates dropped, order kept.
+    private static func costs(_ costNode: ConfigNode) throws -> [Double] {
         var list = [0.1, 0.01]
         if costNode["costs_list"].exists {
             list = try costNode["costs_list"].list().map { node in
@@ -116,9 +137,11 @@ public struct SVMSettings: Sendable, Equatable {
         guard !unique.isEmpty else {
             throw LinprobeError.config("SVM.costs: no costs to try (costs_list is empty and base ≤ 0)")
         }
-        costs = unique
+        return unique
+    }
 
-        let lowShotNode = svm["low_shot"]
+    /// `SVM.low_shot.dataset_name`, `sample_inds`, `k_values`.
+    private mutating func readLowShot(_ lowShotNode: ConfigNode) throws {
         if lowShotNode["dataset_name"].exists {
             let name = try lowShotNode["dataset_name"].string()
             if name.lowercased().contains("voc") {
@@ -149,18 +172,6 @@ public struct SVMSettings: Sendable, Equatable {
             guard !lowShotKValues.isEmpty, lowShotKValues.allSatisfy({ $0 >= 1 }) else {
                 throw LinprobeError.config("SVM.low_shot.k_values: expected integers ≥ 1, got \(lowShotKValues)")
             }
-        }
-
-        let linprobe = root["LINPROBE"]
-        if let v = try linprobe["SVM"]["LOW_SHOT"].boolIfPresent() { lowShot = v }
-        if linprobe["SVM"]["SELECT_BY"].exists {
-            let s = try linprobe["SVM"]["SELECT_BY"].string(oneOf: LowShotSelection.allCases.map(\.rawValue))
-            lowShotSelection = LowShotSelection(rawValue: s) ?? .vissl
-        }
-        if linprobe["THREADS"].exists { threads = try linprobe["THREADS"].int(in: 0...4096) }
-        if root["SEED_VALUE"].exists {
-            let s = try root["SEED_VALUE"].int()
-            seed = UInt64(bitPattern: Int64(s))
         }
     }
 

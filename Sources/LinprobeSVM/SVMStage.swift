@@ -1,10 +1,9 @@
-import CLinprobeSVMKernels
 import Foundation
-import LinprobeBLAS
 import LinprobeCore
 import LinprobeStore
 
-/// Progress of a `train-svm` run, reported as fits finish.
+/// Progress of a `train-svm` run, reported as fits finish (the legacy `run(train:test:…)` entry
+/// point; a `StageRunner` run reports through its `ProgressReporter`).
 public struct SVMProgress: Sendable {
     public var layer: String
     /// `cross-validation`, `refit`, `test`, `low-shot`.
@@ -13,50 +12,227 @@ public struct SVMProgress: Sendable {
     public var total: Int
 }
 
-/// What a run produced for one layer.
-public struct SVMLayerOutcome: Sendable {
+/// What a run produced for one layer: the summary of its results document.
+public struct SVMLayerOutcome: Sendable, Equatable {
+    /// The stored layer (the pool-op map's tap name).
     public var layer: String
+    /// Its `results.json` (an `SVMResultsDocument`).
     public var resultsPath: String
-    /// The headline number (mAP × 100; for low-shot the headline rule's mean at the largest k).
-    public var value: Double?
+    public var protocolKind: SVMResultsDocument.ProtocolKind
+    /// The document's `metric`: `mAP`, or for low-shot the k and the headline rule.
     public var metric: String
+    /// The headline number in percent (mAP × 100; low-shot: the headline rule's mean at the
+    /// largest k); nil when undefined.
+    public var value: Double?
     public var warnings: [String]
+
+    /// The summary of a results document found at `resultsPath`.
+    public init(document: SVMResultsDocument, resultsPath: String) {
+        layer = document.layer
+        self.resultsPath = resultsPath
+        protocolKind = document.protocolKind
+        metric = document.metric
+        value = document.value
+        warnings = document.warnings
+    }
 }
 
-/// What a whole run produced.
-public struct SVMRunSummary: Sendable {
+/// What a whole `train-svm` run produced, the same whether it ran or was reused.
+public struct SVMRunSummary: Sendable, Equatable {
     /// `<fp>` of `svm/<fp>/`: the features' fingerprints plus every SVM hyper-parameter.
     public var fingerprint: String
-    /// `<outputDirectory>/<fp>`.
+    /// The run's folder (`WorkdirLayout.Artifact.svmRun`).
     public var directory: String
+    /// One per trained layer, in the order trained (the pool-op map's order).
     public var layers: [SVMLayerOutcome]
 }
 
 /// The `train-svm` stage: VISSL's VOC07 linear-SVM protocol (`tools/train_svm.py`) and its
-/// low-shot variants over a training and a test feature store, every layer in one invocation.
+/// low-shot variants over a training and a test feature store, every layer of the pool-op map in
+/// one run. Run it with `StageRunner(layout:force:note:).execute(stage)`, which handles the
+/// manifest, the lock and reuse.
 ///
-/// Layout: `<outputDirectory>/<fp>/<layer>/results.json`, `models.npy` (chosen models),
-/// `fits.log` (every finished fit, checksummed; a rerun resumes from it), `models/` (refits).
-public enum SVMStage {
+/// Layout (`WorkdirLayout.Artifact.svmLayer`): `svm/<fp>/<layer>/results.json`
+/// (`SVMResultsDocument`), `models.npy` (chosen models), `fits.log` (every finished fit,
+/// checksummed; a rerun resumes from it), `models/` (refits); low-shot: `low_shot_samples.json`.
+public struct SVMStage: PipelineStage {
     /// Memory allowed for a layer's Gram matrix before the solver falls back to the dense layout.
     public static let defaultGramBudgetBytes = 2 << 30
 
-    /// The results' fingerprint: features (train and test) plus every SVM setting.
-    public static func fingerprint(trainFingerprint: String, testFingerprint: String, settings: SVMSettings) -> String {
-        Fingerprint.short([
-            "stage": "train-svm",
+    public let train: FeatureStoreReader
+    public let test: FeatureStoreReader
+    public let settings: SVMSettings
+    /// The layers trained, in order: the pool-op map's taps, or every layer of the training store.
+    public let layers: [String]
+    public let pipeline: String?
+    public let layout: WorkdirLayout
+    /// Worker threads (resolved: never 0).
+    public let threads: Int
+    public let gramBudgetBytes: Int
+    /// The solver layout forced for every layer (nil: chosen per layer).
+    public let solverLayout: SolverLayout?
+    /// `<fp>` of `svm/<fp>/`.
+    public let fingerprint: String
+
+    /// A `train-svm` stage over two open stores. Checks, before any work, that the stores fit the
+    /// protocol (target layout, one view per image, same classes) and that both hold every layer.
+    ///
+    /// - Parameters:
+    ///   - train: the training store (read, never reopened).
+    ///   - test: the test store.
+    ///   - settings: `SVMSettings(config:)`; `forceRetrain` discards the fit logs.
+    ///   - layers: stored layer names of the pool-op map in map order (`FeatureLayers.names(config:)`),
+    ///     resolved with `train.layers(named:)`: SVMs are trained on exactly these, in this order, and
+    ///     the stores may hold more. Empty: every layer of the training store, in its order. A name
+    ///     the store lacks is a one-line error naming it and listing what the store holds.
+    ///   - pipeline: the pipeline's name, for the manifest record.
+    ///   - layout: the work folder.
+    ///   - threads: worker threads; nil = `settings.threads`; 0 = every core.
+    ///   - gramBudgetBytes: memory allowed for a layer's Gram matrix.
+    ///   - solverLayout: forces the solver layout of every layer (nil: chosen per layer by
+    ///     `SVMTrainer.chooseLayout`; both give the same numbers to rounding, only the speed differs).
+    public init(
+        train: FeatureStoreReader, test: FeatureStoreReader, settings: SVMSettings, layers: [String],
+        pipeline: String?, layout: WorkdirLayout, threads: Int? = nil,
+        gramBudgetBytes: Int = SVMStage.defaultGramBudgetBytes, solverLayout: SolverLayout? = nil
+    ) throws {
+        try Self.checkProtocol(train: train, test: test, settings: settings)
+        let resolved = try train.layers(named: layers).map(\.name)
+        try Self.checkLayers(resolved, train: train, test: test)
+        self.train = train
+        self.test = test
+        self.settings = settings
+        self.layers = resolved
+        self.pipeline = pipeline
+        self.layout = layout
+        let wanted = threads ?? settings.threads
+        self.threads = wanted > 0 ? wanted : ProcessInfo.processInfo.activeProcessorCount
+        self.gramBudgetBytes = gramBudgetBytes
+        self.solverLayout = solverLayout
+        // The layer set enters the fingerprint only when it is not the whole store (so runs over
+        // every layer keep their fingerprints); its order never does.
+        let subset = Set(resolved) == Set(train.layers.map(\.name)) ? nil : resolved
+        fingerprint = Self.fingerprint(
+            trainFingerprint: train.fingerprint, testFingerprint: test.fingerprint, settings: settings, layers: subset)
+    }
+
+    /// The stage of a pipeline: `SVMSettings(config:)` and the layers of its pool-op map
+    /// (`FeatureLayers.names(config:)`).
+    ///
+    /// - Parameters:
+    ///   - threads: nil = `LINPROBE.THREADS`; 0 = every core.
+    ///   - forceRetrain: discard the fit logs (as `SVM.force_retrain`).
+    public init(
+        config: PipelineConfig, train: FeatureStoreReader, test: FeatureStoreReader, layout: WorkdirLayout,
+        threads: Int? = nil, forceRetrain: Bool = false, gramBudgetBytes: Int = SVMStage.defaultGramBudgetBytes,
+        solverLayout: SolverLayout? = nil
+    ) throws {
+        var settings = try SVMSettings(config: config.root)
+        if forceRetrain { settings.forceRetrain = true }
+        try self.init(
+            train: train, test: test, settings: settings, layers: try FeatureLayers.names(config: config),
+            pipeline: config.name, layout: layout, threads: threads, gramBudgetBytes: gramBudgetBytes,
+            solverLayout: solverLayout)
+    }
+
+    /// The results' fingerprint: features (train and test) plus every SVM setting, and the trained
+    /// layers when they are a subset of the store.
+    public static func fingerprint(
+        trainFingerprint: String, testFingerprint: String, settings: SVMSettings, layers: [String]? = nil
+    ) -> String {
+        var value: [String: JSONValue] = [
+            "stage": .string(StageKind.trainSVM.name),
             "format_version": 1,
             // The solver's visiting-order scheme: fits that stop at max_iter depend on it.
             "solver": "dual-cd-batched-v2",
             "train_features": .string(trainFingerprint),
             "test_features": .string(testFingerprint),
             "svm": settings.fingerprintJSON,
-        ])
+        ]
+        if let layers { value["layers"] = .array(layers.sorted().map { .string($0) }) }
+        return Fingerprint.short(.object(value))
     }
 
-    /// Runs the stage. `threads` overrides `settings.threads` (0 or nil = every core); `layout`
-    /// forces the solver layout of every layer (nil: chosen per layer by `SVMTrainer.chooseLayout`;
-    /// both give the same numbers to rounding, only the speed differs).
+    // MARK: PipelineStage
+
+    public var plan: StagePlan {
+        StagePlan(
+            kind: .trainSVM, fingerprint: fingerprint,
+            inputs: [
+                "train_features": .string(train.fingerprint), "test_features": .string(test.fingerprint),
+                "train_path": .string(train.path), "test_path": .string(test.path),
+            ],
+            parameters: settings.fingerprintJSON, outputs: [layout.relativePath(.svmRun(fingerprint: fingerprint))],
+            pipeline: pipeline)
+    }
+
+    /// Trains every layer (resuming from the fit logs), reporting progress per layer and phase
+    /// and each warning through `context.note`.
+    public func run(_ context: StageContext) throws -> SVMRunSummary {
+        defer { context.progress.finish() }
+        let progress = context.progress
+        let note = context.note
+        return try execute(
+            progress: { layer, phase, done, total in
+                progress.report("\(layer) \(phase)", done: done, total: total, unit: "fits")
+            },
+            warn: { note("train-svm: warning: \($0)") })
+    }
+
+    /// The summary of a finished run, from its results documents.
+    public func reuse(_ context: StageContext, record: ManifestRecord) throws -> SVMRunSummary {
+        let outcomes = try layers.map { name in
+            let path = resultsPath(layer: name)
+            let document = try SVMResultsDocument.read(path: path)
+            guard document.fingerprint == fingerprint, document.layer == name else {
+                throw LinprobeError(
+                    .corruptInput,
+                    "\(path): results of layer '\(document.layer)' run \(document.fingerprint), expected layer "
+                        + "'\(name)' of run \(fingerprint); run train-svm again with --force")
+            }
+            return SVMLayerOutcome(document: document, resultsPath: path)
+        }
+        return SVMRunSummary(
+            fingerprint: fingerprint, directory: layout.path(.svmRun(fingerprint: fingerprint)), layers: outcomes)
+    }
+
+    public func manifestMessage(_ outcome: SVMRunSummary) -> String? {
+        let values = outcome.layers.map { "\($0.layer) \($0.value.map { String(format: "%.2f", $0) } ?? "n/a")" }
+        return values.isEmpty ? nil : values.joined(separator: ", ")
+    }
+
+    /// `results.json` of a layer of this run.
+    public func resultsPath(layer: String) -> String {
+        WorkdirLayout.resultsFile(in: layout.path(.svmLayer(fingerprint: fingerprint, layer: layer)))
+    }
+
+    /// Trains every layer in order.
+    func execute(
+        progress: @escaping @Sendable (String, String, Int, Int) -> Void, warn: @escaping @Sendable (String) -> Void
+    ) throws -> SVMRunSummary {
+        try Paths.ensureDirectory(layout.path(.svmRun(fingerprint: fingerprint)))
+        let provenance = SVMResultsDocument.FeatureProvenancePair(
+            train: train.featureProvenance, test: test.featureProvenance)
+        var outcomes: [SVMLayerOutcome] = []
+        for name in layers {
+            let directory = layout.path(.svmLayer(fingerprint: fingerprint, layer: name))
+            try Paths.ensureDirectory(directory)
+            let context = LayerContext(
+                layer: name, train: train, test: test, settings: settings, directory: directory,
+                fingerprint: fingerprint, threads: threads, gramBudgetBytes: gramBudgetBytes, layout: solverLayout,
+                featureProvenance: provenance, progress: { progress(name, $0, $1, $2) }, warn: warn)
+            let document = settings.lowShot ? try LowShotProtocol.run(context) : try StandardProtocol.run(context)
+            outcomes.append(SVMLayerOutcome(document: document, resultsPath: context.resultsPath))
+        }
+        return SVMRunSummary(
+            fingerprint: fingerprint, directory: layout.path(.svmRun(fingerprint: fingerprint)), layers: outcomes)
+    }
+
+    // MARK: Legacy entry point
+
+    /// Runs the stage without the manifest, for callers not on `StageRunner` yet. `outputDirectory`
+    /// is the `svm` folder of a work folder (`<workdir>/svm`); the stores are opened here.
+    /// `layers` nil = every layer of the training store.
     @discardableResult
     public static func run(
         train trainPath: String, test testPath: String, settings: SVMSettings, outputDirectory: String,
@@ -64,196 +240,77 @@ public enum SVMStage {
         progress: (@Sendable (SVMProgress) -> Void)? = nil, warn: (@Sendable (String) -> Void)? = nil,
         layout: SolverLayout? = nil
     ) throws -> SVMRunSummary {
-        let train = try FeatureStoreReader(path: trainPath)
-        let test = try FeatureStoreReader(path: testPath)
-        let wanted = threads ?? settings.threads
-        let workers = wanted > 0 ? wanted : ProcessInfo.processInfo.activeProcessorCount
+        let workdir = WorkdirLayout(Paths.parent(outputDirectory))
+        let probe = workdir.relativePath(.svmRun(fingerprint: "fp"))
+        guard Paths.standardized(workdir.path(.svmRun(fingerprint: "fp")))
+            == Paths.standardized(Paths.join(outputDirectory, "fp"))
+        else {
+            throw LinprobeError(
+                .usage, "\(outputDirectory): not the SVM folder of a work folder (runs go to <work folder>/\(probe))")
+        }
+        let stage = try SVMStage(
+            train: try FeatureStoreReader(path: trainPath), test: try FeatureStoreReader(path: testPath),
+            settings: settings, layers: requestedLayers ?? [], pipeline: nil, layout: workdir, threads: threads,
+            gramBudgetBytes: gramBudgetBytes, solverLayout: layout)
+        return try stage.execute(
+            progress: { layer, phase, done, total in
+                progress?(SVMProgress(layer: layer, phase: phase, done: done, total: total))
+            },
+            warn: { warn?($0) })
+    }
 
-        // Inputs must fit the protocol before any work starts.
+    // MARK: Input checks
+
+    /// The stores must fit the protocol before any work starts.
+    static func checkProtocol(train: FeatureStoreReader, test: FeatureStoreReader, settings: SVMSettings) throws {
         let needsSingleLabel = settings.lowShot && settings.lowShotDataset == .places
         for reader in [train, test] {
             switch (reader.targetLayout, needsSingleLabel) {
             case (.singleLabel, false):
                 throw LinprobeError(
                     .incompatible,
-                    "\(reader.path): targets are single-label [N]; the VOC07 SVM protocol needs multi-label [N, C] targets (1 present, 0 absent, -1 difficult). For single-label data use the Places205 low-shot variant (LINPROBE.SVM.LOW_SHOT=true, SVM.low_shot.dataset_name=places)")
+                    "\(reader.path): targets are single-label [N]; the VOC07 SVM protocol needs multi-label [N, C] "
+                        + "targets (1 present, 0 absent, -1 difficult). For single-label data use the Places205 "
+                        + "low-shot variant (LINPROBE.SVM.LOW_SHOT=true, SVM.low_shot.dataset_name=places)")
             case (.multiLabel, true):
                 throw LinprobeError(
                     .incompatible,
-                    "\(reader.path): targets are multi-label [N, C]; the Places205 low-shot variant needs single-label [N] class indices. Use SVM.low_shot.dataset_name=voc for multi-label data")
+                    "\(reader.path): targets are multi-label [N, C]; the Places205 low-shot variant needs "
+                        + "single-label [N] class indices. Use SVM.low_shot.dataset_name=voc for multi-label data")
             default: break
             }
         }
         if train.views > 1 {
             throw LinprobeError(
                 .incompatible,
-                "\(trainPath): holds \(train.views) augmented views of each image (LINPROBE.TRAIN_VIEWS); the SVM protocol fits one row per image, and its cross-validation folds would put views of one image on both sides — extract with LINPROBE.TRAIN_VIEWS=1 for train-svm")
+                "\(train.path): holds \(train.views) augmented views of each image (LINPROBE.TRAIN_VIEWS); the SVM "
+                    + "protocol fits one row per image, and its cross-validation folds would put views of one image "
+                    + "on both sides — extract with LINPROBE.TRAIN_VIEWS=1 for train-svm")
         }
         if case .multiLabel(let a) = train.targetLayout, case .multiLabel(let b) = test.targetLayout, a != b {
-            throw LinprobeError(.incompatible, "\(testPath): test targets have \(b) classes but the training store \(trainPath) has \(a)")
+            throw LinprobeError(
+                .incompatible,
+                "\(test.path): test targets have \(b) classes but the training store \(train.path) has \(a)")
         }
-        let layerNames = requestedLayers ?? train.layers.map(\.name)
-        for name in layerNames {
+        if train.count == 0 { throw LinprobeError(.incompatible, "\(train.path): the training store has no rows") }
+    }
+
+    /// Every trained layer must be in the test store with the same width.
+    static func checkLayers(_ names: [String], train: FeatureStoreReader, test: FeatureStoreReader) throws {
+        for name in names {
             let a = try train.layer(name)
             guard let b = test.layers.first(where: { $0.name == name }) else {
-                throw LinprobeError(.incompatible, "\(testPath): has no layer '\(name)' (layers: \(test.layers.map(\.name).joined(separator: ", "))); train and test stores must come from the same extraction")
+                throw LinprobeError(
+                    .incompatible,
+                    "\(test.path): has no layer '\(name)' (layers: "
+                        + "\(test.layers.map(\.name).joined(separator: ", "))); "
+                        + "train and test stores must come from the same extraction")
             }
             guard a.dim == b.dim else {
-                throw LinprobeError(.incompatible, "\(testPath): layer \(name) has D = \(b.dim) but the training store has D = \(a.dim)")
+                throw LinprobeError(
+                    .incompatible,
+                    "\(test.path): layer \(name) has D = \(b.dim) but the training store has D = \(a.dim)")
             }
         }
-        if train.count == 0 { throw LinprobeError(.incompatible, "\(trainPath): the training store has no rows") }
-
-        let fp = fingerprint(trainFingerprint: train.fingerprint, testFingerprint: test.fingerprint, settings: settings)
-        let root = (outputDirectory as NSString).appendingPathComponent(fp)
-        try Files.ensureDirectory(root)
-        var outcomes: [SVMLayerOutcome] = []
-        for name in layerNames {
-            let dir = (root as NSString).appendingPathComponent(name)
-            try Files.ensureDirectory(dir)
-            let context = LayerContext(
-                layer: name, train: train, test: test, settings: settings, directory: dir, fingerprint: fp,
-                threads: workers, gramBudgetBytes: gramBudgetBytes, layout: layout, progress: progress, warn: warn)
-            if settings.lowShot {
-                outcomes.append(try LowShotProtocol.run(context))
-            } else {
-                outcomes.append(try StandardProtocol.run(context))
-            }
-        }
-        return SVMRunSummary(fingerprint: fp, directory: root, layers: outcomes)
-    }
-
-    /// Re-runs only the test of a finished layer from its saved models (`models.npy`) and
-    /// returns the per-class test AP (VOC all-points; nil where undefined).
-    public static func retest(layerDirectory: String, test testPath: String, threads: Int = 0) throws -> [Int: Double?] {
-        let resultsPath = (layerDirectory as NSString).appendingPathComponent("results.json")
-        let text: String
-        do { text = try String(contentsOfFile: resultsPath, encoding: .utf8) } catch {
-            throw LinprobeError(.missingInput, "\(resultsPath): cannot read (run train-svm first): \(oneLine(error))")
-        }
-        let results = try JSONValue.parse(text)
-        guard let models = results["models"], let file = models["file"]?.stringValue,
-            let classes = models["classes"]?.arrayValue?.compactMap({ $0.intValue.map(Int.init) }),
-            let layer = results["layer"]?.stringValue
-        else {
-            throw LinprobeError(.corruptInput, "\(resultsPath): no saved models recorded (low-shot results keep none)")
-        }
-        let normalize = results["settings"]?["normalize"].flatMap { if case .bool(let b) = $0 { return b } else { return nil } } ?? true
-        let bias = results["settings"]?["intercept_scaling"]?.doubleValue ?? 1
-        let modelPath = (layerDirectory as NSString).appendingPathComponent(file)
-        if let expected = models["sha256"]?.stringValue, try Fingerprint.sha256(ofFile: modelPath) != expected {
-            throw LinprobeError(.corruptInput, "\(modelPath): checksum differs from results.json; rerun train-svm with SVM.force_retrain=true")
-        }
-        let (rows, cols, values) = try Files.readNpy(modelPath)
-        guard rows == classes.count else { throw LinprobeError(.corruptInput, "\(modelPath): \(rows) models for \(classes.count) classes") }
-        let reader = try FeatureStoreReader(path: testPath)
-        let info = try reader.layer(layer)
-        guard info.dim + 1 == cols else {
-            throw LinprobeError(.incompatible, "\(testPath): layer \(layer) has D = \(info.dim) but the models have \(cols - 1) weights")
-        }
-        guard case .multiLabel = reader.targetLayout else {
-            throw LinprobeError(.incompatible, "\(testPath): needs multi-label [N, C] targets")
-        }
-        let weights = (0..<rows).map { Array(values[($0 * cols)..<(($0 + 1) * cols)]) }
-        let workers = threads > 0 ? threads : ProcessInfo.processInfo.activeProcessorCount
-        let scores = try Scoring.score(reader: reader, layer: layer, models: weights, normalize: normalize, bias: bias, threads: workers)
-        let targets = try reader.targets()
-        let width = reader.targetLayout.width
-        var out: [Int: Double?] = [:]
-        for (m, c) in classes.enumerated() {
-            let eval = TestEvaluation(scores: scores[m], targets: targets, width: width, column: c)
-            out[c] = eval.allPoints
-        }
-        return out
-    }
-}
-
-/// Everything a protocol needs for one layer.
-struct LayerContext {
-    let layer: String
-    let train: FeatureStoreReader
-    let test: FeatureStoreReader
-    let settings: SVMSettings
-    let directory: String
-    let fingerprint: String
-    let threads: Int
-    let gramBudgetBytes: Int
-    /// The solver layout forced by the caller (nil: chosen per layer).
-    var layout: SolverLayout? = nil
-    let progress: (@Sendable (SVMProgress) -> Void)?
-    let warn: (@Sendable (String) -> Void)?
-
-    func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
-
-    func className(_ c: Int, in reader: FeatureStoreReader) -> String {
-        c < reader.classNames.count ? reader.classNames[c] : "class\(c)"
-    }
-
-    var provenance: JSONValue {
-        [
-            "tool": "linprobe",
-            "tool_version": .string(LinprobeVersion.string),
-            "blas": .string(BLAS.config),
-            "blas_core": .string(BLAS.coreName),
-            "vector_kernels": .string(String(cString: lp_svm_kernel_name())),
-            "threads": .int(Int64(threads)),
-        ]
-    }
-}
-
-/// VOC test evaluation of one class: difficult (−1) rows dropped, positives = target 1.
-struct TestEvaluation {
-    var positives = 0
-    var negatives = 0
-    var difficult = 0
-    var allPoints: Double?
-    var elevenPoint: Double?
-
-    init(scores: [Double], targets: [Int64], width: Int, column: Int) {
-        var s: [Double] = []
-        var p: [Bool] = []
-        s.reserveCapacity(scores.count)
-        p.reserveCapacity(scores.count)
-        for r in 0..<scores.count {
-            let t = targets[r * width + column]
-            if t == -1 { difficult += 1; continue }
-            s.append(scores[r])
-            p.append(t > 0)
-            if t > 0 { positives += 1 } else { negatives += 1 }
-        }
-        allPoints = AveragePrecision.vocAllPoints(scores: s, positive: p)
-        elevenPoint = AveragePrecision.vocElevenPoint(scores: s, positive: p)
-    }
-
-    /// Single-label (one-vs-rest) evaluation: rows with target < 0 dropped, positives = class.
-    init(scores: [Double], singleLabelTargets targets: [Int64], positiveClass: Int) {
-        var s: [Double] = []
-        var p: [Bool] = []
-        for r in 0..<scores.count {
-            let t = targets[r]
-            if t < 0 { difficult += 1; continue }
-            s.append(scores[r])
-            p.append(t == Int64(positiveClass))
-            if t == Int64(positiveClass) { positives += 1 } else { negatives += 1 }
-        }
-        allPoints = AveragePrecision.vocAllPoints(scores: s, positive: p)
-        elevenPoint = AveragePrecision.vocElevenPoint(scores: s, positive: p)
-    }
-}
-
-/// numpy's `argmax` over a row that may hold NaN (nil here): the first NaN wins, otherwise the
-/// first maximum. VISSL picks the cost this way, so a class whose CV AP is undefined for every
-/// cost gets the first cost.
-func numpyArgmax(_ values: [Double?]) -> Int {
-    if let firstNaN = values.firstIndex(where: { $0 == nil }) { return firstNaN }
-    var best = 0
-    for (i, v) in values.enumerated() where v! > values[best]! { best = i }
-    return best
-}
-
-extension JSONValue {
-    static func number(_ d: Double?) -> JSONValue {
-        guard let d, d.isFinite else { return .null }
-        return .double(d)
     }
 }

@@ -177,9 +177,10 @@ final class SVMTrainer: @unchecked Sendable {
         var w = [Double](repeating: 0, count: d + 1)
         var b = 0.0
         w.withUnsafeMutableBufferPointer { p in
+            guard let target = p.baseAddress else { return }
             for (k, r) in rows.enumerated() where alpha[k] != 0 {
                 let c = alpha[k] * Double(labels[k])
-                lp_axpy_f32_f64(c * features.scale[r], features.row(r), p.baseAddress!, d)
+                lp_axpy_f32_f64(c * features.scale[r], features.row(r), target, d)
                 b += c * bias
             }
         }
@@ -209,8 +210,9 @@ enum Scoring {
                 precondition(w.count == d + 1)
                 var s = [Double](repeating: 0, count: range.count)
                 w.withUnsafeBufferPointer { wp in
+                    guard let weights = wp.baseAddress else { return }
                     for r in 0..<range.count {
-                        s[r] = m.scale[r] * lp_dot_f32_f64(m.row(r), wp.baseAddress!, d) + wp[d] * bias
+                        s[r] = m.scale[r] * lp_dot_f32_f64(m.row(r), weights, d) + wp[d] * bias
                     }
                 }
                 partial.withLock { $0[k] = s }

@@ -57,9 +57,11 @@ struct FidelityTests {
             let result = trainer.fit(rows: Array(0..<train.count), labels: labels, cost: cost, seed: 42, scoreRows: [], wantWeights: true)
             let sklearnConverged = fit["n_iter"]!.intValue! < 2000
             #expect(result.outcome.converged == sklearnConverged, "C=\(cost): converged \(result.outcome)")
-            let ours = LowShotProtocol.scoreInMemory(testFeatures, result.weights!, bias: 1)
+            let ours = LowShotFits.scoreInMemory(testFeatures, try #require(result.weights), bias: 1)
             let sklearn = fit["decision"]!.doubles.map { $0! }
             let tight = fit["decision_tight"]!.doubles.map { $0! }
+            try #require(ours.count == tight.count && sklearn.count == tight.count, "C=\(cost): decision lengths")
+            try #require(!tight.isEmpty)
             let scale = tight.map(abs).max()!
             let oursErr = zip(ours, tight).map { abs($0 - $1) }.max()!
             let sklearnErr = zip(sklearn, tight).map { abs($0 - $1) }.max()!
@@ -73,35 +75,39 @@ struct FidelityTests {
     }
 
     /// Runs the protocol on a fixture pair and compares with the reference.
-    func compareStandard(_ name: String, layer: String) throws -> JSONValue {
+    func compareStandard(_ name: String, layer: String) throws -> SVMResultsDocument {
         let dir = try TemporaryDirectory()
         let settings = try visslSettings()
-        let summary = try SVMStage.run(
+        let run = try runSVM(
             train: Reference.store("\(name)_train"), test: Reference.store("\(name)_test"), settings: settings,
-            outputDirectory: dir.path, threads: 2)
-        let results = try JSONValue.parse(String(contentsOfFile: summary.layers[0].resultsPath, encoding: .utf8))
+            workdir: dir.path)
+        let results = try firstResults(run)
+        #expect(results.layer == layer)
         let ref = try #require(Reference.json[name])
-        let ours = try #require(results["classes"]?.arrayValue)
+        let ours = try #require(results.classes)
+        let refClasses = try #require(ref["classes"]?.arrayValue)
+        try #require(ours.count >= refClasses.count, "one result per reference class")
         let settingsCosts = settings.costs
         var identicalChoices = 0, nearTies = 0, convergedCompared = 0, nonConvergedCompared = 0
-        for r in ref["classes"]!.arrayValue! {
-            let k = Int(r["index"]!.intValue!)
+        for r in refClasses {
+            let k = Int(try #require(r["index"]?.intValue))
+            try #require(k < ours.count && ours[k].index == k, "class \(k) in the results")
             let o = ours[k]
             if r["skipped"] == .bool(true) {
-                #expect(o["status"] == "skipped", "class \(k)")
+                #expect(o.status == .skipped, "class \(k)")
                 continue
             }
-            #expect(o["status"] == "trained", "class \(k)")
+            #expect(o.status == .trained, "class \(k)")
             // Fits that stop at max_iter (large costs here, in scikit-learn as in Linprobe) depend on
             // the coordinate order: they are compared within the non-convergence spread, the others
             // within 0.002 (they agree to ~1e-12 in practice).
             let refCV = r["cv_ap"]!.doubles
-            let ourCV = o["cv_ap"]!.doubles
+            let ourCV = try #require(o.cvAP)
+            try #require(refCV.count == ourCV.count, "class \(k): CV AP per cost")
             var convergedCost = [Bool](repeating: true, count: refCV.count)
-            for fit in o["fits"]!.arrayValue! where fit["fold"] != "all" {
-                let cost = fit["cost"]!.double!
-                let j = settingsCosts.firstIndex(of: cost)!
-                if fit["converged"] == .bool(false) || (fit["iterations"]?.intValue ?? 0) > 1800 { convergedCost[j] = false }
+            for fit in try #require(o.fits) where fit.fold != .all {
+                let j = try #require(settingsCosts.firstIndex(of: fit.cost))
+                if fit.converged == false || (fit.iterations ?? 0) > 1800 { convergedCost[j] = false }
             }
             for (j, (a, b)) in zip(refCV, ourCV).enumerated() {
                 if let a, let b {
@@ -111,7 +117,7 @@ struct FidelityTests {
                     #expect(a == nil && b == nil, "class \(k): CV AP definedness")
                 }
             }
-            let chosen = Int(o["chosen_cost_index"]!.intValue!)
+            let chosen = try #require(o.chosenCostIndex)
             let refChosen = Int(r["chosen_cost_index"]!.intValue!)
             let seeds = Set(r["chosen_by_seed"]!.ints)
             let refBest = refCV.compactMap { $0 }.max() ?? 0
@@ -129,43 +135,44 @@ struct FidelityTests {
             }
             if chosen == refChosen { identicalChoices += 1 }
             if let refAP = r["test_ap"]?.double {
-                let ap = try #require(o["test_ap"]?.double, "class \(k)")
-                let ap11 = try #require(o["test_ap_11point"]?.double)
-                let refitConverged = (r["refit_n_iter"]?.intValue ?? 2000) < 2000
-                    && o["fits"]!.arrayValue!.last!["converged"] == .bool(true)
+                let ap = try #require(o.testAP, "class \(k)")
+                let ap11 = try #require(o.testAP11Point)
+                let refitConverged = (r["refit_n_iter"]?.intValue ?? 2000) < 2000 && o.fits?.last?.converged == true
                 if chosen == refChosen {
                     let tolerance = refitConverged ? 0.002 : 0.02
                     #expect(abs(ap - refAP) <= tolerance, "class \(k): test AP \(ap) vs \(refAP)")
                     #expect(abs(ap11 - r["test_ap_11point"]!.double!) <= tolerance, "class \(k): 11-point AP")
                 }
             } else {
-                #expect(o["test_ap"] == .null, "class \(k): no test positives → undefined AP")
+                #expect(o.testAP == nil, "class \(k): no test positives → undefined AP")
             }
         }
         #expect(convergedCompared > 0)
         print("\(name): \(identicalChoices) identical cost choices, \(nearTies) near-tie choices; CV AP compared on \(convergedCompared) converged and \(nonConvergedCompared) non-converged (class, cost) pairs")
-        let mAP = try #require(results["value"]?.double)
+        let mAP = try #require(results.value)
         #expect(abs(mAP - ref["mAP"]!.double!) <= 0.05, "mAP \(mAP) vs \(ref["mAP"]!.double!)")
-        #expect(abs(results["metrics"]!["mAP_11point"]!.double! - ref["mAP_11point"]!.double!) <= 0.05)
+        let mAP11 = try #require(results.metrics?.mAP11Point)
+        #expect(abs(mAP11 - ref["mAP_11point"]!.double!) <= 0.05)
         return results
     }
 
     @Test("VOC07 protocol on real features: identical chosen costs, test AP within 0.002, mAP within 0.05")
     func realFeatures() throws {
         let results = try compareStandard("real", layer: "late160")
-        #expect(results["convergence"]?["fits"]?.intValue ?? 0 > 0)
+        #expect(results.convergence.fits > 0)
     }
 
     @Test("VOC07 protocol on the hard synthetic cases (ties, one positive, no positives, all-difficult rows)")
     func hardCases() throws {
         let results = try compareStandard("synth", layer: "feat")
-        let classes = results["classes"]!.arrayValue!
-        #expect(classes[2]["status"] == "skipped")
-        #expect(classes[1]["chosen_cost_index"] == 0)  // CV AP NaN for every cost → first cost
-        #expect(classes[1]["cv_ap"]!.doubles.allSatisfy { $0 == nil })
-        #expect(classes[3]["test_ap"] == .null)
-        #expect(results["metrics"]?["classes_in_mean"] == 4)
-        let warnings = results["warnings"]!.arrayValue!.compactMap(\.stringValue)
+        let classes = try #require(results.classes)
+        try #require(classes.count >= 4)
+        #expect(classes[2].status == .skipped)
+        #expect(classes[1].chosenCostIndex == 0)  // CV AP NaN for every cost → first cost
+        #expect(classes[1].cvAP?.allSatisfy { $0 == nil } == true)
+        #expect(classes[3].status == .trained && classes[3].testAP == nil)
+        #expect(results.metrics?.classesInMean == 4)
+        let warnings = results.warnings
         #expect(warnings.contains { $0.contains("class 2") && $0.contains("skipped") })
         #expect(warnings.contains { $0.contains("class 3") && $0.contains("no positive test rows") })
     }
@@ -187,25 +194,31 @@ struct FidelityTests {
             ["costs": ["costs_list": .array(ref["costs"]!.arrayValue!), "base": -1.0],
              "low_shot": ["dataset_name": .string(dataset), "k_values": ref["k_values"]!, "sample_inds": ref["sample_inds"]!]],
             linprobe: ["SVM": ["LOW_SHOT": true]])
-        let summary = try SVMStage.run(
+        let run = try runSVM(
             train: Reference.store("\(name)_train"), test: Reference.store("\(name)_test"), settings: settings,
-            outputDirectory: dir.path, threads: 2)
-        let results = try JSONValue.parse(String(contentsOfFile: summary.layers[0].resultsPath, encoding: .utf8))
-        let byK = try #require(results["results_by_k"]?.arrayValue)
-        for (o, r) in zip(byK, ref["by_k"]!.arrayValue!) {
-            #expect(o["k"] == r["k"])
-            let ourSamples = o["per_sample_map"]!.arrayValue!.map { $0.doubles.map { $0! } }
-            let refSamples = r["per_sample_map"]!.arrayValue!.map { $0.doubles.map { $0! } }
+            workdir: dir.path)
+        let results = try firstResults(run)
+        let byK = try #require(results.resultsByK)
+        let refByK = try #require(ref["by_k"]?.arrayValue)
+        try #require(byK.count == refByK.count, "one result per k")
+        for (o, r) in zip(byK, refByK) {
+            let k = r["k"]!.canonicalText
+            #expect(o.k == Int(r["k"]?.intValue ?? -1))
+            // Every (sample, cost) mAP is defined on both sides (a nil shortens its row and fails the count check).
+            let ourSamples = o.perSampleMAP.map { $0.compactMap { $0 } }
+            let refSamples = r["per_sample_map"]!.arrayValue!.map { $0.doubles.compactMap { $0 } }
+            try #require(ourSamples.count == refSamples.count, "k=\(k): samples")
             for (a, b) in zip(ourSamples, refSamples) {
-                for (x, y) in zip(a, b) { #expect(abs(x - y) <= 0.2, "k=\(r["k"]!.canonicalText): per-cost mAP \(x) vs \(y)") }
+                try #require(a.count == b.count && a.count == ref["costs"]?.arrayValue?.count, "k=\(k): costs")
+                for (x, y) in zip(a, b) { #expect(abs(x - y) <= 0.2, "k=\(k): per-cost mAP \(x) vs \(y)") }
             }
-            #expect(o["vissl_rule"]?["cost"]?.double == ref["costs"]!.doubles[Int(r["vissl_cost_index"]!.intValue!)],
-                    "k=\(r["k"]!.canonicalText): VISSL-rule cost")
-            #expect(abs(o["vissl_rule"]!["mean"]!.double! - r["vissl_mean"]!.double!) <= 0.05)
+            let vissl = try #require(o.visslRule, "k=\(k): VISSL rule")
+            #expect(vissl.cost == ref["costs"]!.doubles[Int(r["vissl_cost_index"]!.intValue!)], "k=\(k): VISSL-rule cost")
+            #expect(abs(try #require(vissl.mean) - r["vissl_mean"]!.double!) <= 0.05)
             if let cv = r["cv_mean"]?.double {
-                #expect(abs(o["cv_rule"]!["mean"]!.double! - cv) <= 0.2)
+                #expect(abs(try #require(o.cvRule.mean) - cv) <= 0.2)
             } else {
-                #expect(o["cv_rule"]?["mean"] == .null)
+                #expect(o.cvRule.mean == nil)
             }
         }
     }

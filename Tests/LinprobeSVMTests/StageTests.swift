@@ -51,6 +51,7 @@ struct StageTests {
             let a = gram.fit(rows: rows, labels: rows.map { labels[$0] }, cost: cost, seed: 7, scoreRows: Array(100..<120))
             let b = dense.fit(rows: rows, labels: rows.map { labels[$0] }, cost: cost, seed: 7, scoreRows: Array(100..<120))
             #expect(a.outcome.iterations == b.outcome.iterations, "C=\(cost)")
+            try #require(a.margins.count == b.margins.count && a.margins.count == 20)
             for (x, y) in zip(a.margins, b.margins) { #expect(abs(x - y) <= max(1e-5, 1e-6 * cost) * max(1, abs(y)), "C=\(cost)") }
         }
     }
@@ -72,6 +73,7 @@ struct StageTests {
         let batch = trainer.fitBatch(rows: rows, problems: problems, seed: 11, scoreRows: Array(90..<120), wantWeights: true)
         #expect(batch.contains { !$0.outcome.converged } && batch.contains { $0.outcome.converged })
         #expect(Set(batch.map(\.outcome.iterations)).count > 1)
+        try #require(batch.count == problems.count)
         for (q, problem) in problems.enumerated() {
             let alone = trainer.fit(rows: rows, labels: problem.labels, cost: problem.cost, seed: 11, scoreRows: Array(90..<120), wantWeights: true)
             // Same visiting order, same arithmetic: identical bits.
@@ -102,6 +104,7 @@ struct StageTests {
             let a = full.fit(rows: trainRows, labels: labels, cost: cost, seed: 5, scoreRows: heldOut)
             let b = local.fit(rows: Array(0..<m), labels: labels, cost: cost, seed: 5, scoreRows: Array(m..<120))
             #expect(a.outcome == b.outcome && a.alpha == b.alpha, "C=\(cost)")
+            try #require(a.margins.count == b.margins.count && a.margins.count == heldOut.count)
             for (x, y) in zip(a.margins, b.margins) { #expect(abs(x - y) <= 1e-9 * max(1, abs(x)), "C=\(cost)") }
         }
     }
@@ -117,6 +120,7 @@ struct StageTests {
         let labels: [Int8] = (0..<80).map { targets[$0 * 3 + 1] == 1 ? 1 : -1 }
         let trainer = SVMTrainer(features: features, settings: settings, layout: .gram, blasThreads: 1)
         let fit = trainer.fit(rows: Array(0..<80), labels: labels, cost: 0.5, seed: 1, scoreRows: [])
+        try #require(fit.alpha.count == labels.count)
         for (a, y) in zip(fit.alpha, labels) { #expect(a >= 0 && a <= 0.5 * (y > 0 ? 2 : 1) + 1e-12) }
         settings = try visslSettings(["max_iter": 2])
         let short = SVMTrainer(features: features, settings: settings, layout: .dense, blasThreads: 1)
@@ -129,29 +133,27 @@ struct StageTests {
         let dir = try TemporaryDirectory()
         let (train, test) = try makeToyStores(dir)
         let settings = try visslSettings()
-        let out = dir.file("svm")
-        let first = try SVMStage.run(train: train, test: test, settings: settings, outputDirectory: out, threads: 2)
-        let layerDir = (first.directory as NSString).appendingPathComponent("feat")
-        let resultsPath = first.layers[0].resultsPath
-        let original = try JSONValue.parse(String(contentsOfFile: resultsPath, encoding: .utf8))
+        let first = try runSVM(train: train, test: test, settings: settings, workdir: dir.path)
+        let resultsPath = try #require(first.outcome.layers.first).resultsPath
+        let original = try SVMResultsDocument.read(path: resultsPath)
         // Simulate a kill: drop the last 5 records, tear the one before, remove results.
-        let logPath = (layerDir as NSString).appendingPathComponent("fits.log")
+        let logPath = Paths.join(Paths.parent(resultsPath), "fits.log")
         var lines = try String(contentsOfFile: logPath, encoding: .utf8).split(separator: "\n").map(String.init)
         let total = lines.count
+        try #require(total > 6)
         lines.removeLast(5)
         let torn = lines.removeLast()
         let text = lines.joined(separator: "\n") + "\n" + torn.prefix(torn.count / 2)
         try text.write(toFile: logPath, atomically: true, encoding: .utf8)
         try FileManager.default.removeItem(atPath: resultsPath)
-        let counted = Locked(0)
-        let second = try SVMStage.run(
-            train: train, test: test, settings: settings, outputDirectory: out, threads: 2,
-            progress: { p in if p.phase == "cross-validation" || p.phase == "refit" { counted.withLock { $0 = max($0, p.done) } } })
-        #expect(second.fingerprint == first.fingerprint)
-        let resumed = try JSONValue.parse(String(contentsOfFile: resultsPath, encoding: .utf8))
-        #expect(resumed["classes"] == original["classes"])
-        #expect(resumed["value"] == original["value"])
-        #expect(counted.withLock { $0 } <= 6)
+        // The manifest's record is complete, so the rerun is forced (as after a kill it would be `running`).
+        let second = try runSVM(train: train, test: test, settings: settings, workdir: dir.path, force: true)
+        #expect(!second.reused)
+        #expect(second.outcome.fingerprint == first.outcome.fingerprint)
+        let resumed = try SVMResultsDocument.read(path: resultsPath)
+        #expect(resumed.classes == original.classes)
+        #expect(resumed.value == original.value)
+        // Only the 6 missing fits were appended: a refit of a logged fit would add a line.
         let after = try String(contentsOfFile: logPath, encoding: .utf8).split(separator: "\n").count
         #expect(after == total)
     }
@@ -160,13 +162,16 @@ struct StageTests {
     func retest() throws {
         let dir = try TemporaryDirectory()
         let (train, test) = try makeToyStores(dir)
-        let summary = try SVMStage.run(train: train, test: test, settings: try visslSettings(), outputDirectory: dir.file("svm"), threads: 1)
-        let results = try JSONValue.parse(String(contentsOfFile: summary.layers[0].resultsPath, encoding: .utf8))
-        let again = try SVMStage.retest(layerDirectory: (summary.directory as NSString).appendingPathComponent("feat"), test: test)
-        for c in results["classes"]!.arrayValue! where c["status"] == "trained" {
-            let k = Int(c["index"]!.intValue!)
-            #expect(again[k]! == c["test_ap"]!.doubleValue)
+        let run = try runSVM(train: train, test: test, settings: try visslSettings(), workdir: dir.path, threads: 1)
+        let results = try firstResults(run)
+        let layerFolder = Paths.parent(try #require(run.outcome.layers.first).resultsPath)
+        let again = try SVMStage.retest(layerDirectory: layerFolder, test: test)
+        var checked = 0
+        for c in try #require(results.classes) where c.status == .trained {
+            #expect(again[c.index] == .some(c.testAP))
+            checked += 1
         }
+        #expect(checked > 0)
     }
 
     @Test("thread count does not change results")
@@ -174,11 +179,10 @@ struct StageTests {
         let dir = try TemporaryDirectory()
         let (train, test) = try makeToyStores(dir)
         let s = try visslSettings()
-        let a = try SVMStage.run(train: train, test: test, settings: s, outputDirectory: dir.file("a"), threads: 1)
-        let b = try SVMStage.run(train: train, test: test, settings: s, outputDirectory: dir.file("b"), threads: 2)
-        let ra = try JSONValue.parse(String(contentsOfFile: a.layers[0].resultsPath, encoding: .utf8))
-        let rb = try JSONValue.parse(String(contentsOfFile: b.layers[0].resultsPath, encoding: .utf8))
-        #expect(ra["classes"] == rb["classes"])
+        let a = try firstResults(runSVM(train: train, test: test, settings: s, workdir: dir.file("a"), threads: 1))
+        let b = try firstResults(runSVM(train: train, test: test, settings: s, workdir: dir.file("b"), threads: 2))
+        #expect(a.classes == b.classes)
+        #expect(a.classes?.isEmpty == false)
     }
 
     // MARK: - Bad input
@@ -190,7 +194,7 @@ struct StageTests {
         let partial = dir.file("partial.h5")
         try writeStore(partial, rows: 20, dim: 4, targets: [Int64](repeating: 0, count: 60), multiLabel: 3, value: { _, _ in 1 }, finish: false)
         let error = #expect(throws: LinprobeError.self) {
-            try SVMStage.run(train: partial + ".partial", test: test, settings: try visslSettings(), outputDirectory: dir.file("svm"))
+            try runSVM(train: partial + ".partial", test: test, settings: try visslSettings(), workdir: dir.path)
         }
         #expect(error?.message.contains("incomplete") == true)
         #expect(error?.message.contains("partial.h5") == true)
@@ -203,12 +207,12 @@ struct StageTests {
         let single = dir.file("single.h5")
         try writeStore(single, rows: 30, dim: 12, targets: (0..<30).map { Int64($0 % 3) }, multiLabel: nil, value: { r, j in Float((r + j) % 5) })
         let e1 = #expect(throws: LinprobeError.self) {
-            try SVMStage.run(train: single, test: test, settings: try visslSettings(), outputDirectory: dir.file("svm"))
+            try runSVM(train: single, test: test, settings: try visslSettings(), workdir: dir.path)
         }
         #expect(e1?.message.contains("single-label") == true)
         let places = try visslSettings(["low_shot": ["dataset_name": "places205"]], linprobe: ["SVM": ["LOW_SHOT": true]])
         let e2 = #expect(throws: LinprobeError.self) {
-            try SVMStage.run(train: train, test: test, settings: places, outputDirectory: dir.file("svm"))
+            try runSVM(train: train, test: test, settings: places, workdir: dir.path)
         }
         #expect(e2?.message.contains("multi-label") == true)
     }
@@ -220,11 +224,12 @@ struct StageTests {
         let views = dir.file("views.h5")
         let targets = (0..<40).flatMap { r -> [Int64] in (0..<3).map { c in Int64((r / 2 + c) % 3 == 0 ? 1 : 0) } }
         try writeStore(views, rows: 40, dim: 12, targets: targets, multiLabel: 3, value: { r, j in Float((r + j) % 5) }, views: 2)
+        let work = dir.file("work")
         let e = #expect(throws: LinprobeError.self) {
-            try SVMStage.run(train: views, test: test, settings: try visslSettings(), outputDirectory: dir.file("svm"))
+            try runSVM(train: views, test: test, settings: try visslSettings(), workdir: work)
         }
         #expect(e?.message.hasPrefix(views) == true && e?.message.contains("TRAIN_VIEWS=1") == true, "\(e?.message ?? "")")
-        #expect(!FileManager.default.fileExists(atPath: dir.file("svm")), "refused before any work")
+        #expect(!FileManager.default.fileExists(atPath: work), "refused before any work")
     }
 
     @Test("NaN or Inf features are refused naming the layer and row", arguments: [Float.nan, Float.infinity])
@@ -232,7 +237,7 @@ struct StageTests {
         let dir = try TemporaryDirectory()
         let (train, test) = try makeToyStores(dir, poison: { r, j in r == 17 && j == 3 ? bad : nil })
         let error = #expect(throws: LinprobeError.self) {
-            try SVMStage.run(train: train, test: test, settings: try visslSettings(), outputDirectory: dir.file("svm"))
+            try runSVM(train: train, test: test, settings: try visslSettings(), workdir: dir.path)
         }
         #expect(error?.message.contains("row 17") == true)
         #expect(error?.message.contains("feat") == true)
@@ -276,7 +281,7 @@ struct StageTests {
         let dir = try TemporaryDirectory()
         let (train, test) = try makeToyStores(dir)
         let error = #expect(throws: LinprobeError.self) {
-            try SVMStage.run(train: train, test: test, settings: try visslSettings(["cls_list": [0, 7]]), outputDirectory: dir.file("svm"))
+            try runSVM(train: train, test: test, settings: try visslSettings(["cls_list": [0, 7]]), workdir: dir.path)
         }
         #expect(error?.message.contains("SVM.cls_list") == true)
     }

@@ -6,6 +6,7 @@
 import Foundation
 import LinprobeCore
 import LinprobeSVM
+import LinprobeStore
 
 let args = CommandLine.arguments
 guard args.count >= 6, let threads = Int(args[4]), let classes = Int(args[5]) else {
@@ -23,24 +24,28 @@ let config: JSONValue = [
 ]
 do {
     let settings = try SVMSettings(config: ConfigNode(path: "", value: config))
-    let layers = args.count > 6 ? Array(args[6...]) : nil
+    let layers = args.count > 6 ? Array(args[6...]) : []
     // SVM_BENCH_LAYOUT=gram|dense forces the solver layout (default: chosen per layer).
     let layout = ProcessInfo.processInfo.environment["SVM_BENCH_LAYOUT"].flatMap { SolverLayout(rawValue: $0) }
     let start = Date()
-    let summary = try SVMStage.run(
-        train: args[1], test: args[2], settings: settings, outputDirectory: args[3], layers: layers, threads: threads,
-        warn: { FileHandle.standardError.write(Data("warning: \($0)\n".utf8)) }, layout: layout)
+    let stage = try SVMStage(
+        train: try FeatureStoreReader(path: args[1]), test: try FeatureStoreReader(path: args[2]), settings: settings,
+        layers: layers, pipeline: "bench-svm", layout: WorkdirLayout(args[3]), threads: threads, solverLayout: layout)
+    let runner = StageRunner(
+        layout: WorkdirLayout(args[3]), force: true, note: { FileHandle.standardError.write(Data("\($0)\n".utf8)) })
+    let summary = try runner.execute(stage, progress: ProgressReporter(stage: "train-svm", mode: .silent)).outcome
     for layer in summary.layers {
-        let results = try JSONValue.parse(String(contentsOfFile: layer.resultsPath, encoding: .utf8))
+        let results = try SVMResultsDocument.read(path: layer.resultsPath)
+        let timings = results.provenance.timings ?? [:]
         let line: JSONValue = [
             "layer": .string(layer.layer),
-            "mAP": results["value"] ?? .null,
-            "seconds": results["provenance"]?["timings"]?["total_seconds"] ?? .null,
-            "fits": results["convergence"]?["fits"] ?? .null,
-            "not_converged": results["convergence"]?["not_converged"] ?? .null,
-            "layout": results["provenance"]?["solver_layout"] ?? .null,
-            "timings": results["provenance"]?["timings"] ?? .null,
-            "chosen_costs": .array((results["classes"]?.arrayValue ?? []).map { $0["chosen_cost"] ?? .null }),
+            "mAP": results.value.map { .double($0) } ?? .null,
+            "seconds": timings["total_seconds"].map { .double($0) } ?? .null,
+            "fits": .int(Int64(results.convergence.fits)),
+            "not_converged": .int(Int64(results.convergence.notConverged)),
+            "layout": results.provenance.solverLayout.map { .string($0) } ?? .null,
+            "timings": .object(timings.mapValues { .double($0) }),
+            "chosen_costs": .array((results.classes ?? []).map { $0.chosenCost.map { .double($0) } ?? .null }),
         ]
         print(line.canonicalText)
     }

@@ -569,7 +569,8 @@ extension SVMResultsDocument {
     public static func read(path: String) throws -> SVMResultsDocument {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw LinprobeError(.missingInput, "\(path): cannot read the SVM results (\(oneLine(error))); run train-svm")
+            throw LinprobeError(
+                .missingInput, "\(path): cannot read the SVM results (\(oneLine(error))); run train-svm")
         }
         return try decode(data, path: path)
     }
@@ -595,7 +596,8 @@ extension SVMResultsDocument {
             throw LinprobeError(
                 .unsupported,
                 "\(path): SVM results format_version \(found) is not supported (this linprobe reads "
-                    + "\(supportedVersions.lowerBound)–\(supportedVersions.upperBound)); rerun train-svm with --force")
+                    + "\(supportedVersions.lowerBound)–\(supportedVersions.upperBound)); "
+                    + "rerun train-svm with --force")
         }
         do {
             return try JSONDecoder().decode(SVMResultsDocument.self, from: data)

@@ -49,10 +49,11 @@ struct RunCommand: ParsableCommand {
             var results: [String] = []
             var lines: [String] = []
             if stages.contains(.trainSVM) {
-                let outcome = try runSVMStage(config: config, workdir: workdir, stores: try trainingStores(.trainSVM), threads: threads, force: false)
-                if outcome.reused { Console.note("train-svm: unchanged, reused \(outcome.directory)") }
-                results.append(outcome.directory)
-                lines += outcome.lines
+                let summary = try TrainSVMCommand.execute(
+                    config: config, stores: try trainingStores(.trainSVM), layout: WorkdirLayout(workdir),
+                    threads: threads, force: false)
+                results.append(summary.directory)
+                lines += summary.summaryLines
             }
             if stages.contains(.trainLinear) {
                 let outcome = try TrainLinearCommand.execute(

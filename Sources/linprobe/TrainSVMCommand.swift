@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import LinprobeCore
+import LinprobeExtract
+import LinprobeSVM
 
 /// `linprobe train-svm <pipeline> [overrides] [--features TRAIN.h5 --test-features TEST.h5]`.
 struct TrainSVMCommand: ParsableCommand {
@@ -24,10 +26,29 @@ struct TrainSVMCommand: ParsableCommand {
         try reportingErrors {
             let config = try arguments.load()
             let stores = try training.stores(config, arguments.layout, for: .trainSVM)
-            let outcome = try runSVMStage(config: config, workdir: arguments.workdir, stores: stores,
-                                          threads: try training.threading.resolved(config), force: training.force)
-            if outcome.reused { Console.note("train-svm: unchanged, reused \(outcome.directory)") }
-            for line in outcome.lines { Console.result(line) }
+            let summary = try Self.execute(config: config, stores: stores, layout: arguments.layout,
+                                           threads: try training.threading.resolved(config), force: training.force)
+            for line in summary.summaryLines { Console.result(line) }
+        }
+    }
+
+    /// Runs (or reuses) the stage under the manifest, saying on stderr when it was reused.
+    static func execute(config: PipelineConfig, stores: TrainingStores, layout: WorkdirLayout, threads: Int,
+                        force: Bool) throws -> SVMRunSummary {
+        let stage = try SVMStage(config: config, train: stores.train, test: stores.test, layout: layout,
+                                 threads: threads, forceRetrain: force)
+        let result = try StageRunner(layout: layout, force: force, note: { Console.note($0) }).execute(stage)
+        if result.reused { Console.note("train-svm: unchanged, reused \(result.outcome.directory)") }
+        return result.outcome
+    }
+}
+
+extension SVMRunSummary {
+    /// One line per layer for stdout: layer, method, metric and value, results path.
+    var summaryLines: [String] {
+        layers.map { l in
+            let value = l.value.map { String(format: "%.2f", $0) } ?? "n/a"
+            return "\(l.layer)\tsvm\t\(l.metric) \(value)\t\(l.resultsPath)"
         }
     }
 }

@@ -299,26 +299,26 @@ final class Head {
     func forward(_ x: UnsafePointer<Float>, n: Int, training: Bool, threads: Int) -> UnsafePointer<Float> {
         precondition(n <= maxRows)
         var input = x
-        if let bn = inputBN {
+        if let bn = inputBN, let xhat, let bnOut {  // the buffers exist exactly when the BN does
             if training {
-                bn.trainForward(x, n: n, xhat: xhat!.pointer, y: bnOut!.pointer, threads: threads)
+                bn.trainForward(x, n: n, xhat: xhat.pointer, y: bnOut.pointer, threads: threads)
             } else {
-                bn.evalForward(x, n: n, y: bnOut!.pointer, threads: threads)
+                bn.evalForward(x, n: n, y: bnOut.pointer, threads: threads)
             }
-            input = UnsafePointer(bnOut!.pointer)
+            input = UnsafePointer(bnOut.pointer)
         }
         for (l, b) in blocks.enumerated() {
             let zl = z[l].pointer
             linearForward(b, input: input, n: n, out: zl)
             var cur = UnsafeMutablePointer(zl)
             let count = n * b.linear.outputs
-            if let bn = b.bn {
+            if let bn = b.bn, let hat = hiddenHat[l], let y = hiddenY[l] {
                 if training {
-                    bn.trainForward(zl, n: n, xhat: hiddenHat[l]!.pointer, y: hiddenY[l]!.pointer, threads: threads)
+                    bn.trainForward(zl, n: n, xhat: hat.pointer, y: y.pointer, threads: threads)
                 } else {
-                    bn.evalForward(zl, n: n, y: hiddenY[l]!.pointer, threads: threads)
+                    bn.evalForward(zl, n: n, y: y.pointer, threads: threads)
                 }
-                cur = hiddenY[l]!.pointer
+                cur = y.pointer
             }
             if let a = act[l] {
                 for i in 0..<count {
@@ -326,8 +326,7 @@ final class Head {
                     if b.relu { v = max(v, 0) }
                     a.pointer[i] = v
                 }
-                if b.dropout && training {
-                    let mask = dropMask[l]!.pointer
+                if b.dropout && training, let mask = dropMask[l]?.pointer {
                     for i in 0..<count {
                         // nn.Dropout(p = 0.5): keep with probability 0.5, scale kept values by 2.
                         mask[i] = dropoutRNG.nextUnitFloat() < 0.5 ? 0 : 2
@@ -352,22 +351,21 @@ final class Head {
             let g = grad[l].pointer
             let out = b.linear.outputs
             let count = n * out
-            if b.dropout {
-                let mask = dropMask[l]!.pointer
+            if b.dropout, let mask = dropMask[l]?.pointer {
                 for i in 0..<count { g[i] *= mask[i] }
             }
             if b.relu {
                 let pre = (hiddenY[l] ?? z[l]).pointer
                 for i in 0..<count where pre[i] <= 0 { g[i] = 0 }
             }
-            if let bn = b.bn { bn.backward(dy: g, xhat: hiddenHat[l]!.pointer, n: n) }
+            if let bn = b.bn, let hat = hiddenHat[l] { bn.backward(dy: g, xhat: hat.pointer, n: n) }
             // Bias gradient: column sums of dZ.
             Kernels.columnSums(g, n: n, d: out, cols: 0..<out, into: b.linear.biasGrad.pointer)
             let input: UnsafePointer<Float>
             if l > 0 {
                 input = UnsafePointer(output(l - 1).pointer)
-            } else if inputBN != nil {
-                input = UnsafePointer(xhat!.pointer)  // fused: G = dZᵀ·x̂
+            } else if inputBN != nil, let xhat {
+                input = UnsafePointer(xhat.pointer)  // fused: G = dZᵀ·x̂
             } else {
                 input = x
             }

@@ -134,7 +134,7 @@ struct Inspect: ParsableCommand {
                 lines.append("\(key): \(shown)\(items.count > 12 ? ", … (\(items.count) in all)" : "")")
             case .object(let inner) where key == "provenance":
                 lines.append("provenance:")
-                for k in inner.keys.sorted() { lines.append("  \(k): \(inner[k]!.canonicalText)") }
+                for (k, value) in inner.sorted(by: { $0.key < $1.key }) { lines.append("  \(k): \(value.canonicalText)") }
             case .object:
                 lines.append("\(key): \(v.canonicalText)")
             default:

@@ -426,7 +426,7 @@ public enum ReportBuilder {
             if groups[key] == nil { order.append(key) }
             groups[key, default: []].append(chart)
         }
-        return order.map { ReportChart.combined(groups[$0]!) }
+        return order.compactMap { groups[$0].flatMap(ReportChart.combined) }
     }
 
     // MARK: - Protocol

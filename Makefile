@@ -11,7 +11,7 @@ TEST_FLAGS := $(RELEASE_FLAGS)
 BIN := .build/release/linprobe
 VENV ?= .venv-bench
 
-.PHONY: all setup build test bench clean demo voc07 voc07_low_shot imagenet1k places205 inaturalist18
+.PHONY: all setup build test lint format bench clean demo voc07 voc07_low_shot imagenet1k places205 inaturalist18
 
 WORKDIR ?= runs
 THREADS ?= 0
@@ -43,6 +43,14 @@ build: setup
 test: setup
 	$(SWIFT) build --build-tests $(TEST_FLAGS)
 	$(SWIFT) test --skip-build $(TEST_FLAGS)
+
+## lint: swift-format's lint over every Swift file, with the rules in .swift-format (run by CI)
+lint:
+	$(SWIFT) format lint --strict --recursive --parallel Package.swift Sources Tests Benchmarks
+
+## format: rewrite every Swift file in place with the rules in .swift-format
+format:
+	$(SWIFT) format format --in-place --recursive --parallel Package.swift Sources Tests Benchmarks
 
 ## bench: benchmarks against the reference implementations (needs Python; see README)
 bench: build

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LinprobeCore
+import LinprobeExtract
 
 /// The arguments every pipeline-driven subcommand takes:
 /// `linprobe <stage> <pipeline> [config.A.B=value ...] [--workdir DIR]`.
@@ -23,6 +24,31 @@ struct PipelineArguments: ParsableArguments {
     }
 }
 
+/// `--threads N` for every command that computes: N threads, 0 = every core; absent = the
+/// pipeline's `LINPROBE.THREADS` (whose 0 also means every core).
+struct ThreadOptions: ParsableArguments {
+    @Option(parsing: .unconditional, help: "Compute threads (0 = every core; default: LINPROBE.THREADS).")
+    var threads: Int?
+
+    /// More threads than this many per core only add memory (each holds its own buffers).
+    static let maximumPerCore = 4
+
+    func validate() throws {
+        guard let threads else { return }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        if threads < 0 { throw ValidationError("--threads must be 0 (every core) or a positive count, got \(threads)") }
+        if threads > Self.maximumPerCore * cores {
+            throw ValidationError("--threads \(threads) is more than \(Self.maximumPerCore) per core on this machine's \(cores) core(s); use 0 for every core")
+        }
+    }
+
+    /// The thread count to use: the option, else `LINPROBE.THREADS`; 0 means every core.
+    func resolved(_ config: PipelineConfig) throws -> Int {
+        let asked = try threads ?? config.node("LINPROBE.THREADS").int()
+        return asked > 0 ? asked : ProcessInfo.processInfo.activeProcessorCount
+    }
+}
+
 /// The options of the training stages (`train-svm`, `train-linear`).
 struct TrainingOptions: ParsableArguments {
     @Option(help: "Training feature store (.h5); default: the store of this pipeline's extraction.")
@@ -31,24 +57,23 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "Test feature store (.h5).")
     var testFeatures: String?
 
-    @Option(help: "Compute threads (default: LINPROBE.THREADS, 0 = all cores).")
-    var threads: Int?
+    @OptionGroup var threading: ThreadOptions
 
     @Flag(help: "Train again even when a finished run with the same fingerprint exists.")
     var force = false
 
-    func validate() throws {
-        if let threads, threads < 0 { throw ValidationError("--threads must be ≥ 0") }
-    }
+    var threads: Int? { threading.threads }
 
     /// Loads the pipeline, finds the stores and runs `stage` through `body`, printing its lines.
-    func run(_ stage: String, _ arguments: PipelineArguments,
-             _ body: (PipelineConfig, StagePair) throws -> TrainingStageOutcome) throws {
+    func run(_ stage: StageKind, _ arguments: PipelineArguments,
+             _ body: (PipelineConfig, TrainingStores) throws -> TrainingStageOutcome) throws {
         try reportingErrors {
             let config = try arguments.load()
-            let stores = try resolveStores(config: config, workdir: arguments.workdir, features: features, testFeatures: testFeatures, stage: stage)
+            let stores = try TrainingStores.resolve(
+                config: config, layout: WorkdirLayout(arguments.workdir), features: features, testFeatures: testFeatures,
+                stage: stage)
             let outcome = try body(config, stores)
-            if outcome.reused { Console.note("\(stage): reusing the finished run \(outcome.directory)") }
+            if outcome.reused { Console.note("\(stage.name): reusing the finished run \(outcome.directory)") }
             for line in outcome.lines { Console.result(line) }
         }
     }

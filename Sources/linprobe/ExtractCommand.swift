@@ -21,8 +21,7 @@ struct ExtractCommand: ParsableCommand {
 
     @OptionGroup var arguments: PipelineArguments
 
-    @Option(help: "Trunk threads (default: LINPROBE.THREADS, 0 = every core).")
-    var threads: Int?
+    @OptionGroup var threading: ThreadOptions
 
     @Option(name: .customLong("decode-workers"), help: "Threads decoding and transforming images while the trunk runs (default: 2 on 2+ cores; 0 = decode between batches).")
     var decodeWorkers: Int?
@@ -37,7 +36,6 @@ struct ExtractCommand: ParsableCommand {
     var flushSeconds: Double = 5
 
     func validate() throws {
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if let decodeWorkers, decodeWorkers < 0 { throw ValidationError("--decode-workers must be 0 or more") }
         if flushSeconds < 0 || !flushSeconds.isFinite { throw ValidationError("--flush-seconds must be 0 or more") }
     }
@@ -47,7 +45,7 @@ struct ExtractCommand: ParsableCommand {
             let config = try arguments.load()
             let stop = StopRequest.installed()
             let options = ExtractOptions(
-                workdir: arguments.workdir, threads: threads, decodeWorkers: decodeWorkers, strict: strict ? true : nil,
+                workdir: arguments.workdir, threads: try threading.resolved(config), decodeWorkers: decodeWorkers, strict: strict ? true : nil,
                 force: force, flushInterval: flushSeconds, shouldStop: { stop.isRequested }, note: { Console.note($0) })
             let results = try ExtractStage.run(config: config, options: options)
             for r in results { Console.result(r.storePath) }
@@ -55,38 +53,3 @@ struct ExtractCommand: ParsableCommand {
     }
 }
 
-/// SIGINT/SIGTERM during extraction: the first one asks the stage to stop after the current
-/// batch and flush (the rows so far are kept for a resume); a second one exits at once.
-final class StopRequest: @unchecked Sendable {
-    private let lock = NSLock()
-    private var requested = false
-    private var sources: [DispatchSourceSignal] = []
-
-    var isRequested: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return requested
-    }
-
-    static func installed() -> StopRequest {
-        let request = StopRequest()
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { [request] in
-                request.lock.lock()
-                let again = request.requested
-                request.requested = true
-                request.lock.unlock()
-                if again {
-                    FileHandle.standardError.write(Data("\nstopping now (rows up to the last flush are kept)\n".utf8))
-                    exit(130)
-                }
-                FileHandle.standardError.write(Data("\nstopping after the current batch (again to stop at once)…\n".utf8))
-            }
-            source.resume()
-            request.sources.append(source)
-        }
-        return request
-    }
-}

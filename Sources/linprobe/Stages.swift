@@ -11,37 +11,6 @@ import LinprobeSVM
 /// by the manifest (an identical rerun is reused, an interrupted one resumes) and prints its
 /// diagnostics to stderr.
 
-/// The training and test stores a training stage reads.
-struct StagePair {
-    var train: FeatureStoreReader
-    var test: FeatureStoreReader
-}
-
-/// Finds the stores a training stage reads: the explicit `--features`/`--test-features`, or the
-/// ones the pipeline's extraction settings name (`features/<fp>/<split>.h5`, written by `extract`).
-func resolveStores(config: PipelineConfig, workdir: String, features: String?, testFeatures: String?, stage: String) throws -> StagePair {
-    switch (features, testFeatures) {
-    case let (train?, test?):
-        return StagePair(train: try FeatureStoreReader(path: train), test: try FeatureStoreReader(path: test))
-    case (nil, nil):
-        break
-    default:
-        throw LinprobeError(.usage, "\(stage): pass both --features TRAIN.h5 and --test-features TEST.h5, or neither (the stores of this pipeline's extraction are used)")
-    }
-    let plans = try ExtractPlanner.plan(config: config, workdir: workdir)
-    func store(_ split: DatasetSplit) throws -> FeatureStoreReader {
-        guard let plan = plans.first(where: { $0.split == split }) else {
-            throw LinprobeError.config("DATA.\(split.rawValue): no dataset configured; \(stage) needs a \(split.rawValue.lowercased()) split (or pass --features/--test-features)")
-        }
-        let path = plan.storePath(workdir: workdir)
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw LinprobeError(.missingInput, "\(path): no \(split.rawValue) feature store for these extraction settings; run 'linprobe extract \(config.name)' (or 'linprobe run \(config.name)') first")
-        }
-        return try FeatureStoreReader(path: path)
-    }
-    return StagePair(train: try store(.train), test: try store(.test))
-}
-
 /// What a training stage produced (or found already done).
 struct TrainingStageOutcome {
     var directory: String
@@ -51,7 +20,7 @@ struct TrainingStageOutcome {
 }
 
 /// `train-svm` over a store pair: `<workdir>/svm/<fp>/<layer>/results.json`.
-func runSVMStage(config: PipelineConfig, workdir: String, stores: StagePair, threads: Int?, force: Bool) throws -> TrainingStageOutcome {
+func runSVMStage(config: PipelineConfig, workdir: String, stores: TrainingStores, threads: Int?, force: Bool) throws -> TrainingStageOutcome {
     var settings = try SVMSettings(config: config.root)
     if let threads, threads > 0 { settings.threads = threads }
     if force { settings.forceRetrain = true }
@@ -72,7 +41,7 @@ func runSVMStage(config: PipelineConfig, workdir: String, stores: StagePair, thr
 }
 
 /// `train-linear` over a store pair: `<workdir>/linear/<fp>/<head>/{metrics,results}.json`.
-func runLinearStage(config: PipelineConfig, workdir: String, stores: StagePair, threads: Int?, force: Bool) throws -> TrainingStageOutcome {
+func runLinearStage(config: PipelineConfig, workdir: String, stores: TrainingStores, threads: Int?, force: Bool) throws -> TrainingStageOutcome {
     var settings = try LinearSettings(config: config.root, multiLabelStore: stores.train.targetLayout != .singleLabel)
     if let threads, threads > 0 { settings.threads = threads }
     let fingerprint = LinearStage.fingerprint(train: stores.train, test: stores.test, settings: settings)
@@ -95,7 +64,7 @@ func runLinearStage(config: PipelineConfig, workdir: String, stores: StagePair, 
 /// layer or head: name, method, metric and value, results path.
 private func runTrainingStage(
     _ stage: String, folder: String, fingerprint: String, parameters: JSONValue, config: PipelineConfig, workdir: String,
-    stores: StagePair, force: Bool, valueFormat: String, body: @escaping () throws -> String?
+    stores: TrainingStores, force: Bool, valueFormat: String, body: @escaping () throws -> String?
 ) throws -> TrainingStageOutcome {
     let relative = "\(folder)/\(fingerprint)"
     let directory = (workdir as NSString).appendingPathComponent(relative)

@@ -6,9 +6,11 @@ import LinprobeCore
 struct TrainSVMCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train-svm",
-        abstract: "VISSL's VOC07 linear-SVM protocol (or its low-shot variant) on every layer of the stored features.",
+        abstract: "VISSL's VOC07 linear-SVM protocol (or its low-shot variant) on the stored features of each tap.",
         discussion: """
-            Settings come from SVM.* (VISSL's names) and LINPROBE.SVM.*. The stores are those the pipeline's \
+            Settings come from SVM.* (VISSL's names) and LINPROBE.SVM.*. SVMs are trained on the taps of \
+            MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP, in map order (every stored layer when the \
+            pipeline has no map). The stores are those the pipeline's \
             extraction settings name (run 'linprobe extract' first), or --features/--test-features. Writes \
             <workdir>/svm/<fp>/<layer>/results.json with the chosen models; every finished fit is logged, so a \
             killed run resumes without refitting, and a finished one is reused.
@@ -19,7 +21,7 @@ struct TrainSVMCommand: ParsableCommand {
     @OptionGroup var training: TrainingOptions
 
     func run() throws {
-        try training.run("train-svm", arguments) { config, stores in
+        try training.run(.trainSVM, arguments) { config, stores in
             try runSVMStage(config: config, workdir: arguments.workdir, stores: stores, threads: training.threads, force: training.force)
         }
     }

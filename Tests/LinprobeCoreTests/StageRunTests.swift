@@ -171,3 +171,44 @@ private final class CountingStage: PipelineStage, @unchecked Sendable {
         #expect(Paths.join("/a", "", "b") == "/a/b")
     }
 }
+
+@Suite struct HostileYAMLTests {
+    @Test func aliasBombIsOneConfigErrorNotMemory() throws {
+        var text = "a0: &a0 [x, x, x, x, x, x, x, x, x]\n"
+        for level in 1...9 {
+            let refs = Array(repeating: "*a\(level - 1)", count: 9).joined(separator: ", ")
+            text += "a\(level): &a\(level) [\(refs)]\n"
+        }
+        let error = try #require(throws: LinprobeError.self) { try PipelineConfig.load(text: text, source: "bomb.yaml") }
+        #expect(error.exitCode == 64)
+        #expect(error.message.hasPrefix("bomb.yaml: expands to more than"))
+    }
+
+    @Test(arguments: [5000, 201]) func deepNestingIsOneConfigError(_ depth: Int) throws {
+        let flow = "k: " + String(repeating: "[", count: depth) + String(repeating: "]", count: depth) + "\n"
+        let flowError = try #require(throws: LinprobeError.self) { try PipelineConfig.load(text: flow, source: "flow.yaml") }
+        #expect(flowError.message.contains("nested deeper than"))
+        var block = ""
+        for level in 0..<depth { block += String(repeating: " ", count: level) + "k\(level):\n" }
+        let blockError = try #require(throws: LinprobeError.self) { try PipelineConfig.load(text: block, source: "block.yaml") }
+        #expect(blockError.message.contains("nested deeper than"))
+        let dashes = String(repeating: "- ", count: depth) + "x\n"
+        #expect(throws: LinprobeError.self) { try PipelineConfig.load(text: "k:\n" + dashes, source: "dash.yaml") }
+    }
+
+    @Test func ordinaryNestingStillLoads() throws {
+        let text = "config:\n  SVM:\n    costs:\n      costs_list: [[0.1, [1.0]], {a: [2]}]  # [not, a, bracket\n"
+        _ = try YAMLProbe.parse(text)
+    }
+}
+
+/// `ConfigYAML` is internal; `PipelineConfig.load(text:)` may reject keys, so parse errors are
+/// told apart from key errors by their message.
+private enum YAMLProbe {
+    static func parse(_ text: String) throws -> Bool {
+        do { _ = try PipelineConfig.load(text: text, source: "ok.yaml") } catch let e as LinprobeError {
+            #expect(!e.message.contains("nested deeper") && !e.message.contains("expands to more"), "\(e.message)")
+        }
+        return true
+    }
+}

@@ -33,6 +33,7 @@ indirect enum YAMLItem: Sendable {
 enum ConfigYAML {
     /// Parses one YAML document. `source` names the text in errors (a file path or an override).
     static func parse(_ text: String, source: String) throws -> YAMLItem? {
+        try YAMLBounds.check(text, source: source)
         let node: Node?
         do {
             node = try Yams.compose(yaml: text, .basic)
@@ -42,7 +43,8 @@ enum ConfigYAML {
             throw LinprobeError.config("\(source): not valid YAML (\(oneLine(error)))")
         }
         guard let node else { return nil }
-        return try convert(node, source: source)
+        var budget = YAMLBounds.nodeBudget
+        return try convert(node, source: source, depth: 0, budget: &budget)
     }
 
     private static func describe(_ error: YamlError) -> String {
@@ -58,13 +60,25 @@ enum ConfigYAML {
         }
     }
 
-    private static func convert(_ node: Node, source: String) throws -> YAMLItem {
+    /// The value tree of `node`. Aliases are expanded here (a YAML alias refers to an earlier node),
+    /// so the expanded tree is bounded by a node budget and a depth limit: a 400-byte alias bomb
+    /// would otherwise expand to billions of nodes.
+    private static func convert(_ node: Node, source: String, depth: Int, budget: inout Int) throws -> YAMLItem {
+        budget -= 1
+        guard budget >= 0 else {
+            throw LinprobeError.config("\(source): expands to more than \(YAMLBounds.nodeBudget) values (YAML aliases expanding into each other?); a pipeline config is far smaller")
+        }
+        guard depth <= YAMLBounds.maximumDepth else {
+            throw LinprobeError.config("\(source) line \(node.mark?.line ?? 0): nested deeper than \(YAMLBounds.maximumDepth) levels")
+        }
         switch node {
         case .scalar(let s):
             let value: JSONValue = s.style == .plain || s.style == .any ? resolvePlain(s.string) : .string(s.string)
             return .scalar(value, line: s.mark?.line)
         case .sequence(let seq):
-            return .list(try seq.map { try convert($0, source: source) }, line: seq.mark?.line)
+            var items: [YAMLItem] = []
+            for child in seq { items.append(try convert(child, source: source, depth: depth + 1, budget: &budget)) }
+            return .list(items, line: seq.mark?.line)
         case .mapping(let map):
             var pairs: [(key: String, value: YAMLItem, line: Int?)] = []
             var seen: [String: Int?] = [:]
@@ -78,7 +92,7 @@ enum ConfigYAML {
                     throw LinprobeError.config("\(source) line \(ks.mark?.line ?? 0): duplicate key '\(key)'\(at); keep one of them")
                 }
                 seen[key] = ks.mark?.line
-                pairs.append((key, try convert(v, source: source), ks.mark?.line))
+                pairs.append((key, try convert(v, source: source, depth: depth + 1, budget: &budget), ks.mark?.line))
             }
             return .map(pairs, line: map.mark?.line)
         }

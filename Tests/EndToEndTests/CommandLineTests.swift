@@ -1,0 +1,45 @@
+import Foundation
+import LinprobeTestSupport
+import Testing
+
+/// The command line as users see it: every command's `--help` against a committed snapshot (so a
+/// changed option, default or text is a reviewed change), and the shared option groups.
+@Suite struct CommandLineTests {
+    static let commands = ["", "config", "extract", "train-svm", "train-linear", "report", "run", "inspect"]
+
+    /// `LINPROBE_UPDATE_SNAPSHOTS=1` rewrites the snapshots instead of comparing.
+    @Test(arguments: commands) func helpMatchesItsSnapshot(_ command: String) throws {
+        let arguments = (command.isEmpty ? [] : [command]) + ["--help"]
+        let r = try runProcess(linprobeBinary(), arguments, environment: ["COLUMNS": "100"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let name = command.isEmpty ? "linprobe" : command
+        let snapshot = fixturePath("cli/help/\(name).txt")
+        if ProcessInfo.processInfo.environment["LINPROBE_UPDATE_SNAPSHOTS"] == "1" {
+            try r.stdout.write(toFile: snapshot, atomically: true, encoding: .utf8)
+            return
+        }
+        let expected = try String(contentsOfFile: snapshot, encoding: .utf8)
+        #expect(r.stdout == expected, "linprobe \(arguments.joined(separator: " ")) differs from \(snapshot); if intended, rerun with LINPROBE_UPDATE_SNAPSHOTS=1")
+    }
+
+    @Test(arguments: ["extract", "run", "train-svm", "train-linear"]) func threadsOptionIsShared(_ command: String) throws {
+        let tmp = try TemporaryDirectory()
+        for bad in ["-1", "100000"] {
+            let r = try runProcess(linprobeBinary(), [command, "demo", "--threads", bad, "--workdir", tmp.path])
+            #expect(r.status == 64, "\(command) --threads \(bad): \(r.stderr)")
+            #expect(r.stderr.contains("--threads"), "\(r.stderr)")
+        }
+        let help = try runProcess(linprobeBinary(), [command, "--help"], environment: ["COLUMNS": "100"])
+        #expect(help.stdout.contains("--threads <threads>"))
+        #expect(help.stdout.contains("0 = every core"))
+    }
+
+    @Test func extractAcceptsThreadsZeroAsEveryCore() throws {
+        let tmp = try TemporaryDirectory()
+        let r = try runProcess(linprobeBinary(), ["extract", "demo", "--threads", "0", "--workdir", tmp.path],
+                               currentDirectory: repositoryRoot.path)
+        #expect(r.status == 0, "\(r.stderr)")
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        #expect(r.stderr.contains("\(cores) trunk thread(s)"), "\(r.stderr)")
+    }
+}

@@ -46,8 +46,9 @@ public enum BLAS {
             for i in 0..<(m * n) { c[i] = beta == 0 ? 0 : beta * c[i] }
             return
         }
-        sgemm(transA, transB, m: m, n: n, k: k, alpha: alpha, a: a.baseAddress!, b: b.baseAddress!,
-              beta: beta, c: c.baseAddress!)
+        // m, n, k > 0 and the counts checked above: no buffer is empty.
+        guard let pa = a.baseAddress, let pb = b.baseAddress, let pc = c.baseAddress else { return }
+        sgemm(transA, transB, m: m, n: n, k: k, alpha: alpha, a: pa, b: pb, beta: beta, c: pc)
     }
 
     /// y ← alpha · op(A) · x + beta · y, row-major A of M×N.
@@ -75,7 +76,7 @@ public enum BLAS {
 
     /// Number of threads OpenBLAS uses for one call.
     public static var threads: Int {
-        get { Int(openblas_get_num_threads()) }
+        Int(openblas_get_num_threads())
     }
 
     /// Sets the number of threads OpenBLAS uses inside one call. Linprobe chooses one level of

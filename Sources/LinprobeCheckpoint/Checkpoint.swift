@@ -66,7 +66,10 @@ public struct Checkpoint: @unchecked Sendable {
             }
         }
         let pickleData = try zip.data(of: pkl)
-        let pickleStart = pickleData.bytes.baseAddress! - file.base!
+        guard let pickleBase = pickleData.bytes.baseAddress, let fileBase = file.base else {
+            throw LinprobeError(.corruptInput, "\(path): \(pkl.name) is empty — not a torch.save checkpoint")
+        }
+        let pickleStart = pickleBase - fileBase
         var storages: [String: StorageRef] = [:]
         var unpickler = Unpickler(data: pickleData.bytes, fileOffset: pickleStart, source: path) { pid, offset in
             guard let items = pid.sequence, items.count >= 5, items[0].stringValue == "storage" else {

@@ -155,7 +155,8 @@ public struct CheckpointTensor: @unchecked Sendable, CustomStringConvertible {
         var out = [Float](repeating: 0, count: n)
         if n == 0 { return out }
         out.withUnsafeMutableBufferPointer { dst in
-            let raw = storage.bytes.baseAddress!
+            // n > 0 and init checked that the n elements lie inside the storage: neither is nil.
+            guard let raw = storage.bytes.baseAddress, let target = dst.baseAddress else { return }
             let esize = dtype.size
             let convert: (UnsafeRawPointer) -> Float
             switch dtype {
@@ -171,7 +172,7 @@ public struct CheckpointTensor: @unchecked Sendable, CustomStringConvertible {
             }
             // Fast path: contiguous float32 is a straight copy.
             if dtype == .float32 && strides == CheckpointTensor.contiguousStrides(shape) {
-                memcpy(dst.baseAddress!, raw + storageOffset * esize, n * esize)
+                memcpy(target, raw + storageOffset * esize, n * esize)
                 return
             }
             let rank = shape.count

@@ -384,7 +384,7 @@ struct Unpickler {
         if b.count <= 8 {
             var v: UInt64 = 0
             for (i, x) in b.enumerated() { v |= UInt64(x) << (8 * UInt64(i)) }
-            if b.count < 8 && (b.last! & 0x80) != 0 { v |= ~UInt64(0) << (8 * UInt64(b.count)) }
+            if b.count < 8, let last = b.last, (last & 0x80) != 0 { v |= ~UInt64(0) << (8 * UInt64(b.count)) }
             return .int(Int(Int64(bitPattern: v)))
         }
         return .bigInt(b)

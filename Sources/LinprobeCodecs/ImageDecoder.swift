@@ -1,10 +1,11 @@
+internal import CLinprobeJPEG
+internal import CLinprobePNG
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-internal import CLinprobeJPEG
-internal import CLinprobePNG
 
 /// Decodes image files to 8-bit RGB exactly as `PIL.Image.open(f).convert("RGB")` does.
 ///
@@ -90,7 +91,7 @@ public final class ImageDecoder: @unchecked Sendable {
                 fileBuffer.append(contentsOf: repeatElement(0, count: capacity - fileBuffer.count))
             }
             let got = fileBuffer.withUnsafeMutableBytes { raw in
-                read(fd, raw.baseAddress! + total, capacity - total)
+                raw.baseAddress.map { read(fd, $0 + total, capacity - total) } ?? 0  // capacity ≥ 1: never nil
             }
             if got < 0 {
                 if errno == EINTR { continue }
@@ -135,7 +136,9 @@ public final class ImageDecoder: @unchecked Sendable {
         let w = s.width, h = s.height
         image.reshape(width: w, height: h)
         let flags = Int32(TJFLAG_ACCURATEDCT)
-        let base = bytes.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else {
+            return .unreadable(UnreadableImage(.truncated, "empty file"))
+        }
         var status: Int32
         if s.components == 4 {
             if scratch.count < w * h * 4 { scratch = [UInt8](repeating: 0, count: w * h * 4) }

@@ -229,7 +229,7 @@ struct PNGStructure {
     /// Malformed chunk structure after IHDR is copied through for libpng to report.
     static func scanAndStrip(_ b: UnsafeRawBufferPointer, into out: inout [UInt8]) -> PNGStructure? {
         let n = b.count
-        guard n >= 33 else { return nil }
+        guard n >= 33, let source = b.baseAddress else { return nil }
         func be32(_ i: Int) -> Int { Int(b[i]) << 24 | Int(b[i + 1]) << 16 | Int(b[i + 2]) << 8 | Int(b[i + 3]) }
         guard be32(12) == fourCC("IHDR"), be32(8) == 13 else { return nil }
         var s = PNGStructure()
@@ -241,8 +241,9 @@ struct PNGStructure {
         if out.count < n { out = [UInt8](repeating: 0, count: n) }
         var written = 0
         out.withUnsafeMutableBytes { dst in
+            guard let target = dst.baseAddress else { return }  // out.count ≥ n ≥ 33
             func copy(_ from: Int, _ count: Int) {
-                dst.baseAddress!.advanced(by: written).copyMemory(from: b.baseAddress!.advanced(by: from), byteCount: count)
+                target.advanced(by: written).copyMemory(from: source.advanced(by: from), byteCount: count)
                 written += count
             }
             copy(0, 8)

@@ -46,7 +46,8 @@ public struct RGBImage: Sendable {
     public mutating func fill(width: Int, height: Int, gray: UInt8) {
         reshape(width: width, height: height)
         pixels.withUnsafeMutableBufferPointer { p in
-            p.baseAddress!.update(repeating: gray, count: width * height * 3)
+            guard let base = p.baseAddress else { return }  // an empty image
+            base.update(repeating: gray, count: width * height * 3)
         }
     }
 

@@ -65,11 +65,12 @@ public enum JSONValue: Sendable, Equatable, Codable {
             out += "]"
         case .object(let o):
             out += "{"
-            for (i, key) in o.keys.sorted(by: { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }).enumerated() {
+            let members = o.sorted { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) }
+            for (i, (key, value)) in members.enumerated() {
                 if i > 0 { out += "," }
                 JSONValue.writeString(key, to: &out)
                 out += ":"
-                o[key]!.write(to: &out)
+                value.write(to: &out)
             }
             out += "}"
         }

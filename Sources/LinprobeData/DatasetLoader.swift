@@ -1,10 +1,11 @@
+import Foundation
+import LinprobeCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Foundation
-import LinprobeCore
 
 /// Builds the `DatasetListing` of a split from VISSL's `DATA.<SPLIT>` settings.
 ///
@@ -277,7 +278,12 @@ public enum DatasetLoader {
             for (i, v) in unique.enumerated() { ids[v] = Int64(i) }
             listing.classNames = unique
             listing.numClasses = unique.count
-            return .singleLabel(values.map { ids[$0]! })
+            return .singleLabel(try values.map { v in
+                guard let id = ids[v] else {
+                    throw LinprobeError(.corruptInput, "\(path): label '\(v)' has no class id")
+                }
+                return id
+            })
         case .floats:
             throw LinprobeError(.corruptInput, "\(path): labels must be integers or strings, got dtype '\(array.dtype)'")
         }
@@ -330,15 +336,15 @@ public enum DatasetLoader {
                 table[id] = row
             }
         }
-        let ids = table.keys.sorted(by: pythonLess)
+        let rows = table.sorted { pythonLess($0.key, $1.key) }
         var samples = [DatasetSample]()
         var values = [Int64]()
-        samples.reserveCapacity(ids.count)
-        values.reserveCapacity(ids.count * c)
-        for (i, id) in ids.enumerated() {
+        samples.reserveCapacity(rows.count)
+        values.reserveCapacity(rows.count * c)
+        for (i, (id, row)) in rows.enumerated() {
             let rel = "JPEGImages/\(id).jpg"
             samples.append(DatasetSample(path: root + "/" + rel, relativePath: rel, sourceIndex: i))
-            values.append(contentsOf: table[id]!)
+            values.append(contentsOf: row)
         }
         return DatasetListing(split: settings.split, name: root, source: .vocLayout, root: root, samples: samples,
                               targets: .multiLabel(classes: c, values: values), classNames: classes, numClasses: c,
@@ -367,15 +373,14 @@ public enum DatasetLoader {
             }
             var groups = [Int64: [Int]]()
             for (i, l) in labels.enumerated() { groups[l, default: []].append(i) }
-            let unique = groups.keys.sorted()
+            let unique = groups.sorted { $0.key < $1.key }
             let (skipQ, skipR) = s.samplingSkip.quotientAndRemainder(dividingBy: unique.count)
             let (numQ, numR) = s.dataLimit.quotientAndRemainder(dividingBy: unique.count)
             guard numQ > 0 else {
                 throw LinprobeError.config("\(key): balanced sampling needs at least one sample per class (\(unique.count) classes, DATA_LIMIT \(s.dataLimit))")
             }
             chosen = []
-            for (i, label) in unique.enumerated() {
-                let members = groups[label]!
+            for (i, (label, members)) in unique.enumerated() {
                 let take = numQ + (i < numR ? 1 : 0), skip = skipQ + (i < skipR ? 1 : 0)
                 guard take + skip <= members.count else {
                     throw LinprobeError.config("\(key): class \(label) has \(members.count) images, balanced sampling wants \(take) (+ \(skip) skipped)")

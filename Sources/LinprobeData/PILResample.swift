@@ -239,13 +239,14 @@ struct Resampler {
                                        into out: UnsafeMutablePointer<UInt8>, outRowBytes: Int) {
         let w = c.first.count, ksize = c.ksize
         c.weights.withUnsafeBufferPointer { kk in
+            guard let weights = kk.baseAddress else { return }  // no output columns
             c.first.withUnsafeBufferPointer { firsts in
                 c.count.withUnsafeBufferPointer { counts in
                     for r in 0..<rows {
                         let line = input.base + r * input.rowBytes
                         let o = out + r * outRowBytes
                         for xx in 0..<w {
-                            let k = kk.baseAddress! + xx * ksize
+                            let k = weights + xx * ksize
                             let p = line + (Int(firsts[xx]) - colOffset) * 3
                             var s0: Int32 = 1 << (AxisCoefficients.precisionBits - 1)
                             var s1 = s0, s2 = s0
@@ -273,8 +274,9 @@ struct Resampler {
         let rowBytes = width * 3, ksize = c.ksize
         let acc = UnsafeMutableRawPointer(sums.reserve(max(rowBytes, 1) * 4)).bindMemory(to: Int32.self, capacity: max(rowBytes, 1))
         c.weights.withUnsafeBufferPointer { kk in
+            guard let weights = kk.baseAddress else { return }  // no output rows
             for yy in 0..<c.first.count {
-                let k = kk.baseAddress! + yy * ksize
+                let k = weights + yy * ksize
                 let top = input.base + (Int(c.first[yy]) - rowOffset) * input.rowBytes
                 let taps = Int(c.count[yy])
                 acc.update(repeating: 1 << (AxisCoefficients.precisionBits - 1), count: rowBytes)

@@ -53,19 +53,23 @@ public final class TransformRunner: @unchecked Sendable {
             throw LinprobeError(.shapeMismatch, "cannot transform an empty image (\(image.width)×\(image.height))")
         }
         return try image.pixels.withUnsafeBufferPointer { px in
-            let input = PixelRegion(base: px.baseAddress!, width: image.width, height: image.height, rowBytes: image.width * 3)
+            guard let pixels = px.baseAddress else {
+                throw LinprobeError(.shapeMismatch,
+                                    "cannot transform an image without pixels (\(image.width)×\(image.height))")
+            }
+            let input = PixelRegion(base: pixels, width: image.width, height: image.height, rowBytes: image.width * 3)
             var state = runGeometry(input, random: &random)
             let tensorFlip = state.tensorFlip
             let final = materialize(&state, into: 2)
             let w = final.width, h = final.height
-            guard output.count >= 3 * w * h else {
+            guard output.count >= 3 * w * h, let destination = output.baseAddress else {
                 throw LinprobeError(.shapeMismatch, "transform output buffer holds \(output.count) floats, the image needs 3×\(h)×\(w)")
             }
             lookup.withUnsafeBufferPointer { lut in
                 let plane = w * h
                 for y in 0..<h {
                     let row = final.base + y * final.rowBytes
-                    let o = output.baseAddress! + y * w
+                    let o = destination + y * w
                     for x in 0..<w {
                         let p = row + 3 * (tensorFlip ? w - 1 - x : x)
                         o[x] = lut[Int(p[0])]
@@ -83,7 +87,8 @@ public final class TransformRunner: @unchecked Sendable {
     public func transformToImage(_ image: RGBImage, random: inout TransformRandom) -> RGBImage {
         guard image.width > 0, image.height > 0 else { return RGBImage() }
         return image.pixels.withUnsafeBufferPointer { px in
-            let input = PixelRegion(base: px.baseAddress!, width: image.width, height: image.height, rowBytes: image.width * 3)
+            guard let pixels = px.baseAddress else { return RGBImage() }
+            let input = PixelRegion(base: pixels, width: image.width, height: image.height, rowBytes: image.width * 3)
             var state = runGeometry(input, random: &random)
             if state.tensorFlip { state.flip.toggle() }
             let final = materialize(&state, into: 2)
@@ -276,12 +281,12 @@ final class ScratchBuffer {
     private var capacity = 0
 
     func reserve(_ count: Int) -> UnsafeMutablePointer<UInt8> {
-        if count > capacity || pointer == nil {
-            pointer?.deallocate()
-            capacity = max(count, 1)
-            pointer = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity)
-        }
-        return pointer!
+        if let pointer, count <= capacity { return pointer }
+        pointer?.deallocate()
+        capacity = max(count, 1)
+        let fresh = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity)
+        pointer = fresh
+        return fresh
     }
 
     deinit { pointer?.deallocate() }

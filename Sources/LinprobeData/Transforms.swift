@@ -213,10 +213,10 @@ public struct TransformPipeline: Sendable, Equatable {
         /// `size` as torchvision's `_setup_size`: int → (s, s); [s] → (s, s); [h, w].
         func squareOrPair(_ key: String) throws -> (Int, Int) {
             let n = node(key)
-            if case .array(let a)? = n.value {
+            if let value = n.value, case .array(let a) = value {
                 let values = try n.ints()
                 guard (1...2).contains(a.count), values.allSatisfy({ $0 > 0 }) else {
-                    throw LinprobeError.config("\(here): \(key) must be a positive integer or [height, width], got \(n.value!.canonicalText)")
+                    throw LinprobeError.config("\(here): \(key) must be a positive integer or [height, width], got \(value.canonicalText)")
                 }
                 return values.count == 1 ? (values[0], values[0]) : (values[0], values[1])
             }
@@ -225,8 +225,8 @@ public struct TransformPipeline: Sendable, Equatable {
         }
         func filter() throws -> ResampleFilter {
             let n = node("interpolation")
-            guard n.exists else { return .bilinear }
-            switch n.value! {
+            guard n.exists, let value = n.value else { return .bilinear }
+            switch value {
             case .int(let code):
                 if let f = ResampleFilter(pilCode: Int(code)) { return f }
             case .string(let s):
@@ -235,14 +235,14 @@ public struct TransformPipeline: Sendable, Equatable {
             default:
                 break
             }
-            throw LinprobeError.config("\(here): interpolation \(n.value!.canonicalText) is not supported; use 2 (bilinear), 3 (bicubic), 0 (nearest), 1 (lanczos), 4 (box) or 5 (hamming)")
+            throw LinprobeError.config("\(here): interpolation \(value.canonicalText) is not supported; use 2 (bilinear), 3 (bicubic), 0 (nearest), 1 (lanczos), 4 (box) or 5 (hamming)")
         }
         func range(_ key: String, default d: ClosedRange<Double>) throws -> ClosedRange<Double> {
             let n = node(key)
-            guard n.exists else { return d }
+            guard n.exists, let value = n.value else { return d }
             let v = try n.doubles()
             guard v.count == 2, v[0] > 0, v[0] <= v[1], v.allSatisfy(\.isFinite) else {
-                throw LinprobeError.config("\(here): \(key) must be [min, max] with 0 < min ≤ max, got \(n.value!.canonicalText)")
+                throw LinprobeError.config("\(here): \(key) must be [min, max] with 0 < min ≤ max, got \(value.canonicalText)")
             }
             return v[0]...v[1]
         }
@@ -257,10 +257,10 @@ public struct TransformPipeline: Sendable, Equatable {
             try antialias()
             let sizeNode = node("size")
             let size: ResizeSize
-            if case .array(let a)? = sizeNode.value {
+            if let sizeValue = sizeNode.value, case .array(let a) = sizeValue {
                 let values = try sizeNode.ints()
                 guard (1...2).contains(a.count), values.allSatisfy({ $0 > 0 }) else {
-                    throw LinprobeError.config("\(here): size must be a positive integer, [size] or [height, width], got \(sizeNode.value!.canonicalText)")
+                    throw LinprobeError.config("\(here): size must be a positive integer, [size] or [height, width], got \(sizeValue.canonicalText)")
                 }
                 size = values.count == 1 ? .shorterSide(values[0]) : .exact(height: values[0], width: values[1])
             } else {

@@ -284,10 +284,12 @@ func readStringValues(
         let memType = try makeFileType(.utf8String, object: object)
         defer { H5Tclose(memType) }
         var pointers = [UnsafeMutablePointer<CChar>?](repeating: nil, count: count)
-        let status = pointers.withUnsafeMutableBytes { read(memType, $0.baseAddress!) }
+        let status = pointers.withUnsafeMutableBytes { raw in
+            raw.baseAddress.map { read(memType, $0) } ?? 0  // no rows: nothing to read
+        }
         try checkStatus(status, "H5Dread/H5Aread", object)
         let strings = pointers.map { $0.map { String(cString: $0) } ?? "" }
-        _ = pointers.withUnsafeMutableBytes { reclaim(memType, $0.baseAddress!) }
+        _ = pointers.withUnsafeMutableBytes { raw in raw.baseAddress.map { reclaim(memType, $0) } }
         return strings
     }
     let size = Int(H5Tget_size(fileType))
@@ -297,7 +299,9 @@ func readStringValues(
     // Keep NUL padding so every value can be cut at its first NUL.
     H5Tset_strpad(memType, H5T_STR_NULLPAD)
     var bytes = [UInt8](repeating: 0, count: max(1, count * size))
-    let status = bytes.withUnsafeMutableBytes { read(memType, $0.baseAddress!) }
+    let status = bytes.withUnsafeMutableBytes { raw in
+        raw.baseAddress.map { read(memType, $0) } ?? -1  // never nil: `bytes` holds at least one byte
+    }
     try checkStatus(status, "H5Dread/H5Aread", object)
     var out: [String] = []
     out.reserveCapacity(count)

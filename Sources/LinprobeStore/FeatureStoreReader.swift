@@ -181,7 +181,10 @@ public final class FeatureStoreReader {
 
     private func featureSet(_ name: String) throws -> HDF5Dataset {
         _ = try layer(name)
-        return datasets[name]!
+        guard let ds = datasets[name] else {
+            throw LinprobeError(.corruptInput, "\(path): no dataset for layer '\(name)'")
+        }
+        return ds
     }
 
     /// Reads rows `range` of a layer (row-major, `dim` per row) into `buffer` as float32.
@@ -216,7 +219,10 @@ public final class FeatureStoreReader {
 
     /// Targets: `count` values (single-label) or `count × C` row-major (multi-label).
     public func targets() throws -> [Int64] {
-        do { return try datasets["/targets"]!.readInt64(rows: 0..<count) } catch {
+        guard let ds = datasets["/targets"] else {
+            throw LinprobeError(.corruptInput, "\(path): feature store has no /targets dataset")
+        }
+        do { return try ds.readInt64(rows: 0..<count) } catch {
             throw LinprobeError(.corruptInput, "reading targets: \(error.description)")
         }
     }

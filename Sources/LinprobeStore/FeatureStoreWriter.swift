@@ -134,8 +134,9 @@ public final class FeatureStoreWriter {
             let order = try Self.layerOrder(f)
             if !order.isEmpty, Set(order) == Set(layers.map(\.name)) {
                 let byName = Dictionary(uniqueKeysWithValues: zip(layers.map(\.name), zip(layers, sets)))
-                layers = order.map { byName[$0]!.0 }
-                sets = order.map { byName[$0]!.1 }
+                let ordered = order.compactMap { byName[$0] }  // every name is there: the sets are equal
+                layers = ordered.map(\.0)
+                sets = ordered.map(\.1)
             }
             self.layers = layers
             self.featureSets = sets

@@ -108,8 +108,8 @@ enum Convolution {
     /// 1×1 convolutions), one `sgemm` per group, then the epilogue on the fresh chunk.
     static func forward(_ layer: ConvLayer, input: UnsafePointer<Float>, n: Int, inH: Int, inW: Int,
                         output: UnsafeMutablePointer<Float>, epilogue: Epilogue, scratch: ConvScratch) {
-        if layer.winograd != nil {
-            Winograd.forward(layer, input: input, n: n, h: inH, w: inW, output: output, epilogue: epilogue, scratch: scratch)
+        if let weights = layer.winograd {
+            Winograd.forward(layer, weights: weights, input: input, n: n, h: inH, w: inW, output: output, epilogue: epilogue, scratch: scratch)
             return
         }
         let oh = layer.outputSize(inH), ow = layer.outputSize(inW)

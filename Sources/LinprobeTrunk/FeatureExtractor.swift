@@ -71,13 +71,17 @@ public final class FeatureExtractor: @unchecked Sendable {
         let outputs = try map.outputs(spec: trunk.spec, inputHeight: inputHeight, inputWidth: inputWidth)
         self.outputs = outputs
         self.deepestTap = outputs.map(\.tap).max() ?? .flatten
-        self.shapes = trunk.spec.tapShapes(inputHeight: inputHeight, inputWidth: inputWidth)!
+        guard let shapes = trunk.spec.tapShapes(inputHeight: inputHeight, inputWidth: inputWidth) else {
+            throw LinprobeError.config(
+                "input size \(inputHeight)×\(inputWidth) is too small for the \(trunk.spec) trunk")
+        }
+        self.shapes = shapes
         workers = options.parallelism == .batch ? options.threads : 1
-        let single = WorkspacePlan(trunk: trunk, height: inputHeight, width: inputWidth, deepest: deepestTap,
+        let single = try WorkspacePlan(trunk: trunk, height: inputHeight, width: inputWidth, deepest: deepestTap,
                                    outputs: outputs, shapes: shapes, options: options, microBatch: 1)
         let room = options.workspaceLimitBytes - single.fixedBytes
         microBatch = max(1, min(options.microBatch, room / max(1, single.perImageBytes)))
-        let plan = WorkspacePlan(trunk: trunk, height: inputHeight, width: inputWidth, deepest: deepestTap,
+        let plan = try WorkspacePlan(trunk: trunk, height: inputHeight, width: inputWidth, deepest: deepestTap,
                                  outputs: outputs, shapes: shapes, options: options, microBatch: microBatch)
         workspaces = (0..<workers).map { _ in Workspace(plan: plan) }
     }
@@ -136,7 +140,8 @@ public final class FeatureExtractor: @unchecked Sendable {
         var results = outputs.map { [Float](repeating: 0, count: count * $0.dimension) }
         let buffers = results.indices.map { i in FloatBuffer(count: results[i].count) }
         try input.withUnsafeBufferPointer { p in
-            try forward(input: p.baseAddress!, count: count, height: inputHeight, width: inputWidth,
+            guard let base = p.baseAddress else { return }  // no images
+            try forward(input: base, count: count, height: inputHeight, width: inputWidth,
                         destinations: buffers.map(\.pointer))
         }
         for i in results.indices { results[i] = Array(UnsafeBufferPointer(start: buffers[i].pointer, count: results[i].count)) }
@@ -254,7 +259,7 @@ struct WorkspacePlan {
     let microBatch: Int
 
     init(trunk: ResNetTrunk, height: Int, width: Int, deepest: Tap, outputs: [FeatureOutput], shapes: [Tap: [Int]],
-         options: FeatureExtractor.Options, microBatch nb: Int) {
+         options: FeatureExtractor.Options, microBatch nb: Int) throws {
         self.microBatch = nb
         let spec = trunk.spec
         func chunkScratch(_ layer: ConvLayer, extra: Int = 0) -> Int {
@@ -299,7 +304,9 @@ struct WorkspacePlan {
             }
         }
         for out in outputs {
-            let tapShape = shapes[out.tap]!
+            guard let tapShape = shapes[out.tap] else {
+                throw LinprobeError(.unsupported, "feature extractor: the \(spec) trunk has no tap \(out.tap.rawValue)")
+            }
             poolScratch = max(poolScratch, out.shapeCHW.reduce(1, *) + tapShape[0] * 2)
         }
     }

@@ -272,8 +272,10 @@ public struct PoolOpsMap: Sendable, Hashable {
         }
         let list = entries.isEmpty ? [Entry(tap: .flatten, op: .identity, path: "LINEAR_EVAL_FEAT_POOL_OPS_MAP (empty: trunk output)")] : entries
         return try list.enumerated().map { i, e in
-            let tapShape = shapes[e.tap]!
             let where_ = e.path.isEmpty ? "pool op \(i)" : e.path
+            guard let tapShape = shapes[e.tap] else {
+                throw LinprobeError(.unsupported, "\(where_): the \(spec) trunk has no tap \(e.tap.rawValue)")
+            }
             if e.tap == .flatten, e.op != .identity {
                 throw LinprobeError.config("\(where_) (flatten): the flatten tap is N×\(tapShape[0]); only Identity applies to it")
             }

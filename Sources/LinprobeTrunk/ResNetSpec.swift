@@ -8,7 +8,18 @@ public enum Tap: String, CaseIterable, Sendable, Comparable, Codable {
     case conv1, res1, res2, res3, res4, res5, res5avg, flatten
 
     /// Position in the trunk (the forward pass stops after the deepest requested tap).
-    public var depthIndex: Int { Tap.allCases.firstIndex(of: self)! }
+    public var depthIndex: Int {
+        switch self {
+        case .conv1: 0
+        case .res1: 1
+        case .res2: 2
+        case .res3: 3
+        case .res4: 4
+        case .res5: 5
+        case .res5avg: 6
+        case .flatten: 7
+        }
+    }
 
     public static func < (a: Tap, b: Tap) -> Bool { a.depthIndex < b.depthIndex }
 }

@@ -53,8 +53,8 @@ public struct TrunkWeights: @unchecked Sendable {
     /// Weights given as tensors in memory (tests, converters); checked like a file's.
     public init(spec: ResNetSpec, tensors: [String: CheckpointTensor], source: String = "<memory>") throws {
         var sd = TrunkStateDict()
-        for name in tensors.keys.sorted() {
-            sd.tensors[name] = TrunkStateDict.Entry(originalKey: name, tensor: tensors[name]!)
+        for (name, tensor) in tensors.sorted(by: { $0.key < $1.key }) {
+            sd.tensors[name] = TrunkStateDict.Entry(originalKey: name, tensor: tensor)
             sd.order.append(name)
         }
         try self.init(spec: spec, stateDict: sd, source: source, skipLayers: [], randomSeed: 0,
@@ -108,7 +108,7 @@ public struct TrunkWeights: @unchecked Sendable {
         var unexpected: [String] = []
         var ignored: [String] = stateDict.ignoredKeys
         for name in stateDict.order where !expectedNames.contains(name) {
-            let original = stateDict.tensors[name]!.originalKey
+            let original = stateDict.tensors[name]?.originalKey ?? name
             if name.hasSuffix("num_batches_tracked") {
                 continue
             }
@@ -126,7 +126,7 @@ public struct TrunkWeights: @unchecked Sendable {
             if !wrongShape.isEmpty { parts.append("wrong shape: \(list(wrongShape))") }
             if !missing.isEmpty { parts.append("missing: \(list(missing))") }
             if !unexpected.isEmpty { parts.append("unexpected: \(list(unexpected))") }
-            let sample = stateDict.order.prefix(3).map { stateDict.tensors[$0]!.originalKey }
+            let sample = stateDict.order.prefix(3).map { stateDict.tensors[$0]?.originalKey ?? $0 }
             var hint = "check MODEL.TRUNK.RESNETS (DEPTH, WIDTH_MULTIPLIER, GROUPS, WIDTH_PER_GROUP) and MODEL.WEIGHTS_INIT"
             if stateDict.order.isEmpty {
                 hint = "no trunk tensors found (ignored keys start with: \(list(Array(ignored.prefix(3)))))); set MODEL.WEIGHTS_INIT.STATE_DICT_KEY_NAME / REMOVE_PREFIX"

@@ -1,6 +1,6 @@
 import Foundation
-import LinprobeCore
 import LinprobeBLAS
+import LinprobeCore
 
 // Winograd F(2×2, 3×3) for the 3×3, stride-1, padding-1 convolutions (Lavin & Gray, 2016):
 // each 2×2 output tile costs 16 products per (input, output) channel pair instead of 36, as 16
@@ -62,10 +62,10 @@ enum Winograd {
     /// Scratch floats needed for `tiles` tiles per chunk.
     static func scratchFloats(cin: Int, cout: Int, tiles: Int) -> Int { 16 * (cin + cout) * tiles }
 
-    static func forward(_ layer: ConvLayer, input: UnsafePointer<Float>, n: Int, h: Int, w: Int,
+    static func forward(_ layer: ConvLayer, weights: FloatBuffer, input: UnsafePointer<Float>, n: Int, h: Int, w: Int,
                         output: UnsafeMutablePointer<Float>, epilogue: Epilogue, scratch: ConvScratch) {
         let cin = layer.cin, cout = layer.cout
-        let u = layer.winograd!.pointer
+        let u = weights.pointer
         var residual: UnsafePointer<Float>? = nil
         var relu = true
         let bias = UnsafePointer(layer.bias.pointer)

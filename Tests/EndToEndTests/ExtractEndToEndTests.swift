@@ -81,7 +81,7 @@ private func manyPhotos(_ n: Int) -> [String: [String]] {
     var layout: [String: [String]] = ["x": [], "y": []]
     for i in 0..<n {
         let source = i % 2 == 0 ? "photo_500x375.jpg" : "photo_375x500.jpg"
-        layout[i % 3 == 0 ? "x" : "y"]!.append(String(format: "img%03d.jpg<-%@", i, source))
+        layout[i % 3 == 0 ? "x" : "y", default: []].append(String(format: "img%03d.jpg<-%@", i, source))
     }
     return layout
 }

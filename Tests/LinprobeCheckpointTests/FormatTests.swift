@@ -8,10 +8,15 @@ import Testing
 /// the values PyTorch recorded in `expected.json`.
 @Suite("Checkpoint formats")
 struct FormatTests {
-    static let expected: JSONValue = {
-        let text = try! String(contentsOfFile: fixturePath("trunk/checkpoints/expected.json"), encoding: .utf8)
-        return try! JSONValue.parse(text)
-    }()
+    /// Read once; a missing or unreadable fixture fails every test that uses it.
+    private static let loaded = Result { () throws -> JSONValue in
+        let text = try String(contentsOfFile: fixturePath("trunk/checkpoints/expected.json"), encoding: .utf8)
+        return try JSONValue.parse(text)
+    }
+
+    static var expected: JSONValue {
+        get throws { try loaded.get() }
+    }
 
     static func file(_ name: String) -> String { fixturePath("trunk/checkpoints/" + name) }
 
@@ -30,7 +35,7 @@ struct FormatTests {
         let checkpoint = try Checkpoint.load(path: Self.file(name))
         #expect(checkpoint.format == format)
         let tensors = try Self.tensors(checkpoint)
-        let expected = Self.expected["small"]!.objectValue!
+        let expected = try Self.expected["small"]!.objectValue!
         if format == .safetensors {
             #expect(Set(tensors.keys) == ["conv.weight", "half", "bfloat", "double", "long"])
         } else {
@@ -81,14 +86,15 @@ struct FormatTests {
 
 @Suite("Checkpoint key handling (VISSL WEIGHTS_INIT)")
 struct KeyHandlingTests {
-    static let trunkExpected = FormatTests.expected["trunk"]!.objectValue!
-
     static func check(_ sd: TrunkStateDict, sourceKeyPrefix: String) throws {
+        let trunkExpected = try #require(FormatTests.expected["trunk"]?.objectValue,
+                                         "expected.json has no trunk values")
         for name in ["conv1.weight", "bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var", "layer1.0.conv1.weight"] {
             let entry = try #require(sd.tensors[name], "\(name) missing; have \(sd.order)")
             #expect(entry.originalKey.hasSuffix(name))
             #expect(entry.originalKey.hasPrefix(sourceKeyPrefix))
-            let values = trunkExpected[name]!["values"]!.arrayValue!.map { Float($0.doubleValue!) }
+            let stored = try #require(trunkExpected[name]?["values"]?.arrayValue, "expected.json has no trunk.\(name)")
+            let values = try stored.map { Float(try #require($0.doubleValue)) }
             #expect(entry.tensor.floats() == values, "\(name)")
         }
         // num_batches_tracked is skipped by VISSL's default SKIP_LAYERS.

@@ -26,7 +26,7 @@ let exactFiles = pilDecodes.filter { $0.value.error == nil && !$0.key.hasSuffix(
 
 @Suite struct DecodeFidelityTests {
     @Test func fixtureTableIsPresent() {
-        #expect(pilDecodes.count >= 40)
+        #expect(pilDecodes.count >= 40, "fixture missing or short: images/decode.json")
     }
 
     @Test(arguments: exactFiles)

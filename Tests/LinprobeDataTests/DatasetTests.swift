@@ -1,8 +1,8 @@
 import Foundation
 import LinprobeCore
-@testable import LinprobeData
 import LinprobeTestSupport
 import Testing
+@testable import LinprobeData
 
 /// `DATA.<SPLIT>` settings from a JSON object, as the config loader would hand them over.
 func settings(_ split: DatasetSplit, _ fields: [String: JSONValue]) throws -> DatasetSettings {
@@ -36,6 +36,16 @@ func expectError(_ fragments: [String], code: LinprobeError.Code? = nil, _ body:
     }
 }
 
+/// Decodes the JSON fixture `name` (relative to Tests/Fixtures). A missing, unreadable or empty
+/// fixture throws, so a parameterised test whose arguments come from it fails instead of running
+/// no case at all.
+private func fixtureCases<T: Decodable & Collection>(_ name: String, as type: T.Type) throws -> T {
+    let data = try Data(contentsOf: URL(fileURLWithPath: fixturePath(name)))
+    let cases = try JSONDecoder().decode(T.self, from: data)
+    guard !cases.isEmpty else { throw LinprobeError(.missingInput, "fixture \(name) holds no cases") }
+    return cases
+}
+
 @Suite struct NPYReaderTests {
     struct Case: Decodable {
         var dtype: String?
@@ -44,14 +54,11 @@ func expectError(_ fragments: [String], code: LinprobeError.Code? = nil, _ body:
         var error: String?
     }
 
-    static let cases: [String: Case] = {
-        guard let data = try? Data(contentsOf: URL(fileURLWithPath: fixturePath("data/npy.json"))) else { return [:] }
-        return (try? JSONDecoder().decode([String: Case].self, from: data)) ?? [:]
-    }()
+    static func cases() throws -> [String: Case] { try fixtureCases("data/npy.json", as: [String: Case].self) }
 
-    @Test(arguments: cases.keys.sorted())
+    @Test(arguments: try cases().keys.sorted())
     func readsWhatNumPyWrote(_ name: String) throws {
-        let c = try #require(Self.cases[name])
+        let c = try #require(try Self.cases()[name])
         let path = fixturePath("data/npy/\(name)")
         if let error = c.error {
             expectError([error, name], code: .unsupported) { _ = try NPYArray.read(path: path) }
@@ -232,10 +239,7 @@ func expectError(_ fragments: [String], code: LinprobeError.Code? = nil, _ body:
         var classes: [String]
     }
 
-    static let expected: [String: Split] = {
-        guard let data = try? Data(contentsOf: URL(fileURLWithPath: fixturePath("data/voc.json"))) else { return [:] }
-        return (try? JSONDecoder().decode([String: Split].self, from: data)) ?? [:]
-    }()
+    static func expected() throws -> [String: Split] { try fixtureCases("data/voc.json", as: [String: Split].self) }
 
     @Test(arguments: [(DatasetSplit.train, "disk_filelist"), (.test, "disk_filelist"), (.train, "disk_folder")])
     func matchesVISSLConversion(_ split: DatasetSplit, _ source: String) throws {
@@ -243,7 +247,7 @@ func expectError(_ fragments: [String], code: LinprobeError.Code? = nil, _ body:
         let l = try DatasetLoader.load(try settings(split, ["DATA_SOURCES": .array([.string(source)]),
                                                             "LABEL_SOURCES": .array([.string(source)]),
                                                             "DATA_PATHS": [.string(root)]]), catalog: nil)
-        let want = try #require(Self.expected[split == .train ? "train" : "test"])
+        let want = try #require(try Self.expected()[split == .train ? "train" : "test"], "data/voc.json lacks the split")
         #expect(l.source == .vocLayout)
         #expect(l.classNames == want.classes)
         #expect(l.samples.map(\.relativePath) == want.images)
@@ -307,10 +311,7 @@ func expectError(_ fragments: [String], code: LinprobeError.Code? = nil, _ body:
         var testDescription: String { "n=\(n) limit=\(limit) skip=\(skip) seed=\(seed) balanced=\(balanced)" }
     }
 
-    static let cases: [Case] = {
-        guard let data = try? Data(contentsOf: URL(fileURLWithPath: fixturePath("data/data_limit.json"))) else { return [] }
-        return (try? JSONDecoder().decode([Case].self, from: data)) ?? []
-    }()
+    static func cases() throws -> [Case] { try fixtureCases("data/data_limit.json", as: [Case].self) }
 
     func listing(n: Int, labels: [Int64]?, limit: Int, skip: Int, seed: Int, balanced: Bool) throws -> DatasetListing {
         let s = try settings(["DATA_SOURCES": ["disk_folder"], "DATA_PATHS": ["/x"], "DATA_LIMIT": .int(Int64(limit)),
@@ -321,7 +322,7 @@ func expectError(_ fragments: [String], code: LinprobeError.Code? = nil, _ body:
                               targets: labels.map { .singleLabel($0) } ?? .none, classNames: [], numClasses: 0, settings: s)
     }
 
-    @Test(arguments: cases)
+    @Test(arguments: try cases())
     func picksExactlyVISSLsSubset(_ c: Case) throws {
         let full = try listing(n: c.n, labels: c.labels, limit: c.limit, skip: c.skip, seed: c.seed, balanced: c.balanced)
         let sub = try DatasetLoader.applyDataLimit(full)

@@ -1,9 +1,9 @@
 import Foundation
 import LinprobeCodecs
 import LinprobeCore
-@testable import LinprobeData
 import LinprobeTestSupport
 import Testing
+@testable import LinprobeData
 
 func pipeline(_ items: JSONValue, requireTensor: Bool = true) throws -> TransformPipeline {
     try TransformPipeline(config: ConfigNode(path: "DATA.TRAIN.TRANSFORMS", value: items), requireTensor: requireTensor)

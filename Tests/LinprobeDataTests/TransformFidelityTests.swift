@@ -1,9 +1,9 @@
 import Foundation
 import LinprobeCodecs
 import LinprobeCore
-@testable import LinprobeData
 import LinprobeTestSupport
 import Testing
+@testable import LinprobeData
 
 /// One case of `Tests/Fixtures/images/transforms.json` (made by `scripts/make_image_fixtures.py`
 /// with torchvision on PIL).
@@ -39,7 +39,7 @@ struct TransformCase: Sendable, CustomTestStringConvertible {
         let size = b["size"]?.arrayValue?.compactMap { $0.intValue.map(Int.init) } ?? []
         var steps: [TransformStep] = [.resizedCrop(top: i("top"), left: i("left"), boxHeight: i("height"), boxWidth: i("width"),
                                                    height: size[0], width: size[1],
-                                                   filter: ResampleFilter(pilCode: i("interpolation"))!)]
+                                                   filter: try #require(ResampleFilter(pilCode: i("interpolation"))))]
         if b["flip"] == .bool(true) { steps.append(.randomHorizontalFlip(p: 1)) }
         return try TransformPipeline(steps: steps, requireTensor: false)
     }
@@ -74,7 +74,7 @@ func decodeFixture(_ name: String) throws -> RGBImage {
 
 @Suite struct TransformFidelityTests {
     @Test func casesArePresent() {
-        #expect(TransformCase.all.count >= 40)
+        #expect(TransformCase.all.count >= 40, "fixture missing or short: images/transforms.json")
     }
 
     @Test(arguments: TransformCase.all)

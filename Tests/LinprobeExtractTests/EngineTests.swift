@@ -1,10 +1,10 @@
 import Foundation
 import LinprobeCore
 import LinprobeData
-@testable import LinprobeExtract
 import LinprobeStore
 import LinprobeTestSupport
 import Testing
+@testable import LinprobeExtract
 
 /// The streaming engine with a cheap probe model: order, views, resumption, strictness,
 /// interruption and failures, independent of the trunk.

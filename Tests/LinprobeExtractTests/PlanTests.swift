@@ -1,11 +1,11 @@
 import Foundation
 import LinprobeCore
 import LinprobeData
-@testable import LinprobeExtract
 import LinprobeStore
 import LinprobeTestSupport
 import LinprobeTrunk
 import Testing
+@testable import LinprobeExtract
 
 /// Configuration → per-split plans: layer names, fingerprints, and configuration errors.
 @Suite struct ExtractPlanning {

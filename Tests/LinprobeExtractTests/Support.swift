@@ -1,9 +1,10 @@
 import Foundation
 import LinprobeCore
 import LinprobeData
-@testable import LinprobeExtract
 import LinprobeStore
 import LinprobeTestSupport
+import Testing
+@testable import LinprobeExtract
 
 /// An ImageFolder tree made of committed image fixtures: `layout` maps class folders to
 /// fixture file names (copied from Tests/Fixtures/images/files); `extra` adds other files
@@ -106,7 +107,7 @@ func expectedProbeRows(listing: DatasetListing, pipeline: TransformPipeline, vie
             try loader.load(path: listing.samples[s].path, sampleIndex: s, view: row % views, into: $0)
         }
         flags.append(loaded.unreadable != nil)
-        let values = buffer.withUnsafeBufferPointer { ProbeModel.compute($0.baseAddress!, h: h, w: w) }
+        let values = try buffer.withUnsafeBufferPointer { ProbeModel.compute(try #require($0.baseAddress), h: h, w: w) }
         for k in 0..<3 { out[k] += values[k] }
     }
     return (out, flags)

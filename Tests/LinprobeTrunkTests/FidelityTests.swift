@@ -13,8 +13,9 @@ struct FidelityTests {
     static let tapCases = ["rn18", "rn50", "rn50w2", "resnext50_32x4d_l4s1_bgr"]
 
     static func trunk(for entry: JSONValue, algorithm: ResNetTrunk.Algorithm = .winograd) throws -> (ResNetSpec, ResNetTrunk) {
-        let name = entry["case"]!.stringValue!
-        let spec = try ResNetSpec(model: ConfigNode(path: "MODEL", value: entry["model"]!))
+        let name = try #require(entry["case"]?.stringValue)
+        let model: JSONValue = try #require(entry["model"])
+        let spec = try ResNetSpec(model: ConfigNode(path: "MODEL", value: model))
         let trunk = try ResNetTrunk(weights: TrunkWeights(spec: spec, tensors: fixtureWeights(spec, caseName: name)),
                                     algorithm: algorithm)
         return (spec, trunk)
@@ -22,7 +23,7 @@ struct FidelityTests {
 
     @Test("spec.parameters are torchvision's state-dict names and shapes", arguments: tapCases + ["rn50_vissl224"])
     func parameterNames(caseName: String) throws {
-        let entry = ReferenceFixtures.shared.trunkCase(caseName)
+        let entry = try ReferenceFixtures.shared.trunkCase(caseName)
         let spec = try ResNetSpec(model: ConfigNode(path: "MODEL", value: entry["model"]!))
         let expected = entry["parameters"]!.arrayValue!.map { p in
             "\(p["name"]!.stringValue!)\(p["shape"]!.arrayValue!.map { Int($0.intValue!) })"
@@ -41,8 +42,8 @@ struct FidelityTests {
 
     @Test("every tap within 1e-4 of the tap's max magnitude", arguments: tapCases, [0, 1, 2])
     func everyTap(caseName: String, variant: Int) throws {
-        let fixtures = ReferenceFixtures.shared
-        let entry = fixtures.trunkCase(caseName)
+        let fixtures = try ReferenceFixtures.shared
+        let entry = try fixtures.trunkCase(caseName)
         let (_, trunk) = try Self.trunk(for: entry, algorithm: Self.variants[variant].0)
         let n = Int(entry["batch"]!.intValue!), h = Int(entry["height"]!.intValue!), w = Int(entry["width"]!.intValue!)
         let taps = entry["taps"]!.arrayValue!
@@ -51,7 +52,7 @@ struct FidelityTests {
         let features = try extractor.forward(fixtureInput(caseName, count: n * 3 * h * w), count: n)
         var worst = 0.0
         for (k, tap) in taps.enumerated() {
-            let reference = fixtures.slice(tap)
+            let reference = try fixtures.slice(tap)
             let shape = tap["shape"]!.arrayValue!.map { Int($0.intValue!) }
             #expect(extractor.outputs[k].dimension * n == shape.reduce(1, *), "\(caseName) \(tap["tap"]!.stringValue!) shape")
             let err = relativeError(features[k], reference)
@@ -63,8 +64,8 @@ struct FidelityTests {
 
     @Test("VISSL pooled features at 224×224 (canonical RN50 map, RN50-w2 map)", arguments: ["rn50_vissl224", "rn50w2_vissl224"])
     func pooledFeatures(caseName: String) throws {
-        let fixtures = ReferenceFixtures.shared
-        let entry = fixtures.trunkCase(caseName)
+        let fixtures = try ReferenceFixtures.shared
+        let entry = try fixtures.trunkCase(caseName)
         let (spec, trunk) = try Self.trunk(for: entry)
         let map = try PoolOpsMap(config: ConfigNode(path: "MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP",
                                                     value: entry["pool_map"]!))
@@ -75,7 +76,7 @@ struct FidelityTests {
         #expect(extractor.outputs.map(\.dimension) == pooled.map { Int($0["shape"]!.arrayValue![1].intValue!) })
         let features = try extractor.forward(fixtureInput(caseName, count: 3 * 224 * 224), count: 1)
         for (k, out) in pooled.enumerated() {
-            let err = relativeError(features[k], fixtures.slice(out))
+            let err = relativeError(features[k], try fixtures.slice(out))
             #expect(err < 1e-4, "\(caseName) \(out["tap"]!.stringValue!): relative error \(err)")
         }
         if caseName == "rn50_vissl224" {
@@ -88,8 +89,8 @@ struct FidelityTests {
 
     @Test("a map that stops early computes only up to its deepest tap, with the same values")
     func stopsAtDeepestTap() throws {
-        let fixtures = ReferenceFixtures.shared
-        let entry = fixtures.trunkCase("rn50")
+        let fixtures = try ReferenceFixtures.shared
+        let entry = try fixtures.trunkCase("rn50")
         let (_, trunk) = try Self.trunk(for: entry)
         let map = PoolOpsMap(entries: [.init(tap: .res2, op: .identity), .init(tap: .conv1, op: .identity)])
         let extractor = try FeatureExtractor(trunk: trunk, map: map, inputHeight: 57, inputWidth: 45)
@@ -100,8 +101,8 @@ struct FidelityTests {
         let features = try extractor.forward(fixtureInput("rn50", count: 2 * 3 * 57 * 45), count: 2)
         let taps = entry["taps"]!.arrayValue!
         let res2 = taps.first { $0["tap"]?.stringValue == "res2" }!, conv1 = taps.first { $0["tap"]?.stringValue == "conv1" }!
-        #expect(relativeError(features[0], fixtures.slice(res2)) < 1e-4)
-        #expect(relativeError(features[1], fixtures.slice(conv1)) < 1e-4)
+        #expect(try relativeError(features[0], fixtures.slice(res2)) < 1e-4)
+        #expect(try relativeError(features[1], fixtures.slice(conv1)) < 1e-4)
     }
 
     @Test("large inputs get smaller micro-batches: a worker's workspace stays within its limit")

@@ -2,6 +2,7 @@ import Foundation
 import LinprobeCheckpoint
 import LinprobeCore
 import LinprobeTestSupport
+import Testing
 @testable import LinprobeTrunk
 
 /// The PyTorch reference data made by `scripts/make_trunk_fixtures.py` (see its docstring for the
@@ -10,22 +11,30 @@ struct ReferenceFixtures: @unchecked Sendable {
     let manifest: JSONValue
     let blob: [Float]
 
-    static let shared: ReferenceFixtures = {
-        let json = try! String(contentsOfFile: fixturePath("trunk/reference.json"), encoding: .utf8)
-        let data = try! Data(contentsOf: URL(fileURLWithPath: fixturePath("trunk/reference.bin")))
+    /// Read once; a missing or unreadable fixture fails every test that uses it.
+    private static let loaded = Result { () throws -> ReferenceFixtures in
+        let json = try String(contentsOfFile: fixturePath("trunk/reference.json"), encoding: .utf8)
+        let data = try Data(contentsOf: URL(fileURLWithPath: fixturePath("trunk/reference.bin")))
         let floats = data.withUnsafeBytes { raw in
             Array(raw.bindMemory(to: Float.self))
         }
-        return ReferenceFixtures(manifest: try! JSONValue.parse(json), blob: floats)
-    }()
+        return ReferenceFixtures(manifest: try JSONValue.parse(json), blob: floats)
+    }
 
-    func slice(_ entry: JSONValue) -> [Float] {
-        let offset = Int(entry["offset"]!.intValue!), count = Int(entry["count"]!.intValue!)
+    static var shared: ReferenceFixtures {
+        get throws { try loaded.get() }
+    }
+
+    func slice(_ entry: JSONValue) throws -> [Float] {
+        let offset = Int(try #require(entry["offset"]?.intValue)), count = Int(try #require(entry["count"]?.intValue))
+        try #require(offset >= 0 && count >= 0 && offset + count <= blob.count,
+                     "slice \(offset)+\(count) outside trunk/reference.bin")
         return Array(blob[offset..<(offset + count)])
     }
 
-    func trunkCase(_ name: String) -> JSONValue {
-        manifest["cases"]!.arrayValue!.first { $0["case"]?.stringValue == name }!
+    func trunkCase(_ name: String) throws -> JSONValue {
+        try #require(manifest["cases"]?.arrayValue?.first { $0["case"]?.stringValue == name },
+                     "no case '\(name)' in trunk/reference.json")
     }
 }
 

@@ -120,8 +120,8 @@ if args.gemmProbe {
         }
     }
     let n = args.batch
-    let maxA = shapes.map { $0.k * $0.hw * n }.max()!, maxB = shapes.map { $0.k * $0.cout }.max()!
-    let maxC = shapes.map { $0.cout * $0.hw * n }.max()!
+    let maxA = shapes.map { $0.k * $0.hw * n }.reduce(0, max), maxB = shapes.map { $0.k * $0.cout }.reduce(0, max)
+    let maxC = shapes.map { $0.cout * $0.hw * n }.reduce(0, max)
     let a = UnsafeMutablePointer<Float>.allocate(capacity: maxA); a.initialize(repeating: 0.5, count: maxA)
     let b = UnsafeMutablePointer<Float>.allocate(capacity: maxB); b.initialize(repeating: 0.25, count: maxB)
     let c = UnsafeMutablePointer<Float>.allocate(capacity: maxC); c.initialize(repeating: 0, count: maxC)
@@ -142,7 +142,7 @@ if args.gemmProbe {
         results[layout] = Double(n) / median(Array(times.dropFirst(args.warmup)))
     }
     let macs = shapes.reduce(0) { $0 + $1.cout * $1.k * $1.hw }
-    print("{\"gemm_probe\": true, \"batch\": \(n), \"threads\": \(args.threads), \"blas_core\": \"\(BLAS.coreName)\", \"macs_per_image\": \(macs), \"nhwc_batched_img_s\": \(results["nhwc_batched"]!), \"nchw_per_image_img_s\": \(results["nchw_per_image"]!)}")
+    print("{\"gemm_probe\": true, \"batch\": \(n), \"threads\": \(args.threads), \"blas_core\": \"\(BLAS.coreName)\", \"macs_per_image\": \(macs), \"nhwc_batched_img_s\": \(results["nhwc_batched", default: .nan]), \"nchw_per_image_img_s\": \(results["nchw_per_image", default: .nan])}")
     exit(0)
 }
 
@@ -171,9 +171,10 @@ do {
     var times: [Double] = []
     var cpu = 0.0
     try input.withUnsafeBufferPointer { p in
+        guard let base = p.baseAddress else { throw LinprobeError(.usage, "--batch and --size must be positive") }
         for i in 0..<(args.iterations + args.warmup) {
             let t = now(), c = cpuSeconds()
-            try extractor.forward(input: p.baseAddress!, count: n, height: args.size, width: args.size, destinations: buffers)
+            try extractor.forward(input: base, count: n, height: args.size, width: args.size, destinations: buffers)
             times.append(now() - t)
             if i >= args.warmup { cpu += cpuSeconds() - c }
         }

@@ -126,13 +126,14 @@ public struct SVMRunProtocol: Sendable, Equatable, Codable {
     public var metricDefinition: String?
     public var cvMetric: String?
     public var costs: [Double]?
+    /// The SVM settings exactly as the results record them.
     public var settings: JSONValue?
-    public var selectionRules: JSONValue?
+    public var selectionRules: SVMResultsDocument.SelectionRules?
     public var headlineRule: String?
     public var kValues: [Int]?
     public var sampleInds: [Int]?
-    /// The results' provenance without timings (tool version, BLAS, threads).
-    public var provenance: JSONValue?
+    /// The results' provenance without timings (tool version, BLAS, threads, solver layouts).
+    public var provenance: SVMResultsDocument.Provenance?
     public var trainFeatures: String
     public var testFeatures: String
     public var layers: [String: SVMLayerProtocol]
@@ -153,8 +154,9 @@ public struct SVMRunProtocol: Sendable, Equatable, Codable {
     }
 
     public init(protocolName: String? = nil, metricDefinition: String? = nil, cvMetric: String? = nil, costs: [Double]? = nil,
-                settings: JSONValue? = nil, selectionRules: JSONValue? = nil, headlineRule: String? = nil,
-                kValues: [Int]? = nil, sampleInds: [Int]? = nil, provenance: JSONValue? = nil, trainFeatures: String,
+                settings: JSONValue? = nil, selectionRules: SVMResultsDocument.SelectionRules? = nil,
+                headlineRule: String? = nil, kValues: [Int]? = nil, sampleInds: [Int]? = nil,
+                provenance: SVMResultsDocument.Provenance? = nil, trainFeatures: String,
                 testFeatures: String, layers: [String: SVMLayerProtocol] = [:]) {
         self.protocolName = protocolName
         self.metricDefinition = metricDefinition
@@ -176,7 +178,7 @@ public struct SVMRunProtocol: Sendable, Equatable, Codable {
 public struct SVMLayerProtocol: Sendable, Equatable, Codable {
     /// The layer's results.json.
     public var results: String
-    public var convergence: SVMConvergence?
+    public var convergence: SVMResultsDocument.Convergence?
     public var classesInMean: Int?
 
     enum CodingKeys: String, CodingKey {
@@ -184,33 +186,18 @@ public struct SVMLayerProtocol: Sendable, Equatable, Codable {
         case classesInMean = "classes_in_mean"
     }
 
-    public init(results: String, convergence: SVMConvergence? = nil, classesInMean: Int? = nil) {
+    public init(results: String, convergence: SVMResultsDocument.Convergence? = nil, classesInMean: Int? = nil) {
         self.results = results
         self.convergence = convergence
         self.classesInMean = classesInMean
     }
 }
 
-/// Fits of a layer and how many of them stopped at `max_iter`.
-public struct SVMConvergence: Sendable, Equatable, Codable {
-    public var fits: Int
-    public var notConverged: Int
-
-    enum CodingKeys: String, CodingKey {
-        case fits
-        case notConverged = "not_converged"
-    }
-
-    public init(fits: Int, notConverged: Int) {
-        self.fits = fits
-        self.notConverged = notConverged
-    }
-}
-
 /// One linear run (`linear/<fp>`): its hyper-parameters and its heads.
 public struct LinearRunProtocol: Sendable, Equatable, Codable {
+    /// The effective train-linear settings exactly as the results record them.
     public var hyperParameters: JSONValue?
-    public var provenance: JSONValue?
+    public var provenance: LinearResultsDocument.Tool?
     public var trainFeatures: String
     public var testFeatures: String
     public var heads: [String: LinearHeadProtocol]
@@ -223,8 +210,8 @@ public struct LinearRunProtocol: Sendable, Equatable, Codable {
         case heads
     }
 
-    public init(hyperParameters: JSONValue? = nil, provenance: JSONValue? = nil, trainFeatures: String, testFeatures: String,
-                heads: [String: LinearHeadProtocol] = [:]) {
+    public init(hyperParameters: JSONValue? = nil, provenance: LinearResultsDocument.Tool? = nil, trainFeatures: String,
+                testFeatures: String, heads: [String: LinearHeadProtocol] = [:]) {
         self.hyperParameters = hyperParameters
         self.provenance = provenance
         self.trainFeatures = trainFeatures
@@ -239,10 +226,10 @@ public struct LinearHeadProtocol: Sendable, Equatable, Codable {
     public var results: String
     /// The tap it reads.
     public var layer: String
-    public var headType: String?
-    public var headSpec: JSONValue?
+    public var headType: LinearResultsDocument.HeadType?
+    public var headSpec: LinearResultsDocument.HeadSpec?
     public var epochs: Int?
-    public var bestTest: BestTestEpoch?
+    public var bestTest: LinearResultsDocument.BestTest?
 
     enum CodingKeys: String, CodingKey {
         case results, layer, epochs
@@ -251,24 +238,14 @@ public struct LinearHeadProtocol: Sendable, Equatable, Codable {
         case bestTest = "best_test"
     }
 
-    public init(results: String, layer: String, headType: String? = nil, headSpec: JSONValue? = nil, epochs: Int? = nil,
-                bestTest: BestTestEpoch? = nil) {
+    public init(results: String, layer: String, headType: LinearResultsDocument.HeadType? = nil,
+                headSpec: LinearResultsDocument.HeadSpec? = nil, epochs: Int? = nil,
+                bestTest: LinearResultsDocument.BestTest? = nil) {
         self.results = results
         self.layer = layer
         self.headType = headType
         self.headSpec = headSpec
         self.epochs = epochs
         self.bestTest = bestTest
-    }
-}
-
-/// The best test value over the evaluated epochs (informational: chosen on the test split).
-public struct BestTestEpoch: Sendable, Equatable, Codable {
-    public var epoch: Int
-    public var value: Double?
-
-    public init(epoch: Int, value: Double?) {
-        self.epoch = epoch
-        self.value = value
     }
 }

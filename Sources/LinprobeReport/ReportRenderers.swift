@@ -78,27 +78,37 @@ public enum ReportRenderer {
 
     static func svmSummary(_ b: SVMRunProtocol) -> String {
         var parts = [b.protocolName ?? "svm"]
-        if let costs = b.costs { parts.append("costs \(JSONValue.array(costs.map { .double($0) }).canonicalText)") }
+        if let costs = b.costs { parts.append("costs \(JSONValue.array(costs.map(jsonNumber)).canonicalText)") }
         if let s = b.settings {
             for key in ["cross_val_folds", "normalize", "loss", "max_iter", "tol", "solver"] {
                 if let v = s[key] { parts.append("\(key) \(v.stringValue ?? v.canonicalText)") }
             }
         }
-        if let v = b.provenance?["tool_version"]?.stringValue { parts.append("linprobe \(v)") }
+        if let v = b.provenance?.toolVersion { parts.append("linprobe \(v)") }
         return parts.joined(separator: ", ")
     }
 
     static func linearSummary(_ b: LinearRunProtocol) -> String {
         var parts: [String] = []
         let heads = b.heads.sorted(by: { $0.key < $1.key })
-            .map { "\($0.key) \($0.value.headType ?? "?") \($0.value.headSpec?["dims"]?.canonicalText ?? "")" }
+            .map { "\($0.key) \($0.value.headType?.rawValue ?? "?") \(dimsText($0.value.headSpec?.dims))" }
         if !heads.isEmpty { parts.append("heads " + heads.joined(separator: ", ")) }
         if let h = b.hyperParameters {
             if let l = h["loss"]?["name"]?.stringValue { parts.append("loss \(l)") }
             if let seed = h["seed"] { parts.append("seed \(seed.canonicalText)") }
         }
-        if let v = b.provenance?["version"]?.stringValue { parts.append("linprobe \(v)") }
+        if let v = b.provenance?.version { parts.append("linprobe \(v)") }
         return parts.joined(separator: "; ")
+    }
+
+    /// A number as JSON text spells it after a round trip: whole numbers without a fraction.
+    static func jsonNumber(_ v: Double) -> JSONValue {
+        v == v.rounded() && abs(v) < 1e15 ? .int(Int64(v)) : .double(v)
+    }
+
+    /// `[512,10]`, as the head's `dims` read in JSON.
+    static func dimsText(_ dims: [Int]?) -> String {
+        dims.map { JSONValue.array($0.map { .int(Int64($0)) }).canonicalText } ?? ""
     }
 
     /// report.json's text: the document (`schemas/report.schema.json`), pretty, keys sorted.

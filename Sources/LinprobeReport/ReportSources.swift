@@ -69,13 +69,17 @@ extension ReportStage {
         return Paths.lastComponent(file)
     }
 
-    /// The test dataset's name in the pipeline, for results that do not record their stores.
+    /// The test dataset's name in the pipeline, for results that do not record their stores: named
+    /// as `FeatureProvenance.datasetName` names a store's (its first data path, else its first
+    /// catalog name).
     static func datasetName(_ config: PipelineConfig) -> String? {
+        if let paths = try? config.node("DATA.TEST.DATA_PATHS").strings(), let first = paths.first, !first.isEmpty,
+            let name = FeatureProvenance.name(fromPath: first)
+        {
+            return name
+        }
         if let names = try? config.node("DATA.TEST.DATASET_NAMES").strings(), let first = names.first, !first.isEmpty {
             return first
-        }
-        if let paths = try? config.node("DATA.TEST.DATA_PATHS").strings(), let first = paths.first, !first.isEmpty {
-            return Paths.lastComponent(first)
         }
         return nil
     }

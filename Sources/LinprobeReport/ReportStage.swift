@@ -16,6 +16,9 @@ public struct ReportOutputs: Sendable {
     /// True when the three files already held exactly this report and nothing was rewritten.
     public var unchanged: Bool
 
+    /// The name version 1 of this API gave `unchanged` (the CLI's `run` still reads it).
+    public var reused: Bool { unchanged }
+
     /// The folder holding the three files.
     public var directory: String { Paths.parent(htmlPath) }
     /// report.html, report.json, report.md: the order the CLI prints them in.
@@ -77,8 +80,9 @@ public struct ReportStage: PipelineStage {
             fallbackDataset: Self.datasetName(config))
         let outputs: [String]
         if let outputDirectory {
-            self.outputDirectory = Paths.standardized(outputDirectory)
-            outputs = ReportRenderer.fileNames.map { layout.relative(Paths.join(self.outputDirectory, $0)) }
+            let folder = Paths.standardized(outputDirectory)
+            self.outputDirectory = folder
+            outputs = ReportRenderer.fileNames.map { layout.relative(Paths.join(folder, $0)) }
         } else {
             self.outputDirectory = layout.path(.reportFolder(pipeline: config.name))
             outputs = ReportRenderer.fileNames.map { layout.relativePath(.reportFile(pipeline: config.name, name: $0)) }

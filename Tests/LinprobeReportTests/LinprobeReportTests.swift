@@ -17,8 +17,11 @@ private func sampleDocument(run: String = "rn50") -> ReportDocument {
                             series: [.init(name: "res4", points: [.init(0.01, 50), .init(1, 70), .init(1000, 65)])])
     let layers = ReportChart(title: "mAP per layer", dataset: "voc07", xLabel: "layer", yLabel: "mAP", categories: ["res4", "res5"],
                              series: [.init(name: "svm", points: [.init(0, 71.2), .init(1, 80.5)])])
+    let block = RunProtocol(
+        features: ["fp": FeaturesProtocol(recorded: true, split: "train", weights: ["path": "/w.torch", "sha256": "ff"])],
+        svm: ["aa": SVMRunProtocol(protocolName: "voc07", costs: [0.01, 1], trainFeatures: "fp", testFeatures: "fp")])
     return ReportDocument(title: "Linprobe report", rows: rows, charts: [chart, layers],
-                          protocolInfo: ["weights_sha256": "ff", "svm": ["costs": [0.01, 1]]], notes: ["mAP is all-points AP"])
+                          protocolInfo: ReportProtocol(runs: [run: block]), notes: ["mAP is all-points AP"])
 }
 
 @Suite struct ReportRenderingTests {
@@ -34,7 +37,7 @@ private func sampleDocument(run: String = "rn50") -> ReportDocument {
     }
 
     @Test func jsonValidatesAgainstSchema() throws {
-        let json = ReportRenderer.json(sampleDocument())
+        let json = try ReportRenderer.json(sampleDocument())
         let validator = try SchemaValidator(schemaPath: schemaPath("report.schema.json"))
         #expect(validator.validate(json) == [])
         #expect(json["rows"]?.arrayValue?.count == 4)
@@ -62,6 +65,9 @@ private func sampleDocument(run: String = "rn50") -> ReportDocument {
         #expect(md.contains("ckpt-a · svm mAP"))
         #expect(md.contains("ckpt-b · svm mAP"))
         #expect(merged.rows.count == 8)
+        #expect(merged.protocolInfo.runs.keys.sorted() == ["ckpt-a", "ckpt-b"])
+        #expect(md.contains("- ckpt-a: features fp (train): weights /w.torch sha256 ff"))
+        #expect(md.contains("- ckpt-b: svm aa: voc07, costs [0.01,1]"))
     }
 
     @Test func writesThreeFiles() throws {

@@ -49,17 +49,19 @@ private func rows(_ doc: ReportDocument, method: String, metric: String) -> [Rep
         let layers = try #require(doc.charts.first { $0.id == "layers/mAP" })
         #expect(layers.categories == ["res4", "res5avg"])
         #expect(layers.series.map(\.name) == ["svm"])
-        // Protocol: what the stores and results record.
-        let block = try #require(doc.protocolInfo["runs"]?["voc07_svm · rn50_ep100.torch"])
-        let features = try #require(block["features"]?["voctrain"])
-        #expect(features["transforms"]?.arrayValue?.count == 2)
-        #expect(features["weights"]?["sha256"]?.stringValue == "ab12")
-        #expect(features["provenance"]?["libraries"]?["hdf5"]?.stringValue == "1.10.8")
-        #expect(features["provenance"]?["runs"] == nil)
-        let svm = try #require(block["svm"]?[(svmDir as NSString).lastPathComponent])
-        #expect(svm["settings"] == res4["settings"])
-        #expect(svm["provenance"]?["timings"] == nil)
-        #expect(svm["provenance"]?["tool_version"] != nil)
+        // Protocol: what the results recorded about the stores, and the results' own settings.
+        let block = try #require(doc.protocolInfo.runs["voc07_svm · rn50_ep100.torch"])
+        let features = try #require(block.features["voctrain"])
+        #expect(features.recorded)
+        #expect(features.transforms?.arrayValue?.count == 2)
+        #expect(features.weights?["sha256"]?.stringValue == "ab12")
+        #expect(features.dataset?["settings"]?["dataset_names"] == ["voc2007"])
+        #expect(features.provenance == nil)
+        let svm = try #require(block.svm?[(svmDir as NSString).lastPathComponent])
+        #expect(svm.settings == res4["settings"])
+        #expect(svm.provenance?.timings == nil)
+        #expect(svm.provenance?.toolVersion != nil)
+        #expect(svm.layers.keys.sorted() == ["res4", "res5avg"])
     }
 
     @Test func linearRowsHyperparametersAndEpochChart() throws {
@@ -86,9 +88,10 @@ private func rows(_ doc: ReportDocument, method: String, metric: String) -> [Rep
         let expected = metrics["epochs"]!.arrayValue!.map { ReportChart.Point($0["epoch"]!.doubleValue!, $0["test"]!["top_1"]!.doubleValue!) }
         #expect(chart.series[0].points == expected)
         #expect(chart.series[0].points.count == 3)
-        let block = try #require(doc.protocolInfo["runs"]?["fashion · rn50_ep100.torch"]?["linear"]?[(dir as NSString).lastPathComponent])
-        #expect(block["heads"]?["res4"]?["head_type"]?.stringValue == "eval_mlp")
-        #expect(block["hyper_parameters"]?["batch_size"]?.intValue == 16)
+        let block = try #require(doc.protocolInfo.runs["fashion · rn50_ep100.torch"]?.linear?[(dir as NSString).lastPathComponent])
+        #expect(block.heads["res4"]?.headType == .evalMLP)
+        #expect(block.heads["res5avg"]?.layer == "res5avg")
+        #expect(block.hyperParameters?["batch_size"]?.intValue == 16)
     }
 
     @Test func lowShotRowsPerKUnderBothRules() throws {
@@ -145,16 +148,15 @@ private func rows(_ doc: ReportDocument, method: String, metric: String) -> [Rep
         #expect(methods.contains("svm [\((first as NSString).lastPathComponent.prefix(8))]"))
     }
 
-    @Test func missingStoreIsSaidAndNothingInvented() throws {
+    @Test func storesAreNeverOpened() throws {
+        // The stores are gone: the report reads what the results recorded about them.
         let w = try ResultsWorkdir()
         let dir = try w.svm()
         try FileManager.default.removeItem(atPath: "\(w.workdir)/features")
         let doc = try ReportBuilder.build(resultsDirectories: [dir], title: "t", context: .init(pipeline: "p"))
-        #expect(doc.rows.allSatisfy { $0.dataset == "dataset" && $0.run == "p" })
-        #expect(doc.notes.contains { $0.contains("store not found") })
-        let features = try #require(doc.protocolInfo["runs"]?["p"]?["features"]?["voctrain"])
-        #expect(features["found"] == .bool(false))
-        #expect(features["transforms"] == nil)
+        #expect(doc.rows.allSatisfy { $0.dataset == "voc2007" && $0.run == "p · rn50_ep100.torch" })
+        #expect(doc.protocolInfo.runs["p · rn50_ep100.torch"]?.features["voctest"]?.recorded == true)
+        #expect(!doc.notes.contains { $0.contains("provenance") })
     }
 }
 
@@ -190,7 +192,9 @@ private func rows(_ doc: ReportDocument, method: String, metric: String) -> [Rep
         let error = try #require(throws: LinprobeError.self) {
             try ReportBuilder.build(resultsDirectories: [dir], title: "t")
         }
-        #expect(error.message.hasPrefix("\(dir)/res4/metrics.json: not valid JSON"))
+        #expect(error.message.hasPrefix("\(dir)/res4/metrics.json: "))
+        #expect(!oneLine(error).contains("\n"))
+        #expect(error.exitCode == 1)
     }
 
     @Test func absentOrEmptyFolders() throws {
@@ -252,7 +256,7 @@ private func rows(_ doc: ReportDocument, method: String, metric: String) -> [Rep
         #expect(merged.hyperparameters == a.hyperparameters)
         let cv = try #require(doc.charts.first { $0.id == "svm-cv" })
         #expect(cv.series.map(\.name) == ["ckpt-b · res4", "ckpt-b · res5avg", "ckpt-a · res4", "ckpt-a · res5avg"])
-        #expect(doc.protocolInfo["runs"]?["ckpt-a"] != nil && doc.protocolInfo["runs"]?["ckpt-b"] != nil)
+        #expect(doc.protocolInfo.runs["ckpt-a"] != nil && doc.protocolInfo.runs["ckpt-b"] != nil)
         #expect(second.markdown.contains("ckpt-a · svm mAP"))
         let validator = try SchemaValidator(schemaPath: schemaPath("report.schema.json"))
         #expect(validator.validate(try readJSON(second.jsonPath)) == [])
@@ -288,14 +292,14 @@ private func rows(_ doc: ReportDocument, method: String, metric: String) -> [Rep
                                      started: "2025-01-03T00:00:00Z", pipeline: "voc07_svm"))
         try store.put(ManifestRecord(stage: "train-linear", fingerprint: "other", status: .complete, outputs: [linear],
                                      started: "2025-01-02T00:00:00Z", finished: "2025-01-02T00:00:01Z", pipeline: "other_pipeline"))
-        #expect(try ReportStage.latestResults(workdir: w.workdir, pipeline: "voc07_svm") == ["\(w.workdir)/svm/\(fp)"])
+        #expect(try ReportStage.latestResults(layout: WorkdirLayout(w.workdir), pipeline: "voc07_svm") == ["\(w.workdir)/svm/\(fp)"])
         let out = try ReportStage.run(config: try config(), workdir: w.workdir)
         #expect(out.jsonPath == "\(w.workdir)/reports/voc07_svm/report.json")
         #expect(Set(out.document.rows.map(\.method)) == ["svm"])
         // The report is recorded; an unchanged second report is reused.
         #expect(try store.read().records.values.contains { $0.stage == "report" && $0.status == .complete })
         let again = try ReportStage.run(config: try config(), workdir: w.workdir)
-        #expect(again.reused)
+        #expect(again.unchanged)
         #expect(again.markdown == out.markdown)
     }
 
@@ -325,6 +329,6 @@ private func rows(_ doc: ReportDocument, method: String, metric: String) -> [Rep
         ("/data/places/train_images.npy", "places"), ("/data/inat/train/filelist.npy", "inat"), ("imagenet", "imagenet"),
     ])
     func nameFromDataPath(_ path: String, _ expected: String) {
-        #expect(StoreInfo.name(fromPath: path) == expected)
+        #expect(FeatureProvenance.name(fromPath: path) == expected)
     }
 }

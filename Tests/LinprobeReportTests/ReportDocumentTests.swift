@@ -56,7 +56,7 @@ func reportFixture(_ relative: String) -> String {
         let document = ReportDocument(title: "t", rows: [row], charts: [chart])
         let json = try ReportRenderer.json(document)
         #expect(json["rows"]?.arrayValue?.first?["value"] == .null)
-        #expect(json["charts"]?.arrayValue?.first?["series"]?.arrayValue?.first?["points"] == [[1.0, nil]])
+        #expect(json["charts"]?.arrayValue?.first?["series"]?.arrayValue?.first?["points"] == [[1, nil]])
         let back = try JSONDecoder().decode(ReportDocument.self, from: Data(try ReportRenderer.jsonText(document).utf8))
         #expect(back.rows[0].value.isNaN)
         #expect(back.charts[0].series[0].points[0].y.isNaN)

@@ -18,6 +18,8 @@ struct SchemaCoverage {
         document = try JSONValue.parse(String(contentsOfFile: schemaPath, encoding: .utf8))
     }
 
+    init(document: JSONValue) { self.document = document }
+
     /// The schema at a `#/…` pointer.
     func at(_ pointer: String) -> JSONValue {
         var node = document
@@ -70,6 +72,12 @@ struct SchemaCoverage {
         switch v {
         case .object(let object):
             let objectSchemas = options.filter { $0["properties"] != nil || $0["additionalProperties"] != nil }
+            if objectSchemas.isEmpty {
+                if !object.isEmpty {
+                    problems.append("\(path): an object whose schema declares no properties (say additionalProperties: true)")
+                }
+                return
+            }
             for (key, value) in object.sorted(by: { $0.key < $1.key }) {
                 let childPath = path.isEmpty ? key : "\(path).\(key)"
                 let declaring = objectSchemas.compactMap { $0["properties"]?[key] }
@@ -87,9 +95,6 @@ struct SchemaCoverage {
                 } else if !objectSchemas.contains(where: { $0["additionalProperties"] == .bool(true) }) {
                     problems.append("\(childPath): not declared in the schema")
                 }
-            }
-            if objectSchemas.isEmpty && !object.isEmpty {
-                problems.append("\(path): an object whose schema declares no properties (say additionalProperties: true)")
             }
         case .array(let items):
             for option in options {

@@ -113,6 +113,7 @@ private func errorLines(_ r: ProcessResult) -> [Substring] {
         #expect(row["value"]?.doubleValue == value)
         #expect(row["method"]?.stringValue == "eval_mlp")
         #expect(row["run"]?.stringValue == "fashion_linear · ep100.torch")
+        #expect(report["format_version"] == 2)
         let validator = try SchemaValidator(schemaPath: schemaPath("report.schema.json"))
         #expect(validator.validate(report) == [])
         let html = try String(contentsOfFile: "\(out)/report.html", encoding: .utf8)
@@ -176,5 +177,46 @@ private func errorLines(_ r: ProcessResult) -> [Substring] {
         #expect(nowhere.status == 1)
         #expect(nowhere.stderr.contains("nowhere: no such results folder"))
         #expect(!FileManager.default.fileExists(atPath: "\(area.workdir)/reports/fashion_linear/report.json"))
+    }
+
+    @Test func anIdenticalRerunIsAReuseRecordedOnce() throws {
+        let area = try ReportArea()
+        let pipeline = try area.trainLinear(checkpoint: "ep100", workdir: area.workdir)
+        let first = try area.linprobe(["report", pipeline, "--workdir", area.workdir])
+        #expect(first.status == 0, "report failed: \(first.stderr)")
+        #expect(!first.stderr.contains("unchanged"))
+        let second = try area.linprobe(["report", pipeline, "--workdir", area.workdir])
+        #expect(second.status == 0, "report failed: \(second.stderr)")
+        #expect(second.stderr.contains("report: unchanged (same results, same report)"))
+        #expect(second.stdout == first.stdout)
+        let layout = WorkdirLayout(area.workdir)
+        let records = try ManifestStore(layout: layout).read().records.values.filter { $0.stage == "report" }
+        #expect(records.count == 1)
+        let record = try #require(records.first)
+        #expect(record.status == .complete && record.pipeline == "fashion_linear")
+        #expect(record.outputs == ["reports/fashion_linear/report.md", "reports/fashion_linear/report.json",
+                                   "reports/fashion_linear/report.html"])
+        #expect(FileManager.default.fileExists(atPath: layout.path(.lock(.report, fingerprint: record.fingerprint))))
+    }
+
+    @Test func aWorkFolderOfFormatVersion1StillReports() throws {
+        let area = try ReportArea()
+        try FileManager.default.copyItem(atPath: fixturePath("report/v1/work"), toPath: area.workdir)
+        let pipeline = area.dir.file("demo.yaml")
+        try "config:\n  DATA:\n    TEST:\n      DATA_PATHS: [data/demo/voc]\n".write(toFile: pipeline, atomically: true, encoding: .utf8)
+        let r = try area.linprobe(["report", pipeline, "--workdir", area.workdir])
+        #expect(r.status == 0, "report failed: \(r.stderr)")
+        // The demo table of the README, from results written before feature_provenance existed.
+        let table = """
+            | layer | svm mAP | svm mAP_11point | eval_mlp mAP |
+            |---|---:|---:|---:|
+            | res3 | 41.37 | 42.52 | 50.97 |
+            | res4 | 46.56 | 47.68 | 49.34 |
+            | res5avg | 50.06 | 51.16 | 59.57 |
+            """
+        #expect(r.stdout.contains("## voc (test)\n\n" + table))
+        #expect(r.stdout.contains("features 9ac3ba2c503ed58e: provenance not recorded"))
+        let report = try JSONValue.parse(String(contentsOfFile: "\(area.workdir)/reports/demo/report.json", encoding: .utf8))
+        #expect(try SchemaValidator(schemaPath: schemaPath("report.schema.json")).validate(report) == [])
     }
 }

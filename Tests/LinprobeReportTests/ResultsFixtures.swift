@@ -3,6 +3,7 @@ import LinprobeCore
 import LinprobeLinear
 import LinprobeStore
 import LinprobeSVM
+import LinprobeReport
 import LinprobeTestSupport
 
 /// Real results for the report tests: small feature stores written with Linprobe's writer (with
@@ -83,6 +84,7 @@ struct ResultsWorkdir {
         let test = try store(split: "test", rows: 30, classes: 3, multiLabel: true, fingerprint: "\(storePrefix)test", seed: 2)
         let settings = try svmSettings(["costs": ["costs_list": .array(costs.map { .double($0) }), "base": -1.0]])
         let summary = try SVMStage.run(train: train, test: test, settings: settings, outputDirectory: "\(workdir)/svm", threads: 1)
+        try Self.recordProvenance(in: summary.directory, train: train, test: test)
         return summary.directory
     }
 
@@ -95,6 +97,7 @@ struct ResultsWorkdir {
              "low_shot": ["dataset_name": "voc", "k_values": [1, 2, 4], "sample_inds": [1, 2]]],
             linprobe: ["SVM": ["LOW_SHOT": true]])
         let summary = try SVMStage.run(train: train, test: test, settings: settings, outputDirectory: "\(workdir)/svm", threads: 1)
+        try Self.recordProvenance(in: summary.directory, train: train, test: test)
         return summary.directory
     }
 
@@ -126,7 +129,31 @@ struct ResultsWorkdir {
         ]
         let settings = try LinearSettings(config: ConfigNode(path: "", value: root), multiLabelStore: false)
         let result = try LinearStage.run(train: train, test: test, settings: settings, workdir: workdir, options: LinearRunOptions(threads: 1))
+        try Self.recordProvenance(in: result.directory, train: trainPath, test: testPath)
         return result.directory
+    }
+
+    /// Results as format 2 records them: with the stores' `feature_provenance`. A training stage
+    /// that does not write it yet (format 1) gets it added here, read from the stores the way the
+    /// stages read it (`FeatureStoreReader.featureProvenance`); results that have it are left as
+    /// they are.
+    static func recordProvenance(in runFolder: String, train: String, test: String) throws {
+        let trainProvenance = try FeatureStoreReader(path: train).featureProvenance
+        let testProvenance = try FeatureStoreReader(path: test).featureProvenance
+        for file in try ReportBuilder.resultFiles(in: [runFolder]) {
+            if var doc = try? SVMResultsDocument.read(path: file) {
+                guard doc.featureProvenance == nil else { continue }
+                doc.featureProvenance = .init(train: trainProvenance, test: testProvenance)
+                doc.formatVersion = SVMResultsDocument.currentVersion
+                try doc.write(to: file)
+            } else {
+                var doc = try LinearResultsDocument.read(path: file)
+                guard doc.featureProvenance == nil else { continue }
+                doc.featureProvenance = .init(train: trainProvenance, test: testProvenance)
+                doc.formatVersion = LinearResultsDocument.currentVersion
+                try doc.write(to: file)
+            }
+        }
     }
 }
 

@@ -6,9 +6,9 @@ import LinprobeCore
 ///
 /// Layout: 8-byte magic `LPHEAD01`, little-endian UInt64 length of a JSON header, the header
 /// (format, version, `meta`, tensor table with name/shape/offset/count, SHA-256 of the payload),
-/// then the payload: every tensor as little-endian float32, in table order. Written to a
-/// temporary file and renamed, so a killed run never leaves a half-written checkpoint under the
-/// final name; the reader checks the magic, sizes and payload hash.
+/// then the payload: every tensor as little-endian float32, in table order. Written through
+/// `AtomicFile` (temporary file, fsync, rename, fsync of the folder), so a killed run never leaves
+/// a half-written checkpoint under the final name; the reader checks the magic, sizes and payload hash.
 enum HeadCheckpoint {
     static let magic = Array("LPHEAD01".utf8)
     static let format = "linprobe.linear-head-checkpoint"
@@ -35,32 +35,16 @@ enum HeadCheckpoint {
         let header: JSONValue = ["format": .string(format), "version": .int(version), "meta": meta,
                                  "tensors": .array(table), "payload_sha256": .string(digest)]
         let headerData = Data(header.canonicalText.utf8)
-        let temporary = path + ".tmp"
-        guard FileManager.default.createFile(atPath: temporary, contents: nil), let handle = FileHandle(forWritingAtPath: temporary) else {
-            throw LinprobeError(.io, "\(temporary): cannot create checkpoint file (is the folder writable?)")
+        var file = Data(capacity: 16 + headerData.count + offset * 4)
+        file.append(contentsOf: magic)
+        var length = UInt64(headerData.count).littleEndian
+        withUnsafeBytes(of: &length) { file.append(contentsOf: $0) }
+        file.append(headerData)
+        for t in tensors {
+            // Float32 in memory is little-endian on every platform Linprobe builds for.
+            file.append(UnsafeBufferPointer(start: t.buffer.pointer, count: t.buffer.count))
         }
-        do {
-            var prefix = Data(magic)
-            var length = UInt64(headerData.count).littleEndian
-            withUnsafeBytes(of: &length) { prefix.append(contentsOf: $0) }
-            prefix.append(headerData)
-            try handle.write(contentsOf: prefix)
-            for t in tensors {
-                // Float32 in memory is little-endian on every platform Linprobe builds for.
-                let data = Data(bytesNoCopy: t.buffer.pointer, count: t.buffer.count * 4, deallocator: .none)
-                try handle.write(contentsOf: data)
-            }
-            try handle.synchronize()
-            try handle.close()
-        } catch {
-            try? handle.close()
-            try? FileManager.default.removeItem(atPath: temporary)
-            throw LinprobeError(.io, "\(path): writing the checkpoint failed (is the disk full?): \(oneLine(error))")
-        }
-        if rename(temporary, path) != 0 {
-            let reason = String(cString: strerror(errno))
-            throw LinprobeError(.io, "\(path): cannot rename the finished checkpoint: \(reason)")
-        }
+        try AtomicFile.write(file, to: path)
     }
 
     /// Reads a checkpoint: its `meta` block and its tensors by name.
@@ -100,15 +84,5 @@ enum HeadCheckpoint {
             tensors[name] = (shape.map { Int($0) }, values)
         }
         return (header["meta"] ?? .null, tensors)
-    }
-}
-
-/// Writes text atomically (temporary file + rename).
-func writeAtomically(_ text: String, to path: String) throws {
-    let url = URL(fileURLWithPath: path)
-    do {
-        try Data(text.utf8).write(to: url, options: .atomic)
-    } catch {
-        throw LinprobeError(.io, "\(path): cannot write (\(oneLine(error)))")
     }
 }

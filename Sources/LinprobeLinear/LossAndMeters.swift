@@ -1,4 +1,5 @@
 import Foundation
+import LinprobeCore
 
 /// Labels of a split held in memory: one class per row (single-label) or `classes` values per row
 /// in VOC encoding (1 present, 0 absent, −1 ignored). Small next to the features (1 or C bytes/row).
@@ -92,48 +93,21 @@ enum LossFunctions {
     }
 }
 
-/// VISSL's `mean_ap_meter`: per class, VOC all-points interpolated AP over rows whose target is
-/// not −1 (classes without positives are skipped); mAP is the mean over the other classes.
-enum AveragePrecision {
-    /// AP of one class (`targets` 1 positive, 0 negative; −1 rows already removed), or nil when
-    /// there is no positive.
-    static func ap(scores: [Float], targets: [Int8]) -> Double? {
-        let positives = targets.reduce(0) { $0 + ($1 > 0 ? 1 : 0) }
-        guard positives > 0 else { return nil }
-        // Descending by score; ties keep a fixed order (by row) so the result is reproducible.
-        let order = scores.indices.sorted { scores[$0] > scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }
-        var tp = 0.0, fp = 0.0
-        var recall = [0.0], precision = [0.0]
-        for i in order {
-            if targets[i] > 0 { tp += 1 } else { fp += 1 }
-            recall.append(tp / Double(positives))
-            precision.append(tp / (tp + fp))
-        }
-        recall.append(1)
-        precision.append(0)
-        var i = precision.count - 2
-        while i >= 0 {
-            precision[i] = max(precision[i], precision[i + 1])
-            i -= 1
-        }
-        var ap = 0.0
-        for k in 1..<recall.count where recall[k] != recall[k - 1] {
-            ap += (recall[k] - recall[k - 1]) * precision[k]
-        }
-        return ap
-    }
-
-    /// Mean AP over classes with positives; per-class values (nil where skipped).
-    static func meanAP(scores: [Float], targets: [Int8], classes: Int) -> (mAP: Double, perClass: [Double?]) {
+/// VISSL's `mean_ap_meter`: per class, VOC all-points interpolated AP over the rows whose target
+/// is not −1, through `get_precision_recall` like the SVM benchmark — so it is Core's
+/// `AveragePrecision.vocAllPoints` (one ranking, one tie order: among equal scores the later row
+/// first). Classes without positives are skipped; mAP is the mean over the others (0 when none).
+enum MeanAP {
+    static func compute(scores: [Float], targets: [Int8], classes: Int) -> (mAP: Double, perClass: [Double?]) {
         let n = classes > 0 ? scores.count / classes : 0
         var perClass: [Double?] = []
         for c in 0..<classes {
-            var s: [Float] = [], t: [Int8] = []
+            var s: [Double] = [], positive: [Bool] = []
             for r in 0..<n where targets[r * classes + c] != -1 {
-                s.append(scores[r * classes + c])
-                t.append(targets[r * classes + c])
+                s.append(Double(scores[r * classes + c]))
+                positive.append(targets[r * classes + c] > 0)
             }
-            perClass.append(ap(scores: s, targets: t))
+            perClass.append(AveragePrecision.vocAllPoints(scores: s, positive: positive))
         }
         let valid = perClass.compactMap { $0 }
         return (valid.isEmpty ? 0 : valid.reduce(0, +) / Double(valid.count), perClass)

@@ -12,7 +12,8 @@ final class Trainer {
     let options: LinearRunOptions
     let threads: Int
     let fingerprint: String
-    let directory: String
+    let files: RunFiles
+    var directory: String { files.directory }
     let multiLabel: Bool
     let classes: Int
     let ignoreIndex: Int
@@ -31,8 +32,10 @@ final class Trainer {
     /// would then see a single value (PyTorch refuses to train on that).
     let skipSingleRowBatch: Bool
 
-    init(train: FeatureStoreReader, test: FeatureStoreReader, settings: LinearSettings, layers: [StoredLayerInfo], workdir: String,
-         options: LinearRunOptions, threads: Int) throws {
+    /// `layers[i]` is the stored layer head `i` trains on (`LinearStage.pairLayers`); `fingerprint`
+    /// names the run folder under `layout`.
+    init(train: FeatureStoreReader, test: FeatureStoreReader, settings: LinearSettings, layers: [StoredLayerInfo],
+         fingerprint: String, layout: WorkdirLayout, options: LinearRunOptions, threads: Int) throws {
         self.train = train
         self.test = test
         self.settings = settings
@@ -68,8 +71,8 @@ final class Trainer {
         views = train.views
         samples = train.sampleCount
         stepsPerEpoch = (samples + batchSize - 1) / batchSize
-        fingerprint = LinearStage.fingerprint(train: train, test: test, settings: settings)
-        directory = URL(fileURLWithPath: workdir).appendingPathComponent("linear").appendingPathComponent(fingerprint).path
+        self.fingerprint = fingerprint
+        files = RunFiles(layout: layout, fingerprint: fingerprint)
         var made: [Head] = []
         for (i, (spec, layer)) in zip(settings.heads, layers).enumerated() {
             made.append(Head(spec: spec, name: layer.name, shapeCHW: layer.shapeCHW, eps: settings.batchNormEps,
@@ -90,62 +93,23 @@ final class Trainer {
 
     // MARK: Files
 
-    private var statePath: String { directory + "/state.json" }
-    private func headDirectory(_ h: Head) -> String { directory + "/" + h.name }
-    private func checkpointPath(_ h: Head, epoch: Int) -> String { headDirectory(h) + "/checkpoint_epoch\(epoch).lpck" }
-    private func metricsPath(_ h: Head) -> String { headDirectory(h) + "/metrics.json" }
-    private func resultsPath(_ h: Head) -> String { headDirectory(h) + "/results.json" }
-
-    private var provenance: JSONValue {
-        ["tool": "linprobe", "version": .string(LinprobeVersion.string), "blas": .string(BLAS.config),
-         "blas_core": .string(BLAS.coreName), "threads": .int(Int64(threads))]
+    private var provenance: LinearResultsDocument.Tool {
+        LinearResultsDocument.Tool(version: LinprobeVersion.string, blas: BLAS.config, blasCore: BLAS.coreName,
+                                   threads: threads)
     }
 
-    private func writeState(epochsDone: Int, status: String, message: String? = nil) throws {
-        var o: [String: JSONValue] = [
-            "format": .string(LinearStage.stateFormat), "format_version": .int(LinearStage.formatVersion),
-            "fingerprint": .string(fingerprint), "epochs_done": .int(Int64(epochsDone)),
-            "num_epochs": .int(Int64(settings.optimizer.numEpochs)), "status": .string(status),
-            "heads": .array(heads.map { ["name": .string($0.name), "kind": .string($0.spec.kind.rawValue)] }),
-            "train_features": LinearStage.storeIdentity(train), "test_features": LinearStage.storeIdentity(test),
-            "settings": settings.json, "provenance": provenance,
-        ]
-        if let message { o["message"] = .string(message) }
-        try writeAtomically(try JSONValue.object(o).prettyText() + "\n", to: statePath)
-    }
-
-    private func readState() throws -> (epochsDone: Int, status: String)? {
-        guard FileManager.default.fileExists(atPath: statePath) else { return nil }
-        guard let data = FileManager.default.contents(atPath: statePath),
-              let state = try? JSONValue.parse(String(decoding: data, as: UTF8.self)),
-              state["format"]?.stringValue == LinearStage.stateFormat,
-              let done = state["epochs_done"]?.intValue, let status = state["status"]?.stringValue
-        else {
-            throw LinprobeError(.corruptInput, "\(statePath): unreadable run state; delete \(directory) to retrain from scratch")
-        }
-        guard state["fingerprint"]?.stringValue == fingerprint else {
-            throw LinprobeError(.corruptInput, "\(statePath): belongs to another run (fingerprint differs); delete \(directory)")
-        }
-        return (Int(done), status)
+    private func writeState(epochsDone: Int, status: LinearRunState.Status, message: String? = nil) throws {
+        try files.writeState(LinearRunState(
+            fingerprint: fingerprint, epochsDone: epochsDone, numEpochs: settings.optimizer.numEpochs, status: status,
+            heads: zip(heads, layers).map { .init(name: $0.name, kind: $0.spec.kind.documentType, layer: $1.name) },
+            trainFeatures: LinearStage.storeIdentity(train), testFeatures: LinearStage.storeIdentity(test),
+            settings: settings.json, provenance: provenance, message: message))
     }
 
     private func writeMetrics(_ h: Head, _ history: [LinearEpochMetrics]) throws {
-        let doc: JSONValue = [
-            "format": .string(LinearStage.metricsFormat), "format_version": .int(LinearStage.formatVersion),
-            "head": .string(h.name), "head_type": .string(h.spec.kind.rawValue), "layer": .string(h.name),
-            "fingerprint": .string(fingerprint), "epochs": .array(history.map(\.json)),
-        ]
-        try writeAtomically(try doc.prettyText() + "\n", to: metricsPath(h))
-    }
-
-    private func readMetrics(_ h: Head, upTo epochs: Int) throws -> [LinearEpochMetrics] {
-        guard let data = FileManager.default.contents(atPath: metricsPath(h)),
-              let doc = try? JSONValue.parse(String(decoding: data, as: UTF8.self)),
-              let list = doc["epochs"]?.arrayValue
-        else {
-            throw LinprobeError(.corruptInput, "\(metricsPath(h)): missing or unreadable; delete \(directory) to retrain from scratch")
-        }
-        return list.compactMap(LinearEpochMetrics.init(json:)).filter { $0.epoch <= epochs }
+        let doc = LinearMetricsDocument(head: h.name, headType: h.spec.kind.documentType, layer: h.name,
+                                        fingerprint: fingerprint, epochs: history.map(\.document))
+        try doc.write(to: files.metricsPath(h.name))
     }
 
     private func writeCheckpoint(_ h: Head, epoch: Int) throws {
@@ -155,13 +119,14 @@ final class Trainer {
             "dropout_rng": .array(h.dropoutRNG.words.map { .string(String($0)) }),
             "num_batches_tracked": .object(h.batchCounters.mapValues { .int($0) }),
         ]
-        try HeadCheckpoint.write(path: checkpointPath(h, epoch: epoch),
-                                 tensors: h.tensors(optimizer: true).map { HeadCheckpoint.Tensor(name: $0.name, shape: $0.shape, buffer: $0.buffer) },
-                                 meta: meta)
+        let tensors = h.tensors(optimizer: true).map {
+            HeadCheckpoint.Tensor(name: $0.name, shape: $0.shape, buffer: $0.buffer)
+        }
+        try HeadCheckpoint.write(path: files.checkpointPath(h.name, epoch: epoch), tensors: tensors, meta: meta)
     }
 
     private func loadCheckpoint(_ h: Head, epoch: Int) throws {
-        let path = checkpointPath(h, epoch: epoch)
+        let path = files.checkpointPath(h.name, epoch: epoch)
         let (meta, tensors) = try HeadCheckpoint.read(path: path)
         guard meta["fingerprint"]?.stringValue == fingerprint, meta["epochs_done"]?.intValue == Int64(epoch) else {
             throw LinprobeError(.corruptInput, "\(path): checkpoint does not belong to this run or epoch; delete \(directory)")
@@ -175,76 +140,95 @@ final class Trainer {
 
     // MARK: The run
 
+    /// Where a run starts: epoch 0, or the last committed epoch of an interrupted run.
+    private struct Start {
+        var epoch = 0
+        var histories: [[LinearEpochMetrics]]
+        var resumedFrom: Int? = nil
+    }
+
     func run() throws -> LinearRunResult {
         let numEpochs = settings.optimizer.numEpochs
-        var startEpoch = 0
-        var histories = Array(repeating: [LinearEpochMetrics](), count: heads.count)
-        var resumedFrom: Int? = nil
-        if let state = try readState() {
-            if state.status == "complete" && state.epochsDone == numEpochs {
-                for (i, h) in heads.enumerated() { histories[i] = try readMetrics(h, upTo: numEpochs) }
-                if heads.allSatisfy({ FileManager.default.fileExists(atPath: resultsPath($0)) }) {
-                    return result(histories: histories, epochsDone: numEpochs, resumedFrom: nil, reused: true)
-                }
-            }
-            if state.epochsDone > 0 {
-                startEpoch = min(state.epochsDone, numEpochs)
-                for (i, h) in heads.enumerated() {
-                    try loadCheckpoint(h, epoch: startEpoch)
-                    histories[i] = try readMetrics(h, upTo: startEpoch)
-                }
-                resumedFrom = startEpoch
-            }
+        var start = Start(histories: Array(repeating: [], count: heads.count))
+        if !options.restart, let state = try files.readState() {
+            if state.status == .complete && state.epochsDone == numEpochs, let reused = try reuse() { return reused }
+            if state.epochsDone > 0 { start = try resume(at: min(state.epochsDone, numEpochs)) }
         }
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        for h in heads { try FileManager.default.createDirectory(atPath: headDirectory(h), withIntermediateDirectories: true) }
-        if resumedFrom == nil {
+        for h in heads { try Paths.ensureDirectory(files.headDirectory(h.name)) }
+        if start.resumedFrom == nil {
             try initializeHeads()
-            try writeState(epochsDone: 0, status: "running")
+            try writeState(epochsDone: 0, status: .running)
         }
 
         BLAS.setThreads(threads)
         let stream = BatchStream(store: train, layers: layers, batchSize: batchSize, windowRows: windowRows)
         var epochsThisRun = 0
-        var epoch = startEpoch
+        var epoch = start.epoch
         while epoch < numEpochs {
-            let metrics = try trainEpoch(epoch, stream: stream)
-            for (i, h) in heads.enumerated() {
-                guard h.isFinite else {
-                    try failDiverged(head: h, epoch: epoch, step: nil, lastGood: epoch)
-                }
-                histories[i].append(metrics[i])
-            }
-            let evaluate = (epoch + 1) % settings.testEveryEpochs == 0 || epoch + 1 == numEpochs
-            if evaluate {
-                let testMetrics = try evaluateTest(epoch)
-                for i in heads.indices {
-                    histories[i][histories[i].count - 1].test = testMetrics[i].metrics
-                    histories[i][histories[i].count - 1].testLoss = testMetrics[i].loss
-                    histories[i][histories[i].count - 1].testPerClassAP = testMetrics[i].perClass
-                }
-            }
-            // Commit: checkpoints and metrics first, then the state that points at them.
-            for (i, h) in heads.enumerated() {
-                try writeCheckpoint(h, epoch: epoch + 1)
-                try writeMetrics(h, histories[i])
-            }
-            let finished = epoch + 1 == numEpochs
-            if finished {
-                for (i, h) in heads.enumerated() { try writeResults(h, histories[i]) }
-            }
-            try writeState(epochsDone: epoch + 1, status: finished ? "complete" : "running")
-            for h in heads where epoch > 0 { try? FileManager.default.removeItem(atPath: checkpointPath(h, epoch: epoch)) }
+            try runEpoch(epoch, histories: &start.histories, stream: stream)
             epoch += 1
             epochsThisRun += 1
             if let stop = options.stopAfterEpochs, epochsThisRun >= stop, epoch < numEpochs { break }
         }
         if epochsThisRun == 0 && epoch == numEpochs {
             // Every epoch had finished but the results were not written (killed at the very end).
-            for (i, h) in heads.enumerated() { try writeResults(h, histories[i]) }
-            try writeState(epochsDone: numEpochs, status: "complete")
+            for (i, h) in heads.enumerated() { try writeResults(h, start.histories[i]) }
+            try writeState(epochsDone: numEpochs, status: .complete)
         }
-        return result(histories: histories, epochsDone: epoch, resumedFrom: resumedFrom, reused: false)
+        return result(histories: start.histories, epochsDone: epoch, resumedFrom: start.resumedFrom, reused: false)
+    }
+
+    /// A complete run with every results file in place, as found; nil when a results file is missing.
+    private func reuse() throws -> LinearRunResult? {
+        let numEpochs = settings.optimizer.numEpochs
+        let histories = try heads.map { try files.readMetrics($0.name, upTo: numEpochs) }
+        let fm = FileManager.default
+        guard heads.allSatisfy({ fm.fileExists(atPath: files.resultsPath($0.name)) }) else { return nil }
+        return result(histories: histories, epochsDone: numEpochs, resumedFrom: nil, reused: true)
+    }
+
+    /// Loads every head's checkpoint and history of epoch `epoch`.
+    private func resume(at epoch: Int) throws -> Start {
+        var start = Start(epoch: epoch, histories: [], resumedFrom: epoch)
+        for h in heads {
+            try loadCheckpoint(h, epoch: epoch)
+            start.histories.append(try files.readMetrics(h.name, upTo: epoch))
+        }
+        return start
+    }
+
+    /// Trains epoch `epoch`, evaluates when due, and commits it: checkpoints and metrics first, then
+    /// the state that points at them.
+    private func runEpoch(_ epoch: Int, histories: inout [[LinearEpochMetrics]], stream: BatchStream) throws {
+        let numEpochs = settings.optimizer.numEpochs
+        let metrics = try trainEpoch(epoch, stream: stream)
+        for (i, h) in heads.enumerated() {
+            guard h.isFinite else {
+                try failDiverged(head: h, epoch: epoch, step: nil, lastGood: epoch)
+            }
+            histories[i].append(metrics[i])
+        }
+        if (epoch + 1) % settings.testEveryEpochs == 0 || epoch + 1 == numEpochs {
+            let testMetrics = try evaluateTest(epoch)
+            for i in heads.indices {
+                let last = histories[i].count - 1
+                histories[i][last].test = testMetrics[i].metrics
+                histories[i][last].testLoss = testMetrics[i].loss
+                histories[i][last].testPerClassAP = testMetrics[i].perClass
+            }
+        }
+        for (i, h) in heads.enumerated() {
+            try writeCheckpoint(h, epoch: epoch + 1)
+            try writeMetrics(h, histories[i])
+        }
+        let finished = epoch + 1 == numEpochs
+        if finished {
+            for (i, h) in heads.enumerated() { try writeResults(h, histories[i]) }
+        }
+        try writeState(epochsDone: epoch + 1, status: finished ? .complete : .running)
+        for h in heads where epoch > 0 {
+            try? FileManager.default.removeItem(atPath: files.checkpointPath(h.name, epoch: epoch))
+        }
     }
 
     private func result(histories: [[LinearEpochMetrics]], epochsDone: Int, resumedFrom: Int?, reused: Bool) -> LinearRunResult {
@@ -252,7 +236,7 @@ final class Trainer {
         let heads = zip(self.heads, histories).map { h, history in
             LinearHeadResult(name: h.name, kind: h.spec.kind, layer: h.name, metric: metric,
                              value: history.last(where: { $0.test != nil })?.test?[metric] ?? .nan,
-                             history: history, directory: headDirectory(h))
+                             history: history, directory: files.headDirectory(h.name))
         }
         return LinearRunResult(fingerprint: fingerprint, directory: directory, heads: heads, epochsDone: epochsDone,
                                resumedFromEpoch: resumedFrom, reused: reused, complete: epochsDone == settings.optimizer.numEpochs)
@@ -273,7 +257,7 @@ final class Trainer {
         let at = step.map { "epoch \(epoch + 1), step \($0 + 1)" } ?? "epoch \(epoch + 1)"
         let kept = lastGood > 0 ? "the last good checkpoint (epoch \(lastGood)) is kept in \(directory)" : "no epoch had finished, nothing was kept"
         let message = "head \(h.name) (\(h.spec.kind.rawValue)) diverged at \(at): the loss or the weights became NaN/infinite; \(kept); lower the learning rate (OPTIMIZER.param_schedulers.lr) and rerun"
-        try? writeState(epochsDone: lastGood, status: "failed", message: message)
+        try? writeState(epochsDone: lastGood, status: .failed, message: message)
         throw LinprobeError(.numerical, message)
     }
 
@@ -407,7 +391,7 @@ final class Trainer {
         return heads.indices.map { i in
             let loss = lossSums[i] / Double(max(1, batches))
             if multiLabel, case .multi(let targets, let c) = testLabels.storage {
-                let (mAP, perClass) = AveragePrecision.meanAP(scores: scores[i], targets: targets, classes: c)
+                let (mAP, perClass) = MeanAP.compute(scores: scores[i], targets: targets, classes: c)
                 return (["mAP": visslPercent(mAP)], loss, perClass)
             }
             var m: [String: Double] = [:]
@@ -421,25 +405,19 @@ final class Trainer {
     // MARK: Results (DESIGN.md "Results")
 
     private func writeResults(_ h: Head, _ history: [LinearEpochMetrics]) throws {
-        let metric = multiLabel ? "mAP" : "top_1"
+        let metric: LinearResultsDocument.Metric = multiLabel ? .mAP : .top1
         guard let last = history.last, let finalTest = last.test else { return }
-        var metrics = finalTest.mapValues { JSONValue.double($0) }
-        if let l = last.testLoss { metrics["loss"] = .double(l) }
-        let best = history.compactMap { m in m.test?[metric].map { (m.epoch, $0) } }.max { $0.1 < $1.1 }
-        var doc: [String: JSONValue] = [
-            "format": .string(LinearStage.resultsFormat), "format_version": .int(LinearStage.formatVersion),
-            "method": "linear", "head": .string(h.name), "head_type": .string(h.spec.kind.rawValue), "layer": .string(h.name),
-            "split": .string(test.split.isEmpty ? "test" : test.split),
-            "metric": .string(metric), "value": .double(finalTest[metric] ?? .nan), "metrics": .object(metrics),
-            "epochs": .int(Int64(history.count)),
-            "hyper_parameters": settings.json, "head_spec": h.spec.json,
-            "fingerprint": .string(train.fingerprint), "test_fingerprint": .string(test.fingerprint),
-            "results_fingerprint": .string(fingerprint), "provenance": provenance,
-        ]
-        if let best { doc["best_test"] = ["epoch": .int(Int64(best.0)), "value": .double(best.1)] }
-        if let ap = last.testPerClassAP {
-            doc["per_class"] = .array(ap.map { $0.map { .double(100 * $0) } ?? .null })
-        }
-        try writeAtomically(try JSONValue.object(doc).prettyText() + "\n", to: resultsPath(h))
+        let best = history.compactMap { m in m.test?[metric.rawValue].map { (m.epoch, $0) } }.max { $0.1 < $1.1 }
+        let features = LinearResultsDocument.Features(train: train.featureProvenance, test: test.featureProvenance)
+        let doc = LinearResultsDocument(
+            head: h.name, headType: h.spec.kind.documentType, layer: h.name,
+            split: test.split.isEmpty ? "test" : test.split, metric: metric, value: finalTest[metric.rawValue],
+            metrics: LinearMetricValues(values: finalTest, loss: last.testLoss),
+            perClass: last.testPerClassAP.map { $0.map { $0.map { 100 * $0 } } },
+            bestTest: best.map { LinearResultsDocument.BestTest(epoch: $0.0, value: $0.1) }, epochs: history.count,
+            hyperParameters: settings.json, headSpec: h.spec.document, fingerprint: train.fingerprint,
+            testFingerprint: test.fingerprint, resultsFingerprint: fingerprint, provenance: provenance,
+            featureProvenance: features)
+        try doc.write(to: files.resultsPath(h.name))
     }
 }

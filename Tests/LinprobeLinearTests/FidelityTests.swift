@@ -76,8 +76,10 @@ struct FidelityTests {
         // and the whole run stays close.
         let expected = ref.stepLosses
         try #require(steps.count == expected.count, "steps: \(steps.count) vs \(expected.count)")
+        try #require(ref.stepLRs.count == expected.count, "fixture: \(ref.stepLRs.count) learning rates for \(expected.count) steps")
         for (s, (mine, theirs)) in zip(steps, expected).enumerated() {
             #expect(abs(mine.learningRate - ref.stepLRs[s]) <= 1e-12 * max(1, ref.stepLRs[s]), "lr at step \(s)")
+            try #require(mine.losses.count == theirs.count, "step \(s): \(mine.losses.count) head losses vs \(theirs.count)")
             for (h, (a, b)) in zip(mine.losses, theirs).enumerated() {
                 let rel = abs(a - b) / max(abs(b), 1e-12)
                 let tolerance = s < 10 ? 1e-4 : 2e-3
@@ -89,8 +91,11 @@ struct FidelityTests {
         // BN/ReLU layer at LR 0.1 amplifies float rounding over the run (its loss still agrees to
         // ~5e-4 after 20 steps, 1e-7 over the first ones), so its train accuracy and final
         // weights get looser bounds than the linear heads, which agree to ~2e-7 throughout.
+        try #require(result.heads.count == settings.heads.count)
         for (e, perHead) in ref.epochs.enumerated() {
+            try #require(perHead.count == result.heads.count, "epoch \(e + 1): \(perHead.count) reference heads vs \(result.heads.count)")
             for (h, theirs) in perHead.enumerated() {
+                try #require(result.heads[h].history.count == ref.epochs.count, "head \(h): epochs")
                 let hidden = settings.heads[h].dims.count > 2
                 let mine = result.heads[h].history[e]
                 if let top1 = theirs["test_top_1"] {
@@ -112,14 +117,14 @@ struct FidelityTests {
         }
 
         // Final parameters and BN running statistics.
-        let trainer = try Trainer(train: train, test: test, settings: settings, layers: train.layers, workdir: dir.path,
-                                  options: LinearRunOptions(threads: 1), threads: 1)
-        for (h, head) in trainer.heads.enumerated() {
+        try #require(ref.finalWeights.count == result.heads.count, "fixture: final weights of \(ref.finalWeights.count) heads")
+        for (h, head) in result.heads.enumerated() {
             let hidden = settings.heads[h].dims.count > 2
-            let (_, tensors) = try HeadCheckpoint.read(path: result.heads[h].directory + "/checkpoint_epoch\(settings.optimizer.numEpochs).lpck")
+            let (_, tensors) = try HeadCheckpoint.read(path: head.directory + "/checkpoint_epoch\(settings.optimizer.numEpochs).lpck")
             for (name, theirs) in ref.finalWeights[h] {
                 let mine = try #require(tensors[name], "head \(head.name) lacks \(name)")
                 #expect(mine.shape == theirs.shape, "\(name) shape")
+                try #require(mine.values.count == theirs.values.count, "\(name): \(mine.values.count) values vs \(theirs.values.count)")
                 let scale = theirs.values.map { abs($0) }.max() ?? 1
                 let worst = zip(mine.values, theirs.values).map { abs($0 - $1) }.max() ?? 0
                 #expect(worst <= (hidden ? 2e-2 : 1e-4) * max(scale, 1e-3), "head \(h) \(name): max |Δ| \(worst) (scale \(scale))")
@@ -145,7 +150,7 @@ struct ScheduleTests {
                                                      batchPerNode: perReplica * procs, numNodes: nodes)
             let wheres = (c["where"]?.arrayValue ?? []).compactMap(\.doubleValue)
             let expected = (c["expected"]?.arrayValue ?? []).compactMap(\.doubleValue)
-            #expect(wheres.count == expected.count && !wheres.isEmpty)
+            try #require(wheres.count == expected.count && !wheres.isEmpty, "\(name): \(wheres.count) points, \(expected.count) values")
             for (w, e) in zip(wheres, expected) {
                 let v = schedule.value(at: w)
                 #expect(abs(v - e) <= 1e-12 + 1e-9 * abs(e), "\(name) at \(w): \(v) vs fvcore \(e)")

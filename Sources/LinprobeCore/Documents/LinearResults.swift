@@ -49,8 +49,10 @@ public struct LinearResultsDocument: Codable, Sendable, Equatable {
             case skipLastLayerReLUBN = "skip_last_layer_relu_bn"
         }
 
-        public init(name: HeadType, dims: [Int], useBN: Bool, useReLU: Bool, inChannels: Int? = nil,
-                    useDropout: Bool? = nil, useBias: Bool? = nil, skipLastLayerReLUBN: Bool? = nil) {
+        public init(
+            name: HeadType, dims: [Int], useBN: Bool, useReLU: Bool, inChannels: Int? = nil,
+            useDropout: Bool? = nil, useBias: Bool? = nil, skipLastLayerReLUBN: Bool? = nil
+        ) {
             self.name = name
             self.dims = dims
             self.useBN = useBN
@@ -104,8 +106,10 @@ public struct LinearResultsDocument: Codable, Sendable, Equatable {
             case threads
         }
 
-        public init(tool: String = "linprobe", version: String, blas: String? = nil, blasCore: String? = nil,
-                    threads: Int? = nil) {
+        public init(
+            tool: String = "linprobe", version: String, blas: String? = nil, blasCore: String? = nil,
+            threads: Int? = nil
+        ) {
             self.tool = tool
             self.version = version
             self.blas = blas
@@ -171,11 +175,13 @@ public struct LinearResultsDocument: Codable, Sendable, Equatable {
         case featureProvenance = "feature_provenance"
     }
 
-    public init(formatVersion: Int = Self.currentVersion, head: String, headType: HeadType, layer: String, split: String,
-                metric: Metric, value: Double?, metrics: LinearMetricValues, perClass: [Double?]? = nil,
-                bestTest: BestTest? = nil, epochs: Int, hyperParameters: JSONValue, headSpec: HeadSpec,
-                fingerprint: String, testFingerprint: String?, resultsFingerprint: String, provenance: Tool,
-                featureProvenance: Features?) {
+    public init(
+        formatVersion: Int = Self.currentVersion, head: String, headType: HeadType, layer: String, split: String,
+        metric: Metric, value: Double?, metrics: LinearMetricValues, perClass: [Double?]? = nil,
+        bestTest: BestTest? = nil, epochs: Int, hyperParameters: JSONValue, headSpec: HeadSpec,
+        fingerprint: String, testFingerprint: String?, resultsFingerprint: String, provenance: Tool,
+        featureProvenance: Features?
+    ) {
         self.formatVersion = formatVersion
         self.head = head
         self.headType = headType
@@ -198,8 +204,9 @@ public struct LinearResultsDocument: Codable, Sendable, Equatable {
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        try LinearDocumentFile.checkHeader(c, format: (.format, Self.format), method: (.method, Self.method),
-                                           version: .formatVersion, supported: Self.supportedVersions)
+        try LinearDocumentFile.checkHeader(
+            c, format: (.format, Self.format), method: (.method, Self.method),
+            version: .formatVersion, supported: Self.supportedVersions)
         formatVersion = try c.decode(Int.self, forKey: .formatVersion)
         head = try c.decode(String.self, forKey: .head)
         headType = try c.decode(HeadType.self, forKey: .headType)
@@ -306,8 +313,10 @@ public struct LinearMetricsDocument: Codable, Sendable, Equatable {
         case layer, fingerprint, epochs
     }
 
-    public init(formatVersion: Int = Self.currentVersion, head: String, headType: LinearResultsDocument.HeadType,
-                layer: String, fingerprint: String, epochs: [Epoch]) {
+    public init(
+        formatVersion: Int = Self.currentVersion, head: String, headType: LinearResultsDocument.HeadType,
+        layer: String, fingerprint: String, epochs: [Epoch]
+    ) {
         self.formatVersion = formatVersion
         self.head = head
         self.headType = headType
@@ -318,8 +327,9 @@ public struct LinearMetricsDocument: Codable, Sendable, Equatable {
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        try LinearDocumentFile.checkHeader(c, format: (.format, Self.format), method: nil, version: .formatVersion,
-                                           supported: Self.supportedVersions)
+        try LinearDocumentFile.checkHeader(
+            c, format: (.format, Self.format), method: nil, version: .formatVersion,
+            supported: Self.supportedVersions)
         formatVersion = try c.decode(Int.self, forKey: .formatVersion)
         head = try c.decode(String.self, forKey: .head)
         headType = try c.decode(LinearResultsDocument.HeadType.self, forKey: .headType)
@@ -424,9 +434,11 @@ enum LinearDocumentFile {
     }
 
     /// Checks `format` (and `method`) and that `format_version` is supported, before anything else.
-    static func checkHeader<K: CodingKey>(_ c: KeyedDecodingContainer<K>, format: (key: K, value: String),
-                                          method: (key: K, value: String)?, version: K,
-                                          supported: ClosedRange<Int>) throws {
+    static func checkHeader<K: CodingKey>(
+        _ c: KeyedDecodingContainer<K>, format: (key: K, value: String),
+        method: (key: K, value: String)?, version: K,
+        supported: ClosedRange<Int>
+    ) throws {
         let found = try? c.decodeIfPresent(String.self, forKey: format.key)
         let foundMethod = method.flatMap { m in try? c.decodeIfPresent(String.self, forKey: m.key) }
         let expected = format.value + (method.map { " with method '\($0.value)'" } ?? "")
@@ -445,8 +457,10 @@ enum LinearDocumentFile {
         }
     }
 
-    static func read<T: Decodable>(_ type: T.Type, path: String, what: String, format: String, method: String?,
-                                   supported: ClosedRange<Int>) throws -> T {
+    static func read<T: Decodable>(
+        _ type: T.Type, path: String, what: String, format: String, method: String?,
+        supported: ClosedRange<Int>
+    ) throws -> T {
         guard FileManager.default.fileExists(atPath: path) else {
             throw LinprobeError(.missingInput, "\(path): missing (\(what)); rerun train-linear")
         }
@@ -454,7 +468,8 @@ enum LinearDocumentFile {
             throw LinprobeError(.io, "\(path): cannot read (\(what))")
         }
         guard (try? JSONSerialization.jsonObject(with: data)) is [String: Any] else {
-            throw LinprobeError(.corruptInput, "\(path): not a JSON object (\(what) damaged or truncated); rerun train-linear")
+            throw LinprobeError(
+                .corruptInput, "\(path): not a JSON object (\(what) damaged or truncated); rerun train-linear")
         }
         do {
             return try JSONDecoder().decode(T.self, from: data)

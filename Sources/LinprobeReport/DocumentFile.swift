@@ -14,7 +14,8 @@ enum DocumentFile {
         }
         guard (try? JSONDecoder().decode(JSONValue.self, from: data)) != nil else {
             throw LinprobeError(
-                .corruptInput, "\(path): not valid JSON (\(what) is damaged or truncated); rerun the stage that wrote it")
+                .corruptInput,
+                "\(path): not valid JSON (\(what) is damaged or truncated); rerun the stage that wrote it")
         }
         return data
     }

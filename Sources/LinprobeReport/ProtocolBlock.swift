@@ -38,7 +38,9 @@ extension ReportBuilder {
     }
 
     /// An SVM run's block with this layer added (run-wide fields from the latest layer).
-    static func svmBlock(_ doc: SVMResultsDocument, result r: LoadedResult, into existing: SVMRunProtocol?) -> SVMRunProtocol {
+    static func svmBlock(
+        _ doc: SVMResultsDocument, result r: LoadedResult, into existing: SVMRunProtocol?
+    ) -> SVMRunProtocol {
         var block = existing ?? SVMRunProtocol(trainFeatures: "", testFeatures: "")
         block.protocolName = doc.protocolKind.rawValue
         block.metricDefinition = doc.metricDefinition ?? block.metricDefinition
@@ -60,7 +62,9 @@ extension ReportBuilder {
     }
 
     /// A linear run's block with this head added.
-    static func linearBlock(_ doc: LinearResultsDocument, result r: LoadedResult, into existing: LinearRunProtocol?)
+    static func linearBlock(
+        _ doc: LinearResultsDocument, result r: LoadedResult, into existing: LinearRunProtocol?
+    )
         -> LinearRunProtocol
     {
         var block = existing ?? LinearRunProtocol(trainFeatures: "", testFeatures: "")

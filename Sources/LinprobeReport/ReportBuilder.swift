@@ -22,8 +22,10 @@ public enum ReportBuilder {
         public var fallbackWeights: String?
         public var fallbackDataset: String?
 
-        public init(label: String? = nil, pipeline: String? = nil, fallbackWeights: String? = nil,
-                    fallbackDataset: String? = nil) {
+        public init(
+            label: String? = nil, pipeline: String? = nil, fallbackWeights: String? = nil,
+            fallbackDataset: String? = nil
+        ) {
             self.label = label
             self.pipeline = pipeline
             self.fallbackWeights = fallbackWeights
@@ -38,7 +40,9 @@ public enum ReportBuilder {
     }
 
     /// Builds the document of the results in `folders`.
-    public static func build(resultsDirectories folders: [String], title: String, context: Context = Context()) throws
+    public static func build(
+        resultsDirectories folders: [String], title: String, context: Context = Context()
+    ) throws
         -> ReportDocument
     {
         let files = try ResultsLoader.resultFiles(in: folders)
@@ -81,7 +85,8 @@ public enum ReportBuilder {
             notes.append(contentsOf: storeNotes)
         }
         return ReportDocument(
-            title: title, rows: rows, charts: combineCharts(charts), protocolInfo: protocolInfo, notes: orderedUnique(notes))
+            title: title, rows: rows, charts: combineCharts(charts), protocolInfo: protocolInfo,
+            notes: orderedUnique(notes))
     }
 
     /// The run, dataset and split of a result: from the stores' provenance the results recorded,

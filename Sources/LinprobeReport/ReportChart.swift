@@ -2,8 +2,8 @@ import Foundation
 import LinprobeCore
 
 /// A line chart: x either numeric (optionally logarithmic) or categorical (`categories`).
-/// In report.json: `{id, run, title, dataset, x_label, y_label, log_x, categories?, series: [{name, points: [[x, y]]}]}`
-/// with null for a coordinate that is not a finite number.
+/// In report.json: `{id, run, title, dataset, x_label, y_label, log_x, categories?, series: [{name,
+/// points: [[x, y]]}]}` with null for a coordinate that is not a finite number.
 public struct ReportChart: Sendable, Equatable, Codable {
     public struct Series: Sendable, Equatable, Codable {
         public var name: String
@@ -62,8 +62,10 @@ public struct ReportChart: Sendable, Equatable, Codable {
         case logX = "log_x"
     }
 
-    public init(title: String, dataset: String, xLabel: String, yLabel: String, logX: Bool = false,
-                categories: [String]? = nil, series: [Series], id: String? = nil, run: String = "") {
+    public init(
+        title: String, dataset: String, xLabel: String, yLabel: String, logX: Bool = false,
+        categories: [String]? = nil, series: [Series], id: String? = nil, run: String = ""
+    ) {
         self.title = title
         self.dataset = dataset
         self.xLabel = xLabel
@@ -116,7 +118,8 @@ public struct ReportChart: Sendable, Equatable, Codable {
         for chart in charts {
             for s in chart.series {
                 let points = categories.map { chart.remap(s.points, onto: $0) } ?? s.points
-                series.append(Series(name: prefix && !chart.run.isEmpty ? "\(chart.run) · \(s.name)" : s.name, points: points))
+                series.append(
+                    Series(name: prefix && !chart.run.isEmpty ? "\(chart.run) · \(s.name)" : s.name, points: points))
             }
         }
         first.series = series
@@ -129,7 +132,9 @@ public struct ReportChart: Sendable, Equatable, Codable {
     private func remap(_ points: [Point], onto all: [String]) -> [Point] {
         guard let own = categories else { return points }
         return points.compactMap { p in
-            guard p.x.isFinite, p.x >= 0, p.x < Double(own.count), let j = all.firstIndex(of: own[Int(p.x)]) else { return nil }
+            guard p.x.isFinite, p.x >= 0, p.x < Double(own.count), let j = all.firstIndex(of: own[Int(p.x)]) else {
+                return nil
+            }
             return Point(Double(j), p.y)
         }
     }

@@ -12,18 +12,23 @@ extension ReportBuilder {
         for dataset in orderedUnique(rows.map(\.dataset)).sorted() {
             for metric in primaryMetrics {
                 let mine = rows.filter {
-                    $0.dataset == dataset && $0.metric == metric && !$0.method.hasPrefix("svm-low-shot") && $0.value.isFinite
+                    $0.dataset == dataset && $0.metric == metric && !$0.method.hasPrefix("svm-low-shot")
+                        && $0.value.isFinite
                 }
                 guard !mine.isEmpty else { continue }
                 let layers = orderedUnique(mine.map(\.layer)).sorted(by: naturalLess)
                 let series = orderedUnique(mine.map(\.method)).map { method in
-                    ReportChart.Series(name: method, points: mine.filter { $0.method == method }.compactMap { row in
-                        layers.firstIndex(of: row.layer).map { ReportChart.Point(Double($0), row.value) }
-                    }.sorted { $0.x < $1.x })
+                    ReportChart.Series(
+                        name: method,
+                        points: mine.filter { $0.method == method }.compactMap { row in
+                            layers.firstIndex(of: row.layer).map { ReportChart.Point(Double($0), row.value) }
+                        }.sorted { $0.x < $1.x })
                 }
-                charts.append(ReportChart(
-                    title: "\(metricLabel(metric)) per layer", dataset: dataset, xLabel: "layer",
-                    yLabel: "\(metricLabel(metric)) (%)", categories: layers, series: series, id: "layers/\(metric)", run: run))
+                charts.append(
+                    ReportChart(
+                        title: "\(metricLabel(metric)) per layer", dataset: dataset, xLabel: "layer",
+                        yLabel: "\(metricLabel(metric)) (%)", categories: layers, series: series,
+                        id: "layers/\(metric)", run: run))
             }
         }
         return charts
@@ -45,9 +50,10 @@ extension ReportBuilder {
         for dataset in orderedUnique(svm.map(\.0.dataset)).sorted() {
             let series = svm.filter { $0.0.dataset == dataset }
                 .map { p, doc in ReportChart.Series(name: p.result.layer + p.tag, points: meanCVAP(doc)) }
-            charts.append(ReportChart(
-                title: "SVM: mean cross-validation AP against cost", dataset: dataset, xLabel: "cost C (log scale)",
-                yLabel: "mean CV AP over classes (%)", logX: true, series: series, id: "svm-cv", run: run))
+            charts.append(
+                ReportChart(
+                    title: "SVM: mean cross-validation AP against cost", dataset: dataset, xLabel: "cost C (log scale)",
+                    yLabel: "mean CV AP over classes (%)", logX: true, series: series, id: "svm-cv", run: run))
         }
         let lowShot = svmDocuments(placed, lowShot: true)
         for dataset in orderedUnique(lowShot.map(\.0.dataset)).sorted() {
@@ -74,12 +80,14 @@ extension ReportBuilder {
                 ("VISSL rule", { $0.visslRule?.mean }), ("CV rule", { $0.cvRule.mean }),
             ]
             for (name, mean) in rules {
-                let points = (doc.resultsByK ?? []).compactMap { e in mean(e).map { ReportChart.Point(Double(e.k), $0) } }
+                let points = (doc.resultsByK ?? []).compactMap { e in mean(e).map { ReportChart.Point(Double(e.k), $0) }
+                }
                 series.append(ReportChart.Series(name: "\(p.result.layer)\(p.tag) \(name)", points: points))
             }
         }
         return ReportChart(
-            title: "SVM low-shot: mean test mAP against k", dataset: dataset, xLabel: "k (positives per class, log scale)",
+            title: "SVM low-shot: mean test mAP against k", dataset: dataset,
+            xLabel: "k (positives per class, log scale)",
             yLabel: "mAP (%)", logX: true, series: series, id: "svm-low-shot-k", run: run)
     }
 
@@ -131,11 +139,14 @@ extension ReportBuilder {
                         let points = history.epochs.compactMap { e in
                             e.test?[metric].map { ReportChart.Point(Double(e.epoch), $0) }
                         }
-                        return ReportChart.Series(name: "\(doc.head) (\(doc.headType.rawValue))\(p.tag)", points: points)
+                        return ReportChart.Series(
+                            name: "\(doc.head) (\(doc.headType.rawValue))\(p.tag)", points: points)
                     }
-                charts.append(ReportChart(
-                    title: "Linear heads: test \(metricLabel(metric)) per epoch", dataset: dataset, xLabel: "epoch",
-                    yLabel: "test \(metricLabel(metric)) (%)", series: series, id: "linear-epochs/\(metric)", run: run))
+                charts.append(
+                    ReportChart(
+                        title: "Linear heads: test \(metricLabel(metric)) per epoch", dataset: dataset, xLabel: "epoch",
+                        yLabel: "test \(metricLabel(metric)) (%)", series: series, id: "linear-epochs/\(metric)",
+                        run: run))
             }
         }
         return charts

@@ -20,8 +20,10 @@ public struct ReportRow: Sendable, Equatable, Codable {
         case run, dataset, split, layer, method, metric, value, fingerprint, hyperparameters
     }
 
-    public init(run: String, dataset: String, split: String, layer: String, method: String, metric: String,
-                value: Double, fingerprint: String, hyperparameters: String? = nil) {
+    public init(
+        run: String, dataset: String, split: String, layer: String, method: String, metric: String,
+        value: Double, fingerprint: String, hyperparameters: String? = nil
+    ) {
         self.run = run
         self.dataset = dataset
         self.split = split
@@ -86,8 +88,10 @@ public struct ReportDocument: Sendable, Equatable, Codable {
         case notes
     }
 
-    public init(title: String, rows: [ReportRow], charts: [ReportChart] = [], protocolInfo: ReportProtocol = ReportProtocol(),
-                notes: [String] = []) {
+    public init(
+        title: String, rows: [ReportRow], charts: [ReportChart] = [], protocolInfo: ReportProtocol = ReportProtocol(),
+        notes: [String] = []
+    ) {
         self.title = title
         self.rows = rows
         self.charts = charts
@@ -141,7 +145,8 @@ public struct ReportDocument: Sendable, Equatable, Codable {
             for (run, block) in d.protocolInfo.runs where runs[run] == nil { runs[run] = block }
         }
         return ReportDocument(
-            title: title, rows: documents.flatMap(\.rows), charts: ReportBuilder.combineCharts(documents.flatMap(\.charts)),
+            title: title, rows: documents.flatMap(\.rows),
+            charts: ReportBuilder.combineCharts(documents.flatMap(\.charts)),
             protocolInfo: ReportProtocol(runs: runs), notes: orderedUnique(documents.flatMap(\.notes)))
     }
 }
@@ -206,7 +211,8 @@ struct DatasetTable {
             if let h = r.hyperparameters { hyper[r.layer, default: [:]][HKey(run: r.run, method: r.method)] = h }
         }
         cells = layers.map { layer in keys.map { k in value[layer]?[k].map(formatValue) ?? "" } }
-        let hkeys = orderedUnique(rows.filter { $0.hyperparameters != nil }.map { HKey(run: $0.run, method: $0.method) })
+        let hkeys = orderedUnique(
+            rows.filter { $0.hyperparameters != nil }.map { HKey(run: $0.run, method: $0.method) })
         hyperColumns = hkeys.map { ($0.run, $0.method) }
         hyperCells = layers.map { layer in hkeys.map { hyper[layer]?[$0] ?? "" } }
     }

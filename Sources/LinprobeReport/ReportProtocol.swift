@@ -37,8 +37,10 @@ public struct RunProtocol: Sendable, Equatable, Codable {
     /// Linear runs by results fingerprint (`linear/<fp>`); nil when the run has none.
     public var linear: [String: LinearRunProtocol]?
 
-    public init(features: [String: FeaturesProtocol] = [:], svm: [String: SVMRunProtocol]? = nil,
-                linear: [String: LinearRunProtocol]? = nil) {
+    public init(
+        features: [String: FeaturesProtocol] = [:], svm: [String: SVMRunProtocol]? = nil,
+        linear: [String: LinearRunProtocol]? = nil
+    ) {
         self.features = features
         self.svm = svm
         self.linear = linear
@@ -68,9 +70,11 @@ public struct FeaturesProtocol: Sendable, Equatable, Codable {
         case poolOps = "pool_ops"
     }
 
-    public init(recorded: Bool, path: String? = nil, split: String? = nil, rows: Int? = nil, trunk: JSONValue? = nil,
-                weights: JSONValue? = nil, transforms: JSONValue? = nil, poolOps: JSONValue? = nil,
-                dataset: JSONValue? = nil, provenance: JSONValue? = nil) {
+    public init(
+        recorded: Bool, path: String? = nil, split: String? = nil, rows: Int? = nil, trunk: JSONValue? = nil,
+        weights: JSONValue? = nil, transforms: JSONValue? = nil, poolOps: JSONValue? = nil,
+        dataset: JSONValue? = nil, provenance: JSONValue? = nil
+    ) {
         self.recorded = recorded
         self.path = path
         self.split = split
@@ -153,11 +157,13 @@ public struct SVMRunProtocol: Sendable, Equatable, Codable {
         case layers
     }
 
-    public init(protocolName: String? = nil, metricDefinition: String? = nil, cvMetric: String? = nil, costs: [Double]? = nil,
-                settings: JSONValue? = nil, selectionRules: SVMResultsDocument.SelectionRules? = nil,
-                headlineRule: String? = nil, kValues: [Int]? = nil, sampleInds: [Int]? = nil,
-                provenance: SVMResultsDocument.Provenance? = nil, trainFeatures: String,
-                testFeatures: String, layers: [String: SVMLayerProtocol] = [:]) {
+    public init(
+        protocolName: String? = nil, metricDefinition: String? = nil, cvMetric: String? = nil, costs: [Double]? = nil,
+        settings: JSONValue? = nil, selectionRules: SVMResultsDocument.SelectionRules? = nil,
+        headlineRule: String? = nil, kValues: [Int]? = nil, sampleInds: [Int]? = nil,
+        provenance: SVMResultsDocument.Provenance? = nil, trainFeatures: String,
+        testFeatures: String, layers: [String: SVMLayerProtocol] = [:]
+    ) {
         self.protocolName = protocolName
         self.metricDefinition = metricDefinition
         self.cvMetric = cvMetric
@@ -210,8 +216,10 @@ public struct LinearRunProtocol: Sendable, Equatable, Codable {
         case heads
     }
 
-    public init(hyperParameters: JSONValue? = nil, provenance: LinearResultsDocument.Tool? = nil, trainFeatures: String,
-                testFeatures: String, heads: [String: LinearHeadProtocol] = [:]) {
+    public init(
+        hyperParameters: JSONValue? = nil, provenance: LinearResultsDocument.Tool? = nil, trainFeatures: String,
+        testFeatures: String, heads: [String: LinearHeadProtocol] = [:]
+    ) {
         self.hyperParameters = hyperParameters
         self.provenance = provenance
         self.trainFeatures = trainFeatures
@@ -238,9 +246,11 @@ public struct LinearHeadProtocol: Sendable, Equatable, Codable {
         case bestTest = "best_test"
     }
 
-    public init(results: String, layer: String, headType: LinearResultsDocument.HeadType? = nil,
-                headSpec: LinearResultsDocument.HeadSpec? = nil, epochs: Int? = nil,
-                bestTest: LinearResultsDocument.BestTest? = nil) {
+    public init(
+        results: String, layer: String, headType: LinearResultsDocument.HeadType? = nil,
+        headSpec: LinearResultsDocument.HeadSpec? = nil, epochs: Int? = nil,
+        bestTest: LinearResultsDocument.BestTest? = nil
+    ) {
         self.results = results
         self.layer = layer
         self.headType = headType

@@ -13,17 +13,22 @@ public enum ReportRenderer {
             let splits = orderedUnique(rows.map(\.split)).joined(separator: ", ")
             out += "\n## \(dataset) (\(splits))\n\n"
             let table = DatasetTable(rows: rows)
-            out += "| layer | " + table.columns.map { escapeMarkdown(table.header($0)) }.joined(separator: " | ") + " |\n"
+            out +=
+                "| layer | " + table.columns.map { escapeMarkdown(table.header($0)) }.joined(separator: " | ") + " |\n"
             out += "|---|" + String(repeating: "---:|", count: table.columns.count) + "\n"
             for (i, layer) in table.layers.enumerated() {
                 out += "| \(escapeMarkdown(layer)) | " + table.cells[i].joined(separator: " | ") + " |\n"
             }
             if !table.hyperColumns.isEmpty {
                 out += "\nChosen hyper-parameters:\n\n"
-                out += "| layer | " + table.hyperColumns.map { escapeMarkdown(table.hyperHeader($0)) }.joined(separator: " | ") + " |\n"
+                out +=
+                    "| layer | "
+                    + table.hyperColumns.map { escapeMarkdown(table.hyperHeader($0)) }.joined(separator: " | ") + " |\n"
                 out += "|---|" + String(repeating: "---|", count: table.hyperColumns.count) + "\n"
                 for (i, layer) in table.layers.enumerated() {
-                    out += "| \(escapeMarkdown(layer)) | " + table.hyperCells[i].map(escapeMarkdown).joined(separator: " | ") + " |\n"
+                    out +=
+                        "| \(escapeMarkdown(layer)) | "
+                        + table.hyperCells[i].map(escapeMarkdown).joined(separator: " | ") + " |\n"
                 }
             }
         }
@@ -135,32 +140,44 @@ public enum ReportRenderer {
                 body += table.columns.map { "<th>\(escapeHTML(table.header($0)))</th>" }.joined()
                 body += "</tr></thead>\n<tbody>\n"
                 for (i, layer) in table.layers.enumerated() {
-                    body += "<tr><th>\(escapeHTML(layer))</th>" + table.cells[i].map { "<td>\($0)</td>" }.joined() + "</tr>\n"
+                    body +=
+                        "<tr><th>\(escapeHTML(layer))</th>" + table.cells[i].map { "<td>\($0)</td>" }.joined()
+                        + "</tr>\n"
                 }
                 body += "</tbody>\n</table>\n"
                 if !table.hyperColumns.isEmpty {
-                    body += "<details><summary>Chosen hyper-parameters</summary>\n<table class=\"hyper\">\n<thead><tr><th>layer</th>"
+                    body +=
+                        "<details><summary>Chosen hyper-parameters</summary>\n"
+                        + "<table class=\"hyper\">\n<thead><tr><th>layer</th>"
                     body += table.hyperColumns.map { "<th>\(escapeHTML(table.hyperHeader($0)))</th>" }.joined()
                     body += "</tr></thead>\n<tbody>\n"
                     for (i, layer) in table.layers.enumerated() {
-                        body += "<tr><th>\(escapeHTML(layer))</th>" + table.hyperCells[i].map { "<td>\(escapeHTML($0))</td>" }.joined() + "</tr>\n"
+                        body +=
+                            "<tr><th>\(escapeHTML(layer))</th>"
+                            + table.hyperCells[i].map { "<td>\(escapeHTML($0))</td>" }.joined() + "</tr>\n"
                     }
                     body += "</tbody>\n</table>\n</details>\n"
                 }
             }
             for chart in doc.charts where chart.dataset == dataset {
-                body += "<figure>\n\(SVGChart.render(chart))\n<figcaption>\(escapeHTML(chart.title))</figcaption>\n</figure>\n"
+                body +=
+                    "<figure>\n\(SVGChart.render(chart))\n"
+                    + "<figcaption>\(escapeHTML(chart.title))</figcaption>\n</figure>\n"
             }
             body += "</section>\n"
         }
         if !doc.notes.isEmpty {
-            body += "<section>\n<h2>Notes</h2>\n<ul>\n" + doc.notes.map { "<li>\(escapeHTML($0))</li>\n" }.joined() + "</ul>\n</section>\n"
+            body +=
+                "<section>\n<h2>Notes</h2>\n<ul>\n" + doc.notes.map { "<li>\(escapeHTML($0))</li>\n" }.joined()
+                + "</ul>\n</section>\n"
         }
         let protocolText = (try? protocolJSON(doc.protocolInfo)) ?? ""
         let summary = protocolSummary(doc.protocolInfo)
         body += "<section>\n<h2>Protocol</h2>\n"
         if !summary.isEmpty { body += "<ul>\n" + summary.map { "<li>\(escapeHTML($0))</li>\n" }.joined() + "</ul>\n" }
-        body += "<details><summary>Full protocol block (report.json)</summary>\n<pre>\(escapeHTML(protocolText))</pre>\n</details>\n</section>\n"
+        body +=
+            "<details><summary>Full protocol block (report.json)</summary>\n"
+            + "<pre>\(escapeHTML(protocolText))</pre>\n</details>\n</section>\n"
         return """
             <!DOCTYPE html>
             <html lang="en">
@@ -211,7 +228,6 @@ public enum ReportRenderer {
         return paths
     }
 }
-
 
 func escapeHTML(_ s: String) -> String {
     var out = ""

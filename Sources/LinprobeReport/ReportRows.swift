@@ -12,9 +12,11 @@ extension ReportBuilder {
 
         mutating func row(_ method: String, _ metric: String, _ value: Double?, _ hyper: String? = nil) {
             let r = placed.result
-            rows.append(ReportRow(
-                run: placed.run, dataset: placed.dataset, split: placed.split, layer: r.layer, method: method + placed.tag,
-                metric: metric, value: value ?? .nan, fingerprint: r.fingerprint, hyperparameters: hyper))
+            rows.append(
+                ReportRow(
+                    run: placed.run, dataset: placed.dataset, split: placed.split, layer: r.layer,
+                    method: method + placed.tag,
+                    metric: metric, value: value ?? .nan, fingerprint: r.fingerprint, hyperparameters: hyper))
         }
     }
 
@@ -25,8 +27,8 @@ extension ReportBuilder {
             let warnings = doc.warnings
             if let first = warnings.first {
                 sink.notes.append(
-                    "\(family(p.result)) \(p.result.layer)\(p.tag): \(warnings.count) warning\(warnings.count == 1 ? "" : "s") "
-                        + "in \(p.result.path), the first: \(first)")
+                    "\(family(p.result)) \(p.result.layer)\(p.tag): \(warnings.count) "
+                        + "warning\(warnings.count == 1 ? "" : "s") in \(p.result.path), the first: \(first)")
             }
             if doc.protocolKind.isLowShot { lowShotRows(doc, into: &sink) } else { svmRows(doc, into: &sink) }
         case .linear(let doc, _):
@@ -85,8 +87,8 @@ extension ReportBuilder {
                     + "last epoch.")
         } else {
             sink.notes.append(
-                "\(method) \(metric): test accuracy ×100 after the last epoch (VISSL's reported number); the best epoch "
-                    + "beside the hyper-parameters is chosen on the test split and only informational.")
+                "\(method) \(metric): test accuracy ×100 after the last epoch (VISSL's reported number); the best "
+                    + "epoch beside the hyper-parameters is chosen on the test split and only informational.")
         }
     }
 
@@ -105,10 +107,14 @@ extension ReportBuilder {
         let chosen = counts.sorted { $0.key < $1.key }.map { "\(number($0.key)) ×\($0.value)" }.joined(separator: ", ")
         let costs = doc.costs.count
         let folds = doc.settings["cross_val_folds"]?.intValue
-        parts.append("C \(chosen.isEmpty ? "–" : chosen) of \(costs) cost\(costs == 1 ? "" : "s")" + (folds.map { ", \($0)-fold CV" } ?? ""))
+        parts.append(
+            "C \(chosen.isEmpty ? "–" : chosen) of \(costs) cost\(costs == 1 ? "" : "s")"
+                + (folds.map { ", \($0)-fold CV" } ?? ""))
         if skipped > 0 { parts.append("\(skipped) class\(skipped == 1 ? "" : "es") skipped") }
         let convergence = doc.convergence
-        if convergence.notConverged > 0 { parts.append("\(convergence.notConverged)/\(convergence.fits) fits stopped at max_iter") }
+        if convergence.notConverged > 0 {
+            parts.append("\(convergence.notConverged)/\(convergence.fits) fits stopped at max_iter")
+        }
         return parts.joined(separator: "; ")
     }
 
@@ -144,11 +150,14 @@ extension ReportBuilder {
                 .joined(separator: ", ")
             return "multistep \(values)" + (milestones.isEmpty ? "" : " at epochs \(milestones)")
         case "step":
-            return "step " + (s["values"]?.arrayValue ?? []).compactMap(\.doubleValue).map(number).joined(separator: ", ")
+            return "step "
+                + (s["values"]?.arrayValue ?? []).compactMap(\.doubleValue).map(number).joined(separator: ", ")
         case "cosine", "linear":
-            return "\(name) \(number(s["start_value"]?.doubleValue ?? .nan)) → \(number(s["end_value"]?.doubleValue ?? .nan))"
+            let start = number(s["start_value"]?.doubleValue ?? .nan)
+            return "\(name) \(start) → \(number(s["end_value"]?.doubleValue ?? .nan))"
         case "composite":
-            return "composite (" + (s["schedulers"]?.arrayValue ?? []).map(scheduleText).joined(separator: " then ") + ")"
+            return "composite (" + (s["schedulers"]?.arrayValue ?? []).map(scheduleText).joined(separator: " then ")
+                + ")"
         default:
             return name
         }

@@ -23,7 +23,8 @@ extension ReportStage {
             for record in records {
                 let outputs = record.outputs.map(layout.resolve)
                 if !outputs.isEmpty && outputs.allSatisfy({ FileManager.default.fileExists(atPath: $0) }) {
-                    folders.append(contentsOf: outputs.map { Paths.lastComponent($0) == "results.json" ? Paths.parent($0) : $0 })
+                    folders.append(
+                        contentsOf: outputs.map { Paths.lastComponent($0) == "results.json" ? Paths.parent($0) : $0 })
                     break
                 }
             }
@@ -35,9 +36,10 @@ extension ReportStage {
     static func nothingFound(config: PipelineConfig, layout: WorkdirLayout) -> LinprobeError {
         let name = config.name
         let manifest = try? ManifestStore(layout: layout).read()
-        let extracted = manifest?.records.values.contains {
-            $0.stage == StageKind.extract.name && $0.pipeline == name && $0.status == .complete
-        } ?? false
+        let extracted =
+            manifest?.records.values.contains {
+                $0.stage == StageKind.extract.name && $0.pipeline == name && $0.status == .complete
+            } ?? false
         var stages: [StageKind] = []
         let wanted = (try? config.node("LINPROBE.STAGES").strings()) ?? []
         if wanted.contains(StageKind.trainSVM.name) || (wanted.isEmpty && config.isExplicit("SVM")) {
@@ -63,7 +65,8 @@ extension ReportStage {
 
     /// The weights' file name in the pipeline, for results that do not record their stores.
     static func weightsName(_ config: PipelineConfig) -> String? {
-        guard let file = (try? config.node("MODEL.WEIGHTS_INIT.PARAMS_FILE").stringIfPresent()) ?? nil, !file.isEmpty else {
+        guard let file = (try? config.node("MODEL.WEIGHTS_INIT.PARAMS_FILE").stringIfPresent()) ?? nil, !file.isEmpty
+        else {
             return nil
         }
         return Paths.lastComponent(file)
@@ -92,11 +95,13 @@ extension ReportStage {
         let data = try DocumentFile.read(path, what: "report to merge")
         let header = DocumentFile.header(data)
         guard header?.format == ReportDocument.format else {
-            throw LinprobeError(.incompatible, "\(path): not a Linprobe report.json (format is not '\(ReportDocument.format)')")
+            throw LinprobeError(
+                .incompatible, "\(path): not a Linprobe report.json (format is not '\(ReportDocument.format)')")
         }
         guard let version = header?.formatVersion, ReportDocument.readableVersions.contains(version) else {
             let found = header?.formatVersion.map(String.init) ?? "?"
-            throw LinprobeError(.incompatible, "\(path): report format version \(found) is not supported (reads 1 and 2)")
+            throw LinprobeError(
+                .incompatible, "\(path): report format version \(found) is not supported (reads 1 and 2)")
         }
         var document = try DocumentFile.decode(
             ReportDocument.self, from: data, path: path, rerun: "regenerate it with 'linprobe report'")

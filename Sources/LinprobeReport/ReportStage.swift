@@ -62,8 +62,10 @@ public struct ReportStage: PipelineStage {
     ///   - merge: other runs' report.json whose rows and charts join this report.
     ///   - label: this run's label (default: pipeline name · weights name).
     ///   - outputDirectory: default `<workdir>/reports/<pipeline name>`.
-    public init(config: PipelineConfig, layout: WorkdirLayout, resultsDirectories: [String]? = nil, merge: [String] = [],
-                label: String? = nil, outputDirectory: String? = nil) throws {
+    public init(
+        config: PipelineConfig, layout: WorkdirLayout, resultsDirectories: [String]? = nil, merge: [String] = [],
+        label: String? = nil, outputDirectory: String? = nil
+    ) throws {
         let folders: [String]
         if let resultsDirectories, !resultsDirectories.isEmpty {
             folders = resultsDirectories
@@ -174,8 +176,8 @@ public struct ReportStage: PipelineStage {
             if !repeated.isEmpty {
                 let names = repeated.map { "'\($0)'" }.joined(separator: ", ")
                 messages.append(
-                    "\(path): run\(repeated.count == 1 ? "" : "s") \(names) already in the report; those rows are left out "
-                        + "(give runs distinct names with --label)")
+                    "\(path): run\(repeated.count == 1 ? "" : "s") \(names) already in the report; those rows are "
+                        + "left out (give runs distinct names with --label)")
                 other.rows.removeAll { repeated.contains($0.run) }
                 other.charts.removeAll { repeated.contains($0.run) }
                 for run in repeated { other.protocolInfo.runs.removeValue(forKey: run) }

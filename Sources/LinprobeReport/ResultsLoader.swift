@@ -115,7 +115,8 @@ enum ResultsLoader {
             return loaded(try SVMResultsDocument.read(path: path), path: path)
         case LinearResultsDocument.format:
             let metricsPath = Paths.join(Paths.parent(path), linearMetricsFile)
-            let epochs = FileManager.default.fileExists(atPath: metricsPath)
+            let epochs =
+                FileManager.default.fileExists(atPath: metricsPath)
                 ? try LinearMetricsDocument.read(path: metricsPath) : nil
             return loaded(try LinearResultsDocument.read(path: path), epochs: epochs, path: path)
         default:
@@ -132,7 +133,8 @@ enum ResultsLoader {
             kind: doc.protocolKind.isLowShot ? .svmLowShot : .svm, path: path, content: .svm(doc), layer: doc.layer,
             fingerprint: doc.fingerprint,
             trainFeatures: FeatureReference(
-                fingerprint: doc.features.train.fingerprint, path: doc.features.train.path, provenance: provenance?.train),
+                fingerprint: doc.features.train.fingerprint, path: doc.features.train.path,
+                provenance: provenance?.train),
             testFeatures: FeatureReference(
                 fingerprint: doc.features.test.fingerprint, path: doc.features.test.path, provenance: provenance?.test))
     }

@@ -35,7 +35,9 @@ private func collectOptionals(_ value: Any, path: String, into seen: inout [Stri
             seen[path] = false
         }
     case .struct, .class:
-        for child in mirror.children { collectOptionals(child.value, path: "\(path).\(child.label ?? "?")", into: &seen) }
+        for child in mirror.children {
+            collectOptionals(child.value, path: "\(path).\(child.label ?? "?")", into: &seen)
+        }
     case .collection, .set:
         for child in mirror.children { collectOptionals(child.value, path: "\(path)[]", into: &seen) }
     case .dictionary:
@@ -54,7 +56,8 @@ private func collectOptionals(_ value: Any, path: String, into seen: inout [Stri
 private func provenance(_ fingerprint: String, split: String) -> FeatureProvenance {
     FeatureProvenance(
         fingerprint: fingerprint, path: "/w/features/\(fingerprint)/\(split).h5", split: split, rows: 10,
-        trunk: ["NAME": "resnet", "DEPTH": 50], weights: ["path": "/m/rn50.torch", "sha256": "ab12", "init": "checkpoint"],
+        trunk: ["NAME": "resnet", "DEPTH": 50],
+        weights: ["path": "/m/rn50.torch", "sha256": "ab12", "init": "checkpoint"],
         transforms: [["name": "ToTensor"]], poolOps: [["res4", ["AvgPool2d", [[8, 8], 3, 0]]]],
         dataset: ["root": "/data/voc", "settings": ["data_paths": ["/data/voc"]]])
 }
@@ -63,12 +66,14 @@ private func svmCommon(_ kind: SVMResultsDocument.ProtocolKind) -> SVMResultsDoc
     SVMResultsDocument(
         protocolKind: kind, layer: "res4", metric: "mAP", value: 71.5, costs: [0.1, 1],
         convergence: .init(fits: 12, notConverged: 1), fingerprint: "svmfp",
-        features: .init(train: .init(path: "/w/features/a/train.h5", fingerprint: "a", rows: 10),
-                        test: .init(path: "/w/features/b/test.h5", fingerprint: "b", rows: 8)),
+        features: .init(
+            train: .init(path: "/w/features/a/train.h5", fingerprint: "a", rows: 10),
+            test: .init(path: "/w/features/b/test.h5", fingerprint: "b", rows: 8)),
         featureProvenance: .init(train: provenance("a", split: "train"), test: provenance("b", split: "test")),
         settings: ["cross_val_folds": 3, "normalize": true], warnings: ["1 of 12 fits stopped at max_iter"],
-        provenance: .init(toolVersion: "0.2.0", blas: "OpenBLAS", blasCore: "Haswell", vectorKernels: "avx2", threads: 2,
-                          solverLayout: "gram", refitLayout: "gram", timings: ["total_seconds": 1.5]))
+        provenance: .init(
+            toolVersion: "0.2.0", blas: "OpenBLAS", blasCore: "Haswell", vectorKernels: "avx2", threads: 2,
+            solverLayout: "gram", refitLayout: "gram", timings: ["total_seconds": 1.5]))
 }
 
 private func svmStandard() -> SVMResultsDocument {
@@ -108,7 +113,8 @@ private func svmLowShot() -> SVMResultsDocument {
     doc.headlineRule = "vissl"
     doc.kValues = [1, 2]
     doc.sampleIndices = [1, 2]
-    let stats = SVMResultsDocument.LowShotStatistics(cost: 0.1, mean: 50, min: 40, max: 60, std: 5, note: "undefined at k=1")
+    let stats = SVMResultsDocument.LowShotStatistics(
+        cost: 0.1, mean: 50, min: 40, max: 60, std: 5, note: "undefined at k=1")
     doc.resultsByK = [
         .init(k: 1, visslRule: stats, cvRule: stats, perCost: [stats], perSampleMAP: [[50, nil]]),
         .init(k: 2, visslRule: nil, cvRule: .init(mean: nil), perCost: [], perSampleMAP: []),
@@ -124,8 +130,9 @@ private func linear() -> LinearResultsDocument {
         metrics: LinearMetricValues(values: ["mAP": 50.25, "top_5": 80], loss: 1.5, perClassAP: [50, nil]),
         perClass: [50.5, nil], bestTest: .init(epoch: 3, value: 51), epochs: 4,
         hyperParameters: ["batch_size": 32, "lr": ["name": "constant", "value": 0.1]],
-        headSpec: .init(name: .mlp, dims: [8, 4], useBN: true, useReLU: false, inChannels: 8, useDropout: false,
-                        useBias: true, skipLastLayerReLUBN: false),
+        headSpec: .init(
+            name: .mlp, dims: [8, 4], useBN: true, useReLU: false, inChannels: 8, useDropout: false,
+            useBias: true, skipLastLayerReLUBN: false),
         fingerprint: "a", testFingerprint: "b", resultsFingerprint: "linfp",
         provenance: .init(version: "0.2.0", blas: "OpenBLAS", blasCore: "Haswell", threads: 2),
         featureProvenance: .init(train: provenance("a", split: "train"), test: provenance("b", split: "test")))
@@ -140,24 +147,38 @@ private func report() -> ReportDocument {
         dataset: ["root": "/data/voc"], provenance: ["tool": "linprobe 0.1.0"])
     let block = RunProtocol(
         features: ["a": features],
-        svm: ["svmfp": SVMRunProtocol(
-            protocolName: "voc07", metricDefinition: svm.metricDefinition, cvMetric: svm.cvMetric, costs: svm.costs,
-            settings: svm.settings, selectionRules: .init(visslRule: "v", cvRule: "c"), headlineRule: "vissl",
-            kValues: [1], sampleInds: [1], provenance: svm.provenance, trainFeatures: "a", testFeatures: "b",
-            layers: ["res4": SVMLayerProtocol(results: "/w/svm/svmfp/res4/results.json", convergence: svm.convergence,
-                                              classesInMean: 1)])],
-        linear: ["linfp": LinearRunProtocol(
-            hyperParameters: head.hyperParameters, provenance: head.provenance, trainFeatures: "a", testFeatures: "b",
-            heads: ["res4": LinearHeadProtocol(
-                results: "/w/linear/linfp/res4/results.json", layer: "res4", headType: .mlp, headSpec: head.headSpec,
-                epochs: 4, bestTest: head.bestTest)])])
-    let row = ReportRow(run: "r", dataset: "voc", split: "test", layer: "res4", method: "svm", metric: "mAP", value: 71.5,
-                        fingerprint: "svmfp", hyperparameters: "C 0.1 ×1 of 2 costs")
-    let chart = ReportChart(title: "mAP per layer", dataset: "voc", xLabel: "layer", yLabel: "mAP (%)", logX: false,
-                            categories: ["res4"], series: [.init(name: "svm", points: [.init(0, 71.5)])],
-                            id: "layers/mAP", run: "r")
-    return ReportDocument(title: "t", rows: [row], charts: [chart], protocolInfo: ReportProtocol(runs: ["r": block]),
-                          notes: ["a note"])
+        svm: [
+            "svmfp": SVMRunProtocol(
+                protocolName: "voc07", metricDefinition: svm.metricDefinition, cvMetric: svm.cvMetric, costs: svm.costs,
+                settings: svm.settings, selectionRules: .init(visslRule: "v", cvRule: "c"), headlineRule: "vissl",
+                kValues: [1], sampleInds: [1], provenance: svm.provenance, trainFeatures: "a", testFeatures: "b",
+                layers: [
+                    "res4": SVMLayerProtocol(
+                        results: "/w/svm/svmfp/res4/results.json", convergence: svm.convergence,
+                        classesInMean: 1)
+                ])
+        ],
+        linear: [
+            "linfp": LinearRunProtocol(
+                hyperParameters: head.hyperParameters, provenance: head.provenance, trainFeatures: "a",
+                testFeatures: "b",
+                heads: [
+                    "res4": LinearHeadProtocol(
+                        results: "/w/linear/linfp/res4/results.json", layer: "res4", headType: .mlp,
+                        headSpec: head.headSpec,
+                        epochs: 4, bestTest: head.bestTest)
+                ])
+        ])
+    let row = ReportRow(
+        run: "r", dataset: "voc", split: "test", layer: "res4", method: "svm", metric: "mAP", value: 71.5,
+        fingerprint: "svmfp", hyperparameters: "C 0.1 ×1 of 2 costs")
+    let chart = ReportChart(
+        title: "mAP per layer", dataset: "voc", xLabel: "layer", yLabel: "mAP (%)", logX: false,
+        categories: ["res4"], series: [.init(name: "svm", points: [.init(0, 71.5)])],
+        id: "layers/mAP", run: "r")
+    return ReportDocument(
+        title: "t", rows: [row], charts: [chart], protocolInfo: ReportProtocol(runs: ["r": block]),
+        notes: ["a note"])
 }
 
 // MARK: - Tests
@@ -171,7 +192,8 @@ private func report() -> ReportDocument {
         var reached = Set<String>()
         for instance in instances {
             #expect(validator.validate(instance) == [], "\(schemaFile): instance does not validate")
-            #expect(coverage.undeclared(instance, schema: schema) == [], "\(schemaFile): keys the schema does not declare")
+            #expect(
+                coverage.undeclared(instance, schema: schema) == [], "\(schemaFile): keys the schema does not declare")
             reached.formUnion(coverage.reached(instance, schema: schema))
         }
         let unbacked = coverage.declared(schema).subtracting(reached).sorted()
@@ -215,16 +237,24 @@ private func report() -> ReportDocument {
             "type": "object", "additionalProperties": false,
             "properties": [
                 "a": ["type": "integer"], "old": ["type": "integer", "deprecated": true],
-                "m": ["type": "object", "additionalProperties": ["type": "object", "additionalProperties": false,
-                                                                 "properties": ["x": ["type": "integer"]]]],
+                "m": [
+                    "type": "object",
+                    "additionalProperties": [
+                        "type": "object", "additionalProperties": false,
+                        "properties": ["x": ["type": "integer"]],
+                    ],
+                ],
                 "free": ["additionalProperties": true], "closed": ["type": "object"],
             ],
         ])
-        let instance: JSONValue = ["a": 1, "extra": 2, "m": ["k": ["x": 1, "y": 2]], "free": ["z": 1], "closed": ["q": 1]]
-        #expect(coverage.undeclared(instance, schema: coverage.document).sorted() == [
-            "$.closed: an object whose schema declares no properties (say additionalProperties: true)",
-            "$.extra: not declared in the schema", "$.m{}.y: not declared in the schema",
-        ])
+        let instance: JSONValue = [
+            "a": 1, "extra": 2, "m": ["k": ["x": 1, "y": 2]], "free": ["z": 1], "closed": ["q": 1],
+        ]
+        #expect(
+            coverage.undeclared(instance, schema: coverage.document).sorted() == [
+                "$.closed: an object whose schema declares no properties (say additionalProperties: true)",
+                "$.extra: not declared in the schema", "$.m{}.y: not declared in the schema",
+            ])
         #expect(coverage.declared(coverage.document) == ["a", "m", "m{}.x", "free", "closed"])
         #expect(coverage.reached(["a": 1], schema: coverage.document) == ["a"])
     }

@@ -1,27 +1,40 @@
 import Foundation
 import LinprobeCore
-@testable import LinprobeReport
 import LinprobeTestSupport
 import Testing
 
+@testable import LinprobeReport
+
 private func sampleDocument(run: String = "rn50") -> ReportDocument {
     let rows = [
-        ReportRow(run: run, dataset: "voc07", split: "test", layer: "res4", method: "svm", metric: "mAP", value: 71.234,
-                  fingerprint: "aa", hyperparameters: "C: 0.1 ×3, 1 ×17"),
-        ReportRow(run: run, dataset: "voc07", split: "test", layer: "res5", method: "svm", metric: "mAP", value: 80.5, fingerprint: "bb"),
-        ReportRow(run: run, dataset: "voc07", split: "test", layer: "res5", method: "svm", metric: "mAP_11pt", value: 78.25, fingerprint: "bb"),
-        ReportRow(run: run, dataset: "imagenet1k", split: "val", layer: "res5avg", method: "mlp", metric: "top1", value: 76.13,
-                  fingerprint: "cc", hyperparameters: "lr 0.01 <multistep>, 28 epochs"),
+        ReportRow(
+            run: run, dataset: "voc07", split: "test", layer: "res4", method: "svm", metric: "mAP", value: 71.234,
+            fingerprint: "aa", hyperparameters: "C: 0.1 ×3, 1 ×17"),
+        ReportRow(
+            run: run, dataset: "voc07", split: "test", layer: "res5", method: "svm", metric: "mAP", value: 80.5,
+            fingerprint: "bb"),
+        ReportRow(
+            run: run, dataset: "voc07", split: "test", layer: "res5", method: "svm", metric: "mAP_11pt", value: 78.25,
+            fingerprint: "bb"),
+        ReportRow(
+            run: run, dataset: "imagenet1k", split: "val", layer: "res5avg", method: "mlp", metric: "top1",
+            value: 76.13,
+            fingerprint: "cc", hyperparameters: "lr 0.01 <multistep>, 28 epochs"),
     ]
-    let chart = ReportChart(title: "CV AP against cost", dataset: "voc07", xLabel: "cost C", yLabel: "mean CV AP", logX: true,
-                            series: [.init(name: "res4", points: [.init(0.01, 50), .init(1, 70), .init(1000, 65)])])
-    let layers = ReportChart(title: "mAP per layer", dataset: "voc07", xLabel: "layer", yLabel: "mAP", categories: ["res4", "res5"],
-                             series: [.init(name: "svm", points: [.init(0, 71.2), .init(1, 80.5)])])
+    let chart = ReportChart(
+        title: "CV AP against cost", dataset: "voc07", xLabel: "cost C", yLabel: "mean CV AP", logX: true,
+        series: [.init(name: "res4", points: [.init(0.01, 50), .init(1, 70), .init(1000, 65)])])
+    let layers = ReportChart(
+        title: "mAP per layer", dataset: "voc07", xLabel: "layer", yLabel: "mAP", categories: ["res4", "res5"],
+        series: [.init(name: "svm", points: [.init(0, 71.2), .init(1, 80.5)])])
     let block = RunProtocol(
-        features: ["fp": FeaturesProtocol(recorded: true, split: "train", weights: ["path": "/w.torch", "sha256": "ff"])],
+        features: [
+            "fp": FeaturesProtocol(recorded: true, split: "train", weights: ["path": "/w.torch", "sha256": "ff"])
+        ],
         svm: ["aa": SVMRunProtocol(protocolName: "voc07", costs: [0.01, 1], trainFeatures: "fp", testFeatures: "fp")])
-    return ReportDocument(title: "Linprobe report", rows: rows, charts: [chart, layers],
-                          protocolInfo: ReportProtocol(runs: [run: block]), notes: ["mAP is all-points AP"])
+    return ReportDocument(
+        title: "Linprobe report", rows: rows, charts: [chart, layers],
+        protocolInfo: ReportProtocol(runs: [run: block]), notes: ["mAP is all-points AP"])
 }
 
 @Suite struct ReportRenderingTests {
@@ -54,13 +67,18 @@ private func sampleDocument(run: String = "rn50") -> ReportDocument {
         #expect(a.contains("<polyline"))
         #expect(a.contains("lr 0.01 &lt;multistep&gt;"))
         #expect(!a.contains("<script"))
-        #expect(!a.contains("http://") || a.components(separatedBy: "http://").count - 1 == a.components(separatedBy: "xmlns=\"http://www.w3.org/2000/svg\"").count - 1)
+        #expect(
+            !a.contains("http://")
+                || a.components(separatedBy: "http://").count - 1 == a.components(
+                    separatedBy: "xmlns=\"http://www.w3.org/2000/svg\""
+                ).count - 1)
         // log axis ticks at the decades
         #expect(a.contains(">0.01<") && a.contains(">1000<"))
     }
 
     @Test func mergedRunsGetRunColumns() {
-        let merged = ReportDocument.merged([sampleDocument(run: "ckpt-a"), sampleDocument(run: "ckpt-b")], title: "compare")
+        let merged = ReportDocument.merged(
+            [sampleDocument(run: "ckpt-a"), sampleDocument(run: "ckpt-b")], title: "compare")
         let md = ReportRenderer.markdown(merged)
         #expect(md.contains("ckpt-a · svm mAP"))
         #expect(md.contains("ckpt-b · svm mAP"))

@@ -36,7 +36,8 @@ func reportFixture(_ relative: String) -> String {
         let json = try ReportRenderer.json(document)
         #expect(json["format_version"] == 2)
         #expect(try SchemaValidator(schemaPath: schemaPath("report.schema.json")).validate(json) == [])
-        let again = try JSONDecoder().decode(ReportDocument.self, from: Data(try ReportRenderer.jsonText(document).utf8))
+        let again = try JSONDecoder().decode(
+            ReportDocument.self, from: Data(try ReportRenderer.jsonText(document).utf8))
         #expect(again == document)
     }
 
@@ -49,10 +50,12 @@ func reportFixture(_ relative: String) -> String {
     }
 
     @Test func notANumberIsNullAndBack() throws {
-        let row = ReportRow(run: "r", dataset: "d", split: "test", layer: "res4", method: "svm", metric: "mAP", value: .nan,
-                            fingerprint: "f")
-        let chart = ReportChart(title: "t", dataset: "d", xLabel: "x", yLabel: "y",
-                                series: [.init(name: "s", points: [.init(1, .nan)])])
+        let row = ReportRow(
+            run: "r", dataset: "d", split: "test", layer: "res4", method: "svm", metric: "mAP", value: .nan,
+            fingerprint: "f")
+        let chart = ReportChart(
+            title: "t", dataset: "d", xLabel: "x", yLabel: "y",
+            series: [.init(name: "s", points: [.init(1, .nan)])])
         let document = ReportDocument(title: "t", rows: [row], charts: [chart])
         let json = try ReportRenderer.json(document)
         #expect(json["rows"]?.arrayValue?.first?["value"] == .null)
@@ -63,11 +66,20 @@ func reportFixture(_ relative: String) -> String {
     }
 
     @Test(arguments: [
-        (#"{"format": "linprobe.report", "format_version": 3, "rows": []}"#, "report format version 3 is not supported"),
+        (
+            #"{"format": "linprobe.report", "format_version": 3, "rows": []}"#,
+            "report format version 3 is not supported"
+        ),
         (#"{"format": "other", "format_version": 2, "rows": []}"#, "not a Linprobe report.json"),
-        (#"{"format": "linprobe.report", "format_version": 2, "rows": [{"dataset": 3}]}"#, "rows[0].dataset is not a string"),
+        (
+            #"{"format": "linprobe.report", "format_version": 2, "rows": [{"dataset": 3}]}"#,
+            "rows[0].dataset is not a string"
+        ),
         (#"{"format": "linprobe.report", "format_version": 2, "rows": [{"run": "r"}]}"#, "rows[0].dataset is missing"),
-        (#"{"format": "linprobe.report", "format_version": 2, "rows": [], "charts": [{"id": "x"}]}"#, "charts[0].title is missing"),
+        (
+            #"{"format": "linprobe.report", "format_version": 2, "rows": [], "charts": [{"id": "x"}]}"#,
+            "charts[0].title is missing"
+        ),
         (#"{"format": "linprobe.report", "format_ver"#, "not valid JSON"),
     ])
     func damagedReportsAreOneLineNamingTheField(_ text: String, _ expected: String) throws {

@@ -17,7 +17,8 @@ private func withV1WorkFolder(_ body: (_ workdir: String, _ scratch: TemporaryDi
 }
 
 private func demoConfig() throws -> PipelineConfig {
-    try PipelineConfig.load(text: "config:\n  DATA:\n    TEST:\n      DATA_PATHS: [data/demo/voc]\n", source: "demo", name: "demo")
+    try PipelineConfig.load(
+        text: "config:\n  DATA:\n    TEST:\n      DATA_PATHS: [data/demo/voc]\n", source: "demo", name: "demo")
 }
 
 @Suite struct ReportStageRunTests {
@@ -36,7 +37,10 @@ private func demoConfig() throws -> PipelineConfig {
             #expect(run.features.keys.sorted() == ["9ac3ba2c503ed58e", "d7b7e04e1be71390"])
             #expect(run.features.values.allSatisfy { !$0.recorded && $0.trunk == nil })
             #expect(run.features["9ac3ba2c503ed58e"]?.path == "/tmp/v1demo/features/9ac3ba2c503ed58e/train.h5")
-            #expect(out.document.notes.contains { $0.hasPrefix("features 9ac3ba2c503ed58e") && $0.contains("do not record") })
+            #expect(
+                out.document.notes.contains {
+                    $0.hasPrefix("features 9ac3ba2c503ed58e") && $0.contains("do not record")
+                })
             #expect(out.markdown.contains("features d7b7e04e1be71390: provenance not recorded"))
             #expect(run.svm?["5b73ea2be94b2885"]?.settings?["cross_val_folds"] == 3)
             #expect(run.linear?["1d1bf5951ce39efa"]?.heads.keys.sorted() == ["res3", "res4", "res5avg"])
@@ -56,11 +60,16 @@ private func demoConfig() throws -> PipelineConfig {
             let runner = StageRunner(layout: layout)
             let stage = try ReportStage(config: try demoConfig(), layout: layout)
             #expect(stage.plan.kind == .report)
-            #expect(stage.plan.outputs == ["reports/demo/report.md", "reports/demo/report.json", "reports/demo/report.html"])
+            #expect(
+                stage.plan.outputs == [
+                    "reports/demo/report.md", "reports/demo/report.json", "reports/demo/report.html",
+                ])
             let first = try runner.execute(stage)
             #expect(!first.reused && !first.outcome.unchanged)
             #expect(first.record.status == .complete)
-            #expect(FileManager.default.fileExists(atPath: layout.path(.lock(.report, fingerprint: stage.plan.fingerprint))))
+            #expect(
+                FileManager.default.fileExists(atPath: layout.path(.lock(.report, fingerprint: stage.plan.fingerprint)))
+            )
 
             let again = try ReportStage(config: try demoConfig(), layout: layout)
             #expect(again.plan.fingerprint == stage.plan.fingerprint)
@@ -74,7 +83,8 @@ private func demoConfig() throws -> PipelineConfig {
             #expect(third.reused && !third.outcome.unchanged)
             #expect(try String(contentsOfFile: md, encoding: .utf8) == first.outcome.markdown)
             // A reuse writes no record: the one of the first run stands.
-            let record = try ManifestStore(layout: layout).read().record(stage: StageKind.report.name, fingerprint: stage.plan.fingerprint)
+            let record = try ManifestStore(layout: layout).read().record(
+                stage: StageKind.report.name, fingerprint: stage.plan.fingerprint)
             #expect(record?.finished == first.record.finished)
         }
     }
@@ -86,12 +96,15 @@ private func demoConfig() throws -> PipelineConfig {
             let labelled = try ReportStage(config: try demoConfig(), layout: layout, label: "ckpt")
             #expect(labelled.plan.fingerprint != base.plan.fingerprint)
             let results = "\(workdir)/linear/1d1bf5951ce39efa/res4/results.json"
-            try (String(contentsOfFile: results, encoding: .utf8) + "\n").write(toFile: results, atomically: true, encoding: .utf8)
+            try (String(contentsOfFile: results, encoding: .utf8) + "\n").write(
+                toFile: results, atomically: true, encoding: .utf8)
             let changed = try ReportStage(config: try demoConfig(), layout: layout)
             #expect(changed.plan.fingerprint != base.plan.fingerprint)
             // Outside the work folder, outputs are recorded by their absolute paths.
             let elsewhere = try ReportStage(config: try demoConfig(), layout: layout, outputDirectory: dir.file("out"))
-            #expect(elsewhere.plan.outputs == ReportRenderer.fileNames.map { Paths.join(Paths.standardized(dir.file("out")), $0) })
+            #expect(
+                elsewhere.plan.outputs
+                    == ReportRenderer.fileNames.map { Paths.join(Paths.standardized(dir.file("out")), $0) })
             let outcome = try StageRunner(layout: layout).execute(elsewhere).outcome
             #expect(outcome.directory == Paths.standardized(dir.file("out")))
         }
@@ -102,7 +115,8 @@ private func demoConfig() throws -> PipelineConfig {
             let out = try ReportStage.run(
                 config: try demoConfig(), workdir: workdir, merge: [reportFixture("v1/report.json")], label: "again")
             #expect(Set(out.document.rows.map(\.run)) == ["again", "demo · random init (seed 0)"])
-            #expect(out.document.protocolInfo.runs["demo · random init (seed 0)"]?.features.values.first?.provenance != nil)
+            #expect(
+                out.document.protocolInfo.runs["demo · random init (seed 0)"]?.features.values.first?.provenance != nil)
             #expect(out.markdown.contains("demo · random init (seed 0) · svm mAP"))
             let json = try JSONValue.parse(String(contentsOfFile: out.jsonPath, encoding: .utf8))
             #expect(json["format_version"] == 2)

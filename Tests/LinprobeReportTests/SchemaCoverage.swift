@@ -67,14 +67,17 @@ struct SchemaCoverage {
         return reachedPaths
     }
 
-    private func walk(_ v: JSONValue, schema: JSONValue, path: String, problems: inout [String], reached: inout Set<String>) {
+    private func walk(
+        _ v: JSONValue, schema: JSONValue, path: String, problems: inout [String], reached: inout Set<String>
+    ) {
         let options = alternatives(schema)
         switch v {
         case .object(let object):
             let objectSchemas = options.filter { $0["properties"] != nil || $0["additionalProperties"] != nil }
             if objectSchemas.isEmpty {
                 if !object.isEmpty {
-                    problems.append("\(path): an object whose schema declares no properties (say additionalProperties: true)")
+                    problems.append(
+                        "\(path): an object whose schema declares no properties (say additionalProperties: true)")
                 }
                 return
             }
@@ -83,7 +86,9 @@ struct SchemaCoverage {
                 let declaring = objectSchemas.compactMap { $0["properties"]?[key] }
                 if !declaring.isEmpty {
                     reached.insert(childPath)
-                    for sub in declaring { walk(value, schema: sub, path: childPath, problems: &problems, reached: &reached) }
+                    for sub in declaring {
+                        walk(value, schema: sub, path: childPath, problems: &problems, reached: &reached)
+                    }
                     continue
                 }
                 let maps = objectSchemas.compactMap { s -> JSONValue? in
@@ -91,7 +96,9 @@ struct SchemaCoverage {
                     return extra
                 }
                 if !maps.isEmpty {
-                    for sub in maps { walk(value, schema: sub, path: "\(path){}", problems: &problems, reached: &reached) }
+                    for sub in maps {
+                        walk(value, schema: sub, path: "\(path){}", problems: &problems, reached: &reached)
+                    }
                 } else if !objectSchemas.contains(where: { $0["additionalProperties"] == .bool(true) }) {
                     problems.append("\(childPath): not declared in the schema")
                 }
@@ -99,7 +106,9 @@ struct SchemaCoverage {
         case .array(let items):
             for option in options {
                 if let itemSchema = option["items"], itemSchema.objectValue != nil {
-                    for item in items { walk(item, schema: itemSchema, path: "\(path)[]", problems: &problems, reached: &reached) }
+                    for item in items {
+                        walk(item, schema: itemSchema, path: "\(path)[]", problems: &problems, reached: &reached)
+                    }
                 }
                 for (i, prefix) in (option["prefixItems"]?.arrayValue ?? []).enumerated() where i < items.count {
                     walk(items[i], schema: prefix, path: "\(path)[]", problems: &problems, reached: &reached)

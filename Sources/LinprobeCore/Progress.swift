@@ -2,8 +2,8 @@ import Foundation
 
 /// The one progress reporter of every stage. On a terminal it redraws one line (a bar, count, rate
 /// and ETA) at most four times a second; otherwise — a batch job's log — it writes the same figures
-/// as a plain line every `interval` seconds and once when a phase ends, so a log is never silent
-/// for long. A phase (`begin`) has a label, a total and a unit; beginning another ends the previous
+/// as a plain line every `interval` seconds and once when a phase that took a while ends, so a log
+/// is never silent for long. A phase (`begin`) has a label, a total and a unit; beginning another ends the previous
 /// one. Thread-safe.
 public final class ProgressReporter: @unchecked Sendable {
     /// How it writes.
@@ -104,7 +104,10 @@ public final class ProgressReporter: @unchecked Sendable {
         active = false
         switch mode {
         case .terminal: sink("\r\u{1B}[K\(bar())\(text(now: Date()))\n")
-        case .log: sink("\(text(now: Date()))\n")
+        case .log(let interval):
+            // A phase shorter than a few seconds says nothing: a log gets a line per phase that took time.
+            let now = Date()
+            if now.timeIntervalSince(start) >= min(interval, 5) { sink("\(text(now: now))\n") }
         case .silent: break
         }
     }

@@ -15,6 +15,9 @@ struct PipelineArguments: ParsableArguments {
     @Option(help: "Folder holding manifest.json and every artifact.")
     var workdir: String = "runs"
 
+    /// The work folder's layout.
+    var layout: WorkdirLayout { WorkdirLayout(workdir) }
+
     /// The effective configuration, its notes and ignored VISSL keys said on stderr.
     func load() throws -> PipelineConfig {
         let config = try PipelineConfig.load(pipeline: pipeline, overrides: overrides)
@@ -62,20 +65,10 @@ struct TrainingOptions: ParsableArguments {
     @Flag(help: "Train again even when a finished run with the same fingerprint exists.")
     var force = false
 
-    var threads: Int? { threading.threads }
-
-    /// Loads the pipeline, finds the stores and runs `stage` through `body`, printing its lines.
-    func run(_ stage: StageKind, _ arguments: PipelineArguments,
-             _ body: (PipelineConfig, TrainingStores) throws -> TrainingStageOutcome) throws {
-        try reportingErrors {
-            let config = try arguments.load()
-            let stores = try TrainingStores.resolve(
-                config: config, layout: WorkdirLayout(arguments.workdir), features: features, testFeatures: testFeatures,
-                stage: stage)
-            let outcome = try body(config, stores)
-            if outcome.reused { Console.note("\(stage.name): reusing the finished run \(outcome.directory)") }
-            for line in outcome.lines { Console.result(line) }
-        }
+    /// The stores a training stage reads: `--features`/`--test-features`, or the pipeline's.
+    func stores(_ config: PipelineConfig, _ layout: WorkdirLayout, for stage: StageKind) throws -> TrainingStores {
+        try TrainingStores.resolve(config: config, layout: layout, features: features, testFeatures: testFeatures,
+                                   stage: stage)
     }
 }
 

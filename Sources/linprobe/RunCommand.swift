@@ -55,10 +55,11 @@ struct RunCommand: ParsableCommand {
                 lines += outcome.lines
             }
             if stages.contains(.trainLinear) {
-                let outcome = try runLinearStage(config: config, workdir: workdir, stores: try trainingStores(.trainLinear), threads: threads, force: false)
-                if outcome.reused { Console.note("train-linear: unchanged, reused \(outcome.directory)") }
+                let outcome = try TrainLinearCommand.execute(
+                    config: config, stores: try trainingStores(.trainLinear), layout: WorkdirLayout(workdir),
+                    threads: threads, force: false)
                 results.append(outcome.directory)
-                lines += outcome.lines
+                lines += outcome.summaryLines
             }
             if stages.contains(.report) {
                 let outcome = try runReportStage(config: config, workdir: workdir, resultsDirectories: results)

@@ -40,25 +40,6 @@ func runSVMStage(config: PipelineConfig, workdir: String, stores: TrainingStores
     }
 }
 
-/// `train-linear` over a store pair: `<workdir>/linear/<fp>/<head>/{metrics,results}.json`.
-func runLinearStage(config: PipelineConfig, workdir: String, stores: TrainingStores, threads: Int?, force: Bool) throws -> TrainingStageOutcome {
-    var settings = try LinearSettings(config: config.root, multiLabelStore: stores.train.targetLayout != .singleLabel)
-    if let threads, threads > 0 { settings.threads = threads }
-    let fingerprint = LinearStage.fingerprint(train: stores.train, test: stores.test, settings: settings)
-    let progress = StageProgress(stage: "train-linear")
-    let options = LinearRunOptions(progress: { p in
-        progress.update(label: "epoch \(p.epoch)/\(p.epochs) \(p.phase.rawValue)", done: p.batch, total: p.batches, unit: "batches")
-    })
-    return try runTrainingStage(
-        "train-linear", folder: "linear", fingerprint: fingerprint, parameters: settings.json,
-        config: config, workdir: workdir, stores: stores, force: force, valueFormat: "%.3f"
-    ) {
-        let r = try LinearStage.run(train: stores.train, test: stores.test, settings: settings, workdir: workdir, options: options)
-        progress.finish()
-        return r.resumedFromEpoch.map { "resumed at epoch \($0)" }
-    }
-}
-
 /// Runs a training stage under the manifest (inputs: the two stores) into `<workdir>/<folder>/<fp>`
 /// and summarises it — whether it ran or was reused — from its `results.json` files, one line per
 /// layer or head: name, method, metric and value, results path.

@@ -21,8 +21,13 @@ struct TrainSVMCommand: ParsableCommand {
     @OptionGroup var training: TrainingOptions
 
     func run() throws {
-        try training.run(.trainSVM, arguments) { config, stores in
-            try runSVMStage(config: config, workdir: arguments.workdir, stores: stores, threads: training.threads, force: training.force)
+        try reportingErrors {
+            let config = try arguments.load()
+            let stores = try training.stores(config, arguments.layout, for: .trainSVM)
+            let outcome = try runSVMStage(config: config, workdir: arguments.workdir, stores: stores,
+                                          threads: try training.threading.resolved(config), force: training.force)
+            if outcome.reused { Console.note("train-svm: unchanged, reused \(outcome.directory)") }
+            for line in outcome.lines { Console.result(line) }
         }
     }
 }

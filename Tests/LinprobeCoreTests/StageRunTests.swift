@@ -101,15 +101,17 @@ private final class CountingStage: PipelineStage, @unchecked Sendable {
         #expect(last.contains("elapsed"))
     }
 
-    @Test func newLabelBeginsNewPhaseAndSilentWritesNothing() {
+    @Test func newLabelBeginsNewPhaseAndQuietPhasesWriteNothing() {
         let lines = Lines()
         let p = ProgressReporter(stage: "train-linear", mode: .log(interval: 3600), sink: { lines.add($0) })
         p.report("epoch 1/2 train", done: 1, total: 10, unit: "batches")
         p.report("epoch 1/2 train", done: 5, total: 10, unit: "batches")
+        #expect(p.line().hasPrefix("train-linear epoch 1/2 train: 5/10 batches (50%)"))
         p.report("epoch 1/2 test", done: 1, total: 3, unit: "batches")
+        #expect(p.line().hasPrefix("train-linear epoch 1/2 test: 1/3 batches"))
         p.finish()
-        #expect(lines.items.count == 2)
-        #expect(lines.items[0].hasPrefix("train-linear epoch 1/2 train: 5/10 batches"))
+        // Phases of well under a few seconds leave no line in a log.
+        #expect(lines.items.isEmpty)
         let silent = Lines()
         let q = ProgressReporter(stage: "x", mode: .silent, sink: { silent.add($0) })
         q.begin("a", total: 1, unit: "u")

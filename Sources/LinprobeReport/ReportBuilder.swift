@@ -63,7 +63,7 @@ public enum ReportBuilder {
     }
 
     static func build(results: [LoadedResult], title: String, context: Context) -> ReportDocument {
-        let placed = tagged(results.map { place($0, context: context) })
+        let placed = tagged(sharingProvenance(results).map { place($0, context: context) })
         var rows: [ReportRow] = []
         var notes: [String] = []
         for p in placed {
@@ -87,6 +87,26 @@ public enum ReportBuilder {
         return ReportDocument(
             title: title, rows: rows, charts: combineCharts(charts), protocolInfo: protocolInfo,
             notes: orderedUnique(notes))
+    }
+
+    /// Stores are content-addressed: a result that did not record a store's provenance (format 1)
+    /// takes what another result of the report recorded for the same store fingerprint, so that a
+    /// work folder with results of both formats (one stage rerun after an upgrade) is one run.
+    static func sharingProvenance(_ results: [LoadedResult]) -> [LoadedResult] {
+        var known: [String: FeatureProvenance] = [:]
+        for ref in results.flatMap({ [$0.trainFeatures, $0.testFeatures] }) where !ref.fingerprint.isEmpty {
+            if let provenance = ref.provenance, known[ref.fingerprint] == nil { known[ref.fingerprint] = provenance }
+        }
+        func filled(_ ref: FeatureReference) -> FeatureReference {
+            var ref = ref
+            if ref.provenance == nil { ref.provenance = known[ref.fingerprint] }
+            return ref
+        }
+        return results.map { r in
+            LoadedResult(
+                kind: r.kind, path: r.path, content: r.content, layer: r.layer, fingerprint: r.fingerprint,
+                trainFeatures: filled(r.trainFeatures), testFeatures: filled(r.testFeatures))
+        }
     }
 
     /// The run, dataset and split of a result: from the stores' provenance the results recorded,

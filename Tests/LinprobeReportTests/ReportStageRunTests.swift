@@ -123,4 +123,32 @@ private func demoConfig() throws -> PipelineConfig {
             #expect(try SchemaValidator(schemaPath: schemaPath("report.schema.json")).validate(json) == [])
         }
     }
+
+    @Test func resultsOfBothFormatsAreOneRun() throws {
+        // train-linear rerun after an upgrade (format 2), train-svm's results reused (format 1).
+        try withV1WorkFolder { workdir, _ in
+            func provenance(_ fingerprint: String, _ split: String) -> FeatureProvenance {
+                FeatureProvenance(
+                    fingerprint: fingerprint, path: "\(workdir)/features/\(fingerprint)/\(split).h5", split: split,
+                    rows: split == "train" ? 120 : 80, weights: ["init": "random", "seed": 0],
+                    dataset: ["settings": ["data_paths": ["data/demo/voc"]]])
+            }
+            for file in try ReportBuilder.resultFiles(in: ["\(workdir)/linear"]) {
+                var doc = try LinearResultsDocument.read(path: file)
+                doc.formatVersion = 2
+                doc.featureProvenance = .init(
+                    train: provenance("9ac3ba2c503ed58e", "train"), test: provenance("d7b7e04e1be71390", "test"))
+                try doc.write(to: file)
+            }
+            let out = try ReportStage.run(config: try demoConfig(), workdir: workdir)
+            #expect(Set(out.document.rows.map(\.run)) == ["demo · random init (seed 0)"])
+            #expect(
+                out.document.protocolInfo.runs["demo · random init (seed 0)"]?.features.values.allSatisfy(\.recorded)
+                    == true)
+            #expect(!out.document.notes.contains { $0.contains("do not record") })
+            let v1 = try String(contentsOfFile: reportFixture("v1/report.md"), encoding: .utf8)
+            let head = { (text: String) in text.components(separatedBy: "\nNotes:")[0] }
+            #expect(head(out.markdown) == head(v1))
+        }
+    }
 }

@@ -70,7 +70,7 @@ let package = Package(
             name: "LinprobeLinear",
             dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeBLAS", .product(name: "Crypto", package: "swift-crypto")],
             exclude: ["README.md"]),
-        .target(name: "LinprobeReport", dependencies: ["LinprobeCore", "LinprobeStore"], exclude: ["README.md"]),
+        .target(name: "LinprobeReport", dependencies: ["LinprobeCore"], exclude: ["README.md"]),
 
         // MARK: - Executable (subcommands and option groups only)
 

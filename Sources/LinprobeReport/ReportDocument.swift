@@ -3,7 +3,8 @@ import LinprobeCore
 
 /// One number of the report: DESIGN.md's flat row `{dataset, split, layer, method, metric,
 /// value, fingerprint}`, plus the run it belongs to (several runs — e.g. checkpoints — can be
-/// merged into one comparison) and the chosen hyper-parameters in words.
+/// merged into one comparison) and the chosen hyper-parameters in words. A value that is not a
+/// number (an undefined AP) is NaN here and null in report.json.
 public struct ReportRow: Sendable, Equatable, Codable {
     public var run: String
     public var dataset: String
@@ -15,8 +16,14 @@ public struct ReportRow: Sendable, Equatable, Codable {
     public var fingerprint: String
     public var hyperparameters: String?
 
-    public init(run: String, dataset: String, split: String, layer: String, method: String, metric: String,
-                value: Double, fingerprint: String, hyperparameters: String? = nil) {
+    enum CodingKeys: String, CodingKey {
+        case run, dataset, split, layer, method, metric, value, fingerprint, hyperparameters
+    }
+
+    public init(
+        run: String, dataset: String, split: String, layer: String, method: String, metric: String,
+        value: Double, fingerprint: String, hyperparameters: String? = nil
+    ) {
         self.run = run
         self.dataset = dataset
         self.split = split
@@ -27,101 +34,64 @@ public struct ReportRow: Sendable, Equatable, Codable {
         self.fingerprint = fingerprint
         self.hyperparameters = hyperparameters
     }
-}
 
-/// A line chart: x either numeric (optionally logarithmic) or categorical (`categories`).
-public struct ReportChart: Sendable, Equatable {
-    public struct Series: Sendable, Equatable {
-        public var name: String
-        public var points: [Point]
-        public init(name: String, points: [Point]) {
-            self.name = name
-            self.points = points
-        }
+    /// A row without a run (a report written before runs existed) gets "" here and the report's
+    /// title from `ReportDocument`.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        run = try c.decodeIfPresent(String.self, forKey: .run) ?? ""
+        dataset = try c.decode(String.self, forKey: .dataset)
+        split = try c.decode(String.self, forKey: .split)
+        layer = try c.decode(String.self, forKey: .layer)
+        method = try c.decode(String.self, forKey: .method)
+        metric = try c.decode(String.self, forKey: .metric)
+        value = try c.decodeNil(forKey: .value) ? .nan : c.decode(Double.self, forKey: .value)
+        fingerprint = try c.decode(String.self, forKey: .fingerprint)
+        hyperparameters = try c.decodeIfPresent(String.self, forKey: .hyperparameters)
     }
 
-    public struct Point: Sendable, Equatable {
-        public var x: Double
-        public var y: Double
-        public init(_ x: Double, _ y: Double) {
-            self.x = x
-            self.y = y
-        }
-    }
-
-    public var title: String
-    public var xLabel: String
-    public var yLabel: String
-    public var logX: Bool
-    /// Names of categorical x positions 0, 1, 2, …; nil for a numeric axis.
-    public var categories: [String]?
-    public var series: [Series]
-    /// The dataset the chart belongs to (charts are shown in that dataset's section).
-    public var dataset: String
-    /// What the chart shows, independent of the run (e.g. `layers/mAP`, `svm-cv`): charts of
-    /// several runs with the same `id` and dataset are drawn as one chart when runs are merged.
-    public var id: String
-    /// The run whose data the chart shows ("" for a chart combining several runs).
-    public var run: String
-
-    public init(title: String, dataset: String, xLabel: String, yLabel: String, logX: Bool = false,
-                categories: [String]? = nil, series: [Series], id: String? = nil, run: String = "") {
-        self.title = title
-        self.dataset = dataset
-        self.xLabel = xLabel
-        self.yLabel = yLabel
-        self.logX = logX
-        self.categories = categories
-        self.series = series
-        self.id = id ?? title
-        self.run = run
-    }
-
-    /// Series of several charts with the same id in one chart; series names get their run's label
-    /// when the charts come from more than one run. Categorical x positions are re-mapped onto the
-    /// union of the categories (in layer order).
-    static func combined(_ charts: [ReportChart]) -> ReportChart {
-        guard var first = charts.first else { preconditionFailure("combining no charts") }
-        if charts.count == 1 { return first }
-        let runs = orderedUnique(charts.map(\.run))
-        let prefix = runs.count > 1
-        var categories: [String]? = nil
-        if charts.allSatisfy({ $0.categories != nil }) {
-            categories = orderedUnique(charts.flatMap { $0.categories ?? [] }).sorted(by: naturalLess)
-        }
-        var series: [Series] = []
-        for chart in charts {
-            for s in chart.series {
-                var points = s.points
-                if let all = categories, let own = chart.categories {
-                    points = s.points.compactMap { p in
-                        let i = Int(p.x)
-                        guard i >= 0, i < own.count, let j = all.firstIndex(of: own[i]) else { return nil }
-                        return Point(Double(j), p.y)
-                    }
-                }
-                series.append(Series(name: prefix && !chart.run.isEmpty ? "\(chart.run) · \(s.name)" : s.name, points: points))
-            }
-        }
-        first.series = series
-        first.categories = categories
-        first.run = prefix ? "" : first.run
-        return first
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(run, forKey: .run)
+        try c.encode(dataset, forKey: .dataset)
+        try c.encode(split, forKey: .split)
+        try c.encode(layer, forKey: .layer)
+        try c.encode(method, forKey: .method)
+        try c.encode(metric, forKey: .metric)
+        if value.isFinite { try c.encode(value, forKey: .value) } else { try c.encodeNil(forKey: .value) }
+        try c.encode(fingerprint, forKey: .fingerprint)
+        try c.encodeIfPresent(hyperparameters, forKey: .hyperparameters)
     }
 }
 
-/// Everything a report shows. Rendering is deterministic: the same document gives the same bytes.
-public struct ReportDocument: Sendable, Equatable {
+/// Everything a report shows, and report.json (`schemas/report.schema.json`). Rendering is
+/// deterministic: the same document gives the same bytes.
+public struct ReportDocument: Sendable, Equatable, Codable {
+    public static let format = "linprobe.report"
+    /// Written: 2 (typed protocol block: stores as the results recorded them). Read: 1 and 2.
+    public static let formatVersion = 2
+    public static let readableVersions = [1, 2]
+
     public var title: String
     public var rows: [ReportRow]
     public var charts: [ReportChart]
     /// The protocol block: preprocessing, pool ops, solver settings, weights hash, versions.
-    public var protocolInfo: JSONValue
+    public var protocolInfo: ReportProtocol
     /// Short remarks shown under the tables (e.g. which AP definition a column uses).
     public var notes: [String]
 
-    public init(title: String, rows: [ReportRow], charts: [ReportChart] = [], protocolInfo: JSONValue = .object([:]),
-                notes: [String] = []) {
+    enum CodingKeys: String, CodingKey {
+        case format
+        case formatVersion = "format_version"
+        case title, rows, charts
+        case protocolInfo = "protocol"
+        case notes
+    }
+
+    public init(
+        title: String, rows: [ReportRow], charts: [ReportChart] = [], protocolInfo: ReportProtocol = ReportProtocol(),
+        notes: [String] = []
+    ) {
         self.title = title
         self.rows = rows
         self.charts = charts
@@ -129,29 +99,55 @@ public struct ReportDocument: Sendable, Equatable {
         self.notes = notes
     }
 
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let format = try c.decode(String.self, forKey: .format)
+        guard format == Self.format else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .format, in: c, debugDescription: "is '\(format)', not '\(Self.format)'")
+        }
+        let version = try c.decode(Int.self, forKey: .formatVersion)
+        guard Self.readableVersions.contains(version) else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .formatVersion, in: c, debugDescription: "\(version) is not supported (reads 1 and 2)")
+        }
+        title = try c.decodeIfPresent(String.self, forKey: .title) ?? ""
+        rows = try c.decode([ReportRow].self, forKey: .rows)
+        charts = try c.decodeIfPresent([ReportChart].self, forKey: .charts) ?? []
+        protocolInfo = try c.decodeIfPresent(ReportProtocol.self, forKey: .protocolInfo) ?? ReportProtocol()
+        notes = try c.decodeIfPresent([String].self, forKey: .notes) ?? []
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(Self.format, forKey: .format)
+        try c.encode(Self.formatVersion, forKey: .formatVersion)
+        try c.encode(title, forKey: .title)
+        try c.encode(rows, forKey: .rows)
+        try c.encode(charts, forKey: .charts)
+        try c.encode(protocolInfo, forKey: .protocolInfo)
+        try c.encode(notes, forKey: .notes)
+    }
+
     /// Datasets in order of first appearance.
     public var datasets: [String] { orderedUnique(rows.map(\.dataset) + charts.map(\.dataset)) }
 
     /// Merges several documents (e.g. one per checkpoint) into one comparison: rows and notes in
     /// document order, charts of the same kind and dataset drawn as one, the protocol blocks kept
-    /// per run (`protocol.runs.<run label>`).
+    /// per run (the first block of a run label wins).
     public static func merged(_ documents: [ReportDocument], title: String) -> ReportDocument {
-        var runs: [String: JSONValue] = [:]
-        for d in documents {
-            if let blocks = d.protocolInfo["runs"]?.objectValue {
-                for (run, block) in blocks where runs[run] == nil { runs[run] = block }
-            } else {
-                let key = orderedUnique(d.rows.map(\.run)).joined(separator: ", ")
-                if runs[key] == nil { runs[key] = d.protocolInfo }
-            }
+        if documents.count == 1, var only = documents.first {
+            only.title = title
+            return only
         }
-        let protocolInfo: JSONValue = documents.count == 1 ? documents[0].protocolInfo : [
-            "report": ["tool": "linprobe", "version": .string(LinprobeVersion.string)],
-            "runs": .object(runs),
-        ]
+        var runs: [String: RunProtocol] = [:]
+        for d in documents {
+            for (run, block) in d.protocolInfo.runs where runs[run] == nil { runs[run] = block }
+        }
         return ReportDocument(
-            title: title, rows: documents.flatMap(\.rows), charts: ReportBuilder.combineCharts(documents.flatMap(\.charts)),
-            protocolInfo: protocolInfo, notes: orderedUnique(documents.flatMap(\.notes)))
+            title: title, rows: documents.flatMap(\.rows),
+            charts: ReportBuilder.combineCharts(documents.flatMap(\.charts)),
+            protocolInfo: ReportProtocol(runs: runs), notes: orderedUnique(documents.flatMap(\.notes)))
     }
 }
 
@@ -215,7 +211,8 @@ struct DatasetTable {
             if let h = r.hyperparameters { hyper[r.layer, default: [:]][HKey(run: r.run, method: r.method)] = h }
         }
         cells = layers.map { layer in keys.map { k in value[layer]?[k].map(formatValue) ?? "" } }
-        let hkeys = orderedUnique(rows.filter { $0.hyperparameters != nil }.map { HKey(run: $0.run, method: $0.method) })
+        let hkeys = orderedUnique(
+            rows.filter { $0.hyperparameters != nil }.map { HKey(run: $0.run, method: $0.method) })
         hyperColumns = hkeys.map { ($0.run, $0.method) }
         hyperCells = layers.map { layer in hkeys.map { hyper[layer]?[$0] ?? "" } }
     }

@@ -13,17 +13,22 @@ public enum ReportRenderer {
             let splits = orderedUnique(rows.map(\.split)).joined(separator: ", ")
             out += "\n## \(dataset) (\(splits))\n\n"
             let table = DatasetTable(rows: rows)
-            out += "| layer | " + table.columns.map { escapeMarkdown(table.header($0)) }.joined(separator: " | ") + " |\n"
+            out +=
+                "| layer | " + table.columns.map { escapeMarkdown(table.header($0)) }.joined(separator: " | ") + " |\n"
             out += "|---|" + String(repeating: "---:|", count: table.columns.count) + "\n"
             for (i, layer) in table.layers.enumerated() {
                 out += "| \(escapeMarkdown(layer)) | " + table.cells[i].joined(separator: " | ") + " |\n"
             }
             if !table.hyperColumns.isEmpty {
                 out += "\nChosen hyper-parameters:\n\n"
-                out += "| layer | " + table.hyperColumns.map { escapeMarkdown(table.hyperHeader($0)) }.joined(separator: " | ") + " |\n"
+                out +=
+                    "| layer | "
+                    + table.hyperColumns.map { escapeMarkdown(table.hyperHeader($0)) }.joined(separator: " | ") + " |\n"
                 out += "|---|" + String(repeating: "---|", count: table.hyperColumns.count) + "\n"
                 for (i, layer) in table.layers.enumerated() {
-                    out += "| \(escapeMarkdown(layer)) | " + table.hyperCells[i].map(escapeMarkdown).joined(separator: " | ") + " |\n"
+                    out +=
+                        "| \(escapeMarkdown(layer)) | "
+                        + table.hyperCells[i].map(escapeMarkdown).joined(separator: " | ") + " |\n"
                 }
             }
         }
@@ -39,88 +44,88 @@ public enum ReportRenderer {
     }
 
     /// One line per feature store, SVM run and linear run of each run: what produced the numbers.
-    static func protocolSummary(_ info: JSONValue) -> [String] {
-        guard let runs = info["runs"]?.objectValue else { return [] }
+    static func protocolSummary(_ info: ReportProtocol) -> [String] {
         var lines: [String] = []
-        let showRun = runs.count > 1
-        for run in runs.keys.sorted() {
-            let block = runs[run]!
+        let showRun = info.runs.count > 1
+        for run in info.runs.keys.sorted() {
+            guard let block = info.runs[run] else { continue }
             let prefix = showRun ? "\(run): " : ""
-            for (fp, f) in (block["features"]?.objectValue ?? [:]).sorted(by: { $0.key < $1.key }) {
-                var parts: [String] = []
-                if f["found"] == .bool(false) {
-                    parts.append("store not found")
-                } else {
-                    if let t = f["trunk"], t != .null { parts.append("trunk \(t.canonicalText)") }
-                    if let w = f["weights"], w != .null {
-                        if w["init"]?.stringValue == "random" {
-                            parts.append("weights random init" + (w["seed"]?.intValue.map { " (seed \($0))" } ?? ""))
-                        } else {
-                            parts.append("weights \(w["path"]?.stringValue ?? "?") sha256 \(w["sha256"]?.stringValue ?? "?")")
-                        }
-                    }
-                    if let t = f["transforms"], t != .null { parts.append("transforms \(t.canonicalText)") }
-                    if let p = f["pool_ops"], p != .null { parts.append("pool ops \(p.canonicalText)") }
-                    if let tool = f["provenance"]?["tool"]?.stringValue { parts.append("written by \(tool)") }
-                }
-                let split = f["split"]?.stringValue.map { " (\($0))" } ?? ""
-                lines.append("\(prefix)features \(fp)\(split): " + parts.joined(separator: "; "))
+            for (fp, f) in block.features.sorted(by: { $0.key < $1.key }) {
+                let split = f.split.map { " (\($0))" } ?? ""
+                lines.append("\(prefix)features \(fp)\(split): " + featuresSummary(f))
             }
-            for (fp, b) in (block["svm"]?.objectValue ?? [:]).sorted(by: { $0.key < $1.key }) {
-                var parts = [b["protocol"]?.stringValue ?? "svm"]
-                if let costs = b["costs"]?.arrayValue { parts.append("costs \(JSONValue.array(costs).canonicalText)") }
-                if let s = b["settings"] {
-                    for key in ["cross_val_folds", "normalize", "loss", "max_iter", "tol", "solver"] {
-                        if let v = s[key] { parts.append("\(key) \(v.stringValue ?? v.canonicalText)") }
-                    }
-                }
-                if let v = b["provenance"]?["tool_version"]?.stringValue { parts.append("linprobe \(v)") }
-                lines.append("\(prefix)svm \(fp): " + parts.joined(separator: ", "))
+            for (fp, b) in (block.svm ?? [:]).sorted(by: { $0.key < $1.key }) {
+                lines.append("\(prefix)svm \(fp): " + svmSummary(b))
             }
-            for (fp, b) in (block["linear"]?.objectValue ?? [:]).sorted(by: { $0.key < $1.key }) {
-                var parts: [String] = []
-                let heads = (b["heads"]?.objectValue ?? [:]).sorted(by: { $0.key < $1.key })
-                    .map { "\($0.key) \($0.value["head_type"]?.stringValue ?? "?") \($0.value["head_spec"]?["dims"]?.canonicalText ?? "")" }
-                if !heads.isEmpty { parts.append("heads " + heads.joined(separator: ", ")) }
-                if let h = b["hyper_parameters"] {
-                    if let l = h["loss"]?["name"]?.stringValue { parts.append("loss \(l)") }
-                    if let seed = h["seed"] { parts.append("seed \(seed.canonicalText)") }
-                }
-                if let v = b["provenance"]?["version"]?.stringValue { parts.append("linprobe \(v)") }
-                lines.append("\(prefix)linear \(fp): " + parts.joined(separator: "; "))
+            for (fp, b) in (block.linear ?? [:]).sorted(by: { $0.key < $1.key }) {
+                lines.append("\(prefix)linear \(fp): " + linearSummary(b))
             }
         }
         return lines
     }
 
-    /// report.json: the flat rows plus the protocol block (`schemas/report.schema.json`).
-    public static func json(_ doc: ReportDocument) -> JSONValue {
-        let rows: [JSONValue] = doc.rows.map { r in
-            var o: [String: JSONValue] = [
-                "run": .string(r.run), "dataset": .string(r.dataset), "split": .string(r.split), "layer": .string(r.layer),
-                "method": .string(r.method), "metric": .string(r.metric),
-                "value": r.value.isFinite ? .double(r.value) : .null, "fingerprint": .string(r.fingerprint),
-            ]
-            if let h = r.hyperparameters { o["hyperparameters"] = .string(h) }
-            return .object(o)
+    static func featuresSummary(_ f: FeaturesProtocol) -> String {
+        guard f.recorded else { return "provenance not recorded" }
+        var parts: [String] = []
+        if let t = f.trunk, t != .null { parts.append("trunk \(t.canonicalText)") }
+        if let w = f.weights, w != .null {
+            if w["init"]?.stringValue == "random" {
+                parts.append("weights random init" + (w["seed"]?.intValue.map { " (seed \($0))" } ?? ""))
+            } else {
+                parts.append("weights \(w["path"]?.stringValue ?? "?") sha256 \(w["sha256"]?.stringValue ?? "?")")
+            }
         }
-        let charts: [JSONValue] = doc.charts.map { c in
-            var o: [String: JSONValue] = [
-                "id": .string(c.id), "run": .string(c.run), "title": .string(c.title), "dataset": .string(c.dataset),
-                "x_label": .string(c.xLabel), "y_label": .string(c.yLabel), "log_x": .bool(c.logX),
-                "series": .array(c.series.map { s in
-                    ["name": .string(s.name),
-                     "points": .array(s.points.map { .array([chartNumber($0.x), chartNumber($0.y)]) })]
-                }),
-            ]
-            if let cats = c.categories { o["categories"] = .array(cats.map { .string($0) }) }
-            return .object(o)
+        if let t = f.transforms, t != .null { parts.append("transforms \(t.canonicalText)") }
+        if let p = f.poolOps, p != .null { parts.append("pool ops \(p.canonicalText)") }
+        if let tool = f.provenance?["tool"]?.stringValue { parts.append("written by \(tool)") }
+        return parts.joined(separator: "; ")
+    }
+
+    static func svmSummary(_ b: SVMRunProtocol) -> String {
+        var parts = [b.protocolName ?? "svm"]
+        if let costs = b.costs { parts.append("costs \(JSONValue.array(costs.map(jsonNumber)).canonicalText)") }
+        if let s = b.settings {
+            for key in ["cross_val_folds", "normalize", "loss", "max_iter", "tol", "solver"] {
+                if let v = s[key] { parts.append("\(key) \(v.stringValue ?? v.canonicalText)") }
+            }
         }
-        return [
-            "format": "linprobe.report", "format_version": 1, "title": .string(doc.title),
-            "rows": .array(rows), "charts": .array(charts), "protocol": doc.protocolInfo,
-            "notes": .array(doc.notes.map { .string($0) }),
-        ]
+        if let v = b.provenance?.toolVersion { parts.append("linprobe \(v)") }
+        return parts.joined(separator: ", ")
+    }
+
+    static func linearSummary(_ b: LinearRunProtocol) -> String {
+        var parts: [String] = []
+        let heads = b.heads.sorted(by: { $0.key < $1.key })
+            .map { "\($0.key) \($0.value.headType?.rawValue ?? "?") \(dimsText($0.value.headSpec?.dims))" }
+        if !heads.isEmpty { parts.append("heads " + heads.joined(separator: ", ")) }
+        if let h = b.hyperParameters {
+            if let l = h["loss"]?["name"]?.stringValue { parts.append("loss \(l)") }
+            if let seed = h["seed"] { parts.append("seed \(seed.canonicalText)") }
+        }
+        if let v = b.provenance?.version { parts.append("linprobe \(v)") }
+        return parts.joined(separator: "; ")
+    }
+
+    /// A number as JSON text spells it after a round trip: whole numbers without a fraction.
+    static func jsonNumber(_ v: Double) -> JSONValue {
+        v == v.rounded() && abs(v) < 1e15 ? .int(Int64(v)) : .double(v)
+    }
+
+    /// `[512,10]`, as the head's `dims` read in JSON.
+    static func dimsText(_ dims: [Int]?) -> String {
+        dims.map { JSONValue.array($0.map { .int(Int64($0)) }).canonicalText } ?? ""
+    }
+
+    /// report.json's text: the document (`schemas/report.schema.json`), pretty, keys sorted.
+    public static func jsonText(_ doc: ReportDocument) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(doc), as: UTF8.self) + "\n"
+    }
+
+    /// report.json as a JSON value (for tests and tools that inspect it).
+    public static func json(_ doc: ReportDocument) throws -> JSONValue {
+        try JSONValue.parse(jsonText(doc))
     }
 
     /// A self-contained HTML page (inline CSS and SVG, no scripts, no external resources).
@@ -135,32 +140,44 @@ public enum ReportRenderer {
                 body += table.columns.map { "<th>\(escapeHTML(table.header($0)))</th>" }.joined()
                 body += "</tr></thead>\n<tbody>\n"
                 for (i, layer) in table.layers.enumerated() {
-                    body += "<tr><th>\(escapeHTML(layer))</th>" + table.cells[i].map { "<td>\($0)</td>" }.joined() + "</tr>\n"
+                    body +=
+                        "<tr><th>\(escapeHTML(layer))</th>" + table.cells[i].map { "<td>\($0)</td>" }.joined()
+                        + "</tr>\n"
                 }
                 body += "</tbody>\n</table>\n"
                 if !table.hyperColumns.isEmpty {
-                    body += "<details><summary>Chosen hyper-parameters</summary>\n<table class=\"hyper\">\n<thead><tr><th>layer</th>"
+                    body +=
+                        "<details><summary>Chosen hyper-parameters</summary>\n"
+                        + "<table class=\"hyper\">\n<thead><tr><th>layer</th>"
                     body += table.hyperColumns.map { "<th>\(escapeHTML(table.hyperHeader($0)))</th>" }.joined()
                     body += "</tr></thead>\n<tbody>\n"
                     for (i, layer) in table.layers.enumerated() {
-                        body += "<tr><th>\(escapeHTML(layer))</th>" + table.hyperCells[i].map { "<td>\(escapeHTML($0))</td>" }.joined() + "</tr>\n"
+                        body +=
+                            "<tr><th>\(escapeHTML(layer))</th>"
+                            + table.hyperCells[i].map { "<td>\(escapeHTML($0))</td>" }.joined() + "</tr>\n"
                     }
                     body += "</tbody>\n</table>\n</details>\n"
                 }
             }
             for chart in doc.charts where chart.dataset == dataset {
-                body += "<figure>\n\(SVGChart.render(chart))\n<figcaption>\(escapeHTML(chart.title))</figcaption>\n</figure>\n"
+                body +=
+                    "<figure>\n\(SVGChart.render(chart))\n"
+                    + "<figcaption>\(escapeHTML(chart.title))</figcaption>\n</figure>\n"
             }
             body += "</section>\n"
         }
         if !doc.notes.isEmpty {
-            body += "<section>\n<h2>Notes</h2>\n<ul>\n" + doc.notes.map { "<li>\(escapeHTML($0))</li>\n" }.joined() + "</ul>\n</section>\n"
+            body +=
+                "<section>\n<h2>Notes</h2>\n<ul>\n" + doc.notes.map { "<li>\(escapeHTML($0))</li>\n" }.joined()
+                + "</ul>\n</section>\n"
         }
-        let protocolText = (try? doc.protocolInfo.prettyText()) ?? doc.protocolInfo.canonicalText
+        let protocolText = (try? protocolJSON(doc.protocolInfo)) ?? ""
         let summary = protocolSummary(doc.protocolInfo)
         body += "<section>\n<h2>Protocol</h2>\n"
         if !summary.isEmpty { body += "<ul>\n" + summary.map { "<li>\(escapeHTML($0))</li>\n" }.joined() + "</ul>\n" }
-        body += "<details><summary>Full protocol block (report.json)</summary>\n<pre>\(escapeHTML(protocolText))</pre>\n</details>\n</section>\n"
+        body +=
+            "<details><summary>Full protocol block (report.json)</summary>\n"
+            + "<pre>\(escapeHTML(protocolText))</pre>\n</details>\n</section>\n"
         return """
             <!DOCTYPE html>
             <html lang="en">
@@ -187,21 +204,30 @@ public enum ReportRenderer {
             """
     }
 
+    /// The protocol block as report.json holds it, for the page's "full protocol block".
+    static func protocolJSON(_ info: ReportProtocol) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(info), as: UTF8.self)
+    }
+
+    /// The three files of a report: `report.md`, `report.json`, `report.html`, in that order.
+    public static let fileNames = ["report.md", "report.json", "report.html"]
+
+    /// The texts of the three files, in the order of `fileNames`.
+    public static func texts(_ doc: ReportDocument) throws -> [String] {
+        [markdown(doc), try jsonText(doc), html(doc)]
+    }
+
     /// Writes report.md, report.json and report.html into `directory` (atomically each).
     /// - Returns: the three paths.
     @discardableResult
     public static func write(_ doc: ReportDocument, to directory: String) throws -> [String] {
-        let md = (directory as NSString).appendingPathComponent("report.md")
-        let js = (directory as NSString).appendingPathComponent("report.json")
-        let ht = (directory as NSString).appendingPathComponent("report.html")
-        try AtomicFile.write(markdown(doc), to: md)
-        try AtomicFile.write(try json(doc).prettyText() + "\n", to: js)
-        try AtomicFile.write(html(doc), to: ht)
-        return [md, js, ht]
+        let paths = fileNames.map { Paths.join(directory, $0) }
+        for (path, text) in zip(paths, try texts(doc)) { try AtomicFile.write(text, to: path) }
+        return paths
     }
 }
-
-private func chartNumber(_ v: Double) -> JSONValue { v.isFinite ? .double(v) : .null }
 
 func escapeHTML(_ s: String) -> String {
     var out = ""

@@ -1,7 +1,7 @@
 import Foundation
 import LinprobeCore
 
-/// What a report run wrote.
+/// What a report run wrote (or found already written).
 public struct ReportOutputs: Sendable {
     public var markdownPath: String
     public var jsonPath: String
@@ -11,250 +11,196 @@ public struct ReportOutputs: Sendable {
     public var document: ReportDocument
     /// The results.json files the report was built from.
     public var resultFiles: [String]
-    /// One-line remarks for stderr (merged runs left out, a finished report reused, …).
+    /// One-line remarks for stderr (merged runs left out, an unchanged report kept, …).
     public var messages: [String]
     /// True when the three files already held exactly this report and nothing was rewritten.
-    public var reused: Bool
+    public var unchanged: Bool
+
+    /// The name version 1 of this API gave `unchanged` (the CLI's `run` still reads it).
+    public var reused: Bool { unchanged }
+
+    /// The folder holding the three files.
+    public var directory: String { Paths.parent(htmlPath) }
+    /// report.html, report.json, report.md: the order the CLI prints them in.
+    public var files: [String] { [htmlPath, jsonPath, markdownPath] }
 }
 
 /// The `report` stage: results of train-svm / train-linear (and other runs' report.json) into
-/// `report.md`, `report.json` and a self-contained `report.html`.
-public enum ReportStage {
-    public static let stageName = "report"
+/// `report.md`, `report.json` and a self-contained `report.html`, run through `StageRunner` like
+/// every stage (lock, reuse, manifest record).
+///
+/// The plan's fingerprint covers the results files' and merged reports' SHA-256s and the
+/// parameters (title, label, pipeline, output folder, fallback names, tool version); the outputs
+/// are the three files. Building a report takes milliseconds, so `reuse` builds it again and
+/// compares: files are rewritten only when their bytes change (a hand-edited or damaged file is
+/// restored), and an identical rerun says "unchanged".
+///
+/// ```swift
+/// let stage = try ReportStage(config: config, layout: WorkdirLayout(workdir), resultsDirectories: dirs)
+/// let result = try StageRunner(layout: stage.layout).execute(stage)   // result.outcome: ReportOutputs
+/// ```
+public struct ReportStage: PipelineStage {
+    public let plan: StagePlan
+    public let layout: WorkdirLayout
+    /// The results.json files the report reads (sorted) and the reports it merges.
+    public let resultFiles: [String]
+    public let merge: [String]
+    /// The report's title and the folder of its three files.
+    public let title: String
+    public let outputDirectory: String
+    let context: ReportBuilder.Context
 
-    /// `<workdir>/reports/<pipeline>`.
-    public static func defaultOutputDirectory(workdir: String, pipeline: String) -> String {
-        ((workdir as NSString).appendingPathComponent("reports") as NSString).appendingPathComponent(pipeline)
-    }
-
-    /// The results folders of the pipeline's latest complete train-svm and train-linear records in
-    /// `<workdir>/manifest.json` whose outputs still exist (at most one folder set per stage).
-    public static func latestResults(workdir: String, pipeline: String) throws -> [String] {
-        let manifestPath = (workdir as NSString).appendingPathComponent("manifest.json")
-        guard FileManager.default.fileExists(atPath: manifestPath) else { return [] }
-        let manifest = try ManifestStore(workdir: workdir).read()
-        var folders: [String] = []
-        for stage in ["train-svm", "train-linear"] {
-            let records = manifest.records.values
-                .filter { $0.stage == stage && $0.pipeline == pipeline && $0.status == .complete }
-                .sorted { ($0.finished ?? $0.started, $0.key) > ($1.finished ?? $1.started, $1.key) }
-            for record in records {
-                let outputs = record.outputs.map { resolve($0, in: workdir) }
-                if !outputs.isEmpty && outputs.allSatisfy({ FileManager.default.fileExists(atPath: $0) }) {
-                    folders.append(contentsOf: outputs.map { ($0 as NSString).lastPathComponent == "results.json" ? ($0 as NSString).deletingLastPathComponent : $0 })
-                    break
-                }
-            }
-        }
-        return folders
-    }
-
-    static func resolve(_ path: String, in workdir: String) -> String {
-        path.hasPrefix("/") ? path : (workdir as NSString).appendingPathComponent(path)
-    }
-
-    /// Builds and writes the report of a pipeline.
+    /// Plans the report of a pipeline: finds its results, hashes them and the reports to merge.
     ///
     /// - Parameters:
     ///   - config: the pipeline (its name names the report folder and the default run label;
     ///     `LINPROBE.REPORT.TITLE` the title).
-    ///   - resultsDirectories: results folders (`svm/<fp>`, `linear/<fp>`, layer/head folders);
-    ///     nil = the pipeline's latest complete train-svm / train-linear records in the manifest.
+    ///   - layout: the work folder (its manifest finds the results, records the report).
+    ///   - resultsDirectories: results folders (`svm/<fp>`, `linear/<fp>`, layer/head folders,
+    ///     results.json files); nil or empty = the pipeline's latest complete train-svm /
+    ///     train-linear records in the manifest.
     ///   - merge: other runs' report.json whose rows and charts join this report.
-    ///   - label: this run's label (default: pipeline name · weights file name).
+    ///   - label: this run's label (default: pipeline name · weights name).
     ///   - outputDirectory: default `<workdir>/reports/<pipeline name>`.
-    public static func run(
-        config: PipelineConfig, workdir: String, resultsDirectories: [String]? = nil, merge: [String] = [],
+    public init(
+        config: PipelineConfig, layout: WorkdirLayout, resultsDirectories: [String]? = nil, merge: [String] = [],
         label: String? = nil, outputDirectory: String? = nil
-    ) throws -> ReportOutputs {
+    ) throws {
         let folders: [String]
         if let resultsDirectories, !resultsDirectories.isEmpty {
             folders = resultsDirectories
         } else {
-            folders = try latestResults(workdir: workdir, pipeline: config.name)
-            if folders.isEmpty { throw nothingFound(config: config, workdir: workdir) }
+            folders = try Self.latestResults(layout: layout, pipeline: config.name)
+            if folders.isEmpty { throw Self.nothingFound(config: config, layout: layout) }
         }
-        let files = try ReportBuilder.resultFiles(in: folders)
-        let configuredTitle = (try? config.node("LINPROBE.REPORT.TITLE").stringIfPresent()) ?? nil
-        let title = configuredTitle.flatMap { $0.isEmpty ? nil : $0 } ?? "Linprobe report: \(config.name)"
-        let context = ReportBuilder.Context(
-            label: label, pipeline: config.name, fallbackWeights: weightsName(config), fallbackDataset: datasetName(config))
-        let outDir = outputDirectory ?? defaultOutputDirectory(workdir: workdir, pipeline: config.name)
-
-        // The inputs that determine the report (for the manifest's record).
-        var inputs: [String: JSONValue] = [:]
-        for f in files { inputs[f] = .string(try Fingerprint.sha256(ofFile: f)) }
-        var merged: [String: JSONValue] = [:]
-        for m in merge {
-            guard FileManager.default.fileExists(atPath: m) else {
-                throw LinprobeError(.missingInput, "\(m): no such report to merge (pass the report.json written by an earlier 'linprobe report')")
-            }
-            merged[m] = .string(try Fingerprint.sha256(ofFile: m))
+        self.layout = layout
+        self.resultFiles = try ResultsLoader.resultFiles(in: folders)
+        self.merge = merge
+        self.title = Self.title(config)
+        self.context = ReportBuilder.Context(
+            label: label, pipeline: config.name, fallbackWeights: Self.weightsName(config),
+            fallbackDataset: Self.datasetName(config))
+        let outputs: [String]
+        if let outputDirectory {
+            let folder = Paths.standardized(outputDirectory)
+            self.outputDirectory = folder
+            outputs = ReportRenderer.fileNames.map { layout.relative(Paths.join(folder, $0)) }
+        } else {
+            self.outputDirectory = layout.path(.reportFolder(pipeline: config.name))
+            outputs = ReportRenderer.fileNames.map { layout.relativePath(.reportFile(pipeline: config.name, name: $0)) }
         }
+        let inputs = try Self.inputs(results: resultFiles, merge: merge, layout: layout)
         let parameters: JSONValue = [
             "title": .string(title), "label": label.map { .string($0) } ?? .null, "pipeline": .string(config.name),
-            "output": .string(URL(fileURLWithPath: outDir).standardizedFileURL.path), "version": .string(LinprobeVersion.string),
+            "output": .string(self.outputDirectory), "version": .string(LinprobeVersion.string),
             "fallback_weights": context.fallbackWeights.map { .string($0) } ?? .null,
             "fallback_dataset": context.fallbackDataset.map { .string($0) } ?? .null,
         ]
-        let started = Date()
-        let startedText = Manifest.now()
-        var outputs = try build(files: files, merge: merge, title: title, context: context, outDir: outDir)
-        let texts = [outputs.markdown, try ReportRenderer.json(outputs.document).prettyText() + "\n", ReportRenderer.html(outputs.document)]
-        let paths = [outputs.markdownPath, outputs.jsonPath, outputs.htmlPath]
-        // Deterministic output: identical files mean nothing changed, and nothing is rewritten.
-        let unchanged = zip(paths, texts).allSatisfy { FileManager.default.contents(atPath: $0) == Data($1.utf8) }
-        if unchanged {
-            outputs.reused = true
-            outputs.messages.append("unchanged (same results, same report); kept \(outDir)")
-        } else {
-            for (path, text) in zip(paths, texts) { try AtomicFile.write(text, to: path) }
-        }
-        // A work folder with a manifest records the report; a report of explicit results elsewhere
-        // does not create a work folder.
-        let manifestPath = (workdir as NSString).appendingPathComponent("manifest.json")
-        if FileManager.default.fileExists(atPath: manifestPath) {
-            var digests: [String: JSONValue] = [:]
-            for (path, text) in zip(paths, texts) { digests[(path as NSString).lastPathComponent] = .string(Fingerprint.sha256(Data(text.utf8))) }
-            let fingerprint = Fingerprint.short(["stage": "report", "inputs": ["results": .object(inputs), "merge": .object(merged)],
-                                                 "parameters": parameters, "outputs": .object(digests)])
-            let store = ManifestStore(workdir: workdir)
-            let recorded = try store.completeRecord(stage: stageName, fingerprint: fingerprint) != nil
-            if !(unchanged && recorded) {
-                try store.put(ManifestRecord(
-                    stage: stageName, fingerprint: fingerprint, status: .complete,
-                    inputs: ["results": .object(inputs), "merge": .object(merged)], parameters: parameters,
-                    outputs: paths.map { relative($0, to: workdir) }, started: startedText, finished: Manifest.now(),
-                    seconds: Date().timeIntervalSince(started), pipeline: config.name))
+        let fingerprint = Fingerprint.short(
+            ["stage": .string(StageKind.report.name), "inputs": inputs, "parameters": parameters])
+        plan = StagePlan(
+            kind: .report, fingerprint: fingerprint, inputs: inputs, parameters: parameters, outputs: outputs,
+            pipeline: config.name)
+    }
+
+    /// The SHA-256 of every results file and merged report, by path (relative to the work folder
+    /// when inside it).
+    static func inputs(results: [String], merge: [String], layout: WorkdirLayout) throws -> JSONValue {
+        var hashes: [String: JSONValue] = [:]
+        for file in results { hashes[layout.relative(file)] = .string(try Fingerprint.sha256(ofFile: file)) }
+        var merged: [String: JSONValue] = [:]
+        for path in merge {
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw LinprobeError(
+                    .missingInput,
+                    "\(path): no such report to merge (pass the report.json written by an earlier 'linprobe report')")
             }
+            merged[layout.relative(path)] = .string(try Fingerprint.sha256(ofFile: path))
         }
+        return ["results": .object(hashes), "merge": .object(merged)]
+    }
+
+    // MARK: - PipelineStage
+
+    public func run(_ context: StageContext) throws -> ReportOutputs {
+        try writeReport(context)
+    }
+
+    /// A complete record with this fingerprint: the same results, merges and parameters. The
+    /// report is built again (cheap and deterministic) and the files are kept when they match.
+    public func reuse(_ context: StageContext, record: ManifestRecord) throws -> ReportOutputs {
+        try writeReport(context)
+    }
+
+    public func manifestMessage(_ outcome: ReportOutputs) -> String? {
+        outcome.unchanged ? "unchanged: the files already held this report" : nil
+    }
+
+    /// Builds the document, then writes each file whose bytes differ from what it holds.
+    func writeReport(_ context: StageContext) throws -> ReportOutputs {
+        context.progress.begin("results", total: resultFiles.count + merge.count, unit: "files")
+        let (document, messages) = try buildDocument(progress: context.progress)
+        context.progress.finish()
+        let paths = ReportRenderer.fileNames.map { Paths.join(outputDirectory, $0) }
+        let texts = try ReportRenderer.texts(document)
+        var unchanged = true
+        for (path, text) in zip(paths, texts) where FileManager.default.contents(atPath: path) != Data(text.utf8) {
+            try AtomicFile.write(text, to: path)
+            unchanged = false
+        }
+        var outputs = ReportOutputs(
+            markdownPath: paths[0], jsonPath: paths[1], htmlPath: paths[2], markdown: texts[0], document: document,
+            resultFiles: resultFiles, messages: messages, unchanged: unchanged)
+        if unchanged { outputs.messages.append("unchanged (same results, same report); kept \(outputDirectory)") }
         return outputs
     }
 
-    private static func build(files: [String], merge: [String], title: String, context: ReportBuilder.Context, outDir: String) throws
-        -> ReportOutputs
-    {
-        let results = try files.map(ResultsLoader.load)
-        var document = ReportBuilder.build(results: results, title: title, context: context)
+    /// This run's document, with the merged reports' rows and charts (a merged run whose label is
+    /// already present is left out, and said).
+    func buildDocument(progress: ProgressReporter) throws -> (ReportDocument, [String]) {
+        var results: [LoadedResult] = []
+        for file in resultFiles {
+            results.append(try ResultsLoader.load(file))
+            progress.advance()
+        }
+        let document = ReportBuilder.build(results: results, title: title, context: context)
+        guard !merge.isEmpty else { return (document, []) }
+        var documents = [document]
         var messages: [String] = []
-        if !merge.isEmpty {
-            var documents = [document]
-            var present = Set(document.rows.map(\.run))
-            for path in merge {
-                var other = try readReport(path)
-                let runs = orderedUnique(other.rows.map(\.run))
-                let repeated = runs.filter { present.contains($0) }
-                if !repeated.isEmpty {
-                    messages.append("\(path): run\(repeated.count == 1 ? "" : "s") \(repeated.map { "'\($0)'" }.joined(separator: ", ")) already in the report; those rows are left out (give runs distinct names with --label)")
-                    other.rows.removeAll { repeated.contains($0.run) }
-                    other.charts.removeAll { repeated.contains($0.run) }
-                    if case .object(var o) = other.protocolInfo, case .object(var r)? = o["runs"] {
-                        for run in repeated { r.removeValue(forKey: run) }
-                        o["runs"] = .object(r)
-                        other.protocolInfo = .object(o)
-                    }
-                }
-                present.formUnion(runs)
-                if !other.rows.isEmpty { documents.append(other) }
+        var present = Set(document.rows.map(\.run))
+        for path in merge {
+            var other = try Self.readReport(path)
+            progress.advance()
+            let runs = orderedUnique(other.rows.map(\.run))
+            let repeated = runs.filter { present.contains($0) }
+            if !repeated.isEmpty {
+                let names = repeated.map { "'\($0)'" }.joined(separator: ", ")
+                messages.append(
+                    "\(path): run\(repeated.count == 1 ? "" : "s") \(names) already in the report; those rows are "
+                        + "left out (give runs distinct names with --label)")
+                other.rows.removeAll { repeated.contains($0.run) }
+                other.charts.removeAll { repeated.contains($0.run) }
+                for run in repeated { other.protocolInfo.runs.removeValue(forKey: run) }
             }
-            document = ReportDocument.merged(documents, title: title)
+            present.formUnion(runs)
+            if !other.rows.isEmpty { documents.append(other) }
         }
-        let paths = ["report.md", "report.json", "report.html"].map { (outDir as NSString).appendingPathComponent($0) }
-        return ReportOutputs(
-            markdownPath: paths[0], jsonPath: paths[1], htmlPath: paths[2], markdown: ReportRenderer.markdown(document),
-            document: document, resultFiles: files, messages: messages, reused: false)
+        return (ReportDocument.merged(documents, title: title), messages)
     }
 
-    private static func relative(_ path: String, to workdir: String) -> String {
-        let p = URL(fileURLWithPath: path).standardizedFileURL.path
-        let w = URL(fileURLWithPath: workdir).standardizedFileURL.path
-        return p.hasPrefix(w + "/") ? String(p.dropFirst(w.count + 1)) : p
-    }
+    // MARK: - One call for the CLI
 
-    /// The one-line error when the manifest holds no results of the pipeline: which stage to run.
-    static func nothingFound(config: PipelineConfig, workdir: String) -> LinprobeError {
-        let name = config.name
-        let manifest = try? ManifestStore(workdir: workdir).read()
-        let extracted = manifest?.records.values.contains { $0.stage == "extract" && $0.pipeline == name && $0.status == .complete } ?? false
-        var stages: [String] = []
-        let wanted = (try? config.node("LINPROBE.STAGES").strings()) ?? []
-        if wanted.contains("train-svm") || (wanted.isEmpty && config.isExplicit("SVM")) { stages.append("train-svm") }
-        if wanted.contains("train-linear") || (wanted.isEmpty && config.isExplicit("MODEL.HEAD.PARAMS")) { stages.append("train-linear") }
-        if stages.isEmpty { stages = ["train-svm", "train-linear"] }
-        let train = stages.map { "'linprobe \($0) \(name)'" }.joined(separator: " or ")
-        let where_ = "\((workdir as NSString).appendingPathComponent("manifest.json"))"
-        if !extracted {
-            return LinprobeError(.missingInput, "report: no results of pipeline '\(name)' in \(where_); run 'linprobe extract \(name)' first, then \(train) (or pass --results DIR)")
-        }
-        return LinprobeError(.missingInput, "report: no finished train-svm or train-linear results of pipeline '\(name)' in \(where_); run \(train) first (or pass --results DIR)")
-    }
-
-    static func weightsName(_ config: PipelineConfig) -> String? {
-        guard let file = (try? config.node("MODEL.WEIGHTS_INIT.PARAMS_FILE").stringIfPresent()) ?? nil, !file.isEmpty else { return nil }
-        return (file as NSString).lastPathComponent
-    }
-
-    static func datasetName(_ config: PipelineConfig) -> String? {
-        if let names = try? config.node("DATA.TEST.DATASET_NAMES").strings(), let first = names.first, !first.isEmpty { return first }
-        if let paths = try? config.node("DATA.TEST.DATA_PATHS").strings(), let first = paths.first, !first.isEmpty {
-            return (first as NSString).lastPathComponent
-        }
-        return nil
-    }
-
-    // MARK: - Reading a report back (for --merge)
-
-    /// Reads a report.json written by `linprobe report`; errors name the file.
-    public static func readReport(_ path: String) throws -> ReportDocument {
-        let json = try ResultsLoader.readJSON(path, what: "report to merge")
-        guard json["format"]?.stringValue == "linprobe.report" else {
-            throw LinprobeError(.incompatible, "\(path): not a Linprobe report.json (format is not 'linprobe.report')")
-        }
-        guard let version = json["format_version"]?.intValue, version == 1 else {
-            throw LinprobeError(.incompatible, "\(path): report format version \(json["format_version"]?.intValue.map(String.init) ?? "?") is not supported (reads 1)")
-        }
-        func bad(_ what: String) -> LinprobeError {
-            LinprobeError(.corruptInput, "\(path): \(what); regenerate it with 'linprobe report'")
-        }
-        guard let rowList = json["rows"]?.arrayValue else { throw bad("field 'rows' is missing") }
-        var rows: [ReportRow] = []
-        for (i, r) in rowList.enumerated() {
-            func s(_ key: String) throws -> String {
-                guard let v = r[key]?.stringValue else { throw bad("rows[\(i)].\(key) is missing or not a string") }
-                return v
-            }
-            let (dataset, split, layer, method, metric) = (try s("dataset"), try s("split"), try s("layer"), try s("method"), try s("metric"))
-            let fingerprint = try s("fingerprint")
-            let value: Double
-            if let v = r["value"]?.doubleValue { value = v } else if r["value"] == .null { value = .nan } else {
-                throw bad("rows[\(i)].value is missing or not a number")
-            }
-            rows.append(ReportRow(
-                run: r["run"]?.stringValue ?? json["title"]?.stringValue ?? path, dataset: dataset, split: split, layer: layer,
-                method: method, metric: metric, value: value, fingerprint: fingerprint,
-                hyperparameters: r["hyperparameters"]?.stringValue))
-        }
-        var charts: [ReportChart] = []
-        for (i, c) in (json["charts"]?.arrayValue ?? []).enumerated() {
-            guard let title = c["title"]?.stringValue, let dataset = c["dataset"]?.stringValue, let id = c["id"]?.stringValue,
-                let series = c["series"]?.arrayValue
-            else { throw bad("charts[\(i)] lacks title, dataset, id or series") }
-            let parsed = try series.enumerated().map { (k, s) -> ReportChart.Series in
-                guard let name = s["name"]?.stringValue, let points = s["points"]?.arrayValue else {
-                    throw bad("charts[\(i)].series[\(k)] lacks name or points")
-                }
-                return ReportChart.Series(name: name, points: points.compactMap { p in
-                    guard let xy = p.arrayValue, xy.count == 2 else { return nil }
-                    return ReportChart.Point(xy[0].doubleValue ?? .nan, xy[1].doubleValue ?? .nan)
-                })
-            }
-            charts.append(ReportChart(
-                title: title, dataset: dataset, xLabel: c["x_label"]?.stringValue ?? "", yLabel: c["y_label"]?.stringValue ?? "",
-                logX: c["log_x"] == .bool(true), categories: c["categories"]?.arrayValue?.compactMap(\.stringValue), series: parsed,
-                id: id, run: c["run"]?.stringValue ?? ""))
-        }
-        return ReportDocument(
-            title: json["title"]?.stringValue ?? "", rows: rows, charts: charts, protocolInfo: json["protocol"] ?? .object([:]),
-            notes: json["notes"]?.arrayValue?.compactMap(\.stringValue) ?? [])
+    /// Plans the report and runs it through `StageRunner` (lock, reuse, manifest record) in the
+    /// work folder `workdir`.
+    public static func run(
+        config: PipelineConfig, workdir: String, resultsDirectories: [String]? = nil, merge: [String] = [],
+        label: String? = nil, outputDirectory: String? = nil, force: Bool = false,
+        note: @escaping @Sendable (String) -> Void = { _ in }
+    ) throws -> ReportOutputs {
+        let layout = WorkdirLayout(workdir)
+        let stage = try ReportStage(
+            config: config, layout: layout, resultsDirectories: resultsDirectories, merge: merge, label: label,
+            outputDirectory: outputDirectory)
+        return try StageRunner(layout: layout, force: force, note: note).execute(stage).outcome
     }
 }

@@ -1,24 +1,40 @@
 import Foundation
 import LinprobeCore
-@testable import LinprobeReport
 import LinprobeTestSupport
 import Testing
 
+@testable import LinprobeReport
+
 private func sampleDocument(run: String = "rn50") -> ReportDocument {
     let rows = [
-        ReportRow(run: run, dataset: "voc07", split: "test", layer: "res4", method: "svm", metric: "mAP", value: 71.234,
-                  fingerprint: "aa", hyperparameters: "C: 0.1 ×3, 1 ×17"),
-        ReportRow(run: run, dataset: "voc07", split: "test", layer: "res5", method: "svm", metric: "mAP", value: 80.5, fingerprint: "bb"),
-        ReportRow(run: run, dataset: "voc07", split: "test", layer: "res5", method: "svm", metric: "mAP_11pt", value: 78.25, fingerprint: "bb"),
-        ReportRow(run: run, dataset: "imagenet1k", split: "val", layer: "res5avg", method: "mlp", metric: "top1", value: 76.13,
-                  fingerprint: "cc", hyperparameters: "lr 0.01 <multistep>, 28 epochs"),
+        ReportRow(
+            run: run, dataset: "voc07", split: "test", layer: "res4", method: "svm", metric: "mAP", value: 71.234,
+            fingerprint: "aa", hyperparameters: "C: 0.1 ×3, 1 ×17"),
+        ReportRow(
+            run: run, dataset: "voc07", split: "test", layer: "res5", method: "svm", metric: "mAP", value: 80.5,
+            fingerprint: "bb"),
+        ReportRow(
+            run: run, dataset: "voc07", split: "test", layer: "res5", method: "svm", metric: "mAP_11pt", value: 78.25,
+            fingerprint: "bb"),
+        ReportRow(
+            run: run, dataset: "imagenet1k", split: "val", layer: "res5avg", method: "mlp", metric: "top1",
+            value: 76.13,
+            fingerprint: "cc", hyperparameters: "lr 0.01 <multistep>, 28 epochs"),
     ]
-    let chart = ReportChart(title: "CV AP against cost", dataset: "voc07", xLabel: "cost C", yLabel: "mean CV AP", logX: true,
-                            series: [.init(name: "res4", points: [.init(0.01, 50), .init(1, 70), .init(1000, 65)])])
-    let layers = ReportChart(title: "mAP per layer", dataset: "voc07", xLabel: "layer", yLabel: "mAP", categories: ["res4", "res5"],
-                             series: [.init(name: "svm", points: [.init(0, 71.2), .init(1, 80.5)])])
-    return ReportDocument(title: "Linprobe report", rows: rows, charts: [chart, layers],
-                          protocolInfo: ["weights_sha256": "ff", "svm": ["costs": [0.01, 1]]], notes: ["mAP is all-points AP"])
+    let chart = ReportChart(
+        title: "CV AP against cost", dataset: "voc07", xLabel: "cost C", yLabel: "mean CV AP", logX: true,
+        series: [.init(name: "res4", points: [.init(0.01, 50), .init(1, 70), .init(1000, 65)])])
+    let layers = ReportChart(
+        title: "mAP per layer", dataset: "voc07", xLabel: "layer", yLabel: "mAP", categories: ["res4", "res5"],
+        series: [.init(name: "svm", points: [.init(0, 71.2), .init(1, 80.5)])])
+    let block = RunProtocol(
+        features: [
+            "fp": FeaturesProtocol(recorded: true, split: "train", weights: ["path": "/w.torch", "sha256": "ff"])
+        ],
+        svm: ["aa": SVMRunProtocol(protocolName: "voc07", costs: [0.01, 1], trainFeatures: "fp", testFeatures: "fp")])
+    return ReportDocument(
+        title: "Linprobe report", rows: rows, charts: [chart, layers],
+        protocolInfo: ReportProtocol(runs: [run: block]), notes: ["mAP is all-points AP"])
 }
 
 @Suite struct ReportRenderingTests {
@@ -34,7 +50,7 @@ private func sampleDocument(run: String = "rn50") -> ReportDocument {
     }
 
     @Test func jsonValidatesAgainstSchema() throws {
-        let json = ReportRenderer.json(sampleDocument())
+        let json = try ReportRenderer.json(sampleDocument())
         let validator = try SchemaValidator(schemaPath: schemaPath("report.schema.json"))
         #expect(validator.validate(json) == [])
         #expect(json["rows"]?.arrayValue?.count == 4)
@@ -51,17 +67,25 @@ private func sampleDocument(run: String = "rn50") -> ReportDocument {
         #expect(a.contains("<polyline"))
         #expect(a.contains("lr 0.01 &lt;multistep&gt;"))
         #expect(!a.contains("<script"))
-        #expect(!a.contains("http://") || a.components(separatedBy: "http://").count - 1 == a.components(separatedBy: "xmlns=\"http://www.w3.org/2000/svg\"").count - 1)
+        #expect(
+            !a.contains("http://")
+                || a.components(separatedBy: "http://").count - 1 == a.components(
+                    separatedBy: "xmlns=\"http://www.w3.org/2000/svg\""
+                ).count - 1)
         // log axis ticks at the decades
         #expect(a.contains(">0.01<") && a.contains(">1000<"))
     }
 
     @Test func mergedRunsGetRunColumns() {
-        let merged = ReportDocument.merged([sampleDocument(run: "ckpt-a"), sampleDocument(run: "ckpt-b")], title: "compare")
+        let merged = ReportDocument.merged(
+            [sampleDocument(run: "ckpt-a"), sampleDocument(run: "ckpt-b")], title: "compare")
         let md = ReportRenderer.markdown(merged)
         #expect(md.contains("ckpt-a · svm mAP"))
         #expect(md.contains("ckpt-b · svm mAP"))
         #expect(merged.rows.count == 8)
+        #expect(merged.protocolInfo.runs.keys.sorted() == ["ckpt-a", "ckpt-b"])
+        #expect(md.contains("- ckpt-a: features fp (train): weights /w.torch sha256 ff"))
+        #expect(md.contains("- ckpt-b: svm aa: voc07, costs [0.01,1]"))
     }
 
     @Test func writesThreeFiles() throws {

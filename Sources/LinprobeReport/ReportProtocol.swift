@@ -91,7 +91,8 @@ public struct FeaturesProtocol: Sendable, Equatable, Codable {
     init(_ p: FeatureProvenance) {
         self.init(
             recorded: true, path: p.path, split: p.split, rows: p.rows, trunk: p.trunk, weights: p.weights,
-            transforms: p.transforms, poolOps: p.poolOps, dataset: p.dataset)
+            transforms: p.transforms, poolOps: p.poolOps, dataset: p.dataset,
+            provenance: p.writtenBy.map { ["tool": .string($0)] })
     }
 
     public init(from decoder: any Decoder) throws {

@@ -16,9 +16,6 @@ public struct ReportOutputs: Sendable {
     /// True when the three files already held exactly this report and nothing was rewritten.
     public var unchanged: Bool
 
-    /// The name version 1 of this API gave `unchanged` (the CLI's `run` still reads it).
-    public var reused: Bool { unchanged }
-
     /// The folder holding the three files.
     public var directory: String { Paths.parent(htmlPath) }
     /// report.html, report.json, report.md: the order the CLI prints them in.

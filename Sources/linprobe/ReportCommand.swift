@@ -33,14 +33,21 @@ struct ReportCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let config = try arguments.load()
-            let outputs = try ReportStage.run(
-                config: config, workdir: arguments.workdir, resultsDirectories: results.isEmpty ? nil : results, merge: merge,
-                label: label, outputDirectory: out)
-            for message in outputs.messages { Console.note("report: \(message)") }
+            let outputs = try Self.execute(
+                config: config, layout: arguments.layout, resultsDirectories: results.isEmpty ? nil : results,
+                merge: merge, label: label, outputDirectory: out)
             Console.result(outputs.markdown)
-            Console.result("report: \(outputs.htmlPath)")
-            Console.result("report: \(outputs.jsonPath)")
-            Console.result("report: \(outputs.markdownPath)")
+            for path in outputs.files { Console.result("report: \(path)") }
         }
+    }
+
+    /// Builds the report under the manifest; its remarks go to stderr.
+    static func execute(config: PipelineConfig, layout: WorkdirLayout, resultsDirectories: [String]?,
+                        merge: [String] = [], label: String? = nil, outputDirectory: String? = nil) throws -> ReportOutputs {
+        let stage = try ReportStage(config: config, layout: layout, resultsDirectories: resultsDirectories, merge: merge,
+                                    label: label, outputDirectory: outputDirectory)
+        let result = try StageRunner(layout: layout, note: { Console.note($0) }).execute(stage)
+        for message in result.outcome.messages { Console.note("report: \(message)") }
+        return result.outcome
     }
 }

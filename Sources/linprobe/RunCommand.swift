@@ -63,9 +63,10 @@ struct RunCommand: ParsableCommand {
                 lines += outcome.summaryLines
             }
             if stages.contains(.report) {
-                let outcome = try runReportStage(config: config, workdir: workdir, resultsDirectories: results)
-                Console.result(outcome.table)
-                for path in outcome.files { Console.result(path) }
+                let outputs = try ReportCommand.execute(
+                    config: config, layout: WorkdirLayout(workdir), resultsDirectories: results)
+                Console.result(outputs.markdown)
+                for path in outputs.files { Console.result(path) }
             } else {
                 for line in lines { Console.result(line) }
             }

@@ -59,7 +59,7 @@ private func provenance(_ fingerprint: String, split: String) -> FeatureProvenan
         trunk: ["NAME": "resnet", "DEPTH": 50],
         weights: ["path": "/m/rn50.torch", "sha256": "ab12", "init": "checkpoint"],
         transforms: [["name": "ToTensor"]], poolOps: [["res4", ["AvgPool2d", [[8, 8], 3, 0]]]],
-        dataset: ["root": "/data/voc", "settings": ["data_paths": ["/data/voc"]]])
+        dataset: ["root": "/data/voc", "settings": ["data_paths": ["/data/voc"]]], writtenBy: "linprobe 0.1.0")
 }
 
 private func svmCommon(_ kind: SVMResultsDocument.ProtocolKind) -> SVMResultsDocument {

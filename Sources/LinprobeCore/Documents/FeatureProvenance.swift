@@ -21,16 +21,19 @@ public struct FeatureProvenance: Codable, Sendable, Equatable {
     public var poolOps: JSONValue
     /// `provenance.dataset` of the store: listing root, settings (data paths, dataset names), counts.
     public var dataset: JSONValue
+    /// `provenance.tool` of the store: the tool and version that wrote it.
+    public var writtenBy: String?
 
     enum CodingKeys: String, CodingKey {
         case fingerprint, path, split, rows, trunk, weights, transforms
         case poolOps = "pool_ops"
         case dataset
+        case writtenBy = "written_by"
     }
 
     public init(fingerprint: String, path: String? = nil, split: String? = nil, rows: Int? = nil, trunk: JSONValue = .null,
                 weights: JSONValue = .null, transforms: JSONValue = .null, poolOps: JSONValue = .null,
-                dataset: JSONValue = .null) {
+                dataset: JSONValue = .null, writtenBy: String? = nil) {
         self.fingerprint = fingerprint
         self.path = path
         self.split = split
@@ -40,6 +43,7 @@ public struct FeatureProvenance: Codable, Sendable, Equatable {
         self.transforms = transforms
         self.poolOps = poolOps
         self.dataset = dataset
+        self.writtenBy = writtenBy
     }
 
     public init(from decoder: any Decoder) throws {
@@ -53,6 +57,7 @@ public struct FeatureProvenance: Codable, Sendable, Equatable {
         transforms = try c.decodeIfPresent(JSONValue.self, forKey: .transforms) ?? .null
         poolOps = try c.decodeIfPresent(JSONValue.self, forKey: .poolOps) ?? .null
         dataset = try c.decodeIfPresent(JSONValue.self, forKey: .dataset) ?? .null
+        writtenBy = try c.decodeIfPresent(String.self, forKey: .writtenBy)
     }
 
     /// The dataset's name: from its first data path when one was given (a split folder such as

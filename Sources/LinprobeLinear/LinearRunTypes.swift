@@ -181,8 +181,6 @@ public struct LinearRunOptions {
     public var stopAfterEpochs: Int?
     /// Memory for the shuffle window when `SHUFFLE_CHUNK_ROWS` is not set.
     public var windowBudgetBytes: Int
-    /// Train from epoch 0 even when the run folder holds a finished or interrupted run (`--force`).
-    public var restart = false
 
     public init(
         threads: Int = ProcessInfo.processInfo.activeProcessorCount, progress: ((LinearProgress) -> Void)? = nil,

@@ -263,15 +263,22 @@ extension LinearStage {
     ///
     /// - Parameters:
     ///   - threads: compute threads (overrides `LINPROBE.THREADS`); nil keeps the pipeline's.
-    ///   - restart: train from epoch 0 even when the run folder holds a finished or interrupted run
-    ///     (with a forced `StageRunner`).
     public init(config: PipelineConfig, train: FeatureStoreReader, test: FeatureStoreReader, layout: WorkdirLayout,
-                threads: Int? = nil, restart: Bool = false) throws {
+                threads: Int? = nil) throws {
         var settings = try LinearSettings(config: config.root, multiLabelStore: train.targetLayout != .singleLabel)
         if let threads, threads > 0 { settings.threads = threads }
-        var options = LinearRunOptions()
-        options.restart = restart
         try self.init(train: train, test: test, settings: settings, taps: try FeatureLayers.names(config: config),
-                      pipeline: config.name, layout: layout, options: options)
+                      pipeline: config.name, layout: layout, options: LinearRunOptions())
+    }
+
+    /// Forgets the run state in the run folder, so the next `run` trains from epoch 0 instead of
+    /// resuming or taking a finished run's files (`--force`). Head files are overwritten as training
+    /// goes.
+    public func discardRunState() throws {
+        let path = RunFiles(layout: layout, fingerprint: fingerprint).statePath
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        do { try FileManager.default.removeItem(atPath: path) } catch {
+            throw LinprobeError(.io, "\(path): cannot remove it for --force: \(oneLine(error))")
+        }
     }
 }

@@ -150,7 +150,7 @@ final class Trainer {
     func run() throws -> LinearRunResult {
         let numEpochs = settings.optimizer.numEpochs
         var start = Start(histories: Array(repeating: [], count: heads.count))
-        if !options.restart, let state = try files.readState() {
+        if let state = try files.readState() {
             if state.status == .complete && state.epochsDone == numEpochs, let reused = try reuse() { return reused }
             if state.epochsDone > 0 { start = try resume(at: min(state.epochsDone, numEpochs)) }
         }

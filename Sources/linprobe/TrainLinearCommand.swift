@@ -36,7 +36,8 @@ struct TrainLinearCommand: ParsableCommand {
     static func execute(config: PipelineConfig, stores: TrainingStores, layout: WorkdirLayout, threads: Int,
                         force: Bool) throws -> LinearOutcome {
         let stage = try LinearStage(config: config, train: stores.train, test: stores.test, layout: layout,
-                                    threads: threads, restart: force)
+                                    threads: threads)
+        if force { try stage.discardRunState() }
         let result = try StageRunner(layout: layout, force: force, note: { Console.note($0) }).execute(stage)
         if result.reused { Console.note("train-linear: unchanged, reused \(result.outcome.directory)") }
         if let resumed = result.outcome.resumedFromEpoch { Console.note("train-linear: resumed at epoch \(resumed)") }

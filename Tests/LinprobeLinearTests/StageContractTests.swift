@@ -49,7 +49,7 @@ struct StageContractTests {
         let first = try runner.execute(
             stage,
             progress: ProgressReporter(
-                stage: "train-linear", mode: .log(interval: 3600),
+                stage: "train-linear", mode: .log(interval: 0),
                 sink: { sink.append($0) }))
         #expect(!first.reused && first.record.status == .complete && first.record.message == nil)
         let outcome = first.outcome

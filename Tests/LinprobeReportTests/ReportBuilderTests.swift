@@ -59,7 +59,7 @@ private func rows(_ doc: ReportDocument, method: String, metric: String) -> [Rep
         #expect(features.transforms?.arrayValue?.count == 2)
         #expect(features.weights?["sha256"]?.stringValue == "ab12")
         #expect(features.dataset?["settings"]?["dataset_names"] == ["voc2007"])
-        #expect(features.provenance == nil)
+        #expect(features.provenance == ["tool": "linprobe 0.1.0"])  // the store's written_by
         let svm = try #require(block.svm?[(svmDir as NSString).lastPathComponent])
         #expect(svm.settings == res4["settings"])
         #expect(svm.provenance?.timings == nil)

@@ -101,7 +101,7 @@ struct FidelityTests {
             // Fits that stop at max_iter (large costs here, in scikit-learn as in Linprobe) depend on
             // the coordinate order: they are compared within the non-convergence spread, the others
             // within 0.002 (they agree to ~1e-12 in practice).
-            let refCV = r["cv_ap"]!.doubles
+            let refCV = try #require(r["cv_ap"]).doubles
             let ourCV = try #require(o.cvAP)
             try #require(refCV.count == ourCV.count, "class \(k): CV AP per cost")
             var convergedCost = [Bool](repeating: true, count: refCV.count)
@@ -118,8 +118,8 @@ struct FidelityTests {
                 }
             }
             let chosen = try #require(o.chosenCostIndex)
-            let refChosen = Int(r["chosen_cost_index"]!.intValue!)
-            let seeds = Set(r["chosen_by_seed"]!.ints)
+            let refChosen = Int(try #require(r["chosen_cost_index"]?.intValue))
+            let seeds = Set(try #require(r["chosen_by_seed"]).ints)
             let refBest = refCV.compactMap { $0 }.max() ?? 0
             let runnerUp = refCV.enumerated().filter { $0.offset != refChosen }.compactMap { $0.element }.max() ?? -1
             let robust = seeds.count == 1 && refBest - runnerUp > 0.002 && convergedCost[refChosen]
@@ -141,7 +141,8 @@ struct FidelityTests {
                 if chosen == refChosen {
                     let tolerance = refitConverged ? 0.002 : 0.02
                     #expect(abs(ap - refAP) <= tolerance, "class \(k): test AP \(ap) vs \(refAP)")
-                    #expect(abs(ap11 - r["test_ap_11point"]!.double!) <= tolerance, "class \(k): 11-point AP")
+                    let refAP11 = try #require(r["test_ap_11point"]?.double)
+                    #expect(abs(ap11 - refAP11) <= tolerance, "class \(k): 11-point AP")
                 }
             } else {
                 #expect(o.testAP == nil, "class \(k): no test positives → undefined AP")
@@ -150,9 +151,11 @@ struct FidelityTests {
         #expect(convergedCompared > 0)
         print("\(name): \(identicalChoices) identical cost choices, \(nearTies) near-tie choices; CV AP compared on \(convergedCompared) converged and \(nonConvergedCompared) non-converged (class, cost) pairs")
         let mAP = try #require(results.value)
-        #expect(abs(mAP - ref["mAP"]!.double!) <= 0.05, "mAP \(mAP) vs \(ref["mAP"]!.double!)")
+        let refMAP = try #require(ref["mAP"]?.double)
+        #expect(abs(mAP - refMAP) <= 0.05, "mAP \(mAP) vs \(refMAP)")
         let mAP11 = try #require(results.metrics?.mAP11Point)
-        #expect(abs(mAP11 - ref["mAP_11point"]!.double!) <= 0.05)
+        let refMAP11 = try #require(ref["mAP_11point"]?.double)
+        #expect(abs(mAP11 - refMAP11) <= 0.05)
         return results
     }
 
@@ -190,9 +193,12 @@ struct FidelityTests {
     func compareLowShot(name: String, dataset: String, ref refName: String) throws {
         let ref = try #require(Reference.json[refName])
         let dir = try TemporaryDirectory()
+        let costs = try #require(ref["costs"]?.arrayValue)
+        let kValues = try #require(ref["k_values"])
+        let sampleIndices = try #require(ref["sample_inds"])
         let settings = try visslSettings(
-            ["costs": ["costs_list": .array(ref["costs"]!.arrayValue!), "base": -1.0],
-             "low_shot": ["dataset_name": .string(dataset), "k_values": ref["k_values"]!, "sample_inds": ref["sample_inds"]!]],
+            ["costs": ["costs_list": .array(costs), "base": -1.0],
+             "low_shot": ["dataset_name": .string(dataset), "k_values": kValues, "sample_inds": sampleIndices]],
             linprobe: ["SVM": ["LOW_SHOT": true]])
         let run = try runSVM(
             train: Reference.store("\(name)_train"), test: Reference.store("\(name)_test"), settings: settings,
@@ -202,19 +208,21 @@ struct FidelityTests {
         let refByK = try #require(ref["by_k"]?.arrayValue)
         try #require(byK.count == refByK.count, "one result per k")
         for (o, r) in zip(byK, refByK) {
-            let k = r["k"]!.canonicalText
+            let k = try #require(r["k"]).canonicalText
             #expect(o.k == Int(r["k"]?.intValue ?? -1))
             // Every (sample, cost) mAP is defined on both sides (a nil shortens its row and fails the count check).
             let ourSamples = o.perSampleMAP.map { $0.compactMap { $0 } }
-            let refSamples = r["per_sample_map"]!.arrayValue!.map { $0.doubles.compactMap { $0 } }
+            let refSamples = try #require(r["per_sample_map"]?.arrayValue).map { $0.doubles.compactMap { $0 } }
             try #require(ourSamples.count == refSamples.count, "k=\(k): samples")
             for (a, b) in zip(ourSamples, refSamples) {
                 try #require(a.count == b.count && a.count == ref["costs"]?.arrayValue?.count, "k=\(k): costs")
                 for (x, y) in zip(a, b) { #expect(abs(x - y) <= 0.2, "k=\(k): per-cost mAP \(x) vs \(y)") }
             }
             let vissl = try #require(o.visslRule, "k=\(k): VISSL rule")
-            #expect(vissl.cost == ref["costs"]!.doubles[Int(r["vissl_cost_index"]!.intValue!)], "k=\(k): VISSL-rule cost")
-            #expect(abs(try #require(vissl.mean) - r["vissl_mean"]!.double!) <= 0.05)
+            let costIndex = Int(try #require(r["vissl_cost_index"]?.intValue))
+            #expect(vissl.cost == (try #require(ref["costs"])).doubles[costIndex], "k=\(k): VISSL-rule cost")
+            let refMean = try #require(r["vissl_mean"]?.double)
+            #expect(abs(try #require(vissl.mean) - refMean) <= 0.05)
             if let cv = r["cv_mean"]?.double {
                 #expect(abs(try #require(o.cvRule.mean) - cv) <= 0.2)
             } else {

@@ -100,11 +100,8 @@ public struct StageRunner: Sendable {
         let lockPath = layout.path(.lock(plan.kind, fingerprint: plan.fingerprint))
         // One process per artifact at a time (two pipelines sharing a store under `make -j2`): the
         // second waits, then finds the record complete and reuses the artifact.
-        return try FileLock.exclusive(lockPath, onWait: {
-            note("waiting for another linprobe process producing \(plan.outputs.first ?? plan.kind.name) (\(plan.kind.name) \(plan.fingerprint))")
-        }) {
-            try executeLocked(stage, plan: plan, context: context)
-        }
+        let waiting = "waiting for another linprobe process producing \(plan.outputs.first ?? plan.kind.name) (\(plan.kind.name) \(plan.fingerprint))"
+        return try FileLock.exclusive(lockPath, onWait: { note(waiting) }, { try executeLocked(stage, plan: plan, context: context) })
     }
 
     private func executeLocked<S: PipelineStage>(_ stage: S, plan: StagePlan, context: StageContext) throws

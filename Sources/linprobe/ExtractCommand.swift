@@ -23,7 +23,7 @@ struct ExtractCommand: ParsableCommand {
 
     @OptionGroup var threading: ThreadOptions
 
-    @Option(name: .customLong("decode-workers"), help: "Threads decoding and transforming images while the trunk runs (default: 2 on 2+ cores; 0 = decode between batches).")
+    @Option(name: .customLong("decode-workers"), parsing: .unconditional, help: "Threads decoding and transforming images while the trunk runs (default: 2 on 2+ cores; 0 = decode between batches).")
     var decodeWorkers: Int?
 
     @Flag(help: "Fail at the first unreadable image instead of using VISSL's gray image (LINPROBE.STRICT_IMAGES).")
@@ -37,6 +37,10 @@ struct ExtractCommand: ParsableCommand {
 
     func validate() throws {
         if let decodeWorkers, decodeWorkers < 0 { throw ValidationError("--decode-workers must be 0 or more") }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        if let decodeWorkers, decodeWorkers > ThreadOptions.maximumPerCore * cores {
+            throw ValidationError("--decode-workers \(decodeWorkers) is more than \(ThreadOptions.maximumPerCore) per core on this machine's \(cores) core(s); each holds a batch of decoded images")
+        }
         if flushSeconds < 0 || !flushSeconds.isFinite { throw ValidationError("--flush-seconds must be 0 or more") }
     }
 

@@ -43,3 +43,30 @@ import Testing
         #expect(r.stderr.contains("\(cores) trunk thread(s)"), "\(r.stderr)")
     }
 }
+
+@Suite struct DecodeWorkersOptionTests {
+    @Test(arguments: ["-1", "100000"]) func outOfRangeDecodeWorkersIsOneUsageLine(_ value: String) throws {
+        let tmp = try TemporaryDirectory()
+        let r = try runProcess(linprobeBinary(), ["extract", "demo", "--decode-workers", value, "--workdir", tmp.path])
+        #expect(r.status == 64, "\(r.stderr)")
+        #expect(r.stderr.contains("--decode-workers"), "\(r.stderr)")
+    }
+}
+
+@Suite struct ForceOptionTests {
+    /// `--force` trains again from epoch 0 (not a resume or a reuse of the finished run's files).
+    @Test func trainLinearForceTrainsAgain() throws {
+        let tmp = try TemporaryDirectory()
+        let root = repositoryRoot.path
+        let first = try runProcess(linprobeBinary(), ["run", "demo", "--workdir", tmp.path], currentDirectory: root)
+        #expect(first.status == 0, "\(first.stderr)")
+        let again = try runProcess(linprobeBinary(), ["train-linear", "demo", "--workdir", tmp.path], currentDirectory: root)
+        #expect(again.stderr.contains("train-linear: unchanged, reused"), "\(again.stderr)")
+        let forced = try runProcess(
+            linprobeBinary(), ["train-linear", "demo", "--force", "--workdir", tmp.path], currentDirectory: root)
+        #expect(forced.status == 0, "\(forced.stderr)")
+        #expect(!forced.stderr.contains("reused") && !forced.stderr.contains("resumed"), "\(forced.stderr)")
+        // Same numbers as the first training: stdout lines (head, type, metric, path) are equal.
+        #expect(forced.stdout == again.stdout)
+    }
+}

@@ -92,7 +92,7 @@ public enum ExtractPlanner {
         }
         let shared = try sharedSettings(config: config, workdir: workdir, workingDirectory: workingDirectory)
         let catalog = try DatasetCatalog.locate(
-            explicitPath: try config.node("LINPROBE.DATASET_CATALOG").stringIfPresent().flatMap { $0.isEmpty ? nil : absolute($0, workingDirectory) },
+            explicitPath: try config.node("LINPROBE.DATASET_CATALOG").stringIfPresent().flatMap { $0.isEmpty ? nil : Paths.standardized($0, relativeTo: workingDirectory) },
             environment: environment,
             defaultPath: config.pipelinePath.map { (($0 as NSString).deletingLastPathComponent as NSString).appendingPathComponent("dataset_catalog.json") })
         return try splits.map { try planSplit($0, config: config, shared: shared, catalog: catalog, workingDirectory: workingDirectory) }
@@ -109,7 +109,7 @@ public enum ExtractPlanner {
             if raw.contains("://") {
                 throw LinprobeError.config("\(key): '\(raw)' is a URL; Linprobe does not download weights — download the file and give its path")
             }
-            let path = absolute(raw, workingDirectory)
+            let path = Paths.standardized(raw, relativeTo: workingDirectory)
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
                 throw LinprobeError(.missingInput, "\(path): weights file not found (\(key)); check the path, or set it to \"\" for a random initialisation")
@@ -224,6 +224,4 @@ public enum ExtractPlanner {
             "target_width": .int(Int64(l.targets.width)),
         ]
     }
-
-    static func absolute(_ p: String, _ cwd: String) -> String { Paths.standardized(p, relativeTo: cwd) }
 }

@@ -110,27 +110,125 @@ struct Unpickler {
         return String(b.map { Character(Unicode.Scalar($0)) })  // latin-1 (Python 2 str)
     }
 
+    // MARK: - Nesting
+
+    /// Containers may nest this deep (a state dict needs fewer than 10 levels). Deeper pickles
+    /// are refused while they are read, so no recursion — not even releasing the values — ever
+    /// runs over a deeper tree.
+    static let maxDepth = 1000
+
+    /// A value on the machine's stack or in its memo, with an upper bound of its nesting depth
+    /// (0 for a scalar; lists and dicts keep theirs in the object, as they change in place).
+    struct Slot {
+        var value: PickleValue
+        var depth: Int
+
+        init(_ value: PickleValue, depth: Int = 0) {
+            self.value = value
+            self.depth = depth
+        }
+
+        var nesting: Nesting? {
+            switch value {
+            case .list(let l): return l.nesting
+            case .dict(let d): return d.nesting
+            default: return nil
+            }
+        }
+
+        var liveDepth: Int { nesting?.depth ?? depth }
+
+        func isSameContainer(as other: Slot) -> Bool {
+            switch (value, other.value) {
+            case (.list(let a), .list(let b)): return a === b
+            case (.dict(let a), .dict(let b)): return a === b
+            default: return false
+            }
+        }
+
+        func update(_ body: (inout Nesting) -> Void) {
+            switch value {
+            case .list(let l): body(&l.nesting)
+            case .dict(let d): body(&d.nesting)
+            default: break
+            }
+        }
+    }
+
+    /// The depth of a container holding `items`; seals the items (their depth may no longer grow).
+    private func depth(holding items: [Slot], at offset: Int) throws -> Int {
+        let depth = 1 + (items.map(\.liveDepth).max() ?? 0)
+        guard depth <= Unpickler.maxDepth else {
+            throw fail("containers are nested more than \(Unpickler.maxDepth) levels deep (not a state dict)", at: offset)
+        }
+        for item in items { item.update { $0.sealed = true } }
+        return depth
+    }
+
+    /// Accounts for `items` being added to the list or dict `container` (APPEND, SETITEM, ...).
+    private func insert(_ items: [Slot], into container: Slot, at offset: Int) throws {
+        if items.contains(where: { $0.isSameContainer(as: container) }) {
+            throw fail("a \(container.value.typeName) contains itself (self-referencing pickles are not supported)", at: offset)
+        }
+        let depth = try depth(holding: items, at: offset)
+        guard let nesting = container.nesting, depth > nesting.depth else { return }
+        guard !nesting.sealed else {
+            throw fail("a \(container.value.typeName) grows deeper after being placed in another container "
+                + "(self-referencing pickles are not supported)", at: offset)
+        }
+        container.update { $0.depth = depth }
+    }
+
     // MARK: - The machine
 
     /// Runs the machine to `STOP` and returns the top value.
     mutating func load() throws -> PickleValue {
-        var stack: [PickleValue] = []
+        var stack: [Slot] = []
         var marks: [Int] = []
-        var memo: [Int: PickleValue] = [:]
+        var memo: [Int: Slot] = [:]
 
-        func pop() throws -> PickleValue {
+        func pop() throws -> Slot {
             guard let v = stack.popLast() else { throw fail("pickle stack underflow (corrupt data)") }
             return v
         }
-        func popMark() throws -> [PickleValue] {
+        func popMark() throws -> [Slot] {
             guard let m = marks.popLast(), m <= stack.count else { throw fail("pickle MARK missing (corrupt data)") }
             let items = Array(stack[m...])
             stack.removeSubrange(m...)
             return items
         }
-        func top() throws -> PickleValue {
+        func top() throws -> Slot {
             guard let v = stack.last else { throw fail("pickle stack underflow (corrupt data)") }
             return v
+        }
+        func push(_ value: PickleValue) { stack.append(Slot(value)) }
+        func pushTuple(_ items: [Slot], at offset: Int) throws {
+            stack.append(Slot(.tuple(items.map(\.value)), depth: try depth(holding: items, at: offset)))
+        }
+        func pushList(_ items: [Slot], at offset: Int) throws {
+            let list = PickleList(items.map(\.value))
+            list.nesting.depth = try depth(holding: items, at: offset)
+            push(.list(list))
+        }
+        func pushDict(_ items: [Slot], at offset: Int) throws {
+            guard items.count % 2 == 0 else { throw fail("odd number of items for DICT", at: offset) }
+            let d = PickleDict()
+            d.nesting.depth = try depth(holding: items, at: offset)
+            for i in stride(from: 0, to: items.count, by: 2) { d.set(items[i].value, items[i + 1].value) }
+            push(.dict(d))
+        }
+        func append(_ items: [Slot], opcode: String, at offset: Int) throws {
+            let target = try top()
+            guard case .list(let l) = target.value else { throw fail("\(opcode) to a \(target.value.typeName)", at: offset) }
+            try insert(items, into: target, at: offset)
+            l.items.append(contentsOf: items.map(\.value))
+        }
+        func setItems(_ items: [Slot], opcode: String, at offset: Int) throws {
+            guard items.count % 2 == 0 else { throw fail("odd number of items for \(opcode)", at: offset) }
+            let target = try top()
+            guard case .dict(let d) = target.value else { throw fail("\(opcode) on a \(target.value.typeName)", at: offset) }
+            try insert(items, into: target, at: offset)
+            for i in stride(from: 0, to: items.count, by: 2) { d.set(items[i].value, items[i + 1].value) }
         }
 
         while true {
@@ -143,123 +241,107 @@ struct Unpickler {
             case 0x95:  // FRAME
                 _ = try uint(8)
             case 0x2E:  // STOP
-                return try pop()
+                return try pop().value
             case 0x28:  // MARK
                 marks.append(stack.count)
-            case 0x29: stack.append(.tuple([]))  // EMPTY_TUPLE
-            case 0x5D: stack.append(.list(PickleList()))  // EMPTY_LIST
-            case 0x7D: stack.append(.dict(PickleDict()))  // EMPTY_DICT
-            case 0x8F: stack.append(.list(PickleList()))  // EMPTY_SET (kept as a list)
-            case 0x74: stack.append(.tuple(try popMark()))  // TUPLE
-            case 0x85: stack.append(.tuple([try pop()]))  // TUPLE1
+            case 0x29: stack.append(Slot(.tuple([]), depth: 1))  // EMPTY_TUPLE
+            case 0x5D: push(.list(PickleList()))  // EMPTY_LIST
+            case 0x7D: push(.dict(PickleDict()))  // EMPTY_DICT
+            case 0x8F: push(.list(PickleList()))  // EMPTY_SET (kept as a list)
+            case 0x74: try pushTuple(try popMark(), at: at)  // TUPLE
+            case 0x85: try pushTuple([try pop()], at: at)  // TUPLE1
             case 0x86:  // TUPLE2
                 let b = try pop(), a = try pop()
-                stack.append(.tuple([a, b]))
+                try pushTuple([a, b], at: at)
             case 0x87:  // TUPLE3
                 let c = try pop(), b = try pop(), a = try pop()
-                stack.append(.tuple([a, b, c]))
-            case 0x6C: stack.append(.list(PickleList(try popMark())))  // LIST
-            case 0x91: stack.append(.tuple(try popMark()))  // FROZENSET
-            case 0x64:  // DICT
-                let items = try popMark()
-                guard items.count % 2 == 0 else { throw fail("odd number of items for DICT", at: at) }
-                let d = PickleDict()
-                for i in stride(from: 0, to: items.count, by: 2) { d.set(items[i], items[i + 1]) }
-                stack.append(.dict(d))
-            case 0x61:  // APPEND
-                let v = try pop()
-                guard case .list(let l) = try top() else { throw fail("APPEND to a \(try top().typeName)", at: at) }
-                l.items.append(v)
-            case 0x65, 0x90:  // APPENDS, ADDITEMS
-                let items = try popMark()
-                guard case .list(let l) = try top() else { throw fail("APPENDS to a \(try top().typeName)", at: at) }
-                l.items.append(contentsOf: items)
+                try pushTuple([a, b, c], at: at)
+            case 0x6C: try pushList(try popMark(), at: at)  // LIST
+            case 0x91: try pushTuple(try popMark(), at: at)  // FROZENSET
+            case 0x64: try pushDict(try popMark(), at: at)  // DICT
+            case 0x61: try append([try pop()], opcode: "APPEND", at: at)  // APPEND
+            case 0x65, 0x90: try append(try popMark(), opcode: "APPENDS", at: at)  // APPENDS, ADDITEMS
             case 0x73:  // SETITEM
                 let v = try pop(), k = try pop()
-                guard case .dict(let d) = try top() else { throw fail("SETITEM on a \(try top().typeName)", at: at) }
-                d.set(k, v)
-            case 0x75:  // SETITEMS
-                let items = try popMark()
-                guard items.count % 2 == 0 else { throw fail("odd number of items for SETITEMS", at: at) }
-                guard case .dict(let d) = try top() else { throw fail("SETITEMS on a \(try top().typeName)", at: at) }
-                for i in stride(from: 0, to: items.count, by: 2) { d.set(items[i], items[i + 1]) }
-            case 0x4E: stack.append(.none)  // NONE
-            case 0x88: stack.append(.bool(true))  // NEWTRUE
-            case 0x89: stack.append(.bool(false))  // NEWFALSE
+                try setItems([k, v], opcode: "SETITEM", at: at)
+            case 0x75: try setItems(try popMark(), opcode: "SETITEMS", at: at)  // SETITEMS
+            case 0x4E: push(.none)  // NONE
+            case 0x88: push(.bool(true))  // NEWTRUE
+            case 0x89: push(.bool(false))  // NEWFALSE
             case 0x4A:  // BININT
-                stack.append(.int(Int(Int32(bitPattern: UInt32(try uint(4))))))
-            case 0x4B: stack.append(.int(Int(try byte())))  // BININT1
-            case 0x4D: stack.append(.int(Int(try uint(2))))  // BININT2
+                push(.int(Int(Int32(bitPattern: UInt32(try uint(4))))))
+            case 0x4B: push(.int(Int(try byte())))  // BININT1
+            case 0x4D: push(.int(Int(try uint(2))))  // BININT2
             case 0x49:  // INT (text; "00"/"01" are booleans in protocol 0)
                 let s = try line()
-                if s == "00" { stack.append(.bool(false)) } else if s == "01" { stack.append(.bool(true)) } else {
+                if s == "00" { push(.bool(false)) } else if s == "01" { push(.bool(true)) } else {
                     guard let i = Int(s) else { throw fail("bad INT literal '\(s)'", at: at) }
-                    stack.append(.int(i))
+                    push(.int(i))
                 }
             case 0x4C:  // LONG (text)
                 var s = try line()
                 if s.hasSuffix("L") { s.removeLast() }
                 guard let i = Int(s) else { throw fail("LONG literal '\(s)' is too large", at: at) }
-                stack.append(.int(i))
+                push(.int(i))
             case 0x8A, 0x8B:  // LONG1, LONG4
                 let n = try length(op == 0x8A ? 1 : 4)
                 let b = Array(try bytes(n))
-                stack.append(Unpickler.integer(littleEndian: b))
+                push(Unpickler.integer(littleEndian: b))
             case 0x47:  // BINFLOAT (big-endian)
-                stack.append(.float(Double(bitPattern: (try bytes(8)).reduce(UInt64(0)) { ($0 << 8) | UInt64($1) })))
+                push(.float(Double(bitPattern: (try bytes(8)).reduce(UInt64(0)) { ($0 << 8) | UInt64($1) })))
             case 0x46:  // FLOAT (text)
                 let s = try line()
                 guard let d = Double(s) else { throw fail("bad FLOAT literal '\(s)'", at: at) }
-                stack.append(.float(d))
-            case 0x58: stack.append(.string(text(try bytes(try length(4)))))  // BINUNICODE
-            case 0x8C: stack.append(.string(text(try bytes(try length(1)))))  // SHORT_BINUNICODE
-            case 0x8D: stack.append(.string(text(try bytes(try length(8)))))  // BINUNICODE8
-            case 0x56: stack.append(.string(Unpickler.rawUnicodeEscape(try line())))  // UNICODE
-            case 0x54: stack.append(.string(text(try bytes(try length(4)))))  // BINSTRING (Python 2 str)
-            case 0x55: stack.append(.string(text(try bytes(try length(1)))))  // SHORT_BINSTRING
+                push(.float(d))
+            case 0x58: push(.string(text(try bytes(try length(4)))))  // BINUNICODE
+            case 0x8C: push(.string(text(try bytes(try length(1)))))  // SHORT_BINUNICODE
+            case 0x8D: push(.string(text(try bytes(try length(8)))))  // BINUNICODE8
+            case 0x56: push(.string(Unpickler.rawUnicodeEscape(try line())))  // UNICODE
+            case 0x54: push(.string(text(try bytes(try length(4)))))  // BINSTRING (Python 2 str)
+            case 0x55: push(.string(text(try bytes(try length(1)))))  // SHORT_BINSTRING
             case 0x53:  // STRING (text, quoted)
                 var s = try line()
                 if s.count >= 2, let f = s.first, f == s.last, f == "'" || f == "\"" { s = String(s.dropFirst().dropLast()) }
-                stack.append(.string(s))
-            case 0x42: stack.append(.bytes(Array(try bytes(try length(4)))))  // BINBYTES
-            case 0x43: stack.append(.bytes(Array(try bytes(try length(1)))))  // SHORT_BINBYTES
-            case 0x8E, 0x96: stack.append(.bytes(Array(try bytes(try length(8)))))  // BINBYTES8, BYTEARRAY8
+                push(.string(s))
+            case 0x42: push(.bytes(Array(try bytes(try length(4)))))  // BINBYTES
+            case 0x43: push(.bytes(Array(try bytes(try length(1)))))  // SHORT_BINBYTES
+            case 0x8E, 0x96: push(.bytes(Array(try bytes(try length(8)))))  // BINBYTES8, BYTEARRAY8
             case 0x63:  // GLOBAL
                 let module = try line(), name = try line()
-                stack.append(try checkedGlobal(module, name, at: at))
+                push(try checkedGlobal(module, name, at: at))
             case 0x93:  // STACK_GLOBAL
-                let name = try pop(), module = try pop()
+                let name = try pop().value, module = try pop().value
                 guard let m = module.stringValue, let n = name.stringValue else {
                     throw fail("STACK_GLOBAL with non-string operands", at: at)
                 }
-                stack.append(try checkedGlobal(m, n, at: at))
+                push(try checkedGlobal(m, n, at: at))
             case 0x52:  // REDUCE
                 let args = try pop(), callable = try pop()
-                stack.append(try call(callable, args, at: at))
+                stack.append(Self.result(try call(callable.value, args.value, at: at), from: args))
             case 0x81:  // NEWOBJ
                 let args = try pop(), cls = try pop()
-                stack.append(try construct(cls, args, at: at))
+                push(try construct(cls.value, args.value, at: at))
             case 0x92:  // NEWOBJ_EX
                 _ = try pop()
                 let args = try pop(), cls = try pop()
-                stack.append(try construct(cls, args, at: at))
+                push(try construct(cls.value, args.value, at: at))
             case 0x62:  // BUILD
-                let state = try pop()
-                let object = try top()
+                _ = try pop()  // the state
+                let object = try top().value
                 switch object {
                 case .dict, .opaque, .tensor:
-                    _ = state  // attributes of an OrderedDict (`_metadata`) or a tensor subclass: not needed
+                    break  // attributes of an OrderedDict (`_metadata`) or a tensor subclass: not needed
                 default:
                     throw forbidden("BUILD (setting the state of a \(object.typeName)) is not allowed", at: at)
                 }
             case 0x51:  // BINPERSID
-                let pid = try pop()
+                let pid = try pop().value
                 guard let persistentLoad else { throw forbidden("persistent id outside a PyTorch checkpoint", at: at) }
-                stack.append(try persistentLoad(pid, fileOffset + at))
+                push(try persistentLoad(pid, fileOffset + at))
             case 0x50:  // PERSID (text)
                 let pid = PickleValue.string(try line())
                 guard let persistentLoad else { throw forbidden("persistent id outside a PyTorch checkpoint", at: at) }
-                stack.append(try persistentLoad(pid, fileOffset + at))
+                push(try persistentLoad(pid, fileOffset + at))
             case 0x71: memo[Int(try byte())] = try top()  // BINPUT
             case 0x72: memo[Int(try uint(4))] = try top()  // LONG_BINPUT
             case 0x70:  // PUT
@@ -287,6 +369,14 @@ struct Unpickler {
                 throw fail("unknown pickle opcode 0x\(String(op, radix: 16)) (not a PyTorch checkpoint, or corrupt)", at: at)
             }
         }
+    }
+
+    /// The slot of a REDUCE result: it is built from parts of `args` (already sealed), so the
+    /// arguments' depth bounds it; a fresh list or dict records that bound.
+    private static func result(_ value: PickleValue, from args: Slot) -> Slot {
+        let slot = Slot(value, depth: args.liveDepth)
+        slot.update { if !$0.sealed { $0.depth = max($0.depth, args.liveDepth) } }
+        return slot
     }
 
     // MARK: - Globals and calls

@@ -177,7 +177,8 @@ public struct Checkpoint: @unchecked Sendable {
             let (length, overflow) = numel.multipliedReportingOverflow(by: ref.dtype.size)
             guard !overflow, length <= all.count - start else {
                 throw LinprobeError(.corruptInput,
-                    "\(path): storage '\(key)' of \(numel) \(ref.dtype.rawValue) elements at byte \(start) does not fit in the \(all.count)-byte file (truncated or corrupt)")
+                    "\(path): storage '\(key)' of \(numel) \(ref.dtype.rawValue) elements at byte \(start) "
+                        + "does not fit in the \(all.count)-byte file (truncated or corrupt)")
             }
             ref.ownRegion = ByteRegion(owner: file, bytes: UnsafeRawBufferPointer(rebasing: all[start..<(start + length)]))
             offset = start + length
@@ -229,7 +230,8 @@ public struct Checkpoint: @unchecked Sendable {
             let numel = try shape.reduce(1) { n, d in
                 let (p, overflow) = n.multipliedReportingOverflow(by: d)
                 guard !overflow else {
-                    throw LinprobeError(.corruptInput, "\(path): safetensors entry '\(name)' has shape \(shape), more elements than can be addressed")
+                    throw LinprobeError(.corruptInput,
+                        "\(path): safetensors entry '\(name)' has shape \(shape), more elements than can be addressed")
                 }
                 return p
             }

@@ -51,7 +51,8 @@ public final class MappedFile: @unchecked Sendable {
         var st = stat()
         guard stat(path, &st) == 0 else {
             let reason = String(cString: strerror(errno))
-            throw LinprobeError(.missingInput, "\(path): cannot open the weights file (\(reason)); check MODEL.WEIGHTS_INIT.PARAMS_FILE")
+            throw LinprobeError(.missingInput,
+                "\(path): cannot open the weights file (\(reason)); check MODEL.WEIGHTS_INIT.PARAMS_FILE")
         }
         try requireRegular(st, path)
     }

@@ -118,7 +118,8 @@ public struct CheckpointTensor: @unchecked Sendable, CustomStringConvertible {
         let maxElements = Int(clamping: ProcessInfo.processInfo.physicalMemory / 8)
         if numel > maxElements {
             throw LinprobeError(.corruptInput,
-                "\(what): tensor of shape \(shape) (strides \(strides)) has \(numel) elements, more than \(maxElements) (half of this machine's memory as float32)")
+                "\(what): tensor of shape \(shape) (strides \(strides)) has \(numel) elements, more than "
+                    + "\(maxElements) (half of this machine's memory as float32)")
         }
         if numel > 0 && lastIndex >= storageElements {
             throw LinprobeError(.corruptInput,

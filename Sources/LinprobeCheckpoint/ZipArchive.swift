@@ -87,7 +87,8 @@ private struct ZipFields {
     func u64(_ o: Int) -> UInt64 { UInt64(u32(o)) | UInt64(u32(o + 4)) << 32 }
 
     func corrupt(_ what: String) -> LinprobeError {
-        LinprobeError(.corruptInput, "\(path): \(what); the zip-format checkpoint is truncated or corrupt (re-download or re-save it)")
+        LinprobeError(.corruptInput,
+                      "\(path): \(what); the zip-format checkpoint is truncated or corrupt (re-download or re-save it)")
     }
 
     /// `value` as an offset or size inside the file (at most its byte count).
@@ -147,7 +148,8 @@ private struct ZipFields {
         let nameLength = u16(p + 28), extraLength = u16(p + 30), commentLength = u16(p + 32)
         let next = p + 46 + nameLength + extraLength + commentLength  // ≤ p + 3·65535 + 46: no overflow
         guard next <= directory.upperBound else { throw corrupt("central directory entry at byte \(p) overruns") }
-        let name = String(decoding: UnsafeRawBufferPointer(rebasing: b[(p + 46)..<(p + 46 + nameLength)]), as: UTF8.self)
+        let nameBytes = UnsafeRawBufferPointer(rebasing: b[(p + 46)..<(p + 46 + nameLength)])
+        let name = String(decoding: nameBytes, as: UTF8.self)
         var csize = UInt64(u32(p + 20)), usize = UInt64(u32(p + 24)), local = UInt64(u32(p + 42))
         // ZIP64 extra field: the 64-bit values of those fields that are 0xFFFFFFFF, in order.
         var e = p + 46 + nameLength

@@ -96,7 +96,8 @@ public final class ImageDecoder: @unchecked Sendable {
         if let notRegular = Self.notRegular(st) { return notRegular }
         let size = Int(st.st_size)
         guard size <= maxFileBytes else {
-            return UnreadableImage(.tooLarge, "file of \(size) bytes exceeds the \(maxFileBytes)-byte limit for images of at most \(maxPixels) pixels")
+            return UnreadableImage(.tooLarge, "file of \(size) bytes exceeds the \(maxFileBytes)-byte limit "
+                                   + "for images of at most \(maxPixels) pixels")
         }
         if fileBuffer.count < size { fileBuffer = [UInt8](repeating: 0, count: size) }
         var total = 0
@@ -210,7 +211,8 @@ public final class ImageDecoder: @unchecked Sendable {
     func checkPixelLimit(_ w: Int, _ h: Int) -> UnreadableImage? {
         let pixels = w.multipliedReportingOverflow(by: h)
         if pixels.overflow || pixels.partialValue > maxPixels {
-            return UnreadableImage(.tooLarge, "image of \(w)×\(h) pixels exceeds the limit of \(maxPixels) pixels (PIL's decompression-bomb limit by default)")
+            return UnreadableImage(.tooLarge, "image of \(w)×\(h) pixels exceeds the limit of \(maxPixels) pixels "
+                                   + "(PIL's decompression-bomb limit by default)")
         }
         return nil
     }

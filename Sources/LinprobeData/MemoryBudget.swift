@@ -27,7 +27,8 @@ enum MemoryBudget {
     static func excess(_ factors: [Int], atLeast: Bool = false) -> String? {
         if let bytes = product(factors), bytes <= limitBytes { return nil }
         let figure = factors.reduce(1.0) { $0 * Double($1) }
-        return "needs \(atLeast ? "at least " : "")\(text(figure)), more than the \(text(Double(limitBytes))) limit (half of this machine's "
+        return "needs \(atLeast ? "at least " : "")\(text(figure)), more than the \(text(Double(limitBytes))) limit "
+            + "(half of this machine's "
             + "\(text(Double(physicalBytes))) of memory)"
     }
 

@@ -147,7 +147,8 @@ public struct TransformPipeline: Sendable, Equatable {
     public func checkMemory(imageWidth: Int, imageHeight: Int) throws {
         let sizes = imageSizes(imageWidth: imageWidth, imageHeight: imageHeight)
         for (k, s) in sizes.enumerated() {
-            if let excess = Self.sizeExcess(height: s.height, width: s.width, final: k == sizes.count - 1, atLeast: false) {
+            let final = k == sizes.count - 1
+            if let excess = Self.sizeExcess(height: s.height, width: s.width, final: final, atLeast: false) {
                 throw LinprobeError.config(
                     "TRANSFORMS[\(s.step)] (\(steps[s.step].name)) of a \(imageWidth)×\(imageHeight) image: \(excess)")
             }

@@ -75,7 +75,8 @@ extension HDF5AttributeHolder {
         // Attributes are small metadata; a dataspace announcing more elements is forged.
         guard n <= maxAttributeElements else {
             throw HDF5Error(function: "H5Sget_simple_extent_npoints",
-                            message: "attribute announces \(n) elements (at most \(maxAttributeElements) are read)", object: object)
+                            message: "attribute announces \(n) elements (at most \(maxAttributeElements) are read)",
+                            object: object)
         }
         return Int(n)
     }

@@ -51,7 +51,8 @@ public final class HDF5Dataset: HDF5AttributeHolder {
         var out: [Int] = []
         for v in values {
             guard let i = Int(exactly: v) else {
-                throw HDF5Error(function: "H5Sget_simple_extent_dims", message: "\(what) \(values) exceed \(Int.max)", object: objectName)
+                throw HDF5Error(function: "H5Sget_simple_extent_dims", message: "\(what) \(values) exceed \(Int.max)",
+                                object: objectName)
             }
             out.append(i)
         }
@@ -320,7 +321,8 @@ func readStringValues(
     H5Tset_strpad(memType, H5T_STR_NULLPAD)
     let (total, overflow) = count.multipliedReportingOverflow(by: size)
     guard !overflow else {
-        throw HDF5Error(function: "H5Dread/H5Aread", message: "\(count) strings of \(size) bytes overflow", object: object)
+        throw HDF5Error(function: "H5Dread/H5Aread", message: "\(count) strings of \(size) bytes overflow",
+                        object: object)
     }
     var bytes = [UInt8](repeating: 0, count: max(1, total))
     let status = bytes.withUnsafeMutableBytes { raw in

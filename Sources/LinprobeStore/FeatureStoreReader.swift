@@ -143,8 +143,9 @@ public final class FeatureStoreReader {
 
     /// A layer's dataset checked before use: numeric `[N, D…]` whose row width and byte count do
     /// not overflow, and a `shape_chw` of three non-negative entries whose product is the width.
-    private static func layerInfo(_ name: String, _ ds: HDF5Dataset,
-                                  fail: (LinprobeError.Code, String) -> LinprobeError) throws -> (StoredLayerInfo, rows: Int) {
+    private static func layerInfo(
+        _ name: String, _ ds: HDF5Dataset, fail: (LinprobeError.Code, String) -> LinprobeError
+    ) throws -> (StoredLayerInfo, rows: Int) {
         let where_ = StoreLayout.featurePath(name)
         let dims = try ds.dims()
         guard dims.count >= 2, ds.type.kind == .float || ds.type.kind == .integer else {
@@ -157,11 +158,13 @@ public final class FeatureStoreReader {
         let shape: [Int]
         if let stored = try ds.attributeInt64Array("shape_chw") {
             guard stored.count == 3, stored.allSatisfy({ $0 >= 0 }) else {
-                throw fail(.corruptInput, "\(where_): attribute shape_chw \(stored) must be three non-negative sizes [C, H, W]")
+                throw fail(.corruptInput,
+                           "\(where_): attribute shape_chw \(stored) must be three non-negative sizes [C, H, W]")
             }
             shape = stored.map { Int($0) }
             guard let product = StoreDimensions.product(shape) else {
-                throw fail(.corruptInput, "\(where_): attribute shape_chw \(shape) overflows (its product exceeds \(Int.max))")
+                throw fail(.corruptInput,
+                           "\(where_): attribute shape_chw \(shape) overflows (its product exceeds \(Int.max))")
             }
             guard product == width else {
                 throw fail(.corruptInput, "\(where_): shape_chw \(shape) does not match D = \(width)")

@@ -72,7 +72,8 @@ public final class FeatureExtractor: @unchecked Sendable {
             throw LinprobeError.config("input size \(inputHeight)×\(inputWidth) is not a valid image size")
         }
         if let excess = MemoryBudget.excess([3, inputHeight, inputWidth, 4]) {
-            throw LinprobeError.config("input size \(inputHeight)×\(inputWidth) (from the transforms): one image tensor \(excess)")
+            throw LinprobeError.config(
+                "input size \(inputHeight)×\(inputWidth) (from the transforms): one image tensor \(excess)")
         }
         let outputs = try map.outputs(spec: trunk.spec, inputHeight: inputHeight, inputWidth: inputWidth)
         self.outputs = outputs
@@ -91,7 +92,8 @@ public final class FeatureExtractor: @unchecked Sendable {
                                  outputs: outputs, shapes: shapes, options: options, microBatch: microBatch)
         if let excess = MemoryBudget.excess([plan.floats, 4, workers]) {
             throw LinprobeError.config(
-                "input size \(inputHeight)×\(inputWidth) with \(workers) worker thread\(workers == 1 ? "" : "s"): the trunk's workspace memory \(excess); use smaller images or fewer threads")
+                "input size \(inputHeight)×\(inputWidth) with \(workers) worker thread\(workers == 1 ? "" : "s"): "
+                    + "the trunk's workspace memory \(excess); use smaller images or fewer threads")
         }
         workspaces = (0..<workers).map { _ in Workspace(plan: plan) }
     }

@@ -181,10 +181,11 @@ public enum PoolOp: Sendable, Hashable, CustomStringConvertible {
         case .identity:
             return []
         case let .avgPool(k, s, p, _, _, _):
-            return [(k.h, "kernel"), (k.w, "kernel"), (s.h, "stride"), (s.w, "stride"), (p.h, "padding"), (p.w, "padding")]
+            return [(k.h, "kernel"), (k.w, "kernel"), (s.h, "stride"), (s.w, "stride"),
+                    (p.h, "padding"), (p.w, "padding")]
         case let .maxPool(k, s, p, d, _):
-            return [(k.h, "kernel"), (k.w, "kernel"), (s.h, "stride"), (s.w, "stride"), (p.h, "padding"), (p.w, "padding"),
-                    (d.h, "dilation"), (d.w, "dilation")]
+            return [(k.h, "kernel"), (k.w, "kernel"), (s.h, "stride"), (s.w, "stride"),
+                    (p.h, "padding"), (p.w, "padding"), (d.h, "dilation"), (d.w, "dilation")]
         case let .adaptiveAvgPool(oh, ow), let .adaptiveMaxPool(oh, ow):
             return [(oh ?? 0, "output height"), (ow ?? 0, "output width")]
         }

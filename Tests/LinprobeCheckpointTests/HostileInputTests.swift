@@ -164,7 +164,8 @@ struct CheckpointHostileInputTests {
     @Test("a list that contains itself is refused (no cycle in the value tree)")
     func selfReference() {
         // l = []; l.append(l): EMPTY_LIST, BINPUT 0, BINGET 0, APPEND, STOP.
-        let error = #expect(throws: LinprobeError.self) { _ = try UnpicklerTests.run([0x80, 0x02, 0x5D, 0x71, 0, 0x68, 0, 0x61, 0x2E]) }
+        let bytes: [UInt8] = [0x80, 0x02, 0x5D, 0x71, 0, 0x68, 0, 0x61, 0x2E]
+        let error = #expect(throws: LinprobeError.self) { _ = try UnpicklerTests.run(bytes) }
         #expect(error?.message.contains("contains itself") == true)
     }
 
@@ -181,7 +182,9 @@ struct CheckpointHostileInputTests {
             for _ in 1..<depth { p += [0x4B, 0, 0x7D] }
             p += [UInt8](repeating: 0x73, count: depth - 1)
         default:  // `depth` empty lists memoised, then l[i].append(l[i + 1]) for i = 0, 1, ...
-            func index(_ op: UInt8, _ i: Int) -> [UInt8] { [op] + withUnsafeBytes(of: UInt32(i).littleEndian) { Array($0) } }
+            func index(_ op: UInt8, _ i: Int) -> [UInt8] {
+                [op] + withUnsafeBytes(of: UInt32(i).littleEndian) { Array($0) }
+            }
             for i in 0..<depth { p += [0x5D] + index(0x72, i) + [0x30] }
             for i in 0..<(depth - 1) { p += index(0x6A, i) + index(0x6A, i + 1) + [0x61, 0x30] }
             p += index(0x6A, 0)
@@ -214,7 +217,8 @@ struct CheckpointHostileInputTests {
         try d.write(to: URL(fileURLWithPath: path))
         Self.expectOneLine(Self.loadError(path), path: path, "more elements than can be addressed")
         // A view whose offset overflows when turned into bytes.
-        let root = StorageRef(key: "0", dtype: .float32, numel: 4, region: ByteRegion(copying: [UInt8](repeating: 0, count: 16)))
+        let bytes = ByteRegion(copying: [UInt8](repeating: 0, count: 16))
+        let root = StorageRef(key: "0", dtype: .float32, numel: 4, region: bytes)
         let view = StorageRef(viewKey: "1", of: root, offset: Int.max / 2, numel: 1)
         #expect(throws: LinprobeError.self) { _ = try view.region(what: "w.pt") }
     }

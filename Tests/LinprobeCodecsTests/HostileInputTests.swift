@@ -57,7 +57,8 @@ import Glibc
         let outcome = decode(fixturePath("images/files/progressive_67x45.jpg"), decoder: small)
         guard case .unreadable(let why)? = outcome else { Issue.record("decoded above the limit"); return }
         #expect(why.kind == .tooLarge)
-        #expect(why.reason == "image of 67×45 pixels exceeds the limit of 1000 pixels (PIL's decompression-bomb limit by default)")
+        #expect(why.reason
+            == "image of 67×45 pixels exceeds the limit of 1000 pixels (PIL's decompression-bomb limit by default)")
     }
 
     @Test func aSparseFileLargerThanAnyImageIsNotRead() throws {

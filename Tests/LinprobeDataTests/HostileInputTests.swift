@@ -54,7 +54,8 @@ func thrown(_ body: () throws -> Void) -> (any Error)? {
     }
 
     @Test("a label .npy declaring a huge shape is one line naming the file (case 1)", arguments: [
-        ("<i8", [4_611_686_018_427_387_904]), ("<i8", [4_294_967_296, 4_294_967_296]), ("<U0", [4_611_686_018_427_387_904]),
+        ("<i8", [4_611_686_018_427_387_904]), ("<i8", [4_294_967_296, 4_294_967_296]),
+        ("<U0", [4_611_686_018_427_387_904]),
         ("|S0", [4_611_686_018_427_387_904]), ("<U4611686018427387904", [1]), ("<i8", [3_037_000_500, 3_037_000_500]),
     ])
     func hugeShape(descr: String, shape: [Int]) throws {
@@ -72,7 +73,8 @@ func thrown(_ body: () throws -> Void) -> (any Error)? {
         let fifo = dir.file("labels.npy")
         #expect(mkfifo(fifo, 0o600) == 0)
         let labelError = within(20, fifo: fifo) { [self] in thrown { _ = try loadWithLabels(fifo) } }
-        #expect((labelError as? LinprobeError)?.message == "\(fifo): not a regular file (a NumPy .npy file is expected)")
+        #expect((labelError as? LinprobeError)?.message
+            == "\(fifo): not a regular file (a NumPy .npy file is expected)")
         let catalog = dir.file("catalog.json")
         #expect(mkfifo(catalog, 0o600) == 0)
         let catalogError = within(20, fifo: catalog) { thrown { _ = try DatasetCatalog.load(path: catalog) } }
@@ -87,18 +89,22 @@ func thrown(_ body: () throws -> Void) -> (any Error)? {
         let dir = try TemporaryDirectory()
         try FileManager.default.createDirectory(atPath: dir.file("cat"), withIntermediateDirectories: true)
         #expect(mkfifo(dir.file("cat/fifo.jpg"), 0o600) == 0)
-        try FileManager.default.createSymbolicLink(atPath: dir.file("cat/zero.jpg"), withDestinationPath: "/dev/zero")
-        try FileManager.default.createSymbolicLink(atPath: dir.file("cat/urandom.png"), withDestinationPath: "/dev/urandom")
-        try FileManager.default.copyItem(atPath: fixturePath("images/files/cmyk_43x31.jpg"), toPath: dir.file("cat/ok.jpg"))
+        let fm = FileManager.default
+        try fm.createSymbolicLink(atPath: dir.file("cat/zero.jpg"), withDestinationPath: "/dev/zero")
+        try fm.createSymbolicLink(atPath: dir.file("cat/urandom.png"), withDestinationPath: "/dev/urandom")
+        try fm.copyItem(atPath: fixturePath("images/files/cmyk_43x31.jpg"), toPath: dir.file("cat/ok.jpg"))
         let listing = try DatasetLoader.load(
             try settings(["DATA_SOURCES": ["disk_folder"], "DATA_PATHS": [.string(dir.path)]]), catalog: nil)
-        #expect(listing.samples.map(\.relativePath) == ["cat/fifo.jpg", "cat/ok.jpg", "cat/urandom.png", "cat/zero.jpg"])
+        let listed = listing.samples.map(\.relativePath)
+        #expect(listed == ["cat/fifo.jpg", "cat/ok.jpg", "cat/urandom.png", "cat/zero.jpg"])
         let p = try pipeline([["name": "Resize", "size": [8, 8]], ["name": "ToTensor"]])
         let results = within(20, fifo: dir.file("cat/fifo.jpg")) {
             let loader = SampleLoader(pipeline: p, grayImageSize: 8)
             var out = [Float](repeating: 0, count: 3 * 8 * 8)
             return listing.samples.enumerated().map { i, s in
-                out.withUnsafeMutableBufferPointer { (try? loader.load(path: s.path, sampleIndex: i, into: $0))?.unreadable }
+                out.withUnsafeMutableBufferPointer {
+                    (try? loader.load(path: s.path, sampleIndex: i, into: $0))?.unreadable
+                }
             }
         }
         let reasons = try #require(results).map { $0?.reason }
@@ -122,7 +128,8 @@ func thrown(_ body: () throws -> Void) -> (any Error)? {
 
     @Test("a shorter-side resize of a very elongated image is refused before allocating (case 5)")
     func hugeResizeOfAnImage() throws {
-        let p = try pipeline([["name": "Resize", "size": 2000], ["name": "CenterCrop", "size": 4], ["name": "ToTensor"]])
+        let p = try pipeline([["name": "Resize", "size": 2000], ["name": "CenterCrop", "size": 4],
+                              ["name": "ToTensor"]])
         let runner = TransformRunner(pipeline: p)
         var random = TransformRandom(seed: 0)
         var out = [Float](repeating: 0, count: 3 * 4 * 4)

@@ -72,8 +72,9 @@ import Testing
         let dir = try TemporaryDirectory()
         let path = try Self.tamperedStore(dir) { f in try f.openDataset(dataset).setRowCount(Self.rows + extra) }
         let relation = extra > 0 ? "more" : "fewer"
-        #expect(Self.openError(path)?.message
-            == "\(path): \(dataset) has \(Self.rows + extra) rows, \(relation) than the \(Self.rows) rows of the features")
+        let expected = "\(path): \(dataset) has \(Self.rows + extra) rows, \(relation) than the \(Self.rows) rows"
+            + " of the features"
+        #expect(Self.openError(path)?.message == expected)
     }
 
     @Test("a negative watermark or class count is refused")

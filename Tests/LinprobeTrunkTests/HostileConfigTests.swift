@@ -19,8 +19,10 @@ import Testing
             _ = try map.outputs(spec: ResNetSpec(depth: 50), inputHeight: 224, inputWidth: 224)
         }
         let message = error?.message ?? ""
-        #expect(message.hasPrefix("MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP[0] (res5): AdaptiveAvgPool2d"))
-        #expect(message.contains("[2048, 100000, 100000] float32 feature per image, which needs 81.9 TB, more than the"))
+        #expect(message.hasPrefix(
+            "MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP[0] (res5): AdaptiveAvgPool2d"))
+        #expect(message.contains(
+            "[2048, 100000, 100000] float32 feature per image, which needs 81.9 TB, more than the"))
         #expect(error?.exitCode == 64)
     }
 
@@ -38,9 +40,11 @@ import Testing
     @Test func hugeInputIsRefusedBeforeAllocating() throws {
         let trunk = try ResNetTrunk(weights: .random(spec: ResNetSpec(depth: 18)))
         let error = #expect(throws: LinprobeError.self) {
-            _ = try FeatureExtractor(trunk: trunk, map: PoolOpsMap(entries: []), inputHeight: 1_000_000, inputWidth: 1_000_000)
+            _ = try FeatureExtractor(trunk: trunk, map: PoolOpsMap(entries: []), inputHeight: 1_000_000,
+                                     inputWidth: 1_000_000)
         }
-        #expect(error?.message.hasPrefix("input size 1000000×1000000 (from the transforms): one image tensor needs 12.0 TB") == true)
+        let expected = "input size 1000000×1000000 (from the transforms): one image tensor needs 12.0 TB"
+        #expect(error?.message.hasPrefix(expected) == true)
         #expect(error?.exitCode == 64)
     }
 
@@ -54,7 +58,8 @@ import Testing
             _ = try FeatureExtractor(trunk: trunk, map: PoolOpsMap(entries: []), inputHeight: side, inputWidth: side,
                                      options: .init(threads: 1))
         }
-        #expect(error?.message.hasPrefix("input size \(side)×\(side) with 1 worker thread: the trunk's workspace memory needs") == true,
+        let expected = "input size \(side)×\(side) with 1 worker thread: the trunk's workspace memory needs"
+        #expect(error?.message.hasPrefix(expected) == true,
                 "\(error?.message ?? "")")
     }
 }

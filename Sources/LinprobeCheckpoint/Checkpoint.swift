@@ -174,10 +174,11 @@ public struct Checkpoint: @unchecked Sendable {
                 throw LinprobeError(.corruptInput, "\(path): storage '\(key)' at byte \(offset) announces \(numel) elements, its record says \(ref.numel); the file is corrupt")
             }
             let start = offset + 8
-            let length = numel * ref.dtype.size
-            guard start + length <= all.count else {
+            let (length, overflow) = numel.multipliedReportingOverflow(by: ref.dtype.size)
+            guard !overflow, length <= all.count - start else {
                 throw LinprobeError(.corruptInput,
-                    "\(path): storage '\(key)' needs bytes \(start)..<\(start + length) but the file has \(all.count) bytes (truncated)")
+                    "\(path): storage '\(key)' of \(numel) \(ref.dtype.rawValue) elements at byte \(start) "
+                        + "does not fit in the \(all.count)-byte file (truncated or corrupt)")
             }
             ref.ownRegion = ByteRegion(owner: file, bytes: UnsafeRawBufferPointer(rebasing: all[start..<(start + length)]))
             offset = start + length
@@ -226,10 +227,19 @@ public struct Checkpoint: @unchecked Sendable {
                 throw LinprobeError(.corruptInput,
                     "\(path): safetensors entry '\(name)' spans bytes [\(b), \(e)) of a \(data.count)-byte data section (truncated or corrupt)")
             }
-            let numel = shape.reduce(1, *)
-            guard Int64(numel * dtype.size) == e - b else {
+            let numel = try shape.reduce(1) { n, d in
+                let (p, overflow) = n.multipliedReportingOverflow(by: d)
+                guard !overflow else {
+                    throw LinprobeError(.corruptInput,
+                        "\(path): safetensors entry '\(name)' has shape \(shape), more elements than can be addressed")
+                }
+                return p
+            }
+            let (bytes, overflow) = numel.multipliedReportingOverflow(by: dtype.size)
+            guard !overflow, Int64(bytes) == e - b else {
+                let needed = overflow ? "more than \(Int.max)" : "\(bytes)"
                 throw LinprobeError(.corruptInput,
-                    "\(path): safetensors entry '\(name)' of \(dt)\(shape) needs \(numel * dtype.size) bytes but spans \(e - b)")
+                    "\(path): safetensors entry '\(name)' of \(dt)\(shape) needs \(needed) bytes but spans \(e - b)")
             }
             let region = ByteRegion(owner: file, bytes: UnsafeRawBufferPointer(rebasing: data[Int(b)..<Int(e)]))
             let ref = StorageRef(key: name, dtype: dtype, numel: numel, region: region)

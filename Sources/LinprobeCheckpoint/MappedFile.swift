@@ -19,7 +19,9 @@ public final class MappedFile: @unchecked Sendable {
 
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY)
+        try MappedFile.requireRegularFile(path)
+        // O_NONBLOCK: should the path become a FIFO after the check, open returns at once.
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else {
             let reason = String(cString: strerror(errno))
             throw LinprobeError(.missingInput, "\(path): cannot open the weights file (\(reason)); check MODEL.WEIGHTS_INIT.PARAMS_FILE")
@@ -29,9 +31,7 @@ public final class MappedFile: @unchecked Sendable {
         guard fstat(fd, &st) == 0 else {
             throw LinprobeError(.io, "\(path): cannot stat the weights file (\(String(cString: strerror(errno))))")
         }
-        guard (st.st_mode & S_IFMT) == S_IFREG else {
-            throw LinprobeError(.missingInput, "\(path): is not a regular file; MODEL.WEIGHTS_INIT.PARAMS_FILE must name a checkpoint file")
-        }
+        try MappedFile.requireRegular(st, path)
         count = Int(st.st_size)
         if count == 0 {
             base = nil
@@ -42,6 +42,34 @@ public final class MappedFile: @unchecked Sendable {
             throw LinprobeError(.io, "\(path): cannot map the weights file into memory (\(String(cString: strerror(errno))))")
         }
         base = UnsafeRawPointer(p)
+    }
+
+    /// Refuses a weights path that is not (a link to) a regular file before anything opens or
+    /// reads it: opening a FIFO blocks until a writer appears, and a device such as `/dev/zero`
+    /// or `/dev/urandom` never ends. Call it before hashing a `PARAMS_FILE`, too.
+    public static func requireRegularFile(_ path: String) throws {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            let reason = String(cString: strerror(errno))
+            throw LinprobeError(.missingInput,
+                "\(path): cannot open the weights file (\(reason)); check MODEL.WEIGHTS_INIT.PARAMS_FILE")
+        }
+        try requireRegular(st, path)
+    }
+
+    private static func requireRegular(_ st: stat, _ path: String) throws {
+        let kind: String
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: return
+        case S_IFDIR: kind = "a directory"
+        case S_IFIFO: kind = "a FIFO"
+        case S_IFCHR: kind = "a character device"
+        case S_IFBLK: kind = "a block device"
+        case S_IFSOCK: kind = "a socket"
+        default: kind = "a special file"
+        }
+        throw LinprobeError(.missingInput,
+            "\(path): not a regular file (\(kind)); MODEL.WEIGHTS_INIT.PARAMS_FILE must name a checkpoint file")
     }
 
     deinit {

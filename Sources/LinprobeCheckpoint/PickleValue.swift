@@ -68,7 +68,18 @@ public indirect enum PickleValue: @unchecked Sendable {
 
 public final class PickleList: @unchecked Sendable {
     public var items: [PickleValue]
+    /// Nesting bookkeeping of the unpickler (`Unpickler.maxDepth`).
+    var nesting = Nesting()
     init(_ items: [PickleValue] = []) { self.items = items }
+}
+
+/// How deep a mutable container may be, as the unpickler tracks it: `depth` is at least the
+/// height of the tree below the container (1 for an empty one), and once the container has been
+/// placed in another (`sealed`) its depth may no longer grow — so every recorded depth stays an
+/// upper bound, the tree stays within `Unpickler.maxDepth`, and no cycle can form.
+struct Nesting {
+    var depth = 1
+    var sealed = false
 }
 
 /// An insertion-ordered dictionary (Python dicts and `OrderedDict` keep insertion order).
@@ -77,6 +88,8 @@ public final class PickleDict: @unchecked Sendable {
     public private(set) var values: [PickleValue] = []
     private var stringIndex: [String: Int] = [:]
     private var intIndex: [Int: Int] = [:]
+    /// Nesting bookkeeping of the unpickler (`Unpickler.maxDepth`).
+    var nesting = Nesting()
 
     init() {}
 
@@ -147,8 +160,9 @@ public final class StorageRef: @unchecked Sendable {
     func region(what: String) throws -> ByteRegion {
         if let root {
             let base = try root.region(what: what)
-            let start = rootOffset * dtype.size, length = numel * dtype.size
-            guard rootOffset >= 0, numel >= 0, start + length <= base.count else {
+            let (start, o1) = rootOffset.multipliedReportingOverflow(by: dtype.size)
+            let (length, o2) = numel.multipliedReportingOverflow(by: dtype.size)
+            guard rootOffset >= 0, numel >= 0, !o1, !o2, start <= base.count, length <= base.count - start else {
                 throw LinprobeError(.corruptInput, "\(what): storage view '\(key)' [\(rootOffset), +\(numel)) lies outside storage '\(root.key)'")
             }
             return ByteRegion(owner: base.owner, bytes: UnsafeRawBufferPointer(rebasing: base.bytes[start..<(start + length)]))

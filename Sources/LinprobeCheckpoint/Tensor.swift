@@ -113,6 +113,14 @@ public struct CheckpointTensor: @unchecked Sendable, CustomStringConvertible {
                 lastIndex = sum
             }
         }
+        // Zero strides (an expanded view) let a tiny storage announce any number of elements:
+        // converted to float32 they must fit in half the machine's memory.
+        let maxElements = Int(clamping: ProcessInfo.processInfo.physicalMemory / 8)
+        if numel > maxElements {
+            throw LinprobeError(.corruptInput,
+                "\(what): tensor of shape \(shape) (strides \(strides)) has \(numel) elements, more than "
+                    + "\(maxElements) (half of this machine's memory as float32)")
+        }
         if numel > 0 && lastIndex >= storageElements {
             throw LinprobeError(.corruptInput,
                 "\(what): tensor of shape \(shape) (strides \(strides), offset \(storageOffset)) reaches element \(lastIndex) but its storage holds only \(storageElements) \(dtype.rawValue) elements; the file is truncated or corrupt")

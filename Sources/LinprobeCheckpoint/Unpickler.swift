@@ -110,183 +110,327 @@ struct Unpickler {
         return String(b.map { Character(Unicode.Scalar($0)) })  // latin-1 (Python 2 str)
     }
 
+    // MARK: - Nesting
+
+    /// Containers may nest this deep (a state dict needs fewer than 10 levels). Deeper pickles
+    /// are refused while they are read, so no recursion — not even releasing the values — ever
+    /// runs over a deeper tree.
+    static let maxDepth = 1000
+
+    /// A value on the machine's stack or in its memo, with an upper bound of its nesting depth
+    /// (0 for a scalar; lists and dicts keep theirs in the object, as they change in place).
+    struct Slot {
+        var value: PickleValue
+        var depth: Int
+
+        init(_ value: PickleValue, depth: Int = 0) {
+            self.value = value
+            self.depth = depth
+        }
+
+        var nesting: Nesting? {
+            switch value {
+            case .list(let l): return l.nesting
+            case .dict(let d): return d.nesting
+            default: return nil
+            }
+        }
+
+        var liveDepth: Int { nesting?.depth ?? depth }
+
+        func isSameContainer(as other: Slot) -> Bool {
+            switch (value, other.value) {
+            case (.list(let a), .list(let b)): return a === b
+            case (.dict(let a), .dict(let b)): return a === b
+            default: return false
+            }
+        }
+
+        func update(_ body: (inout Nesting) -> Void) {
+            switch value {
+            case .list(let l): body(&l.nesting)
+            case .dict(let d): body(&d.nesting)
+            default: break
+            }
+        }
+    }
+
+    /// The depth of a container holding `items`; seals the items (their depth may no longer grow).
+    private func depth(holding items: [Slot], at offset: Int) throws -> Int {
+        let depth = 1 + (items.map(\.liveDepth).max() ?? 0)
+        guard depth <= Unpickler.maxDepth else {
+            throw fail("containers are nested more than \(Unpickler.maxDepth) levels deep (not a state dict)",
+                       at: offset)
+        }
+        for item in items { item.update { $0.sealed = true } }
+        return depth
+    }
+
+    /// Accounts for `items` being added to the list or dict `container` (APPEND, SETITEM, ...).
+    private func insert(_ items: [Slot], into container: Slot, at offset: Int) throws {
+        if items.contains(where: { $0.isSameContainer(as: container) }) {
+            throw fail("a \(container.value.typeName) contains itself (self-referencing pickles are not supported)",
+                       at: offset)
+        }
+        let depth = try depth(holding: items, at: offset)
+        guard let nesting = container.nesting, depth > nesting.depth else { return }
+        guard !nesting.sealed else {
+            throw fail("a \(container.value.typeName) grows deeper after being placed in another container "
+                + "(self-referencing pickles are not supported)", at: offset)
+        }
+        container.update { $0.depth = depth }
+    }
+
     // MARK: - The machine
+
+    /// The machine's stack, MARK positions and memo (empty between loads).
+    private var stack: [Slot] = []
+    private var marks: [Int] = []
+    private var memo: [Int: Slot] = [:]
 
     /// Runs the machine to `STOP` and returns the top value.
     mutating func load() throws -> PickleValue {
-        var stack: [PickleValue] = []
-        var marks: [Int] = []
-        var memo: [Int: PickleValue] = [:]
-
-        func pop() throws -> PickleValue {
-            guard let v = stack.popLast() else { throw fail("pickle stack underflow (corrupt data)") }
-            return v
+        defer {
+            stack = []
+            marks = []
+            memo = [:]
         }
-        func popMark() throws -> [PickleValue] {
-            guard let m = marks.popLast(), m <= stack.count else { throw fail("pickle MARK missing (corrupt data)") }
-            let items = Array(stack[m...])
-            stack.removeSubrange(m...)
-            return items
-        }
-        func top() throws -> PickleValue {
-            guard let v = stack.last else { throw fail("pickle stack underflow (corrupt data)") }
-            return v
-        }
-
         while true {
             let at = position
             let op = try byte()
-            switch op {
-            case 0x80:  // PROTO
-                let proto = try byte()
-                guard proto <= 5 else { throw fail("unsupported pickle protocol \(proto)", at: at) }
-            case 0x95:  // FRAME
-                _ = try uint(8)
-            case 0x2E:  // STOP
-                return try pop()
-            case 0x28:  // MARK
-                marks.append(stack.count)
-            case 0x29: stack.append(.tuple([]))  // EMPTY_TUPLE
-            case 0x5D: stack.append(.list(PickleList()))  // EMPTY_LIST
-            case 0x7D: stack.append(.dict(PickleDict()))  // EMPTY_DICT
-            case 0x8F: stack.append(.list(PickleList()))  // EMPTY_SET (kept as a list)
-            case 0x74: stack.append(.tuple(try popMark()))  // TUPLE
-            case 0x85: stack.append(.tuple([try pop()]))  // TUPLE1
-            case 0x86:  // TUPLE2
-                let b = try pop(), a = try pop()
-                stack.append(.tuple([a, b]))
-            case 0x87:  // TUPLE3
-                let c = try pop(), b = try pop(), a = try pop()
-                stack.append(.tuple([a, b, c]))
-            case 0x6C: stack.append(.list(PickleList(try popMark())))  // LIST
-            case 0x91: stack.append(.tuple(try popMark()))  // FROZENSET
-            case 0x64:  // DICT
-                let items = try popMark()
-                guard items.count % 2 == 0 else { throw fail("odd number of items for DICT", at: at) }
-                let d = PickleDict()
-                for i in stride(from: 0, to: items.count, by: 2) { d.set(items[i], items[i + 1]) }
-                stack.append(.dict(d))
-            case 0x61:  // APPEND
-                let v = try pop()
-                guard case .list(let l) = try top() else { throw fail("APPEND to a \(try top().typeName)", at: at) }
-                l.items.append(v)
-            case 0x65, 0x90:  // APPENDS, ADDITEMS
-                let items = try popMark()
-                guard case .list(let l) = try top() else { throw fail("APPENDS to a \(try top().typeName)", at: at) }
-                l.items.append(contentsOf: items)
-            case 0x73:  // SETITEM
-                let v = try pop(), k = try pop()
-                guard case .dict(let d) = try top() else { throw fail("SETITEM on a \(try top().typeName)", at: at) }
-                d.set(k, v)
-            case 0x75:  // SETITEMS
-                let items = try popMark()
-                guard items.count % 2 == 0 else { throw fail("odd number of items for SETITEMS", at: at) }
-                guard case .dict(let d) = try top() else { throw fail("SETITEMS on a \(try top().typeName)", at: at) }
-                for i in stride(from: 0, to: items.count, by: 2) { d.set(items[i], items[i + 1]) }
-            case 0x4E: stack.append(.none)  // NONE
-            case 0x88: stack.append(.bool(true))  // NEWTRUE
-            case 0x89: stack.append(.bool(false))  // NEWFALSE
-            case 0x4A:  // BININT
-                stack.append(.int(Int(Int32(bitPattern: UInt32(try uint(4))))))
-            case 0x4B: stack.append(.int(Int(try byte())))  // BININT1
-            case 0x4D: stack.append(.int(Int(try uint(2))))  // BININT2
-            case 0x49:  // INT (text; "00"/"01" are booleans in protocol 0)
-                let s = try line()
-                if s == "00" { stack.append(.bool(false)) } else if s == "01" { stack.append(.bool(true)) } else {
-                    guard let i = Int(s) else { throw fail("bad INT literal '\(s)'", at: at) }
-                    stack.append(.int(i))
-                }
-            case 0x4C:  // LONG (text)
-                var s = try line()
-                if s.hasSuffix("L") { s.removeLast() }
-                guard let i = Int(s) else { throw fail("LONG literal '\(s)' is too large", at: at) }
-                stack.append(.int(i))
-            case 0x8A, 0x8B:  // LONG1, LONG4
-                let n = try length(op == 0x8A ? 1 : 4)
-                let b = Array(try bytes(n))
-                stack.append(Unpickler.integer(littleEndian: b))
-            case 0x47:  // BINFLOAT (big-endian)
-                stack.append(.float(Double(bitPattern: (try bytes(8)).reduce(UInt64(0)) { ($0 << 8) | UInt64($1) })))
-            case 0x46:  // FLOAT (text)
-                let s = try line()
-                guard let d = Double(s) else { throw fail("bad FLOAT literal '\(s)'", at: at) }
-                stack.append(.float(d))
-            case 0x58: stack.append(.string(text(try bytes(try length(4)))))  // BINUNICODE
-            case 0x8C: stack.append(.string(text(try bytes(try length(1)))))  // SHORT_BINUNICODE
-            case 0x8D: stack.append(.string(text(try bytes(try length(8)))))  // BINUNICODE8
-            case 0x56: stack.append(.string(Unpickler.rawUnicodeEscape(try line())))  // UNICODE
-            case 0x54: stack.append(.string(text(try bytes(try length(4)))))  // BINSTRING (Python 2 str)
-            case 0x55: stack.append(.string(text(try bytes(try length(1)))))  // SHORT_BINSTRING
-            case 0x53:  // STRING (text, quoted)
-                var s = try line()
-                if s.count >= 2, let f = s.first, f == s.last, f == "'" || f == "\"" { s = String(s.dropFirst().dropLast()) }
-                stack.append(.string(s))
-            case 0x42: stack.append(.bytes(Array(try bytes(try length(4)))))  // BINBYTES
-            case 0x43: stack.append(.bytes(Array(try bytes(try length(1)))))  // SHORT_BINBYTES
-            case 0x8E, 0x96: stack.append(.bytes(Array(try bytes(try length(8)))))  // BINBYTES8, BYTEARRAY8
-            case 0x63:  // GLOBAL
-                let module = try line(), name = try line()
-                stack.append(try checkedGlobal(module, name, at: at))
-            case 0x93:  // STACK_GLOBAL
-                let name = try pop(), module = try pop()
-                guard let m = module.stringValue, let n = name.stringValue else {
-                    throw fail("STACK_GLOBAL with non-string operands", at: at)
-                }
-                stack.append(try checkedGlobal(m, n, at: at))
-            case 0x52:  // REDUCE
-                let args = try pop(), callable = try pop()
-                stack.append(try call(callable, args, at: at))
-            case 0x81:  // NEWOBJ
-                let args = try pop(), cls = try pop()
-                stack.append(try construct(cls, args, at: at))
-            case 0x92:  // NEWOBJ_EX
-                _ = try pop()
-                let args = try pop(), cls = try pop()
-                stack.append(try construct(cls, args, at: at))
-            case 0x62:  // BUILD
-                let state = try pop()
-                let object = try top()
-                switch object {
-                case .dict, .opaque, .tensor:
-                    _ = state  // attributes of an OrderedDict (`_metadata`) or a tensor subclass: not needed
-                default:
-                    throw forbidden("BUILD (setting the state of a \(object.typeName)) is not allowed", at: at)
-                }
-            case 0x51:  // BINPERSID
-                let pid = try pop()
-                guard let persistentLoad else { throw forbidden("persistent id outside a PyTorch checkpoint", at: at) }
-                stack.append(try persistentLoad(pid, fileOffset + at))
-            case 0x50:  // PERSID (text)
-                let pid = PickleValue.string(try line())
-                guard let persistentLoad else { throw forbidden("persistent id outside a PyTorch checkpoint", at: at) }
-                stack.append(try persistentLoad(pid, fileOffset + at))
-            case 0x71: memo[Int(try byte())] = try top()  // BINPUT
-            case 0x72: memo[Int(try uint(4))] = try top()  // LONG_BINPUT
-            case 0x70:  // PUT
-                let s = try line()
-                guard let i = Int(s) else { throw fail("bad PUT index '\(s)'", at: at) }
-                memo[i] = try top()
-            case 0x94: memo[memo.count] = try top()  // MEMOIZE
-            case 0x68, 0x6A, 0x67:  // BINGET, LONG_BINGET, GET
-                let index: Int
-                if op == 0x68 { index = Int(try byte()) } else if op == 0x6A { index = Int(try uint(4)) } else {
-                    let s = try line()
-                    guard let i = Int(s) else { throw fail("bad GET index '\(s)'", at: at) }
-                    index = i
-                }
-                guard let v = memo[index] else { throw fail("memo entry \(index) used before it was stored", at: at) }
-                stack.append(v)
-            case 0x30: _ = try pop()  // POP
-            case 0x31: _ = try popMark()  // POP_MARK
-            case 0x32: stack.append(try top())  // DUP
-            case 0x69: throw forbidden("pickle opcode INST (0x69) is not allowed", at: at)
-            case 0x6F: throw forbidden("pickle opcode OBJ (0x6f) is not allowed", at: at)
-            case 0x82, 0x83, 0x84: throw forbidden("pickle opcode EXT (0x\(String(op, radix: 16))) is not allowed", at: at)
-            case 0x97, 0x98: throw forbidden("pickle out-of-band buffer opcode (0x\(String(op, radix: 16))) is not allowed", at: at)
-            default:
-                throw fail("unknown pickle opcode 0x\(String(op, radix: 16)) (not a PyTorch checkpoint, or corrupt)", at: at)
-            }
+            if op == 0x2E { return try pop().value }  // STOP
+            if try containerOp(op, at: at) { continue }
+            if try scalarOp(op, at: at) { continue }
+            if try objectOp(op, at: at) { continue }
+            try controlOp(op, at: at)
         }
+    }
+
+    private mutating func pop() throws -> Slot {
+        guard let v = stack.popLast() else { throw fail("pickle stack underflow (corrupt data)") }
+        return v
+    }
+
+    private mutating func popMark() throws -> [Slot] {
+        guard let m = marks.popLast(), m <= stack.count else { throw fail("pickle MARK missing (corrupt data)") }
+        let items = Array(stack[m...])
+        stack.removeSubrange(m...)
+        return items
+    }
+
+    private func top() throws -> Slot {
+        guard let v = stack.last else { throw fail("pickle stack underflow (corrupt data)") }
+        return v
+    }
+
+    private mutating func push(_ value: PickleValue) { stack.append(Slot(value)) }
+
+    private mutating func pushTuple(_ items: [Slot], at offset: Int) throws {
+        stack.append(Slot(.tuple(items.map(\.value)), depth: try depth(holding: items, at: offset)))
+    }
+
+    private mutating func pushList(_ items: [Slot], at offset: Int) throws {
+        let list = PickleList(items.map(\.value))
+        list.nesting.depth = try depth(holding: items, at: offset)
+        push(.list(list))
+    }
+
+    private mutating func pushDict(_ items: [Slot], at offset: Int) throws {
+        guard items.count % 2 == 0 else { throw fail("odd number of items for DICT", at: offset) }
+        let d = PickleDict()
+        d.nesting.depth = try depth(holding: items, at: offset)
+        for i in stride(from: 0, to: items.count, by: 2) { d.set(items[i].value, items[i + 1].value) }
+        push(.dict(d))
+    }
+
+    private func append(_ items: [Slot], opcode: String, at offset: Int) throws {
+        let target = try top()
+        guard case .list(let l) = target.value else {
+            throw fail("\(opcode) to a \(target.value.typeName)", at: offset)
+        }
+        try insert(items, into: target, at: offset)
+        l.items.append(contentsOf: items.map(\.value))
+    }
+
+    private func setItems(_ items: [Slot], opcode: String, at offset: Int) throws {
+        guard items.count % 2 == 0 else { throw fail("odd number of items for \(opcode)", at: offset) }
+        let target = try top()
+        guard case .dict(let d) = target.value else {
+            throw fail("\(opcode) on a \(target.value.typeName)", at: offset)
+        }
+        try insert(items, into: target, at: offset)
+        for i in stride(from: 0, to: items.count, by: 2) { d.set(items[i].value, items[i + 1].value) }
+    }
+
+    /// Containers: building tuples, lists, dicts and sets, and filling them. False: not one of these.
+    private mutating func containerOp(_ op: UInt8, at: Int) throws -> Bool {
+        // Operands are popped into locals first: the target of APPEND/SETITEM is the top after that.
+        switch op {
+        case 0x28: marks.append(stack.count)  // MARK
+        case 0x29: stack.append(Slot(.tuple([]), depth: 1))  // EMPTY_TUPLE
+        case 0x5D: push(.list(PickleList()))  // EMPTY_LIST
+        case 0x7D: push(.dict(PickleDict()))  // EMPTY_DICT
+        case 0x8F: push(.list(PickleList()))  // EMPTY_SET (kept as a list)
+        case 0x74, 0x91:  // TUPLE, FROZENSET
+            let items = try popMark()
+            try pushTuple(items, at: at)
+        case 0x85, 0x86, 0x87:  // TUPLE1, TUPLE2, TUPLE3
+            var items: [Slot] = []
+            for _ in 0..<Int(op - 0x84) { items.insert(try pop(), at: 0) }
+            try pushTuple(items, at: at)
+        case 0x6C:  // LIST
+            let items = try popMark()
+            try pushList(items, at: at)
+        case 0x64:  // DICT
+            let items = try popMark()
+            try pushDict(items, at: at)
+        case 0x61:  // APPEND
+            let v = try pop()
+            try append([v], opcode: "APPEND", at: at)
+        case 0x65, 0x90:  // APPENDS, ADDITEMS
+            let items = try popMark()
+            try append(items, opcode: "APPENDS", at: at)
+        case 0x73:  // SETITEM
+            let v = try pop(), k = try pop()
+            try setItems([k, v], opcode: "SETITEM", at: at)
+        case 0x75:  // SETITEMS
+            let items = try popMark()
+            try setItems(items, opcode: "SETITEMS", at: at)
+        default: return false
+        }
+        return true
+    }
+
+    /// Numbers, strings and bytes. False: not one of these.
+    private mutating func scalarOp(_ op: UInt8, at: Int) throws -> Bool {
+        switch op {
+        case 0x4E: push(.none)  // NONE
+        case 0x88: push(.bool(true))  // NEWTRUE
+        case 0x89: push(.bool(false))  // NEWFALSE
+        case 0x4A: push(.int(Int(Int32(bitPattern: UInt32(try uint(4))))))  // BININT
+        case 0x4B: push(.int(Int(try byte())))  // BININT1
+        case 0x4D: push(.int(Int(try uint(2))))  // BININT2
+        case 0x49:  // INT (text; "00"/"01" are booleans in protocol 0)
+            let s = try line()
+            if s == "00" { push(.bool(false)) } else if s == "01" { push(.bool(true)) } else {
+                guard let i = Int(s) else { throw fail("bad INT literal '\(s)'", at: at) }
+                push(.int(i))
+            }
+        case 0x4C:  // LONG (text)
+            var s = try line()
+            if s.hasSuffix("L") { s.removeLast() }
+            guard let i = Int(s) else { throw fail("LONG literal '\(s)' is too large", at: at) }
+            push(.int(i))
+        case 0x8A, 0x8B:  // LONG1, LONG4
+            let n = try length(op == 0x8A ? 1 : 4)
+            push(Unpickler.integer(littleEndian: Array(try bytes(n))))
+        case 0x47:  // BINFLOAT (big-endian)
+            push(.float(Double(bitPattern: (try bytes(8)).reduce(UInt64(0)) { ($0 << 8) | UInt64($1) })))
+        case 0x46:  // FLOAT (text)
+            let s = try line()
+            guard let d = Double(s) else { throw fail("bad FLOAT literal '\(s)'", at: at) }
+            push(.float(d))
+        case 0x58, 0x54: push(.string(text(try bytes(try length(4)))))  // BINUNICODE, BINSTRING (Python 2 str)
+        case 0x8C, 0x55: push(.string(text(try bytes(try length(1)))))  // SHORT_BINUNICODE, SHORT_BINSTRING
+        case 0x8D: push(.string(text(try bytes(try length(8)))))  // BINUNICODE8
+        case 0x56: push(.string(Unpickler.rawUnicodeEscape(try line())))  // UNICODE
+        case 0x53:  // STRING (text, quoted)
+            var s = try line()
+            if s.count >= 2, let f = s.first, f == s.last, f == "'" || f == "\"" {
+                s = String(s.dropFirst().dropLast())
+            }
+            push(.string(s))
+        case 0x42: push(.bytes(Array(try bytes(try length(4)))))  // BINBYTES
+        case 0x43: push(.bytes(Array(try bytes(try length(1)))))  // SHORT_BINBYTES
+        case 0x8E, 0x96: push(.bytes(Array(try bytes(try length(8)))))  // BINBYTES8, BYTEARRAY8
+        default: return false
+        }
+        return true
+    }
+
+    /// Globals, calls, object construction and persistent ids. False: not one of these.
+    private mutating func objectOp(_ op: UInt8, at: Int) throws -> Bool {
+        switch op {
+        case 0x63:  // GLOBAL
+            let module = try line(), name = try line()
+            push(try checkedGlobal(module, name, at: at))
+        case 0x93:  // STACK_GLOBAL
+            let name = try pop().value, module = try pop().value
+            guard let m = module.stringValue, let n = name.stringValue else {
+                throw fail("STACK_GLOBAL with non-string operands", at: at)
+            }
+            push(try checkedGlobal(m, n, at: at))
+        case 0x52:  // REDUCE
+            let args = try pop(), callable = try pop()
+            let result = Self.result(try call(callable.value, args.value, at: at), from: args)
+            stack.append(result)
+        case 0x81, 0x92:  // NEWOBJ, NEWOBJ_EX (its kwargs are dropped)
+            if op == 0x92 { _ = try pop() }
+            let args = try pop(), cls = try pop()
+            push(try construct(cls.value, args.value, at: at))
+        case 0x62:  // BUILD
+            _ = try pop()  // the state
+            let object = try top().value
+            switch object {
+            case .dict, .opaque, .tensor:
+                break  // attributes of an OrderedDict (`_metadata`) or a tensor subclass: not needed
+            default:
+                throw forbidden("BUILD (setting the state of a \(object.typeName)) is not allowed", at: at)
+            }
+        case 0x51, 0x50:  // BINPERSID, PERSID (text)
+            let pid: PickleValue
+            if op == 0x51 { pid = try pop().value } else { pid = .string(try line()) }
+            guard let persistentLoad else { throw forbidden("persistent id outside a PyTorch checkpoint", at: at) }
+            push(try persistentLoad(pid, fileOffset + at))
+        default: return false
+        }
+        return true
+    }
+
+    /// Protocol and framing, the memo, stack manipulation; forbidden and unknown opcodes throw.
+    private mutating func controlOp(_ op: UInt8, at: Int) throws {
+        switch op {
+        case 0x80:  // PROTO
+            let proto = try byte()
+            guard proto <= 5 else { throw fail("unsupported pickle protocol \(proto)", at: at) }
+        case 0x95: _ = try uint(8)  // FRAME
+        case 0x71: memo[Int(try byte())] = try top()  // BINPUT
+        case 0x72: memo[Int(try uint(4))] = try top()  // LONG_BINPUT
+        case 0x70:  // PUT
+            let s = try line()
+            guard let i = Int(s) else { throw fail("bad PUT index '\(s)'", at: at) }
+            memo[i] = try top()
+        case 0x94: memo[memo.count] = try top()  // MEMOIZE
+        case 0x68, 0x6A, 0x67:  // BINGET, LONG_BINGET, GET
+            let index: Int
+            if op == 0x68 { index = Int(try byte()) } else if op == 0x6A { index = Int(try uint(4)) } else {
+                let s = try line()
+                guard let i = Int(s) else { throw fail("bad GET index '\(s)'", at: at) }
+                index = i
+            }
+            guard let v = memo[index] else { throw fail("memo entry \(index) used before it was stored", at: at) }
+            stack.append(v)
+        case 0x30: _ = try pop()  // POP
+        case 0x31: _ = try popMark()  // POP_MARK
+        case 0x32:  // DUP
+            let t = try top()
+            stack.append(t)
+        case 0x69: throw forbidden("pickle opcode INST (0x69) is not allowed", at: at)
+        case 0x6F: throw forbidden("pickle opcode OBJ (0x6f) is not allowed", at: at)
+        case 0x82, 0x83, 0x84: throw forbidden("pickle opcode EXT (0x\(String(op, radix: 16))) is not allowed", at: at)
+        case 0x97, 0x98:
+            throw forbidden("pickle out-of-band buffer opcode (0x\(String(op, radix: 16))) is not allowed", at: at)
+        default:
+            throw fail("unknown pickle opcode 0x\(String(op, radix: 16)) (not a PyTorch checkpoint, or corrupt)", at: at)
+        }
+    }
+
+    /// The slot of a REDUCE result: it is built from parts of `args` (already sealed), so the
+    /// arguments' depth bounds it; a fresh list or dict records that bound.
+    private static func result(_ value: PickleValue, from args: Slot) -> Slot {
+        let slot = Slot(value, depth: args.liveDepth)
+        slot.update { if !$0.sealed { $0.depth = max($0.depth, args.liveDepth) } }
+        return slot
     }
 
     // MARK: - Globals and calls

@@ -2,15 +2,20 @@ import Foundation
 import LinprobeCore
 
 /// The central directory of a zip file held in memory (a `MappedFile`). Only what PyTorch's
-/// writer produces is needed: stored (uncompressed) entries, optionally ZIP64. Every entry's
-/// bounds are checked against the file, and its CRC-32 is verified when its data is taken.
+/// writer produces is needed: stored (uncompressed) entries, optionally ZIP64. Every size,
+/// offset and count — ZIP64 values up to 2^64−1 included — is checked against the file's size
+/// with overflow-checked arithmetic before it is used, and an entry's CRC-32 is verified when
+/// its data is taken.
 struct ZipArchive {
     struct Entry {
         let name: String
         let method: UInt16
         let crc32: UInt32
+        /// Bytes of the stored data (at most the file's size).
         let compressedSize: Int
-        let uncompressedSize: Int
+        /// As recorded (meaningful only for stored entries, where it must equal `compressedSize`).
+        let uncompressedSize: UInt64
+        /// Offset of the local header (inside the file).
         let localHeaderOffset: Int
     }
 
@@ -20,71 +25,16 @@ struct ZipArchive {
 
     init(file: MappedFile) throws {
         self.file = file
-        let b = file.bytes
-        let path = file.path
-        func u16(_ o: Int) -> Int { Int(b[o]) | Int(b[o + 1]) << 8 }
-        func u32(_ o: Int) -> Int { u16(o) | u16(o + 2) << 16 }
-        func u64(_ o: Int) -> Int { u32(o) | u32(o + 4) << 32 }
-        func corrupt(_ what: String) -> LinprobeError {
-            LinprobeError(.corruptInput, "\(path): \(what); the zip-format checkpoint is truncated or corrupt (re-download or re-save it)")
-        }
-
-        // End of central directory: the last "PK\u{5}\u{6}" within the final 64 KiB + 22 bytes.
-        guard b.count >= 22 else { throw corrupt("file too short for a zip archive (\(b.count) bytes)") }
-        var eocd = -1
-        var o = b.count - 22
-        let lowest = max(0, b.count - 22 - 65535)
-        while o >= lowest {
-            if b[o] == 0x50, b[o + 1] == 0x4B, b[o + 2] == 0x05, b[o + 3] == 0x06 { eocd = o; break }
-            o -= 1
-        }
-        guard eocd >= 0 else { throw corrupt("no end-of-central-directory record") }
-        var entryCount = u16(eocd + 10)
-        var cdSize = u32(eocd + 12)
-        var cdOffset = u32(eocd + 16)
-        if entryCount == 0xFFFF || cdSize == 0xFFFF_FFFF || cdOffset == 0xFFFF_FFFF {
-            // ZIP64: a locator sits just before the EOCD and points at the ZIP64 EOCD record.
-            let loc = eocd - 20
-            guard loc >= 0, u32(loc) == 0x0706_4B50 else { throw corrupt("missing ZIP64 locator") }
-            let rec = u64(loc + 8)
-            guard rec >= 0, rec + 56 <= b.count, u32(rec) == 0x0606_4B50 else { throw corrupt("bad ZIP64 end record") }
-            entryCount = u64(rec + 32)
-            cdSize = u64(rec + 40)
-            cdOffset = u64(rec + 48)
-        }
-        guard cdOffset >= 0, cdSize >= 0, cdOffset + cdSize <= b.count else {
-            throw corrupt("central directory [\(cdOffset), +\(cdSize)) lies outside the \(b.count)-byte file")
-        }
-
+        let fields = ZipFields(bytes: file.bytes, path: file.path)
+        let (count, directory) = try fields.centralDirectory()
         var entries: [Entry] = []
         var index: [String: Int] = [:]
-        var p = cdOffset
-        for _ in 0..<entryCount {
-            guard p + 46 <= cdOffset + cdSize, u32(p) == 0x0201_4B50 else { throw corrupt("bad central directory entry at byte \(p)") }
-            let method = UInt16(u16(p + 10))
-            let crc = UInt32(u32(p + 16))
-            var csize = u32(p + 20), usize = u32(p + 24)
-            let nameLen = u16(p + 28), extraLen = u16(p + 30), commentLen = u16(p + 32)
-            var local = u32(p + 42)
-            guard p + 46 + nameLen + extraLen + commentLen <= cdOffset + cdSize else { throw corrupt("central directory entry at byte \(p) overruns") }
-            let name = String(decoding: UnsafeRawBufferPointer(rebasing: b[(p + 46)..<(p + 46 + nameLen)]), as: UTF8.self)
-            // ZIP64 extra field: the 64-bit values of those fields that are 0xFFFFFFFF, in order.
-            var e = p + 46 + nameLen
-            let eEnd = e + extraLen
-            while e + 4 <= eEnd {
-                let id = u16(e), len = u16(e + 2)
-                if id == 0x0001 {
-                    var q = e + 4
-                    if usize == 0xFFFF_FFFF, q + 8 <= e + 4 + len { usize = u64(q); q += 8 }
-                    if csize == 0xFFFF_FFFF, q + 8 <= e + 4 + len { csize = u64(q); q += 8 }
-                    if local == 0xFFFF_FFFF, q + 8 <= e + 4 + len { local = u64(q); q += 8 }
-                }
-                e += 4 + len
-            }
-            index[name] = entries.count
-            entries.append(Entry(name: name, method: method, crc32: crc, compressedSize: csize,
-                                 uncompressedSize: usize, localHeaderOffset: local))
-            p += 46 + nameLen + extraLen + commentLen
+        var p = directory.lowerBound
+        for _ in 0..<count {
+            let (entry, next) = try fields.entry(at: p, in: directory)
+            index[entry.name] = entries.count
+            entries.append(entry)
+            p = next
         }
         self.entries = entries
         self.index = index
@@ -96,19 +46,20 @@ struct ZipArchive {
     func data(of entry: Entry, verify: Bool = true) throws -> ByteRegion {
         let b = file.bytes
         let path = file.path
-        func u16(_ o: Int) -> Int { Int(b[o]) | Int(b[o + 1]) << 8 }
         let h = entry.localHeaderOffset
-        guard h >= 0, h + 30 <= b.count, b[h] == 0x50, b[h + 1] == 0x4B, b[h + 2] == 0x03, b[h + 3] == 0x04 else {
+        guard h <= b.count - 30, b[h] == 0x50, b[h + 1] == 0x4B, b[h + 2] == 0x03, b[h + 3] == 0x04 else {
             throw LinprobeError(.corruptInput, "\(path): entry '\(entry.name)' has no local header at byte \(h); the checkpoint is truncated or corrupt")
         }
         guard entry.method == 0 else {
             throw LinprobeError(.unsupported, "\(path): entry '\(entry.name)' is compressed (method \(entry.method)); PyTorch checkpoints store tensors uncompressed — re-save it with torch.save")
         }
-        let start = h + 30 + u16(h + 26) + u16(h + 28)
-        guard entry.compressedSize == entry.uncompressedSize, start + entry.uncompressedSize <= b.count else {
+        let fields = ZipFields(bytes: b, path: path)
+        let start = h + 30 + fields.u16(h + 26) + fields.u16(h + 28)  // h ≤ count − 30: no overflow
+        guard entry.uncompressedSize == UInt64(entry.compressedSize), start <= b.count,
+              entry.compressedSize <= b.count - start else {
             throw LinprobeError(.corruptInput, "\(path): entry '\(entry.name)' (\(entry.uncompressedSize) bytes at byte \(start)) runs past the end of the \(b.count)-byte file; the checkpoint is truncated")
         }
-        let bytes = UnsafeRawBufferPointer(rebasing: b[start..<(start + entry.uncompressedSize)])
+        let bytes = UnsafeRawBufferPointer(rebasing: b[start..<(start + entry.compressedSize)])
         if verify {
             let crc = CRC32.checksum(bytes)
             guard crc == entry.crc32 else {
@@ -117,6 +68,108 @@ struct ZipArchive {
             }
         }
         return ByteRegion(owner: file, bytes: bytes)
+    }
+}
+
+/// Reads the little-endian fields of a zip file and checks each size, offset and count against
+/// the file before it becomes an `Int`.
+private struct ZipFields {
+    let b: UnsafeRawBufferPointer
+    let path: String
+
+    init(bytes: UnsafeRawBufferPointer, path: String) {
+        b = bytes
+        self.path = path
+    }
+
+    func u16(_ o: Int) -> Int { Int(b[o]) | Int(b[o + 1]) << 8 }
+    func u32(_ o: Int) -> Int { u16(o) | u16(o + 2) << 16 }
+    func u64(_ o: Int) -> UInt64 { UInt64(u32(o)) | UInt64(u32(o + 4)) << 32 }
+
+    func corrupt(_ what: String) -> LinprobeError {
+        LinprobeError(.corruptInput,
+                      "\(path): \(what); the zip-format checkpoint is truncated or corrupt (re-download or re-save it)")
+    }
+
+    /// `value` as an offset or size inside the file (at most its byte count).
+    func inFile(_ value: UInt64, _ field: String) throws -> Int {
+        guard value <= UInt64(b.count) else { throw corrupt("\(field) \(value) exceeds the \(b.count)-byte file") }
+        return Int(value)
+    }
+
+    /// `start..<start+length`, checked to lie inside the file.
+    func span(_ start: UInt64, _ length: UInt64, _ what: String) throws -> Range<Int> {
+        let (end, overflow) = start.addingReportingOverflow(length)
+        guard !overflow, end <= UInt64(b.count) else {
+            throw corrupt("\(what) [\(start), +\(length)) lies outside the \(b.count)-byte file")
+        }
+        return Int(start)..<Int(end)
+    }
+
+    /// The entry count and the byte range of the central directory, from the end-of-central-
+    /// directory record (the ZIP64 one when the classic fields are saturated).
+    func centralDirectory() throws -> (count: Int, range: Range<Int>) {
+        // The last "PK\u{5}\u{6}" within the final 64 KiB + 22 bytes.
+        guard b.count >= 22 else { throw corrupt("file too short for a zip archive (\(b.count) bytes)") }
+        var eocd = -1
+        var o = b.count - 22
+        let lowest = max(0, b.count - 22 - 65535)
+        while o >= lowest {
+            if b[o] == 0x50, b[o + 1] == 0x4B, b[o + 2] == 0x05, b[o + 3] == 0x06 { eocd = o; break }
+            o -= 1
+        }
+        guard eocd >= 0 else { throw corrupt("no end-of-central-directory record") }
+        var count = UInt64(u16(eocd + 10))
+        var size = UInt64(u32(eocd + 12))
+        var offset = UInt64(u32(eocd + 16))
+        if count == 0xFFFF || size == 0xFFFF_FFFF || offset == 0xFFFF_FFFF {
+            // ZIP64: a locator sits just before the EOCD and points at the ZIP64 EOCD record.
+            let loc = eocd - 20
+            guard loc >= 0, u32(loc) == 0x0706_4B50 else { throw corrupt("missing ZIP64 locator") }
+            let record = try span(u64(loc + 8), 56, "ZIP64 end-of-central-directory record").lowerBound
+            guard u32(record) == 0x0606_4B50 else { throw corrupt("bad ZIP64 end record") }
+            count = u64(record + 32)
+            size = u64(record + 40)
+            offset = u64(record + 48)
+        }
+        let range = try span(offset, size, "central directory")
+        // Every entry takes at least 46 bytes of the directory.
+        guard count <= UInt64(range.count / 46) else {
+            throw corrupt("entry count \(count) does not fit in the \(range.count)-byte central directory")
+        }
+        return (Int(count), range)
+    }
+
+    /// The central-directory entry at `p` and where the next one starts.
+    func entry(at p: Int, in directory: Range<Int>) throws -> (ZipArchive.Entry, next: Int) {
+        guard directory.upperBound - p >= 46, u32(p) == 0x0201_4B50 else {
+            throw corrupt("bad central directory entry at byte \(p)")
+        }
+        let nameLength = u16(p + 28), extraLength = u16(p + 30), commentLength = u16(p + 32)
+        let next = p + 46 + nameLength + extraLength + commentLength  // ≤ p + 3·65535 + 46: no overflow
+        guard next <= directory.upperBound else { throw corrupt("central directory entry at byte \(p) overruns") }
+        let nameBytes = UnsafeRawBufferPointer(rebasing: b[(p + 46)..<(p + 46 + nameLength)])
+        let name = String(decoding: nameBytes, as: UTF8.self)
+        var csize = UInt64(u32(p + 20)), usize = UInt64(u32(p + 24)), local = UInt64(u32(p + 42))
+        // ZIP64 extra field: the 64-bit values of those fields that are 0xFFFFFFFF, in order.
+        var e = p + 46 + nameLength
+        let extraEnd = e + extraLength
+        while e + 4 <= extraEnd {
+            let id = u16(e), length = u16(e + 2)
+            let fieldEnd = min(e + 4 + length, extraEnd)
+            if id == 0x0001 {
+                var q = e + 4
+                if usize == 0xFFFF_FFFF, q + 8 <= fieldEnd { usize = u64(q); q += 8 }
+                if csize == 0xFFFF_FFFF, q + 8 <= fieldEnd { csize = u64(q); q += 8 }
+                if local == 0xFFFF_FFFF, q + 8 <= fieldEnd { local = u64(q); q += 8 }
+            }
+            e += 4 + length
+        }
+        let entry = ZipArchive.Entry(
+            name: name, method: UInt16(u16(p + 10)), crc32: UInt32(u32(p + 16)),
+            compressedSize: try inFile(csize, "entry '\(name)': compressed size"), uncompressedSize: usize,
+            localHeaderOffset: try inFile(local, "entry '\(name)': local header offset"))
+        return (entry, next)
     }
 }
 

@@ -21,9 +21,13 @@ import Darwin
 /// One decoder per worker thread: it owns a TurboJPEG handle and reusable buffers, so it must
 /// not be used by two threads at once (it is `Sendable` so that it can be handed to a worker).
 public final class ImageDecoder: @unchecked Sendable {
-    /// PIL refuses images above twice `Image.MAX_IMAGE_PIXELS` (89,478,485) with
-    /// `DecompressionBombError`; VISSL then substitutes a gray image.
-    public static let maxPixels = 2 * 89_478_485
+    /// The default pixel limit, `ImageLimits.maxPixels`.
+    public static let maxPixels = ImageLimits.maxPixels
+
+    /// Images with more pixels are refused before their pixels are allocated.
+    public let maxPixels: Int
+    /// Files larger than this are refused before they are read (`ImageLimits.maxFileBytes`).
+    public let maxFileBytes: Int
 
     private var turbo: tjhandle?
     /// The last file read (reused between images).
@@ -33,7 +37,11 @@ public final class ImageDecoder: @unchecked Sendable {
     var scratch2: [UInt8] = []
     var scratch3: [UInt8] = []
 
-    public init() {}
+    /// `maxPixels` bounds the image size (`ImageLimits.maxPixels`, PIL's limit, by default).
+    public init(maxPixels: Int = ImageLimits.maxPixels) {
+        self.maxPixels = max(1, maxPixels)
+        maxFileBytes = ImageLimits.maxFileBytes(maxPixels: self.maxPixels)
+    }
 
     deinit {
         if let turbo { tjDestroy(turbo) }
@@ -73,36 +81,55 @@ public final class ImageDecoder: @unchecked Sendable {
 
     private var fileCount = 0
 
-    /// Reads the whole file into `fileBuffer`; returns the reason on failure.
+    /// Reads the whole file into `fileBuffer`; returns the reason on failure. Only a regular
+    /// file (or a link to one) is opened: a FIFO would block `open`, and a device such as
+    /// `/dev/zero` never ends. At most the `st_size` bytes seen when it was opened are read.
     private func readFile(_ path: String) -> UnreadableImage? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        var st = stat()
+        guard stat(path, &st) == 0 else { return UnreadableImage(.unreadableFile, "cannot open: \(errnoText())") }
+        if let notRegular = Self.notRegular(st) { return notRegular }
+        // O_NONBLOCK: should the path become a FIFO after the check, open returns at once.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { return UnreadableImage(.unreadableFile, "cannot open: \(errnoText())") }
         defer { close(fd) }
-        var st = stat()
         guard fstat(fd, &st) == 0 else { return UnreadableImage(.unreadableFile, "cannot stat: \(errnoText())") }
-        if (st.st_mode & S_IFMT) == S_IFDIR { return UnreadableImage(.unreadableFile, "is a directory") }
-        var capacity = max(Int(st.st_size), 0) + 1
-        if fileBuffer.count < capacity { fileBuffer = [UInt8](repeating: 0, count: capacity) }
+        if let notRegular = Self.notRegular(st) { return notRegular }
+        let size = Int(st.st_size)
+        guard size <= maxFileBytes else {
+            return UnreadableImage(.tooLarge, "file of \(size) bytes exceeds the \(maxFileBytes)-byte limit "
+                                   + "for images of at most \(maxPixels) pixels")
+        }
+        if fileBuffer.count < size { fileBuffer = [UInt8](repeating: 0, count: size) }
         var total = 0
-        while true {
-            if total == capacity {
-                // The file grew (or st_size was 0 for a special file): double the buffer.
-                capacity *= 2
-                fileBuffer.append(contentsOf: repeatElement(0, count: capacity - fileBuffer.count))
-            }
+        while total < size {
             let got = fileBuffer.withUnsafeMutableBytes { raw in
-                raw.baseAddress.map { read(fd, $0 + total, capacity - total) } ?? 0  // capacity ≥ 1: never nil
+                raw.baseAddress.map { read(fd, $0 + total, size - total) } ?? 0  // size > 0: never nil
             }
             if got < 0 {
                 if errno == EINTR { continue }
                 return UnreadableImage(.unreadableFile, "read failed: \(errnoText())")
             }
-            if got == 0 { break }
+            if got == 0 { break }  // the file shrank since fstat
             total += got
         }
         fileCount = total
         if total == 0 { return UnreadableImage(.truncated, "empty file") }
         return nil
+    }
+
+    /// Why a file of this type is not read, or nil for a regular file.
+    static func notRegular(_ st: stat) -> UnreadableImage? {
+        let kind: String
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: return nil
+        case S_IFDIR: kind = "a directory"
+        case S_IFIFO: kind = "a FIFO"
+        case S_IFCHR: kind = "a character device"
+        case S_IFBLK: kind = "a block device"
+        case S_IFSOCK: kind = "a socket"
+        default: kind = "a special file"
+        }
+        return UnreadableImage(.unreadableFile, "not a regular file (\(kind))")
     }
 
     // MARK: - JPEG
@@ -183,8 +210,9 @@ public final class ImageDecoder: @unchecked Sendable {
 
     func checkPixelLimit(_ w: Int, _ h: Int) -> UnreadableImage? {
         let pixels = w.multipliedReportingOverflow(by: h)
-        if pixels.overflow || pixels.partialValue > ImageDecoder.maxPixels {
-            return UnreadableImage(.tooLarge, "image of \(w)×\(h) pixels exceeds PIL's decompression-bomb limit of \(ImageDecoder.maxPixels) pixels")
+        if pixels.overflow || pixels.partialValue > maxPixels {
+            return UnreadableImage(.tooLarge, "image of \(w)×\(h) pixels exceeds the limit of \(maxPixels) pixels "
+                                   + "(PIL's decompression-bomb limit by default)")
         }
         return nil
     }

@@ -23,6 +23,7 @@ public struct DatasetCatalog: Sendable {
 
     /// Reads a catalog file; errors name the file and the entry at fault.
     public static func load(path: String) throws -> DatasetCatalog {
+        try requireRegularFile(path, what: "the dataset catalog")
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))

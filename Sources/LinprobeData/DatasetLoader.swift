@@ -322,6 +322,7 @@ public enum DatasetLoader {
         var table = [String: [Int64]]()
         for (k, file) in chosen.enumerated() {
             let text: String
+            try requireRegularFile(main + "/" + file, what: "a PASCAL VOC image-set file")
             do {
                 text = try String(contentsOfFile: main + "/" + file, encoding: .utf8)
             } catch {

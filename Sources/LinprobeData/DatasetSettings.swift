@@ -87,6 +87,9 @@ public struct DatasetSettings: Sendable, Equatable {
         guard (1...100_000).contains(grayImageSize) else {
             throw LinprobeError.config("\(path).DEFAULT_GRAY_IMG_SIZE: \(grayImageSize) is not a valid image size")
         }
+        if let excess = MemoryBudget.excess([grayImageSize, grayImageSize, 3]) {
+            throw LinprobeError.config("\(path).DEFAULT_GRAY_IMG_SIZE: a \(grayImageSize)² gray image \(excess)")
+        }
         guard samplingSkip >= 0 else {
             throw LinprobeError.config("\(path).DATA_LIMIT_SAMPLING.SKIP_NUM_SAMPLES: must be ≥ 0, got \(samplingSkip)")
         }

@@ -20,14 +20,18 @@ public final class SampleLoader: @unchecked Sendable {
     public let pipeline: TransformPipeline
     public let grayImageSize: Int
     public let baseSeed: UInt64
-    private let decoder = ImageDecoder()
+    private let decoder: ImageDecoder
     private let runner: TransformRunner
     private var image = RGBImage()
 
-    public init(pipeline: TransformPipeline, grayImageSize: Int = 224, baseSeed: UInt64 = 0) {
+    /// `maxImagePixels`: larger images are unreadable (`tooLarge`) before they are decoded
+    /// (`ImageLimits.maxPixels`, PIL's decompression-bomb limit, by default).
+    public init(pipeline: TransformPipeline, grayImageSize: Int = 224, baseSeed: UInt64 = 0,
+                maxImagePixels: Int = ImageLimits.maxPixels) {
         self.pipeline = pipeline
         self.grayImageSize = grayImageSize
         self.baseSeed = baseSeed
+        decoder = ImageDecoder(maxPixels: maxImagePixels)
         runner = TransformRunner(pipeline: pipeline)
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import LinprobeCodecs
 import LinprobeCore
 
 /// Everything `extract` reads from `DATA.<SPLIT>`: the listing, the transforms, the gray-image
@@ -26,9 +27,11 @@ public struct SplitInput: Sendable {
         self.pipeline = pipeline
     }
 
-    /// A loader for one worker thread (`baseSeed` seeds the random transforms per sample).
-    public func makeLoader(baseSeed: UInt64) -> SampleLoader {
-        SampleLoader(pipeline: pipeline, grayImageSize: settings.grayImageSize, baseSeed: baseSeed)
+    /// A loader for one worker thread (`baseSeed` seeds the random transforms per sample;
+    /// images of more than `maxImagePixels` pixels are unreadable, as PIL refuses them).
+    public func makeLoader(baseSeed: UInt64, maxImagePixels: Int = ImageLimits.maxPixels) -> SampleLoader {
+        SampleLoader(pipeline: pipeline, grayImageSize: settings.grayImageSize, baseSeed: baseSeed,
+                     maxImagePixels: maxImagePixels)
     }
 
     /// Canonical JSON of the dataset listing, the transforms and the unreadable-image policy.

@@ -52,6 +52,7 @@ public final class TransformRunner: @unchecked Sendable {
         guard image.width > 0, image.height > 0, image.pixels.count >= image.byteCount else {
             throw LinprobeError(.shapeMismatch, "cannot transform an empty image (\(image.width)×\(image.height))")
         }
+        try pipeline.checkMemory(imageWidth: image.width, imageHeight: image.height)
         return try image.pixels.withUnsafeBufferPointer { px in
             guard let pixels = px.baseAddress else {
                 throw LinprobeError(.shapeMismatch,
@@ -83,9 +84,12 @@ public final class TransformRunner: @unchecked Sendable {
     }
 
     /// Applies the PIL-stage steps only and returns the image torchvision would hand to
-    /// `ToTensor` (for tools and tests; tensor-stage flips are applied too).
+    /// `ToTensor` (for tools and tests; tensor-stage flips are applied too). An empty image when
+    /// the input is empty or the images would exceed the memory budget (`checkMemory`).
     public func transformToImage(_ image: RGBImage, random: inout TransformRandom) -> RGBImage {
-        guard image.width > 0, image.height > 0 else { return RGBImage() }
+        guard image.width > 0, image.height > 0,
+              (try? pipeline.checkMemory(imageWidth: image.width, imageHeight: image.height)) != nil
+        else { return RGBImage() }
         return image.pixels.withUnsafeBufferPointer { px in
             guard let pixels = px.baseAddress else { return RGBImage() }
             let input = PixelRegion(base: pixels, width: image.width, height: image.height, rowBytes: image.width * 3)

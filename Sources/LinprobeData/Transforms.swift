@@ -44,6 +44,14 @@ public enum TransformStep: Sendable, Equatable {
 
     var isTensorConversion: Bool { self == .toTensor || self == .toRawTensor }
 
+    /// Whether the step changes the image's size (resizes and crops).
+    var isGeometric: Bool {
+        switch self {
+        case .resize, .centerCrop, .randomResizedCrop, .resizedCrop: return true
+        default: return false
+        }
+    }
+
     /// Canonical description with every default made explicit (for fingerprints and stores).
     public var description: JSONValue {
         func f(_ filter: ResampleFilter) -> JSONValue { .string(filter.rawValue) }
@@ -111,6 +119,49 @@ public struct TransformPipeline: Sendable, Equatable {
             throw LinprobeError.config("\(path): the transforms must convert the image to a tensor (add {name: ToTensor})")
         }
         self.steps = steps
+        try checkConfiguredSizes(path: path)
+    }
+
+    /// The configured output sizes (exact resizes, crops; a shorter-side resize makes at least
+    /// size×size) checked against the memory budget before any image is processed.
+    private func checkConfiguredSizes(path: String) throws {
+        let last = steps.lastIndex { $0.isGeometric }
+        for (i, step) in steps.enumerated() {
+            let h: Int, w: Int, atLeast: Bool
+            switch step {
+            case .resize(.exact(let eh, let ew), _, _): (h, w, atLeast) = (eh, ew, false)
+            case .resize(.shorterSide(let n), _, _): (h, w, atLeast) = (n, n, true)
+            case .centerCrop(let ch, let cw), .randomResizedCrop(let ch, let cw, _, _, _),
+                 .resizedCrop(_, _, _, _, let ch, let cw, _):
+                (h, w, atLeast) = (ch, cw, false)
+            default: continue
+            }
+            if let excess = Self.sizeExcess(height: h, width: w, final: i == last, atLeast: atLeast) {
+                throw LinprobeError.config("\(path)[\(i)] (\(step.name)): \(excess)")
+            }
+        }
+    }
+
+    /// Checks every image the pipeline makes from an `imageWidth`×`imageHeight` input, and the
+    /// tensor it ends with, against the memory budget (before the runner allocates them).
+    public func checkMemory(imageWidth: Int, imageHeight: Int) throws {
+        let sizes = imageSizes(imageWidth: imageWidth, imageHeight: imageHeight)
+        for (k, s) in sizes.enumerated() {
+            let final = k == sizes.count - 1
+            if let excess = Self.sizeExcess(height: s.height, width: s.width, final: final, atLeast: false) {
+                throw LinprobeError.config(
+                    "TRANSFORMS[\(s.step)] (\(steps[s.step].name)) of a \(imageWidth)×\(imageHeight) image: \(excess)")
+            }
+        }
+    }
+
+    /// nil when an image of `height`×`width` (uint8 RGB, or the float32 tensor for the last
+    /// geometric step) fits the memory budget; otherwise the phrase giving the figure.
+    static func sizeExcess(height: Int, width: Int, final: Bool, atLeast: Bool) -> String? {
+        let factors = final ? [3, height, width, 4] : [height, width, 3]
+        guard let excess = MemoryBudget.excess(factors, atLeast: atLeast) else { return nil }
+        let what = final ? "its 3×\(height)×\(width) float32 tensor" : "a \(width)×\(height) RGB image"
+        return "\(what) \(excess)"
     }
 
     /// Parses VISSL's list syntax: `[{name: Resize, size: 256}, {name: CenterCrop, size: 224}, …]`.
@@ -136,8 +187,16 @@ public struct TransformPipeline: Sendable, Equatable {
 
     /// Output tensor shape `[3, H, W]` for an input image of the given size.
     public func outputShape(imageWidth: Int, imageHeight: Int) -> [Int] {
+        let last = imageSizes(imageWidth: imageWidth, imageHeight: imageHeight).last
+        return [3, last?.height ?? imageHeight, last?.width ?? imageWidth]
+    }
+
+    /// The image size after each geometric step (its index in `steps`), for an input of the
+    /// given size: the images the runner materialises at most.
+    func imageSizes(imageWidth: Int, imageHeight: Int) -> [(step: Int, height: Int, width: Int)] {
         var w = imageWidth, h = imageHeight
-        for step in steps {
+        var sizes: [(step: Int, height: Int, width: Int)] = []
+        for (i, step) in steps.enumerated() {
             switch step {
             case .resize(let size, let maxSize, _):
                 (h, w) = Self.resizedSize(height: h, width: w, size: size, maxSize: maxSize)
@@ -146,10 +205,11 @@ public struct TransformPipeline: Sendable, Equatable {
             case .randomResizedCrop(let ch, let cw, _, _, _), .resizedCrop(_, _, _, _, let ch, let cw, _):
                 (h, w) = (ch, cw)
             default:
-                break
+                continue
             }
+            sizes.append((i, h, w))
         }
-        return [3, h, w]
+        return sizes
     }
 
     /// The output shape when it does not depend on the input size (the trunk's shape checks need
@@ -168,13 +228,20 @@ public struct TransformPipeline: Sendable, Equatable {
         case .shorterSide(let requested):
             let (short, long) = w <= h ? (w, h) : (h, w)
             var newShort = requested
-            var newLong = Int(Double(requested * long) / Double(short))
+            // Products in Double: exact below 2^53 (every real size), no overflow above.
+            var newLong = clampedInt(Double(requested) * Double(long) / Double(short))
             if let maxSize, newLong > maxSize {
-                newShort = Int(Double(maxSize * newShort) / Double(newLong))
+                newShort = clampedInt(Double(maxSize) * Double(newShort) / Double(newLong))
                 newLong = maxSize
             }
             return w <= h ? (newLong, newShort) : (newShort, newLong)
         }
+    }
+
+    /// `Int(x)` for a non-negative size, with anything at or above 2^62 (or NaN) as 2^62: far
+    /// beyond the memory budget, which then refuses it.
+    private static func clampedInt(_ x: Double) -> Int {
+        x < 0x1p62 ? Int(x) : 1 << 62
     }
 
     // MARK: - Parsing one list item

@@ -1,6 +1,10 @@
 internal import CLinprobeHDF5
 import Foundation
 
+/// The most elements an attribute may announce (Linprobe's attributes hold a few values or one
+/// string; a dataspace claiming more is refused before a buffer is allocated for it).
+let maxAttributeElements: hssize_t = 1 << 20
+
 /// Attribute access for the root group and datasets. Writes replace an existing attribute of
 /// the same name; reads accept what other writers (h5py) produce: variable- or fixed-length
 /// strings, integers of any width, scalars or one-dimensional arrays.
@@ -68,6 +72,12 @@ extension HDF5AttributeHolder {
         defer { H5Sclose(space) }
         let n = H5Sget_simple_extent_npoints(space)
         if n < 0 { throw HDF5Error(function: "H5Sget_simple_extent_npoints", message: currentHDF5ErrorMessage(), object: object) }
+        // Attributes are small metadata; a dataspace announcing more elements is forged.
+        guard n <= maxAttributeElements else {
+            throw HDF5Error(function: "H5Sget_simple_extent_npoints",
+                            message: "attribute announces \(n) elements (at most \(maxAttributeElements) are read)",
+                            object: object)
+        }
         return Int(n)
     }
 

@@ -43,13 +43,34 @@ public final class HDF5Dataset: HDF5AttributeHolder {
         if rank == 0 { return [] }
         var d = [hsize_t](repeating: 0, count: rank)
         try checkStatus(H5Sget_simple_extent_dims(space, &d, nil), "H5Sget_simple_extent_dims", objectName)
-        return d.map { Int($0) }
+        return try exactInts(d, "dimensions")
     }
 
-    /// Elements per row (product of all dimensions after the first).
+    /// `values` as `Int`s, or an error naming the dataset when one exceeds `Int.max`.
+    private func exactInts(_ values: [hsize_t], _ what: String) throws(HDF5Error) -> [Int] {
+        var out: [Int] = []
+        for v in values {
+            guard let i = Int(exactly: v) else {
+                throw HDF5Error(function: "H5Sget_simple_extent_dims", message: "\(what) \(values) exceed \(Int.max)",
+                                object: objectName)
+            }
+            out.append(i)
+        }
+        return out
+    }
+
+    /// Elements per row (product of all dimensions after the first), overflow-checked.
     public func rowWidth() throws(HDF5Error) -> Int {
         let d = try dims()
-        return d.dropFirst().reduce(1, *)
+        var width = 1
+        for n in d.dropFirst() {
+            let (p, overflow) = width.multipliedReportingOverflow(by: n)
+            if overflow {
+                throw HDF5Error(function: "rowWidth", message: "row of dimensions \(d) overflows", object: objectName)
+            }
+            width = p
+        }
+        return width
     }
 
     /// Chunk dimensions, or nil for a contiguous dataset.
@@ -60,7 +81,7 @@ public final class HDF5Dataset: HDF5AttributeHolder {
         var d = [hsize_t](repeating: 0, count: 8)
         let rank = H5Pget_chunk(dcpl, 8, &d)
         if rank < 0 { throw HDF5Error(function: "H5Pget_chunk", message: currentHDF5ErrorMessage(), object: objectName) }
-        return d.prefix(Int(rank)).map { Int($0) }
+        return try exactInts(Array(d.prefix(Int(rank))), "chunk dimensions")
     }
 
     /// Changes the number of rows (the other dimensions stay).
@@ -298,7 +319,12 @@ func readStringValues(
     try checkStatus(H5Tset_size(memType, size), "H5Tset_size", object)
     // Keep NUL padding so every value can be cut at its first NUL.
     H5Tset_strpad(memType, H5T_STR_NULLPAD)
-    var bytes = [UInt8](repeating: 0, count: max(1, count * size))
+    let (total, overflow) = count.multipliedReportingOverflow(by: size)
+    guard !overflow else {
+        throw HDF5Error(function: "H5Dread/H5Aread", message: "\(count) strings of \(size) bytes overflow",
+                        object: object)
+    }
+    var bytes = [UInt8](repeating: 0, count: max(1, total))
     let status = bytes.withUnsafeMutableBytes { raw in
         raw.baseAddress.map { read(memType, $0) } ?? -1  // never nil: `bytes` holds at least one byte
     }

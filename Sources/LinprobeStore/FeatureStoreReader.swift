@@ -83,27 +83,17 @@ public final class FeatureStoreReader {
             var infos: [StoredLayerInfo] = []
             var rowCount: Int? = nil
             let watermark = try f.attributeInt64("rows_written").map(Int.init)
+            if let w = watermark, w < 0 { throw fail(.corruptInput, "rows_written = \(w) is negative") }
             for name in names {
                 let ds = try f.openDataset(StoreLayout.featurePath(name))
-                let dims = try ds.dims()
-                guard dims.count >= 2, ds.type.kind == .float || ds.type.kind == .integer else {
-                    throw fail(.corruptInput, "/features/\(name) must be a numeric [N, D] dataset, found \(ds.type) \(dims)")
-                }
-                let width = dims.dropFirst().reduce(1, *)
-                var shape = try ds.attributeInt64Array("shape_chw")?.map(Int.init)
-                    ?? (dims.count == 4 ? Array(dims.dropFirst()) : [width, 1, 1])
-                if shape.count != 3 || shape.reduce(1, *) != width {
-                    throw fail(.corruptInput, "/features/\(name): shape_chw \(shape) does not match D = \(width)")
-                }
-                if shape.isEmpty { shape = [width, 1, 1] }
-                var n = dims[0]
+                let (info, rows) = try Self.layerInfo(name, ds, fail: fail)
+                var n = rows
                 if !isComplete, let w = watermark { n = min(n, w) }
                 if let r = rowCount, r != n {
                     throw fail(.corruptInput, "layers disagree on the number of rows (\(r) vs \(n) in /features/\(name))")
                 }
                 rowCount = n
-                infos.append(StoredLayerInfo(name: name, dim: width, shapeCHW: shape, storedType: ds.isFloat16 ? "float16" : ds.type.description,
-                                             chunkRows: try ds.chunkDims()?.first))
+                infos.append(info)
                 datasets[name] = ds
             }
             layers = infos
@@ -118,8 +108,12 @@ public final class FeatureStoreReader {
             guard try f.exists(StoreLayout.targets) else { throw fail(.corruptInput, "feature store has no /targets dataset") }
             let targets = try f.openDataset(StoreLayout.targets)
             let tdims = try targets.dims()
-            guard targets.type.kind == .integer, tdims.count == 1 || tdims.count == 2, tdims[0] >= count else {
+            guard targets.type.kind == .integer, tdims.count == 1 || tdims.count == 2 else {
                 throw fail(.corruptInput, "/targets must be integer [N] or [N, C] with N = \(count), found \(targets.type) \(tdims)")
+            }
+            try Self.checkRows(StoreLayout.targets, tdims[0], count: count, complete: isComplete, fail: fail)
+            if tdims.count == 2, StoreDimensions.product([count, tdims[1], 8]) == nil {
+                throw fail(.corruptInput, "/targets: dimensions \(tdims) overflow")
             }
             targetLayout = tdims.count == 1 || tdims[1] == 1 ? .singleLabel : .multiLabel(classes: tdims[1])
             datasets["/targets"] = targets
@@ -130,6 +124,7 @@ public final class FeatureStoreReader {
                 classNames = []
             }
             if let n = try f.attributeInt64("num_classes") {
+                guard n >= 0 else { throw fail(.corruptInput, "num_classes = \(n) is negative") }
                 numClasses = Int(n)
             } else if case .multiLabel(let c) = targetLayout {
                 numClasses = c
@@ -138,14 +133,59 @@ public final class FeatureStoreReader {
             }
             for optional in [StoreLayout.indices, StoreLayout.imagePaths, StoreLayout.unreadable] where try f.exists(optional) {
                 let ds = try f.openDataset(optional)
-                guard try ds.dims().first ?? 0 >= count else {
-                    throw fail(.corruptInput, "\(optional) has fewer rows than the features (\(count))")
-                }
+                try Self.checkRows(optional, try ds.dims().first ?? 0, count: count, complete: isComplete, fail: fail)
                 datasets[optional] = ds
             }
         } catch let error as HDF5Error {
             throw LinprobeError(.corruptInput, "cannot read feature store: \(error.description)")
         }
+    }
+
+    /// A layer's dataset checked before use: numeric `[N, D…]` whose row width and byte count do
+    /// not overflow, and a `shape_chw` of three non-negative entries whose product is the width.
+    private static func layerInfo(
+        _ name: String, _ ds: HDF5Dataset, fail: (LinprobeError.Code, String) -> LinprobeError
+    ) throws -> (StoredLayerInfo, rows: Int) {
+        let where_ = StoreLayout.featurePath(name)
+        let dims = try ds.dims()
+        guard dims.count >= 2, ds.type.kind == .float || ds.type.kind == .integer else {
+            throw fail(.corruptInput, "\(where_) must be a numeric [N, D] dataset, found \(ds.type) \(dims)")
+        }
+        guard let width = StoreDimensions.product(Array(dims.dropFirst())),
+              StoreDimensions.product([dims[0], width, 8]) != nil else {
+            throw fail(.corruptInput, "\(where_): dimensions \(dims) overflow")
+        }
+        let shape: [Int]
+        if let stored = try ds.attributeInt64Array("shape_chw") {
+            guard stored.count == 3, stored.allSatisfy({ $0 >= 0 }) else {
+                throw fail(.corruptInput,
+                           "\(where_): attribute shape_chw \(stored) must be three non-negative sizes [C, H, W]")
+            }
+            shape = stored.map { Int($0) }
+            guard let product = StoreDimensions.product(shape) else {
+                throw fail(.corruptInput,
+                           "\(where_): attribute shape_chw \(shape) overflows (its product exceeds \(Int.max))")
+            }
+            guard product == width else {
+                throw fail(.corruptInput, "\(where_): shape_chw \(shape) does not match D = \(width)")
+            }
+        } else {
+            shape = dims.count == 4 ? Array(dims.dropFirst()) : [width, 1, 1]
+        }
+        let chunkRows = try ds.chunkDims()?.first
+        if let c = chunkRows, c < 1 { throw fail(.corruptInput, "\(where_): chunks of \(c) rows") }
+        let info = StoredLayerInfo(name: name, dim: width, shapeCHW: shape,
+                                   storedType: ds.isFloat16 ? "float16" : ds.type.description, chunkRows: chunkRows)
+        return (info, dims[0])
+    }
+
+    /// A per-row dataset (`/targets`, `/indices`, ...) has as many rows as the features — in an
+    /// incomplete store, at least as many as were written.
+    private static func checkRows(_ name: String, _ rows: Int, count: Int, complete: Bool,
+                                  fail: (LinprobeError.Code, String) -> LinprobeError) throws {
+        if complete ? rows == count : rows >= count { return }
+        let relation = rows < count ? "fewer" : "more"
+        throw fail(.corruptInput, "\(name) has \(rows) rows, \(relation) than the \(count) rows of the features")
     }
 
     /// Number of samples (rows / views).
@@ -275,5 +315,20 @@ public final class FeatureStoreReader {
     /// Every root attribute name.
     public func attributeNames() throws -> [String] {
         do { return try file.attributeNames() } catch { throw LinprobeError(.corruptInput, error.description) }
+    }
+}
+
+/// Overflow-checked sizes of stored datasets.
+enum StoreDimensions {
+    /// The product of non-negative `factors`, or nil when one is negative or the product overflows.
+    static func product(_ factors: [Int]) -> Int? {
+        var total = 1
+        for f in factors {
+            guard f >= 0 else { return nil }
+            let (p, overflow) = total.multipliedReportingOverflow(by: f)
+            if overflow { return nil }
+            total = p
+        }
+        return total
     }
 }

@@ -68,6 +68,13 @@ public final class FeatureExtractor: @unchecked Sendable {
         self.inputHeight = inputHeight
         self.inputWidth = inputWidth
         self.options = options
+        guard inputHeight > 0, inputWidth > 0 else {
+            throw LinprobeError.config("input size \(inputHeight)×\(inputWidth) is not a valid image size")
+        }
+        if let excess = MemoryBudget.excess([3, inputHeight, inputWidth, 4]) {
+            throw LinprobeError.config(
+                "input size \(inputHeight)×\(inputWidth) (from the transforms): one image tensor \(excess)")
+        }
         let outputs = try map.outputs(spec: trunk.spec, inputHeight: inputHeight, inputWidth: inputWidth)
         self.outputs = outputs
         self.deepestTap = outputs.map(\.tap).max() ?? .flatten
@@ -83,6 +90,11 @@ public final class FeatureExtractor: @unchecked Sendable {
         microBatch = max(1, min(options.microBatch, room / max(1, single.perImageBytes)))
         let plan = try WorkspacePlan(trunk: trunk, height: inputHeight, width: inputWidth, deepest: deepestTap,
                                  outputs: outputs, shapes: shapes, options: options, microBatch: microBatch)
+        if let excess = MemoryBudget.excess([plan.floats, 4, workers]) {
+            throw LinprobeError.config(
+                "input size \(inputHeight)×\(inputWidth) with \(workers) worker thread\(workers == 1 ? "" : "s"): "
+                    + "the trunk's workspace memory \(excess); use smaller images or fewer threads")
+        }
         workspaces = (0..<workers).map { _ in Workspace(plan: plan) }
     }
 
@@ -253,6 +265,8 @@ struct WorkspacePlan {
     var perImageBytes: Int { (input + s + a + t1 + t2) * 4 / max(1, microBatch) }
     /// Bytes that do not (GEMM scratch, pooling scratch).
     var fixedBytes: Int { (scratch + poolScratch + zeros) * 4 }
+    /// Floats of one worker's workspace (what `Workspace` allocates).
+    var floats: Int { input + s + a + t1 + t2 + scratch + poolScratch + zeros }
     /// Scratch for one chunk of any layer stays within this many floats (8 MB), but a chunk
     /// always gets at least 64 rows so that its GEMMs stay efficient.
     static let scratchBudget = 2 << 20

@@ -145,9 +145,16 @@ public enum PoolOp: Sendable, Hashable, CustomStringConvertible {
         try validateParameters(path: node.path)
     }
 
+    /// Kernel, stride, padding, dilation and output sizes above this are refused (no feature map
+    /// comes near it, and the shape arithmetic stays far from overflow).
+    public static let maxParameter = 1 << 30
+
     private func validateParameters(path: String) throws {
         func positive(_ p: Pair, _ what: String) throws {
             guard p.h > 0, p.w > 0 else { throw LinprobeError.config("\(path): \(name) \(what) \(p) must be positive") }
+        }
+        for (value, what) in sizeParameters where value > PoolOp.maxParameter {
+            throw LinprobeError.config("\(path): \(name) \(what) \(value) exceeds \(PoolOp.maxParameter)")
         }
         switch self {
         case let .avgPool(k, s, p, _, _, _):
@@ -165,6 +172,22 @@ public enum PoolOp: Sendable, Hashable, CustomStringConvertible {
             }
         default:
             break
+        }
+    }
+
+    /// Every size-like argument, named (for the range check).
+    private var sizeParameters: [(Int, String)] {
+        switch self {
+        case .identity:
+            return []
+        case let .avgPool(k, s, p, _, _, _):
+            return [(k.h, "kernel"), (k.w, "kernel"), (s.h, "stride"), (s.w, "stride"),
+                    (p.h, "padding"), (p.w, "padding")]
+        case let .maxPool(k, s, p, d, _):
+            return [(k.h, "kernel"), (k.w, "kernel"), (s.h, "stride"), (s.w, "stride"),
+                    (p.h, "padding"), (p.w, "padding"), (d.h, "dilation"), (d.w, "dilation")]
+        case let .adaptiveAvgPool(oh, ow), let .adaptiveMaxPool(oh, ow):
+            return [(oh ?? 0, "output height"), (ow ?? 0, "output width")]
         }
     }
 
@@ -282,6 +305,10 @@ public struct PoolOpsMap: Sendable, Hashable {
             guard let out = e.op.outputShape(tapShape) else {
                 throw LinprobeError.config(
                     "\(where_) (\(e.tap.rawValue)): \(e.op) does not fit the \(tapShape[1])×\(tapShape[2]) map of tap \(e.tap.rawValue) at input \(inputHeight)×\(inputWidth) (kernel larger than the padded map)")
+            }
+            if let excess = MemoryBudget.excess(out + [4]) {
+                throw LinprobeError.config(
+                    "\(where_) (\(e.tap.rawValue)): \(e.op) makes a \(out) float32 feature per image, which \(excess)")
             }
             return FeatureOutput(index: i, tap: e.tap, op: e.op, shapeCHW: out)
         }

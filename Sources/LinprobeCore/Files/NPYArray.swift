@@ -1,5 +1,11 @@
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A NumPy `.npy` array as VISSL's `disk_filelist` uses them: image path strings and integer
 /// or string labels.
 ///
@@ -28,8 +34,10 @@ public struct NPYArray: Sendable {
         self.values = values
     }
 
-    /// Reads a `.npy` file; errors name the file and what is wrong with it.
+    /// Reads a `.npy` file; errors name the file and what is wrong with it. Only regular files
+    /// are read (a FIFO or a device such as `/dev/zero` would block or never end).
     public static func read(path: String) throws -> NPYArray {
+        try requireRegularFile(path)
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
@@ -37,6 +45,18 @@ public struct NPYArray: Sendable {
             throw LinprobeError(.missingInput, "\(path): cannot read the NumPy file (\(oneLine(error)))")
         }
         return try data.withUnsafeBytes { try parse($0, path: path) }
+    }
+
+    /// Refuses a path that is not (a link to) a regular file, before anything opens it.
+    static func requireRegularFile(_ path: String) throws {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            let reason = String(cString: strerror(errno))
+            throw LinprobeError(.missingInput, "\(path): cannot read the NumPy file (\(reason))")
+        }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw LinprobeError(.corruptInput, "\(path): not a regular file (a NumPy .npy file is expected)")
+        }
     }
 
     /// Parses `.npy` bytes (`path` is only used in messages).
@@ -78,7 +98,10 @@ public struct NPYArray: Sendable {
             throw LinprobeError(.unsupported, "\(path): object arrays are not supported (pickled object array, dtype '\(dt)'); save the array with a fixed-width string or integer dtype, e.g. np.save(path, np.array(list_of_str))")
         }
         guard size >= 0 else { throw fail("dtype '\(dt)'") }
-        let itemBytes = kind == "U" ? size * 4 : size
+        let (itemBytes, itemOverflow) = size.multipliedReportingOverflow(by: kind == "U" ? 4 : 1)
+        guard !itemOverflow, itemBytes > 0 || count == 0 else {
+            throw fail("dtype '\(dt)' has items of \(itemOverflow ? "more than \(Int.max)" : "0") bytes")
+        }
         let needed = count.multipliedReportingOverflow(by: itemBytes)
         guard !needed.overflow, needed.partialValue <= b.count - dataStart else {
             throw fail("shape \(header.shape) of '\(dt)' needs more bytes than the file's \(b.count - dataStart)")
@@ -167,6 +190,8 @@ public struct NPYArray: Sendable {
     /// Column-major → row-major.
     private static func reorderFortran(_ v: Values, shape: [Int]) -> Values {
         let count = shape.reduce(1, *)
+        // Strides are products of dimensions: they cannot overflow when there are elements.
+        guard count > 0 else { return v }
         // Index mapping: C index of each F-ordered element.
         var cIndexOfF = [Int](repeating: 0, count: count)
         var stridesC = [Int](repeating: 1, count: shape.count)

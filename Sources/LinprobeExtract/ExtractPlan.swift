@@ -118,6 +118,8 @@ public enum ExtractPlanner {
                 throw LinprobeError(.missingInput, "\(path): is a folder, not a weights file (\(key))")
             }
             weightsInit.paramsFile = path
+            // A FIFO or a device would block the hash or never end it (issue 19 case 10).
+            try MappedFile.requireRegularFile(path)
             sha = try FileHashCache(workdir: workdir).sha256(of: path)
         }
         let dtypeName = try config.node("LINPROBE.STORAGE_DTYPE").string(oneOf: FeatureDType.allCases.map(\.rawValue))

@@ -70,3 +70,21 @@ import Testing
         #expect(forced.stdout == again.stdout)
     }
 }
+
+@Suite struct SpecialWeightsFileTests {
+    /// PARAMS_FILE naming a FIFO or /dev/zero is one line, not a blocked open or an endless hash.
+    @Test func weightsThatAreNotRegularFilesAreOneLine() throws {
+        let tmp = try TemporaryDirectory()
+        let fifo = tmp.file("weights.torch")
+        #expect(mkfifo(fifo, 0o644) == 0)
+        for weights in [fifo, "/dev/zero"] {
+            let r = try runProcess(
+                linprobeBinary(),
+                ["extract", "demo", "config.MODEL.WEIGHTS_INIT.PARAMS_FILE=\(weights)", "--workdir", tmp.file("w")],
+                currentDirectory: repositoryRoot.path)
+            #expect(r.status != 0, "\(r.stderr)")
+            #expect(r.stderr.contains("not a regular file"), "\(r.stderr)")
+            #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        }
+    }
+}

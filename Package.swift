@@ -8,7 +8,7 @@ let package = Package(
     name: "Linprobe",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "linprobe", targets: ["linprobe"]),
+        .executable(name: "linprobe", targets: ["linprobe"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -50,7 +50,9 @@ let package = Package(
 
         .target(name: "LinprobeStore", dependencies: ["LinprobeCore", "LinprobeHDF5"]),
         .target(name: "LinprobeCheckpoint", dependencies: ["LinprobeCore"], exclude: ["README.md"]),
-        .target(name: "LinprobeTrunk", dependencies: ["LinprobeCore", "LinprobeBLAS", "LinprobeCheckpoint"], exclude: ["README.md"]),
+        .target(
+            name: "LinprobeTrunk", dependencies: ["LinprobeCore", "LinprobeBLAS", "LinprobeCheckpoint"],
+            exclude: ["README.md"]),
         .target(
             name: "LinprobeData",
             dependencies: ["LinprobeCore", "LinprobeCodecs", .product(name: "Crypto", package: "swift-crypto")],
@@ -64,11 +66,14 @@ let package = Package(
             exclude: ["README.md"]),
         .target(name: "CLinprobeSVMKernels"),
         .target(
-            name: "LinprobeSVM", dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeBLAS", "CLinprobeSVMKernels"],
+            name: "LinprobeSVM",
+            dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeBLAS", "CLinprobeSVMKernels"],
             exclude: ["README.md"]),
         .target(
             name: "LinprobeLinear",
-            dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeBLAS", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "LinprobeCore", "LinprobeStore", "LinprobeBLAS", .product(name: "Crypto", package: "swift-crypto"),
+            ],
             exclude: ["README.md"]),
         .target(name: "LinprobeReport", dependencies: ["LinprobeCore"], exclude: ["README.md"]),
 
@@ -85,14 +90,17 @@ let package = Package(
 
         // MARK: - Benchmarks (run by `make bench`, never by the tests)
 
-        .executableTarget(name: "bench-store", dependencies: ["LinprobeCore", "LinprobeStore"], path: "Benchmarks/store/Sources"),
+        .executableTarget(
+            name: "bench-store", dependencies: ["LinprobeCore", "LinprobeStore"], path: "Benchmarks/store/Sources"),
         .executableTarget(
             name: "LinprobeDataBench", dependencies: ["LinprobeData", "LinprobeCodecs", "LinprobeCore"],
             path: "Benchmarks/data/LinprobeDataBench"),
         .executableTarget(
             name: "linear-bench", dependencies: ["LinprobeLinear", "LinprobeStore", "LinprobeCore"],
             path: "Benchmarks/linear/Runner"),
-        .executableTarget(name: "bench-svm", dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeSVM"], path: "Benchmarks/svm/Sources"),
+        .executableTarget(
+            name: "bench-svm", dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeSVM"],
+            path: "Benchmarks/svm/Sources"),
         .executableTarget(
             name: "bench-trunk", dependencies: ["LinprobeTrunk", "LinprobeCheckpoint", "LinprobeBLAS", "LinprobeCore"],
             path: "Benchmarks/trunk/Sources"),
@@ -138,7 +146,10 @@ let package = Package(
             dependencies: ["LinprobeLinear", "LinprobeStore", "LinprobeTestSupport"]),
         .testTarget(
             name: "LinprobeReportTests",
-            dependencies: ["LinprobeReport", "LinprobeStore", "LinprobeSVM", "LinprobeLinear", "LinprobeCore", "LinprobeTestSupport"]),
+            dependencies: [
+                "LinprobeReport", "LinprobeStore", "LinprobeSVM", "LinprobeLinear", "LinprobeCore",
+                "LinprobeTestSupport",
+            ]),
         .testTarget(
             name: "EndToEndTests",
             dependencies: [

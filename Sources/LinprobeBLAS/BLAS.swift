@@ -60,8 +60,9 @@ public enum BLAS {
         let lda = lda ?? n
         precondition(lda >= max(1, n), "lda too small")
         if m == 0 || n == 0 { return }
-        cblas_sgemv(CblasRowMajor, trans == .none ? CblasNoTrans : CblasTrans, Int32(m), Int32(n), alpha, a,
-                    Int32(lda), x, 1, beta, y, 1)
+        cblas_sgemv(
+            CblasRowMajor, trans == .none ? CblasNoTrans : CblasTrans, Int32(m), Int32(n), alpha, a,
+            Int32(lda), x, 1, beta, y, 1)
     }
 
     /// Dot product of two float vectors.

@@ -1,9 +1,10 @@
 import Foundation
 import LinprobeCore
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A read-only memory mapping of a whole file. Checkpoint tensors point into the mapping, so
@@ -24,7 +25,9 @@ public final class MappedFile: @unchecked Sendable {
         let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else {
             let reason = String(cString: strerror(errno))
-            throw LinprobeError(.missingInput, "\(path): cannot open the weights file (\(reason)); check MODEL.WEIGHTS_INIT.PARAMS_FILE")
+            throw LinprobeError(
+                .missingInput, "\(path): cannot open the weights file (\(reason)); check MODEL.WEIGHTS_INIT.PARAMS_FILE"
+            )
         }
         defer { close(fd) }
         var st = stat()
@@ -39,7 +42,8 @@ public final class MappedFile: @unchecked Sendable {
         }
         let p = mmap(nil, count, PROT_READ, MAP_PRIVATE, fd, 0)
         guard let p, p != MAP_FAILED else {
-            throw LinprobeError(.io, "\(path): cannot map the weights file into memory (\(String(cString: strerror(errno))))")
+            throw LinprobeError(
+                .io, "\(path): cannot map the weights file into memory (\(String(cString: strerror(errno))))")
         }
         base = UnsafeRawPointer(p)
     }
@@ -51,7 +55,8 @@ public final class MappedFile: @unchecked Sendable {
         var st = stat()
         guard stat(path, &st) == 0 else {
             let reason = String(cString: strerror(errno))
-            throw LinprobeError(.missingInput,
+            throw LinprobeError(
+                .missingInput,
                 "\(path): cannot open the weights file (\(reason)); check MODEL.WEIGHTS_INIT.PARAMS_FILE")
         }
         try requireRegular(st, path)
@@ -68,7 +73,8 @@ public final class MappedFile: @unchecked Sendable {
         case S_IFSOCK: kind = "a socket"
         default: kind = "a special file"
         }
-        throw LinprobeError(.missingInput,
+        throw LinprobeError(
+            .missingInput,
             "\(path): not a regular file (\(kind)); MODEL.WEIGHTS_INIT.PARAMS_FILE must name a checkpoint file")
     }
 

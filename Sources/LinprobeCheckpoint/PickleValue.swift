@@ -163,12 +163,16 @@ public final class StorageRef: @unchecked Sendable {
             let (start, o1) = rootOffset.multipliedReportingOverflow(by: dtype.size)
             let (length, o2) = numel.multipliedReportingOverflow(by: dtype.size)
             guard rootOffset >= 0, numel >= 0, !o1, !o2, start <= base.count, length <= base.count - start else {
-                throw LinprobeError(.corruptInput, "\(what): storage view '\(key)' [\(rootOffset), +\(numel)) lies outside storage '\(root.key)'")
+                throw LinprobeError(
+                    .corruptInput,
+                    "\(what): storage view '\(key)' [\(rootOffset), +\(numel)) lies outside storage '\(root.key)'")
             }
-            return ByteRegion(owner: base.owner, bytes: UnsafeRawBufferPointer(rebasing: base.bytes[start..<(start + length)]))
+            return ByteRegion(
+                owner: base.owner, bytes: UnsafeRawBufferPointer(rebasing: base.bytes[start..<(start + length)]))
         }
         guard let ownRegion else {
-            throw LinprobeError(.corruptInput, "\(what): the data of storage '\(key)' is missing from the file (truncated?)")
+            throw LinprobeError(
+                .corruptInput, "\(what): the data of storage '\(key)' is missing from the file (truncated?)")
         }
         return ownRegion
     }
@@ -184,7 +188,8 @@ public struct TensorRecord: @unchecked Sendable {
 
     /// The tensor, with its elements checked to lie inside the storage's bytes.
     public func resolve(what: String) throws -> CheckpointTensor {
-        try CheckpointTensor(dtype: dtype, shape: shape, strides: strides, storageOffset: storageOffset,
-                             storage: try storage.region(what: what), what: what)
+        try CheckpointTensor(
+            dtype: dtype, shape: shape, strides: strides, storageOffset: storageOffset,
+            storage: try storage.region(what: what), what: what)
     }
 }

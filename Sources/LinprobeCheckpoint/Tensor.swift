@@ -87,8 +87,10 @@ public struct CheckpointTensor: @unchecked Sendable, CustomStringConvertible {
 
     /// Creates a tensor view, checking that every element it addresses lies inside the storage.
     /// `what` names the tensor in errors.
-    public init(dtype: TensorDType, shape: [Int], strides: [Int]? = nil, storageOffset: Int = 0,
-                storage: ByteRegion, what: String) throws {
+    public init(
+        dtype: TensorDType, shape: [Int], strides: [Int]? = nil, storageOffset: Int = 0,
+        storage: ByteRegion, what: String
+    ) throws {
         guard shape.allSatisfy({ $0 >= 0 }) else {
             throw LinprobeError(.corruptInput, "\(what): negative dimension in shape \(shape)")
         }
@@ -97,7 +99,9 @@ public struct CheckpointTensor: @unchecked Sendable, CustomStringConvertible {
             throw LinprobeError(.corruptInput, "\(what): shape \(shape) and strides \(strides) differ in rank")
         }
         guard storageOffset >= 0, strides.allSatisfy({ $0 >= 0 }) else {
-            throw LinprobeError(.unsupported, "\(what): negative storage offset or stride (offset \(storageOffset), strides \(strides))")
+            throw LinprobeError(
+                .unsupported, "\(what): negative storage offset or stride (offset \(storageOffset), strides \(strides))"
+            )
         }
         let storageElements = storage.count / dtype.size
         var numel = 1
@@ -117,13 +121,16 @@ public struct CheckpointTensor: @unchecked Sendable, CustomStringConvertible {
         // converted to float32 they must fit in half the machine's memory.
         let maxElements = Int(clamping: ProcessInfo.processInfo.physicalMemory / 8)
         if numel > maxElements {
-            throw LinprobeError(.corruptInput,
+            throw LinprobeError(
+                .corruptInput,
                 "\(what): tensor of shape \(shape) (strides \(strides)) has \(numel) elements, more than "
                     + "\(maxElements) (half of this machine's memory as float32)")
         }
         if numel > 0 && lastIndex >= storageElements {
-            throw LinprobeError(.corruptInput,
-                "\(what): tensor of shape \(shape) (strides \(strides), offset \(storageOffset)) reaches element \(lastIndex) but its storage holds only \(storageElements) \(dtype.rawValue) elements; the file is truncated or corrupt")
+            throw LinprobeError(
+                .corruptInput,
+                "\(what): tensor of shape \(shape) (strides \(strides), offset \(storageOffset)) reaches element \(lastIndex) but its storage holds only \(storageElements) \(dtype.rawValue) elements; the file is truncated or corrupt"
+            )
         }
         self.dtype = dtype
         self.shape = shape

@@ -65,8 +65,10 @@ struct Unpickler {
     }
 
     private func forbidden(_ message: String, at offset: Int) -> LinprobeError {
-        LinprobeError(.unsupported,
-            "\(source): \(message) at byte \(fileOffset + offset); Linprobe reads only tensors, dicts, lists and numbers from a checkpoint and never runs code from it")
+        LinprobeError(
+            .unsupported,
+            "\(source): \(message) at byte \(fileOffset + offset); Linprobe reads only tensors, dicts, lists and numbers from a checkpoint and never runs code from it"
+        )
     }
 
     // MARK: - Reading primitives
@@ -159,8 +161,9 @@ struct Unpickler {
     private func depth(holding items: [Slot], at offset: Int) throws -> Int {
         let depth = 1 + (items.map(\.liveDepth).max() ?? 0)
         guard depth <= Unpickler.maxDepth else {
-            throw fail("containers are nested more than \(Unpickler.maxDepth) levels deep (not a state dict)",
-                       at: offset)
+            throw fail(
+                "containers are nested more than \(Unpickler.maxDepth) levels deep (not a state dict)",
+                at: offset)
         }
         for item in items { item.update { $0.sealed = true } }
         return depth
@@ -169,14 +172,16 @@ struct Unpickler {
     /// Accounts for `items` being added to the list or dict `container` (APPEND, SETITEM, ...).
     private func insert(_ items: [Slot], into container: Slot, at offset: Int) throws {
         if items.contains(where: { $0.isSameContainer(as: container) }) {
-            throw fail("a \(container.value.typeName) contains itself (self-referencing pickles are not supported)",
-                       at: offset)
+            throw fail(
+                "a \(container.value.typeName) contains itself (self-referencing pickles are not supported)",
+                at: offset)
         }
         let depth = try depth(holding: items, at: offset)
         guard let nesting = container.nesting, depth > nesting.depth else { return }
         guard !nesting.sealed else {
-            throw fail("a \(container.value.typeName) grows deeper after being placed in another container "
-                + "(self-referencing pickles are not supported)", at: offset)
+            throw fail(
+                "a \(container.value.typeName) grows deeper after being placed in another container "
+                    + "(self-referencing pickles are not supported)", at: offset)
         }
         container.update { $0.depth = depth }
     }
@@ -312,7 +317,11 @@ struct Unpickler {
         case 0x4D: push(.int(Int(try uint(2))))  // BININT2
         case 0x49:  // INT (text; "00"/"01" are booleans in protocol 0)
             let s = try line()
-            if s == "00" { push(.bool(false)) } else if s == "01" { push(.bool(true)) } else {
+            if s == "00" {
+                push(.bool(false))
+            } else if s == "01" {
+                push(.bool(true))
+            } else {
                 guard let i = Int(s) else { throw fail("bad INT literal '\(s)'", at: at) }
                 push(.int(i))
             }
@@ -403,7 +412,11 @@ struct Unpickler {
         case 0x94: memo[memo.count] = try top()  // MEMOIZE
         case 0x68, 0x6A, 0x67:  // BINGET, LONG_BINGET, GET
             let index: Int
-            if op == 0x68 { index = Int(try byte()) } else if op == 0x6A { index = Int(try uint(4)) } else {
+            if op == 0x68 {
+                index = Int(try byte())
+            } else if op == 0x6A {
+                index = Int(try uint(4))
+            } else {
                 let s = try line()
                 guard let i = Int(s) else { throw fail("bad GET index '\(s)'", at: at) }
                 index = i
@@ -421,7 +434,8 @@ struct Unpickler {
         case 0x97, 0x98:
             throw forbidden("pickle out-of-band buffer opcode (0x\(String(op, radix: 16))) is not allowed", at: at)
         default:
-            throw fail("unknown pickle opcode 0x\(String(op, radix: 16)) (not a PyTorch checkpoint, or corrupt)", at: at)
+            throw fail(
+                "unknown pickle opcode 0x\(String(op, radix: 16)) (not a PyTorch checkpoint, or corrupt)", at: at)
         }
     }
 
@@ -437,11 +451,16 @@ struct Unpickler {
 
     private func checkedGlobal(_ module: String, _ name: String, at offset: Int) throws -> PickleValue {
         let full = "\(module).\(name)"
-        guard Unpickler.callables.contains(full) || Unpickler.tokens.contains(full) || Unpickler.inert.contains(full) else {
-            let wholeModel = module == "__main__" || module.hasPrefix("torch.nn.modules") || module.hasPrefix("torchvision.models")
+        guard Unpickler.callables.contains(full) || Unpickler.tokens.contains(full) || Unpickler.inert.contains(full)
+        else {
+            let wholeModel =
+                module == "__main__" || module.hasPrefix("torch.nn.modules") || module.hasPrefix("torchvision.models")
                 || module.hasPrefix("vissl.") || module.hasPrefix("classy_vision.")
-            throw forbidden("pickle global '\(full)' is not allowed"
-                + (wholeModel ? " (the file pickles a model object; save model.state_dict() with torch.save instead)" : ""), at: offset)
+            throw forbidden(
+                "pickle global '\(full)' is not allowed"
+                    + (wholeModel
+                        ? " (the file pickles a model object; save model.state_dict() with torch.save instead)" : ""),
+                at: offset)
         }
         return .global(module: module, name: name)
     }
@@ -463,26 +482,32 @@ struct Unpickler {
         guard Unpickler.callables.contains(full) else {
             throw forbidden("calling '\(full)' is not allowed", at: offset)
         }
-        guard case .tuple(let args) = argsValue else { throw fail("REDUCE arguments are a \(argsValue.typeName), not a tuple", at: offset) }
+        guard case .tuple(let args) = argsValue else {
+            throw fail("REDUCE arguments are a \(argsValue.typeName), not a tuple", at: offset)
+        }
         switch full {
         case "collections.OrderedDict":
             let d = PickleDict()
             if let first = args.first, let pairs = first.sequence {
                 for p in pairs {
-                    guard let kv = p.sequence, kv.count == 2 else { throw fail("OrderedDict item is not a pair", at: offset) }
+                    guard let kv = p.sequence, kv.count == 2 else {
+                        throw fail("OrderedDict item is not a pair", at: offset)
+                    }
                     d.set(kv[0], kv[1])
                 }
             }
             return .dict(d)
         case "torch._utils._rebuild_tensor", "torch._utils._rebuild_tensor_v2":
             guard args.count >= 4 else { throw fail("\(name) with \(args.count) arguments", at: offset) }
-            return try rebuildTensor(storage: args[0], offset: args[1], size: args[2], stride: args[3], dtype: nil, at: offset)
+            return try rebuildTensor(
+                storage: args[0], offset: args[1], size: args[2], stride: args[3], dtype: nil, at: offset)
         case "torch._utils._rebuild_tensor_v3":
             guard args.count >= 7 else { throw fail("\(name) with \(args.count) arguments", at: offset) }
             guard case .global("torch", let dt) = args[6], let dtype = TensorDType.fromTorchDType(dt) else {
                 throw forbidden("tensor dtype \(args[6].typeName) is not supported", at: offset)
             }
-            return try rebuildTensor(storage: args[0], offset: args[1], size: args[2], stride: args[3], dtype: dtype, at: offset)
+            return try rebuildTensor(
+                storage: args[0], offset: args[1], size: args[2], stride: args[3], dtype: dtype, at: offset)
         case "torch._utils._rebuild_parameter", "torch._utils._rebuild_parameter_with_state":
             guard let first = args.first else { throw fail("\(name) without arguments", at: offset) }
             return first
@@ -502,8 +527,10 @@ struct Unpickler {
         }
     }
 
-    private func rebuildTensor(storage: PickleValue, offset: PickleValue, size: PickleValue, stride: PickleValue,
-                               dtype explicit: TensorDType?, at: Int) throws -> PickleValue {
+    private func rebuildTensor(
+        storage: PickleValue, offset: PickleValue, size: PickleValue, stride: PickleValue,
+        dtype explicit: TensorDType?, at: Int
+    ) throws -> PickleValue {
         guard case .storage(let ref) = storage else {
             throw fail("tensor rebuilt from a \(storage.typeName) instead of a storage", at: at)
         }
@@ -518,7 +545,9 @@ struct Unpickler {
             guard let i = v.intValue else { throw fail("non-integer tensor stride", at: at) }
             return i
         }
-        return .tensor(TensorRecord(storage: ref, dtype: explicit ?? ref.dtype, shape: shape, strides: strides, storageOffset: off))
+        return .tensor(
+            TensorRecord(storage: ref, dtype: explicit ?? ref.dtype, shape: shape, strides: strides, storageOffset: off)
+        )
     }
 
     // MARK: - Helpers
@@ -543,8 +572,9 @@ struct Unpickler {
             if scalars[i] == "\\", i + 1 < scalars.count, scalars[i + 1] == "u" || scalars[i + 1] == "U" {
                 let n = scalars[i + 1] == "u" ? 4 : 8
                 if i + 2 + n <= scalars.count,
-                   let v = UInt32(String(String.UnicodeScalarView(scalars[(i + 2)..<(i + 2 + n)])), radix: 16),
-                   let u = Unicode.Scalar(v) {
+                    let v = UInt32(String(String.UnicodeScalarView(scalars[(i + 2)..<(i + 2 + n)])), radix: 16),
+                    let u = Unicode.Scalar(v)
+                {
                     out.append(u)
                     i += 2 + n
                     continue

@@ -16,8 +16,10 @@ public struct WeightsInit: Sendable, Hashable {
     /// Prepended to every key (after `removePrefix`; not with `classy_state_dict`).
     public var appendPrefix: String
 
-    public init(paramsFile: String = "", stateDictKeyName: [String] = ["classy_state_dict"],
-                skipLayers: [String] = ["num_batches_tracked"], removePrefix: String = "", appendPrefix: String = "") {
+    public init(
+        paramsFile: String = "", stateDictKeyName: [String] = ["classy_state_dict"],
+        skipLayers: [String] = ["num_batches_tracked"], removePrefix: String = "", appendPrefix: String = ""
+    ) {
         self.paramsFile = paramsFile
         self.stateDictKeyName = stateDictKeyName
         self.skipLayers = skipLayers
@@ -29,9 +31,12 @@ public struct WeightsInit: Sendable, Hashable {
     public init(config node: ConfigNode) throws {
         self.init()
         if node.exists {
-            let known: Set<String> = ["PARAMS_FILE", "STATE_DICT_KEY_NAME", "SKIP_LAYERS", "REMOVE_PREFIX", "APPEND_PREFIX"]
+            let known: Set<String> = [
+                "PARAMS_FILE", "STATE_DICT_KEY_NAME", "SKIP_LAYERS", "REMOVE_PREFIX", "APPEND_PREFIX",
+            ]
             for key in try node.keys() where !known.contains(key) {
-                throw LinprobeError.config("\(node.path).\(key): unknown key (known: \(known.sorted().joined(separator: ", ")))")
+                throw LinprobeError.config(
+                    "\(node.path).\(key): unknown key (known: \(known.sorted().joined(separator: ", ")))")
             }
         }
         paramsFile = try node["PARAMS_FILE"].stringIfPresent() ?? ""
@@ -95,8 +100,10 @@ public struct TrunkStateDict: @unchecked Sendable {
     /// Human-readable remarks about how the keys were read (recorded in provenance).
     public var notes: [String]
 
-    public init(tensors: [String: Entry] = [:], order: [String] = [], ignoredKeys: [String] = [],
-                skippedNames: [String] = [], notes: [String] = []) {
+    public init(
+        tensors: [String: Entry] = [:], order: [String] = [], ignoredKeys: [String] = [],
+        skippedNames: [String] = [], notes: [String] = []
+    ) {
         self.tensors = tensors
         self.order = order
         self.ignoredKeys = ignoredKeys
@@ -127,11 +134,14 @@ public struct TrunkStateDict: @unchecked Sendable {
     public static func select(from checkpoint: Checkpoint, settings: WeightsInit) throws -> TrunkStateDict {
         let path = checkpoint.path
         guard case .dict(let top) = checkpoint.root else {
-            throw LinprobeError(.incompatible, "\(path): the checkpoint holds a \(checkpoint.root.typeName), not a dict of tensors")
+            throw LinprobeError(
+                .incompatible, "\(path): the checkpoint holds a \(checkpoint.root.typeName), not a dict of tensors")
         }
         if top["type"]?.stringValue == "shard_list" {
-            throw LinprobeError(.unsupported,
-                "\(path): a sharded (FSDP) VISSL checkpoint; consolidate it first with VISSL's extra_scripts/convert_sharded_checkpoint.py")
+            throw LinprobeError(
+                .unsupported,
+                "\(path): a sharded (FSDP) VISSL checkpoint; consolidate it first with VISSL's extra_scripts/convert_sharded_checkpoint.py"
+            )
         }
         var notes: [String] = []
         var keyed: [(key: String, value: PickleValue)] = []
@@ -140,7 +150,9 @@ public struct TrunkStateDict: @unchecked Sendable {
             return k.prefix(8).joined(separator: ", ") + (k.count > 8 ? ", … (\(k.count) keys)" : "")
         }
         func looksLikeStateDict(_ d: PickleDict) -> Bool {
-            d.values.contains { if case .tensor = $0 { return true }; return false }
+            d.values.contains {
+                if case .tensor = $0 { return true }; return false
+            }
         }
         let names = settings.stateDictKeyName
         if names == ["classy_state_dict"], checkpoint.format != .safetensors, top["classy_state_dict"] != nil {
@@ -151,21 +163,26 @@ public struct TrunkStateDict: @unchecked Sendable {
                 guard case .dict(let d) = node, let next = d[k] else {
                     let shown: String
                     if case .dict(let d) = node { shown = " (keys: \(keysText(d)))" } else { shown = "" }
-                    throw LinprobeError(.incompatible,
-                        "\(path): no key '\(k)' under '\(where_.isEmpty ? "<top>" : where_)'\(shown); this is not a VISSL checkpoint — set MODEL.WEIGHTS_INIT.STATE_DICT_KEY_NAME")
+                    throw LinprobeError(
+                        .incompatible,
+                        "\(path): no key '\(k)' under '\(where_.isEmpty ? "<top>" : where_)'\(shown); this is not a VISSL checkpoint — set MODEL.WEIGHTS_INIT.STATE_DICT_KEY_NAME"
+                    )
                 }
                 node = next
                 where_ += (where_.isEmpty ? "" : ".") + k
             }
             guard case .dict(let trunk) = node else {
-                throw LinprobeError(.incompatible, "\(path): classy_state_dict.base_model.model.trunk is a \(node.typeName), not a dict")
+                throw LinprobeError(
+                    .incompatible, "\(path): classy_state_dict.base_model.model.trunk is a \(node.typeName), not a dict"
+                )
             }
             for (k, v) in zip(trunk.keys, trunk.values) {
                 guard case .string(let s) = k else { continue }
                 keyed.append(("trunk." + s, v))
             }
             if !settings.removePrefix.isEmpty || !settings.appendPrefix.isEmpty {
-                notes.append("REMOVE_PREFIX/APPEND_PREFIX are not applied to a classy_state_dict checkpoint (as in VISSL)")
+                notes.append(
+                    "REMOVE_PREFIX/APPEND_PREFIX are not applied to a classy_state_dict checkpoint (as in VISSL)")
             }
         } else {
             var node = top
@@ -175,17 +192,24 @@ public struct TrunkStateDict: @unchecked Sendable {
                 if looksLikeStateDict(top) {
                     notes.append("no 'classy_state_dict' key: read as a flat state dict (STATE_DICT_KEY_NAME '')")
                 } else {
-                    throw LinprobeError(.incompatible,
-                        "\(path): no key 'classy_state_dict' (top-level keys: \(keysText(top))); set MODEL.WEIGHTS_INIT.STATE_DICT_KEY_NAME to the key holding the state dict ('' for a flat file)")
+                    throw LinprobeError(
+                        .incompatible,
+                        "\(path): no key 'classy_state_dict' (top-level keys: \(keysText(top))); set MODEL.WEIGHTS_INIT.STATE_DICT_KEY_NAME to the key holding the state dict ('' for a flat file)"
+                    )
                 }
             } else {
                 for k in names {
                     guard let next = node[k] else {
-                        throw LinprobeError(.incompatible,
-                            "\(path): no key '\(k)' under '\(where_.isEmpty ? "<top>" : where_)' (keys: \(keysText(node))); check MODEL.WEIGHTS_INIT.STATE_DICT_KEY_NAME")
+                        throw LinprobeError(
+                            .incompatible,
+                            "\(path): no key '\(k)' under '\(where_.isEmpty ? "<top>" : where_)' (keys: \(keysText(node))); check MODEL.WEIGHTS_INIT.STATE_DICT_KEY_NAME"
+                        )
                     }
                     guard case .dict(let d) = next else {
-                        throw LinprobeError(.incompatible, "\(path): '\(where_.isEmpty ? k : where_ + "." + k)' is a \(next.typeName), not a dict of tensors")
+                        throw LinprobeError(
+                            .incompatible,
+                            "\(path): '\(where_.isEmpty ? k : where_ + "." + k)' is a \(next.typeName), not a dict of tensors"
+                        )
                     }
                     node = d
                     where_ += (where_.isEmpty ? "" : ".") + k
@@ -221,8 +245,10 @@ public struct TrunkStateDict: @unchecked Sendable {
                 continue
             }
             if let other = origin[name] {
-                throw LinprobeError(.incompatible,
-                    "\(path): keys '\(other)' and '\(key)' both name the trunk parameter \(name); set MODEL.WEIGHTS_INIT.REMOVE_PREFIX to choose one")
+                throw LinprobeError(
+                    .incompatible,
+                    "\(path): keys '\(other)' and '\(key)' both name the trunk parameter \(name); set MODEL.WEIGHTS_INIT.REMOVE_PREFIX to choose one"
+                )
             }
             origin[name] = key
             let tensor = try record.resolve(what: "\(path): \(key)")

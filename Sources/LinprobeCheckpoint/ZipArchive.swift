@@ -48,23 +48,35 @@ struct ZipArchive {
         let path = file.path
         let h = entry.localHeaderOffset
         guard h <= b.count - 30, b[h] == 0x50, b[h + 1] == 0x4B, b[h + 2] == 0x03, b[h + 3] == 0x04 else {
-            throw LinprobeError(.corruptInput, "\(path): entry '\(entry.name)' has no local header at byte \(h); the checkpoint is truncated or corrupt")
+            throw LinprobeError(
+                .corruptInput,
+                "\(path): entry '\(entry.name)' has no local header at byte \(h); the checkpoint is truncated or corrupt"
+            )
         }
         guard entry.method == 0 else {
-            throw LinprobeError(.unsupported, "\(path): entry '\(entry.name)' is compressed (method \(entry.method)); PyTorch checkpoints store tensors uncompressed — re-save it with torch.save")
+            throw LinprobeError(
+                .unsupported,
+                "\(path): entry '\(entry.name)' is compressed (method \(entry.method)); PyTorch checkpoints store tensors uncompressed — re-save it with torch.save"
+            )
         }
         let fields = ZipFields(bytes: b, path: path)
         let start = h + 30 + fields.u16(h + 26) + fields.u16(h + 28)  // h ≤ count − 30: no overflow
         guard entry.uncompressedSize == UInt64(entry.compressedSize), start <= b.count,
-              entry.compressedSize <= b.count - start else {
-            throw LinprobeError(.corruptInput, "\(path): entry '\(entry.name)' (\(entry.uncompressedSize) bytes at byte \(start)) runs past the end of the \(b.count)-byte file; the checkpoint is truncated")
+            entry.compressedSize <= b.count - start
+        else {
+            throw LinprobeError(
+                .corruptInput,
+                "\(path): entry '\(entry.name)' (\(entry.uncompressedSize) bytes at byte \(start)) runs past the end of the \(b.count)-byte file; the checkpoint is truncated"
+            )
         }
         let bytes = UnsafeRawBufferPointer(rebasing: b[start..<(start + entry.compressedSize)])
         if verify {
             let crc = CRC32.checksum(bytes)
             guard crc == entry.crc32 else {
-                throw LinprobeError(.corruptInput,
-                    "\(path): entry '\(entry.name)' fails its CRC-32 check (stored \(String(entry.crc32, radix: 16)), computed \(String(crc, radix: 16))); the checkpoint is corrupt — re-download or re-save it")
+                throw LinprobeError(
+                    .corruptInput,
+                    "\(path): entry '\(entry.name)' fails its CRC-32 check (stored \(String(entry.crc32, radix: 16)), computed \(String(crc, radix: 16))); the checkpoint is corrupt — re-download or re-save it"
+                )
             }
         }
         return ByteRegion(owner: file, bytes: bytes)
@@ -87,8 +99,9 @@ private struct ZipFields {
     func u64(_ o: Int) -> UInt64 { UInt64(u32(o)) | UInt64(u32(o + 4)) << 32 }
 
     func corrupt(_ what: String) -> LinprobeError {
-        LinprobeError(.corruptInput,
-                      "\(path): \(what); the zip-format checkpoint is truncated or corrupt (re-download or re-save it)")
+        LinprobeError(
+            .corruptInput,
+            "\(path): \(what); the zip-format checkpoint is truncated or corrupt (re-download or re-save it)")
     }
 
     /// `value` as an offset or size inside the file (at most its byte count).
@@ -201,7 +214,8 @@ enum CRC32 {
             while i + 8 <= n {
                 let lo = base.loadUnaligned(fromByteOffset: i, as: UInt32.self).littleEndian ^ crc
                 let hi = base.loadUnaligned(fromByteOffset: i + 4, as: UInt32.self).littleEndian
-                crc = t[1792 + Int(lo & 0xFF)] ^ t[1536 + Int((lo >> 8) & 0xFF)]
+                crc =
+                    t[1792 + Int(lo & 0xFF)] ^ t[1536 + Int((lo >> 8) & 0xFF)]
                     ^ t[1280 + Int((lo >> 16) & 0xFF)] ^ t[1024 + Int(lo >> 24)]
                     ^ t[768 + Int(hi & 0xFF)] ^ t[512 + Int((hi >> 8) & 0xFF)]
                     ^ t[256 + Int((hi >> 16) & 0xFF)] ^ t[Int(hi >> 24)]

@@ -2,9 +2,9 @@ internal import CLinprobeJPEG
 internal import CLinprobePNG
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Decodes image files to 8-bit RGB exactly as `PIL.Image.open(f).convert("RGB")` does.
@@ -65,10 +65,13 @@ public final class ImageDecoder: @unchecked Sendable {
         case .png:
             return decodePNG(bytes, into: &image)
         case .unknown:
-            return .unreadable(UnreadableImage(.unsupportedFormat, "not a recognised image file (neither JPEG nor PNG)"))
+            return .unreadable(
+                UnreadableImage(.unsupportedFormat, "not a recognised image file (neither JPEG nor PNG)"))
         default:
-            return .unreadable(UnreadableImage(
-                .unsupportedFormat, "\(format.rawValue.uppercased()) images are not supported (Linprobe decodes JPEG and PNG)"))
+            return .unreadable(
+                UnreadableImage(
+                    .unsupportedFormat,
+                    "\(format.rawValue.uppercased()) images are not supported (Linprobe decodes JPEG and PNG)"))
         }
     }
 
@@ -96,8 +99,10 @@ public final class ImageDecoder: @unchecked Sendable {
         if let notRegular = Self.notRegular(st) { return notRegular }
         let size = Int(st.st_size)
         guard size <= maxFileBytes else {
-            return UnreadableImage(.tooLarge, "file of \(size) bytes exceeds the \(maxFileBytes)-byte limit "
-                                   + "for images of at most \(maxPixels) pixels")
+            return UnreadableImage(
+                .tooLarge,
+                "file of \(size) bytes exceeds the \(maxFileBytes)-byte limit "
+                    + "for images of at most \(maxPixels) pixels")
         }
         if fileBuffer.count < size { fileBuffer = [UInt8](repeating: 0, count: size) }
         var total = 0
@@ -139,7 +144,8 @@ public final class ImageDecoder: @unchecked Sendable {
             return .unreadable(UnreadableImage(.truncated, "JPEG data ends before the frame header"))
         }
         guard s.precision == 8 else {
-            return .unreadable(UnreadableImage(.corrupt, "JPEG with \(s.precision)-bit samples (PIL handles 8-bit only)"))
+            return .unreadable(
+                UnreadableImage(.corrupt, "JPEG with \(s.precision)-bit samples (PIL handles 8-bit only)"))
         }
         let mode: String
         switch s.components {
@@ -147,14 +153,16 @@ public final class ImageDecoder: @unchecked Sendable {
         case 3: mode = "RGB"
         case 4: mode = "CMYK"
         default:
-            return .unreadable(UnreadableImage(.corrupt, "JPEG with \(s.components) components (PIL handles 1, 3 or 4)"))
+            return .unreadable(
+                UnreadableImage(.corrupt, "JPEG with \(s.components) components (PIL handles 1, 3 or 4)"))
         }
         guard s.width > 0, s.height > 0 else {
             return .unreadable(UnreadableImage(.corrupt, "JPEG frame header gives size \(s.width)×\(s.height)"))
         }
         if let tooLarge = checkPixelLimit(s.width, s.height) { return .unreadable(tooLarge) }
         guard s.reachesEndOfImage else {
-            return .unreadable(UnreadableImage(.truncated, "JPEG is truncated (no end-of-image marker; PIL: image file is truncated)"))
+            return .unreadable(
+                UnreadableImage(.truncated, "JPEG is truncated (no end-of-image marker; PIL: image file is truncated)"))
         }
         if turbo == nil { turbo = tjInitDecompress() }
         guard let turbo else {
@@ -170,16 +178,18 @@ public final class ImageDecoder: @unchecked Sendable {
         if s.components == 4 {
             if scratch.count < w * h * 4 { scratch = [UInt8](repeating: 0, count: w * h * 4) }
             status = scratch.withUnsafeMutableBufferPointer { dst in
-                tjDecompress2(turbo, base, UInt(bytes.count), dst.baseAddress, Int32(w), 0, Int32(h),
-                              Int32(TJPF_CMYK.rawValue), flags)
+                tjDecompress2(
+                    turbo, base, UInt(bytes.count), dst.baseAddress, Int32(w), 0, Int32(h),
+                    Int32(TJPF_CMYK.rawValue), flags)
             }
             if status == 0 || tjGetErrorCode(turbo) == Int32(TJERR_WARNING.rawValue) {
                 convertInvertedCMYK(count: w * h, into: &image)
             }
         } else {
             status = image.pixels.withUnsafeMutableBufferPointer { dst in
-                tjDecompress2(turbo, base, UInt(bytes.count), dst.baseAddress, Int32(w), 0, Int32(h),
-                              Int32(TJPF_RGB.rawValue), flags)
+                tjDecompress2(
+                    turbo, base, UInt(bytes.count), dst.baseAddress, Int32(w), 0, Int32(h),
+                    Int32(TJPF_RGB.rawValue), flags)
             }
         }
         // Warnings (corrupt data that libjpeg worked around) are tolerated, as PIL does.
@@ -211,8 +221,10 @@ public final class ImageDecoder: @unchecked Sendable {
     func checkPixelLimit(_ w: Int, _ h: Int) -> UnreadableImage? {
         let pixels = w.multipliedReportingOverflow(by: h)
         if pixels.overflow || pixels.partialValue > maxPixels {
-            return UnreadableImage(.tooLarge, "image of \(w)×\(h) pixels exceeds the limit of \(maxPixels) pixels "
-                                   + "(PIL's decompression-bomb limit by default)")
+            return UnreadableImage(
+                .tooLarge,
+                "image of \(w)×\(h) pixels exceeds the limit of \(maxPixels) pixels "
+                    + "(PIL's decompression-bomb limit by default)")
         }
         return nil
     }

@@ -14,7 +14,10 @@ public enum ImageFormat: String, Sendable, Codable, CaseIterable {
         if starts(Array("BM".utf8)) { return .bmp }
         if starts([0x49, 0x49, 0x2A, 0x00]) || starts([0x4D, 0x4D, 0x00, 0x2A]) { return .tiff }
         if bytes.count >= 12, starts(Array("RIFF".utf8)),
-           Array(bytes[8..<12]) == Array("WEBP".utf8) { return .webp }
+            Array(bytes[8..<12]) == Array("WEBP".utf8)
+        {
+            return .webp
+        }
         if bytes.count >= 2, bytes[0] == UInt8(ascii: "P"), (UInt8(ascii: "1")...UInt8(ascii: "7")).contains(bytes[1]) {
             return .pnm
         }

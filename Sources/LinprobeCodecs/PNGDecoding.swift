@@ -31,8 +31,10 @@ extension ImageDecoder {
         }
     }
 
-    private func decodeStrippedPNG(_ data: UnsafeRawBufferPointer, header: PNGStructure,
-                                   into image: inout RGBImage) -> DecodeOutcome {
+    private func decodeStrippedPNG(
+        _ data: UnsafeRawBufferPointer, header: PNGStructure,
+        into image: inout RGBImage
+    ) -> DecodeOutcome {
         let w = header.width, h = header.height, n = w * h
         let mode = header.pilMode
         let info = ImageInfo(format: .png, sourceMode: mode, width: w, height: h)
@@ -45,7 +47,9 @@ extension ImageDecoder {
                 }
                 return .decoded(info)
             }
-            if let failure = readPNG(data, format: UInt32(PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA), flags: 0, into: &scratch) {
+            if let failure = readPNG(
+                data, format: UInt32(PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA), flags: 0, into: &scratch)
+            {
                 return .unreadable(failure)
             }
             scratch.withUnsafeBufferPointer { src in
@@ -104,7 +108,9 @@ extension ImageDecoder {
                                 // Only a tRNS key makes pixels transparent here: restore the key.
                                 v = pil(key.isEmpty ? 0 : Int(key[min(c, key.count - 1)]))
                             } else {
-                                v = useRounded ? highByte(premultiplied: p, alpha: a, rounded8: Int(s8[i * stride + c]))
+                                v =
+                                    useRounded
+                                    ? highByte(premultiplied: p, alpha: a, rounded8: Int(s8[i * stride + c]))
                                     : highByte(premultiplied: p, alpha: a)
                             }
                             if channels == 3 {
@@ -123,8 +129,10 @@ extension ImageDecoder {
     }
 
     /// One simplified-API read of the whole image into `buffer` (grown as needed).
-    private func readPNG(_ data: UnsafeRawBufferPointer, format: UInt32, flags: UInt32,
-                         into buffer: inout [UInt8]) -> UnreadableImage? {
+    private func readPNG(
+        _ data: UnsafeRawBufferPointer, format: UInt32, flags: UInt32,
+        into buffer: inout [UInt8]
+    ) -> UnreadableImage? {
         var img = png_image()
         lp_png_image_init(&img)
         defer { png_image_free(&img) }
@@ -140,7 +148,8 @@ extension ImageDecoder {
         }
         guard ok != 0 else {
             let text = message(img)
-            let truncated = text.contains("EOF") || text.contains("end of") || text.contains("Not enough")
+            let truncated =
+                text.contains("EOF") || text.contains("end of") || text.contains("Not enough")
                 || text.contains("truncated")
             return UnreadableImage(truncated ? .truncated : .corrupt, "PNG decoding failed: \(text)")
         }
@@ -253,7 +262,9 @@ struct PNGStructure {
                 let type = UInt32(truncatingIfNeeded: be32(pos + 4))
                 let end = pos + 12 + length
                 guard length >= 0, end <= n else { break }
-                if type == fourCC("tRNS") { s.trns = Array(UnsafeRawBufferPointer(rebasing: b[(pos + 8)..<(pos + 8 + length)])) }
+                if type == fourCC("tRNS") {
+                    s.trns = Array(UnsafeRawBufferPointer(rebasing: b[(pos + 8)..<(pos + 8 + length)]))
+                }
                 if !dropped.contains(type) { copy(pos, end - pos) }
                 pos = end
                 if type == fourCC("IDAT") { break }  // colour chunks must precede IDAT

@@ -95,7 +95,9 @@ public struct ConfigNode: Sendable {
     /// An integer constrained to a range, with the allowed values in the error.
     public func int(in range: ClosedRange<Int>) throws -> Int {
         let i = try int()
-        guard range.contains(i) else { throw LinprobeError.config("\(path): \(i) is outside \(range.lowerBound)…\(range.upperBound)") }
+        guard range.contains(i) else {
+            throw LinprobeError.config("\(path): \(i) is outside \(range.lowerBound)…\(range.upperBound)")
+        }
         return i
     }
 

@@ -21,7 +21,8 @@ public enum Fingerprint {
     /// Hex SHA-256 of a file's content, streamed in 4 MiB blocks.
     public static func sha256(ofFile path: String) throws -> String {
         guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw LinprobeError(.missingInput, "\(path): cannot open file to hash it (does it exist and is it readable?)")
+            throw LinprobeError(
+                .missingInput, "\(path): cannot open file to hash it (does it exist and is it readable?)")
         }
         defer { try? handle.close() }
         var hasher = SHA256()

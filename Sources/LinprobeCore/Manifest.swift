@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One artifact's record in `<workdir>/manifest.json`.
@@ -27,9 +27,11 @@ public struct ManifestRecord: Codable, Sendable, Equatable {
     public var pipeline: String?
     public var message: String?
 
-    public init(stage: String, fingerprint: String, status: Status, inputs: JSONValue = .object([:]),
-                parameters: JSONValue = .object([:]), outputs: [String] = [], started: String = Manifest.now(),
-                finished: String? = nil, seconds: Double? = nil, pipeline: String? = nil, message: String? = nil) {
+    public init(
+        stage: String, fingerprint: String, status: Status, inputs: JSONValue = .object([:]),
+        parameters: JSONValue = .object([:]), outputs: [String] = [], started: String = Manifest.now(),
+        finished: String? = nil, seconds: Double? = nil, pipeline: String? = nil, message: String? = nil
+    ) {
         self.stage = stage
         self.fingerprint = fingerprint
         self.status = status
@@ -122,7 +124,9 @@ public final class ManifestStore: @unchecked Sendable {
 
     /// A complete record for the stage and fingerprint whose outputs all still exist.
     public func completeRecord(stage: String, fingerprint: String) throws -> ManifestRecord? {
-        guard let r = try read().record(stage: stage, fingerprint: fingerprint), r.status == .complete else { return nil }
+        guard let r = try read().record(stage: stage, fingerprint: fingerprint), r.status == .complete else {
+            return nil
+        }
         let fm = FileManager.default
         for output in r.outputs where !fm.fileExists(atPath: layout.resolve(output)) {
             return nil
@@ -138,14 +142,19 @@ public final class ManifestStore: @unchecked Sendable {
         }
         let probe: JSONValue
         do { probe = try JSONDecoder().decode(JSONValue.self, from: data) } catch {
-            throw LinprobeError(.corruptInput, "\(path): the manifest is not valid JSON; move it aside to start a fresh work folder")
+            throw LinprobeError(
+                .corruptInput, "\(path): the manifest is not valid JSON; move it aside to start a fresh work folder")
         }
         guard probe["format"]?.stringValue == Manifest.formatName else {
-            throw LinprobeError(.incompatible, "\(path): not a Linprobe manifest (format is not '\(Manifest.formatName)')")
+            throw LinprobeError(
+                .incompatible, "\(path): not a Linprobe manifest (format is not '\(Manifest.formatName)')")
         }
         let version = probe["format_version"]?.intValue ?? -1
         guard version >= 1, version <= Int64(Manifest.currentVersion) else {
-            throw LinprobeError(.incompatible, "\(path): manifest format version \(version) is not supported by this Linprobe (reads \(Manifest.currentVersion))")
+            throw LinprobeError(
+                .incompatible,
+                "\(path): manifest format version \(version) is not supported by this Linprobe (reads \(Manifest.currentVersion))"
+            )
         }
         do { return try JSONDecoder().decode(Manifest.self, from: data) } catch {
             throw LinprobeError(.corruptInput, "\(path): manifest records are malformed: \(oneLine(error))")

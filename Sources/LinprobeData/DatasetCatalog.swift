@@ -37,18 +37,24 @@ public struct DatasetCatalog: Sendable {
             throw LinprobeError(.corruptInput, "\(path): the dataset catalog is not valid JSON")
         }
         guard case .object(let top) = json else {
-            throw LinprobeError(.corruptInput, "\(path): the dataset catalog must map names to {\"train\": [data, labels], \"val\": [data, labels]}")
+            throw LinprobeError(
+                .corruptInput,
+                "\(path): the dataset catalog must map names to {\"train\": [data, labels], \"val\": [data, labels]}")
         }
         var entries = [String: [String: Entry]]()
         for (name, value) in top {
             guard case .object(let splits) = value else {
-                throw LinprobeError(.corruptInput, "\(path): entry '\(name)' must be {\"train\": [data, labels], \"val\": [data, labels]}")
+                throw LinprobeError(
+                    .corruptInput,
+                    "\(path): entry '\(name)' must be {\"train\": [data, labels], \"val\": [data, labels]}")
             }
             var parsed = [String: Entry]()
             for (split, pair) in splits {
                 guard case .array(let items) = pair, let first = items.first?.stringValue,
-                      items.allSatisfy({ $0.stringValue != nil }) else {
-                    throw LinprobeError(.corruptInput, "\(path): entry '\(name)'.\(split) must be a list [data_path, label_path]")
+                    items.allSatisfy({ $0.stringValue != nil })
+                else {
+                    throw LinprobeError(
+                        .corruptInput, "\(path): entry '\(name)'.\(split) must be a list [data_path, label_path]")
                 }
                 parsed[split] = Entry(data: first, labels: items.count > 1 ? items[1].stringValue : nil)
             }
@@ -60,8 +66,10 @@ public struct DatasetCatalog: Sendable {
     /// Finds the catalog: `explicitPath` (a setting), else `LINPROBE_DATASET_CATALOG`, else
     /// VISSL's `VISSL_DATASET_CATALOG_PATH`, else `defaultPath` if that file exists. A path
     /// that is set but missing is an error naming where it was set.
-    public static func locate(explicitPath: String?, environment: [String: String],
-                              defaultPath: String? = nil) throws -> DatasetCatalog? {
+    public static func locate(
+        explicitPath: String?, environment: [String: String],
+        defaultPath: String? = nil
+    ) throws -> DatasetCatalog? {
         if let explicitPath, !explicitPath.isEmpty {
             guard FileManager.default.fileExists(atPath: explicitPath) else {
                 throw LinprobeError(.missingInput, "\(explicitPath): dataset catalog not found")
@@ -86,13 +94,17 @@ public struct DatasetCatalog: Sendable {
     public func entry(_ name: String, split: String) throws -> Entry {
         guard let splits = entries[name] else {
             let known = entries.keys.sorted(by: pythonLess).joined(separator: ", ")
-            throw LinprobeError.config("dataset '\(name)' is not in the dataset catalog \(path) (known: \(known)); add it there or set DATA_PATHS")
+            throw LinprobeError.config(
+                "dataset '\(name)' is not in the dataset catalog \(path) (known: \(known)); add it there or set DATA_PATHS"
+            )
         }
         guard let e = splits[split] else {
             throw LinprobeError.config("dataset '\(name)' in the dataset catalog \(path) has no '\(split)' entry")
         }
         if Self.isPlaceholder(e.data) {
-            throw LinprobeError.config("dataset '\(name)' in the dataset catalog \(path) has the placeholder '\(e.data)' for '\(split)'; put the real path there or set DATA_PATHS")
+            throw LinprobeError.config(
+                "dataset '\(name)' in the dataset catalog \(path) has the placeholder '\(e.data)' for '\(split)'; put the real path there or set DATA_PATHS"
+            )
         }
         return e
     }

@@ -97,7 +97,8 @@ public struct DatasetListing: Sendable {
             "count": .int(Int64(samples.count)),
             "num_classes": .int(Int64(numClasses)),
             "class_names": .array(classNames.map { .string($0) }),
-            "target_layout": targets == .none ? "none" : (targets.width > 1 || isMultiLabel ? "multi_label" : "single_label"),
+            "target_layout": targets == .none
+                ? "none" : (targets.width > 1 || isMultiLabel ? "multi_label" : "single_label"),
             "target_width": .int(Int64(targets.width)),
             "listing_sha256": .string(listingDigest()),
             "settings": settings.description,

@@ -2,9 +2,9 @@ import Foundation
 import LinprobeCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Builds the `DatasetListing` of a split from VISSL's `DATA.<SPLIT>` settings.
@@ -29,8 +29,10 @@ public enum DatasetLoader {
 
     /// Loads the listing; `workingDirectory` resolves relative paths (VISSL opens them relative
     /// to the current directory).
-    public static func load(_ settings: DatasetSettings, catalog: DatasetCatalog?,
-                            workingDirectory: String = FileManager.default.currentDirectoryPath) throws -> DatasetListing {
+    public static func load(
+        _ settings: DatasetSettings, catalog: DatasetCatalog?,
+        workingDirectory: String = FileManager.default.currentDirectoryPath
+    ) throws -> DatasetListing {
         let key = settings.split.catalogKey
         let name = settings.datasetNames.first
         var catalogEntry: DatasetCatalog.Entry?
@@ -38,7 +40,9 @@ public enum DatasetLoader {
             guard let name else { return nil }
             if let catalogEntry { return catalogEntry }
             guard let catalog else {
-                throw LinprobeError.config("\(settings.path): dataset '\(name)' needs a dataset catalog (set LINPROBE_DATASET_CATALOG or VISSL_DATASET_CATALOG_PATH) or DATA_PATHS")
+                throw LinprobeError.config(
+                    "\(settings.path): dataset '\(name)' needs a dataset catalog (set LINPROBE_DATASET_CATALOG or VISSL_DATASET_CATALOG_PATH) or DATA_PATHS"
+                )
             }
             catalogEntry = try catalog.entry(name, split: key)
             return catalogEntry
@@ -49,14 +53,18 @@ public enum DatasetLoader {
             rawDataPath = p
             dataKey = "\(settings.path).DATA_PATHS[0]"
         } else {
-            guard let e = try entry() else { throw LinprobeError.config("\(settings.path): set DATA_PATHS or DATASET_NAMES") }
+            guard let e = try entry() else {
+                throw LinprobeError.config("\(settings.path): set DATA_PATHS or DATASET_NAMES")
+            }
             rawDataPath = e.data
             dataKey = "dataset '\(name ?? "")' (\(key)) in \(catalog?.path ?? "the catalog")"
         }
         let dataPath = absolute(rawDataPath, workingDirectory)
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dataPath, isDirectory: &isDir) else {
-            throw LinprobeError(.missingInput, "\(dataPath): dataset path does not exist (\(dataKey)); check the path or the dataset catalog")
+            throw LinprobeError(
+                .missingInput,
+                "\(dataPath): dataset path does not exist (\(dataKey)); check the path or the dataset catalog")
         }
         let source = settings.dataSources[0]
         var listing: DatasetListing
@@ -65,31 +73,40 @@ public enum DatasetLoader {
             if isVOCRoot(dataPath) {
                 listing = try loadVOC(root: dataPath, settings: settings)
                 if wantsLabels, let labelPath = try labelPath(settings, entry: entry, workingDirectory),
-                   labelPath.hasSuffix(".npy") {
+                    labelPath.hasSuffix(".npy")
+                {
                     listing.targets = try loadLabelFile(labelPath, count: listing.count, into: &listing)
                 } else if !wantsLabels {
                     listing.targets = .none
                 }
             } else if source == "disk_folder" {
                 listing = try loadImageFolder(root: dataPath, settings: settings)
-                if !wantsLabels { listing.targets = .none }
-                else if settings.labelSources[0] == "disk_filelist" {
+                if !wantsLabels {
+                    listing.targets = .none
+                } else if settings.labelSources[0] == "disk_filelist" {
                     guard let labelPath = try labelPath(settings, entry: entry, workingDirectory) else {
-                        throw LinprobeError.config("\(settings.path).LABEL_PATHS: disk_filelist labels need a .npy label file")
+                        throw LinprobeError.config(
+                            "\(settings.path).LABEL_PATHS: disk_filelist labels need a .npy label file")
                     }
                     listing.targets = try loadLabelFile(labelPath, count: listing.count, into: &listing)
                 }
             } else {
-                throw LinprobeError.config("\(dataKey): \(dataPath) is a folder, but disk_filelist expects a .npy file of image paths (or a PASCAL VOC root with JPEGImages/ and ImageSets/Main/); use DATA_SOURCES [disk_folder] for an ImageFolder tree")
+                throw LinprobeError.config(
+                    "\(dataKey): \(dataPath) is a folder, but disk_filelist expects a .npy file of image paths (or a PASCAL VOC root with JPEGImages/ and ImageSets/Main/); use DATA_SOURCES [disk_folder] for an ImageFolder tree"
+                )
             }
         } else {
             guard source == "disk_filelist" else {
-                throw LinprobeError.config("\(dataKey): \(dataPath) is a file, but disk_folder expects a folder of class sub-folders; use DATA_SOURCES [disk_filelist] for a .npy filelist")
+                throw LinprobeError.config(
+                    "\(dataKey): \(dataPath) is a file, but disk_folder expects a folder of class sub-folders; use DATA_SOURCES [disk_filelist] for a .npy filelist"
+                )
             }
             listing = try loadFilelist(dataPath, settings: settings, workingDirectory: workingDirectory)
             if wantsLabels {
                 guard let labelPath = try labelPath(settings, entry: entry, workingDirectory) else {
-                    throw LinprobeError.config("\(settings.path).LABEL_PATHS: LABEL_SOURCES is [disk_filelist] but no label file is given (LABEL_PATHS or the catalog's label path)")
+                    throw LinprobeError.config(
+                        "\(settings.path).LABEL_PATHS: LABEL_SOURCES is [disk_filelist] but no label file is given (LABEL_PATHS or the catalog's label path)"
+                    )
                 }
                 listing.targets = try loadLabelFile(labelPath, count: listing.count, into: &listing)
             }
@@ -104,15 +121,18 @@ public enum DatasetLoader {
     static func absolute(_ p: String, _ cwd: String) -> String { Paths.absolute(p, relativeTo: cwd) }
 
     /// The label path to use (explicit, else the catalog's), checked to exist; nil if none.
-    private static func labelPath(_ settings: DatasetSettings, entry: () throws -> DatasetCatalog.Entry?,
-                                  _ cwd: String) throws -> String? {
+    private static func labelPath(
+        _ settings: DatasetSettings, entry: () throws -> DatasetCatalog.Entry?,
+        _ cwd: String
+    ) throws -> String? {
         let raw: String
         let whereSet: String
         if let p = settings.labelPaths.first {
             raw = p
             whereSet = "\(settings.path).LABEL_PATHS[0]"
         } else if settings.datasetNames.first != nil, let e = try? entry(), let l = e.labels,
-                  !DatasetCatalog.isPlaceholder(l) {
+            !DatasetCatalog.isPlaceholder(l)
+        {
             raw = l
             whereSet = "the dataset catalog"
         } else {
@@ -132,7 +152,8 @@ public enum DatasetLoader {
         let entries = try listDirectory(root)
         let classes = entries.filter { $0.isDirectory }.map(\.name).sorted(by: pythonLess)
         guard !classes.isEmpty else {
-            throw LinprobeError(.missingInput, "\(root): couldn't find any class folder (disk_folder expects <root>/<class>/<image>)")
+            throw LinprobeError(
+                .missingInput, "\(root): couldn't find any class folder (disk_folder expects <root>/<class>/<image>)")
         }
         var samples = [DatasetSample]()
         var labels = [Int64]()
@@ -147,18 +168,24 @@ public enum DatasetLoader {
             for (folder, files) in walked {
                 for f in files.sorted(by: pythonLess) where hasImageExtension(f) {
                     let rel = folder + "/" + f
-                    samples.append(DatasetSample(path: (root.hasSuffix("/") ? root : root + "/") + rel, relativePath: rel,
-                                                 sourceIndex: samples.count))
+                    samples.append(
+                        DatasetSample(
+                            path: (root.hasSuffix("/") ? root : root + "/") + rel, relativePath: rel,
+                            sourceIndex: samples.count))
                     labels.append(Int64(index))
                 }
             }
             if samples.count == before { empty.append(cls) }
         }
         if !empty.isEmpty {
-            throw LinprobeError(.missingInput, "\(root): found no valid image file for the class\(empty.count > 1 ? "es" : "") \(empty.joined(separator: ", ")) (supported extensions: \(imageExtensions.joined(separator: " ")))")
+            throw LinprobeError(
+                .missingInput,
+                "\(root): found no valid image file for the class\(empty.count > 1 ? "es" : "") \(empty.joined(separator: ", ")) (supported extensions: \(imageExtensions.joined(separator: " ")))"
+            )
         }
-        return DatasetListing(split: settings.split, name: root, source: .diskFolder, root: root, samples: samples,
-                              targets: .singleLabel(labels), classNames: classes, numClasses: classes.count, settings: settings)
+        return DatasetListing(
+            split: settings.split, name: root, source: .diskFolder, root: root, samples: samples,
+            targets: .singleLabel(labels), classNames: classes, numClasses: classes.count, settings: settings)
     }
 
     static func hasImageExtension(_ name: String) -> Bool {
@@ -196,8 +223,10 @@ public enum DatasetLoader {
 
     /// `os.walk(top, followlinks=True)`: every folder's (relative path, file names); folder
     /// cycles through links are walked once.
-    private static func walk(_ path: String, relative: String, into out: inout [(String, [String])],
-                             visited: inout Set<[UInt64]>) throws {
+    private static func walk(
+        _ path: String, relative: String, into out: inout [(String, [String])],
+        visited: inout Set<[UInt64]>
+    ) throws {
         var st = stat()
         if stat(path, &st) == 0 {
             let key = [UInt64(st.st_dev), UInt64(st.st_ino)]
@@ -213,10 +242,13 @@ public enum DatasetLoader {
 
     // MARK: - Filelist
 
-    static func loadFilelist(_ path: String, settings: DatasetSettings, workingDirectory: String) throws -> DatasetListing {
+    static func loadFilelist(
+        _ path: String, settings: DatasetSettings, workingDirectory: String
+    ) throws -> DatasetListing {
         let array = try NPYArray.read(path: path)
         guard case .strings(var paths) = array.values else {
-            throw LinprobeError(.corruptInput, "\(path): the image filelist must hold path strings, got dtype '\(array.dtype)'")
+            throw LinprobeError(
+                .corruptInput, "\(path): the image filelist must hold path strings, got dtype '\(array.dtype)'")
         }
         guard array.shape.count == 1 else {
             throw LinprobeError(.corruptInput, "\(path): the image filelist must be 1-D, got shape \(array.shape)")
@@ -233,8 +265,9 @@ public enum DatasetLoader {
         let samples = absolutePaths.enumerated().map { i, p in
             DatasetSample(path: p, relativePath: String(p.dropFirst(root.count)), sourceIndex: i)
         }
-        return DatasetListing(split: settings.split, name: path, source: .diskFilelist, root: root, samples: samples,
-                              targets: .none, classNames: [], numClasses: 0, settings: settings)
+        return DatasetListing(
+            split: settings.split, name: path, source: .diskFilelist, root: root, samples: samples,
+            targets: .none, classNames: [], numClasses: 0, settings: settings)
     }
 
     /// The longest common folder prefix of absolute paths, ending with `/`.
@@ -257,7 +290,10 @@ public enum DatasetLoader {
     static func loadLabelFile(_ path: String, count: Int, into listing: inout DatasetListing) throws -> DatasetTargets {
         let array = try NPYArray.read(path: path)
         guard array.shape.first == count, array.shape.count == 1 || array.shape.count == 2 else {
-            throw LinprobeError(.corruptInput, "\(path): labels have shape \(array.shape) but the dataset lists \(count) images (expected [\(count)] or [\(count), C])")
+            throw LinprobeError(
+                .corruptInput,
+                "\(path): labels have shape \(array.shape) but the dataset lists \(count) images (expected [\(count)] or [\(count), C])"
+            )
         }
         switch array.values {
         case .integers(let values):
@@ -278,14 +314,16 @@ public enum DatasetLoader {
             for (i, v) in unique.enumerated() { ids[v] = Int64(i) }
             listing.classNames = unique
             listing.numClasses = unique.count
-            return .singleLabel(try values.map { v in
-                guard let id = ids[v] else {
-                    throw LinprobeError(.corruptInput, "\(path): label '\(v)' has no class id")
-                }
-                return id
-            })
+            return .singleLabel(
+                try values.map { v in
+                    guard let id = ids[v] else {
+                        throw LinprobeError(.corruptInput, "\(path): label '\(v)' has no class id")
+                    }
+                    return id
+                })
         case .floats:
-            throw LinprobeError(.corruptInput, "\(path): labels must be integers or strings, got dtype '\(array.dtype)'")
+            throw LinprobeError(
+                .corruptInput, "\(path): labels must be integers or strings, got dtype '\(array.dtype)'")
         }
     }
 
@@ -303,7 +341,9 @@ public enum DatasetLoader {
         let names = try listDirectory(main).filter { !$0.isDirectory }.map(\.name)
         // VISSL keeps `<class>_<split>.txt` files: exactly one underscore in the name.
         func files(_ split: String) -> [String] {
-            names.filter { $0.hasSuffix("_\(split).txt") && $0.split(separator: "_", omittingEmptySubsequences: false).count == 2 }
+            names.filter {
+                $0.hasSuffix("_\(split).txt") && $0.split(separator: "_", omittingEmptySubsequences: false).count == 2
+            }
         }
         var trainFiles = files("trainval"), testFiles = files("test")
         if testFiles.isEmpty {
@@ -314,7 +354,10 @@ public enum DatasetLoader {
             throw LinprobeError(.missingInput, "\(main): no <class>_<split>.txt files (PASCAL VOC layout)")
         }
         guard trainFiles.count == testFiles.count else {
-            throw LinprobeError(.corruptInput, "\(main): \(trainFiles.count) classes have train files but \(testFiles.count) have test files (missing classes)")
+            throw LinprobeError(
+                .corruptInput,
+                "\(main): \(trainFiles.count) classes have train files but \(testFiles.count) have test files (missing classes)"
+            )
         }
         let chosen = (settings.split == .train ? trainFiles : testFiles).sorted(by: pythonLess)
         let classes = chosen.map { String($0.split(separator: "_")[0]) }
@@ -347,9 +390,10 @@ public enum DatasetLoader {
             samples.append(DatasetSample(path: root + "/" + rel, relativePath: rel, sourceIndex: i))
             values.append(contentsOf: row)
         }
-        return DatasetListing(split: settings.split, name: root, source: .vocLayout, root: root, samples: samples,
-                              targets: .multiLabel(classes: c, values: values), classNames: classes, numClasses: c,
-                              settings: settings)
+        return DatasetListing(
+            split: settings.split, name: root, source: .vocLayout, root: root, samples: samples,
+            targets: .multiLabel(classes: c, values: values), classNames: classes, numClasses: c,
+            settings: settings)
     }
 
     // MARK: - DATA_LIMIT
@@ -365,12 +409,16 @@ public enum DatasetLoader {
         var chosen: [Int]
         if !s.samplingBalanced {
             guard s.dataLimit + s.samplingSkip <= n else {
-                throw LinprobeError.config("\(key): \(s.dataLimit) samples (+ \(s.samplingSkip) skipped) exceed the \(n) images of the dataset")
+                throw LinprobeError.config(
+                    "\(key): \(s.dataLimit) samples (+ \(s.samplingSkip) skipped) exceed the \(n) images of the dataset"
+                )
             }
             chosen = Array(rng.choiceWithoutReplacement(n, s.dataLimit + s.samplingSkip).dropFirst(s.samplingSkip))
         } else {
             guard case .singleLabel(let labels) = listing.targets else {
-                throw LinprobeError.config("\(s.path).DATA_LIMIT_SAMPLING.IS_BALANCED: balanced sampling needs single-label targets (LABEL_SOURCES)")
+                throw LinprobeError.config(
+                    "\(s.path).DATA_LIMIT_SAMPLING.IS_BALANCED: balanced sampling needs single-label targets (LABEL_SOURCES)"
+                )
             }
             var groups = [Int64: [Int]]()
             for (i, l) in labels.enumerated() { groups[l, default: []].append(i) }
@@ -378,13 +426,17 @@ public enum DatasetLoader {
             let (skipQ, skipR) = s.samplingSkip.quotientAndRemainder(dividingBy: unique.count)
             let (numQ, numR) = s.dataLimit.quotientAndRemainder(dividingBy: unique.count)
             guard numQ > 0 else {
-                throw LinprobeError.config("\(key): balanced sampling needs at least one sample per class (\(unique.count) classes, DATA_LIMIT \(s.dataLimit))")
+                throw LinprobeError.config(
+                    "\(key): balanced sampling needs at least one sample per class (\(unique.count) classes, DATA_LIMIT \(s.dataLimit))"
+                )
             }
             chosen = []
             for (i, (label, members)) in unique.enumerated() {
                 let take = numQ + (i < numR ? 1 : 0), skip = skipQ + (i < skipR ? 1 : 0)
                 guard take + skip <= members.count else {
-                    throw LinprobeError.config("\(key): class \(label) has \(members.count) images, balanced sampling wants \(take) (+ \(skip) skipped)")
+                    throw LinprobeError.config(
+                        "\(key): class \(label) has \(members.count) images, balanced sampling wants \(take) (+ \(skip) skipped)"
+                    )
                 }
                 chosen += rng.choiceWithoutReplacement(members.count, take + skip).dropFirst(skip).map { members[$0] }
             }

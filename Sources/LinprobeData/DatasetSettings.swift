@@ -58,25 +58,31 @@ public struct DatasetSettings: Sendable, Equatable {
             throw LinprobeError.config("\(path).DATA_SOURCES: required (disk_folder or disk_filelist)")
         }
         guard dataSources.count == 1 else {
-            throw LinprobeError.config("\(path).DATA_SOURCES: \(dataSources.count) data sources are not supported; give exactly one")
+            throw LinprobeError.config(
+                "\(path).DATA_SOURCES: \(dataSources.count) data sources are not supported; give exactly one")
         }
         guard Self.supportedSources.contains(dataSources[0]) else {
-            throw LinprobeError.config("\(path).DATA_SOURCES[0]: '\(dataSources[0])' is not supported; use disk_folder or disk_filelist")
+            throw LinprobeError.config(
+                "\(path).DATA_SOURCES[0]: '\(dataSources[0])' is not supported; use disk_folder or disk_filelist")
         }
         if !dataPaths.isEmpty && dataPaths.count != dataSources.count {
-            throw LinprobeError.config("\(path).DATA_PATHS: \(dataPaths.count) paths for \(dataSources.count) data source")
+            throw LinprobeError.config(
+                "\(path).DATA_PATHS: \(dataPaths.count) paths for \(dataSources.count) data source")
         }
         if !datasetNames.isEmpty && datasetNames.count != dataSources.count {
-            throw LinprobeError.config("\(path).DATASET_NAMES: \(datasetNames.count) names for \(dataSources.count) data source")
+            throw LinprobeError.config(
+                "\(path).DATASET_NAMES: \(datasetNames.count) names for \(dataSources.count) data source")
         }
         if dataPaths.isEmpty && datasetNames.isEmpty {
             throw LinprobeError.config("\(path): set DATA_PATHS or DATASET_NAMES (a dataset-catalog entry)")
         }
         guard labelSources.count <= 1 else {
-            throw LinprobeError.config("\(path).LABEL_SOURCES: \(labelSources.count) label sources are not supported; give at most one")
+            throw LinprobeError.config(
+                "\(path).LABEL_SOURCES: \(labelSources.count) label sources are not supported; give at most one")
         }
         if let l = labelSources.first, !Self.supportedSources.contains(l) {
-            throw LinprobeError.config("\(path).LABEL_SOURCES[0]: '\(l)' is not supported; use disk_folder or disk_filelist")
+            throw LinprobeError.config(
+                "\(path).LABEL_SOURCES[0]: '\(l)' is not supported; use disk_folder or disk_filelist")
         }
         if labelSources.first == "disk_folder" && dataSources[0] != "disk_folder" {
             throw LinprobeError.config("\(path).LABEL_SOURCES[0]: disk_folder labels need DATA_SOURCES [disk_folder]")
@@ -94,10 +100,13 @@ public struct DatasetSettings: Sendable, Equatable {
             throw LinprobeError.config("\(path).DATA_LIMIT_SAMPLING.SKIP_NUM_SAMPLES: must be ≥ 0, got \(samplingSkip)")
         }
         guard (0...Int(UInt32.max)).contains(samplingSeed) else {
-            throw LinprobeError.config("\(path).DATA_LIMIT_SAMPLING.SEED: must be between 0 and 2**32 - 1 (NumPy's rule), got \(samplingSeed)")
+            throw LinprobeError.config(
+                "\(path).DATA_LIMIT_SAMPLING.SEED: must be between 0 and 2**32 - 1 (NumPy's rule), got \(samplingSeed)")
         }
         if removeImagePathPrefix.isEmpty && !newImagePathPrefix.isEmpty {
-            throw LinprobeError.config("\(path).NEW_IMG_PATH_PREFIX is set but REMOVE_IMG_PATH_PREFIX is empty; VISSL replaces REMOVE_IMG_PATH_PREFIX by NEW_IMG_PATH_PREFIX, so set both")
+            throw LinprobeError.config(
+                "\(path).NEW_IMG_PATH_PREFIX is set but REMOVE_IMG_PATH_PREFIX is empty; VISSL replaces REMOVE_IMG_PATH_PREFIX by NEW_IMG_PATH_PREFIX, so set both"
+            )
         }
     }
 
@@ -111,8 +120,10 @@ public struct DatasetSettings: Sendable, Equatable {
             "label_paths": .array(labelPaths.map { .string($0) }),
             "dataset_names": .array(datasetNames.map { .string($0) }),
             "data_limit": .int(Int64(dataLimit)),
-            "data_limit_sampling": ["SEED": .int(Int64(samplingSeed)), "IS_BALANCED": .bool(samplingBalanced),
-                                    "SKIP_NUM_SAMPLES": .int(Int64(samplingSkip))],
+            "data_limit_sampling": [
+                "SEED": .int(Int64(samplingSeed)), "IS_BALANCED": .bool(samplingBalanced),
+                "SKIP_NUM_SAMPLES": .int(Int64(samplingSkip)),
+            ],
             "remove_img_path_prefix": .string(removeImagePathPrefix),
             "new_img_path_prefix": .string(newImagePathPrefix),
         ]

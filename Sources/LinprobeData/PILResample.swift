@@ -159,14 +159,17 @@ struct Resampler {
     /// than twice what the width shrinks by, then vertical first; a pass is skipped when its
     /// dimension keeps its size. Computing only the window gives the same pixels as computing
     /// everything and cropping.
-    mutating func resize(_ src: PixelRegion, outW: Int, outH: Int, filter: ResampleFilter,
-                         window: (x: Int, y: Int, w: Int, h: Int),
-                         into dst: UnsafeMutablePointer<UInt8>, dstRowBytes: Int) {
+    mutating func resize(
+        _ src: PixelRegion, outW: Int, outH: Int, filter: ResampleFilter,
+        window: (x: Int, y: Int, w: Int, h: Int),
+        into dst: UnsafeMutablePointer<UInt8>, dstRowBytes: Int
+    ) {
         guard window.w > 0, window.h > 0 else { return }
         if src.width == outW && src.height == outH {
             // Image.resize returns a copy when the size does not change.
             for y in 0..<window.h {
-                (dst + y * dstRowBytes).update(from: src.base + (window.y + y) * src.rowBytes + window.x * 3, count: window.w * 3)
+                (dst + y * dstRowBytes).update(
+                    from: src.base + (window.y + y) * src.rowBytes + window.x * 3, count: window.w * 3)
             }
             return
         }
@@ -179,40 +182,50 @@ struct Resampler {
         let dy = src.height - outH, dx = src.width - outW
         let verticalFirst = dy > 0 && dy > dx * 2
         if needV {
-            vertical.compute(inSize: src.height, outSize: outH, outRange: window.y..<(window.y + window.h), filter: filter)
+            vertical.compute(
+                inSize: src.height, outSize: outH, outRange: window.y..<(window.y + window.h), filter: filter)
         }
         if needH {
-            horizontal.compute(inSize: src.width, outSize: outW, outRange: window.x..<(window.x + window.w), filter: filter)
+            horizontal.compute(
+                inSize: src.width, outSize: outW, outRange: window.x..<(window.x + window.w), filter: filter)
         }
         if !verticalFirst {
             // Source rows the vertical pass reads.
             var rowLo = window.y, rowHi = window.y + window.h
             if needV { (rowLo, rowHi) = Self.span(vertical) }
             guard needH else {
-                let view = PixelRegion(base: src.base + rowLo * src.rowBytes + window.x * 3, width: window.w,
-                                       height: rowHi - rowLo, rowBytes: src.rowBytes)
-                Self.verticalPass(view, rowOffset: rowLo, width: window.w, vertical, sums: sums, into: dst, outRowBytes: dstRowBytes)
+                let view = PixelRegion(
+                    base: src.base + rowLo * src.rowBytes + window.x * 3, width: window.w,
+                    height: rowHi - rowLo, rowBytes: src.rowBytes)
+                Self.verticalPass(
+                    view, rowOffset: rowLo, width: window.w, vertical, sums: sums, into: dst, outRowBytes: dstRowBytes)
                 return
             }
             let rows = rowHi - rowLo
             let t = temp.reserve(rows * window.w * 3)
-            let view = PixelRegion(base: src.base + rowLo * src.rowBytes, width: src.width, height: rows, rowBytes: src.rowBytes)
+            let view = PixelRegion(
+                base: src.base + rowLo * src.rowBytes, width: src.width, height: rows, rowBytes: src.rowBytes)
             if needV {
                 Self.horizontalPass(view, colOffset: 0, rows: rows, horizontal, into: t, outRowBytes: window.w * 3)
                 let mid = PixelRegion(base: UnsafePointer(t), width: window.w, height: rows, rowBytes: window.w * 3)
-                Self.verticalPass(mid, rowOffset: rowLo, width: window.w, vertical, sums: sums, into: dst, outRowBytes: dstRowBytes)
+                Self.verticalPass(
+                    mid, rowOffset: rowLo, width: window.w, vertical, sums: sums, into: dst, outRowBytes: dstRowBytes)
             } else {
-                let rowsView = PixelRegion(base: src.base + window.y * src.rowBytes, width: src.width, height: window.h,
-                                           rowBytes: src.rowBytes)
-                Self.horizontalPass(rowsView, colOffset: 0, rows: window.h, horizontal, into: dst, outRowBytes: dstRowBytes)
+                let rowsView = PixelRegion(
+                    base: src.base + window.y * src.rowBytes, width: src.width, height: window.h,
+                    rowBytes: src.rowBytes)
+                Self.horizontalPass(
+                    rowsView, colOffset: 0, rows: window.h, horizontal, into: dst, outRowBytes: dstRowBytes)
             }
         } else {
             // Source columns the horizontal pass reads.
             var colLo = window.x, colHi = window.x + window.w
             if needH { (colLo, colHi) = Self.span(horizontal) }
-            let view = PixelRegion(base: src.base + colLo * 3, width: colHi - colLo, height: src.height, rowBytes: src.rowBytes)
+            let view = PixelRegion(
+                base: src.base + colLo * 3, width: colHi - colLo, height: src.height, rowBytes: src.rowBytes)
             guard needH else {
-                Self.verticalPass(view, rowOffset: 0, width: window.w, vertical, sums: sums, into: dst, outRowBytes: dstRowBytes)
+                Self.verticalPass(
+                    view, rowOffset: 0, width: window.w, vertical, sums: sums, into: dst, outRowBytes: dstRowBytes)
                 return
             }
             let cols = colHi - colLo
@@ -235,8 +248,10 @@ struct Resampler {
 
     /// `out[r][xx] = Σ in[r][first[xx] − colOffset + k] · w[xx][k]` for `rows` rows; `input.base`
     /// is input column `colOffset`.
-    private static func horizontalPass(_ input: PixelRegion, colOffset: Int, rows: Int, _ c: AxisCoefficients,
-                                       into out: UnsafeMutablePointer<UInt8>, outRowBytes: Int) {
+    private static func horizontalPass(
+        _ input: PixelRegion, colOffset: Int, rows: Int, _ c: AxisCoefficients,
+        into out: UnsafeMutablePointer<UInt8>, outRowBytes: Int
+    ) {
         let w = c.first.count, ksize = c.ksize
         c.weights.withUnsafeBufferPointer { kk in
             guard let weights = kk.baseAddress else { return }  // no output columns
@@ -269,10 +284,13 @@ struct Resampler {
     /// `out[yy][i] = Σ in[first[yy] − rowOffset + k][i] · w[yy][k]` over `width` pixels;
     /// `input.base` is input row `rowOffset`. Accumulates row by row into 32-bit sums (the same
     /// integer arithmetic as Pillow, in an order the compiler vectorises).
-    private static func verticalPass(_ input: PixelRegion, rowOffset: Int, width: Int, _ c: AxisCoefficients,
-                                     sums: ScratchBuffer, into out: UnsafeMutablePointer<UInt8>, outRowBytes: Int) {
+    private static func verticalPass(
+        _ input: PixelRegion, rowOffset: Int, width: Int, _ c: AxisCoefficients,
+        sums: ScratchBuffer, into out: UnsafeMutablePointer<UInt8>, outRowBytes: Int
+    ) {
         let rowBytes = width * 3, ksize = c.ksize
-        let acc = UnsafeMutableRawPointer(sums.reserve(max(rowBytes, 1) * 4)).bindMemory(to: Int32.self, capacity: max(rowBytes, 1))
+        let acc = UnsafeMutableRawPointer(sums.reserve(max(rowBytes, 1) * 4)).bindMemory(
+            to: Int32.self, capacity: max(rowBytes, 1))
         c.weights.withUnsafeBufferPointer { kk in
             guard let weights = kk.baseAddress else { return }  // no output rows
             for yy in 0..<c.first.count {
@@ -293,8 +311,10 @@ struct Resampler {
 
     /// PIL's NEAREST resize: `ImagingScaleAffine` with `a = [w/outW, 0, 0, 0, h/outH, 0]`,
     /// positions accumulated by repeated addition from the pixel centre, truncated.
-    private func nearest(_ src: PixelRegion, outW: Int, outH: Int, window: (x: Int, y: Int, w: Int, h: Int),
-                         into dst: UnsafeMutablePointer<UInt8>, dstRowBytes: Int) {
+    private func nearest(
+        _ src: PixelRegion, outW: Int, outH: Int, window: (x: Int, y: Int, w: Int, h: Int),
+        into dst: UnsafeMutablePointer<UInt8>, dstRowBytes: Int
+    ) {
         let a0 = Double(Float(src.width)) / Double(outW)
         let a4 = Double(Float(src.height)) / Double(outH)
         var xs = [Int](repeating: -1, count: outW)

@@ -1,9 +1,9 @@
 import LinprobeCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Refuses a path that is not (a link to) a regular file before anything opens it: opening a

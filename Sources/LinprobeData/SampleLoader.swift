@@ -26,8 +26,10 @@ public final class SampleLoader: @unchecked Sendable {
 
     /// `maxImagePixels`: larger images are unreadable (`tooLarge`) before they are decoded
     /// (`ImageLimits.maxPixels`, PIL's decompression-bomb limit, by default).
-    public init(pipeline: TransformPipeline, grayImageSize: Int = 224, baseSeed: UInt64 = 0,
-                maxImagePixels: Int = ImageLimits.maxPixels) {
+    public init(
+        pipeline: TransformPipeline, grayImageSize: Int = 224, baseSeed: UInt64 = 0,
+        maxImagePixels: Int = ImageLimits.maxPixels
+    ) {
         self.pipeline = pipeline
         self.grayImageSize = grayImageSize
         self.baseSeed = baseSeed
@@ -36,8 +38,10 @@ public final class SampleLoader: @unchecked Sendable {
     }
 
     /// Loads sample `sampleIndex` (view `view` of it, for several augmented views) from `path`.
-    public func load(path: String, sampleIndex: Int, view: Int = 0,
-                     into output: UnsafeMutableBufferPointer<Float>) throws -> LoadedSample {
+    public func load(
+        path: String, sampleIndex: Int, view: Int = 0,
+        into output: UnsafeMutableBufferPointer<Float>
+    ) throws -> LoadedSample {
         let outcome = decoder.decodeFile(atPath: path, into: &image)
         var random = TransformRandom(baseSeed: baseSeed, sampleIndex: sampleIndex, view: view)
         switch outcome {

@@ -47,16 +47,19 @@ public final class TransformRunner: @unchecked Sendable {
     /// Applies the pipeline to `image` and writes the `[3, H, W]` tensor to `output`; returns
     /// the shape. Throws (a programmer error at the caller) when `output` is too small.
     @discardableResult
-    public func transform(_ image: RGBImage, random: inout TransformRandom,
-                          into output: UnsafeMutableBufferPointer<Float>) throws -> [Int] {
+    public func transform(
+        _ image: RGBImage, random: inout TransformRandom,
+        into output: UnsafeMutableBufferPointer<Float>
+    ) throws -> [Int] {
         guard image.width > 0, image.height > 0, image.pixels.count >= image.byteCount else {
             throw LinprobeError(.shapeMismatch, "cannot transform an empty image (\(image.width)×\(image.height))")
         }
         try pipeline.checkMemory(imageWidth: image.width, imageHeight: image.height)
         return try image.pixels.withUnsafeBufferPointer { px in
             guard let pixels = px.baseAddress else {
-                throw LinprobeError(.shapeMismatch,
-                                    "cannot transform an image without pixels (\(image.width)×\(image.height))")
+                throw LinprobeError(
+                    .shapeMismatch,
+                    "cannot transform an image without pixels (\(image.width)×\(image.height))")
             }
             let input = PixelRegion(base: pixels, width: image.width, height: image.height, rowBytes: image.width * 3)
             var state = runGeometry(input, random: &random)
@@ -64,7 +67,8 @@ public final class TransformRunner: @unchecked Sendable {
             let final = materialize(&state, into: 2)
             let w = final.width, h = final.height
             guard output.count >= 3 * w * h, let destination = output.baseAddress else {
-                throw LinprobeError(.shapeMismatch, "transform output buffer holds \(output.count) floats, the image needs 3×\(h)×\(w)")
+                throw LinprobeError(
+                    .shapeMismatch, "transform output buffer holds \(output.count) floats, the image needs 3×\(h)×\(w)")
             }
             lookup.withUnsafeBufferPointer { lut in
                 let plane = w * h
@@ -88,7 +92,7 @@ public final class TransformRunner: @unchecked Sendable {
     /// the input is empty or the images would exceed the memory budget (`checkMemory`).
     public func transformToImage(_ image: RGBImage, random: inout TransformRandom) -> RGBImage {
         guard image.width > 0, image.height > 0,
-              (try? pipeline.checkMemory(imageWidth: image.width, imageHeight: image.height)) != nil
+            (try? pipeline.checkMemory(imageWidth: image.width, imageHeight: image.height)) != nil
         else { return RGBImage() }
         return image.pixels.withUnsafeBufferPointer { px in
             guard let pixels = px.baseAddress else { return RGBImage() }
@@ -141,7 +145,8 @@ public final class TransformRunner: @unchecked Sendable {
         for step in pipeline.steps {
             switch step {
             case .resize(let size, let maxSize, let filter):
-                let (h, w) = TransformPipeline.resizedSize(height: s.window.h, width: s.window.w, size: size, maxSize: maxSize)
+                let (h, w) = TransformPipeline.resizedSize(
+                    height: s.window.h, width: s.window.w, size: size, maxSize: maxSize)
                 resize(&s, height: h, width: w, filter: filter)
             case .centerCrop(let ch, let cw):
                 centerCrop(&s, height: ch, width: cw)
@@ -149,7 +154,8 @@ public final class TransformRunner: @unchecked Sendable {
                 crop(&s, top: top, left: left, height: bh, width: bw)
                 resize(&s, height: h, width: w, filter: filter)
             case .randomResizedCrop(let h, let w, let scale, let ratio, let filter):
-                let box = Self.randomResizedCropBox(width: s.window.w, height: s.window.h, scale: scale, ratio: ratio, random: &random)
+                let box = Self.randomResizedCropBox(
+                    width: s.window.w, height: s.window.h, scale: scale, ratio: ratio, random: &random)
                 crop(&s, top: box.top, left: box.left, height: box.height, width: box.width)
                 resize(&s, height: h, width: w, filter: filter)
             case .randomHorizontalFlip(let p):
@@ -208,8 +214,9 @@ public final class TransformRunner: @unchecked Sendable {
         let inBase = Rect(x: 0, y: 0, w: s.base.width, h: s.base.height)
         if s.pending == nil && !s.flip && s.valid == s.window && inBase.intersection(s.window) == s.window {
             // Already a plain view of the base: no copy.
-            let view = PixelRegion(base: s.base.base + s.window.y * s.base.rowBytes + s.window.x * 3,
-                                   width: W, height: H, rowBytes: s.base.rowBytes)
+            let view = PixelRegion(
+                base: s.base.base + s.window.y * s.base.rowBytes + s.window.x * 3,
+                width: W, height: H, rowBytes: s.base.rowBytes)
             s.base = view
             s.window = Rect(x: 0, y: 0, w: W, h: H)
             s.valid = s.window
@@ -221,14 +228,17 @@ public final class TransformRunner: @unchecked Sendable {
         if region.w > 0 && region.h > 0 {
             let origin = dest + ((region.y - s.window.y) * W + (region.x - s.window.x)) * 3
             if let p = s.pending {
-                let src = PixelRegion(base: s.base.base + p.source.y * s.base.rowBytes + p.source.x * 3,
-                                      width: p.source.w, height: p.source.h, rowBytes: s.base.rowBytes)
-                resampler.resize(src, outW: p.width, outH: p.height, filter: p.filter,
-                                 window: (region.x, region.y, region.w, region.h), into: origin, dstRowBytes: W * 3)
+                let src = PixelRegion(
+                    base: s.base.base + p.source.y * s.base.rowBytes + p.source.x * 3,
+                    width: p.source.w, height: p.source.h, rowBytes: s.base.rowBytes)
+                resampler.resize(
+                    src, outW: p.width, outH: p.height, filter: p.filter,
+                    window: (region.x, region.y, region.w, region.h), into: origin, dstRowBytes: W * 3)
             } else {
                 for y in 0..<region.h {
-                    (origin + y * W * 3).update(from: s.base.base + (region.y + y) * s.base.rowBytes + region.x * 3,
-                                                count: region.w * 3)
+                    (origin + y * W * 3).update(
+                        from: s.base.base + (region.y + y) * s.base.rowBytes + region.x * 3,
+                        count: region.w * 3)
                 }
             }
         }
@@ -243,16 +253,19 @@ public final class TransformRunner: @unchecked Sendable {
             }
         }
         let view = PixelRegion(base: UnsafePointer(dest), width: W, height: H, rowBytes: W * 3)
-        s = State(base: view, baseSlot: slot, pending: nil, window: Rect(x: 0, y: 0, w: W, h: H),
-                  valid: Rect(x: 0, y: 0, w: W, h: H), flip: false, tensorFlip: s.tensorFlip)
+        s = State(
+            base: view, baseSlot: slot, pending: nil, window: Rect(x: 0, y: 0, w: W, h: H),
+            valid: Rect(x: 0, y: 0, w: W, h: H), flip: false, tensorFlip: s.tensorFlip)
         return view
     }
 
     /// torchvision's `RandomResizedCrop.get_params`, drawing from `random`: ten tries of a random
     /// area fraction in `scale` and log-uniform aspect ratio in `ratio`, else the central crop
     /// clamped to `ratio`.
-    public static func randomResizedCropBox(width: Int, height: Int, scale: ClosedRange<Double>,
-                                            ratio: ClosedRange<Double>, random: inout TransformRandom)
+    public static func randomResizedCropBox(
+        width: Int, height: Int, scale: ClosedRange<Double>,
+        ratio: ClosedRange<Double>, random: inout TransformRandom
+    )
         -> (top: Int, left: Int, height: Int, width: Int)
     {
         let area = Double(height * width)

@@ -16,11 +16,13 @@ public enum TransformStep: Sendable, Equatable {
     case centerCrop(height: Int, width: Int)
     /// `RandomResizedCrop`: a seeded random box (torchvision's `get_params` algorithm), then a
     /// resize of the box to `height`×`width`.
-    case randomResizedCrop(height: Int, width: Int, scale: ClosedRange<Double>, ratio: ClosedRange<Double>,
-                           filter: ResampleFilter)
+    case randomResizedCrop(
+        height: Int, width: Int, scale: ClosedRange<Double>, ratio: ClosedRange<Double>,
+        filter: ResampleFilter)
     /// `F.resized_crop` with a fixed box (the deterministic part of `RandomResizedCrop`).
-    case resizedCrop(top: Int, left: Int, boxHeight: Int, boxWidth: Int, height: Int, width: Int,
-                     filter: ResampleFilter)
+    case resizedCrop(
+        top: Int, left: Int, boxHeight: Int, boxWidth: Int, height: Int, width: Int,
+        filter: ResampleFilter)
     case randomHorizontalFlip(p: Double)
     /// `ToTensor`: HWC uint8 → CHW float32 in [0, 1].
     case toTensor
@@ -62,16 +64,23 @@ public enum TransformStep: Sendable, Equatable {
             case .shorterSide(let n): s = .int(Int64(n))
             case .exact(let h, let w): s = [.int(Int64(h)), .int(Int64(w))]
             }
-            return ["name": "Resize", "size": s, "max_size": maxSize.map { .int(Int64($0)) } ?? .null, "interpolation": f(filter)]
+            return [
+                "name": "Resize", "size": s, "max_size": maxSize.map { .int(Int64($0)) } ?? .null,
+                "interpolation": f(filter),
+            ]
         case .centerCrop(let h, let w):
             return ["name": "CenterCrop", "size": [.int(Int64(h)), .int(Int64(w))]]
         case .randomResizedCrop(let h, let w, let scale, let ratio, let filter):
-            return ["name": "RandomResizedCrop", "size": [.int(Int64(h)), .int(Int64(w))],
-                    "scale": [.double(scale.lowerBound), .double(scale.upperBound)],
-                    "ratio": [.double(ratio.lowerBound), .double(ratio.upperBound)], "interpolation": f(filter)]
+            return [
+                "name": "RandomResizedCrop", "size": [.int(Int64(h)), .int(Int64(w))],
+                "scale": [.double(scale.lowerBound), .double(scale.upperBound)],
+                "ratio": [.double(ratio.lowerBound), .double(ratio.upperBound)], "interpolation": f(filter),
+            ]
         case .resizedCrop(let top, let left, let bh, let bw, let h, let w, let filter):
-            return ["name": "ResizedCrop", "box": [.int(Int64(top)), .int(Int64(left)), .int(Int64(bh)), .int(Int64(bw))],
-                    "size": [.int(Int64(h)), .int(Int64(w))], "interpolation": f(filter)]
+            return [
+                "name": "ResizedCrop", "box": [.int(Int64(top)), .int(Int64(left)), .int(Int64(bh)), .int(Int64(bw))],
+                "size": [.int(Int64(h)), .int(Int64(w))], "interpolation": f(filter),
+            ]
         case .randomHorizontalFlip(let p):
             return ["name": "RandomHorizontalFlip", "p": .double(p)]
         case .toTensor:
@@ -79,8 +88,10 @@ public enum TransformStep: Sendable, Equatable {
         case .toRawTensor:
             return ["name": "ImgPilToRawTensor"]
         case .normalize(let mean, let std):
-            return ["name": "Normalize", "mean": .array(mean.map { .double(Double($0)) }),
-                    "std": .array(std.map { .double(Double($0)) })]
+            return [
+                "name": "Normalize", "mean": .array(mean.map { .double(Double($0)) }),
+                "std": .array(std.map { .double(Double($0)) }),
+            ]
         }
     }
 }
@@ -92,8 +103,10 @@ public struct TransformPipeline: Sendable, Equatable {
     public let steps: [TransformStep]
 
     /// Transform names Linprobe implements (torchvision's, plus VISSL's `ImgPilToRawTensor`).
-    public static let supportedNames = ["Resize", "CenterCrop", "RandomResizedCrop", "RandomHorizontalFlip",
-                                        "ToTensor", "Normalize", "ImgPilToRawTensor"]
+    public static let supportedNames = [
+        "Resize", "CenterCrop", "RandomResizedCrop", "RandomHorizontalFlip",
+        "ToTensor", "Normalize", "ImgPilToRawTensor",
+    ]
 
     /// Validates the order. `requireTensor` (the default, what `extract` needs) demands a
     /// tensor conversion; without it the pipeline may end with an image (tools and tests).
@@ -103,20 +116,27 @@ public struct TransformPipeline: Sendable, Equatable {
             let here = "\(path)[\(i)] (\(step.name))"
             switch step {
             case .toTensor, .toRawTensor:
-                if converted { throw LinprobeError.config("\(here): the image is already a tensor (a second tensor conversion)") }
+                if converted {
+                    throw LinprobeError.config("\(here): the image is already a tensor (a second tensor conversion)")
+                }
                 converted = true
             case .normalize:
-                if !converted { throw LinprobeError.config("\(here): Normalize needs a tensor; put ToTensor before it") }
+                if !converted {
+                    throw LinprobeError.config("\(here): Normalize needs a tensor; put ToTensor before it")
+                }
             case .randomHorizontalFlip:
                 break
             case .resize, .centerCrop, .randomResizedCrop, .resizedCrop:
                 if converted {
-                    throw LinprobeError.config("\(here): geometric transforms after ToTensor are not supported (torchvision would resample a tensor, not a PIL image); move it before ToTensor")
+                    throw LinprobeError.config(
+                        "\(here): geometric transforms after ToTensor are not supported (torchvision would resample a tensor, not a PIL image); move it before ToTensor"
+                    )
                 }
             }
         }
         if requireTensor && !converted {
-            throw LinprobeError.config("\(path): the transforms must convert the image to a tensor (add {name: ToTensor})")
+            throw LinprobeError.config(
+                "\(path): the transforms must convert the image to a tensor (add {name: ToTensor})")
         }
         self.steps = steps
         try checkConfiguredSizes(path: path)
@@ -132,7 +152,7 @@ public struct TransformPipeline: Sendable, Equatable {
             case .resize(.exact(let eh, let ew), _, _): (h, w, atLeast) = (eh, ew, false)
             case .resize(.shorterSide(let n), _, _): (h, w, atLeast) = (n, n, true)
             case .centerCrop(let ch, let cw), .randomResizedCrop(let ch, let cw, _, _, _),
-                 .resizedCrop(_, _, _, _, let ch, let cw, _):
+                .resizedCrop(_, _, _, _, let ch, let cw, _):
                 (h, w, atLeast) = (ch, cw, false)
             default: continue
             }
@@ -248,7 +268,9 @@ public struct TransformPipeline: Sendable, Equatable {
 
     static func parseStep(_ item: ConfigNode) throws -> TransformStep {
         guard case .object(let fields)? = item.value else {
-            throw LinprobeError.config("\(item.path): expected a mapping like {name: Resize, size: 256}, got \(item.value?.canonicalText ?? "nothing")")
+            throw LinprobeError.config(
+                "\(item.path): expected a mapping like {name: Resize, size: 256}, got \(item.value?.canonicalText ?? "nothing")"
+            )
         }
         guard case .string(let name)? = fields["name"] else {
             throw LinprobeError.config("\(item.path): transform has no 'name'")
@@ -268,7 +290,11 @@ public struct TransformPipeline: Sendable, Equatable {
                 case .array(let a): ok = a == [.int(0)]
                 default: ok = false
                 }
-                if !ok { throw LinprobeError.config("\(here): indices \(indices.canonicalText) is not supported (one data source; use [0] or leave it out)") }
+                if !ok {
+                    throw LinprobeError.config(
+                        "\(here): indices \(indices.canonicalText) is not supported (one data source; use [0] or leave it out)"
+                    )
+                }
             }
         }
         func node(_ key: String) -> ConfigNode { item[key] }
@@ -283,7 +309,8 @@ public struct TransformPipeline: Sendable, Equatable {
             if let value = n.value, case .array(let a) = value {
                 let values = try n.ints()
                 guard (1...2).contains(a.count), values.allSatisfy({ $0 > 0 }) else {
-                    throw LinprobeError.config("\(here): \(key) must be a positive integer or [height, width], got \(value.canonicalText)")
+                    throw LinprobeError.config(
+                        "\(here): \(key) must be a positive integer or [height, width], got \(value.canonicalText)")
                 }
                 return values.count == 1 ? (values[0], values[0]) : (values[0], values[1])
             }
@@ -302,14 +329,17 @@ public struct TransformPipeline: Sendable, Equatable {
             default:
                 break
             }
-            throw LinprobeError.config("\(here): interpolation \(value.canonicalText) is not supported; use 2 (bilinear), 3 (bicubic), 0 (nearest), 1 (lanczos), 4 (box) or 5 (hamming)")
+            throw LinprobeError.config(
+                "\(here): interpolation \(value.canonicalText) is not supported; use 2 (bilinear), 3 (bicubic), 0 (nearest), 1 (lanczos), 4 (box) or 5 (hamming)"
+            )
         }
         func range(_ key: String, default d: ClosedRange<Double>) throws -> ClosedRange<Double> {
             let n = node(key)
             guard n.exists, let value = n.value else { return d }
             let v = try n.doubles()
             guard v.count == 2, v[0] > 0, v[0] <= v[1], v.allSatisfy(\.isFinite) else {
-                throw LinprobeError.config("\(here): \(key) must be [min, max] with 0 < min ≤ max, got \(value.canonicalText)")
+                throw LinprobeError.config(
+                    "\(here): \(key) must be [min, max] with 0 < min ≤ max, got \(value.canonicalText)")
             }
             return v[0]...v[1]
         }
@@ -327,7 +357,9 @@ public struct TransformPipeline: Sendable, Equatable {
             if let sizeValue = sizeNode.value, case .array(let a) = sizeValue {
                 let values = try sizeNode.ints()
                 guard (1...2).contains(a.count), values.allSatisfy({ $0 > 0 }) else {
-                    throw LinprobeError.config("\(here): size must be a positive integer, [size] or [height, width], got \(sizeValue.canonicalText)")
+                    throw LinprobeError.config(
+                        "\(here): size must be a positive integer, [size] or [height, width], got \(sizeValue.canonicalText)"
+                    )
                 }
                 size = values.count == 1 ? .shorterSide(values[0]) : .exact(height: values[0], width: values[1])
             } else {
@@ -336,10 +368,12 @@ public struct TransformPipeline: Sendable, Equatable {
             let maxSize = try node("max_size").intIfPresent()
             if let maxSize {
                 guard case .shorterSide(let s) = size else {
-                    throw LinprobeError.config("\(here): max_size is only allowed when size is a single number (the shorter side)")
+                    throw LinprobeError.config(
+                        "\(here): max_size is only allowed when size is a single number (the shorter side)")
                 }
                 guard maxSize > s else {
-                    throw LinprobeError.config("\(here): max_size = \(maxSize) must be strictly greater than size = \(s)")
+                    throw LinprobeError.config(
+                        "\(here): max_size = \(maxSize) must be strictly greater than size = \(s)")
                 }
             }
             return .resize(size, maxSize: maxSize, filter: try filter())
@@ -351,8 +385,9 @@ public struct TransformPipeline: Sendable, Equatable {
             try accept(["size", "scale", "ratio", "interpolation", "antialias"])
             try antialias()
             let (h, w) = try squareOrPair("size")
-            return .randomResizedCrop(height: h, width: w, scale: try range("scale", default: 0.08...1.0),
-                                      ratio: try range("ratio", default: (3.0 / 4.0)...(4.0 / 3.0)), filter: try filter())
+            return .randomResizedCrop(
+                height: h, width: w, scale: try range("scale", default: 0.08...1.0),
+                ratio: try range("ratio", default: (3.0 / 4.0)...(4.0 / 3.0)), filter: try filter())
         case "RandomHorizontalFlip":
             try accept(["p"])
             let p = try node("p").doubleIfPresent() ?? 0.5
@@ -373,11 +408,13 @@ public struct TransformPipeline: Sendable, Equatable {
                 throw LinprobeError.config("\(here): \(key) needs 1 or 3 values (one per RGB channel), got \(v.count)")
             }
             if std.contains(0) {
-                throw LinprobeError.config("\(here): std evaluated to zero after conversion to float32, leading to division by zero")
+                throw LinprobeError.config(
+                    "\(here): std evaluated to zero after conversion to float32, leading to division by zero")
             }
             return .normalize(mean: mean, std: std)
         default:
-            throw LinprobeError.config("\(here): transform '\(name)' is not supported; supported: \(supportedNames.joined(separator: ", "))")
+            throw LinprobeError.config(
+                "\(here): transform '\(name)' is not supported; supported: \(supportedNames.joined(separator: ", "))")
         }
     }
 }

@@ -75,7 +75,9 @@ public enum ExtractPlanner {
             if case .array(let a)? = node["DATA_SOURCES"].value, !a.isEmpty { return true }
             for key in ["DATA_PATHS", "DATASET_NAMES", "LABEL_SOURCES"] where config.isExplicit("\(node.path).\(key)") {
                 if case .array(let a)? = node[key].value, a.isEmpty { continue }
-                throw LinprobeError.config("\(node.path).\(key) is set but \(node.path).DATA_SOURCES is empty; set DATA_SOURCES (disk_folder or disk_filelist) to extract this split")
+                throw LinprobeError.config(
+                    "\(node.path).\(key) is set but \(node.path).DATA_SOURCES is empty; set DATA_SOURCES (disk_folder or disk_filelist) to extract this split"
+                )
             }
             return false
         }
@@ -83,19 +85,29 @@ public enum ExtractPlanner {
 
     /// Plans every configured split. `workdir` holds the weights-hash cache; relative dataset and
     /// weights paths resolve against `workingDirectory` (as VISSL resolves them).
-    public static func plan(config: PipelineConfig, workdir: String,
-                            environment: [String: String] = ProcessInfo.processInfo.environment,
-                            workingDirectory: String = FileManager.default.currentDirectoryPath) throws -> [ExtractSplitPlan] {
+    public static func plan(
+        config: PipelineConfig, workdir: String,
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        workingDirectory: String = FileManager.default.currentDirectoryPath
+    ) throws -> [ExtractSplitPlan] {
         let splits = try configuredSplits(config)
         guard !splits.isEmpty else {
-            throw LinprobeError.config("DATA.TRAIN / DATA.TEST: no dataset configured; set DATA.<SPLIT>.DATA_SOURCES with DATA_PATHS or DATASET_NAMES")
+            throw LinprobeError.config(
+                "DATA.TRAIN / DATA.TEST: no dataset configured; set DATA.<SPLIT>.DATA_SOURCES with DATA_PATHS or DATASET_NAMES"
+            )
         }
         let shared = try sharedSettings(config: config, workdir: workdir, workingDirectory: workingDirectory)
         let catalog = try DatasetCatalog.locate(
-            explicitPath: try config.node("LINPROBE.DATASET_CATALOG").stringIfPresent().flatMap { $0.isEmpty ? nil : Paths.standardized($0, relativeTo: workingDirectory) },
+            explicitPath: try config.node("LINPROBE.DATASET_CATALOG").stringIfPresent().flatMap {
+                $0.isEmpty ? nil : Paths.standardized($0, relativeTo: workingDirectory)
+            },
             environment: environment,
-            defaultPath: config.pipelinePath.map { (($0 as NSString).deletingLastPathComponent as NSString).appendingPathComponent("dataset_catalog.json") })
-        return try splits.map { try planSplit($0, config: config, shared: shared, catalog: catalog, workingDirectory: workingDirectory) }
+            defaultPath: config.pipelinePath.map {
+                (($0 as NSString).deletingLastPathComponent as NSString).appendingPathComponent("dataset_catalog.json")
+            })
+        return try splits.map {
+            try planSplit($0, config: config, shared: shared, catalog: catalog, workingDirectory: workingDirectory)
+        }
     }
 
     static func sharedSettings(config: PipelineConfig, workdir: String, workingDirectory: String) throws -> Shared {
@@ -107,12 +119,17 @@ public enum ExtractPlanner {
             let key = "MODEL.WEIGHTS_INIT.PARAMS_FILE"
             let raw = weightsInit.paramsFile
             if raw.contains("://") {
-                throw LinprobeError.config("\(key): '\(raw)' is a URL; Linprobe does not download weights — download the file and give its path")
+                throw LinprobeError.config(
+                    "\(key): '\(raw)' is a URL; Linprobe does not download weights — download the file and give its path"
+                )
             }
             let path = Paths.standardized(raw, relativeTo: workingDirectory)
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
-                throw LinprobeError(.missingInput, "\(path): weights file not found (\(key)); check the path, or set it to \"\" for a random initialisation")
+                throw LinprobeError(
+                    .missingInput,
+                    "\(path): weights file not found (\(key)); check the path, or set it to \"\" for a random initialisation"
+                )
             }
             guard !isDir.boolValue else {
                 throw LinprobeError(.missingInput, "\(path): is a folder, not a weights file (\(key))")
@@ -124,24 +141,31 @@ public enum ExtractPlanner {
         }
         let dtypeName = try config.node("LINPROBE.STORAGE_DTYPE").string(oneOf: FeatureDType.allCases.map(\.rawValue))
         let deflate = try config.node("LINPROBE.DEFLATE").int(in: 0...9)
-        return Shared(spec: trunk.spec, poolMap: trunk.map, weightsInit: weightsInit, weightsSHA256: sha, seed: seed,
-                      dtype: FeatureDType(rawValue: dtypeName) ?? .float32, deflate: deflate == 0 ? nil : deflate)
+        return Shared(
+            spec: trunk.spec, poolMap: trunk.map, weightsInit: weightsInit, weightsSHA256: sha, seed: seed,
+            dtype: FeatureDType(rawValue: dtypeName) ?? .float32, deflate: deflate == 0 ? nil : deflate)
     }
 
-    static func planSplit(_ split: DatasetSplit, config: PipelineConfig, shared: Shared, catalog: DatasetCatalog?,
-                          workingDirectory: String) throws -> ExtractSplitPlan {
+    static func planSplit(
+        _ split: DatasetSplit, config: PipelineConfig, shared: Shared, catalog: DatasetCatalog?,
+        workingDirectory: String
+    ) throws -> ExtractSplitPlan {
         let node = config.node("DATA.\(split.rawValue)")
         let transformsNode = node["TRANSFORMS"]
         // Settings and transforms first: configuration errors come before any folder is walked.
         let settings = try DatasetSettings(split: split, config: node)
         let transforms = try TransformPipeline(config: transformsNode)
         guard let shape = transforms.fixedOutputShape else {
-            throw LinprobeError.config("\(transformsNode.path): the transforms give images of varying size (e.g. Resize without a crop); add CenterCrop or Resize([h, w]) so every image reaches the trunk at one size")
+            throw LinprobeError.config(
+                "\(transformsNode.path): the transforms give images of varying size (e.g. Resize without a crop); add CenterCrop or Resize([h, w]) so every image reaches the trunk at one size"
+            )
         }
         let (height, width) = (shape[1], shape[2])
         let inputSize = try config.node("LINPROBE.INPUT_SIZE").int()
         if inputSize != 0 && (height != inputSize || width != inputSize) {
-            throw LinprobeError.config("LINPROBE.INPUT_SIZE: \(inputSize) but \(transformsNode.path) gives \(height)×\(width) images; make them agree (or set LINPROBE.INPUT_SIZE to 0)")
+            throw LinprobeError.config(
+                "LINPROBE.INPUT_SIZE: \(inputSize) but \(transformsNode.path) gives \(height)×\(width) images; make them agree (or set LINPROBE.INPUT_SIZE to 0)"
+            )
         }
         let outputs = try shared.poolMap.outputs(spec: shared.spec, inputHeight: height, inputWidth: width)
         let names = layerNames(shared.poolMap)
@@ -179,11 +203,15 @@ public enum ExtractPlanner {
         let fingerprintValue = JSONValue.object(value)
         let fingerprint = Fingerprint.short(fingerprintValue)
         return ExtractSplitPlan(
-            split: split, listing: listing, transforms: transforms, inputHeight: height, inputWidth: width, spec: shared.spec,
+            split: split, listing: listing, transforms: transforms, inputHeight: height, inputWidth: width,
+            spec: shared.spec,
             poolMap: shared.poolMap, outputs: outputs, layers: layers, weightsInit: shared.weightsInit,
-            weightsSHA256: shared.weightsSHA256, seed: shared.seed, dtype: shared.dtype, deflate: shared.deflate, views: views,
-            batchSize: batch, grayImageSize: settings.grayImageSize, fingerprintValue: fingerprintValue, fingerprint: fingerprint,
-            relativeStorePath: WorkdirLayout(".").relativePath(.featureStore(fingerprint: fingerprint, split: split.fileName)))
+            weightsSHA256: shared.weightsSHA256, seed: shared.seed, dtype: shared.dtype, deflate: shared.deflate,
+            views: views,
+            batchSize: batch, grayImageSize: settings.grayImageSize, fingerprintValue: fingerprintValue,
+            fingerprint: fingerprint,
+            relativeStorePath: WorkdirLayout(".").relativePath(
+                .featureStore(fingerprint: fingerprint, split: split.fileName)))
     }
 
     /// Stored layer names: the pool map's tap names in map order, a repeated tap getting `_1`,
@@ -207,7 +235,9 @@ public enum ExtractPlanner {
             o["sha256"] = .string(sha)
             o["init"] = "checkpoint"
             // SKIP_LAYERS leaves matched parameters at their seeded random value.
-            if s.weightsInit.skipLayers.contains(where: { $0 != "num_batches_tracked" }) { o["skip_seed"] = .int(Int64(s.seed)) }
+            if s.weightsInit.skipLayers.contains(where: { $0 != "num_batches_tracked" }) {
+                o["skip_seed"] = .int(Int64(s.seed))
+            }
             w = .object(o)
         }
         return w

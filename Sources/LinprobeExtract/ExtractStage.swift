@@ -31,10 +31,12 @@ public struct ExtractOptions: Sendable {
     /// Diagnostics (notes, warnings, summaries) — stderr in the CLI.
     public var note: @Sendable (String) -> Void
 
-    public init(workdir: String, threads: Int? = nil, decodeWorkers: Int? = nil, strict: Bool? = nil, force: Bool = false,
-                flushInterval: TimeInterval = 5, progress: ProgressReporter.Mode? = nil,
-                shouldStop: @escaping @Sendable () -> Bool = { false },
-                note: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) {
+    public init(
+        workdir: String, threads: Int? = nil, decodeWorkers: Int? = nil, strict: Bool? = nil, force: Bool = false,
+        flushInterval: TimeInterval = 5, progress: ProgressReporter.Mode? = nil,
+        shouldStop: @escaping @Sendable () -> Bool = { false },
+        note: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+    ) {
         self.workdir = workdir
         self.threads = threads
         self.decodeWorkers = decodeWorkers
@@ -88,13 +90,16 @@ public enum ExtractStage {
             let asked = try config.node("DATA.NUM_DATALOADER_WORKERS").int()
             options.decodeWorkers = min(asked, ProcessInfo.processInfo.activeProcessorCount)
         }
-        return try run(plans: plans, pipeline: config.name, options: options, strict: strict, configuredThreads: configuredThreads)
+        return try run(
+            plans: plans, pipeline: config.name, options: options, strict: strict, configuredThreads: configuredThreads)
     }
 
     /// Runs planned splits in order: reuse a complete store (manifest + file), resume a partial
     /// one from its watermark, or extract from scratch; one manifest record per split.
-    public static func run(plans: [ExtractSplitPlan], pipeline: String?, options: ExtractOptions, strict: Bool,
-                           configuredThreads: Int = 0) throws -> [ExtractSplitResult] {
+    public static func run(
+        plans: [ExtractSplitPlan], pipeline: String?, options: ExtractOptions, strict: Bool,
+        configuredThreads: Int = 0
+    ) throws -> [ExtractSplitResult] {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let threads = max(1, options.threads ?? (configuredThreads > 0 ? configuredThreads : cores))
         let workers = options.decodeWorkers ?? defaultDecodeWorkers(cores: cores)
@@ -114,8 +119,9 @@ public enum ExtractStage {
             let finalPath = plan.storePath(workdir: options.workdir)
             let stage = ExtractSplitStage(
                 split: plan, pipeline: pipeline,
-                job: SplitJob(plan: plan, finalPath: finalPath, options: options, strict: strict, threads: threads,
-                              decodeWorkers: workers),
+                job: SplitJob(
+                    plan: plan, finalPath: finalPath, options: options, strict: strict, threads: threads,
+                    decodeWorkers: workers),
                 trunk: { try trunk(for: plan) })
             let result = try runner.execute(stage, progress: ProgressReporter(stage: "extract", mode: options.progress))
             let resumedFrom = result.outcome?.resumedFrom
@@ -125,30 +131,43 @@ public enum ExtractStage {
             do {
                 reader = try FeatureStoreReader(path: finalPath)
             } catch {
-                throw LinprobeError(.corruptInput,
+                throw LinprobeError(
+                    .corruptInput,
                     "\(oneLine(error)) — the manifest records it as complete; rerun with --force to extract it again")
             }
             guard reader.fingerprint == plan.fingerprint else {
-                throw LinprobeError(.incompatible, "\(finalPath): holds features with fingerprint \(reader.fingerprint), not \(plan.fingerprint); rerun with --force to replace it")
+                throw LinprobeError(
+                    .incompatible,
+                    "\(finalPath): holds features with fingerprint \(reader.fingerprint), not \(plan.fingerprint); rerun with --force to replace it"
+                )
             }
             let flagged = try reader.unreadableRows()
             if result.reused {
-                options.note("reused \(finalPath): \(reader.count) rows, made \(result.record.finished ?? result.record.started) (same fingerprint \(plan.fingerprint); --force extracts again)")
+                options.note(
+                    "reused \(finalPath): \(reader.count) rows, made \(result.record.finished ?? result.record.started) (same fingerprint \(plan.fingerprint); --force extracts again)"
+                )
                 if !flagged.isEmpty {
                     let first = plan.listing.samples[flagged[0] / plan.views].relativePath
                     if strict {
-                        throw LinprobeError(.corruptInput,
-                            "\(finalPath): was extracted with \(flagged.count) unreadable image(s) replaced by a gray image (first: \(first)); --strict refuses it — fix the images and rerun with --force")
+                        throw LinprobeError(
+                            .corruptInput,
+                            "\(finalPath): was extracted with \(flagged.count) unreadable image(s) replaced by a gray image (first: \(first)); --strict refuses it — fix the images and rerun with --force"
+                        )
                     }
-                    options.note("warning: \(flagged.count) row(s) of \(finalPath) hold VISSL's gray image in place of an unreadable image (first: \(first))")
+                    options.note(
+                        "warning: \(flagged.count) row(s) of \(finalPath) hold VISSL's gray image in place of an unreadable image (first: \(first))"
+                    )
                 }
             } else {
                 summarizeUnreadable(flagged: flagged, thisRun: stream?.unreadable ?? [], plan: plan, note: options.note)
             }
-            results.append(ExtractSplitResult(
-                split: plan.split, fingerprint: plan.fingerprint, storePath: finalPath, relativeStorePath: plan.relativeStorePath,
-                reused: result.reused, resumedFromRow: resumedFrom, rows: reader.count, unreadableRows: flagged.count,
-                stream: stream))
+            results.append(
+                ExtractSplitResult(
+                    split: plan.split, fingerprint: plan.fingerprint, storePath: finalPath,
+                    relativeStorePath: plan.relativeStorePath,
+                    reused: result.reused, resumedFromRow: resumedFrom, rows: reader.count,
+                    unreadableRows: flagged.count,
+                    stream: stream))
         }
         return results
     }
@@ -164,8 +183,10 @@ public enum ExtractStage {
     }
 
     /// The end-of-split summary of unreadable images: count, the first five with reasons.
-    static func summarizeUnreadable(flagged: [Int], thisRun: [UnreadableRecord], plan: ExtractSplitPlan,
-                                    note: (String) -> Void) {
+    static func summarizeUnreadable(
+        flagged: [Int], thisRun: [UnreadableRecord], plan: ExtractSplitPlan,
+        note: (String) -> Void
+    ) {
         guard !flagged.isEmpty else { return }
         let reasons = Dictionary(thisRun.map { ($0.row, $0.reason) }, uniquingKeysWith: { a, _ in a })
         let samples = Set(flagged.map { $0 / plan.views })
@@ -174,9 +195,10 @@ public enum ExtractStage {
             return "\(path) (\(reasons[row] ?? "recorded by an earlier, interrupted run"))"
         }
         let what = plan.views > 1 ? "\(samples.count) image(s) (\(flagged.count) rows)" : "\(flagged.count) image(s)"
-        note("warning: \(plan.split.fileName): \(what) of \(plan.listing.count) could not be read and were replaced by VISSL's gray \(plan.grayImageSize)×\(plan.grayImageSize) image, flagged in /unreadable: "
-            + shown.joined(separator: ", ") + (flagged.count > 5 ? ", …" : "")
-            + " (--strict makes this an error; after fixing the files, --force extracts again)")
+        note(
+            "warning: \(plan.split.fileName): \(what) of \(plan.listing.count) could not be read and were replaced by VISSL's gray \(plan.grayImageSize)×\(plan.grayImageSize) image, flagged in /unreadable: "
+                + shown.joined(separator: ", ") + (flagged.count > 5 ? ", …" : "")
+                + " (--strict makes this an error; after fixing the files, --force extracts again)")
     }
 }
 
@@ -216,16 +238,20 @@ struct SplitJob {
             do {
                 writer = try FeatureStoreWriter.resume(finalPath: finalPath, fingerprint: plan.fingerprint)
             } catch let error as LinprobeError where error.code == .incompatible {
-                throw LinprobeError(.incompatible,
-                    "\(partialPath): a partial store that this run cannot resume is in the way (\(error.message)); move it aside, or rerun with --force to replace it")
+                throw LinprobeError(
+                    .incompatible,
+                    "\(partialPath): a partial store that this run cannot resume is in the way (\(error.message)); move it aside, or rerun with --force to replace it"
+                )
             } catch {
                 options.note("note: \(partialPath) cannot be resumed (\(oneLine(error))); starting this split over")
                 try? fm.removeItem(atPath: partialPath)
             }
             if let w = writer {
                 guard w.rowsWritten <= plan.rowCount, w.layers.map(\.name) == plan.layers.map(\.name) else {
-                    throw LinprobeError(.incompatible,
-                        "\(partialPath): holds \(w.rowsWritten) rows of layers \(w.layers.map(\.name)), which does not fit this plan (\(plan.rowCount) rows of \(plan.layers.map(\.name))); move it aside or rerun with --force")
+                    throw LinprobeError(
+                        .incompatible,
+                        "\(partialPath): holds \(w.rowsWritten) rows of layers \(w.layers.map(\.name)), which does not fit this plan (\(plan.rowCount) rows of \(plan.layers.map(\.name))); move it aside or rerun with --force"
+                    )
                 }
                 resumedFrom = w.rowsWritten
                 options.note("resuming \(partialPath) at row \(w.rowsWritten) of \(plan.rowCount)")
@@ -237,7 +263,10 @@ struct SplitJob {
             trunk: trunk, map: plan.poolMap, inputHeight: plan.inputHeight, inputWidth: plan.inputWidth,
             options: FeatureExtractor.Options(threads: threads, parallelism: .batch))
         guard extractor.outputs.map(\.shapeCHW) == plan.layers.map(\.shapeCHW) else {
-            throw LinprobeError(.shapeMismatch, "the trunk gives pooled shapes \(extractor.outputs.map(\.shapeCHW)), the plan expects \(plan.layers.map(\.shapeCHW))")
+            throw LinprobeError(
+                .shapeMismatch,
+                "the trunk gives pooled shapes \(extractor.outputs.map(\.shapeCHW)), the plan expects \(plan.layers.map(\.shapeCHW))"
+            )
         }
         let store: FeatureStoreWriter
         if let writer {
@@ -250,8 +279,9 @@ struct SplitJob {
         }
 
         let startRow = store.rowsWritten
-        let settings = StreamSettings(batchSize: plan.batchSize, decodeWorkers: decodeWorkers, readAhead: 1,
-                                      flushInterval: options.flushInterval, strict: strict)
+        let settings = StreamSettings(
+            batchSize: plan.batchSize, decodeWorkers: decodeWorkers, readAhead: 1,
+            flushInterval: options.flushInterval, strict: strict)
         let remaining = plan.rowCount - startRow
         progress.begin(plan.split.fileName, total: remaining, unit: plan.views > 1 ? "rows" : "images")
         let engine = ExtractionEngine(
@@ -280,16 +310,23 @@ struct SplitJob {
             switch error {
             case StreamStop.unreadable(let record, _):
                 let full = plan.listing.samples[record.sampleIndex].path
-                throw LinprobeError(.corruptInput,
-                    "\(full): unreadable image (\(record.reason)); strict mode stops at the first one — \(kept) of \(plan.rowCount) rows kept in \(partialPath); fix or replace the file and rerun to resume (without --strict VISSL's gray image is stored and the row flagged)")
+                throw LinprobeError(
+                    .corruptInput,
+                    "\(full): unreadable image (\(record.reason)); strict mode stops at the first one — \(kept) of \(plan.rowCount) rows kept in \(partialPath); fix or replace the file and rerun to resume (without --strict VISSL's gray image is stored and the row flagged)"
+                )
             case StreamStop.interrupted:
-                throw LinprobeError(.interrupted,
-                    "interrupted: \(kept) of \(plan.rowCount) rows of \(plan.split.fileName) kept in \(partialPath); rerun the same command to resume")
+                throw LinprobeError(
+                    .interrupted,
+                    "interrupted: \(kept) of \(plan.rowCount) rows of \(plan.split.fileName) kept in \(partialPath); rerun the same command to resume"
+                )
             default:
                 if let e = error as? LinprobeError {
-                    throw LinprobeError(e.code, "\(e.message) (\(kept) of \(plan.rowCount) rows kept in \(partialPath); rerun to resume)")
+                    throw LinprobeError(
+                        e.code,
+                        "\(e.message) (\(kept) of \(plan.rowCount) rows kept in \(partialPath); rerun to resume)")
                 }
-                throw LinprobeError(.io, "\(oneLine(error)) (\(kept) of \(plan.rowCount) rows kept in \(partialPath); rerun to resume)")
+                throw LinprobeError(
+                    .io, "\(oneLine(error)) (\(kept) of \(plan.rowCount) rows kept in \(partialPath); rerun to resume)")
             }
         }
         progress.finish()
@@ -297,7 +334,9 @@ struct SplitJob {
         try store.setRootAttribute("provenance", json: provenance(extractor: extractor, runs: runs))
         try store.finish()
         let rate = String(format: "%.1f", report.rowsPerSecond)
-        options.note("extracted \(report.rows) \(plan.views > 1 ? "rows" : "images") of \(plan.split.fileName) in \(String(format: "%.1f", report.seconds)) s (\(rate)/s, \(threads) trunk thread(s), \(decodeWorkers) decode worker(s)) → \(finalPath)")
+        options.note(
+            "extracted \(report.rows) \(plan.views > 1 ? "rows" : "images") of \(plan.split.fileName) in \(String(format: "%.1f", report.seconds)) s (\(rate)/s, \(threads) trunk thread(s), \(decodeWorkers) decode worker(s)) → \(finalPath)"
+        )
         return Outcome(message: resumedFrom.map { "resumed at row \($0)" }, resumedFrom: resumedFrom, stream: report)
     }
 
@@ -307,18 +346,26 @@ struct SplitJob {
         do {
             reader = try FeatureStoreReader(path: finalPath, allowIncomplete: true)
         } catch {
-            throw LinprobeError(.incompatible,
-                "\(finalPath): a file that is not a feature store this Linprobe reads is in the way (\(oneLine(error))); move it aside, or rerun with --force to replace it")
+            throw LinprobeError(
+                .incompatible,
+                "\(finalPath): a file that is not a feature store this Linprobe reads is in the way (\(oneLine(error))); move it aside, or rerun with --force to replace it"
+            )
         }
         guard reader.formatVersion == Int(StoreLayout.formatVersion) else {
-            throw LinprobeError(.incompatible,
-                "\(finalPath): a feature store of format version \(reader.formatVersion) is in the way (this Linprobe writes version \(StoreLayout.formatVersion)); move it aside, or rerun with --force to replace it")
+            throw LinprobeError(
+                .incompatible,
+                "\(finalPath): a feature store of format version \(reader.formatVersion) is in the way (this Linprobe writes version \(StoreLayout.formatVersion)); move it aside, or rerun with --force to replace it"
+            )
         }
         guard reader.fingerprint == plan.fingerprint, reader.isComplete, reader.count == plan.rowCount else {
-            throw LinprobeError(.incompatible,
-                "\(finalPath): a feature store made from other inputs (fingerprint \(reader.fingerprint.isEmpty ? "none" : reader.fingerprint), \(reader.isComplete ? "complete" : "incomplete"), \(reader.count) rows) is in the way; move it aside, or rerun with --force to replace it")
+            throw LinprobeError(
+                .incompatible,
+                "\(finalPath): a feature store made from other inputs (fingerprint \(reader.fingerprint.isEmpty ? "none" : reader.fingerprint), \(reader.isComplete ? "complete" : "incomplete"), \(reader.count) rows) is in the way; move it aside, or rerun with --force to replace it"
+            )
         }
-        options.note("found a complete store for fingerprint \(plan.fingerprint) at \(finalPath) that the manifest did not list; using it")
+        options.note(
+            "found a complete store for fingerprint \(plan.fingerprint) at \(finalPath) that the manifest did not list; using it"
+        )
         return Outcome(message: "adopted an existing complete store", resumedFrom: nil, stream: nil)
     }
 
@@ -346,11 +393,15 @@ struct SplitJob {
 
     private func weightsAttribute(_ trunk: ResNetTrunk) -> JSONValue {
         if let sha = plan.weightsSHA256 {
-            return ["path": .string(plan.weightsInit.paramsFile), "sha256": .string(sha), "init": "checkpoint",
-                    "settings": plan.weightsInit.provenance]
+            return [
+                "path": .string(plan.weightsInit.paramsFile), "sha256": .string(sha), "init": "checkpoint",
+                "settings": plan.weightsInit.provenance,
+            ]
         }
-        return ["path": "", "sha256": .null, "init": "random", "seed": .int(Int64(plan.seed)),
-                "scheme": .string(TrunkWeights.randomScheme)]
+        return [
+            "path": "", "sha256": .null, "init": "random", "seed": .int(Int64(plan.seed)),
+            "scheme": .string(TrunkWeights.randomScheme),
+        ]
     }
 
     /// The `runs` recorded in a (resumed) store's provenance.
@@ -412,7 +463,6 @@ struct SplitJob {
     }
 }
 
-
 /// One split's extraction as a pipeline stage: the manifest, lock and reuse are `StageRunner`'s;
 /// the outcome is nil when a finished store was reused.
 struct ExtractSplitStage: PipelineStage {
@@ -422,8 +472,9 @@ struct ExtractSplitStage: PipelineStage {
     let trunk: () throws -> ResNetTrunk
 
     var plan: StagePlan {
-        StagePlan(kind: .extract, fingerprint: split.fingerprint, inputs: ExtractStage.inputs(split),
-                  parameters: split.fingerprintValue, outputs: [split.relativeStorePath], pipeline: pipeline)
+        StagePlan(
+            kind: .extract, fingerprint: split.fingerprint, inputs: ExtractStage.inputs(split),
+            parameters: split.fingerprintValue, outputs: [split.relativeStorePath], pipeline: pipeline)
     }
 
     func run(_ context: StageContext) throws -> SplitJob.Outcome? {

@@ -40,7 +40,9 @@ public struct StreamSettings: Sendable, Equatable {
     /// Stop at the first unreadable image (`--strict`, `LINPROBE.STRICT_IMAGES`).
     public var strict: Bool
 
-    public init(batchSize: Int, decodeWorkers: Int, readAhead: Int = 1, flushInterval: TimeInterval = 5, strict: Bool = false) {
+    public init(
+        batchSize: Int, decodeWorkers: Int, readAhead: Int = 1, flushInterval: TimeInterval = 5, strict: Bool = false
+    ) {
         self.batchSize = max(1, batchSize)
         self.decodeWorkers = max(0, decodeWorkers)
         self.readAhead = max(0, readAhead)
@@ -97,9 +99,11 @@ final class ExtractionEngine: @unchecked Sendable {
     var totalRows: Int { listing.count * views }
     private var imageFloats: Int { 3 * model.inputHeight * model.inputWidth }
 
-    init(listing: DatasetListing, views: Int, pipeline: TransformPipeline, grayImageSize: Int, seed: UInt64,
-         model: FeatureModel, writer: FeatureStoreWriter, settings: StreamSettings,
-         shouldStop: @escaping @Sendable () -> Bool = { false }, progress: @escaping (Int) -> Void = { _ in }) {
+    init(
+        listing: DatasetListing, views: Int, pipeline: TransformPipeline, grayImageSize: Int, seed: UInt64,
+        model: FeatureModel, writer: FeatureStoreWriter, settings: StreamSettings,
+        shouldStop: @escaping @Sendable () -> Bool = { false }, progress: @escaping (Int) -> Void = { _ in }
+    ) {
         self.listing = listing
         self.views = max(1, views)
         self.pipeline = pipeline
@@ -161,7 +165,8 @@ final class ExtractionEngine: @unchecked Sendable {
         }
         defer { outputs.forEach { $0.deallocate() } }
 
-        var report = StreamReport(rows: 0, unreadable: [], seconds: 0, forwardSeconds: 0, waitSeconds: 0, writeSeconds: 0)
+        var report = StreamReport(
+            rows: 0, unreadable: [], seconds: 0, forwardSeconds: 0, waitSeconds: 0, writeSeconds: 0)
         var lastFlush = Date()
         for j in 0..<batchCount {
             let range = rows(j)
@@ -222,11 +227,14 @@ final class ExtractionEngine: @unchecked Sendable {
             do {
                 let loaded = try loader.load(path: sample.path, sampleIndex: s, view: row % views, into: slot)
                 guard loaded.shape == expected else {
-                    throw LinprobeError(.shapeMismatch,
-                        "\(sample.path): the transforms gave a \(loaded.shape) tensor, expected \(expected); every image of a split must come out the same size")
+                    throw LinprobeError(
+                        .shapeMismatch,
+                        "\(sample.path): the transforms gave a \(loaded.shape) tensor, expected \(expected); every image of a split must come out the same size"
+                    )
                 }
                 if let why = loaded.unreadable {
-                    batch.unreadable.append(UnreadableRecord(row: row, sampleIndex: s, path: sample.relativePath, reason: why.reason))
+                    batch.unreadable.append(
+                        UnreadableRecord(row: row, sampleIndex: s, path: sample.relativePath, reason: why.reason))
                 }
             } catch {
                 batch.error = error
@@ -236,8 +244,10 @@ final class ExtractionEngine: @unchecked Sendable {
     }
 
     /// The rows of a batch as the store takes them.
-    private func makeBatch(_ range: Range<Int>, outputs: [UnsafeMutablePointer<Float>], dims: [Int],
-                           unreadable: [UnreadableRecord]) -> FeatureBatch {
+    private func makeBatch(
+        _ range: Range<Int>, outputs: [UnsafeMutablePointer<Float>], dims: [Int],
+        unreadable: [UnreadableRecord]
+    ) -> FeatureBatch {
         let n = range.count
         let features = zip(outputs, dims).map { p, d in Array(UnsafeBufferPointer(start: p, count: n * d)) }
         var targets: [Int64] = []
@@ -254,8 +264,9 @@ final class ExtractionEngine: @unchecked Sendable {
         }
         var flags = [Bool](repeating: false, count: n)
         for u in unreadable { flags[u.row - range.lowerBound] = true }
-        return FeatureBatch(count: n, features: features, targets: targets, indices: indices, imagePaths: paths,
-                            unreadable: unreadable.isEmpty ? [] : flags)
+        return FeatureBatch(
+            count: n, features: features, targets: targets, indices: indices, imagePaths: paths,
+            unreadable: unreadable.isEmpty ? [] : flags)
     }
 }
 

@@ -16,24 +16,34 @@ public struct TrainingStores {
     /// The explicit `--features`/`--test-features` pair, or the stores the pipeline's extraction
     /// settings name (`features/<fp>/<split>.h5`, written by `extract`). Missing stores are one line
     /// saying which command to run first.
-    public static func resolve(config: PipelineConfig, layout: WorkdirLayout, features: String?, testFeatures: String?,
-                               stage: StageKind) throws -> TrainingStores {
+    public static func resolve(
+        config: PipelineConfig, layout: WorkdirLayout, features: String?, testFeatures: String?,
+        stage: StageKind
+    ) throws -> TrainingStores {
         switch (features, testFeatures) {
         case let (train?, test?):
             return TrainingStores(train: try FeatureStoreReader(path: train), test: try FeatureStoreReader(path: test))
         case (nil, nil):
             break
         default:
-            throw LinprobeError(.usage, "\(stage.name): pass both --features TRAIN.h5 and --test-features TEST.h5, or neither (the stores of this pipeline's extraction are used)")
+            throw LinprobeError(
+                .usage,
+                "\(stage.name): pass both --features TRAIN.h5 and --test-features TEST.h5, or neither (the stores of this pipeline's extraction are used)"
+            )
         }
         let plans = try ExtractPlanner.plan(config: config, workdir: layout.root)
         func store(_ split: DatasetSplit) throws -> FeatureStoreReader {
             guard let plan = plans.first(where: { $0.split == split }) else {
-                throw LinprobeError.config("DATA.\(split.rawValue): no dataset configured; \(stage.name) needs a \(split.rawValue.lowercased()) split (or pass --features/--test-features)")
+                throw LinprobeError.config(
+                    "DATA.\(split.rawValue): no dataset configured; \(stage.name) needs a \(split.rawValue.lowercased()) split (or pass --features/--test-features)"
+                )
             }
             let path = layout.resolve(plan.relativeStorePath)
             guard FileManager.default.fileExists(atPath: path) else {
-                throw LinprobeError(.missingInput, "\(path): no \(split.rawValue) feature store for these extraction settings; run 'linprobe extract \(config.name)' (or 'linprobe run \(config.name)') first")
+                throw LinprobeError(
+                    .missingInput,
+                    "\(path): no \(split.rawValue) feature store for these extraction settings; run 'linprobe extract \(config.name)' (or 'linprobe run \(config.name)') first"
+                )
             }
             return try FeatureStoreReader(path: path)
         }
@@ -42,8 +52,10 @@ public struct TrainingStores {
 
     /// The stores an extraction just produced (TRAIN and TEST), or nil when it made only one split.
     public static func of(_ results: [ExtractSplitResult]) throws -> TrainingStores? {
-        guard let train = results.first(where: { $0.split == .train }), let test = results.first(where: { $0.split == .test })
+        guard let train = results.first(where: { $0.split == .train }),
+            let test = results.first(where: { $0.split == .test })
         else { return nil }
-        return TrainingStores(train: try FeatureStoreReader(path: train.storePath), test: try FeatureStoreReader(path: test.storePath))
+        return TrainingStores(
+            train: try FeatureStoreReader(path: train.storePath), test: try FeatureStoreReader(path: test.storePath))
     }
 }

@@ -18,7 +18,8 @@ extension HDF5AttributeHolder {
         if try hasAttribute(name) {
             try checkStatus(H5Adelete(hid_t(rawID), name), "H5Adelete", object)
         }
-        return try checkID(H5Acreate2(hid_t(rawID), name, type, space, lp_H5P_DEFAULT(), lp_H5P_DEFAULT()), "H5Acreate2", object)
+        return try checkID(
+            H5Acreate2(hid_t(rawID), name, type, space, lp_H5P_DEFAULT(), lp_H5P_DEFAULT()), "H5Acreate2", object)
     }
 
     /// Writes a variable-length UTF-8 string attribute.
@@ -59,7 +60,9 @@ extension HDF5AttributeHolder {
         try checkStatus(status, "H5Awrite", object)
     }
 
-    private func withAttribute<T>(_ name: String, _ body: (hid_t, String) throws(HDF5Error) -> T) throws(HDF5Error) -> T? {
+    private func withAttribute<T>(
+        _ name: String, _ body: (hid_t, String) throws(HDF5Error) -> T
+    ) throws(HDF5Error) -> T? {
         guard try hasAttribute(name) else { return nil }
         let object = "\(objectName)@\(name)"
         let attr = try checkID(H5Aopen(hid_t(rawID), name, lp_H5P_DEFAULT()), "H5Aopen", object)
@@ -71,12 +74,16 @@ extension HDF5AttributeHolder {
         let space = try checkID(H5Aget_space(attr), "H5Aget_space", object)
         defer { H5Sclose(space) }
         let n = H5Sget_simple_extent_npoints(space)
-        if n < 0 { throw HDF5Error(function: "H5Sget_simple_extent_npoints", message: currentHDF5ErrorMessage(), object: object) }
+        if n < 0 {
+            throw HDF5Error(
+                function: "H5Sget_simple_extent_npoints", message: currentHDF5ErrorMessage(), object: object)
+        }
         // Attributes are small metadata; a dataspace announcing more elements is forged.
         guard n <= maxAttributeElements else {
-            throw HDF5Error(function: "H5Sget_simple_extent_npoints",
-                            message: "attribute announces \(n) elements (at most \(maxAttributeElements) are read)",
-                            object: object)
+            throw HDF5Error(
+                function: "H5Sget_simple_extent_npoints",
+                message: "attribute announces \(n) elements (at most \(maxAttributeElements) are read)",
+                object: object)
         }
         return Int(n)
     }
@@ -88,12 +95,14 @@ extension HDF5AttributeHolder {
             let fileType = try checkID(H5Aget_type(attr), "H5Aget_type", object)
             defer { H5Tclose(fileType) }
             guard H5Tget_class(fileType) == H5T_STRING else {
-                throw HDF5Error(function: "H5Aread", message: "expected a string, found \(typeInfo(fileType))", object: object)
+                throw HDF5Error(
+                    function: "H5Aread", message: "expected a string, found \(typeInfo(fileType))", object: object)
             }
             let count = try elementCount(attr, object)
             let space = try checkID(H5Aget_space(attr), "H5Aget_space", object)
             defer { H5Sclose(space) }
-            let values = try readStringValues(count: max(count, 1), fileType: fileType, object: object) { (memType, buffer) in
+            let values = try readStringValues(count: max(count, 1), fileType: fileType, object: object) {
+                (memType, buffer) in
                 H5Aread(attr, memType, buffer)
             } reclaim: { (memType, buffer) in
                 H5Dvlen_reclaim(memType, space, lp_H5P_DEFAULT(), buffer)
@@ -106,7 +115,9 @@ extension HDF5AttributeHolder {
     public func attributeInt64(_ name: String) throws(HDF5Error) -> Int64? {
         guard let values = try attributeInt64Array(name) else { return nil }
         guard values.count == 1 else {
-            throw HDF5Error(function: "H5Aread", message: "expected one integer, found \(values.count)", object: "\(objectName)@\(name)")
+            throw HDF5Error(
+                function: "H5Aread", message: "expected one integer, found \(values.count)",
+                object: "\(objectName)@\(name)")
         }
         return values[0]
     }
@@ -117,7 +128,8 @@ extension HDF5AttributeHolder {
             let fileType = try checkID(H5Aget_type(attr), "H5Aget_type", object)
             defer { H5Tclose(fileType) }
             guard H5Tget_class(fileType) == H5T_INTEGER else {
-                throw HDF5Error(function: "H5Aread", message: "expected integers, found \(typeInfo(fileType))", object: object)
+                throw HDF5Error(
+                    function: "H5Aread", message: "expected integers, found \(typeInfo(fileType))", object: object)
             }
             var values = [Int64](repeating: 0, count: try elementCount(attr, object))
             let status = values.withUnsafeMutableBufferPointer { H5Aread(attr, lp_H5T_NATIVE_INT64(), $0.baseAddress) }
@@ -132,8 +144,9 @@ extension HDF5AttributeHolder {
         try checkStatus(H5Oget_info2(hid_t(rawID), &info, UInt32(H5O_INFO_NUM_ATTRS)), "H5Oget_info2", objectName)
         var names: [String] = []
         for i in 0..<info.num_attrs {
-            let attr = try checkID(H5Aopen_by_idx(hid_t(rawID), ".", H5_INDEX_NAME, H5_ITER_INC, i, lp_H5P_DEFAULT(), lp_H5P_DEFAULT()),
-                                   "H5Aopen_by_idx", objectName)
+            let attr = try checkID(
+                H5Aopen_by_idx(hid_t(rawID), ".", H5_INDEX_NAME, H5_ITER_INC, i, lp_H5P_DEFAULT(), lp_H5P_DEFAULT()),
+                "H5Aopen_by_idx", objectName)
             defer { H5Aclose(attr) }
             let length = H5Aget_name(attr, 0, nil)
             var buffer = [CChar](repeating: 0, count: Int(length) + 1)

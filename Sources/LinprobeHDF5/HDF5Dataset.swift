@@ -39,7 +39,10 @@ public final class HDF5Dataset: HDF5AttributeHolder {
         let space = try checkID(H5Dget_space(id), "H5Dget_space", objectName)
         defer { H5Sclose(space) }
         let rank = Int(H5Sget_simple_extent_ndims(space))
-        if rank < 0 { throw HDF5Error(function: "H5Sget_simple_extent_ndims", message: currentHDF5ErrorMessage(), object: objectName) }
+        if rank < 0 {
+            throw HDF5Error(
+                function: "H5Sget_simple_extent_ndims", message: currentHDF5ErrorMessage(), object: objectName)
+        }
         if rank == 0 { return [] }
         var d = [hsize_t](repeating: 0, count: rank)
         try checkStatus(H5Sget_simple_extent_dims(space, &d, nil), "H5Sget_simple_extent_dims", objectName)
@@ -51,8 +54,9 @@ public final class HDF5Dataset: HDF5AttributeHolder {
         var out: [Int] = []
         for v in values {
             guard let i = Int(exactly: v) else {
-                throw HDF5Error(function: "H5Sget_simple_extent_dims", message: "\(what) \(values) exceed \(Int.max)",
-                                object: objectName)
+                throw HDF5Error(
+                    function: "H5Sget_simple_extent_dims", message: "\(what) \(values) exceed \(Int.max)",
+                    object: objectName)
             }
             out.append(i)
         }
@@ -80,7 +84,9 @@ public final class HDF5Dataset: HDF5AttributeHolder {
         guard H5Pget_layout(dcpl) == H5D_CHUNKED else { return nil }
         var d = [hsize_t](repeating: 0, count: 8)
         let rank = H5Pget_chunk(dcpl, 8, &d)
-        if rank < 0 { throw HDF5Error(function: "H5Pget_chunk", message: currentHDF5ErrorMessage(), object: objectName) }
+        if rank < 0 {
+            throw HDF5Error(function: "H5Pget_chunk", message: currentHDF5ErrorMessage(), object: objectName)
+        }
         return try exactInts(Array(d.prefix(Int(rank))), "chunk dimensions")
     }
 
@@ -97,7 +103,8 @@ public final class HDF5Dataset: HDF5AttributeHolder {
     private func rowSelection(_ range: Range<Int>) throws(HDF5Error) -> (file: hid_t, memory: hid_t) {
         let d = try dims()
         guard range.lowerBound >= 0, range.upperBound <= (d.first ?? 0) else {
-            throw HDF5Error(function: "select rows", message: "rows \(range) outside 0..<\(d.first ?? 0)", object: objectName)
+            throw HDF5Error(
+                function: "select rows", message: "rows \(range) outside 0..<\(d.first ?? 0)", object: objectName)
         }
         let fileSpace = try checkID(H5Dget_space(id), "H5Dget_space", objectName)
         var start = [hsize_t](repeating: 0, count: d.count)
@@ -117,7 +124,9 @@ public final class HDF5Dataset: HDF5AttributeHolder {
         return (fileSpace, memSpace)
     }
 
-    private func withRowSelection<T>(_ range: Range<Int>, _ body: (hid_t, hid_t) throws(HDF5Error) -> T) throws(HDF5Error) -> T {
+    private func withRowSelection<T>(
+        _ range: Range<Int>, _ body: (hid_t, hid_t) throws(HDF5Error) -> T
+    ) throws(HDF5Error) -> T {
         let (fileSpace, memSpace) = try rowSelection(range)
         defer { H5Sclose(fileSpace); H5Sclose(memSpace) }
         return try body(fileSpace, memSpace)
@@ -137,11 +146,14 @@ public final class HDF5Dataset: HDF5AttributeHolder {
                 defer { H5Tclose(halfType) }
                 var half = [UInt16](repeating: 0, count: range.count * width)
                 for i in 0..<half.count { half[i] = Float16(buffer[i]).bitPattern }
-                let status = half.withUnsafeBytes { H5Dwrite(id, halfType, memSpace, fileSpace, lp_H5P_DEFAULT(), $0.baseAddress) }
+                let status = half.withUnsafeBytes {
+                    H5Dwrite(id, halfType, memSpace, fileSpace, lp_H5P_DEFAULT(), $0.baseAddress)
+                }
                 try checkStatus(status, "H5Dwrite", objectName)
             } else {
-                try checkStatus(H5Dwrite(id, lp_H5T_NATIVE_FLOAT(), memSpace, fileSpace, lp_H5P_DEFAULT(), buffer.baseAddress),
-                                "H5Dwrite", objectName)
+                try checkStatus(
+                    H5Dwrite(id, lp_H5T_NATIVE_FLOAT(), memSpace, fileSpace, lp_H5P_DEFAULT(), buffer.baseAddress),
+                    "H5Dwrite", objectName)
             }
         }
     }
@@ -153,7 +165,8 @@ public final class HDF5Dataset: HDF5AttributeHolder {
         let width = try rowWidth()
         precondition(buffer.count >= range.count * width, "buffer smaller than the rows read")
         guard type.kind == .float || type.kind == .integer else {
-            throw HDF5Error(function: "H5Dread", message: "expected numbers, the dataset holds \(type)", object: objectName)
+            throw HDF5Error(
+                function: "H5Dread", message: "expected numbers, the dataset holds \(type)", object: objectName)
         }
         if isFloat16 {
             // Widen in blocks of rows through one bounded scratch buffer (a named copy).
@@ -165,7 +178,9 @@ public final class HDF5Dataset: HDF5AttributeHolder {
             while start < range.upperBound {
                 let end = min(range.upperBound, start + blockRows)
                 try withRowSelection(start..<end) { (fs, ms) throws(HDF5Error) in
-                    let status = halves.withUnsafeMutableBytes { H5Dread(id, halfType, ms, fs, lp_H5P_DEFAULT(), $0.baseAddress) }
+                    let status = halves.withUnsafeMutableBytes {
+                        H5Dread(id, halfType, ms, fs, lp_H5P_DEFAULT(), $0.baseAddress)
+                    }
                     try checkStatus(status, "H5Dread", objectName)
                 }
                 let offset = (start - range.lowerBound) * width
@@ -175,8 +190,9 @@ public final class HDF5Dataset: HDF5AttributeHolder {
             return
         }
         try withRowSelection(range) { (fileSpace, memSpace) throws(HDF5Error) in
-            try checkStatus(H5Dread(id, lp_H5T_NATIVE_FLOAT(), memSpace, fileSpace, lp_H5P_DEFAULT(), buffer.baseAddress),
-                            "H5Dread", objectName)
+            try checkStatus(
+                H5Dread(id, lp_H5T_NATIVE_FLOAT(), memSpace, fileSpace, lp_H5P_DEFAULT(), buffer.baseAddress),
+                "H5Dread", objectName)
         }
     }
 
@@ -237,7 +253,8 @@ public final class HDF5Dataset: HDF5AttributeHolder {
         var out = [Int64](repeating: 0, count: range.count * width)
         if range.isEmpty { return out }
         guard type.kind == .integer else {
-            throw HDF5Error(function: "H5Dread", message: "expected integers, the dataset holds \(type)", object: objectName)
+            throw HDF5Error(
+                function: "H5Dread", message: "expected integers, the dataset holds \(type)", object: objectName)
         }
         try withRowSelection(range) { (fileSpace, memSpace) throws(HDF5Error) in
             let status = out.withUnsafeMutableBufferPointer {
@@ -275,7 +292,8 @@ public final class HDF5Dataset: HDF5AttributeHolder {
     public func readStrings(rows range: Range<Int>) throws(HDF5Error) -> [String] {
         if range.isEmpty { return [] }
         guard type.kind == .string else {
-            throw HDF5Error(function: "H5Dread", message: "expected strings, the dataset holds \(type)", object: objectName)
+            throw HDF5Error(
+                function: "H5Dread", message: "expected strings, the dataset holds \(type)", object: objectName)
         }
         let fileType = try checkID(H5Dget_type(id), "H5Dget_type", objectName)
         defer { H5Tclose(fileType) }
@@ -321,8 +339,9 @@ func readStringValues(
     H5Tset_strpad(memType, H5T_STR_NULLPAD)
     let (total, overflow) = count.multipliedReportingOverflow(by: size)
     guard !overflow else {
-        throw HDF5Error(function: "H5Dread/H5Aread", message: "\(count) strings of \(size) bytes overflow",
-                        object: object)
+        throw HDF5Error(
+            function: "H5Dread/H5Aread", message: "\(count) strings of \(size) bytes overflow",
+            object: object)
     }
     var bytes = [UInt8](repeating: 0, count: max(1, total))
     let status = bytes.withUnsafeMutableBytes { raw in

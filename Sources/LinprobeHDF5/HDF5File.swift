@@ -63,7 +63,8 @@ public final class HDF5File: HDF5AttributeHolder {
     /// Creates a new file, replacing any file at `path`.
     public static func create(_ path: String) throws(HDF5Error) -> HDF5File {
         _ = silenceHDF5
-        let fid = try checkID(H5Fcreate(path, lp_H5F_ACC_TRUNC(), lp_H5P_DEFAULT(), lp_H5P_DEFAULT()), "H5Fcreate", path)
+        let fid = try checkID(
+            H5Fcreate(path, lp_H5F_ACC_TRUNC(), lp_H5P_DEFAULT(), lp_H5P_DEFAULT()), "H5Fcreate", path)
         return try HDF5File(path: path, id: fid)
     }
 
@@ -127,7 +128,8 @@ public final class HDF5File: HDF5AttributeHolder {
         let lcpl = try checkID(H5Pcreate(lp_H5P_LINK_CREATE()), "H5Pcreate", path)
         defer { H5Pclose(lcpl) }
         try checkStatus(H5Pset_create_intermediate_group(lcpl, 1), "H5Pset_create_intermediate_group", path)
-        let gid = try checkID(H5Gcreate2(id, groupPath, lcpl, lp_H5P_DEFAULT(), lp_H5P_DEFAULT()), "H5Gcreate2", "\(path):\(groupPath)")
+        let gid = try checkID(
+            H5Gcreate2(id, groupPath, lcpl, lp_H5P_DEFAULT(), lp_H5P_DEFAULT()), "H5Gcreate2", "\(path):\(groupPath)")
         H5Gclose(gid)
     }
 
@@ -141,7 +143,8 @@ public final class HDF5File: HDF5AttributeHolder {
         for i in 0..<info.nlinks {
             let length = H5Lget_name_by_idx(gid, ".", H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, lp_H5P_DEFAULT())
             if length < 0 {
-                throw HDF5Error(function: "H5Lget_name_by_idx", message: currentHDF5ErrorMessage(), object: "\(path):\(groupPath)")
+                throw HDF5Error(
+                    function: "H5Lget_name_by_idx", message: currentHDF5ErrorMessage(), object: "\(path):\(groupPath)")
             }
             var buffer = [CChar](repeating: 0, count: Int(length) + 1)
             _ = H5Lget_name_by_idx(gid, ".", H5_INDEX_NAME, H5_ITER_INC, i, &buffer, buffer.count, lp_H5P_DEFAULT())
@@ -187,7 +190,8 @@ public final class HDF5File: HDF5AttributeHolder {
         let lcpl = try checkID(H5Pcreate(lp_H5P_LINK_CREATE()), "H5Pcreate", object)
         defer { H5Pclose(lcpl) }
         try checkStatus(H5Pset_create_intermediate_group(lcpl, 1), "H5Pset_create_intermediate_group", object)
-        let did = try checkID(H5Dcreate2(id, datasetPath, fileType, space, lcpl, dcpl, lp_H5P_DEFAULT()), "H5Dcreate2", object)
+        let did = try checkID(
+            H5Dcreate2(id, datasetPath, fileType, space, lcpl, dcpl, lp_H5P_DEFAULT()), "H5Dcreate2", object)
         return try HDF5Dataset(id: did, name: object)
     }
 }

@@ -24,11 +24,13 @@ public enum EpochOrder: Sendable {
         switch self {
         case .explicit(let orders):
             guard epoch < orders.count else {
-                throw LinprobeError(.usage, "explicit batch order has \(orders.count) epochs, epoch \(epoch + 1) was asked for")
+                throw LinprobeError(
+                    .usage, "explicit batch order has \(orders.count) epochs, epoch \(epoch + 1) was asked for")
             }
             let order = orders[epoch]
             guard order.count == count, Set(order).count == count, order.allSatisfy({ $0 >= 0 && $0 < count }) else {
-                throw LinprobeError(.usage, "explicit batch order of epoch \(epoch + 1) is not a permutation of 0..<\(count)")
+                throw LinprobeError(
+                    .usage, "explicit batch order of epoch \(epoch + 1) is not a permutation of 0..<\(count)")
             }
             return order
         case .shuffled(let seed, let chunkRows, let blockRows):
@@ -131,7 +133,8 @@ final class BatchStream {
         for (l, layer) in layers.enumerated() {
             let buf = windowBuffers[l]
             for run in runs {
-                let target = UnsafeMutableBufferPointer(start: buf.pointer + run.at * layer.dim, count: run.rows.count * layer.dim)
+                let target = UnsafeMutableBufferPointer(
+                    start: buf.pointer + run.at * layer.dim, count: run.rows.count * layer.dim)
                 try store.readFeatures(layer: layer.name, rows: run.rows, into: target)
             }
         }
@@ -155,7 +158,10 @@ extension FeatureStoreReader {
         switch targetLayout {
         case .singleLabel:
             guard !multiLabel else {
-                throw LinprobeError(.incompatible, "\(path): the multi-label loss needs [N, C] targets, this store has single labels; set LINPROBE.LINEAR.MULTI_LABEL=false")
+                throw LinprobeError(
+                    .incompatible,
+                    "\(path): the multi-label loss needs [N, C] targets, this store has single labels; set LINPROBE.LINEAR.MULTI_LABEL=false"
+                )
             }
             var out = [Int32](repeating: 0, count: count)
             for (row, t) in raw.prefix(count).enumerated() {
@@ -164,23 +170,32 @@ extension FeatureStoreReader {
                     continue
                 }
                 guard t >= 0, t < Int64(classes) else {
-                    throw LinprobeError(.corruptInput, "\(path): row \(row) has label \(t), outside the heads' class range 0…\(classes - 1) (ignore_index is \(ignoreIndex)); check num_classes and the heads' dims")
+                    throw LinprobeError(
+                        .corruptInput,
+                        "\(path): row \(row) has label \(t), outside the heads' class range 0…\(classes - 1) (ignore_index is \(ignoreIndex)); check num_classes and the heads' dims"
+                    )
                 }
                 out[row] = Int32(t)
             }
             return Labels(storage: .single(out), count: count)
         case .multiLabel(let c):
             guard multiLabel else {
-                throw LinprobeError(.incompatible, "\(path): the store has multi-label [N, \(c)] targets; use the multi-label loss (LINPROBE.LINEAR.MULTI_LABEL=true)")
+                throw LinprobeError(
+                    .incompatible,
+                    "\(path): the store has multi-label [N, \(c)] targets; use the multi-label loss (LINPROBE.LINEAR.MULTI_LABEL=true)"
+                )
             }
             guard c == classes else {
-                throw LinprobeError.config("MODEL.HEAD.PARAMS: heads have \(classes) outputs but \(path) has \(c) label columns")
+                throw LinprobeError.config(
+                    "MODEL.HEAD.PARAMS: heads have \(classes) outputs but \(path) has \(c) label columns")
             }
             var out = [Int8](repeating: 0, count: count * c)
             for i in 0..<(count * c) {
                 let t = raw[i]
                 guard t == -1 || t == 0 || t == 1 else {
-                    throw LinprobeError(.corruptInput, "\(path): row \(i / c), class \(i % c) has target \(t); multi-label targets must be 1, 0 or -1")
+                    throw LinprobeError(
+                        .corruptInput,
+                        "\(path): row \(i / c), class \(i % c) has target \(t); multi-label targets must be 1, 0 or -1")
                 }
                 out[i] = Int8(t)
             }

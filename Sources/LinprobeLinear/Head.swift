@@ -62,7 +62,10 @@ final class BatchNormLayer {
 
     /// Training mode: batch statistics over `n` rows, running statistics updated.
     /// Writes `x̂` (when asked) and `y = γ·x̂ + β`.
-    func trainForward(_ x: UnsafePointer<Float>, n: Int, xhat: UnsafeMutablePointer<Float>?, y: UnsafeMutablePointer<Float>, threads: Int) {
+    func trainForward(
+        _ x: UnsafePointer<Float>, n: Int, xhat: UnsafeMutablePointer<Float>?, y: UnsafeMutablePointer<Float>,
+        threads: Int
+    ) {
         let d = dim
         let count = Double(n * spatial)
         parallelRanges(d, threads: threads, minimumPerThread: 256) { _, cols in
@@ -86,8 +89,9 @@ final class BatchNormLayer {
         expand({ self.gamma.pointer[$0] }, into: gammaCol)
         expand({ self.beta.pointer[$0] }, into: betaCol)
         parallelRanges(n, threads: threads, minimumPerThread: 8) { _, rows in
-            Kernels.normalize(x, d: d, rows: rows, shift: shiftCol.pointer, scale: scaleCol.pointer, gamma: gammaCol.pointer,
-                              beta: betaCol.pointer, xhat: xhat, y: y)
+            Kernels.normalize(
+                x, d: d, rows: rows, shift: shiftCol.pointer, scale: scaleCol.pointer, gamma: gammaCol.pointer,
+                beta: betaCol.pointer, xhat: xhat, y: y)
         }
     }
 
@@ -195,19 +199,22 @@ final class Head {
     let outputs: Int
 
     // Workspaces.
-    private let xhat: FloatBuffer?      // n × inputDim
-    private let bnOut: FloatBuffer?     // n × inputDim
-    private var z: [FloatBuffer] = []   // per block: n × out
+    private let xhat: FloatBuffer?  // n × inputDim
+    private let bnOut: FloatBuffer?  // n × inputDim
+    private var z: [FloatBuffer] = []  // per block: n × out
     private var hiddenHat: [FloatBuffer?] = []
     private var hiddenY: [FloatBuffer?] = []
-    private var act: [FloatBuffer?] = []   // after ReLU / dropout
+    private var act: [FloatBuffer?] = []  // after ReLU / dropout
     private var dropMask: [FloatBuffer?] = []
-    private var grad: [FloatBuffer] = []   // per block: n × out (gradient wrt block output)
+    private var grad: [FloatBuffer] = []  // per block: n × out (gradient wrt block output)
     /// Gradient of the loss wrt the logits (n × outputs), filled by the loss.
     let dLogits: FloatBuffer
     private let accG: [FloatBuffer], accW: [FloatBuffer]
 
-    init(spec: HeadSpec, name: String, shapeCHW: [Int], eps: Double, momentum: Double, maxRows: Int, threads: Int, dropoutSeed: Int) {
+    init(
+        spec: HeadSpec, name: String, shapeCHW: [Int], eps: Double, momentum: Double, maxRows: Int, threads: Int,
+        dropoutSeed: Int
+    ) {
         self.spec = spec
         self.name = name
         inputDim = spec.dims[0]
@@ -242,7 +249,10 @@ final class Head {
             if relu { seq += 1 }
             let dropout = post && spec.useDropout
             if dropout { seq += 1 }
-            blocks.append(MLPBlock(linear: linear, bn: bn, relu: relu, dropout: dropout, sequenceIndex: linearIndex, bnSequenceIndex: bnIndex))
+            blocks.append(
+                MLPBlock(
+                    linear: linear, bn: bn, relu: relu, dropout: dropout, sequenceIndex: linearIndex,
+                    bnSequenceIndex: bnIndex))
         }
         self.blocks = blocks
         dropoutRNG = Xoshiro256(seed: dropoutSeed, stream: 0xD80, index: 0)
@@ -290,8 +300,9 @@ final class Head {
         if lin.hasBias {
             for i in 0..<n { (out + i * lin.outputs).update(from: lin.bias.pointer, count: lin.outputs) }
         }
-        BLAS.sgemm(.none, .transpose, m: n, n: lin.outputs, k: lin.inputs, a: input, b: lin.weight.pointer,
-                   beta: lin.hasBias ? 1 : 0, c: out)
+        BLAS.sgemm(
+            .none, .transpose, m: n, n: lin.outputs, k: lin.inputs, a: input, b: lin.weight.pointer,
+            beta: lin.hasBias ? 1 : 0, c: out)
     }
 
     /// Forward pass over `n` rows; returns the logits (n × outputs).
@@ -369,10 +380,13 @@ final class Head {
             } else {
                 input = x
             }
-            BLAS.sgemm(.transpose, .none, m: out, n: b.linear.inputs, k: n, a: g, b: input, c: b.linear.weightGrad.pointer)
+            BLAS.sgemm(
+                .transpose, .none, m: out, n: b.linear.inputs, k: n, a: g, b: input, c: b.linear.weightGrad.pointer)
             if l > 0 {
                 // dA_{l-1} = dZ_l · W_l
-                BLAS.sgemm(.none, .none, m: n, n: b.linear.inputs, k: out, a: g, b: b.linear.weight.pointer, c: grad[l - 1].pointer)
+                BLAS.sgemm(
+                    .none, .none, m: n, n: b.linear.inputs, k: out, a: g, b: b.linear.weight.pointer,
+                    c: grad[l - 1].pointer)
             }
             l -= 1
         }
@@ -387,7 +401,8 @@ final class Head {
             }
             parallelRanges(first.outputs, threads: threads, minimumPerThread: 4) { part, rows in
                 Kernels.firstLayerUpdate(
-                    w: first.weight.pointer, gradient: first.weightGrad.pointer, m: first.weightMomentum.pointer, d: d, rows: rows,
+                    w: first.weight.pointer, gradient: first.weightGrad.pointer, m: first.weightMomentum.pointer, d: d,
+                    rows: rows,
                     s: first.biasGrad.pointer, gammaCol: bn.gammaCol.pointer, betaCol: bn.betaCol.pointer,
                     accG: accG[part].pointer, accW: accW[part].pointer,
                     lr: h.lr, wd: h.wdWeight, mu: h.momentum, nesterov: h.nesterov)
@@ -406,7 +421,8 @@ final class Head {
         } else {
             parallelRanges(first.outputs, threads: threads, minimumPerThread: 4) { _, rows in
                 Kernels.firstLayerUpdate(
-                    w: first.weight.pointer, gradient: first.weightGrad.pointer, m: first.weightMomentum.pointer, d: d, rows: rows,
+                    w: first.weight.pointer, gradient: first.weightGrad.pointer, m: first.weightMomentum.pointer, d: d,
+                    rows: rows,
                     s: first.biasGrad.pointer, gammaCol: nil, betaCol: nil, accG: nil, accW: nil,
                     lr: h.lr, wd: h.wdWeight, mu: h.momentum, nesterov: h.nesterov)
             }
@@ -415,12 +431,15 @@ final class Head {
         for (i, b) in blocks.enumerated() {
             let lin = b.linear
             if i > 0 {
-                Kernels.sgd(w: lin.weight.pointer, g: lin.weightGrad.pointer, m: lin.weightMomentum.pointer, count: lin.weight.count,
-                            lr: h.lr, wd: h.wdWeight, mu: h.momentum, nesterov: h.nesterov)
+                Kernels.sgd(
+                    w: lin.weight.pointer, g: lin.weightGrad.pointer, m: lin.weightMomentum.pointer,
+                    count: lin.weight.count,
+                    lr: h.lr, wd: h.wdWeight, mu: h.momentum, nesterov: h.nesterov)
             }
             if lin.hasBias {
-                Kernels.sgd(w: lin.bias.pointer, g: lin.biasGrad.pointer, m: lin.biasMomentum.pointer, count: lin.outputs,
-                            lr: h.lr, wd: h.wdBias, mu: h.momentum, nesterov: h.nesterov)
+                Kernels.sgd(
+                    w: lin.bias.pointer, g: lin.biasGrad.pointer, m: lin.biasMomentum.pointer, count: lin.outputs,
+                    lr: h.lr, wd: h.wdBias, mu: h.momentum, nesterov: h.nesterov)
             }
             if let bn = b.bn { updateBN(bn, h) }
         }
@@ -428,10 +447,12 @@ final class Head {
     }
 
     private func updateBN(_ bn: BatchNormLayer, _ h: StepHyper) {
-        Kernels.sgd(w: bn.gamma.pointer, g: bn.dGamma.pointer, m: bn.gammaMomentum.pointer, count: bn.channels,
-                    lr: h.lr, wd: h.wdBNWeight, mu: h.momentum, nesterov: h.nesterov)
-        Kernels.sgd(w: bn.beta.pointer, g: bn.dBeta.pointer, m: bn.betaMomentum.pointer, count: bn.channels,
-                    lr: h.lr, wd: h.wdBNBias, mu: h.momentum, nesterov: h.nesterov)
+        Kernels.sgd(
+            w: bn.gamma.pointer, g: bn.dGamma.pointer, m: bn.gammaMomentum.pointer, count: bn.channels,
+            lr: h.lr, wd: h.wdBNWeight, mu: h.momentum, nesterov: h.nesterov)
+        Kernels.sgd(
+            w: bn.beta.pointer, g: bn.dBeta.pointer, m: bn.betaMomentum.pointer, count: bn.channels,
+            lr: h.lr, wd: h.wdBNBias, mu: h.momentum, nesterov: h.nesterov)
     }
 
     // MARK: State (VISSL's parameter names)
@@ -470,13 +491,19 @@ final class Head {
     var batchCounters: [String: Int64] {
         var out: [String: Int64] = [:]
         if let bn = inputBN { out["channel_bn.num_batches_tracked"] = bn.batchesTracked }
-        for b in blocks { if let bn = b.bn, let i = b.bnSequenceIndex { out["\(prefix)\(i).num_batches_tracked"] = bn.batchesTracked } }
+        for b in blocks {
+            if let bn = b.bn, let i = b.bnSequenceIndex { out["\(prefix)\(i).num_batches_tracked"] = bn.batchesTracked }
+        }
         return out
     }
 
     func setBatchCounters(_ counters: [String: Int64]) {
         if let bn = inputBN { bn.batchesTracked = counters["channel_bn.num_batches_tracked"] ?? 0 }
-        for b in blocks { if let bn = b.bn, let i = b.bnSequenceIndex { bn.batchesTracked = counters["\(prefix)\(i).num_batches_tracked"] ?? 0 } }
+        for b in blocks {
+            if let bn = b.bn, let i = b.bnSequenceIndex {
+                bn.batchesTracked = counters["\(prefix)\(i).num_batches_tracked"] ?? 0
+            }
+        }
     }
 
     /// Loads tensors strictly: every expected key must be present with its shape, and no other
@@ -485,14 +512,17 @@ final class Head {
         let expected = tensors(optimizer: optimizer)
         let expectedNames = Set(expected.map(\.name))
         if let extra = given.keys.sorted().first(where: { !expectedNames.contains($0) }) {
-            throw LinprobeError(.incompatible, "\(source): unexpected tensor '\(extra)' for head \(name) (\(spec.kind.rawValue))")
+            throw LinprobeError(
+                .incompatible, "\(source): unexpected tensor '\(extra)' for head \(name) (\(spec.kind.rawValue))")
         }
         for t in expected {
             guard let g = given[t.name] else {
                 throw LinprobeError(.incompatible, "\(source): tensor '\(t.name)' of head \(name) is missing")
             }
             guard g.shape == t.shape, g.values.count == t.buffer.count else {
-                throw LinprobeError(.shapeMismatch, "\(source): tensor '\(t.name)' of head \(name) has shape \(g.shape), expected \(t.shape)")
+                throw LinprobeError(
+                    .shapeMismatch,
+                    "\(source): tensor '\(t.name)' of head \(name) has shape \(g.shape), expected \(t.shape)")
             }
             t.buffer.copy(from: g.values)
         }

@@ -15,7 +15,9 @@ enum Kernels {
     }
 
     /// Column sums of an `n × d` row-major block over columns `cols`: `out[j] = Σ_i x[i, j]`.
-    static func columnSums(_ x: UnsafePointer<Float>, n: Int, d: Int, cols: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+    static func columnSums(
+        _ x: UnsafePointer<Float>, n: Int, d: Int, cols: Range<Int>, into out: UnsafeMutablePointer<Float>
+    ) {
         var j = cols.lowerBound
         while j + width <= cols.upperBound {
             var acc = V(repeating: 0)
@@ -32,8 +34,10 @@ enum Kernels {
     }
 
     /// `out[j] = Σ_i (x[i, j] − mean[j])²` over columns `cols`.
-    static func columnSquaredDeviations(_ x: UnsafePointer<Float>, n: Int, d: Int, mean: UnsafePointer<Float>, cols: Range<Int>,
-                                        into out: UnsafeMutablePointer<Float>) {
+    static func columnSquaredDeviations(
+        _ x: UnsafePointer<Float>, n: Int, d: Int, mean: UnsafePointer<Float>, cols: Range<Int>,
+        into out: UnsafeMutablePointer<Float>
+    ) {
         var j = cols.lowerBound
         while j + width <= cols.upperBound {
             var acc = V(repeating: 0)
@@ -58,9 +62,11 @@ enum Kernels {
 
     /// Per column affine map of rows `rows`: `xhat = (x − shift) · scale`, `y = xhat · gamma + beta`
     /// (xhat may be nil when only `y` is needed).
-    static func normalize(_ x: UnsafePointer<Float>, d: Int, rows: Range<Int>, shift: UnsafePointer<Float>, scale: UnsafePointer<Float>,
-                          gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
-                          xhat: UnsafeMutablePointer<Float>?, y: UnsafeMutablePointer<Float>) {
+    static func normalize(
+        _ x: UnsafePointer<Float>, d: Int, rows: Range<Int>, shift: UnsafePointer<Float>, scale: UnsafePointer<Float>,
+        gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
+        xhat: UnsafeMutablePointer<Float>?, y: UnsafeMutablePointer<Float>
+    ) {
         for i in rows {
             let base = i * d
             var j = 0
@@ -80,8 +86,10 @@ enum Kernels {
     }
 
     /// Eval-mode BatchNorm as PyTorch computes it: `y = x · alpha + offset`.
-    static func affine(_ x: UnsafePointer<Float>, d: Int, rows: Range<Int>, alpha: UnsafePointer<Float>, offset: UnsafePointer<Float>,
-                       y: UnsafeMutablePointer<Float>) {
+    static func affine(
+        _ x: UnsafePointer<Float>, d: Int, rows: Range<Int>, alpha: UnsafePointer<Float>, offset: UnsafePointer<Float>,
+        y: UnsafeMutablePointer<Float>
+    ) {
         for i in rows {
             let base = i * d
             var j = 0
@@ -98,8 +106,10 @@ enum Kernels {
 
     /// SGD step over a contiguous block (torch.optim.SGD, dampening 0):
     /// `g += wd·w; m = μ·m + g; w −= lr·(nesterov ? g + μ·m : m)`.
-    static func sgd(w: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>, count: Int,
-                    lr: Float, wd: Float, mu: Float, nesterov: Bool) {
+    static func sgd(
+        w: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>, count: Int,
+        lr: Float, wd: Float, mu: Float, nesterov: Bool
+    ) {
         var j = 0
         let vlr = V(repeating: lr), vwd = V(repeating: wd), vmu = V(repeating: mu)
         while j + width <= count {
@@ -131,7 +141,8 @@ enum Kernels {
     /// accumulates per column (`accG`, `accW`) from the weights before they change.
     /// Rows `rows` of the `out × d` weight matrix are processed.
     static func firstLayerUpdate(
-        w: UnsafeMutablePointer<Float>, gradient: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>, d: Int, rows: Range<Int>,
+        w: UnsafeMutablePointer<Float>, gradient: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>, d: Int,
+        rows: Range<Int>,
         s: UnsafePointer<Float>, gammaCol: UnsafePointer<Float>?, betaCol: UnsafePointer<Float>?,
         accG: UnsafeMutablePointer<Float>?, accW: UnsafeMutablePointer<Float>?,
         lr: Float, wd: Float, mu: Float, nesterov: Bool

@@ -68,15 +68,19 @@ public indirect enum LRSchedule: Sendable, Equatable {
         switch self {
         case .constant(let v): return ["name": "constant", "value": .double(v)]
         case .multistep(let values, let milestones, let n):
-            return ["name": "multistep", "values": .array(values.map { .double($0) }),
-                    "milestones": .array(milestones.map { .int(Int64($0)) }), "num_epochs": .int(Int64(n))]
+            return [
+                "name": "multistep", "values": .array(values.map { .double($0) }),
+                "milestones": .array(milestones.map { .int(Int64($0)) }), "num_epochs": .int(Int64(n)),
+            ]
         case .step(let values): return ["name": "step", "values": .array(values.map { .double($0) })]
         case .cosine(let s, let e): return ["name": "cosine", "start_value": .double(s), "end_value": .double(e)]
         case .linear(let s, let e): return ["name": "linear", "start_value": .double(s), "end_value": .double(e)]
         case .composite(let parts):
-            return ["name": "composite", "schedulers": .array(parts.map(\.schedule.json)),
-                    "lengths": .array(parts.map { .double($0.length) }),
-                    "interval_scaling": .array(parts.map { .string($0.rescaled ? "rescaled" : "fixed") })]
+            return [
+                "name": "composite", "schedulers": .array(parts.map(\.schedule.json)),
+                "lengths": .array(parts.map { .double($0.length) }),
+                "interval_scaling": .array(parts.map { .string($0.rescaled ? "rescaled" : "fixed") }),
+            ]
         }
     }
 
@@ -84,7 +88,9 @@ public indirect enum LRSchedule: Sendable, Equatable {
 
     /// Reads `OPTIMIZER.param_schedulers.lr`, applies `auto_lr_scaling` as VISSL does and returns
     /// the resolved schedule and its update interval.
-    static func parse(_ node: ConfigNode, numEpochs: Int, globalBatch: Int, batchPerNode: Int, numNodes: Int) throws
+    static func parse(
+        _ node: ConfigNode, numEpochs: Int, globalBatch: Int, batchPerNode: Int, numNodes: Int
+    ) throws
         -> (schedule: LRSchedule, interval: UpdateInterval)
     {
         let intervalName = try node["update_interval"].stringIfPresent() ?? "epoch"
@@ -114,14 +120,18 @@ public indirect enum LRSchedule: Sendable, Equatable {
     private static func parseRaw(_ node: ConfigNode, numEpochs: Int) throws -> LRSchedule {
         let name = try node["name"].stringIfPresent() ?? "multistep"
         func positiveFinite(_ v: Double, _ key: String) throws -> Double {
-            guard v.isFinite, v >= 0 else { throw LinprobeError.config("\(node.path).\(key): must be a finite value ≥ 0, got \(v)") }
+            guard v.isFinite, v >= 0 else {
+                throw LinprobeError.config("\(node.path).\(key): must be a finite value ≥ 0, got \(v)")
+            }
             return v
         }
         switch name {
         case "constant":
             return .constant(try positiveFinite(try node["value"].doubleIfPresent() ?? 0.1, "value"))
         case "multistep":
-            let values = try (node["values"].exists ? node["values"].doubles() : [0.1, 0.01, 0.001]).map { try positiveFinite($0, "values") }
+            let values = try (node["values"].exists ? node["values"].doubles() : [0.1, 0.01, 0.001]).map {
+                try positiveFinite($0, "values")
+            }
             var milestones = try node["milestones"].exists ? node["milestones"].ints() : [30, 60]
             guard !values.isEmpty else { throw LinprobeError.config("\(node.path).values: must not be empty") }
             var numUpdates = numEpochs
@@ -131,15 +141,19 @@ public indirect enum LRSchedule: Sendable, Equatable {
                 milestones.removeLast()
             }
             guard milestones.count == values.count - 1 else {
-                throw LinprobeError.config("\(node.path).milestones: needs \(values.count - 1) milestones for \(values.count) values, got \(milestones.count)")
+                throw LinprobeError.config(
+                    "\(node.path).milestones: needs \(values.count - 1) milestones for \(values.count) values, got \(milestones.count)"
+                )
             }
             guard numUpdates >= values.count else {
-                throw LinprobeError.config("\(node.path): num_epochs \(numUpdates) must be ≥ the number of values \(values.count)")
+                throw LinprobeError.config(
+                    "\(node.path): num_epochs \(numUpdates) must be ≥ the number of values \(values.count)")
             }
             var previous = 0
             for m in milestones {
                 guard m > previous, m < numUpdates else {
-                    throw LinprobeError.config("\(node.path).milestones: must increase strictly within 1…\(numUpdates - 1), got \(milestones)")
+                    throw LinprobeError.config(
+                        "\(node.path).milestones: must increase strictly within 1…\(numUpdates - 1), got \(milestones)")
                 }
                 previous = m
             }
@@ -156,7 +170,8 @@ public indirect enum LRSchedule: Sendable, Equatable {
             let subs = try node["schedulers"].list()
             let lengths = try node["lengths"].doubles()
             guard !subs.isEmpty, subs.count == lengths.count else {
-                throw LinprobeError.config("\(node.path): composite needs as many lengths as schedulers (\(subs.count) vs \(lengths.count))")
+                throw LinprobeError.config(
+                    "\(node.path): composite needs as many lengths as schedulers (\(subs.count) vs \(lengths.count))")
             }
             guard abs(lengths.reduce(0, +) - 1) < 1e-3, lengths.allSatisfy({ $0 > 0 }) else {
                 throw LinprobeError.config("\(node.path).lengths: must be positive and sum to 1, got \(lengths)")
@@ -167,26 +182,36 @@ public indirect enum LRSchedule: Sendable, Equatable {
             var scaling = try scalingNode.exists ? scalingNode.strings() : []
             if scaling.isEmpty { scaling = Array(repeating: "rescaled", count: subs.count) }
             guard scaling.count == subs.count, scaling.allSatisfy({ $0 == "rescaled" || $0 == "fixed" }) else {
-                throw LinprobeError.config("\(node.path).interval_scaling: one of rescaled/fixed per scheduler, got \(scaling)")
+                throw LinprobeError.config(
+                    "\(node.path).interval_scaling: one of rescaled/fixed per scheduler, got \(scaling)")
             }
             var parts: [CompositePart] = []
             for (i, sub) in subs.enumerated() {
                 let subName = try sub["name"].string()
-                if subName == "composite" { throw LinprobeError.config("\(sub.path).name: nested composite schedules are not supported") }
-                parts.append(CompositePart(schedule: try parseRaw(sub, numEpochs: numEpochs), length: fixedLengths[i],
-                                           rescaled: scaling[i] == "rescaled"))
+                if subName == "composite" {
+                    throw LinprobeError.config("\(sub.path).name: nested composite schedules are not supported")
+                }
+                parts.append(
+                    CompositePart(
+                        schedule: try parseRaw(sub, numEpochs: numEpochs), length: fixedLengths[i],
+                        rescaled: scaling[i] == "rescaled"))
             }
             return .composite(parts)
         default:
-            throw LinprobeError.config("\(node.path).name: '\(name)' is not supported (constant, multistep, step, cosine, linear, composite)")
+            throw LinprobeError.config(
+                "\(node.path).name: '\(name)' is not supported (constant, multistep, step, cosine, linear, composite)")
         }
     }
 
     /// VISSL's `get_scaled_lr_scheduler`.
-    private static func scale(_ s: LRSchedule, to lr: Double, warmupStart: Double, numNodes: Int, path: String) throws -> LRSchedule {
+    private static func scale(
+        _ s: LRSchedule, to lr: Double, warmupStart: Double, numNodes: Int, path: String
+    ) throws -> LRSchedule {
         switch s {
         case .cosine(let start, let end):
-            guard start > 0 else { throw LinprobeError.config("\(path).start_value: must be > 0 to auto-scale a cosine schedule") }
+            guard start > 0 else {
+                throw LinprobeError.config("\(path).start_value: must be > 0 to auto-scale a cosine schedule")
+            }
             return .cosine(start: lr, end: lr * (end / start))
         case .multistep(let values, let milestones, let n):
             return .multistep(values: scaledSteps(values, lr), milestones: milestones, numUpdates: n)
@@ -200,7 +225,8 @@ public indirect enum LRSchedule: Sendable, Equatable {
             var hasLinear = false
             for i in parts.indices {
                 if case .linear = parts[i].schedule { hasLinear = true }
-                parts[i].schedule = try scale(parts[i].schedule, to: lr, warmupStart: warmupStart, numNodes: numNodes, path: path)
+                parts[i].schedule = try scale(
+                    parts[i].schedule, to: lr, warmupStart: warmupStart, numNodes: numNodes, path: path)
             }
             guard hasLinear else { return .composite(parts) }
             // resolve_linear_schedule: warm-up starts at the per-node scaled LR; on one node a
@@ -217,7 +243,9 @@ public indirect enum LRSchedule: Sendable, Equatable {
                 // VISSL keeps the remaining lengths as they are; unless one scheduler remains,
                 // they no longer sum to 1 and VISSL's scheduler refuses them.
                 if parts.count > 1 {
-                    throw LinprobeError.config("\(path).schedulers: on one node VISSL drops the linear warm-up (its start \(warmupStart) is not below its end), and the remaining lengths no longer sum to 1; remove the warm-up or set DISTRIBUTED.NUM_NODES")
+                    throw LinprobeError.config(
+                        "\(path).schedulers: on one node VISSL drops the linear warm-up (its start \(warmupStart) is not below its end), and the remaining lengths no longer sum to 1; remove the warm-up or set DISTRIBUTED.NUM_NODES"
+                    )
                 }
             }
             if parts.count == 1 { return parts[0].schedule }

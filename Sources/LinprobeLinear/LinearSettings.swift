@@ -23,9 +23,11 @@ public struct HeadSpec: Sendable, Equatable {
     /// Config path of the entry, e.g. `MODEL.HEAD.PARAMS[3]`, used in error messages.
     public var configPath: String
 
-    public init(kind: Kind, inChannels: Int? = nil, dims: [Int], useBN: Bool = false, useReLU: Bool = false,
-                useDropout: Bool = false, useBias: Bool = true, skipLastLayerReLUBN: Bool = true,
-                configPath: String = "MODEL.HEAD.PARAMS") {
+    public init(
+        kind: Kind, inChannels: Int? = nil, dims: [Int], useBN: Bool = false, useReLU: Bool = false,
+        useDropout: Bool = false, useBias: Bool = true, skipLastLayerReLUBN: Bool = true,
+        configPath: String = "MODEL.HEAD.PARAMS"
+    ) {
         self.kind = kind
         self.inChannels = inChannels
         self.dims = dims
@@ -116,11 +118,13 @@ public struct LinearSettings: Sendable, Equatable {
     /// Threads for the stage (nil: all cores).
     public var threads: Int?
 
-    public init(heads: [HeadSpec], batchNormEps: Double = 1e-5, batchNormMomentum: Double = 0.1,
-                paramsMultiplier: Double = 1, optimizer: OptimizerSettings, schedule: LRSchedule,
-                updateInterval: UpdateInterval = .epoch, batchSize: Int = 256, seed: Int = 0,
-                loss: LossKind = .crossEntropy(ignoreIndex: -1, temperature: 1), topK: [Int] = [1, 5],
-                testEveryEpochs: Int = 1, shuffleChunkRows: Int? = nil, threads: Int? = nil) {
+    public init(
+        heads: [HeadSpec], batchNormEps: Double = 1e-5, batchNormMomentum: Double = 0.1,
+        paramsMultiplier: Double = 1, optimizer: OptimizerSettings, schedule: LRSchedule,
+        updateInterval: UpdateInterval = .epoch, batchSize: Int = 256, seed: Int = 0,
+        loss: LossKind = .crossEntropy(ignoreIndex: -1, temperature: 1), topK: [Int] = [1, 5],
+        testEveryEpochs: Int = 1, shuffleChunkRows: Int? = nil, threads: Int? = nil
+    ) {
         self.heads = heads
         self.batchNormEps = batchNormEps
         self.batchNormMomentum = batchNormMomentum
@@ -143,8 +147,10 @@ public struct LinearSettings: Sendable, Equatable {
         let lossJSON: JSONValue
         switch loss {
         case .crossEntropy(let ignore, let t):
-            lossJSON = ["name": "cross_entropy_multiple_output_single_target", "ignore_index": .int(Int64(ignore)),
-                        "temperature": .double(t)]
+            lossJSON = [
+                "name": "cross_entropy_multiple_output_single_target", "ignore_index": .int(Int64(ignore)),
+                "temperature": .double(t),
+            ]
         case .bceLogits:
             lossJSON = ["name": "bce_logits_multiple_output_single_target"]
         }
@@ -178,20 +184,25 @@ extension LinearSettings {
         let head = root.at("MODEL.HEAD")
         let paramsNode = head["PARAMS"]
         guard paramsNode.exists else {
-            throw LinprobeError.config("MODEL.HEAD.PARAMS: required key is missing (one [name, {dims: ...}] entry per pooled tap)")
+            throw LinprobeError.config(
+                "MODEL.HEAD.PARAMS: required key is missing (one [name, {dims: ...}] entry per pooled tap)")
         }
         let entries = try paramsNode.list()
         guard !entries.isEmpty else { throw LinprobeError.config("MODEL.HEAD.PARAMS: no heads configured") }
         heads = try entries.map(Self.parseHead)
 
         batchNormEps = try head["BATCHNORM_EPS"].doubleIfPresent() ?? 1e-5
-        guard batchNormEps > 0 else { throw LinprobeError.config("MODEL.HEAD.BATCHNORM_EPS: must be > 0, got \(batchNormEps)") }
+        guard batchNormEps > 0 else {
+            throw LinprobeError.config("MODEL.HEAD.BATCHNORM_EPS: must be > 0, got \(batchNormEps)")
+        }
         batchNormMomentum = try head["BATCHNORM_MOMENTUM"].doubleIfPresent() ?? 0.1
         guard (0...1).contains(batchNormMomentum) else {
             throw LinprobeError.config("MODEL.HEAD.BATCHNORM_MOMENTUM: must be in 0…1, got \(batchNormMomentum)")
         }
         paramsMultiplier = try head["PARAMS_MULTIPLIER"].doubleIfPresent() ?? 1
-        guard paramsMultiplier.isFinite else { throw LinprobeError.config("MODEL.HEAD.PARAMS_MULTIPLIER: must be finite") }
+        guard paramsMultiplier.isFinite else {
+            throw LinprobeError.config("MODEL.HEAD.PARAMS_MULTIPLIER: must be finite")
+        }
 
         // Optimizer.
         let opt = root["OPTIMIZER"]
@@ -203,7 +214,9 @@ extension LinearSettings {
             throw LinprobeError.config("OPTIMIZER.use_larc: LARC is not supported by train-linear; set it to false")
         }
         let momentum = try opt["momentum"].doubleIfPresent() ?? 0.9
-        guard momentum >= 0, momentum < 1 else { throw LinprobeError.config("OPTIMIZER.momentum: must be in [0, 1), got \(momentum)") }
+        guard momentum >= 0, momentum < 1 else {
+            throw LinprobeError.config("OPTIMIZER.momentum: must be in [0, 1), got \(momentum)")
+        }
         let nesterov = try opt["nesterov"].boolIfPresent() ?? false
         if nesterov && momentum == 0 {
             throw LinprobeError.config("OPTIMIZER.nesterov: Nesterov momentum needs OPTIMIZER.momentum > 0")
@@ -213,7 +226,9 @@ extension LinearSettings {
         if try headOpt["use_different_wd"].boolIfPresent() == true {
             weightDecay = try headOpt["weight_decay"].double()
         }
-        guard weightDecay >= 0 else { throw LinprobeError.config("OPTIMIZER.weight_decay: must be ≥ 0, got \(weightDecay)") }
+        guard weightDecay >= 0 else {
+            throw LinprobeError.config("OPTIMIZER.weight_decay: must be ≥ 0, got \(weightDecay)")
+        }
         let numEpochs = try opt["num_epochs"].intIfPresent() ?? 90
         guard numEpochs >= 1 else { throw LinprobeError.config("OPTIMIZER.num_epochs: must be ≥ 1, got \(numEpochs)") }
         optimizer = OptimizerSettings(
@@ -227,18 +242,23 @@ extension LinearSettings {
         let perReplica = try root.at("DATA.TRAIN.BATCHSIZE_PER_REPLICA").intIfPresent() ?? 256
         let procs = try root.at("DISTRIBUTED.NUM_PROC_PER_NODE").intIfPresent() ?? 8
         let nodes = try root.at("DISTRIBUTED.NUM_NODES").intIfPresent() ?? 1
-        for (value, key) in [(perReplica, "DATA.TRAIN.BATCHSIZE_PER_REPLICA"), (procs, "DISTRIBUTED.NUM_PROC_PER_NODE"),
-                             (nodes, "DISTRIBUTED.NUM_NODES")] where value < 1 {
+        for (value, key) in [
+            (perReplica, "DATA.TRAIN.BATCHSIZE_PER_REPLICA"), (procs, "DISTRIBUTED.NUM_PROC_PER_NODE"),
+            (nodes, "DISTRIBUTED.NUM_NODES"),
+        ] where value < 1 {
             throw LinprobeError.config("\(key): must be ≥ 1, got \(value)")
         }
         batchSize = perReplica * procs * nodes
-        guard batchSize <= 1 << 20 else { throw LinprobeError.config("DATA.TRAIN.BATCHSIZE_PER_REPLICA: global batch \(batchSize) is too large") }
+        guard batchSize <= 1 << 20 else {
+            throw LinprobeError.config("DATA.TRAIN.BATCHSIZE_PER_REPLICA: global batch \(batchSize) is too large")
+        }
 
         // Learning rate.
         let useDifferentLR = try headOpt["use_different_lr"].boolIfPresent() ?? false
         let lrNode = opt.at(useDifferentLR ? "param_schedulers.lr_head" : "param_schedulers.lr")
-        let resolved = try LRSchedule.parse(lrNode, numEpochs: numEpochs, globalBatch: batchSize,
-                                            batchPerNode: perReplica * procs, numNodes: nodes)
+        let resolved = try LRSchedule.parse(
+            lrNode, numEpochs: numEpochs, globalBatch: batchSize,
+            batchPerNode: perReplica * procs, numNodes: nodes)
         schedule = resolved.schedule
         updateInterval = resolved.interval
 
@@ -255,18 +275,22 @@ extension LinearSettings {
         case bceName: multiLabel = true
         case nil, "CrossEntropyLoss": multiLabel = forcedMultiLabel ?? multiLabelStore ?? false
         case let other?:
-            throw LinprobeError.config("LOSS.name: '\(other)' is not supported by train-linear (supported: \(ceName), \(bceName))")
+            throw LinprobeError.config(
+                "LOSS.name: '\(other)' is not supported by train-linear (supported: \(ceName), \(bceName))")
         }
         if let forced = forcedMultiLabel, forced != multiLabel {
-            throw LinprobeError.config("LINPROBE.LINEAR.MULTI_LABEL: \(forced) contradicts LOSS.name '\(lossName ?? "")'")
+            throw LinprobeError.config(
+                "LINPROBE.LINEAR.MULTI_LABEL: \(forced) contradicts LOSS.name '\(lossName ?? "")'")
         }
         if multiLabel {
             let node = root.at("LOSS.\(bceName)")
             if let r = try node["reduction"].stringIfPresent(), r != "none" {
-                throw LinprobeError.config("LOSS.\(bceName).reduction: only 'none' (VISSL's per-class masked mean) is supported, got '\(r)'")
+                throw LinprobeError.config(
+                    "LOSS.\(bceName).reduction: only 'none' (VISSL's per-class masked mean) is supported, got '\(r)'")
             }
             if try node["normalize_output"].boolIfPresent() == true {
-                throw LinprobeError.config("LOSS.\(bceName).normalize_output: L2-normalised outputs are not supported; set it to false")
+                throw LinprobeError.config(
+                    "LOSS.\(bceName).normalize_output: L2-normalised outputs are not supported; set it to false")
             }
             loss = .bceLogits
         } else {
@@ -276,15 +300,19 @@ extension LinearSettings {
                 throw LinprobeError.config("LOSS.\(ceName).ignore_index: \(ignore) is out of range")
             }
             let temperature = try node["temperature"].doubleIfPresent() ?? 1
-            guard temperature > 0 else { throw LinprobeError.config("LOSS.\(ceName).temperature: must be > 0, got \(temperature)") }
+            guard temperature > 0 else {
+                throw LinprobeError.config("LOSS.\(ceName).temperature: must be > 0, got \(temperature)")
+            }
             if let r = try node["reduction"].stringIfPresent(), r != "mean" {
                 throw LinprobeError.config("LOSS.\(ceName).reduction: only 'mean' is supported, got '\(r)'")
             }
             if try node["normalize_output"].boolIfPresent() == true {
-                throw LinprobeError.config("LOSS.\(ceName).normalize_output: L2-normalised outputs are not supported; set it to false")
+                throw LinprobeError.config(
+                    "LOSS.\(ceName).normalize_output: L2-normalised outputs are not supported; set it to false")
             }
             if node["weight"].exists {
-                throw LinprobeError.config("LOSS.\(ceName).weight: class weights are not supported; remove the key or set it to null")
+                throw LinprobeError.config(
+                    "LOSS.\(ceName).weight: class weights are not supported; remove the key or set it to null")
             }
             loss = .crossEntropy(ignoreIndex: ignore, temperature: temperature)
         }
@@ -292,25 +320,34 @@ extension LinearSettings {
         var meterNames = try meters["names"].exists ? meters["names"].strings() : []
         if let n = try meters["name"].stringIfPresent(), !n.isEmpty { meterNames.append(n) }
         for n in meterNames where !["accuracy_list_meter", "mean_ap_list_meter"].contains(n) {
-            throw LinprobeError.config("METERS.name: '\(n)' is not supported by train-linear (accuracy_list_meter, mean_ap_list_meter)")
+            throw LinprobeError.config(
+                "METERS.name: '\(n)' is not supported by train-linear (accuracy_list_meter, mean_ap_list_meter)")
         }
         let topNode = meters.at("accuracy_list_meter.topk_values")
         topK = try topNode.exists ? topNode.ints() : [1, 5]
         guard !topK.isEmpty, topK.allSatisfy({ $0 >= 1 }) else {
-            throw LinprobeError.config("METERS.accuracy_list_meter.topk_values: must be a non-empty list of integers ≥ 1, got \(topK)")
+            throw LinprobeError.config(
+                "METERS.accuracy_list_meter.topk_values: must be a non-empty list of integers ≥ 1, got \(topK)")
         }
         testEveryEpochs = try root["TEST_EVERY_NUM_EPOCH"].intIfPresent() ?? 1
-        guard testEveryEpochs >= 1 else { throw LinprobeError.config("TEST_EVERY_NUM_EPOCH: must be ≥ 1, got \(testEveryEpochs)") }
+        guard testEveryEpochs >= 1 else {
+            throw LinprobeError.config("TEST_EVERY_NUM_EPOCH: must be ≥ 1, got \(testEveryEpochs)")
+        }
 
         let chunk = root.at("LINPROBE.LINEAR.SHUFFLE_CHUNK_ROWS")
         if let rows = try chunk.intIfPresent(), rows != 0 {
-            guard rows > 0 else { throw LinprobeError.config("LINPROBE.LINEAR.SHUFFLE_CHUNK_ROWS: must be > 0 (or 0 for automatic), got \(rows)") }
+            guard rows > 0 else {
+                throw LinprobeError.config(
+                    "LINPROBE.LINEAR.SHUFFLE_CHUNK_ROWS: must be > 0 (or 0 for automatic), got \(rows)")
+            }
             shuffleChunkRows = rows
         } else {
             shuffleChunkRows = nil
         }
         if let t = try root.at("LINPROBE.THREADS").intIfPresent(), t != 0 {
-            guard t > 0, t <= 1024 else { throw LinprobeError.config("LINPROBE.THREADS: must be 1…1024 (or 0 for all cores), got \(t)") }
+            guard t > 0, t <= 1024 else {
+                throw LinprobeError.config("LINPROBE.THREADS: must be 1…1024 (or 0 for all cores), got \(t)")
+            }
             threads = t
         } else {
             threads = nil
@@ -320,7 +357,8 @@ extension LinearSettings {
             throw LinprobeError.config("\(h.configPath): the last entry of dims must be ≥ 1")
         }
         if !multiLabel, let k = topK.max(), let smallest = heads.map(\.outputs).min(), k > smallest {
-            throw LinprobeError.config("METERS.accuracy_list_meter.topk_values: top-\(k) needs at least \(k) classes, a head has \(smallest)")
+            throw LinprobeError.config(
+                "METERS.accuracy_list_meter.topk_values: top-\(k) needs at least \(k) classes, a head has \(smallest)")
         }
     }
 
@@ -328,7 +366,8 @@ extension LinearSettings {
         let parts = try entry.list()
         guard parts.count == 2, case .string(let name)? = parts[0].value else {
             if case .array? = parts.first?.value {
-                throw LinprobeError.config("\(entry.path): sequential heads (a list of head entries) are not supported by train-linear")
+                throw LinprobeError.config(
+                    "\(entry.path): sequential heads (a list of head entries) are not supported by train-linear")
             }
             throw LinprobeError.config("\(entry.path): expected [\"eval_mlp\" or \"mlp\", {dims: [...]}]")
         }
@@ -348,11 +387,13 @@ extension LinearSettings {
         let argsPath = "\(entry.path)[1]"
         let keys = try args.keys()
         for key in keys where !allowed.contains(key) {
-            throw LinprobeError.config("\(argsPath).\(key): unknown \(name) argument (known: \(allowed.sorted().joined(separator: ", ")))")
+            throw LinprobeError.config(
+                "\(argsPath).\(key): unknown \(name) argument (known: \(allowed.sorted().joined(separator: ", ")))")
         }
         let dims = try args["dims"].ints()
         guard dims.count >= 2, dims.allSatisfy({ $0 >= 1 }) else {
-            throw LinprobeError.config("\(argsPath).dims: needs at least two positive widths [input, ..., classes], got \(dims)")
+            throw LinprobeError.config(
+                "\(argsPath).dims: needs at least two positive widths [input, ..., classes], got \(dims)")
         }
         var spec = HeadSpec(kind: kind, dims: dims, configPath: entry.path)
         spec.useBN = try args["use_bn"].boolIfPresent() ?? false

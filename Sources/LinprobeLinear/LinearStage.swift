@@ -263,12 +263,15 @@ extension LinearStage {
     ///
     /// - Parameters:
     ///   - threads: compute threads (overrides `LINPROBE.THREADS`); nil keeps the pipeline's.
-    public init(config: PipelineConfig, train: FeatureStoreReader, test: FeatureStoreReader, layout: WorkdirLayout,
-                threads: Int? = nil) throws {
+    public init(
+        config: PipelineConfig, train: FeatureStoreReader, test: FeatureStoreReader, layout: WorkdirLayout,
+        threads: Int? = nil
+    ) throws {
         var settings = try LinearSettings(config: config.root, multiLabelStore: train.targetLayout != .singleLabel)
         if let threads, threads > 0 { settings.threads = threads }
-        try self.init(train: train, test: test, settings: settings, taps: try FeatureLayers.names(config: config),
-                      pipeline: config.name, layout: layout, options: LinearRunOptions())
+        try self.init(
+            train: train, test: test, settings: settings, taps: try FeatureLayers.names(config: config),
+            pipeline: config.name, layout: layout, options: LinearRunOptions())
     }
 
     /// Forgets the run state in the run folder, so the next `run` trains from epoch 0 instead of

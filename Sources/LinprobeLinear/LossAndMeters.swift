@@ -25,8 +25,10 @@ enum LossFunctions {
     /// Mean softmax cross-entropy over labelled rows (`ignoreIndex` rows contribute nothing), with
     /// the gradient `(softmax(z/T) − onehot) / (labelled·T)` written to `dLogits` when given.
     /// `rows` maps batch row → label row.
-    static func crossEntropy(logits: UnsafePointer<Float>, n: Int, classes: Int, labels: [Int32], rows: UnsafeBufferPointer<Int>,
-                             ignoreIndex: Int, temperature: Float, topK: [Int], dLogits: UnsafeMutablePointer<Float>?) -> LossResult {
+    static func crossEntropy(
+        logits: UnsafePointer<Float>, n: Int, classes: Int, labels: [Int32], rows: UnsafeBufferPointer<Int>,
+        ignoreIndex: Int, temperature: Float, topK: [Int], dLogits: UnsafeMutablePointer<Float>?
+    ) -> LossResult {
         var labelled = 0
         for r in 0..<n where Int(labels[rows[r]]) != ignoreIndex { labelled += 1 }
         var correct = [Int](repeating: 0, count: topK.count)
@@ -62,8 +64,10 @@ enum LossFunctions {
 
     /// VISSL's `bce_logits_multiple_output_single_target`: per class, BCE-with-logits summed over
     /// the rows whose target is not −1 and divided by their number (1 when none); summed over classes.
-    static func bceLogits(logits: UnsafePointer<Float>, n: Int, classes: Int, labels: [Int8], rows: UnsafeBufferPointer<Int>,
-                          dLogits: UnsafeMutablePointer<Float>?) -> LossResult {
+    static func bceLogits(
+        logits: UnsafePointer<Float>, n: Int, classes: Int, labels: [Int8], rows: UnsafeBufferPointer<Int>,
+        dLogits: UnsafeMutablePointer<Float>?
+    ) -> LossResult {
         var perClass = [Int](repeating: 0, count: classes)
         for r in 0..<n {
             let base = rows[r] * classes

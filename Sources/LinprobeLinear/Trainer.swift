@@ -34,8 +34,10 @@ final class Trainer {
 
     /// `layers[i]` is the stored layer head `i` trains on (`LinearStage.pairLayers`); `fingerprint`
     /// names the run folder under `layout`.
-    init(train: FeatureStoreReader, test: FeatureStoreReader, settings: LinearSettings, layers: [StoredLayerInfo],
-         fingerprint: String, layout: WorkdirLayout, options: LinearRunOptions, threads: Int) throws {
+    init(
+        train: FeatureStoreReader, test: FeatureStoreReader, settings: LinearSettings, layers: [StoredLayerInfo],
+        fingerprint: String, layout: WorkdirLayout, options: LinearRunOptions, threads: Int
+    ) throws {
         self.train = train
         self.test = test
         self.settings = settings
@@ -46,11 +48,14 @@ final class Trainer {
         let outputs = settings.heads.map(\.outputs)
         classes = outputs.min() ?? 0
         if multiLabel, Set(outputs).count != 1 {
-            throw LinprobeError.config("MODEL.HEAD.PARAMS: multi-label heads must all have the same number of outputs, got \(outputs)")
+            throw LinprobeError.config(
+                "MODEL.HEAD.PARAMS: multi-label heads must all have the same number of outputs, got \(outputs)")
         }
         if train.numClasses > 0, classes < train.numClasses {
             let i = outputs.firstIndex(of: classes) ?? 0
-            throw LinprobeError.config("\(settings.heads[i].configPath): \(classes) outputs but \(train.path) has \(train.numClasses) classes; set the last entry of dims to \(train.numClasses)")
+            throw LinprobeError.config(
+                "\(settings.heads[i].configPath): \(classes) outputs but \(train.path) has \(train.numClasses) classes; set the last entry of dims to \(train.numClasses)"
+            )
         }
         if case .crossEntropy(let ignore, let t) = settings.loss {
             ignoreIndex = ignore
@@ -63,7 +68,8 @@ final class Trainer {
         testLabels = try test.linearLabels(multiLabel: multiLabel, classes: classes, ignoreIndex: ignoreIndex)
         let ignored = Int32(truncatingIfNeeded: ignoreIndex)
         if case .single(let l) = trainLabels.storage, !l.contains(where: { $0 != ignored }) {
-            throw LinprobeError(.missingInput, "\(train.path): every training row has the ignore label \(ignored); nothing to train on")
+            throw LinprobeError(
+                .missingInput, "\(train.path): every training row has the ignore label \(ignored); nothing to train on")
         }
         batchSize = settings.batchSize
         // With K stored views per sample (LINPROBE.TRAIN_VIEWS), an epoch visits every sample once,
@@ -75,9 +81,11 @@ final class Trainer {
         files = RunFiles(layout: layout, fingerprint: fingerprint)
         var made: [Head] = []
         for (i, (spec, layer)) in zip(settings.heads, layers).enumerated() {
-            made.append(Head(spec: spec, name: layer.name, shapeCHW: layer.shapeCHW, eps: settings.batchNormEps,
-                             momentum: settings.batchNormMomentum, maxRows: settings.batchSize, threads: threads,
-                             dropoutSeed: settings.seed &+ i))
+            made.append(
+                Head(
+                    spec: spec, name: layer.name, shapeCHW: layer.shapeCHW, eps: settings.batchNormEps,
+                    momentum: settings.batchNormMomentum, maxRows: settings.batchSize, threads: threads,
+                    dropoutSeed: settings.seed &+ i))
         }
         heads = made
         let rowBytes = layers.reduce(0) { $0 + $1.dim } * 4
@@ -86,29 +94,35 @@ final class Trainer {
         order = options.order ?? .shuffled(seed: settings.seed, chunkRows: chunk, blockRows: blockRows)
         windowRows = min(max(chunk, batchSize), ((samples + batchSize - 1) / batchSize) * batchSize)
         let lastRows = samples - (stepsPerEpoch - 1) * batchSize
-        skipSingleRowBatch = lastRows == 1 && heads.contains { h in
-            (h.inputBN.map { $0.spatial == 1 } ?? false) || h.spec.useBN
-        }
+        skipSingleRowBatch =
+            lastRows == 1
+            && heads.contains { h in
+                (h.inputBN.map { $0.spatial == 1 } ?? false) || h.spec.useBN
+            }
     }
 
     // MARK: Files
 
     private var provenance: LinearResultsDocument.Tool {
-        LinearResultsDocument.Tool(version: LinprobeVersion.string, blas: BLAS.config, blasCore: BLAS.coreName,
-                                   threads: threads)
+        LinearResultsDocument.Tool(
+            version: LinprobeVersion.string, blas: BLAS.config, blasCore: BLAS.coreName,
+            threads: threads)
     }
 
     private func writeState(epochsDone: Int, status: LinearRunState.Status, message: String? = nil) throws {
-        try files.writeState(LinearRunState(
-            fingerprint: fingerprint, epochsDone: epochsDone, numEpochs: settings.optimizer.numEpochs, status: status,
-            heads: zip(heads, layers).map { .init(name: $0.name, kind: $0.spec.kind.documentType, layer: $1.name) },
-            trainFeatures: LinearStage.storeIdentity(train), testFeatures: LinearStage.storeIdentity(test),
-            settings: settings.json, provenance: provenance, message: message))
+        try files.writeState(
+            LinearRunState(
+                fingerprint: fingerprint, epochsDone: epochsDone, numEpochs: settings.optimizer.numEpochs,
+                status: status,
+                heads: zip(heads, layers).map { .init(name: $0.name, kind: $0.spec.kind.documentType, layer: $1.name) },
+                trainFeatures: LinearStage.storeIdentity(train), testFeatures: LinearStage.storeIdentity(test),
+                settings: settings.json, provenance: provenance, message: message))
     }
 
     private func writeMetrics(_ h: Head, _ history: [LinearEpochMetrics]) throws {
-        let doc = LinearMetricsDocument(head: h.name, headType: h.spec.kind.documentType, layer: h.name,
-                                        fingerprint: fingerprint, epochs: history.map(\.document))
+        let doc = LinearMetricsDocument(
+            head: h.name, headType: h.spec.kind.documentType, layer: h.name,
+            fingerprint: fingerprint, epochs: history.map(\.document))
         try doc.write(to: files.metricsPath(h.name))
     }
 
@@ -129,10 +143,13 @@ final class Trainer {
         let path = files.checkpointPath(h.name, epoch: epoch)
         let (meta, tensors) = try HeadCheckpoint.read(path: path)
         guard meta["fingerprint"]?.stringValue == fingerprint, meta["epochs_done"]?.intValue == Int64(epoch) else {
-            throw LinprobeError(.corruptInput, "\(path): checkpoint does not belong to this run or epoch; delete \(directory)")
+            throw LinprobeError(
+                .corruptInput, "\(path): checkpoint does not belong to this run or epoch; delete \(directory)")
         }
         try h.load(tensors, optimizer: true, source: path)
-        if let words = meta["dropout_rng"]?.arrayValue?.compactMap({ $0.stringValue.flatMap { UInt64($0) } }), words.count == 4 {
+        if let words = meta["dropout_rng"]?.arrayValue?.compactMap({ $0.stringValue.flatMap { UInt64($0) } }),
+            words.count == 4
+        {
             h.dropoutRNG = Xoshiro256(words: words)
         }
         h.setBatchCounters((meta["num_batches_tracked"]?.objectValue ?? [:]).compactMapValues(\.intValue))
@@ -231,15 +248,19 @@ final class Trainer {
         }
     }
 
-    private func result(histories: [[LinearEpochMetrics]], epochsDone: Int, resumedFrom: Int?, reused: Bool) -> LinearRunResult {
+    private func result(
+        histories: [[LinearEpochMetrics]], epochsDone: Int, resumedFrom: Int?, reused: Bool
+    ) -> LinearRunResult {
         let metric = multiLabel ? "mAP" : "top_1"
         let heads = zip(self.heads, histories).map { h, history in
-            LinearHeadResult(name: h.name, kind: h.spec.kind, layer: h.name, metric: metric,
-                             value: history.last(where: { $0.test != nil })?.test?[metric] ?? .nan,
-                             history: history, directory: files.headDirectory(h.name))
+            LinearHeadResult(
+                name: h.name, kind: h.spec.kind, layer: h.name, metric: metric,
+                value: history.last(where: { $0.test != nil })?.test?[metric] ?? .nan,
+                history: history, directory: files.headDirectory(h.name))
         }
-        return LinearRunResult(fingerprint: fingerprint, directory: directory, heads: heads, epochsDone: epochsDone,
-                               resumedFromEpoch: resumedFrom, reused: reused, complete: epochsDone == settings.optimizer.numEpochs)
+        return LinearRunResult(
+            fingerprint: fingerprint, directory: directory, heads: heads, epochsDone: epochsDone,
+            resumedFromEpoch: resumedFrom, reused: reused, complete: epochsDone == settings.optimizer.numEpochs)
     }
 
     private func initializeHeads() throws {
@@ -255,8 +276,12 @@ final class Trainer {
 
     private func failDiverged(head h: Head, epoch: Int, step: Int?, lastGood: Int) throws -> Never {
         let at = step.map { "epoch \(epoch + 1), step \($0 + 1)" } ?? "epoch \(epoch + 1)"
-        let kept = lastGood > 0 ? "the last good checkpoint (epoch \(lastGood)) is kept in \(directory)" : "no epoch had finished, nothing was kept"
-        let message = "head \(h.name) (\(h.spec.kind.rawValue)) diverged at \(at): the loss or the weights became NaN/infinite; \(kept); lower the learning rate (OPTIMIZER.param_schedulers.lr) and rerun"
+        let kept =
+            lastGood > 0
+            ? "the last good checkpoint (epoch \(lastGood)) is kept in \(directory)"
+            : "no epoch had finished, nothing was kept"
+        let message =
+            "head \(h.name) (\(h.spec.kind.rawValue)) diverged at \(at): the loss or the weights became NaN/infinite; \(kept); lower the learning rate (OPTIMIZER.param_schedulers.lr) and rerun"
         try? writeState(epochsDone: lastGood, status: .failed, message: message)
         throw LinprobeError(.numerical, message)
     }
@@ -265,10 +290,11 @@ final class Trainer {
         let o = settings.optimizer
         let wd = Float(o.weightDecay)
         let all = o.singleParamGroup
-        return StepHyper(lr: Float(lr), momentum: Float(o.momentum), nesterov: o.nesterov, wdWeight: wd,
-                         wdBias: all || o.regularizeBias ? wd : 0,
-                         wdBNWeight: all || o.regularizeBN ? wd : 0,
-                         wdBNBias: all || (o.regularizeBN && o.regularizeBias) ? wd : 0)
+        return StepHyper(
+            lr: Float(lr), momentum: Float(o.momentum), nesterov: o.nesterov, wdWeight: wd,
+            wdBias: all || o.regularizeBias ? wd : 0,
+            wdBNWeight: all || o.regularizeBN ? wd : 0,
+            wdBNBias: all || (o.regularizeBN && o.regularizeBias) ? wd : 0)
     }
 
     private func learningRate(epoch: Int, stepInEpoch: Int) -> Double {
@@ -281,14 +307,18 @@ final class Trainer {
         }
     }
 
-    private func computeLoss(_ logits: UnsafePointer<Float>, n: Int, rows: UnsafeBufferPointer<Int>, labels: Labels, outputs: Int,
-                             gradient: UnsafeMutablePointer<Float>?) -> LossResult {
+    private func computeLoss(
+        _ logits: UnsafePointer<Float>, n: Int, rows: UnsafeBufferPointer<Int>, labels: Labels, outputs: Int,
+        gradient: UnsafeMutablePointer<Float>?
+    ) -> LossResult {
         switch labels.storage {
         case .single(let l):
-            return LossFunctions.crossEntropy(logits: logits, n: n, classes: outputs, labels: l, rows: rows, ignoreIndex: ignoreIndex,
-                                              temperature: temperature, topK: settings.topK, dLogits: gradient)
+            return LossFunctions.crossEntropy(
+                logits: logits, n: n, classes: outputs, labels: l, rows: rows, ignoreIndex: ignoreIndex,
+                temperature: temperature, topK: settings.topK, dLogits: gradient)
         case .multi(let l, _):
-            return LossFunctions.bceLogits(logits: logits, n: n, classes: outputs, labels: l, rows: rows, dLogits: gradient)
+            return LossFunctions.bceLogits(
+                logits: logits, n: n, classes: outputs, labels: l, rows: rows, dLogits: gradient)
         }
     }
 
@@ -316,8 +346,9 @@ final class Trainer {
                 for (i, head) in heads.enumerated() {
                     let x = UnsafePointer(stream.batchBuffers[i].pointer)
                     let logits = head.forward(x, n: n, training: true, threads: threads)
-                    let r = computeLoss(logits, n: n, rows: rowPointer, labels: trainLabels, outputs: head.outputs,
-                                        gradient: head.dLogits.pointer)
+                    let r = computeLoss(
+                        logits, n: n, rows: rowPointer, labels: trainLabels, outputs: head.outputs,
+                        gradient: head.dLogits.pointer)
                     guard r.loss.isFinite else {
                         try failDiverged(head: head, epoch: epoch, step: batchIndex, lastGood: epoch)
                     }
@@ -330,28 +361,35 @@ final class Trainer {
             }
             steps += 1
             rowsDone += n
-            options.onStep?(LinearStepRecord(epoch: epoch, step: epoch * stepsPerEpoch + batchIndex, learningRate: lr, losses: losses))
+            options.onStep?(
+                LinearStepRecord(
+                    epoch: epoch, step: epoch * stepsPerEpoch + batchIndex, learningRate: lr, losses: losses))
             if let progress = options.progress {
                 let elapsed = max(1e-9, Date().timeIntervalSince(start))
-                progress(LinearProgress(phase: .train, epoch: epoch + 1, epochs: settings.optimizer.numEpochs, batch: batchIndex + 1,
-                                        batches: stepsPerEpoch, rowsPerSecond: Double(rowsDone) / elapsed,
-                                        loss: lossSums.reduce(0, +) / Double(steps)))
+                progress(
+                    LinearProgress(
+                        phase: .train, epoch: epoch + 1, epochs: settings.optimizer.numEpochs, batch: batchIndex + 1,
+                        batches: stepsPerEpoch, rowsPerSecond: Double(rowsDone) / elapsed,
+                        loss: lossSums.reduce(0, +) / Double(steps)))
             }
         }
         return heads.indices.map { i in
             var train: [String: Double] = [:]
             if !multiLabel {
                 for (k, topk) in settings.topK.enumerated() {
-                    train["top_\(topk)"] = visslPercent(labelled[i] > 0 ? Double(correct[i][k]) / Double(labelled[i]) : 0)
+                    train["top_\(topk)"] = visslPercent(
+                        labelled[i] > 0 ? Double(correct[i][k]) / Double(labelled[i]) : 0)
                 }
             }
-            return LinearEpochMetrics(epoch: epoch + 1, learningRate: epochLR, trainLoss: steps > 0 ? lossSums[i] / Double(steps) : 0,
-                                      train: train, testLoss: nil, test: nil, testPerClassAP: nil)
+            return LinearEpochMetrics(
+                epoch: epoch + 1, learningRate: epochLR, trainLoss: steps > 0 ? lossSums[i] / Double(steps) : 0,
+                train: train, testLoss: nil, test: nil, testPerClassAP: nil)
         }
     }
 
     /// Evaluates every head on the whole test split (BN running statistics).
-    private func evaluateTest(_ epoch: Int) throws -> [(metrics: [String: Double], loss: Double, perClass: [Double?]?)] {
+    private func evaluateTest(_ epoch: Int) throws -> [(metrics: [String: Double], loss: Double, perClass: [Double?]?)]
+    {
         let buffers = layers.map { FloatBuffer(batchSize * $0.dim) }
         var lossSums = [Double](repeating: 0, count: heads.count)
         var batches = 0
@@ -365,27 +403,33 @@ final class Trainer {
             let end = min(test.count, startRow + batchSize)
             let n = end - startRow
             for (l, layer) in layers.enumerated() {
-                try test.readFeatures(layer: layer.name, rows: startRow..<end,
-                                      into: UnsafeMutableBufferPointer(start: buffers[l].pointer, count: n * layer.dim))
+                try test.readFeatures(
+                    layer: layer.name, rows: startRow..<end,
+                    into: UnsafeMutableBufferPointer(start: buffers[l].pointer, count: n * layer.dim))
             }
             let rows = Array(startRow..<end)
             rows.withUnsafeBufferPointer { rowPointer in
                 for (i, head) in heads.enumerated() {
                     let logits = head.forward(buffers[i].pointer, n: n, training: false, threads: threads)
-                    let r = computeLoss(logits, n: n, rows: rowPointer, labels: testLabels, outputs: head.outputs, gradient: nil)
+                    let r = computeLoss(
+                        logits, n: n, rows: rowPointer, labels: testLabels, outputs: head.outputs, gradient: nil)
                     lossSums[i] += r.loss
                     labelled[i] += r.labelled
                     for k in r.correct.indices { correct[i][k] += r.correct[k] }
-                    if multiLabel { scores[i].append(contentsOf: UnsafeBufferPointer(start: logits, count: n * head.outputs)) }
+                    if multiLabel {
+                        scores[i].append(contentsOf: UnsafeBufferPointer(start: logits, count: n * head.outputs))
+                    }
                 }
             }
             batches += 1
             startRow = end
             if let progress = options.progress {
                 let elapsed = max(1e-9, Date().timeIntervalSince(start))
-                progress(LinearProgress(phase: .test, epoch: epoch + 1, epochs: settings.optimizer.numEpochs, batch: batches,
-                                        batches: total, rowsPerSecond: Double(startRow) / elapsed,
-                                        loss: lossSums.reduce(0, +) / Double(batches)))
+                progress(
+                    LinearProgress(
+                        phase: .test, epoch: epoch + 1, epochs: settings.optimizer.numEpochs, batch: batches,
+                        batches: total, rowsPerSecond: Double(startRow) / elapsed,
+                        loss: lossSums.reduce(0, +) / Double(batches)))
             }
         }
         return heads.indices.map { i in

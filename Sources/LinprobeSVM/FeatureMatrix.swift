@@ -27,14 +27,18 @@ final class FeatureMatrix: @unchecked Sendable {
         count = n
         dim = info.dim
         let (total, overflow) = n.multipliedReportingOverflow(by: info.dim)
-        guard !overflow else { throw LinprobeError(.unsupported, "\(reader.path): layer \(layer) is too large to hold in memory") }
+        guard !overflow else {
+            throw LinprobeError(.unsupported, "\(reader.path): layer \(layer) is too large to hold in memory")
+        }
         base = UnsafeMutablePointer<Float>.allocate(capacity: max(total, 1))
         storage = UnsafeMutableBufferPointer(start: base, count: max(total, 1))
         do {
             if let rows, let first = rows.first, rows.last == first + rows.count - 1,
                 zip(rows, rows.dropFirst()).allSatisfy({ $0 + 1 == $1 })
             {
-                try reader.readFeatures(layer: layer, rows: first..<(first + rows.count), into: UnsafeMutableBufferPointer(rebasing: storage[0..<total]))
+                try reader.readFeatures(
+                    layer: layer, rows: first..<(first + rows.count),
+                    into: UnsafeMutableBufferPointer(rebasing: storage[0..<total]))
             } else if let rows {
                 // Read in blocks so the index list handed to HDF5 stays moderate.
                 var start = 0
@@ -45,7 +49,8 @@ final class FeatureMatrix: @unchecked Sendable {
                     start = end
                 }
             } else if n > 0 {
-                try reader.readFeatures(layer: layer, rows: 0..<n, into: UnsafeMutableBufferPointer(rebasing: storage[0..<total]))
+                try reader.readFeatures(
+                    layer: layer, rows: 0..<n, into: UnsafeMutableBufferPointer(rebasing: storage[0..<total]))
             }
         } catch {
             storage.deallocate()
@@ -64,7 +69,8 @@ final class FeatureMatrix: @unchecked Sendable {
                 storage.deallocate()
                 throw LinprobeError(
                     .corruptInput,
-                    "\(reader.path): layer \(layer) row \(sourceRow) column \(bad) holds \(p[bad]) (NaN or Inf features); re-extract the store or drop the layer")
+                    "\(reader.path): layer \(layer) row \(sourceRow) column \(bad) holds \(p[bad]) (NaN or Inf features); re-extract the store or drop the layer"
+                )
             }
             if normalize {
                 let s = 1 / (ss.squareRoot() + 1e-5)
@@ -126,8 +132,9 @@ final class GramMatrix: @unchecked Sendable {
             var bj = 0
             while bj <= bi {
                 let jb = min(block, n - bj)
-                BLAS.sgemm(.none, .transpose, m: ib, n: jb, k: d, a: x + bi * d, lda: d, b: x + bj * d, ldb: d,
-                           c: k + bi * n + bj, ldc: n)
+                BLAS.sgemm(
+                    .none, .transpose, m: ib, n: jb, k: d, a: x + bi * d, lda: d, b: x + bj * d, ldb: d,
+                    c: k + bi * n + bj, ldc: n)
                 bj += block
             }
             bi += block

@@ -53,7 +53,9 @@ final class FitLog: @unchecked Sendable {
         guard let tab = line.lastIndex(of: "\t") else { return nil }
         let json = String(line[..<tab])
         let sum = String(line[line.index(after: tab)...])
-        guard sum == checksum(json), let value = try? JSONValue.parse(json), let key = value["key"]?.stringValue else { return nil }
+        guard sum == checksum(json), let value = try? JSONValue.parse(json), let key = value["key"]?.stringValue else {
+            return nil
+        }
         return (key, value)
     }
 

@@ -96,8 +96,10 @@ struct LowShotUnitRecord: Equatable {
     /// Test AP of the CV-chosen cost (nil when undefined or `cvDefined` is false).
     var honestTestAP: Double?
 
-    init(testAP: [Double?], fits: Int, notConverged: Int, cvDefined: Bool, cvAP: [Double?]?,
-         cvChosenCostIndex: Int?, honestTestAP: Double?) {
+    init(
+        testAP: [Double?], fits: Int, notConverged: Int, cvDefined: Bool, cvAP: [Double?]?,
+        cvChosenCostIndex: Int?, honestTestAP: Double?
+    ) {
         self.testAP = testAP
         self.fits = fits
         self.notConverged = notConverged
@@ -124,8 +126,9 @@ struct LowShotUnitRecord: Equatable {
             cvAP = aps
             chosen = j
         }
-        self.init(testAP: testAP, fits: fits, notConverged: notConverged, cvDefined: cvDefined, cvAP: cvAP,
-                  cvChosenCostIndex: chosen, honestTestAP: honest.doubleValue)
+        self.init(
+            testAP: testAP, fits: fits, notConverged: notConverged, cvDefined: cvDefined, cvAP: cvAP,
+            cvChosenCostIndex: chosen, honestTestAP: honest.doubleValue)
     }
 
     /// `count` numbers or nulls.

@@ -45,10 +45,13 @@ enum LowShotFits {
             try Parallel.forEach(count: units.count, threads: ctx.threads) { i in
                 let u = units[i]
                 guard let cs = sampling.draws["\(u.sample)/\(u.k)"]?.first(where: { $0.cls == u.cls }) else { return }
-                let record = try setup.train(cs, seedParts: [UInt64(u.sample), UInt64(u.k), UInt64(u.cls)],
-                                             sampling: sampling, settings: settings)
+                let record = try setup.train(
+                    cs, seedParts: [UInt64(u.sample), UInt64(u.k), UInt64(u.cls)],
+                    sampling: sampling, settings: settings)
                 try log.append(record.json(key: LowShotProtocol.unitKey(u.sample, u.k, u.cls)))
-                let d = done.withLock { $0 += 1; return $0 }
+                let d = done.withLock {
+                    $0 += 1; return $0
+                }
                 progress("low-shot", d, units.count)
             }
         }
@@ -77,11 +80,14 @@ enum LowShotFits {
                 Dictionary(uniqueKeysWithValues: rows.enumerated().map { ($1, $0) })
             }
             testFeatures = try FeatureMatrix(reader: ctx.test, layer: ctx.layer, normalize: s.normalize)
-            let layout = ctx.layout ?? SVMTrainer.chooseLayout(
-                rows: features.count, dim: features.dim, gramBudgetBytes: ctx.gramBudgetBytes)
+            let layout =
+                ctx.layout
+                ?? SVMTrainer.chooseLayout(
+                    rows: features.count, dim: features.dim, gramBudgetBytes: ctx.gramBudgetBytes)
             trainer = SVMTrainer(features: features, settings: s, layout: layout, blasThreads: ctx.threads)
             let crossFits = GramMatrix.bytes(count: max(features.count, testFeatures.count)) <= ctx.gramBudgetBytes
-            cross = layout == .gram && crossFits
+            cross =
+                layout == .gram && crossFits
                 ? CrossGram(train: features, test: testFeatures, bias: s.interceptScaling, blasThreads: ctx.threads)
                 : nil
         }
@@ -133,7 +139,8 @@ enum LowShotFits {
                 let w = trainer.weightsFromDual(rows: rows, labels: labels, alpha: result.alpha)
                 scores = LowShotFits.scoreInMemory(testFeatures, w, bias: s.interceptScaling)
             }
-            let eval = sampling.isVOC
+            let eval =
+                sampling.isVOC
                 ? TestEvaluation(scores: scores, targets: sampling.testTargets, width: sampling.width, column: cls)
                 : TestEvaluation(scores: scores, singleLabelTargets: sampling.testTargets, positiveClass: cls)
             return eval.allPoints
@@ -161,7 +168,9 @@ enum HonestCV {
         var notConverged: Int
     }
 
-    static func run(trainer: SVMTrainer, rows: [Int], labels: [Int8], seedParts: [UInt64], settings s: SVMSettings)
+    static func run(
+        trainer: SVMTrainer, rows: [Int], labels: [Int8], seedParts: [UInt64], settings s: SVMSettings
+    )
         -> Outcome
     {
         var out = Outcome(defined: false, means: [], fits: 0, notConverged: 0)
@@ -207,8 +216,9 @@ final class CrossGram: @unchecked Sendable {
         let before = BLAS.threads
         BLAS.setThreads(blasThreads)
         if trainCount > 0 && testCount > 0 {
-            BLAS.sgemm(.none, .transpose, m: trainCount, n: testCount, k: train.dim, a: train.row(0), lda: train.dim,
-                       b: test.row(0), ldb: test.dim, c: storage, ldc: testCount)
+            BLAS.sgemm(
+                .none, .transpose, m: trainCount, n: testCount, k: train.dim, a: train.row(0), lda: train.dim,
+                b: test.row(0), ldb: test.dim, c: storage, ldc: testCount)
         }
         BLAS.setThreads(before)
         let b2 = bias * bias

@@ -22,7 +22,9 @@ struct LowShotAggregation {
     }
 
     /// Per sample: mAP of every cost over the classes, and the CV rule's mAP.
-    private mutating func collect(k: Int, sampling: LowShotSampling, log: FitLog, costs: Int)
+    private mutating func collect(
+        k: Int, sampling: LowShotSampling, log: FitLog, costs: Int
+    )
         -> (map: [[Double?]], honest: [Double?])
     {
         var mapBySample: [[Double?]] = []
@@ -54,7 +56,9 @@ struct LowShotAggregation {
     }
 
     /// Both rules at one k; sets the headline from the configured rule.
-    private mutating func aggregate(k: Int, samples: (map: [[Double?]], honest: [Double?]), settings s: SVMSettings)
+    private mutating func aggregate(
+        k: Int, samples: (map: [[Double?]], honest: [Double?]), settings s: SVMSettings
+    )
         -> SVMResultsDocument.LowShotResult
     {
         let costs = s.costs
@@ -116,7 +120,8 @@ struct LowShotResults {
         provenance.solverLayout = layout
         provenance.timings = journal.finalTimings()
         let largestK = sampling.kValues.max() ?? 0
-        let rule = s.lowShotSelection == .vissl
+        let rule =
+            s.lowShotSelection == .vissl
             ? "VISSL rule: cost chosen by best mean test mAP" : "cost chosen by CV on the low-shot training rows"
         var doc = SVMResultsDocument(
             protocolKind: sampling.isVOC ? .voc07LowShot : .places205LowShot, layer: ctx.layer,

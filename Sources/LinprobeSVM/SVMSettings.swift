@@ -87,11 +87,15 @@ public struct SVMSettings: Sendable, Equatable {
         if svm["penalty"].exists {
             let p = try svm["penalty"].string()
             guard p == "l2" else {
-                throw LinprobeError.config("SVM.penalty: '\(p)' is not supported; Linprobe solves the L2-regularised dual (liblinear's dual coordinate descent), use penalty: l2")
+                throw LinprobeError.config(
+                    "SVM.penalty: '\(p)' is not supported; Linprobe solves the L2-regularised dual (liblinear's dual coordinate descent), use penalty: l2"
+                )
             }
         }
         if let dual = try svm["dual"].boolIfPresent(), !dual {
-            throw LinprobeError.config("SVM.dual: false (liblinear's primal Newton solver) is not supported; Linprobe solves the dual by coordinate descent, use dual: true")
+            throw LinprobeError.config(
+                "SVM.dual: false (liblinear's primal Newton solver) is not supported; Linprobe solves the dual by coordinate descent, use dual: true"
+            )
         }
         if svm["max_iter"].exists { maxIterations = try svm["max_iter"].int(in: 1...100_000_000) }
         if svm["cross_val_folds"].exists { crossValidationFolds = try svm["cross_val_folds"].int(in: 2...1000) }
@@ -124,7 +128,8 @@ public struct SVMSettings: Sendable, Equatable {
                 for k in range[0]..<range[1] {
                     let c = pow(base, Double(k))
                     guard c.isFinite, c > 0 else {
-                        throw LinprobeError.config("SVM.costs.base: \(base)^\(k) = \(c) is not a usable cost (must be finite and > 0)")
+                        throw LinprobeError.config(
+                            "SVM.costs.base: \(base)^\(k) = \(c) is not a usable cost (must be finite and > 0)")
                     }
                     list.append(c)
                 }
@@ -149,12 +154,16 @@ public struct SVMSettings: Sendable, Equatable {
             } else if name.lowercased().contains("places") {
                 lowShotDataset = .places
             } else {
-                throw LinprobeError.config("SVM.low_shot.dataset_name: '\(name)' is not known; use voc (multi-label, k positives + 19k negatives per class) or places (single-label, k images per class)")
+                throw LinprobeError.config(
+                    "SVM.low_shot.dataset_name: '\(name)' is not known; use voc (multi-label, k positives + 19k negatives per class) or places (single-label, k images per class)"
+                )
             }
         }
         if lowShotNode["sample_inds"].exists {
             lowShotSampleIndices = try lowShotNode["sample_inds"].ints()
-            guard !lowShotSampleIndices.isEmpty else { throw LinprobeError.config("SVM.low_shot.sample_inds: needs at least one sample index") }
+            guard !lowShotSampleIndices.isEmpty else {
+                throw LinprobeError.config("SVM.low_shot.sample_inds: needs at least one sample index")
+            }
         }
         if lowShotNode["k_values"].exists {
             let node = lowShotNode["k_values"]

@@ -242,8 +242,9 @@ public struct SVMStage: PipelineStage {
     ) throws -> SVMRunSummary {
         let workdir = WorkdirLayout(Paths.parent(outputDirectory))
         let probe = workdir.relativePath(.svmRun(fingerprint: "fp"))
-        guard Paths.standardized(workdir.path(.svmRun(fingerprint: "fp")))
-            == Paths.standardized(Paths.join(outputDirectory, "fp"))
+        guard
+            Paths.standardized(workdir.path(.svmRun(fingerprint: "fp")))
+                == Paths.standardized(Paths.join(outputDirectory, "fp"))
         else {
             throw LinprobeError(
                 .usage, "\(outputDirectory): not the SVM folder of a work folder (runs go to <work folder>/\(probe))")

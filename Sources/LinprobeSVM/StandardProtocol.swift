@@ -153,10 +153,13 @@ final class SolverSetup {
         let dim = try ctx.train.layer(ctx.layer).dim
         // CV fits train on (k−1)/k of the rows (a per-fold Gram copy each, one per thread).
         let cvRows = n - n / max(s.crossValidationFolds, 1)
-        let chosen = ctx.layout ?? SVMTrainer.chooseLayout(
-            rows: n, trainingRows: cvRows, dim: dim, gramBudgetBytes: ctx.gramBudgetBytes, copies: ctx.threads)
+        let chosen =
+            ctx.layout
+            ?? SVMTrainer.chooseLayout(
+                rows: n, trainingRows: cvRows, dim: dim, gramBudgetBytes: ctx.gramBudgetBytes, copies: ctx.threads)
         layout = chosen
-        refitDense = ctx.layout == nil && chosen == .gram
+        refitDense =
+            ctx.layout == nil && chosen == .gram
             && SVMTrainer.chooseLayout(rows: n, dim: dim, gramBudgetBytes: .max) == .dense
     }
 
@@ -222,7 +225,9 @@ enum CrossValidation {
                     trainer: trainer, problem: all[task.problem], costIndices: task.costs, fold: task.fold,
                     settings: settings)
                 for record in records { try log.append(record) }
-                let d = done.withLock { $0 += records.count; return $0 }
+                let d = done.withLock {
+                    $0 += records.count; return $0
+                }
                 progress("cross-validation", d, total)
             }
         }
@@ -282,7 +287,8 @@ struct CostChoice {
             var means: [Double?] = []
             var perFold: [[Double?]] = []
             for k in 0..<s.costs.count {
-                let aps: [Double?] = problem.folds == nil
+                let aps: [Double?] =
+                    problem.folds == nil
                     ? Array(repeating: nil, count: s.crossValidationFolds)
                     : (0..<s.crossValidationFolds).map {
                         CVFitRecord(log.record(StandardProtocol.cvKey(problem.index, k, $0)))?.ap

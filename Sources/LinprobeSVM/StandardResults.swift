@@ -75,10 +75,13 @@ enum Refit {
                     wantWeights: true, forceDense: refitDense)
                 for (p, result) in zip(chunk, results) {
                     let problem = all[p]
-                    let w = try save(result, problem: problem, cost: choice.cost(of: problem.index), log: log,
-                                     modelsFolder: modelsFolder)
+                    let w = try save(
+                        result, problem: problem, cost: choice.cost(of: problem.index), log: log,
+                        modelsFolder: modelsFolder)
                     out.withLock { $0[p] = w }
-                    let d = done.withLock { $0 += 1; return $0 }
+                    let d = done.withLock {
+                        $0 += 1; return $0
+                    }
                     progress("refit", d, todo.count)
                 }
             }
@@ -247,8 +250,10 @@ struct StandardResults {
                 guard let rec = CVFitRecord(log.record(StandardProtocol.cvKey(c, kk, f))) else { continue }
                 summary.fits += 1
                 if rec.converged != true && rec.iterations != nil && rec.note == nil { summary.notConverged += 1 }
-                fits.append(.init(cost: s.costs[kk], fold: .index(f), iterations: rec.iterations,
-                                  converged: rec.converged, ap: rec.ap, note: rec.note))
+                fits.append(
+                    .init(
+                        cost: s.costs[kk], fold: .index(f), iterations: rec.iterations,
+                        converged: rec.converged, ap: rec.ap, note: rec.note))
             }
         }
         guard let refit = RefitRecord(log.record(StandardProtocol.refitKey(c, k))) else {

@@ -45,7 +45,9 @@ final class SVMTrainer: @unchecked Sendable {
     /// benchmark (Benchmarks/svm, 2,048-d, 3,340 training rows per fold, AVX2) both measured
     /// ≈ 0.06 µs per element and update, so the element counts decide; at small costs, where
     /// few visits update, Gram only gains.
-    static func chooseLayout(rows: Int, trainingRows: Int? = nil, dim: Int, gramBudgetBytes: Int, copies: Int = 0) -> SolverLayout {
+    static func chooseLayout(
+        rows: Int, trainingRows: Int? = nil, dim: Int, gramBudgetBytes: Int, copies: Int = 0
+    ) -> SolverLayout {
         let m = trainingRows ?? rows
         let bytes = GramMatrix.bytes(count: rows) + copies * rows * m * MemoryLayout<Float>.size
         return m <= 2 * dim && bytes <= gramBudgetBytes ? .gram : .dense
@@ -81,8 +83,9 @@ final class SVMTrainer: @unchecked Sendable {
         rows: [Int], labels: [Int8], cost: Double, seed: UInt64, scoreRows: [Int],
         featureRows: [Int]? = nil, wantWeights: Bool = false
     ) -> FitResult {
-        fitBatch(rows: rows, problems: [(labels, cost)], seed: seed, scoreRows: scoreRows,
-                 featureRows: featureRows, wantWeights: wantWeights)[0]
+        fitBatch(
+            rows: rows, problems: [(labels, cost)], seed: seed, scoreRows: scoreRows,
+            featureRows: featureRows, wantWeights: wantWeights)[0]
     }
 
     /// Fits several problems over the same training rows at once (`DualCD`'s batch: each row's
@@ -108,12 +111,14 @@ final class SVMTrainer: @unchecked Sendable {
             for i in 0..<n {
                 let y = problem.labels[i]
                 labels[base + i] = y
-                costs[base + i] = y > 0 ? problem.cost * settings.positiveClassWeight : problem.cost * settings.negativeClassWeight
+                costs[base + i] =
+                    y > 0 ? problem.cost * settings.positiveClassWeight : problem.cost * settings.negativeClassWeight
             }
-            solverProblems.append(DualCD.Problem(
-                labels: UnsafeBufferPointer(start: labels + base, count: n),
-                costs: UnsafeBufferPointer(start: costs + base, count: n),
-                alpha: UnsafeMutableBufferPointer(start: alpha + base, count: n)))
+            solverProblems.append(
+                DualCD.Problem(
+                    labels: UnsafeBufferPointer(start: labels + base, count: n),
+                    costs: UnsafeBufferPointer(start: costs + base, count: n),
+                    alpha: UnsafeMutableBufferPointer(start: alpha + base, count: n)))
         }
         let parameters = DualCDParameters(
             loss: settings.loss, tolerance: settings.tolerance, maxIterations: settings.maxIterations, seed: seed)
@@ -137,7 +142,9 @@ final class SVMTrainer: @unchecked Sendable {
             for q in 0..<count {
                 if scoreRows.contains(where: { $0 >= m }) {
                     coefficients.initialize(repeating: 0, count: m)
-                    for (i, r) in rows.enumerated() { coefficients[r] += alpha[q * n + i] * Double(problems[q].labels[i]) }
+                    for (i, r) in rows.enumerated() {
+                        coefficients[r] += alpha[q * n + i] * Double(problems[q].labels[i])
+                    }
                 }
                 for (k, r) in scoreRows.enumerated() {
                     margins[q][k] = r < m ? values[q * m + r] : lp_dot_f32_f64(gram.row(r), coefficients, m)
@@ -147,7 +154,8 @@ final class SVMTrainer: @unchecked Sendable {
                 let mapped = rows.map { featureRows?[$0] ?? $0 }
                 for q in 0..<count {
                     weights[q] = weightsFromDual(
-                        rows: mapped, labels: problems[q].labels, alpha: Array(UnsafeBufferPointer(start: alpha + q * n, count: n)))
+                        rows: mapped, labels: problems[q].labels,
+                        alpha: Array(UnsafeBufferPointer(start: alpha + q * n, count: n)))
                 }
             }
         } else {
@@ -166,8 +174,9 @@ final class SVMTrainer: @unchecked Sendable {
             }
         }
         return (0..<count).map { q in
-            FitResult(outcome: outcomes[q], alpha: Array(UnsafeBufferPointer(start: alpha + q * n, count: n)),
-                      margins: margins[q], weights: weights[q])
+            FitResult(
+                outcome: outcomes[q], alpha: Array(UnsafeBufferPointer(start: alpha + q * n, count: n)),
+                margins: margins[q], weights: weights[q])
         }
     }
 

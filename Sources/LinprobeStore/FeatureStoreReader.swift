@@ -43,28 +43,43 @@ public final class FeatureStoreReader {
         do {
             f = try HDF5File.open(path)
         } catch {
-            throw LinprobeError(FileManager.default.fileExists(atPath: path) ? .corruptInput : .missingInput,
-                                "cannot open feature store: \(error.description)")
+            throw LinprobeError(
+                FileManager.default.fileExists(atPath: path) ? .corruptInput : .missingInput,
+                "cannot open feature store: \(error.description)")
         }
         file = f
-        func fail(_ code: LinprobeError.Code, _ what: String) -> LinprobeError { LinprobeError(code, "\(path): \(what)") }
+        func fail(_ code: LinprobeError.Code, _ what: String) -> LinprobeError {
+            LinprobeError(code, "\(path): \(what)")
+        }
         do {
             guard let format = try f.attributeString("format") else {
-                throw fail(.incompatible, "not a Linprobe feature store (no 'format' attribute; expected '\(StoreLayout.format)')")
+                throw fail(
+                    .incompatible,
+                    "not a Linprobe feature store (no 'format' attribute; expected '\(StoreLayout.format)')")
             }
             guard format == StoreLayout.format else {
-                throw fail(.incompatible, "not a Linprobe feature store (format '\(format)', expected '\(StoreLayout.format)')")
+                throw fail(
+                    .incompatible, "not a Linprobe feature store (format '\(format)', expected '\(StoreLayout.format)')"
+                )
             }
             let version = Int(try f.attributeInt64("format_version") ?? -1)
-            guard version >= 1 else { throw fail(.incompatible, "feature store has no valid 'format_version' attribute") }
+            guard version >= 1 else {
+                throw fail(.incompatible, "feature store has no valid 'format_version' attribute")
+            }
             guard version <= Int(StoreLayout.formatVersion) else {
-                throw fail(.incompatible, "feature store format version \(version) is newer than this Linprobe reads (\(StoreLayout.formatVersion)); upgrade Linprobe or re-extract")
+                throw fail(
+                    .incompatible,
+                    "feature store format version \(version) is newer than this Linprobe reads (\(StoreLayout.formatVersion)); upgrade Linprobe or re-extract"
+                )
             }
             formatVersion = version
             isComplete = (try f.attributeInt64("complete") ?? 1) == 1
             if !isComplete && !allowIncomplete {
                 let rows = try f.attributeInt64("rows_written") ?? 0
-                throw fail(.incompatible, "feature store is incomplete (extraction stopped after \(rows) rows); rerun 'linprobe extract' to resume it")
+                throw fail(
+                    .incompatible,
+                    "feature store is incomplete (extraction stopped after \(rows) rows); rerun 'linprobe extract' to resume it"
+                )
             }
             fingerprint = try f.attributeString("fingerprint") ?? ""
             split = try f.attributeString("split") ?? ""
@@ -72,9 +87,12 @@ public final class FeatureStoreReader {
             guard storedViews >= 1 else { throw fail(.corruptInput, "train_views = \(storedViews) must be at least 1") }
             views = Int(storedViews)
 
-            guard try f.exists(StoreLayout.featuresGroup) else { throw fail(.corruptInput, "feature store has no /features group") }
+            guard try f.exists(StoreLayout.featuresGroup) else {
+                throw fail(.corruptInput, "feature store has no /features group")
+            }
             var names = try f.members(ofGroup: StoreLayout.featuresGroup)
-            if let text = try f.attributeString("layer_order"), let order = (try? JSONValue.parse(text))?.arrayValue?.compactMap(\.stringValue),
+            if let text = try f.attributeString("layer_order"),
+                let order = (try? JSONValue.parse(text))?.arrayValue?.compactMap(\.stringValue),
                 Set(order) == Set(names)
             {
                 names = order
@@ -90,7 +108,8 @@ public final class FeatureStoreReader {
                 var n = rows
                 if !isComplete, let w = watermark { n = min(n, w) }
                 if let r = rowCount, r != n {
-                    throw fail(.corruptInput, "layers disagree on the number of rows (\(r) vs \(n) in /features/\(name))")
+                    throw fail(
+                        .corruptInput, "layers disagree on the number of rows (\(r) vs \(n) in /features/\(name))")
                 }
                 rowCount = n
                 infos.append(info)
@@ -105,11 +124,15 @@ public final class FeatureStoreReader {
                 throw fail(.corruptInput, "\(count) rows are not a whole number of samples with train_views = \(views)")
             }
 
-            guard try f.exists(StoreLayout.targets) else { throw fail(.corruptInput, "feature store has no /targets dataset") }
+            guard try f.exists(StoreLayout.targets) else {
+                throw fail(.corruptInput, "feature store has no /targets dataset")
+            }
             let targets = try f.openDataset(StoreLayout.targets)
             let tdims = try targets.dims()
             guard targets.type.kind == .integer, tdims.count == 1 || tdims.count == 2 else {
-                throw fail(.corruptInput, "/targets must be integer [N] or [N, C] with N = \(count), found \(targets.type) \(tdims)")
+                throw fail(
+                    .corruptInput,
+                    "/targets must be integer [N] or [N, C] with N = \(count), found \(targets.type) \(tdims)")
             }
             try Self.checkRows(StoreLayout.targets, tdims[0], count: count, complete: isComplete, fail: fail)
             if tdims.count == 2, StoreDimensions.product([count, tdims[1], 8]) == nil {
@@ -131,7 +154,8 @@ public final class FeatureStoreReader {
             } else {
                 numClasses = classNames.count
             }
-            for optional in [StoreLayout.indices, StoreLayout.imagePaths, StoreLayout.unreadable] where try f.exists(optional) {
+            for optional in [StoreLayout.indices, StoreLayout.imagePaths, StoreLayout.unreadable]
+            where try f.exists(optional) {
                 let ds = try f.openDataset(optional)
                 try Self.checkRows(optional, try ds.dims().first ?? 0, count: count, complete: isComplete, fail: fail)
                 datasets[optional] = ds
@@ -152,19 +176,22 @@ public final class FeatureStoreReader {
             throw fail(.corruptInput, "\(where_) must be a numeric [N, D] dataset, found \(ds.type) \(dims)")
         }
         guard let width = StoreDimensions.product(Array(dims.dropFirst())),
-              StoreDimensions.product([dims[0], width, 8]) != nil else {
+            StoreDimensions.product([dims[0], width, 8]) != nil
+        else {
             throw fail(.corruptInput, "\(where_): dimensions \(dims) overflow")
         }
         let shape: [Int]
         if let stored = try ds.attributeInt64Array("shape_chw") {
             guard stored.count == 3, stored.allSatisfy({ $0 >= 0 }) else {
-                throw fail(.corruptInput,
-                           "\(where_): attribute shape_chw \(stored) must be three non-negative sizes [C, H, W]")
+                throw fail(
+                    .corruptInput,
+                    "\(where_): attribute shape_chw \(stored) must be three non-negative sizes [C, H, W]")
             }
             shape = stored.map { Int($0) }
             guard let product = StoreDimensions.product(shape) else {
-                throw fail(.corruptInput,
-                           "\(where_): attribute shape_chw \(shape) overflows (its product exceeds \(Int.max))")
+                throw fail(
+                    .corruptInput,
+                    "\(where_): attribute shape_chw \(shape) overflows (its product exceeds \(Int.max))")
             }
             guard product == width else {
                 throw fail(.corruptInput, "\(where_): shape_chw \(shape) does not match D = \(width)")
@@ -174,15 +201,18 @@ public final class FeatureStoreReader {
         }
         let chunkRows = try ds.chunkDims()?.first
         if let c = chunkRows, c < 1 { throw fail(.corruptInput, "\(where_): chunks of \(c) rows") }
-        let info = StoredLayerInfo(name: name, dim: width, shapeCHW: shape,
-                                   storedType: ds.isFloat16 ? "float16" : ds.type.description, chunkRows: chunkRows)
+        let info = StoredLayerInfo(
+            name: name, dim: width, shapeCHW: shape,
+            storedType: ds.isFloat16 ? "float16" : ds.type.description, chunkRows: chunkRows)
         return (info, dims[0])
     }
 
     /// A per-row dataset (`/targets`, `/indices`, ...) has as many rows as the features — in an
     /// incomplete store, at least as many as were written.
-    private static func checkRows(_ name: String, _ rows: Int, count: Int, complete: Bool,
-                                  fail: (LinprobeError.Code, String) -> LinprobeError) throws {
+    private static func checkRows(
+        _ name: String, _ rows: Int, count: Int, complete: Bool,
+        fail: (LinprobeError.Code, String) -> LinprobeError
+    ) throws {
         if complete ? rows == count : rows >= count { return }
         let relation = rows < count ? "fewer" : "more"
         throw fail(.corruptInput, "\(name) has \(rows) rows, \(relation) than the \(count) rows of the features")
@@ -201,7 +231,8 @@ public final class FeatureStoreReader {
     /// The layer with this name, or an error listing the available layers.
     public func layer(_ name: String) throws -> StoredLayerInfo {
         guard let info = layers.first(where: { $0.name == name }) else {
-            throw LinprobeError(.missingInput, "\(path): no layer '\(name)' (layers: \(layers.map(\.name).joined(separator: ", ")))")
+            throw LinprobeError(
+                .missingInput, "\(path): no layer '\(name)' (layers: \(layers.map(\.name).joined(separator: ", ")))")
         }
         return info
     }
@@ -213,7 +244,10 @@ public final class FeatureStoreReader {
         guard !names.isEmpty else { return layers }
         return try names.map { name in
             guard let info = layers.first(where: { $0.name == name }) else {
-                throw LinprobeError(.missingInput, "\(path): no layer '\(name)' for tap '\(name)' of \(FeatureLayers.poolMapKey) (the store holds: \(layers.map(\.name).joined(separator: ", "))); extract with this pool-op map, or list only taps the store holds")
+                throw LinprobeError(
+                    .missingInput,
+                    "\(path): no layer '\(name)' for tap '\(name)' of \(FeatureLayers.poolMapKey) (the store holds: \(layers.map(\.name).joined(separator: ", "))); extract with this pool-op map, or list only taps the store holds"
+                )
             }
             return info
         }
@@ -228,7 +262,9 @@ public final class FeatureStoreReader {
     }
 
     /// Reads rows `range` of a layer (row-major, `dim` per row) into `buffer` as float32.
-    public func readFeatures(layer name: String, rows range: Range<Int>, into buffer: UnsafeMutableBufferPointer<Float>) throws {
+    public func readFeatures(
+        layer name: String, rows range: Range<Int>, into buffer: UnsafeMutableBufferPointer<Float>
+    ) throws {
         let ds = try featureSet(name)
         guard range.lowerBound >= 0, range.upperBound <= count else {
             throw LinprobeError(.usage, "\(path): rows \(range) outside 0..<\(count)")

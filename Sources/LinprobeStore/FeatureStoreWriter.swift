@@ -47,7 +47,9 @@ public final class FeatureStoreWriter {
         creating finalPath: String, layers: [StoreLayer], targetLayout: TargetLayout, metadata: StoreMetadata,
         dtype: FeatureDType = .float32, deflate: Int? = nil, chunkRows: Int? = nil
     ) throws {
-        guard !layers.isEmpty else { throw LinprobeError(.usage, "\(finalPath): a feature store needs at least one layer") }
+        guard !layers.isEmpty else {
+            throw LinprobeError(.usage, "\(finalPath): a feature store needs at least one layer")
+        }
         let names = layers.map(\.name)
         if Set(names).count != names.count {
             throw LinprobeError(.usage, "\(finalPath): layer names must be unique, got \(names)")
@@ -81,10 +83,14 @@ public final class FeatureStoreWriter {
                 sets.append(ds)
             }
             let targetDims = targetLayout == .singleLabel ? [0] : [0, targetLayout.width]
-            targetSet = try f.createExtensibleDataset(StoreLayout.targets, type: .int64, dims: targetDims, chunkRows: self.chunkRows)
-            indexSet = try f.createExtensibleDataset(StoreLayout.indices, type: .int64, dims: [0], chunkRows: self.chunkRows)
-            pathSet = try f.createExtensibleDataset(StoreLayout.imagePaths, type: .utf8String, dims: [0], chunkRows: self.chunkRows)
-            unreadableSet = try f.createExtensibleDataset(StoreLayout.unreadable, type: .int64, dims: [0], chunkRows: self.chunkRows)
+            targetSet = try f.createExtensibleDataset(
+                StoreLayout.targets, type: .int64, dims: targetDims, chunkRows: self.chunkRows)
+            indexSet = try f.createExtensibleDataset(
+                StoreLayout.indices, type: .int64, dims: [0], chunkRows: self.chunkRows)
+            pathSet = try f.createExtensibleDataset(
+                StoreLayout.imagePaths, type: .utf8String, dims: [0], chunkRows: self.chunkRows)
+            unreadableSet = try f.createExtensibleDataset(
+                StoreLayout.unreadable, type: .int64, dims: [0], chunkRows: self.chunkRows)
             featureSets = sets
             try f.flush()
             file = f
@@ -116,12 +122,14 @@ public final class FeatureStoreWriter {
                 throw LinprobeError(.incompatible, "\(partialPath): not a partial store of this format version")
             }
             guard try f.attributeString("fingerprint") == fingerprint else {
-                throw LinprobeError(.incompatible, "\(partialPath): partial store was made from other inputs (fingerprint differs)")
+                throw LinprobeError(
+                    .incompatible, "\(partialPath): partial store was made from other inputs (fingerprint differs)")
             }
             let watermark = Int(try f.attributeInt64("rows_written") ?? 0)
             let chunk = Int(try f.attributeInt64("chunk_rows") ?? 0)
             guard chunk > 0, watermark % chunk == 0 else {
-                throw LinprobeError(.corruptInput, "\(partialPath): watermark \(watermark) is not chunk-aligned (chunk \(chunk))")
+                throw LinprobeError(
+                    .corruptInput, "\(partialPath): watermark \(watermark) is not chunk-aligned (chunk \(chunk))")
             }
             var layers: [StoreLayer] = []
             var sets: [HDF5Dataset] = []
@@ -150,7 +158,8 @@ public final class FeatureStoreWriter {
             unreadableSet = try f.openDataset(StoreLayout.unreadable)
             for ds in featureSets + [targetSet, indexSet, pathSet, unreadableSet] {
                 guard try ds.dims()[0] >= watermark else {
-                    throw LinprobeError(.corruptInput, "\(ds.objectName) has fewer rows than the watermark \(watermark)")
+                    throw LinprobeError(
+                        .corruptInput, "\(ds.objectName) has fewer rows than the watermark \(watermark)")
                 }
                 try ds.setRowCount(watermark)
             }
@@ -190,13 +199,17 @@ public final class FeatureStoreWriter {
     /// own settings). Reserved layout attributes (format, fingerprint, watermark, …) are refused.
     public func setRootAttribute(_ name: String, json value: JSONValue) throws {
         guard let file else { throw LinprobeError(.usage, "\(partialPath): store already finished") }
-        let reserved: Set<String> = ["format", "format_version", "fingerprint", "split", "complete", "rows_written",
-                                     "chunk_rows", "layer_order", "num_classes", "class_names", "train_views"]
+        let reserved: Set<String> = [
+            "format", "format_version", "fingerprint", "split", "complete", "rows_written",
+            "chunk_rows", "layer_order", "num_classes", "class_names", "train_views",
+        ]
         guard !reserved.contains(name) else {
-            throw LinprobeError(.usage, "\(partialPath): attribute \(name) is part of the store layout and cannot be replaced")
+            throw LinprobeError(
+                .usage, "\(partialPath): attribute \(name) is part of the store layout and cannot be replaced")
         }
         do { try file.setAttribute(name, string: value.canonicalText) } catch {
-            throw LinprobeError(.io, "\(partialPath): writing attribute \(name) failed (is the disk full?): \(error.description)")
+            throw LinprobeError(
+                .io, "\(partialPath): writing attribute \(name) failed (is the disk full?): \(error.description)")
         }
     }
 
@@ -216,7 +229,8 @@ public final class FeatureStoreWriter {
         pending.targets.append(contentsOf: batch.targets)
         pending.indices.append(contentsOf: batch.indices)
         pending.imagePaths.append(contentsOf: batch.imagePaths)
-        pending.unreadable.append(contentsOf: batch.unreadable.isEmpty ? Array(repeating: false, count: batch.count) : batch.unreadable)
+        pending.unreadable.append(
+            contentsOf: batch.unreadable.isEmpty ? Array(repeating: false, count: batch.count) : batch.unreadable)
         pending.count += batch.count
         let whole = (pending.count / chunkRows) * chunkRows
         if whole > 0 { try writePending(rows: whole) }
@@ -224,15 +238,21 @@ public final class FeatureStoreWriter {
 
     private func validate(_ batch: FeatureBatch) throws {
         let n = batch.count
-        func bad(_ what: String) -> LinprobeError { LinprobeError(.usage, "\(partialPath): batch of \(n) rows has \(what)") }
-        guard batch.features.count == layers.count else { throw bad("\(batch.features.count) layers, store has \(layers.count)") }
+        func bad(_ what: String) -> LinprobeError {
+            LinprobeError(.usage, "\(partialPath): batch of \(n) rows has \(what)")
+        }
+        guard batch.features.count == layers.count else {
+            throw bad("\(batch.features.count) layers, store has \(layers.count)")
+        }
         for (l, layer) in layers.enumerated() where batch.features[l].count != n * layer.dim {
             throw bad("\(batch.features[l].count) values for layer \(layer.name) (D = \(layer.dim))")
         }
         guard batch.targets.count == n * targetLayout.width else { throw bad("\(batch.targets.count) targets") }
         guard batch.indices.count == n else { throw bad("\(batch.indices.count) indices") }
         guard batch.imagePaths.count == n else { throw bad("\(batch.imagePaths.count) image paths") }
-        guard batch.unreadable.isEmpty || batch.unreadable.count == n else { throw bad("\(batch.unreadable.count) unreadable flags") }
+        guard batch.unreadable.isEmpty || batch.unreadable.count == n else {
+            throw bad("\(batch.unreadable.count) unreadable flags")
+        }
     }
 
     /// Writes the first `rows` buffered rows to the file and drops them from the buffer.
@@ -257,7 +277,10 @@ public final class FeatureStoreWriter {
             try unreadableSet.setRowCount(range.upperBound)
             try unreadableSet.writeInt64(rows: range, from: pending.unreadable[0..<rows].map { $0 ? 1 : 0 })
         } catch {
-            throw LinprobeError(.io, "writing rows \(range) failed (is the disk full?): \(oneLine(error)) — rerun to resume from row \(rowsWritten)")
+            throw LinprobeError(
+                .io,
+                "writing rows \(range) failed (is the disk full?): \(oneLine(error)) — rerun to resume from row \(rowsWritten)"
+            )
         }
         rowsInFile = range.upperBound
         for l in layers.indices { pending.features[l].removeFirst(rows * layers[l].dim) }

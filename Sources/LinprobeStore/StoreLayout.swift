@@ -114,8 +114,10 @@ public struct FeatureBatch: Sendable {
     /// Rows whose image could not be decoded (a gray image was used); empty = none.
     public var unreadable: [Bool]
 
-    public init(count: Int, features: [[Float]], targets: [Int64], indices: [Int64], imagePaths: [String],
-                unreadable: [Bool] = []) {
+    public init(
+        count: Int, features: [[Float]], targets: [Int64], indices: [Int64], imagePaths: [String],
+        unreadable: [Bool] = []
+    ) {
         self.count = count
         self.features = features
         self.targets = targets

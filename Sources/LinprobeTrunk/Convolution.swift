@@ -31,9 +31,11 @@ final class ConvLayer: @unchecked Sendable {
 
     /// Folds `bn` into `weight` (PyTorch layout [Cout, Cin/G, k, k]) in double precision.
     /// `swapInputRB` reverses the input channels (VISSL's `bgr` input: the trunk sees x[:, [2, 1, 0]]).
-    init(weight: [Float], shape: [Int], stride: Int, pad: Int, groups: Int,
-         bn: (gamma: [Float], beta: [Float], mean: [Float], variance: [Float]), eps: Double = 1e-5,
-         swapInputRB: Bool = false, useWinograd: Bool = false, name: String) throws {
+    init(
+        weight: [Float], shape: [Int], stride: Int, pad: Int, groups: Int,
+        bn: (gamma: [Float], beta: [Float], mean: [Float], variance: [Float]), eps: Double = 1e-5,
+        swapInputRB: Bool = false, useWinograd: Bool = false, name: String
+    ) throws {
         let (cout, cinPerGroup, kh, kw) = (shape[0], shape[1], shape[2], shape[3])
         precondition(kh == kw && cout % groups == 0, "conv \(name): unexpected shape \(shape)")
         self.cin = cinPerGroup * groups
@@ -50,7 +52,9 @@ final class ConvLayer: @unchecked Sendable {
         for o in 0..<cout {
             let variance = Double(bn.variance[o])
             guard variance + eps > 0, variance.isFinite else {
-                throw LinprobeError(.numerical, "\(name): BatchNorm running_var[\(o)] = \(variance) is not a variance; the checkpoint is corrupt")
+                throw LinprobeError(
+                    .numerical,
+                    "\(name): BatchNorm running_var[\(o)] = \(variance) is not a variance; the checkpoint is corrupt")
             }
             let scale = Double(bn.gamma[o]) / (variance + eps).squareRoot()
             b.pointer[o] = Float(Double(bn.beta[o]) - Double(bn.mean[o]) * scale)
@@ -67,7 +71,10 @@ final class ConvLayer: @unchecked Sendable {
             }
         }
         bias = b
-        if useWinograd && ConvLayer.winogradEligible(kernel: kh, stride: stride, pad: pad, groups: groups, cin: cinPerGroup, cout: cout) {
+        if useWinograd
+            && ConvLayer.winogradEligible(
+                kernel: kh, stride: stride, pad: pad, groups: groups, cin: cinPerGroup, cout: cout)
+        {
             winograd = Winograd.transformWeights(folded, cin: cinPerGroup, cout: cout)
             weights = FloatBuffer(count: 1)
         } else {
@@ -106,10 +113,14 @@ enum Convolution {
     /// Runs `layer` over `n` NHWC images of `inH`×`inW` into `output` (NHWC), chunked by output
     /// rows: build the chunk's GEMM input (im2col or strided gather, or the input itself for
     /// 1×1 convolutions), one `sgemm` per group, then the epilogue on the fresh chunk.
-    static func forward(_ layer: ConvLayer, input: UnsafePointer<Float>, n: Int, inH: Int, inW: Int,
-                        output: UnsafeMutablePointer<Float>, epilogue: Epilogue, scratch: ConvScratch) {
+    static func forward(
+        _ layer: ConvLayer, input: UnsafePointer<Float>, n: Int, inH: Int, inW: Int,
+        output: UnsafeMutablePointer<Float>, epilogue: Epilogue, scratch: ConvScratch
+    ) {
         if let weights = layer.winograd {
-            Winograd.forward(layer, weights: weights, input: input, n: n, h: inH, w: inW, output: output, epilogue: epilogue, scratch: scratch)
+            Winograd.forward(
+                layer, weights: weights, input: input, n: n, h: inH, w: inW, output: output, epilogue: epilogue,
+                scratch: scratch)
             return
         }
         let oh = layer.outputSize(inH), ow = layer.outputSize(inW)
@@ -131,8 +142,9 @@ enum Convolution {
             if layer.isPointwise {
                 a = input + r0 * layer.cin
             } else if layer.kernel == 1 && layer.pad == 0 {
-                gatherStrided(input, n: n, inH: inH, inW: inW, c: layer.cin, stride: layer.stride, oh: oh, ow: ow,
-                              rowStart: r0, rows: rows, dst: scratch.buffer)
+                gatherStrided(
+                    input, n: n, inH: inH, inW: inW, c: layer.cin, stride: layer.stride, oh: oh, ow: ow,
+                    rowStart: r0, rows: rows, dst: scratch.buffer)
                 a = UnsafePointer(scratch.buffer)
             } else {
                 im2col(layer, input, inH: inH, inW: inW, oh: oh, ow: ow, rowStart: r0, rows: rows, dst: scratch.buffer)
@@ -140,38 +152,46 @@ enum Convolution {
             }
             let c = output + r0 * layer.cout
             for g in 0..<layer.groups {
-                BLAS.sgemm(m: rows, n: og, k: kg,
-                           a: a + g * (layer.isPointwise ? layer.cinPerGroup : kg), lda: rowK,
-                           b: layer.weights.pointer + g * kg * og, ldb: og,
-                           beta: 0, c: c + g * og, ldc: layer.cout)
+                BLAS.sgemm(
+                    m: rows, n: og, k: kg,
+                    a: a + g * (layer.isPointwise ? layer.cinPerGroup : kg), lda: rowK,
+                    b: layer.weights.pointer + g * kg * og, ldb: og,
+                    beta: 0, c: c + g * og, ldc: layer.cout)
             }
             switch epilogue {
             case .bias(let relu):
-                Kernels.biasActivation(c, rows: rows, channels: layer.cout, bias: layer.bias.pointer, residual: nil, relu: relu)
+                Kernels.biasActivation(
+                    c, rows: rows, channels: layer.cout, bias: layer.bias.pointer, residual: nil, relu: relu)
             case .residual(let res):
-                Kernels.biasActivation(c, rows: rows, channels: layer.cout, bias: layer.bias.pointer,
-                                       residual: res + r0 * layer.cout, relu: true)
+                Kernels.biasActivation(
+                    c, rows: rows, channels: layer.cout, bias: layer.bias.pointer,
+                    residual: res + r0 * layer.cout, relu: true)
             case let .downsample(ds, dsInput, dsH, dsW, combinedBias):
                 let a2: UnsafePointer<Float>
                 if ds.isPointwise {
                     a2 = dsInput + r0 * ds.cin
                 } else {
                     let dst = scratch.buffer + (layer.isPointwise ? 0 : rows * rowK)
-                    gatherStrided(dsInput, n: n, inH: dsH, inW: dsW, c: ds.cin, stride: ds.stride, oh: oh, ow: ow,
-                                  rowStart: r0, rows: rows, dst: dst)
+                    gatherStrided(
+                        dsInput, n: n, inH: dsH, inW: dsW, c: ds.cin, stride: ds.stride, oh: oh, ow: ow,
+                        rowStart: r0, rows: rows, dst: dst)
                     a2 = UnsafePointer(dst)
                 }
-                BLAS.sgemm(m: rows, n: ds.cout, k: ds.cin, a: a2, lda: ds.cin, b: ds.weights.pointer, ldb: ds.cout,
-                           beta: 1, c: c, ldc: layer.cout)
-                Kernels.biasActivation(c, rows: rows, channels: layer.cout, bias: combinedBias, residual: nil, relu: true)
+                BLAS.sgemm(
+                    m: rows, n: ds.cout, k: ds.cin, a: a2, lda: ds.cin, b: ds.weights.pointer, ldb: ds.cout,
+                    beta: 1, c: c, ldc: layer.cout)
+                Kernels.biasActivation(
+                    c, rows: rows, channels: layer.cout, bias: combinedBias, residual: nil, relu: true)
             }
             r0 += rows
         }
     }
 
     /// Rows of a 1×1 strided convolution: pixel (oy·s, ox·s) of each output position.
-    static func gatherStrided(_ input: UnsafePointer<Float>, n: Int, inH: Int, inW: Int, c: Int, stride: Int,
-                              oh: Int, ow: Int, rowStart: Int, rows: Int, dst: UnsafeMutablePointer<Float>) {
+    static func gatherStrided(
+        _ input: UnsafePointer<Float>, n: Int, inH: Int, inW: Int, c: Int, stride: Int,
+        oh: Int, ow: Int, rowStart: Int, rows: Int, dst: UnsafeMutablePointer<Float>
+    ) {
         var img = rowStart / (oh * ow)
         let rem = rowStart % (oh * ow)
         var oy = rem / ow, ox = rem % ow
@@ -185,8 +205,10 @@ enum Convolution {
 
     /// NHWC im2col for output rows [rowStart, rowStart+rows): each row holds, per group, the
     /// (ky, kx, ci) patch; zero where the patch covers padding.
-    static func im2col(_ layer: ConvLayer, _ input: UnsafePointer<Float>, inH: Int, inW: Int, oh: Int, ow: Int,
-                       rowStart: Int, rows: Int, dst: UnsafeMutablePointer<Float>) {
+    static func im2col(
+        _ layer: ConvLayer, _ input: UnsafePointer<Float>, inH: Int, inW: Int, oh: Int, ow: Int,
+        rowStart: Int, rows: Int, dst: UnsafeMutablePointer<Float>
+    ) {
         let k = layer.kernel, s = layer.stride, p = layer.pad
         let cin = layer.cin, groups = layer.groups, cg = layer.cinPerGroup
         let kg = layer.kPerGroup

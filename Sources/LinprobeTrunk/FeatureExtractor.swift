@@ -33,8 +33,10 @@ public final class FeatureExtractor: @unchecked Sendable {
         /// Target GEMM rows per chunk (im2col is built and the epilogue applied per chunk).
         public var chunkRows: Int
 
-        public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, parallelism: Parallelism = .batch,
-                    microBatch: Int = 8, chunkRows: Int = 512, workspaceLimitBytes: Int = 512 << 20) {
+        public init(
+            threads: Int = ProcessInfo.processInfo.activeProcessorCount, parallelism: Parallelism = .batch,
+            microBatch: Int = 8, chunkRows: Int = 512, workspaceLimitBytes: Int = 512 << 20
+        ) {
             self.threads = max(1, threads)
             self.parallelism = parallelism
             self.microBatch = max(1, microBatch)
@@ -62,7 +64,9 @@ public final class FeatureExtractor: @unchecked Sendable {
     /// `forward` uses the workspaces; concurrent calls are serialised.
     private let lock = NSLock()
 
-    public init(trunk: ResNetTrunk, map: PoolOpsMap, inputHeight: Int, inputWidth: Int, options: Options = Options()) throws {
+    public init(
+        trunk: ResNetTrunk, map: PoolOpsMap, inputHeight: Int, inputWidth: Int, options: Options = Options()
+    ) throws {
         self.trunk = trunk
         self.map = map
         self.inputHeight = inputHeight
@@ -84,12 +88,14 @@ public final class FeatureExtractor: @unchecked Sendable {
         }
         self.shapes = shapes
         workers = options.parallelism == .batch ? options.threads : 1
-        let single = try WorkspacePlan(trunk: trunk, height: inputHeight, width: inputWidth, deepest: deepestTap,
-                                   outputs: outputs, shapes: shapes, options: options, microBatch: 1)
+        let single = try WorkspacePlan(
+            trunk: trunk, height: inputHeight, width: inputWidth, deepest: deepestTap,
+            outputs: outputs, shapes: shapes, options: options, microBatch: 1)
         let room = options.workspaceLimitBytes - single.fixedBytes
         microBatch = max(1, min(options.microBatch, room / max(1, single.perImageBytes)))
-        let plan = try WorkspacePlan(trunk: trunk, height: inputHeight, width: inputWidth, deepest: deepestTap,
-                                 outputs: outputs, shapes: shapes, options: options, microBatch: microBatch)
+        let plan = try WorkspacePlan(
+            trunk: trunk, height: inputHeight, width: inputWidth, deepest: deepestTap,
+            outputs: outputs, shapes: shapes, options: options, microBatch: microBatch)
         if let excess = MemoryBudget.excess([plan.floats, 4, workers]) {
             throw LinprobeError.config(
                 "input size \(inputHeight)×\(inputWidth) with \(workers) worker thread\(workers == 1 ? "" : "s"): "
@@ -108,8 +114,10 @@ public final class FeatureExtractor: @unchecked Sendable {
             "parallelism": .string(options.parallelism.rawValue),
             "micro_batch": .int(Int64(microBatch)),
             "layout": "NHWC, BatchNorm folded into convolutions",
-            "convolution": .string(trunk.algorithm == .winograd
-                ? "Winograd F(2x2,3x3) for 3x3 stride-1 convolutions, im2col + sgemm for the rest" : "im2col + sgemm"),
+            "convolution": .string(
+                trunk.algorithm == .winograd
+                    ? "Winograd F(2x2,3x3) for 3x3 stride-1 convolutions, im2col + sgemm for the rest"
+                    : "im2col + sgemm"),
             "blas": .string(BLAS.config),
             "blas_core": .string(BLAS.coreName),
         ]
@@ -117,11 +125,15 @@ public final class FeatureExtractor: @unchecked Sendable {
 
     /// Runs `count` images (NCHW float32, `height`×`width`, 3 channels, already normalised)
     /// and writes output k's features for image i to `destinations[k] + i·outputs[k].dimension`.
-    public func forward(input: UnsafePointer<Float>, count: Int, height: Int, width: Int,
-                        destinations: [UnsafeMutablePointer<Float>]) throws {
+    public func forward(
+        input: UnsafePointer<Float>, count: Int, height: Int, width: Int,
+        destinations: [UnsafeMutablePointer<Float>]
+    ) throws {
         guard height == inputHeight, width == inputWidth else {
-            throw LinprobeError(.incompatible,
-                "image tensors are \(height)×\(width) but the extractor was configured for \(inputHeight)×\(inputWidth) (every image of a split must have the same size)")
+            throw LinprobeError(
+                .incompatible,
+                "image tensors are \(height)×\(width) but the extractor was configured for \(inputHeight)×\(inputWidth) (every image of a split must have the same size)"
+            )
         }
         guard destinations.count == outputs.count else {
             throw LinprobeError(.usage, "forward needs \(outputs.count) destinations, got \(destinations.count)")
@@ -148,15 +160,20 @@ public final class FeatureExtractor: @unchecked Sendable {
 
     /// Convenience: `count` images in an array, features as one array per output.
     public func forward(_ input: [Float], count: Int) throws -> [[Float]] {
-        precondition(input.count == count * 3 * inputHeight * inputWidth, "input holds \(input.count) values, not \(count) images")
+        precondition(
+            input.count == count * 3 * inputHeight * inputWidth,
+            "input holds \(input.count) values, not \(count) images")
         var results = outputs.map { [Float](repeating: 0, count: count * $0.dimension) }
         let buffers = results.indices.map { i in FloatBuffer(count: results[i].count) }
         try input.withUnsafeBufferPointer { p in
             guard let base = p.baseAddress else { return }  // no images
-            try forward(input: base, count: count, height: inputHeight, width: inputWidth,
-                        destinations: buffers.map(\.pointer))
+            try forward(
+                input: base, count: count, height: inputHeight, width: inputWidth,
+                destinations: buffers.map(\.pointer))
         }
-        for i in results.indices { results[i] = Array(UnsafeBufferPointer(start: buffers[i].pointer, count: results[i].count)) }
+        for i in results.indices {
+            results[i] = Array(UnsafeBufferPointer(start: buffers[i].pointer, count: results[i].count))
+        }
         return results
     }
 
@@ -170,18 +187,22 @@ public final class FeatureExtractor: @unchecked Sendable {
         var start = range.lowerBound
         while start < range.upperBound {
             let nb = min(microBatch, range.upperBound - start)
-            forwardMicroBatch(ws, input: job.input + start * imageSize, n: nb, firstImage: start, destinations: job.destinations)
+            forwardMicroBatch(
+                ws, input: job.input + start * imageSize, n: nb, firstImage: start, destinations: job.destinations)
             start += nb
         }
     }
 
     // MARK: - The network, on one micro-batch
 
-    private func forwardMicroBatch(_ ws: Workspace, input: UnsafePointer<Float>, n: Int, firstImage: Int,
-                                   destinations: [UnsafeMutablePointer<Float>]) {
+    private func forwardMicroBatch(
+        _ ws: Workspace, input: UnsafePointer<Float>, n: Int, firstImage: Int,
+        destinations: [UnsafeMutablePointer<Float>]
+    ) {
         let spec = trunk.spec
-        let scratch = ConvScratch(buffer: ws.scratch.pointer, capacity: ws.scratch.count, chunkRows: options.chunkRows,
-                                  zeros: ws.zeros.pointer, pointers: ws.pointers)
+        let scratch = ConvScratch(
+            buffer: ws.scratch.pointer, capacity: ws.scratch.count, chunkRows: options.chunkRows,
+            zeros: ws.zeros.pointer, pointers: ws.pointers)
         var h = inputHeight, w = inputWidth
 
         func emit(_ tap: Tap, _ map: UnsafePointer<Float>, h: Int, w: Int, c: Int) {
@@ -193,11 +214,13 @@ public final class FeatureExtractor: @unchecked Sendable {
                     if tap == .res5avg || tap == .flatten {
                         // The trunk's AdaptiveAvgPool2d(1); Identity (the only op allowed on flatten) keeps it.
                         Kernels.globalAverage(src, hw: h * w, c: c, dst: ws.poolScratch.pointer)
-                        Kernels.pool(out.op, ws.poolScratch.pointer, h: 1, w: 1, c: c, oh: out.shapeCHW[1], ow: out.shapeCHW[2],
-                                     dst: dst, scratch: ws.poolScratch.pointer + c)
+                        Kernels.pool(
+                            out.op, ws.poolScratch.pointer, h: 1, w: 1, c: c, oh: out.shapeCHW[1], ow: out.shapeCHW[2],
+                            dst: dst, scratch: ws.poolScratch.pointer + c)
                     } else {
-                        Kernels.pool(out.op, src, h: h, w: w, c: c, oh: out.shapeCHW[1], ow: out.shapeCHW[2],
-                                     dst: dst, scratch: ws.poolScratch.pointer)
+                        Kernels.pool(
+                            out.op, src, h: h, w: w, c: c, oh: out.shapeCHW[1], ow: out.shapeCHW[2],
+                            dst: dst, scratch: ws.poolScratch.pointer)
                     }
                 }
             }
@@ -205,15 +228,18 @@ public final class FeatureExtractor: @unchecked Sendable {
 
         // Stem.
         Kernels.nchwToNHWC(input, ws.input.pointer, n: n, c: 3, h: h, w: w)
-        Convolution.forward(trunk.stem, input: ws.input.pointer, n: n, inH: h, inW: w, output: ws.s.pointer,
-                            epilogue: .bias(relu: true), scratch: scratch)
+        Convolution.forward(
+            trunk.stem, input: ws.input.pointer, n: n, inH: h, inW: w, output: ws.s.pointer,
+            epilogue: .bias(relu: true), scratch: scratch)
         h = trunk.stem.outputSize(h)
         w = trunk.stem.outputSize(w)
         let c1 = spec.stemChannels
         emit(.conv1, ws.s.pointer, h: h, w: w, c: c1)
         if deepestTap == .conv1 { return }
-        let ph = ResNetSpec.outSize(h, kernel: 3, stride: 2, pad: 1), pw = ResNetSpec.outSize(w, kernel: 3, stride: 2, pad: 1)
-        Kernels.maxPoolNHWC(ws.s.pointer, ws.a.pointer, n: n, h: h, w: w, c: c1, kernel: 3, stride: 2, pad: 1, oh: ph, ow: pw)
+        let ph = ResNetSpec.outSize(h, kernel: 3, stride: 2, pad: 1),
+            pw = ResNetSpec.outSize(w, kernel: 3, stride: 2, pad: 1)
+        Kernels.maxPoolNHWC(
+            ws.s.pointer, ws.a.pointer, n: n, h: h, w: w, c: c1, kernel: 3, stride: 2, pad: 1, oh: ph, ow: pw)
         h = ph
         w = pw
         emit(.res1, ws.a.pointer, h: h, w: w, c: c1)
@@ -233,16 +259,20 @@ public final class FeatureExtractor: @unchecked Sendable {
                     finish = .residual(current)
                 }
                 let h1 = block.conv1.outputSize(h), w1 = block.conv1.outputSize(w)
-                Convolution.forward(block.conv1, input: current, n: n, inH: h, inW: w, output: ws.t1.pointer,
-                                    epilogue: .bias(relu: true), scratch: scratch)
+                Convolution.forward(
+                    block.conv1, input: current, n: n, inH: h, inW: w, output: ws.t1.pointer,
+                    epilogue: .bias(relu: true), scratch: scratch)
                 if let conv3 = block.conv3 {
-                    Convolution.forward(block.conv2, input: ws.t1.pointer, n: n, inH: h1, inW: w1, output: ws.t2.pointer,
-                                        epilogue: .bias(relu: true), scratch: scratch)
-                    Convolution.forward(conv3, input: ws.t2.pointer, n: n, inH: oh, inW: ow, output: other,
-                                        epilogue: finish, scratch: scratch)
+                    Convolution.forward(
+                        block.conv2, input: ws.t1.pointer, n: n, inH: h1, inW: w1, output: ws.t2.pointer,
+                        epilogue: .bias(relu: true), scratch: scratch)
+                    Convolution.forward(
+                        conv3, input: ws.t2.pointer, n: n, inH: oh, inW: ow, output: other,
+                        epilogue: finish, scratch: scratch)
                 } else {
-                    Convolution.forward(last, input: ws.t1.pointer, n: n, inH: h1, inW: w1, output: other,
-                                        epilogue: finish, scratch: scratch)
+                    Convolution.forward(
+                        last, input: ws.t1.pointer, n: n, inH: h1, inW: w1, output: other,
+                        epilogue: finish, scratch: scratch)
                 }
                 swap(&current, &other)
                 h = oh
@@ -272,8 +302,10 @@ struct WorkspacePlan {
     static let scratchBudget = 2 << 20
     let microBatch: Int
 
-    init(trunk: ResNetTrunk, height: Int, width: Int, deepest: Tap, outputs: [FeatureOutput], shapes: [Tap: [Int]],
-         options: FeatureExtractor.Options, microBatch nb: Int) throws {
+    init(
+        trunk: ResNetTrunk, height: Int, width: Int, deepest: Tap, outputs: [FeatureOutput], shapes: [Tap: [Int]],
+        options: FeatureExtractor.Options, microBatch nb: Int
+    ) throws {
         self.microBatch = nb
         let spec = trunk.spec
         func chunkScratch(_ layer: ConvLayer, extra: Int = 0) -> Int {
@@ -308,7 +340,9 @@ struct WorkspacePlan {
                     scratch = max(scratch, chunkScratch(block.conv1), chunkScratch(block.conv2))
                     zeros = max(zeros, block.conv1.cin, block.conv2.cin)
                     let dsExtra = block.downsample.map { $0.isPointwise ? 0 : $0.cin } ?? 0
-                    if let c3 = block.conv3 { scratch = max(scratch, chunkScratch(c3, extra: dsExtra)) } else {
+                    if let c3 = block.conv3 {
+                        scratch = max(scratch, chunkScratch(c3, extra: dsExtra))
+                    } else {
                         scratch = max(scratch, chunkScratch(block.conv2, extra: dsExtra))
                     }
                     h = h2

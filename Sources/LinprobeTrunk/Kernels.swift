@@ -20,8 +20,10 @@ import Foundation
 
 enum Kernels {
     /// `c[r, :] = relu?(c[r, :] + bias [+ residual[r, :]])` for `rows` rows of `channels`.
-    static func biasActivation(_ c: UnsafeMutablePointer<Float>, rows: Int, channels: Int, bias: UnsafePointer<Float>,
-                               residual: UnsafePointer<Float>?, relu: Bool) {
+    static func biasActivation(
+        _ c: UnsafeMutablePointer<Float>, rows: Int, channels: Int, bias: UnsafePointer<Float>,
+        residual: UnsafePointer<Float>?, relu: Bool
+    ) {
         let vectorEnd = channels & ~3
         for r in 0..<rows {
             let row = c + r * channels
@@ -55,7 +57,9 @@ enum Kernels {
     }
 
     /// Image batch NCHW → NHWC (`n` images of `c`×`h`×`w`).
-    static func nchwToNHWC(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, n: Int, c: Int, h: Int, w: Int) {
+    static func nchwToNHWC(
+        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, n: Int, c: Int, h: Int, w: Int
+    ) {
         let hw = h * w
         for i in 0..<n {
             let s = src + i * c * hw
@@ -68,8 +72,10 @@ enum Kernels {
 
     /// Max pool on NHWC maps (`n` images of `h`×`w`×`c`) into NHWC output of `oh`×`ow`, with
     /// padding treated as −∞ (PyTorch `MaxPool2d`).
-    static func maxPoolNHWC(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, n: Int, h: Int, w: Int, c: Int,
-                            kernel: Int, stride: Int, pad: Int, oh: Int, ow: Int) {
+    static func maxPoolNHWC(
+        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, n: Int, h: Int, w: Int, c: Int,
+        kernel: Int, stride: Int, pad: Int, oh: Int, ow: Int
+    ) {
         for i in 0..<n {
             let s = src + i * h * w * c
             let d = dst + i * oh * ow * c
@@ -124,8 +130,10 @@ enum Kernels {
 
     /// Applies a pool op to one NHWC image (`h`×`w`×`c`) and writes the result flattened in
     /// NCHW order (c·OH·OW + y·OW + x) to `dst`. `scratch` holds `oh·ow·c` floats.
-    static func pool(_ op: PoolOp, _ src: UnsafePointer<Float>, h: Int, w: Int, c: Int, oh: Int, ow: Int,
-                     dst: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+    static func pool(
+        _ op: PoolOp, _ src: UnsafePointer<Float>, h: Int, w: Int, c: Int, oh: Int, ow: Int,
+        dst: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
+    ) {
         switch op {
         case .identity:
             transposeToCHW(src, dst, hw: h * w, c: c)
@@ -174,7 +182,11 @@ enum Kernels {
                     out.update(repeating: isMax ? -.infinity : 0, count: c)
                     for iy in y0..<y1 {
                         for ix in x0..<x1 {
-                            if isMax { maxInto(out, src + (iy * w + ix) * c, c) } else { addInto(out, src + (iy * w + ix) * c, c) }
+                            if isMax {
+                                maxInto(out, src + (iy * w + ix) * c, c)
+                            } else {
+                                addInto(out, src + (iy * w + ix) * c, c)
+                            }
                         }
                     }
                     if !isMax { divide(out, c, Float((y1 - y0) * (x1 - x0))) }

@@ -16,7 +16,8 @@ public struct Pair: Sendable, Hashable, CustomStringConvertible {
 /// `countIncludePad` is false, adaptive bins [⌊i·H/o⌋, ⌈(i+1)·H/o⌉).
 public enum PoolOp: Sendable, Hashable, CustomStringConvertible {
     case identity
-    case avgPool(kernel: Pair, stride: Pair, padding: Pair, ceilMode: Bool, countIncludePad: Bool, divisorOverride: Int?)
+    case avgPool(
+        kernel: Pair, stride: Pair, padding: Pair, ceilMode: Bool, countIncludePad: Bool, divisorOverride: Int?)
     case maxPool(kernel: Pair, stride: Pair, padding: Pair, dilation: Pair, ceilMode: Bool)
     /// Output size per axis; nil keeps the input size (PyTorch's `None`).
     case adaptiveAvgPool(outH: Int?, outW: Int?)
@@ -44,7 +45,8 @@ public enum PoolOp: Sendable, Hashable, CustomStringConvertible {
         case let .maxPool(k, s, p, d, ceil):
             return .array(["MaxPool2d", .array([k.json, s.json, p.json, d.json, .bool(false), .bool(ceil)])])
         case let .adaptiveAvgPool(h, w): return .array(["AdaptiveAvgPool2d", .array([.array([opt(h), opt(w)])])])
-        case let .adaptiveMaxPool(h, w): return .array(["AdaptiveMaxPool2d", .array([.array([opt(h), opt(w)]), .bool(false)])])
+        case let .adaptiveMaxPool(h, w):
+            return .array(["AdaptiveMaxPool2d", .array([.array([opt(h), opt(w)]), .bool(false)])])
         }
     }
 
@@ -58,9 +60,12 @@ public enum PoolOp: Sendable, Hashable, CustomStringConvertible {
             if let div { t += ", divisor_override=\(div)" }
             return t + ")"
         case let .maxPool(k, s, p, d, ceil):
-            return "MaxPool2d(kernel \(k), stride \(s), padding \(p)" + (d != Pair(1) ? ", dilation \(d)" : "") + (ceil ? ", ceil_mode" : "") + ")"
-        case let .adaptiveAvgPool(h, w): return "AdaptiveAvgPool2d((\(h.map(String.init) ?? "None"), \(w.map(String.init) ?? "None")))"
-        case let .adaptiveMaxPool(h, w): return "AdaptiveMaxPool2d((\(h.map(String.init) ?? "None"), \(w.map(String.init) ?? "None")))"
+            return "MaxPool2d(kernel \(k), stride \(s), padding \(p)" + (d != Pair(1) ? ", dilation \(d)" : "")
+                + (ceil ? ", ceil_mode" : "") + ")"
+        case let .adaptiveAvgPool(h, w):
+            return "AdaptiveAvgPool2d((\(h.map(String.init) ?? "None"), \(w.map(String.init) ?? "None")))"
+        case let .adaptiveMaxPool(h, w):
+            return "AdaptiveMaxPool2d((\(h.map(String.init) ?? "None"), \(w.map(String.init) ?? "None")))"
         }
     }
 
@@ -70,26 +75,39 @@ public enum PoolOp: Sendable, Hashable, CustomStringConvertible {
     /// VISSL passes them to the PyTorch constructors.
     public init(config node: ConfigNode) throws {
         let items = try node.list()
-        guard let first = items.first else { throw LinprobeError.config("\(node.path): empty pool op; expected [OpName, [args]]") }
+        guard let first = items.first else {
+            throw LinprobeError.config("\(node.path): empty pool op; expected [OpName, [args]]")
+        }
         let name = try first.string()
         var args: [ConfigNode] = []
         if items.count >= 2 {
-            if case .array? = items[1].value { args = try items[1].list() } else if items[1].exists { args = [items[1]] }
+            if case .array? = items[1].value {
+                args = try items[1].list()
+            } else if items[1].exists {
+                args = [items[1]]
+            }
         }
-        guard items.count <= 2 else { throw LinprobeError.config("\(node.path): expected [OpName, [args]], got \(items.count) items") }
+        guard items.count <= 2 else {
+            throw LinprobeError.config("\(node.path): expected [OpName, [args]], got \(items.count) items")
+        }
         func pair(_ n: ConfigNode) throws -> Pair {
             if case .array? = n.value {
                 let v = try n.ints()
-                guard v.count == 2 else { throw LinprobeError.config("\(n.path): expected an integer or a pair [h, w]") }
+                guard v.count == 2 else {
+                    throw LinprobeError.config("\(n.path): expected an integer or a pair [h, w]")
+                }
                 return Pair(v[0], v[1])
             }
             return Pair(try n.int())
         }
         func optionalInt(_ n: ConfigNode) throws -> Int? { n.exists ? try n.int() : nil }
-        func arg(_ i: Int) -> ConfigNode { i < args.count ? args[i] : ConfigNode(path: "\(node.path)[1][\(i)]", value: nil) }
+        func arg(_ i: Int) -> ConfigNode {
+            i < args.count ? args[i] : ConfigNode(path: "\(node.path)[1][\(i)]", value: nil)
+        }
         func checkCount(_ max: Int, _ signature: String) throws {
             guard args.count <= max else {
-                throw LinprobeError.config("\(node.path): \(name) takes at most \(max) arguments (\(signature)), got \(args.count)")
+                throw LinprobeError.config(
+                    "\(node.path): \(name) takes at most \(max) arguments (\(signature)), got \(args.count)")
             }
         }
         switch name {
@@ -105,7 +123,8 @@ public enum PoolOp: Sendable, Hashable, CustomStringConvertible {
             let cip = try arg(4).boolIfPresent() ?? true
             let div = try optionalInt(arg(5))
             if let div, div == 0 { throw LinprobeError.config("\(arg(5).path): divisor_override must not be zero") }
-            self = .avgPool(kernel: k, stride: s, padding: p, ceilMode: ceil, countIncludePad: cip, divisorOverride: div)
+            self = .avgPool(
+                kernel: k, stride: s, padding: p, ceilMode: ceil, countIncludePad: cip, divisorOverride: div)
         case "MaxPool2d":
             try checkCount(6, "kernel_size, stride, padding, dilation, return_indices, ceil_mode")
             guard !args.isEmpty else { throw LinprobeError.config("\(node.path): MaxPool2d needs a kernel size") }
@@ -114,18 +133,23 @@ public enum PoolOp: Sendable, Hashable, CustomStringConvertible {
             let p = arg(2).exists ? try pair(arg(2)) : Pair(0)
             let d = arg(3).exists ? try pair(arg(3)) : Pair(1)
             if try arg(4).boolIfPresent() == true {
-                throw LinprobeError.config("\(arg(4).path): return_indices=True gives a tuple, which VISSL cannot store as a feature")
+                throw LinprobeError.config(
+                    "\(arg(4).path): return_indices=True gives a tuple, which VISSL cannot store as a feature")
             }
             let ceil = try arg(5).boolIfPresent() ?? false
             self = .maxPool(kernel: k, stride: s, padding: p, dilation: d, ceilMode: ceil)
         case "AdaptiveAvgPool2d", "AdaptiveMaxPool2d":
-            try checkCount(name == "AdaptiveAvgPool2d" ? 1 : 2, name == "AdaptiveAvgPool2d" ? "output_size" : "output_size, return_indices")
+            try checkCount(
+                name == "AdaptiveAvgPool2d" ? 1 : 2,
+                name == "AdaptiveAvgPool2d" ? "output_size" : "output_size, return_indices")
             guard !args.isEmpty else { throw LinprobeError.config("\(node.path): \(name) needs an output size") }
             let o = args[0]
             var oh: Int?, ow: Int?
             if case .array? = o.value {
                 let v = try o.list()
-                guard v.count == 2 else { throw LinprobeError.config("\(o.path): expected an integer or a pair [h, w]") }
+                guard v.count == 2 else {
+                    throw LinprobeError.config("\(o.path): expected an integer or a pair [h, w]")
+                }
                 oh = try optionalInt(v[0])
                 ow = try optionalInt(v[1])
             } else {
@@ -136,11 +160,16 @@ public enum PoolOp: Sendable, Hashable, CustomStringConvertible {
                 if let v, v < 1 { throw LinprobeError.config("\(o.path): output \(axis) \(v) must be at least 1") }
             }
             if name == "AdaptiveMaxPool2d", try arg(1).boolIfPresent() == true {
-                throw LinprobeError.config("\(arg(1).path): return_indices=True gives a tuple, which VISSL cannot store as a feature")
+                throw LinprobeError.config(
+                    "\(arg(1).path): return_indices=True gives a tuple, which VISSL cannot store as a feature")
             }
-            self = name == "AdaptiveAvgPool2d" ? .adaptiveAvgPool(outH: oh, outW: ow) : .adaptiveMaxPool(outH: oh, outW: ow)
+            self =
+                name == "AdaptiveAvgPool2d"
+                ? .adaptiveAvgPool(outH: oh, outW: ow) : .adaptiveMaxPool(outH: oh, outW: ow)
         default:
-            throw LinprobeError.config("\(first.path): pool op '\(name)' is not supported (supported: \(PoolOp.names.joined(separator: ", ")))")
+            throw LinprobeError.config(
+                "\(first.path): pool op '\(name)' is not supported (supported: \(PoolOp.names.joined(separator: ", ")))"
+            )
         }
         try validateParameters(path: node.path)
     }
@@ -161,14 +190,16 @@ public enum PoolOp: Sendable, Hashable, CustomStringConvertible {
             try positive(k, "kernel")
             try positive(s, "stride")
             guard p.h >= 0, p.w >= 0, p.h <= k.h / 2, p.w <= k.w / 2 else {
-                throw LinprobeError.config("\(path): AvgPool2d padding \(p) must be between 0 and half the kernel \(k) (PyTorch's rule)")
+                throw LinprobeError.config(
+                    "\(path): AvgPool2d padding \(p) must be between 0 and half the kernel \(k) (PyTorch's rule)")
             }
         case let .maxPool(k, s, p, d, _):
             try positive(k, "kernel")
             try positive(s, "stride")
             try positive(d, "dilation")
             guard p.h >= 0, p.w >= 0, p.h <= ((k.h - 1) * d.h + 1) / 2, p.w <= ((k.w - 1) * d.w + 1) / 2 else {
-                throw LinprobeError.config("\(path): MaxPool2d padding \(p) must be between 0 and half the effective kernel (PyTorch's rule)")
+                throw LinprobeError.config(
+                    "\(path): MaxPool2d padding \(p) must be between 0 and half the effective kernel (PyTorch's rule)")
             }
         default:
             break
@@ -181,11 +212,15 @@ public enum PoolOp: Sendable, Hashable, CustomStringConvertible {
         case .identity:
             return []
         case let .avgPool(k, s, p, _, _, _):
-            return [(k.h, "kernel"), (k.w, "kernel"), (s.h, "stride"), (s.w, "stride"),
-                    (p.h, "padding"), (p.w, "padding")]
+            return [
+                (k.h, "kernel"), (k.w, "kernel"), (s.h, "stride"), (s.w, "stride"),
+                (p.h, "padding"), (p.w, "padding"),
+            ]
         case let .maxPool(k, s, p, d, _):
-            return [(k.h, "kernel"), (k.w, "kernel"), (s.h, "stride"), (s.w, "stride"),
-                    (p.h, "padding"), (p.w, "padding"), (d.h, "dilation"), (d.w, "dilation")]
+            return [
+                (k.h, "kernel"), (k.w, "kernel"), (s.h, "stride"), (s.w, "stride"),
+                (p.h, "padding"), (p.w, "padding"), (d.h, "dilation"), (d.w, "dilation"),
+            ]
         case let .adaptiveAvgPool(oh, ow), let .adaptiveMaxPool(oh, ow):
             return [(oh ?? 0, "output height"), (ow ?? 0, "output width")]
         }
@@ -269,7 +304,9 @@ public struct PoolOpsMap: Sendable, Hashable {
             }
             let tapName = try parts[0].string()
             guard let tap = Tap(rawValue: tapName) else {
-                throw LinprobeError.config("\(parts[0].path): '\(tapName)' is not a tap of the resnet trunk (taps: \(Tap.allCases.map(\.rawValue).joined(separator: ", ")))")
+                throw LinprobeError.config(
+                    "\(parts[0].path): '\(tapName)' is not a tap of the resnet trunk (taps: \(Tap.allCases.map(\.rawValue).joined(separator: ", ")))"
+                )
             }
             entries.append(Entry(tap: tap, op: try PoolOp(config: parts[1]), path: item.path))
         }
@@ -278,11 +315,31 @@ public struct PoolOpsMap: Sendable, Hashable {
 
     /// VISSL's canonical ResNet-50 map (ImageNet-1k linear benchmark, §1.8 of the protocol).
     public static let visslResNet50: PoolOpsMap = PoolOpsMap(entries: [
-        Entry(tap: .conv1, op: .avgPool(kernel: Pair(10), stride: Pair(10), padding: Pair(4), ceilMode: false, countIncludePad: true, divisorOverride: nil)),
-        Entry(tap: .res2, op: .avgPool(kernel: Pair(16), stride: Pair(8), padding: Pair(0), ceilMode: false, countIncludePad: true, divisorOverride: nil)),
-        Entry(tap: .res3, op: .avgPool(kernel: Pair(13), stride: Pair(5), padding: Pair(0), ceilMode: false, countIncludePad: true, divisorOverride: nil)),
-        Entry(tap: .res4, op: .avgPool(kernel: Pair(8), stride: Pair(3), padding: Pair(0), ceilMode: false, countIncludePad: true, divisorOverride: nil)),
-        Entry(tap: .res5, op: .avgPool(kernel: Pair(6), stride: Pair(1), padding: Pair(0), ceilMode: false, countIncludePad: true, divisorOverride: nil)),
+        Entry(
+            tap: .conv1,
+            op: .avgPool(
+                kernel: Pair(10), stride: Pair(10), padding: Pair(4), ceilMode: false, countIncludePad: true,
+                divisorOverride: nil)),
+        Entry(
+            tap: .res2,
+            op: .avgPool(
+                kernel: Pair(16), stride: Pair(8), padding: Pair(0), ceilMode: false, countIncludePad: true,
+                divisorOverride: nil)),
+        Entry(
+            tap: .res3,
+            op: .avgPool(
+                kernel: Pair(13), stride: Pair(5), padding: Pair(0), ceilMode: false, countIncludePad: true,
+                divisorOverride: nil)),
+        Entry(
+            tap: .res4,
+            op: .avgPool(
+                kernel: Pair(8), stride: Pair(3), padding: Pair(0), ceilMode: false, countIncludePad: true,
+                divisorOverride: nil)),
+        Entry(
+            tap: .res5,
+            op: .avgPool(
+                kernel: Pair(6), stride: Pair(1), padding: Pair(0), ceilMode: false, countIncludePad: true,
+                divisorOverride: nil)),
         Entry(tap: .res5avg, op: .identity),
     ])
 
@@ -293,18 +350,23 @@ public struct PoolOpsMap: Sendable, Hashable {
         guard let shapes = spec.tapShapes(inputHeight: inputHeight, inputWidth: inputWidth) else {
             throw LinprobeError.config("input size \(inputHeight)×\(inputWidth) is too small for the \(spec) trunk")
         }
-        let list = entries.isEmpty ? [Entry(tap: .flatten, op: .identity, path: "LINEAR_EVAL_FEAT_POOL_OPS_MAP (empty: trunk output)")] : entries
+        let list =
+            entries.isEmpty
+            ? [Entry(tap: .flatten, op: .identity, path: "LINEAR_EVAL_FEAT_POOL_OPS_MAP (empty: trunk output)")]
+            : entries
         return try list.enumerated().map { i, e in
             let where_ = e.path.isEmpty ? "pool op \(i)" : e.path
             guard let tapShape = shapes[e.tap] else {
                 throw LinprobeError(.unsupported, "\(where_): the \(spec) trunk has no tap \(e.tap.rawValue)")
             }
             if e.tap == .flatten, e.op != .identity {
-                throw LinprobeError.config("\(where_) (flatten): the flatten tap is N×\(tapShape[0]); only Identity applies to it")
+                throw LinprobeError.config(
+                    "\(where_) (flatten): the flatten tap is N×\(tapShape[0]); only Identity applies to it")
             }
             guard let out = e.op.outputShape(tapShape) else {
                 throw LinprobeError.config(
-                    "\(where_) (\(e.tap.rawValue)): \(e.op) does not fit the \(tapShape[1])×\(tapShape[2]) map of tap \(e.tap.rawValue) at input \(inputHeight)×\(inputWidth) (kernel larger than the padded map)")
+                    "\(where_) (\(e.tap.rawValue)): \(e.op) does not fit the \(tapShape[1])×\(tapShape[2]) map of tap \(e.tap.rawValue) at input \(inputHeight)×\(inputWidth) (kernel larger than the padded map)"
+                )
             }
             if let excess = MemoryBudget.excess(out + [4]) {
                 throw LinprobeError.config(

@@ -42,21 +42,28 @@ public struct ResNetSpec: Sendable, Hashable, CustomStringConvertible {
     public let inputType: InputType
 
     /// Builds and validates a spec. Errors are configuration errors naming the VISSL key.
-    public init(depth: Int = 50, widthMultiplier: Int = 1, groups: Int = 1, widthPerGroup: Int = 64,
-                layer4Stride: Int = 2, inputType: InputType = .rgb, keyPath: String = "MODEL.TRUNK.RESNETS") throws {
+    public init(
+        depth: Int = 50, widthMultiplier: Int = 1, groups: Int = 1, widthPerGroup: Int = 64,
+        layer4Stride: Int = 2, inputType: InputType = .rgb, keyPath: String = "MODEL.TRUNK.RESNETS"
+    ) throws {
         guard ResNetSpec.supportedDepths.contains(depth) else {
-            throw LinprobeError.config("\(keyPath).DEPTH: \(depth) is not supported (supported: \(ResNetSpec.supportedDepths.map(String.init).joined(separator: ", ")))")
+            throw LinprobeError.config(
+                "\(keyPath).DEPTH: \(depth) is not supported (supported: \(ResNetSpec.supportedDepths.map(String.init).joined(separator: ", ")))"
+            )
         }
         guard (1...16).contains(widthMultiplier) else {
             throw LinprobeError.config("\(keyPath).WIDTH_MULTIPLIER: \(widthMultiplier) is outside 1…16")
         }
-        guard groups >= 1, groups <= 4096 else { throw LinprobeError.config("\(keyPath).GROUPS: \(groups) must be at least 1") }
+        guard groups >= 1, groups <= 4096 else {
+            throw LinprobeError.config("\(keyPath).GROUPS: \(groups) must be at least 1")
+        }
         guard widthPerGroup >= 1, widthPerGroup <= 4096 else {
             throw LinprobeError.config("\(keyPath).WIDTH_PER_GROUP: \(widthPerGroup) must be at least 1")
         }
         if depth < 50 && (groups != 1 || widthPerGroup != 64) {
             throw LinprobeError.config(
-                "\(keyPath): DEPTH \(depth) uses basic blocks, which support only GROUPS 1 and WIDTH_PER_GROUP 64 (got \(groups) and \(widthPerGroup)), as in torchvision")
+                "\(keyPath): DEPTH \(depth) uses basic blocks, which support only GROUPS 1 and WIDTH_PER_GROUP 64 (got \(groups) and \(widthPerGroup)), as in torchvision"
+            )
         }
         guard layer4Stride == 1 || layer4Stride == 2 else {
             throw LinprobeError.config("\(keyPath).LAYER4_STRIDE: \(layer4Stride) is not supported (supported: 1, 2)")
@@ -82,18 +89,22 @@ public struct ResNetSpec: Sendable, Hashable, CustomStringConvertible {
         let input = try inputNode.stringIfPresent() ?? "rgb"
         guard let inputType = InputType(rawValue: input) else {
             throw LinprobeError.config(
-                "\(inputNode.path): '\(input)' is not supported (supported: rgb, bgr)\(input == "lab" ? "; LAB-input colorization trunks are not implemented" : "")")
+                "\(inputNode.path): '\(input)' is not supported (supported: rgb, bgr)\(input == "lab" ? "; LAB-input colorization trunks are not implemented" : "")"
+            )
         }
         try self.init(resnets: resnets, inputType: inputType)
     }
 
     /// Reads a `RESNETS` mapping (absent keys take VISSL's defaults).
     public init(resnets node: ConfigNode, inputType: InputType = .rgb) throws {
-        let known: Set<String> = ["DEPTH", "WIDTH_MULTIPLIER", "NORM", "GROUPNORM_GROUPS", "STANDARDIZE_CONVOLUTIONS",
-                                  "GROUPS", "ZERO_INIT_RESIDUAL", "WIDTH_PER_GROUP", "LAYER4_STRIDE"]
+        let known: Set<String> = [
+            "DEPTH", "WIDTH_MULTIPLIER", "NORM", "GROUPNORM_GROUPS", "STANDARDIZE_CONVOLUTIONS",
+            "GROUPS", "ZERO_INIT_RESIDUAL", "WIDTH_PER_GROUP", "LAYER4_STRIDE",
+        ]
         if node.exists {
             for key in try node.keys() where !known.contains(key) {
-                throw LinprobeError.config("\(node.path).\(key): unknown key (known: \(known.sorted().joined(separator: ", ")))")
+                throw LinprobeError.config(
+                    "\(node.path).\(key): unknown key (known: \(known.sorted().joined(separator: ", ")))")
             }
         }
         let norm = try node["NORM"].stringIfPresent() ?? "BatchNorm"
@@ -108,16 +119,18 @@ public struct ResNetSpec: Sendable, Hashable, CustomStringConvertible {
         if wNode.exists {
             let w = try wNode.double()
             guard w == w.rounded(), w >= 1 else {
-                throw LinprobeError.config("\(wNode.path): \(w) must be a whole number ≥ 1 (VISSL builds 64·w channels)")
+                throw LinprobeError.config(
+                    "\(wNode.path): \(w) must be a whole number ≥ 1 (VISSL builds 64·w channels)")
             }
             width = Int(w)
         }
-        try self.init(depth: try node["DEPTH"].intIfPresent() ?? 50,
-                      widthMultiplier: width,
-                      groups: try node["GROUPS"].intIfPresent() ?? 1,
-                      widthPerGroup: try node["WIDTH_PER_GROUP"].intIfPresent() ?? 64,
-                      layer4Stride: try node["LAYER4_STRIDE"].intIfPresent() ?? 2,
-                      inputType: inputType, keyPath: node.path)
+        try self.init(
+            depth: try node["DEPTH"].intIfPresent() ?? 50,
+            widthMultiplier: width,
+            groups: try node["GROUPS"].intIfPresent() ?? 1,
+            widthPerGroup: try node["WIDTH_PER_GROUP"].intIfPresent() ?? 64,
+            layer4Stride: try node["LAYER4_STRIDE"].intIfPresent() ?? 2,
+            inputType: inputType, keyPath: node.path)
     }
 
     // MARK: - Topology
@@ -155,8 +168,10 @@ public struct ResNetSpec: Sendable, Hashable, CustomStringConvertible {
     public var featureChannels: Int { outputChannels(stage: 3) }
 
     public var description: String {
-        "ResNet-\(depth)" + (widthMultiplier != 1 ? " w\(widthMultiplier)" : "") + (groups != 1 || widthPerGroup != 64 ? " \(groups)x\(widthPerGroup)d" : "")
-            + (layer4Stride != 2 ? " layer4-stride \(layer4Stride)" : "") + (inputType != .rgb ? " \(inputType.rawValue)" : "")
+        "ResNet-\(depth)" + (widthMultiplier != 1 ? " w\(widthMultiplier)" : "")
+            + (groups != 1 || widthPerGroup != 64 ? " \(groups)x\(widthPerGroup)d" : "")
+            + (layer4Stride != 2 ? " layer4-stride \(layer4Stride)" : "")
+            + (inputType != .rgb ? " \(inputType.rawValue)" : "")
     }
 
     /// The spec as recorded in provenance and fingerprints (VISSL key names).

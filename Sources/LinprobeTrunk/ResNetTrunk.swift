@@ -48,18 +48,26 @@ public final class ResNetTrunk: @unchecked Sendable {
             }
             let v = t.floats()
             if v.contains(where: { !$0.isFinite }) {
-                throw LinprobeError(.numerical,
+                throw LinprobeError(
+                    .numerical,
                     "\(weights.originalKeys[name] ?? name) contains NaN or infinite values; the checkpoint is corrupt")
             }
             return v
         }
-        func conv(_ name: String, bn: String, stride: Int, pad: Int, groups: Int = 1, swap: Bool = false) throws -> ConvLayer {
+        func conv(
+            _ name: String, bn: String, stride: Int, pad: Int, groups: Int = 1, swap: Bool = false
+        ) throws -> ConvLayer {
             let shape = weights.tensors[name + ".weight"]?.shape ?? []
-            guard shape.count == 4 else { throw LinprobeError(.incompatible, "weights for \(spec) lack \(name).weight") }
-            return try ConvLayer(weight: try values(name + ".weight"), shape: shape, stride: stride, pad: pad, groups: groups,
-                                 bn: (try values(bn + ".weight"), try values(bn + ".bias"), try values(bn + ".running_mean"),
-                                      try values(bn + ".running_var")),
-                                 swapInputRB: swap, useWinograd: algorithm == .winograd, name: name)
+            guard shape.count == 4 else {
+                throw LinprobeError(.incompatible, "weights for \(spec) lack \(name).weight")
+            }
+            return try ConvLayer(
+                weight: try values(name + ".weight"), shape: shape, stride: stride, pad: pad, groups: groups,
+                bn: (
+                    try values(bn + ".weight"), try values(bn + ".bias"), try values(bn + ".running_mean"),
+                    try values(bn + ".running_var")
+                ),
+                swapInputRB: swap, useWinograd: algorithm == .winograd, name: name)
         }
 
         stem = try conv("conv1", bn: "bn1", stride: 2, pad: 3, swap: spec.inputType == .bgr)

@@ -30,24 +30,26 @@ public struct TrunkWeights: @unchecked Sendable {
         let checkpoint = try Checkpoint.load(path: path)
         let stateDict = try TrunkStateDict.select(from: checkpoint, settings: settings)
         let sha = try Fingerprint.sha256(ofFile: path)
-        return try TrunkWeights(spec: spec, stateDict: stateDict, source: path, skipLayers: settings.skipLayers,
-                                randomSeed: randomSeed,
-                                provenance: [
-                                    "init": "checkpoint",
-                                    "path": .string(path),
-                                    "sha256": .string(sha),
-                                    "format": .string(checkpoint.format.rawValue),
-                                    "settings": settings.provenance,
-                                ], sha256: sha)
+        return try TrunkWeights(
+            spec: spec, stateDict: stateDict, source: path, skipLayers: settings.skipLayers,
+            randomSeed: randomSeed,
+            provenance: [
+                "init": "checkpoint",
+                "path": .string(path),
+                "sha256": .string(sha),
+                "format": .string(checkpoint.format.rawValue),
+                "settings": settings.provenance,
+            ], sha256: sha)
     }
 
     /// Seeded random initialisation (see `randomScheme`).
     public static func random(spec: ResNetSpec, seed: UInt64 = 0) -> TrunkWeights {
         var tensors: [String: CheckpointTensor] = [:]
         for p in spec.parameters { tensors[p.name] = randomTensor(p, seed: seed) }
-        return TrunkWeights(spec: spec, tensors: tensors,
-                            provenance: ["init": "random", "seed": .int(Int64(bitPattern: seed)), "scheme": .string(randomScheme)],
-                            sha256: nil, notes: ["random initialisation (no PARAMS_FILE), seed \(seed)"])
+        return TrunkWeights(
+            spec: spec, tensors: tensors,
+            provenance: ["init": "random", "seed": .int(Int64(bitPattern: seed)), "scheme": .string(randomScheme)],
+            sha256: nil, notes: ["random initialisation (no PARAMS_FILE), seed \(seed)"])
     }
 
     /// Weights given as tensors in memory (tests, converters); checked like a file's.
@@ -57,12 +59,15 @@ public struct TrunkWeights: @unchecked Sendable {
             sd.tensors[name] = TrunkStateDict.Entry(originalKey: name, tensor: tensor)
             sd.order.append(name)
         }
-        try self.init(spec: spec, stateDict: sd, source: source, skipLayers: [], randomSeed: 0,
-                      provenance: ["init": "memory", "source": .string(source)], sha256: nil)
+        try self.init(
+            spec: spec, stateDict: sd, source: source, skipLayers: [], randomSeed: 0,
+            provenance: ["init": "memory", "source": .string(source)], sha256: nil)
     }
 
-    private init(spec: ResNetSpec, tensors: [String: CheckpointTensor], provenance: JSONValue, sha256: String?, notes: [String],
-                 originalKeys: [String: String] = [:]) {
+    private init(
+        spec: ResNetSpec, tensors: [String: CheckpointTensor], provenance: JSONValue, sha256: String?, notes: [String],
+        originalKeys: [String: String] = [:]
+    ) {
         self.spec = spec
         self.tensors = tensors
         self.originalKeys = originalKeys
@@ -74,8 +79,10 @@ public struct TrunkWeights: @unchecked Sendable {
     /// Strict matching of a state dict against the spec: every parameter present with its
     /// shape, no unexpected trunk parameter; all problems are reported in one line naming
     /// keys and both shapes. Parameters matched by `skipLayers` keep the random initial value.
-    init(spec: ResNetSpec, stateDict: TrunkStateDict, source: String, skipLayers: [String], randomSeed: UInt64,
-         provenance: JSONValue, sha256: String?) throws {
+    init(
+        spec: ResNetSpec, stateDict: TrunkStateDict, source: String, skipLayers: [String], randomSeed: UInt64,
+        provenance: JSONValue, sha256: String?
+    ) throws {
         let expected = spec.parameters
         let expectedNames = Set(expected.map(\.name))
         var tensors: [String: CheckpointTensor] = [:]
@@ -99,7 +106,10 @@ public struct TrunkWeights: @unchecked Sendable {
                 continue
             }
             guard entry.tensor.dtype.isFloatingPoint else {
-                throw LinprobeError(.incompatible, "\(source): \(entry.originalKey) holds \(entry.tensor.dtype.rawValue) values, expected floating point")
+                throw LinprobeError(
+                    .incompatible,
+                    "\(source): \(entry.originalKey) holds \(entry.tensor.dtype.rawValue) values, expected floating point"
+                )
             }
             tensors[p.name] = entry.tensor
         }
@@ -127,19 +137,28 @@ public struct TrunkWeights: @unchecked Sendable {
             if !missing.isEmpty { parts.append("missing: \(list(missing))") }
             if !unexpected.isEmpty { parts.append("unexpected: \(list(unexpected))") }
             let sample = stateDict.order.prefix(3).map { stateDict.tensors[$0]?.originalKey ?? $0 }
-            var hint = "check MODEL.TRUNK.RESNETS (DEPTH, WIDTH_MULTIPLIER, GROUPS, WIDTH_PER_GROUP) and MODEL.WEIGHTS_INIT"
+            var hint =
+                "check MODEL.TRUNK.RESNETS (DEPTH, WIDTH_MULTIPLIER, GROUPS, WIDTH_PER_GROUP) and MODEL.WEIGHTS_INIT"
             if stateDict.order.isEmpty {
-                hint = "no trunk tensors found (ignored keys start with: \(list(Array(ignored.prefix(3)))))); set MODEL.WEIGHTS_INIT.STATE_DICT_KEY_NAME / REMOVE_PREFIX"
+                hint =
+                    "no trunk tensors found (ignored keys start with: \(list(Array(ignored.prefix(3)))))); set MODEL.WEIGHTS_INIT.STATE_DICT_KEY_NAME / REMOVE_PREFIX"
             } else if missing.count == expected.count {
-                hint = "none of the \(spec) parameters found (keys look like: \(sample.joined(separator: ", "))); set MODEL.WEIGHTS_INIT.REMOVE_PREFIX / APPEND_PREFIX"
+                hint =
+                    "none of the \(spec) parameters found (keys look like: \(sample.joined(separator: ", "))); set MODEL.WEIGHTS_INIT.REMOVE_PREFIX / APPEND_PREFIX"
             }
-            throw LinprobeError(.shapeMismatch, "\(source): checkpoint does not fit \(spec) — \(parts.joined(separator: "; ")); \(hint)")
+            throw LinprobeError(
+                .shapeMismatch, "\(source): checkpoint does not fit \(spec) — \(parts.joined(separator: "; ")); \(hint)"
+            )
         }
         if !ignored.isEmpty {
-            notes.append("ignored \(ignored.count) key(s) that are not part of the trunk: " + ignored.prefix(5).joined(separator: ", ") + (ignored.count > 5 ? ", …" : ""))
+            notes.append(
+                "ignored \(ignored.count) key(s) that are not part of the trunk: "
+                    + ignored.prefix(5).joined(separator: ", ") + (ignored.count > 5 ? ", …" : ""))
         }
         if !skipped.isEmpty {
-            notes.append("SKIP_LAYERS left \(skipped.count) parameter(s) at the random initial value (seed \(randomSeed)): " + skipped.prefix(5).joined(separator: ", ") + (skipped.count > 5 ? ", …" : ""))
+            notes.append(
+                "SKIP_LAYERS left \(skipped.count) parameter(s) at the random initial value (seed \(randomSeed)): "
+                    + skipped.prefix(5).joined(separator: ", ") + (skipped.count > 5 ? ", …" : ""))
         }
         var prov = provenance
         if case .object(var o) = prov {
@@ -149,7 +168,8 @@ public struct TrunkWeights: @unchecked Sendable {
         }
         var originalKeys: [String: String] = [:]
         for (name, entry) in stateDict.tensors { originalKeys[name] = entry.originalKey }
-        self.init(spec: spec, tensors: tensors, provenance: prov, sha256: sha256, notes: notes, originalKeys: originalKeys)
+        self.init(
+            spec: spec, tensors: tensors, provenance: prov, sha256: sha256, notes: notes, originalKeys: originalKeys)
     }
 
     static func randomTensor(_ p: ResNetSpec.Parameter, seed: UInt64) -> CheckpointTensor {

@@ -30,7 +30,9 @@ enum Winograd {
         w.withUnsafeBufferPointer { w in
             for ci in 0..<cin {
                 for co in 0..<cout {
-                    @inline(__always) func k(_ ky: Int, _ kx: Int) -> Double { w[((ky * 3 + kx) * cin + ci) * cout + co] }
+                    @inline(__always) func k(_ ky: Int, _ kx: Int) -> Double {
+                        w[((ky * 3 + kx) * cin + ci) * cout + co]
+                    }
                     // Rows of G·k (4×3): g0 = k0, g1 = (k0+k1+k2)/2, g2 = (k0−k1+k2)/2, g3 = k2 (per column).
                     var gk = (SIMD4<Double>(), SIMD4<Double>(), SIMD4<Double>())  // columns kx = 0, 1, 2; lanes a = 0…3
                     for kx in 0..<3 {
@@ -62,8 +64,10 @@ enum Winograd {
     /// Scratch floats needed for `tiles` tiles per chunk.
     static func scratchFloats(cin: Int, cout: Int, tiles: Int) -> Int { 16 * (cin + cout) * tiles }
 
-    static func forward(_ layer: ConvLayer, weights: FloatBuffer, input: UnsafePointer<Float>, n: Int, h: Int, w: Int,
-                        output: UnsafeMutablePointer<Float>, epilogue: Epilogue, scratch: ConvScratch) {
+    static func forward(
+        _ layer: ConvLayer, weights: FloatBuffer, input: UnsafePointer<Float>, n: Int, h: Int, w: Int,
+        output: UnsafeMutablePointer<Float>, epilogue: Epilogue, scratch: ConvScratch
+    ) {
         let cin = layer.cin, cout = layer.cout
         let u = weights.pointer
         var residual: UnsafePointer<Float>? = nil
@@ -77,8 +81,9 @@ enum Winograd {
         case let .downsample(ds, dsInput, dsH, dsW, _):
             // The shortcut first, into the output (with its own bias); the main branch then adds
             // itself in place, with its bias.
-            Convolution.forward(ds, input: dsInput, n: n, inH: dsH, inW: dsW, output: output,
-                                epilogue: .bias(relu: false), scratch: scratch)
+            Convolution.forward(
+                ds, input: dsInput, n: n, inH: dsH, inW: dsW, output: output,
+                epilogue: .bias(relu: false), scratch: scratch)
             residual = UnsafePointer(output)
         }
         let tilesH = (h + 1) / 2, tilesW = (w + 1) / 2
@@ -90,28 +95,36 @@ enum Winograd {
         var t0 = 0
         while t0 < total {
             let tiles = min(chunk, total - t0)
-            inputTransform(input, h: h, w: w, c: cin, tilesW: tilesW, perImage: perImage, first: t0, count: tiles,
-                           v: v, stride: chunk * cin, zeros: scratch.zeros, p: scratch.pointers)
+            inputTransform(
+                input, h: h, w: w, c: cin, tilesW: tilesW, perImage: perImage, first: t0, count: tiles,
+                v: v, stride: chunk * cin, zeros: scratch.zeros, p: scratch.pointers)
             for xi in 0..<16 {
-                BLAS.sgemm(m: tiles, n: cout, k: cin, a: v + xi * chunk * cin, lda: cin,
-                           b: u + xi * cin * cout, ldb: cout, beta: 0, c: m + xi * chunk * cout, ldc: cout)
+                BLAS.sgemm(
+                    m: tiles, n: cout, k: cin, a: v + xi * chunk * cin, lda: cin,
+                    b: u + xi * cin * cout, ldb: cout, beta: 0, c: m + xi * chunk * cout, ldc: cout)
             }
-            outputTransform(m, stride: chunk * cout, output: output, h: h, w: w, c: cout, tilesW: tilesW, perImage: perImage,
-                            first: t0, count: tiles, bias: bias, residual: residual, relu: relu)
+            outputTransform(
+                m, stride: chunk * cout, output: output, h: h, w: w, c: cout, tilesW: tilesW, perImage: perImage,
+                first: t0, count: tiles, bias: bias, residual: residual, relu: relu)
             t0 += tiles
         }
     }
 
     /// Bᵀ x for one column of 4 values (also x B for one row).
-    @inline(__always) static func bt(_ x0: SIMD4<Float>, _ x1: SIMD4<Float>, _ x2: SIMD4<Float>, _ x3: SIMD4<Float>)
-        -> (SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>) {
+    @inline(__always) static func bt(
+        _ x0: SIMD4<Float>, _ x1: SIMD4<Float>, _ x2: SIMD4<Float>, _ x3: SIMD4<Float>
+    )
+        -> (SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>)
+    {
         (x0 - x2, x1 + x2, x2 - x1, x1 - x3)
     }
 
     /// V[ξ][t][c] = (Bᵀ d B)[ξ] for the 4×4 input patch of tile t (zero outside the image).
-    static func inputTransform(_ input: UnsafePointer<Float>, h: Int, w: Int, c: Int, tilesW: Int, perImage: Int,
-                               first: Int, count: Int, v: UnsafeMutablePointer<Float>, stride: Int,
-                               zeros: UnsafePointer<Float>, p: UnsafeMutablePointer<UnsafePointer<Float>>) {
+    static func inputTransform(
+        _ input: UnsafePointer<Float>, h: Int, w: Int, c: Int, tilesW: Int, perImage: Int,
+        first: Int, count: Int, v: UnsafeMutablePointer<Float>, stride: Int,
+        zeros: UnsafePointer<Float>, p: UnsafeMutablePointer<UnsafePointer<Float>>
+    ) {
         for t in 0..<count {
             let tile = first + t
             let img = tile / perImage, r = tile % perImage
@@ -139,24 +152,32 @@ enum Winograd {
                 let (v30, v31, v32, v33) = bt(a30, a31, a32, a33)
                 let o = out + ch
                 store4(v00, o); store4(v01, o + stride); store4(v02, o + 2 * stride); store4(v03, o + 3 * stride)
-                store4(v10, o + 4 * stride); store4(v11, o + 5 * stride); store4(v12, o + 6 * stride); store4(v13, o + 7 * stride)
-                store4(v20, o + 8 * stride); store4(v21, o + 9 * stride); store4(v22, o + 10 * stride); store4(v23, o + 11 * stride)
-                store4(v30, o + 12 * stride); store4(v31, o + 13 * stride); store4(v32, o + 14 * stride); store4(v33, o + 15 * stride)
+                store4(v10, o + 4 * stride); store4(v11, o + 5 * stride); store4(v12, o + 6 * stride);
+                store4(v13, o + 7 * stride)
+                store4(v20, o + 8 * stride); store4(v21, o + 9 * stride); store4(v22, o + 10 * stride);
+                store4(v23, o + 11 * stride)
+                store4(v30, o + 12 * stride); store4(v31, o + 13 * stride); store4(v32, o + 14 * stride);
+                store4(v33, o + 15 * stride)
                 ch += 4
             }
         }
     }
 
     /// Aᵀ x for 4 values.
-    @inline(__always) static func at(_ x0: SIMD4<Float>, _ x1: SIMD4<Float>, _ x2: SIMD4<Float>, _ x3: SIMD4<Float>)
-        -> (SIMD4<Float>, SIMD4<Float>) {
+    @inline(__always) static func at(
+        _ x0: SIMD4<Float>, _ x1: SIMD4<Float>, _ x2: SIMD4<Float>, _ x3: SIMD4<Float>
+    )
+        -> (SIMD4<Float>, SIMD4<Float>)
+    {
         (x0 + x1 + x2, x1 - x2 - x3)
     }
 
     /// Y = Aᵀ M A per tile and channel, plus bias (+ residual), ReLU, into the NHWC output.
-    static func outputTransform(_ m: UnsafePointer<Float>, stride: Int, output: UnsafeMutablePointer<Float>, h: Int, w: Int,
-                                c: Int, tilesW: Int, perImage: Int, first: Int, count: Int, bias: UnsafePointer<Float>,
-                                residual: UnsafePointer<Float>?, relu: Bool) {
+    static func outputTransform(
+        _ m: UnsafePointer<Float>, stride: Int, output: UnsafeMutablePointer<Float>, h: Int, w: Int,
+        c: Int, tilesW: Int, perImage: Int, first: Int, count: Int, bias: UnsafePointer<Float>,
+        residual: UnsafePointer<Float>?, relu: Bool
+    ) {
         for t in 0..<count {
             let tile = first + t
             let img = tile / perImage, r = tile % perImage
@@ -170,9 +191,12 @@ enum Winograd {
                 let q = src + ch
                 // Rows: Aᵀ M, per column j.
                 let (s00, s10) = at(load4(q), load4(q + 4 * stride), load4(q + 8 * stride), load4(q + 12 * stride))
-                let (s01, s11) = at(load4(q + stride), load4(q + 5 * stride), load4(q + 9 * stride), load4(q + 13 * stride))
-                let (s02, s12) = at(load4(q + 2 * stride), load4(q + 6 * stride), load4(q + 10 * stride), load4(q + 14 * stride))
-                let (s03, s13) = at(load4(q + 3 * stride), load4(q + 7 * stride), load4(q + 11 * stride), load4(q + 15 * stride))
+                let (s01, s11) = at(
+                    load4(q + stride), load4(q + 5 * stride), load4(q + 9 * stride), load4(q + 13 * stride))
+                let (s02, s12) = at(
+                    load4(q + 2 * stride), load4(q + 6 * stride), load4(q + 10 * stride), load4(q + 14 * stride))
+                let (s03, s13) = at(
+                    load4(q + 3 * stride), load4(q + 7 * stride), load4(q + 11 * stride), load4(q + 15 * stride))
                 // Columns: (Aᵀ M) A.
                 let bv = load4(bias + ch)
                 var (y00, y01) = at(s00, s01, s02, s03)

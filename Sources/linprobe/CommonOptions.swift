@@ -41,7 +41,9 @@ struct ThreadOptions: ParsableArguments {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         if threads < 0 { throw ValidationError("--threads must be 0 (every core) or a positive count, got \(threads)") }
         if threads > Self.maximumPerCore * cores {
-            throw ValidationError("--threads \(threads) is more than \(Self.maximumPerCore) per core on this machine's \(cores) core(s); use 0 for every core")
+            throw ValidationError(
+                "--threads \(threads) is more than \(Self.maximumPerCore) per core on this machine's \(cores) core(s); use 0 for every core"
+            )
         }
     }
 
@@ -67,8 +69,9 @@ struct TrainingOptions: ParsableArguments {
 
     /// The stores a training stage reads: `--features`/`--test-features`, or the pipeline's.
     func stores(_ config: PipelineConfig, _ layout: WorkdirLayout, for stage: StageKind) throws -> TrainingStores {
-        try TrainingStores.resolve(config: config, layout: layout, features: features, testFeatures: testFeatures,
-                                   stage: stage)
+        try TrainingStores.resolve(
+            config: config, layout: layout, features: features, testFeatures: testFeatures,
+            stage: stage)
     }
 }
 

@@ -23,7 +23,11 @@ struct ExtractCommand: ParsableCommand {
 
     @OptionGroup var threading: ThreadOptions
 
-    @Option(name: .customLong("decode-workers"), parsing: .unconditional, help: "Threads decoding and transforming images while the trunk runs (default: 2 on 2+ cores; 0 = decode between batches).")
+    @Option(
+        name: .customLong("decode-workers"), parsing: .unconditional,
+        help:
+            "Threads decoding and transforming images while the trunk runs (default: 2 on 2+ cores; 0 = decode between batches)."
+    )
     var decodeWorkers: Int?
 
     @Flag(help: "Fail at the first unreadable image instead of using VISSL's gray image (LINPROBE.STRICT_IMAGES).")
@@ -32,14 +36,18 @@ struct ExtractCommand: ParsableCommand {
     @Flag(help: "Extract again even when a complete store with the same fingerprint exists.")
     var force = false
 
-    @Option(name: .customLong("flush-seconds"), help: "Seconds between flushes of the store: a crash loses at most this much work (0 = after every batch).")
+    @Option(
+        name: .customLong("flush-seconds"),
+        help: "Seconds between flushes of the store: a crash loses at most this much work (0 = after every batch).")
     var flushSeconds: Double = 5
 
     func validate() throws {
         if let decodeWorkers, decodeWorkers < 0 { throw ValidationError("--decode-workers must be 0 or more") }
         let cores = ProcessInfo.processInfo.activeProcessorCount
         if let decodeWorkers, decodeWorkers > ThreadOptions.maximumPerCore * cores {
-            throw ValidationError("--decode-workers \(decodeWorkers) is more than \(ThreadOptions.maximumPerCore) per core on this machine's \(cores) core(s); each holds a batch of decoded images")
+            throw ValidationError(
+                "--decode-workers \(decodeWorkers) is more than \(ThreadOptions.maximumPerCore) per core on this machine's \(cores) core(s); each holds a batch of decoded images"
+            )
         }
         if flushSeconds < 0 || !flushSeconds.isFinite { throw ValidationError("--flush-seconds must be 0 or more") }
     }
@@ -49,11 +57,11 @@ struct ExtractCommand: ParsableCommand {
             let config = try arguments.load()
             let stop = StopRequest.installed()
             let options = ExtractOptions(
-                workdir: arguments.workdir, threads: try threading.resolved(config), decodeWorkers: decodeWorkers, strict: strict ? true : nil,
+                workdir: arguments.workdir, threads: try threading.resolved(config), decodeWorkers: decodeWorkers,
+                strict: strict ? true : nil,
                 force: force, flushInterval: flushSeconds, shouldStop: { stop.isRequested }, note: { Console.note($0) })
             let results = try ExtractStage.run(config: config, options: options)
             for r in results { Console.result(r.storePath) }
         }
     }
 }
-

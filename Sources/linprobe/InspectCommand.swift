@@ -24,7 +24,8 @@ struct Inspect: ParsableCommand {
             if isDirectory.boolValue {
                 value = try describeWorkdir(target)
             } else if target.hasSuffix(".json") {
-                value = try describeManifest(ManifestStore(workdir: (target as NSString).deletingLastPathComponent), path: target)
+                value = try describeManifest(
+                    ManifestStore(workdir: (target as NSString).deletingLastPathComponent), path: target)
             } else {
                 value = try describeStore(target)
             }
@@ -39,13 +40,20 @@ struct Inspect: ParsableCommand {
     private func describeStore(_ path: String) throws -> JSONValue {
         let reader = try FeatureStoreReader(path: path, allowIncomplete: true)
         let layers: [JSONValue] = reader.layers.map { l in
-            ["name": .string(l.name), "dim": .int(Int64(l.dim)), "shape_chw": .array(l.shapeCHW.map { .int(Int64($0)) }),
-             "dtype": .string(l.storedType), "chunk_rows": l.chunkRows.map { .int(Int64($0)) } ?? .null]
+            [
+                "name": .string(l.name), "dim": .int(Int64(l.dim)),
+                "shape_chw": .array(l.shapeCHW.map { .int(Int64($0)) }),
+                "dtype": .string(l.storedType), "chunk_rows": l.chunkRows.map { .int(Int64($0)) } ?? .null,
+            ]
         }
         let targets: JSONValue
         switch reader.targetLayout {
         case .singleLabel: targets = ["layout": "single-label", "shape": [.int(Int64(reader.count))]]
-        case .multiLabel(let c): targets = ["layout": "multi-label (1 present, 0 absent, -1 difficult)", "shape": [.int(Int64(reader.count)), .int(Int64(c))]]
+        case .multiLabel(let c):
+            targets = [
+                "layout": "multi-label (1 present, 0 absent, -1 difficult)",
+                "shape": [.int(Int64(reader.count)), .int(Int64(c))],
+            ]
         }
         let unreadable = try reader.unreadableRows()
         let paths = unreadable.isEmpty ? [] : try reader.imagePaths()
@@ -65,8 +73,10 @@ struct Inspect: ParsableCommand {
             "class_names": .array(reader.classNames.map { .string($0) }),
             "targets": targets,
             "layers": .array(layers),
-            "unreadable_images": ["count": .int(Int64(unreadable.count)),
-                                  "first": .array(unreadable.prefix(5).map { .string(paths[$0]) })],
+            "unreadable_images": [
+                "count": .int(Int64(unreadable.count)),
+                "first": .array(unreadable.prefix(5).map { .string(paths[$0]) }),
+            ],
             "provenance": .object(provenance),
         ]
     }
@@ -79,14 +89,21 @@ struct Inspect: ParsableCommand {
             // A manifest somewhere else: read it through a store rooted at its folder.
             manifest = try ManifestStore(workdir: (path as NSString).deletingLastPathComponent).read()
         }
-        let records: [JSONValue] = manifest.records.values.sorted { ($0.stage, $0.started) < ($1.stage, $1.started) }.map { r in
-            ["stage": .string(r.stage), "fingerprint": .string(r.fingerprint), "status": .string(r.status.rawValue),
-             "outputs": .array(r.outputs.map { .string($0) }), "started": .string(r.started),
-             "seconds": r.seconds.map { .double(($0 * 10).rounded() / 10) } ?? .null,
-             "pipeline": r.pipeline.map { .string($0) } ?? .null, "message": r.message.map { .string($0) } ?? .null]
-        }
-        return ["kind": "manifest", "path": .string(store.path), "format_version": .int(Int64(manifest.formatVersion)),
-                "records": .array(records)]
+        let records: [JSONValue] = manifest.records.values.sorted { ($0.stage, $0.started) < ($1.stage, $1.started) }
+            .map { r in
+                [
+                    "stage": .string(r.stage), "fingerprint": .string(r.fingerprint),
+                    "status": .string(r.status.rawValue),
+                    "outputs": .array(r.outputs.map { .string($0) }), "started": .string(r.started),
+                    "seconds": r.seconds.map { .double(($0 * 10).rounded() / 10) } ?? .null,
+                    "pipeline": r.pipeline.map { .string($0) } ?? .null,
+                    "message": r.message.map { .string($0) } ?? .null,
+                ]
+            }
+        return [
+            "kind": "manifest", "path": .string(store.path), "format_version": .int(Int64(manifest.formatVersion)),
+            "records": .array(records),
+        ]
     }
 
     private func describeWorkdir(_ dir: String) throws -> JSONValue {
@@ -101,8 +118,10 @@ struct Inspect: ParsableCommand {
             for case let rel as String in enumerator where rel.hasSuffix(".h5") || rel.hasSuffix(".h5.partial") {
                 let path = (featuresDir as NSString).appendingPathComponent(rel)
                 if let reader = try? FeatureStoreReader(path: path, allowIncomplete: true) {
-                    stores.append(["path": .string(path), "rows": .int(Int64(reader.count)), "complete": .bool(reader.isComplete),
-                                   "layers": .array(reader.layers.map { .string($0.name) })])
+                    stores.append([
+                        "path": .string(path), "rows": .int(Int64(reader.count)), "complete": .bool(reader.isComplete),
+                        "layers": .array(reader.layers.map { .string($0.name) }),
+                    ])
                 } else {
                     stores.append(["path": .string(path), "error": "unreadable"])
                 }
@@ -120,8 +139,10 @@ struct Inspect: ParsableCommand {
     private func render(_ value: JSONValue) -> String {
         guard case .object(let o) = value else { return value.canonicalText }
         var lines: [String] = []
-        let order = ["kind", "path", "format_version", "complete", "rows", "split", "fingerprint", "num_classes", "class_names",
-                     "targets", "layers", "unreadable_images", "records", "stores", "provenance"]
+        let order = [
+            "kind", "path", "format_version", "complete", "rows", "split", "fingerprint", "num_classes", "class_names",
+            "targets", "layers", "unreadable_images", "records", "stores", "provenance",
+        ]
         for key in order + o.keys.sorted().filter({ !order.contains($0) }) {
             guard let v = o[key] else { continue }
             switch v {
@@ -134,7 +155,9 @@ struct Inspect: ParsableCommand {
                 lines.append("\(key): \(shown)\(items.count > 12 ? ", … (\(items.count) in all)" : "")")
             case .object(let inner) where key == "provenance":
                 lines.append("provenance:")
-                for (k, value) in inner.sorted(by: { $0.key < $1.key }) { lines.append("  \(k): \(value.canonicalText)") }
+                for (k, value) in inner.sorted(by: { $0.key < $1.key }) {
+                    lines.append("  \(k): \(value.canonicalText)")
+                }
             case .object:
                 lines.append("\(key): \(v.canonicalText)")
             default:
@@ -146,15 +169,22 @@ struct Inspect: ParsableCommand {
 
     private func table(_ rows: [JSONValue]) -> [String] {
         guard let first = rows.first?.objectValue else { return [] }
-        let preferred = ["name", "stage", "dim", "shape_chw", "dtype", "chunk_rows", "fingerprint", "status", "rows", "complete",
-                         "seconds", "outputs", "layers", "path", "error"]
-        let columns = preferred.filter { first[$0] != nil } + first.keys.sorted().filter { !preferred.contains($0) && $0 != "started" && $0 != "message" && $0 != "pipeline" }
+        let preferred = [
+            "name", "stage", "dim", "shape_chw", "dtype", "chunk_rows", "fingerprint", "status", "rows", "complete",
+            "seconds", "outputs", "layers", "path", "error",
+        ]
+        let columns =
+            preferred.filter { first[$0] != nil }
+            + first.keys.sorted().filter {
+                !preferred.contains($0) && $0 != "started" && $0 != "message" && $0 != "pipeline"
+            }
         func cell(_ v: JSONValue?) -> String {
             guard let v else { return "" }
             switch v {
             case .string(let s): return s
             case .null: return "-"
-            case .array(let a) where a.allSatisfy({ $0.stringValue != nil }): return a.compactMap(\.stringValue).joined(separator: ",")
+            case .array(let a) where a.allSatisfy({ $0.stringValue != nil }):
+                return a.compactMap(\.stringValue).joined(separator: ",")
             default: return v.canonicalText
             }
         }

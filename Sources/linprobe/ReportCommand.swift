@@ -18,7 +18,9 @@ struct ReportCommand: ParsableCommand {
 
     @OptionGroup var arguments: PipelineArguments
 
-    @Option(name: .customLong("results"), help: "A results folder (svm/<fp>, linear/<fp>, a layer or head folder); repeatable.")
+    @Option(
+        name: .customLong("results"),
+        help: "A results folder (svm/<fp>, linear/<fp>, a layer or head folder); repeatable.")
     var results: [String] = []
 
     @Option(name: .customLong("merge"), help: "Another run's report.json to compare with; repeatable.")
@@ -42,10 +44,13 @@ struct ReportCommand: ParsableCommand {
     }
 
     /// Builds the report under the manifest; its remarks go to stderr.
-    static func execute(config: PipelineConfig, layout: WorkdirLayout, resultsDirectories: [String]?,
-                        merge: [String] = [], label: String? = nil, outputDirectory: String? = nil) throws -> ReportOutputs {
-        let stage = try ReportStage(config: config, layout: layout, resultsDirectories: resultsDirectories, merge: merge,
-                                    label: label, outputDirectory: outputDirectory)
+    static func execute(
+        config: PipelineConfig, layout: WorkdirLayout, resultsDirectories: [String]?,
+        merge: [String] = [], label: String? = nil, outputDirectory: String? = nil
+    ) throws -> ReportOutputs {
+        let stage = try ReportStage(
+            config: config, layout: layout, resultsDirectories: resultsDirectories, merge: merge,
+            label: label, outputDirectory: outputDirectory)
         let result = try StageRunner(layout: layout, note: { Console.note($0) }).execute(stage)
         for message in result.outcome.messages { Console.note("report: \(message)") }
         return result.outcome

@@ -9,7 +9,8 @@ import LinprobeStore
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Run every stage the pipeline needs, reusing each one the manifest shows as done with the same inputs.",
+        abstract:
+            "Run every stage the pipeline needs, reusing each one the manifest shows as done with the same inputs.",
         discussion: """
             Stages: LINPROBE.STAGES when set; otherwise extract, then train-svm when the pipeline sets SVM.* \
             keys (or LINPROBE.SVM.LOW_SHOT), train-linear when it sets MODEL.HEAD.PARAMS, and report. \
@@ -73,4 +74,3 @@ struct RunCommand: ParsableCommand {
         }
     }
 }
-

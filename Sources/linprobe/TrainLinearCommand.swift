@@ -26,17 +26,21 @@ struct TrainLinearCommand: ParsableCommand {
         try reportingErrors {
             let config = try arguments.load()
             let stores = try training.stores(config, arguments.layout, for: .trainLinear)
-            let result = try Self.execute(config: config, stores: stores, layout: arguments.layout,
-                                          threads: try training.threading.resolved(config), force: training.force)
+            let result = try Self.execute(
+                config: config, stores: stores, layout: arguments.layout,
+                threads: try training.threading.resolved(config), force: training.force)
             for line in result.summaryLines { Console.result(line) }
         }
     }
 
     /// Runs (or reuses) the stage under the manifest, saying on stderr when it was reused.
-    static func execute(config: PipelineConfig, stores: TrainingStores, layout: WorkdirLayout, threads: Int,
-                        force: Bool) throws -> LinearOutcome {
-        let stage = try LinearStage(config: config, train: stores.train, test: stores.test, layout: layout,
-                                    threads: threads)
+    static func execute(
+        config: PipelineConfig, stores: TrainingStores, layout: WorkdirLayout, threads: Int,
+        force: Bool
+    ) throws -> LinearOutcome {
+        let stage = try LinearStage(
+            config: config, train: stores.train, test: stores.test, layout: layout,
+            threads: threads)
         if force { try stage.discardRunState() }
         let result = try StageRunner(layout: layout, force: force, note: { Console.note($0) }).execute(stage)
         if result.reused { Console.note("train-linear: unchanged, reused \(result.outcome.directory)") }

@@ -26,17 +26,21 @@ struct TrainSVMCommand: ParsableCommand {
         try reportingErrors {
             let config = try arguments.load()
             let stores = try training.stores(config, arguments.layout, for: .trainSVM)
-            let summary = try Self.execute(config: config, stores: stores, layout: arguments.layout,
-                                           threads: try training.threading.resolved(config), force: training.force)
+            let summary = try Self.execute(
+                config: config, stores: stores, layout: arguments.layout,
+                threads: try training.threading.resolved(config), force: training.force)
             for line in summary.summaryLines { Console.result(line) }
         }
     }
 
     /// Runs (or reuses) the stage under the manifest, saying on stderr when it was reused.
-    static func execute(config: PipelineConfig, stores: TrainingStores, layout: WorkdirLayout, threads: Int,
-                        force: Bool) throws -> SVMRunSummary {
-        let stage = try SVMStage(config: config, train: stores.train, test: stores.test, layout: layout,
-                                 threads: threads, forceRetrain: force)
+    static func execute(
+        config: PipelineConfig, stores: TrainingStores, layout: WorkdirLayout, threads: Int,
+        force: Bool
+    ) throws -> SVMRunSummary {
+        let stage = try SVMStage(
+            config: config, train: stores.train, test: stores.test, layout: layout,
+            threads: threads, forceRetrain: force)
         let result = try StageRunner(layout: layout, force: force, note: { Console.note($0) }).execute(stage)
         if result.reused { Console.note("train-svm: unchanged, reused \(result.outcome.directory)") }
         return result.outcome

@@ -19,10 +19,15 @@ import Testing
             return
         }
         let expected = try String(contentsOfFile: snapshot, encoding: .utf8)
-        #expect(r.stdout == expected, "linprobe \(arguments.joined(separator: " ")) differs from \(snapshot); if intended, rerun with LINPROBE_UPDATE_SNAPSHOTS=1")
+        #expect(
+            r.stdout == expected,
+            "linprobe \(arguments.joined(separator: " ")) differs from \(snapshot); if intended, rerun with LINPROBE_UPDATE_SNAPSHOTS=1"
+        )
     }
 
-    @Test(arguments: ["extract", "run", "train-svm", "train-linear"]) func threadsOptionIsShared(_ command: String) throws {
+    @Test(arguments: ["extract", "run", "train-svm", "train-linear"]) func threadsOptionIsShared(
+        _ command: String
+    ) throws {
         let tmp = try TemporaryDirectory()
         for bad in ["-1", "100000"] {
             let r = try runProcess(linprobeBinary(), [command, "demo", "--threads", bad, "--workdir", tmp.path])
@@ -36,8 +41,9 @@ import Testing
 
     @Test func extractAcceptsThreadsZeroAsEveryCore() throws {
         let tmp = try TemporaryDirectory()
-        let r = try runProcess(linprobeBinary(), ["extract", "demo", "--threads", "0", "--workdir", tmp.path],
-                               currentDirectory: repositoryRoot.path)
+        let r = try runProcess(
+            linprobeBinary(), ["extract", "demo", "--threads", "0", "--workdir", tmp.path],
+            currentDirectory: repositoryRoot.path)
         #expect(r.status == 0, "\(r.stderr)")
         let cores = ProcessInfo.processInfo.activeProcessorCount
         #expect(r.stderr.contains("\(cores) trunk thread(s)"), "\(r.stderr)")
@@ -60,7 +66,8 @@ import Testing
         let root = repositoryRoot.path
         let first = try runProcess(linprobeBinary(), ["run", "demo", "--workdir", tmp.path], currentDirectory: root)
         #expect(first.status == 0, "\(first.stderr)")
-        let again = try runProcess(linprobeBinary(), ["train-linear", "demo", "--workdir", tmp.path], currentDirectory: root)
+        let again = try runProcess(
+            linprobeBinary(), ["train-linear", "demo", "--workdir", tmp.path], currentDirectory: root)
         #expect(again.stderr.contains("train-linear: unchanged, reused"), "\(again.stderr)")
         let forced = try runProcess(
             linprobeBinary(), ["train-linear", "demo", "--force", "--workdir", tmp.path], currentDirectory: root)

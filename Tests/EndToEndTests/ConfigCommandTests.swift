@@ -1,7 +1,7 @@
 import Foundation
-import Testing
 import LinprobeCore
 import LinprobeTestSupport
+import Testing
 
 /// `linprobe config` through the built binary: exit codes, one-line messages, output that loads back.
 @Suite struct ConfigCommandTests {
@@ -12,7 +12,9 @@ import LinprobeTestSupport
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.hasPrefix("config:\n"))
         #expect(r.stdout.contains("costs_list: [0.01, 0.1, 1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 50.0, 100.0, 1000.0]"))
-        let notes = r.stderr.split(separator: "\n").filter { $0.hasPrefix("note: ignoring VISSL keys Linprobe does not use: ") }
+        let notes = r.stderr.split(separator: "\n").filter {
+            $0.hasPrefix("note: ignoring VISSL keys Linprobe does not use: ")
+        }
         #expect(notes.count == 1)
         #expect(notes.first?.contains("MACHINE.DEVICE") == true)
         #expect(notes.first?.components(separatedBy: "MACHINE.DEVICE").count == 2)  // listed once
@@ -30,8 +32,9 @@ import LinprobeTestSupport
         let value = try JSONValue.parse(json.stdout)
         let inProcess = try PipelineConfig.load(pipeline: voc07, overrides: overrides, searchPaths: [])
         #expect(json.stdout == inProcess.jsonText + "\n")  // the canonical form fingerprints use
-        #expect(ConfigNode(path: "", value: value).at("MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP").value
-            == [["res5", ["AvgPool2d", [[6, 6], 1, 0]]]])
+        #expect(
+            ConfigNode(path: "", value: value).at("MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP").value
+                == [["res5", ["AvgPool2d", [[6, 6], 1, 0]]]])
         #expect(ConfigNode(path: "", value: value).at("LINPROBE.STORAGE_DTYPE").value == "float16")
 
         let yaml = try runProcess(linprobeBinary(), ["config", voc07] + overrides)
@@ -49,14 +52,18 @@ import LinprobeTestSupport
         let folder = tmp.file("mine")
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         try "SVM:\n  max_iter: 77\n".write(toFile: folder + "/tiny_svm.yaml", atomically: true, encoding: .utf8)
-        let r = try runProcess(linprobeBinary(), ["config", "tiny_svm", "--json"],
-                               environment: ["LINPROBE_PIPELINES": folder], currentDirectory: tmp.path)
+        let r = try runProcess(
+            linprobeBinary(), ["config", "tiny_svm", "--json"],
+            environment: ["LINPROBE_PIPELINES": folder], currentDirectory: tmp.path)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(try ConfigNode(path: "", value: JSONValue.parse(r.stdout)).at("SVM.max_iter").int() == 77)
     }
 
     @Test(arguments: [
-        (["config.DATA.TRAIN.BATCH_SIZE_PER_REPLICA=64"], ["unknown key 'DATA.TRAIN.BATCH_SIZE_PER_REPLICA'", "closest valid key: DATA.TRAIN.BATCHSIZE_PER_REPLICA"]),
+        (
+            ["config.DATA.TRAIN.BATCH_SIZE_PER_REPLICA=64"],
+            ["unknown key 'DATA.TRAIN.BATCH_SIZE_PER_REPLICA'", "closest valid key: DATA.TRAIN.BATCHSIZE_PER_REPLICA"]
+        ),
         (["config.SVM.max_iter=lots"], ["SVM.max_iter", "expected an integer", "lots"]),
         (["config.SVM.costs.costs_list=[1,2"], ["bad override 'config.SVM.costs.costs_list=[1,2'", "never closed"]),
         (["config.SVM.max_iter"], ["bad override 'config.SVM.max_iter'", "no '='"]),
@@ -73,8 +80,9 @@ import LinprobeTestSupport
 
     @Test func missingPipelineExits64ListingWhereItLooked() throws {
         let tmp = try TemporaryDirectory()
-        let r = try runProcess(linprobeBinary(), ["config", "no_such_pipeline"],
-                               environment: ["LINPROBE_PIPELINES": tmp.path], currentDirectory: tmp.path)
+        let r = try runProcess(
+            linprobeBinary(), ["config", "no_such_pipeline"],
+            environment: ["LINPROBE_PIPELINES": tmp.path], currentDirectory: tmp.path)
         #expect(r.status == 64)
         #expect(r.stderr.hasPrefix("error: pipeline 'no_such_pipeline' not found"))
         #expect(r.stderr.contains(tmp.path + "/no_such_pipeline.yaml"))

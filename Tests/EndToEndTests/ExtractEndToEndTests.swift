@@ -7,7 +7,7 @@ import LinprobeTrunk
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // `linprobe extract` through the built binary: fidelity against PyTorch, reuse, resumption after
@@ -47,8 +47,9 @@ private struct Area {
 
     /// Runs `linprobe extract <pipeline> <args…> --workdir <work>` in the area.
     func extract(_ pipeline: String, _ args: [String] = [], workdir: String? = nil) throws -> ProcessResult {
-        try runProcess(linprobeBinary(), ["extract", pipeline] + args + ["--workdir", workdir ?? self.workdir],
-                       currentDirectory: dir.path)
+        try runProcess(
+            linprobeBinary(), ["extract", pipeline] + args + ["--workdir", workdir ?? self.workdir],
+            currentDirectory: dir.path)
     }
 
     func process(_ pipeline: String, _ args: [String], workdir: String? = nil) -> Process {
@@ -64,11 +65,17 @@ private struct Area {
 
 /// A pipeline over `root` (TEST split unless `split` says otherwise), random ResNet-18 weights
 /// unless `weights` is given, `extra` YAML appended under `config:`.
-private func pipeline(root: String, split: String = "TEST", size: Int = 32, batch: Int = 4,
-                      transforms: String? = nil, poolMap: String = #"[["res4", ["AdaptiveAvgPool2d", [[2, 1]]]], ["res5avg", ["Identity", []]]]"#,
-                      weights: String = "", extra: String = "") -> String {
-    let t = transforms ?? #"[{name: Resize, size: \#(size + 8)}, {name: CenterCrop, size: \#(size)}, {name: ToTensor}, {name: Normalize, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225]}]"#
-    return extractionPipelineText(root: root, split: split, transforms: t, batch: batch, poolMap: poolMap, weights: weights, extra: extra)
+private func pipeline(
+    root: String, split: String = "TEST", size: Int = 32, batch: Int = 4,
+    transforms: String? = nil,
+    poolMap: String = #"[["res4", ["AdaptiveAvgPool2d", [[2, 1]]]], ["res5avg", ["Identity", []]]]"#,
+    weights: String = "", extra: String = ""
+) -> String {
+    let t =
+        transforms
+        ?? #"[{name: Resize, size: \#(size + 8)}, {name: CenterCrop, size: \#(size)}, {name: ToTensor}, {name: Normalize, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225]}]"#
+    return extractionPipelineText(
+        root: root, split: split, transforms: t, batch: batch, poolMap: poolMap, weights: weights, extra: extra)
 }
 
 private let fewImages: [String: [String]] = [
@@ -93,7 +100,8 @@ private func errorLines(_ r: ProcessResult) -> [Substring] {
 
 /// Every dataset of a finished store.
 private struct Contents: Equatable {
-    var layers: [String], shapes: [[Int]], features: [[UInt32]], targets: [Int64], indices: [Int64], paths: [String], unreadable: [Int]
+    var layers: [String], shapes: [[Int]], features: [[UInt32]], targets: [Int64], indices: [Int64], paths: [String],
+        unreadable: [Int]
     var fingerprint: String
 
     init(_ path: String) throws {
@@ -143,8 +151,10 @@ private func writeFixtureWeights(_ spec: ResNetSpec, caseName: String, to path: 
         }
         let start = data.count
         values.withUnsafeBytes { data.append(contentsOf: $0) }
-        header[p.name] = ["dtype": "F32", "shape": .array(p.shape.map { .int(Int64($0)) }),
-                          "data_offsets": [.int(Int64(start)), .int(Int64(data.count))]]
+        header[p.name] = [
+            "dtype": "F32", "shape": .array(p.shape.map { .int(Int64($0)) }),
+            "data_offsets": [.int(Int64(start)), .int(Int64(data.count))],
+        ]
     }
     var text = Array(JSONValue.object(header).canonicalText.utf8)
     while text.count % 8 != 0 { text.append(0x20) }
@@ -175,24 +185,36 @@ private func writeFixtureWeights(_ spec: ResNetSpec, caseName: String, to path: 
         let blob = try Data(contentsOf: URL(fileURLWithPath: fixturePath("extract/features.bin")))
         let reference: [Float] = blob.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         var layout: [String: [String]] = [:]
-        for (cls, files) in try #require(doc["classes"]?.objectValue) { layout[cls] = files.arrayValue?.compactMap(\.stringValue) }
+        for (cls, files) in try #require(doc["classes"]?.objectValue) {
+            layout[cls] = files.arrayValue?.compactMap(\.stringValue)
+        }
         let root = try area.dataset(layout, text: ["animals/README.txt"])
-        try FileManager.default.copyItem(atPath: fixturePath("images/files/animation.gif"), toPath: root + "/bytes/animation.gif")
+        try FileManager.default.copyItem(
+            atPath: fixturePath("images/files/animation.gif"), toPath: root + "/bytes/animation.gif")
         let weights = area.dir.file("rn18.safetensors")
-        try writeFixtureWeights(ResNetSpec(depth: 18), caseName: try #require(doc["weights_case"]?.stringValue), to: weights)
+        try writeFixtureWeights(
+            ResNetSpec(depth: 18), caseName: try #require(doc["weights_case"]?.stringValue), to: weights)
         let transforms = try #require(doc["transforms"])
         let poolMap = try #require(doc["pool_map"]).canonicalText
-        let file = try area.write(pipeline(root: root, split: "TRAIN", transforms: transforms["TRAIN"]!.canonicalText,
-                                           poolMap: poolMap, weights: weights), to: "fidelity.yaml")
-        let result = try area.extract(file, ["config.DATA.TEST.DATA_SOURCES=[disk_folder]", "config.DATA.TEST.LABEL_SOURCES=[disk_folder]",
-                                             "config.DATA.TEST.DATA_PATHS=[\(root)]", "config.DATA.TEST.BATCHSIZE_PER_REPLICA=5",
-                                             "config.DATA.TEST.TRANSFORMS=\(transforms["TEST"]!.canonicalText)"])
+        let file = try area.write(
+            pipeline(
+                root: root, split: "TRAIN", transforms: transforms["TRAIN"]!.canonicalText,
+                poolMap: poolMap, weights: weights), to: "fidelity.yaml")
+        let result = try area.extract(
+            file,
+            [
+                "config.DATA.TEST.DATA_SOURCES=[disk_folder]", "config.DATA.TEST.LABEL_SOURCES=[disk_folder]",
+                "config.DATA.TEST.DATA_PATHS=[\(root)]", "config.DATA.TEST.BATCHSIZE_PER_REPLICA=5",
+                "config.DATA.TEST.TRANSFORMS=\(transforms["TEST"]!.canonicalText)",
+            ])
         #expect(result.status == 0, "\(result.stderr)")
         let paths = result.stdout.split(separator: "\n").map(String.init)
         #expect(paths.count == 2)
         #expect(paths.first?.hasSuffix("/train.h5") == true && paths.last?.hasSuffix("/test.h5") == true)
         #expect(result.stderr.contains("animals/garbage.jpg"), "the unreadable image is reported")
-        #expect(!result.stderr.contains("README") && !result.stderr.contains("animation.gif"), "non-image files are ignored")
+        #expect(
+            !result.stderr.contains("README") && !result.stderr.contains("animation.gif"), "non-image files are ignored"
+        )
 
         for (split, storePath) in zip(["TRAIN", "TEST"], paths) {
             let expected = try #require(doc["splits"]?[split])
@@ -276,8 +298,10 @@ private func writeFixtureWeights(_ spec: ResNetSpec, caseName: String, to path: 
         let area = try Area()
         let root = try area.dataset(manyPhotos(72))
         // conv1 unpooled at 64×64 is 256 KiB per row: 8-row chunks, so the watermark moves often.
-        let file = try area.write(pipeline(root: root, size: 64, batch: 2,
-                                           poolMap: #"[["conv1", ["Identity", []]], ["res5avg", ["Identity", []]]]"#), to: "p.yaml")
+        let file = try area.write(
+            pipeline(
+                root: root, size: 64, batch: 2,
+                poolMap: #"[["conv1", ["Identity", []]], ["res5avg", ["Identity", []]]]"#), to: "p.yaml")
         let args = ["--threads", "2", "--decode-workers", "2", "--flush-seconds", "0"]
 
         let clean = try area.extract(file, args, workdir: area.dir.file("clean"))
@@ -317,8 +341,10 @@ private func writeFixtureWeights(_ spec: ResNetSpec, caseName: String, to path: 
     @Test func interruptStopsCleanlyAndTheRerunResumes() throws {
         let area = try Area()
         let root = try area.dataset(manyPhotos(60))
-        let file = try area.write(pipeline(root: root, size: 64, batch: 2,
-                                           poolMap: #"[["conv1", ["Identity", []]]]"#), to: "p.yaml")
+        let file = try area.write(
+            pipeline(
+                root: root, size: 64, batch: 2,
+                poolMap: #"[["conv1", ["Identity", []]]]"#), to: "p.yaml")
         let process = area.process(file, ["--flush-seconds", "0"])
         let err = Pipe()
         process.standardError = err
@@ -326,9 +352,13 @@ private func writeFixtureWeights(_ spec: ResNetSpec, caseName: String, to path: 
         let partial = area.workdir + "/features"
         var sent = false
         for _ in 0..<20_000 {
-            let found = (try? FileManager.default.subpathsOfDirectory(atPath: partial))?.first { $0.hasSuffix(".partial") }
-            if let found, let size = try? FileManager.default.attributesOfItem(atPath: partial + "/" + found)[.size] as? Int,
-               size > 5 << 20 {
+            let found = (try? FileManager.default.subpathsOfDirectory(atPath: partial))?.first {
+                $0.hasSuffix(".partial")
+            }
+            if let found,
+                let size = try? FileManager.default.attributesOfItem(atPath: partial + "/" + found)[.size] as? Int,
+                size > 5 << 20
+            {
                 kill(process.processIdentifier, SIGINT)
                 sent = true
                 break
@@ -386,9 +416,11 @@ private func writeFixtureWeights(_ spec: ResNetSpec, caseName: String, to path: 
     @Test func trainViewsStoreSeededAugmentedViewsSampleMajor() throws {
         let area = try Area()
         let root = try area.dataset(fewImages)
-        let file = try area.write(pipeline(root: root, split: "TRAIN", batch: 4,
-                                           transforms: "[{name: RandomResizedCrop, size: 32}, {name: RandomHorizontalFlip}, {name: ToTensor}]",
-                                           extra: "  LINPROBE: {TRAIN_VIEWS: 3}\n  SEED_VALUE: 11"), to: "p.yaml")
+        let file = try area.write(
+            pipeline(
+                root: root, split: "TRAIN", batch: 4,
+                transforms: "[{name: RandomResizedCrop, size: 32}, {name: RandomHorizontalFlip}, {name: ToTensor}]",
+                extra: "  LINPROBE: {TRAIN_VIEWS: 3}\n  SEED_VALUE: 11"), to: "p.yaml")
         let first = try area.extract(file)
         #expect(first.status == 0, "\(first.stderr)")
         let store = first.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -409,8 +441,12 @@ private func writeFixtureWeights(_ spec: ResNetSpec, caseName: String, to path: 
         #expect(try Contents(store) == before, "the same seed gives the same views, bit for bit")
         // Other threads and batches draw the same views; the trunk's float32 sums may then differ
         // in the last bits (BLAS blocking), nothing more.
-        let other = try area.extract(file, ["--force", "--threads", "1", "--decode-workers", "0",
-                                            "config.DATA.TRAIN.BATCHSIZE_PER_REPLICA=5"])
+        let other = try area.extract(
+            file,
+            [
+                "--force", "--threads", "1", "--decode-workers", "0",
+                "config.DATA.TRAIN.BATCHSIZE_PER_REPLICA=5",
+            ])
         #expect(other.status == 0)
         let again = try FeatureStoreReader(path: store).readLayer("res5avg")
         let scale = features.map(abs).max() ?? 0
@@ -426,11 +462,16 @@ private func writeFixtureWeights(_ spec: ResNetSpec, caseName: String, to path: 
         let area = try Area()
         let voc = fixturePath("data/voc")
         let expected = try JSONValue.parse(String(contentsOfFile: fixturePath("data/voc.json"), encoding: .utf8))
-        let text = pipeline(root: voc, split: "TRAIN").replacingOccurrences(of: "[disk_folder]", with: "[disk_filelist]")
+        let text = pipeline(root: voc, split: "TRAIN").replacingOccurrences(
+            of: "[disk_folder]", with: "[disk_filelist]")
         let file = try area.write(text, to: "voc.yaml")
-        let r = try area.extract(file, ["config.DATA.TEST.DATA_SOURCES=[disk_filelist]", "config.DATA.TEST.LABEL_SOURCES=[disk_filelist]",
-                                        "config.DATA.TEST.DATA_PATHS=[\(voc)]",
-                                        "config.DATA.TEST.TRANSFORMS=[{name: Resize, size: [32, 32]}, {name: ToTensor}]"])
+        let r = try area.extract(
+            file,
+            [
+                "config.DATA.TEST.DATA_SOURCES=[disk_filelist]", "config.DATA.TEST.LABEL_SOURCES=[disk_filelist]",
+                "config.DATA.TEST.DATA_PATHS=[\(voc)]",
+                "config.DATA.TEST.TRANSFORMS=[{name: Resize, size: [32, 32]}, {name: ToTensor}]",
+            ])
         #expect(r.status == 0, "\(r.stderr)")
         let stores = r.stdout.split(separator: "\n").map(String.init)
         #expect(stores.count == 2)
@@ -441,7 +482,8 @@ private func writeFixtureWeights(_ spec: ResNetSpec, caseName: String, to path: 
             #expect(store.targetLayout == .multiLabel(classes: classes.count))
             #expect(store.classNames == classes)
             #expect(try store.imagePaths() == want["images"]!.arrayValue!.compactMap(\.stringValue))
-            #expect(try store.targets() == want["targets"]!.arrayValue!.flatMap { $0.arrayValue!.compactMap(\.intValue) })
+            #expect(
+                try store.targets() == want["targets"]!.arrayValue!.flatMap { $0.arrayValue!.compactMap(\.intValue) })
         }
     }
 
@@ -451,7 +493,8 @@ private func writeFixtureWeights(_ spec: ResNetSpec, caseName: String, to path: 
         let root = try area.dataset(fewImages)
         let file = try area.write(pipeline(root: root), to: "p.yaml")
         let full = try area.extract(file, ["--threads", "1"])
-        let half = try area.extract(file, ["--threads", "1", "config.LINPROBE.STORAGE_DTYPE=float16", "config.LINPROBE.DEFLATE=4"])
+        let half = try area.extract(
+            file, ["--threads", "1", "config.LINPROBE.STORAGE_DTYPE=float16", "config.LINPROBE.DEFLATE=4"])
         #expect(full.status == 0 && half.status == 0, "\(half.stderr)")
         #expect(full.stdout != half.stdout)
         let a = try FeatureStoreReader(path: full.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
@@ -495,13 +538,20 @@ private func writeFixtureWeights(_ spec: ResNetSpec, caseName: String, to path: 
             try FileManager.default.createDirectory(atPath: root + "/ghost", withIntermediateDirectories: true)
             try "x".write(toFile: root + "/ghost/notes.txt", atomically: true, encoding: .utf8)
         case "missing weights file": extra = ["config.MODEL.WEIGHTS_INIT.PARAMS_FILE=missing.torch"]
-        case "corrupt checkpoint": extra = ["config.MODEL.WEIGHTS_INIT.PARAMS_FILE=\(fixturePath("trunk/checkpoints/corrupt_pickle.pt"))"]
-        case "foreign checkpoint": extra = ["config.MODEL.WEIGHTS_INIT.PARAMS_FILE=\(fixturePath("trunk/checkpoints/not_a_checkpoint.txt"))"]
-        case "checkpoint of another network": extra = ["config.MODEL.WEIGHTS_INIT.PARAMS_FILE=\(fixturePath("trunk/checkpoints/small_zip.pt"))"]
+        case "corrupt checkpoint":
+            extra = ["config.MODEL.WEIGHTS_INIT.PARAMS_FILE=\(fixturePath("trunk/checkpoints/corrupt_pickle.pt"))"]
+        case "foreign checkpoint":
+            extra = ["config.MODEL.WEIGHTS_INIT.PARAMS_FILE=\(fixturePath("trunk/checkpoints/not_a_checkpoint.txt"))"]
+        case "checkpoint of another network":
+            extra = ["config.MODEL.WEIGHTS_INIT.PARAMS_FILE=\(fixturePath("trunk/checkpoints/small_zip.pt"))"]
         case "pool kernel larger than the map":
-            extra = [#"config.MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP=[["res5", ["AvgPool2d", [[6, 6], 1, 0]]]]"#]
+            extra = [
+                #"config.MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP=[["res5", ["AvgPool2d", [[6, 6], 1, 0]]]]"#
+            ]
         case "unknown transform":
-            extra = ["config.DATA.TEST.TRANSFORMS=[{name: Resize, size: 40}, {name: Solarize, threshold: 3}, {name: ToTensor}]"]
+            extra = [
+                "config.DATA.TEST.TRANSFORMS=[{name: Resize, size: 40}, {name: Solarize, threshold: 3}, {name: ToTensor}]"
+            ]
         default: Issue.record("no setup for \(bad.name)")
         }
         let file = try area.write(pipeline(root: root), to: "p.yaml")
@@ -530,7 +580,9 @@ private func writeFixtureWeights(_ spec: ResNetSpec, caseName: String, to path: 
         #expect(refused.status == 1)
         let errors = errorLines(refused)
         #expect(errors.count == 1)
-        #expect(errors.first?.contains("format version 99") == true && errors.first?.contains("--force") == true, "\(refused.stderr)")
+        #expect(
+            errors.first?.contains("format version 99") == true && errors.first?.contains("--force") == true,
+            "\(refused.stderr)")
         // With the manifest still claiming it: also one line.
         let withManifest = try area.extract(file)
         #expect(withManifest.status == 1)
@@ -544,11 +596,14 @@ private func writeFixtureWeights(_ spec: ResNetSpec, caseName: String, to path: 
     @Test func fullDiskStopsWithOneLineAndTheRerunResumes() throws {
         let area = try Area()
         let root = try area.dataset(manyPhotos(40))
-        let file = try area.write(pipeline(root: root, size: 64, batch: 2,
-                                           poolMap: #"[["conv1", ["Identity", []]]]"#), to: "p.yaml")
+        let file = try area.write(
+            pipeline(
+                root: root, size: 64, batch: 2,
+                poolMap: #"[["conv1", ["Identity", []]]]"#), to: "p.yaml")
         let mountPoint = area.dir.file("small-disk")
         try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
-        let mounted = getuid() == 0
+        let mounted =
+            getuid() == 0
             && (try? runProcess("/bin/mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", mountPoint]))?.status == 0
         defer { if mounted { _ = try? runProcess("/bin/umount", ["-l", mountPoint]) } }
         let workdir = mounted ? mountPoint + "/work" : area.workdir
@@ -557,8 +612,12 @@ private func writeFixtureWeights(_ spec: ResNetSpec, caseName: String, to path: 
             full = try area.extract(file, ["--flush-seconds", "0"], workdir: workdir)
         } else {
             // 4 MiB per file (512-byte blocks); SIGXFSZ ignored so writes fail with EFBIG.
-            full = try runProcess("/bin/sh", ["-c", "trap '' XFSZ; ulimit -f 8192; exec \"$0\" \"$@\"", linprobeBinary(), "extract", file,
-                                              "--flush-seconds", "0", "--workdir", workdir], currentDirectory: area.dir.path)
+            full = try runProcess(
+                "/bin/sh",
+                [
+                    "-c", "trap '' XFSZ; ulimit -f 8192; exec \"$0\" \"$@\"", linprobeBinary(), "extract", file,
+                    "--flush-seconds", "0", "--workdir", workdir,
+                ], currentDirectory: area.dir.path)
         }
         #expect(full.status == 1, "\(full.stderr)")
         let errors = errorLines(full)

@@ -52,8 +52,12 @@ import Testing
     @Test(arguments: ["missing.h5", "not-a-store.h5", "empty-folder"])
     func badTargetsGiveOneLine(name: String) throws {
         let dir = try TemporaryDirectory()
-        if name == "not-a-store.h5" { try "plain text".write(toFile: dir.file(name), atomically: true, encoding: .utf8) }
-        if name == "empty-folder" { try FileManager.default.createDirectory(atPath: dir.file(name), withIntermediateDirectories: true) }
+        if name == "not-a-store.h5" {
+            try "plain text".write(toFile: dir.file(name), atomically: true, encoding: .utf8)
+        }
+        if name == "empty-folder" {
+            try FileManager.default.createDirectory(atPath: dir.file(name), withIntermediateDirectories: true)
+        }
         let result = try runProcess(linprobeBinary(), ["inspect", dir.file(name)])
         #expect(result.status == 1)
         #expect(result.stdout.isEmpty)

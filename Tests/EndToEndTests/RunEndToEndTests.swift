@@ -21,9 +21,14 @@ struct RunEndToEndTests {
 
     /// The demo, made smaller for the tests (fewer epochs), with absolute dataset paths.
     func run(_ workdir: String, _ extra: [String] = [], pipeline: String? = nil) throws -> ProcessResult {
-        try runProcess(linprobeBinary(), ["run", pipeline ?? demo,
-                                          "config.DATA.TRAIN.DATA_PATHS=[\(voc)]", "config.DATA.TEST.DATA_PATHS=[\(voc)]",
-                                          "config.OPTIMIZER.num_epochs=4", "config.OPTIMIZER.param_schedulers.lr.milestones=[2]", "--workdir", workdir] + extra)
+        try runProcess(
+            linprobeBinary(),
+            [
+                "run", pipeline ?? demo,
+                "config.DATA.TRAIN.DATA_PATHS=[\(voc)]", "config.DATA.TEST.DATA_PATHS=[\(voc)]",
+                "config.OPTIMIZER.num_epochs=4", "config.OPTIMIZER.param_schedulers.lr.milestones=[2]", "--workdir",
+                workdir,
+            ] + extra)
     }
 
     func manifestRecords(_ workdir: String) throws -> [String: JSONValue] {
@@ -35,7 +40,8 @@ struct RunEndToEndTests {
     func completed(_ workdir: String) throws -> [String: [String]] {
         var out: [String: [String]] = [:]
         for (_, r) in try manifestRecords(workdir) where r["status"]?.stringValue == "complete" {
-            out[r["stage"]?.stringValue ?? "?", default: []].append("\(r["fingerprint"]?.stringValue ?? "")@\(r["finished"]?.stringValue ?? "")")
+            out[r["stage"]?.stringValue ?? "?", default: []].append(
+                "\(r["fingerprint"]?.stringValue ?? "")@\(r["finished"]?.stringValue ?? "")")
         }
         return out.mapValues { $0.sorted() }
     }
@@ -51,26 +57,35 @@ struct RunEndToEndTests {
         #expect(first.stdout.contains("| layer |"))
         let html = work + "/reports/demo/report.html"
         #expect(first.stdout.contains(html))
-        let reportJSON = try JSONValue.parse(String(contentsOfFile: work + "/reports/demo/report.json", encoding: .utf8))
+        let reportJSON = try JSONValue.parse(
+            String(contentsOfFile: work + "/reports/demo/report.json", encoding: .utf8))
         let problems = try SchemaValidator(schemaPath: schemaPath("report.schema.json")).validate(reportJSON)
         #expect(problems.isEmpty, "report.json against schemas/report.schema.json: \(problems)")
         let rows = reportJSON["rows"]?.arrayValue ?? []
         for layer in ["res3", "res4", "res5avg"] {
-            #expect(rows.contains { $0["layer"]?.stringValue == layer && $0["method"]?.stringValue == "svm" && $0["metric"]?.stringValue == "mAP" })
+            #expect(
+                rows.contains {
+                    $0["layer"]?.stringValue == layer && $0["method"]?.stringValue == "svm"
+                        && $0["metric"]?.stringValue == "mAP"
+                })
             #expect(rows.contains { $0["layer"]?.stringValue == layer && $0["method"]?.stringValue != "svm" })
         }
         // Every SVM row's value is the mAP of its results.json.
         for row in rows where row["method"]?.stringValue == "svm" && row["metric"]?.stringValue == "mAP" {
             let layer = try #require(row["layer"]?.stringValue)
-            let svm = try #require(try FileManager.default.contentsOfDirectory(atPath: work + "/svm").first { !$0.hasPrefix(".") })
-            let results = try JSONValue.parse(String(contentsOfFile: "\(work)/svm/\(svm)/\(layer)/results.json", encoding: .utf8))
+            let svm = try #require(
+                try FileManager.default.contentsOfDirectory(atPath: work + "/svm").first { !$0.hasPrefix(".") })
+            let results = try JSONValue.parse(
+                String(contentsOfFile: "\(work)/svm/\(svm)/\(layer)/results.json", encoding: .utf8))
             let value = try #require(results["value"]?.doubleValue)
             #expect(abs((row["value"]?.doubleValue ?? .nan) - value) < 1e-9)
         }
         let htmlText = try String(contentsOfFile: html, encoding: .utf8)
         #expect(htmlText.contains("<svg"))
         let before = try completed(work)
-        #expect(before["extract"]?.count == 2 && before["train-svm"]?.count == 1 && before["train-linear"]?.count == 1 && before["report"]?.count == 1)
+        #expect(
+            before["extract"]?.count == 2 && before["train-svm"]?.count == 1 && before["train-linear"]?.count == 1
+                && before["report"]?.count == 1)
         let reportBytes = try Data(contentsOf: URL(fileURLWithPath: work + "/reports/demo/report.json"))
 
         // The same command again: no stage runs (the manifest is unchanged), the same table.
@@ -136,8 +151,12 @@ struct RunEndToEndTests {
         let dir = try TemporaryDirectory()
         let work = dir.file("runs")
         let nowhere = dir.file("no/such/VOC2007")
-        let data = try runProcess(linprobeBinary(), ["run", demo, "config.DATA.TRAIN.DATA_PATHS=[\(nowhere)]",
-                                                     "config.DATA.TEST.DATA_PATHS=[\(voc)]", "--workdir", work])
+        let data = try runProcess(
+            linprobeBinary(),
+            [
+                "run", demo, "config.DATA.TRAIN.DATA_PATHS=[\(nowhere)]",
+                "config.DATA.TEST.DATA_PATHS=[\(voc)]", "--workdir", work,
+            ])
         #expect(data.status != 0)
         let dataErrors = data.stderr.split(separator: "\n").filter { $0.hasPrefix("error:") }
         #expect(dataErrors.count == 1 && dataErrors[0].contains(nowhere), "\(data.stderr)")
@@ -164,8 +183,12 @@ struct RunEndToEndTests {
     @Test("train-svm without --features names the extraction it needs")
     func trainingBeforeExtraction() throws {
         let dir = try TemporaryDirectory()
-        let r = try runProcess(linprobeBinary(), ["train-svm", demo, "config.DATA.TRAIN.DATA_PATHS=[\(voc)]",
-                                                  "config.DATA.TEST.DATA_PATHS=[\(voc)]", "--workdir", dir.file("runs")])
+        let r = try runProcess(
+            linprobeBinary(),
+            [
+                "train-svm", demo, "config.DATA.TRAIN.DATA_PATHS=[\(voc)]",
+                "config.DATA.TEST.DATA_PATHS=[\(voc)]", "--workdir", dir.file("runs"),
+            ])
         #expect(r.status == 1)
         #expect(r.stderr.contains("run 'linprobe extract demo'"), "\(r.stderr)")
     }

@@ -2,6 +2,7 @@ import Foundation
 import LinprobeCore
 import LinprobeTestSupport
 import Testing
+
 @testable import LinprobeCheckpoint
 
 /// Truncated, corrupt and hostile files: a one-line error naming the file and what is wrong
@@ -16,17 +17,19 @@ struct BadInputTests {
         }
     }
 
-    @Test("bad files fail with one line naming the file and the problem", arguments: [
-        ("truncated_zip.pt", "truncated"),
-        ("truncated_legacy.pt", "truncated"),
-        ("corrupt_data.pt", "CRC-32"),
-        ("corrupt_pickle.pt", "unknown pickle opcode 0xff"),
-        ("not_a_checkpoint.txt", "not a PyTorch checkpoint"),
-        ("evil_global.pt", "pickle global 'posix.system' is not allowed"),
-        ("evil_opcode.pt", "opcode INST"),
-        ("whole_model.pt", "save model.state_dict()"),
-        ("fsdp_shard_list.torch", "convert_sharded_checkpoint.py"),
-    ])
+    @Test(
+        "bad files fail with one line naming the file and the problem",
+        arguments: [
+            ("truncated_zip.pt", "truncated"),
+            ("truncated_legacy.pt", "truncated"),
+            ("corrupt_data.pt", "CRC-32"),
+            ("corrupt_pickle.pt", "unknown pickle opcode 0xff"),
+            ("not_a_checkpoint.txt", "not a PyTorch checkpoint"),
+            ("evil_global.pt", "pickle global 'posix.system' is not allowed"),
+            ("evil_opcode.pt", "opcode INST"),
+            ("whole_model.pt", "save model.state_dict()"),
+            ("fsdp_shard_list.torch", "convert_sharded_checkpoint.py"),
+        ])
     func badFile(name: String, fragment: String) throws {
         let path = FormatTests.file(name)
         let error = Self.loadError(path)
@@ -84,14 +87,18 @@ struct BadInputTests {
             try CheckpointTensor(dtype: .float32, shape: [2, 3], storage: region, what: "w")
         }
         #expect(throws: LinprobeError.self) {
-            try CheckpointTensor(dtype: .float32, shape: [2], strides: [3], storageOffset: 1, storage: region, what: "w")
+            try CheckpointTensor(
+                dtype: .float32, shape: [2], strides: [3], storageOffset: 1, storage: region, what: "w")
         }
-        let ok = try CheckpointTensor(dtype: .float32, shape: [2], strides: [3], storageOffset: 0, storage: region, what: "w")
+        let ok = try CheckpointTensor(
+            dtype: .float32, shape: [2], strides: [3], storageOffset: 0, storage: region, what: "w")
         #expect(ok.floats() == [0, 0])
     }
 
     /// Random damage to real files: every outcome is a clean error or a successful read.
-    @Test("mutated files never crash", arguments: ["small_zip.pt", "small_legacy.pt", "vissl_nested.torch", "small.safetensors"])
+    @Test(
+        "mutated files never crash",
+        arguments: ["small_zip.pt", "small_legacy.pt", "vissl_nested.torch", "small.safetensors"])
     func fuzz(name: String) throws {
         let original = try Data(contentsOf: URL(fileURLWithPath: FormatTests.file(name)))
         let dir = try TemporaryDirectory()
@@ -121,7 +128,9 @@ struct BadInputTests {
         }
     }
 
-    static func fnvSeed(_ s: String) -> UInt64 { s.utf8.reduce(UInt64(1469598103934665603)) { ($0 ^ UInt64($1)) &* 1099511628211 } }
+    static func fnvSeed(_ s: String) -> UInt64 {
+        s.utf8.reduce(UInt64(1469598103934665603)) { ($0 ^ UInt64($1)) &* 1099511628211 }
+    }
 }
 
 @Suite("Restricted unpickler")
@@ -147,8 +156,10 @@ struct UnpicklerTests {
     @Test("big integers and negative BININT")
     func integers() throws {
         // pickle.dumps([-5, 2**70, -(2**40)], protocol=2)
-        let bytes: [UInt8] = [0x80, 0x02, 0x5D, 0x71, 0x00, 0x28, 0x4A, 0xFB, 0xFF, 0xFF, 0xFF, 0x8A, 0x09, 0x00, 0x00, 0x00,
-                              0x00, 0x00, 0x00, 0x00, 0x00, 0x40, 0x8A, 0x06, 0x00, 0x00, 0x00, 0x00, 0x00, 0xFF, 0x65, 0x2E]
+        let bytes: [UInt8] = [
+            0x80, 0x02, 0x5D, 0x71, 0x00, 0x28, 0x4A, 0xFB, 0xFF, 0xFF, 0xFF, 0x8A, 0x09, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x40, 0x8A, 0x06, 0x00, 0x00, 0x00, 0x00, 0x00, 0xFF, 0x65, 0x2E,
+        ]
         let v = try Self.run(bytes)
         let items = try #require(v.sequence)
         #expect(items[0].intValue == -5)
@@ -156,19 +167,24 @@ struct UnpicklerTests {
         #expect(items[2].intValue == -(1 << 40))
     }
 
-    @Test("forbidden globals, calls and opcodes are named with their offset", arguments: [
-        ([0x80, 0x02] + Array("cbuiltins\neval\n.".utf8), "pickle global 'builtins.eval' is not allowed at byte 2"),
-        ([0x80, 0x02] + Array("ctorch\nFloatStorage\n)R.".utf8), "calling 'torch.FloatStorage' is not allowed"),
-        ([0x80, 0x02, 0x28, 0x6F, 0x2E], "opcode OBJ"),
-        ([0x80, 0x02, 0x82, 0x01, 0x2E], "opcode EXT"),
-        ([0x80, 0x05, 0x97, 0x2E], "out-of-band"),
-        ([0x80, 0x02, 0xFF], "unknown pickle opcode 0xff"),
-        ([0x80, 0x02, 0x58, 0xFF, 0xFF, 0xFF, 0x7F], "exceeds the pickle's size"),
-        ([0x80, 0x02, 0x58, 0x05, 0x00, 0x00, 0x00, 0x61], "past the end"),
-        ([0x80, 0x02, 0x68, 0x05, 0x2E], "memo entry 5"),
-        ([0x80, 0x02, 0x2E], "stack underflow"),
-        ([0x80, 0x02, 0x4E, 0x51, 0x2E], "persistent id"),
-    ])
+    @Test(
+        "forbidden globals, calls and opcodes are named with their offset",
+        arguments: [
+            (
+                [0x80, 0x02] + Array("cbuiltins\neval\n.".utf8),
+                "pickle global 'builtins.eval' is not allowed at byte 2"
+            ),
+            ([0x80, 0x02] + Array("ctorch\nFloatStorage\n)R.".utf8), "calling 'torch.FloatStorage' is not allowed"),
+            ([0x80, 0x02, 0x28, 0x6F, 0x2E], "opcode OBJ"),
+            ([0x80, 0x02, 0x82, 0x01, 0x2E], "opcode EXT"),
+            ([0x80, 0x05, 0x97, 0x2E], "out-of-band"),
+            ([0x80, 0x02, 0xFF], "unknown pickle opcode 0xff"),
+            ([0x80, 0x02, 0x58, 0xFF, 0xFF, 0xFF, 0x7F], "exceeds the pickle's size"),
+            ([0x80, 0x02, 0x58, 0x05, 0x00, 0x00, 0x00, 0x61], "past the end"),
+            ([0x80, 0x02, 0x68, 0x05, 0x2E], "memo entry 5"),
+            ([0x80, 0x02, 0x2E], "stack underflow"),
+            ([0x80, 0x02, 0x4E, 0x51, 0x2E], "persistent id"),
+        ])
     func forbidden(bytes: [UInt8], fragment: String) {
         let error = #expect(throws: LinprobeError.self) { try Self.run(bytes) }
         #expect(error?.message.contains(fragment) == true, "\(error?.message ?? "") lacks \(fragment)")

@@ -2,6 +2,7 @@ import Foundation
 import LinprobeCore
 import LinprobeTestSupport
 import Testing
+
 @testable import LinprobeCheckpoint
 
 /// Values written by `torch.save` (zip and legacy) and a hand-written safetensors file, against
@@ -29,8 +30,12 @@ struct FormatTests {
         return out
     }
 
-    @Test("every dtype, strides, storage offsets and parameters read exactly",
-          arguments: [("small_zip.pt", Checkpoint.Format.torchZip), ("small_legacy.pt", .torchLegacy), ("small.safetensors", .safetensors)])
+    @Test(
+        "every dtype, strides, storage offsets and parameters read exactly",
+        arguments: [
+            ("small_zip.pt", Checkpoint.Format.torchZip), ("small_legacy.pt", .torchLegacy),
+            ("small.safetensors", .safetensors),
+        ])
     func smallStateDict(name: String, format: Checkpoint.Format) throws {
         let checkpoint = try Checkpoint.load(path: Self.file(name))
         #expect(checkpoint.format == format)
@@ -87,9 +92,12 @@ struct FormatTests {
 @Suite("Checkpoint key handling (VISSL WEIGHTS_INIT)")
 struct KeyHandlingTests {
     static func check(_ sd: TrunkStateDict, sourceKeyPrefix: String) throws {
-        let trunkExpected = try #require(FormatTests.expected["trunk"]?.objectValue,
-                                         "expected.json has no trunk values")
-        for name in ["conv1.weight", "bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var", "layer1.0.conv1.weight"] {
+        let trunkExpected = try #require(
+            FormatTests.expected["trunk"]?.objectValue,
+            "expected.json has no trunk values")
+        for name in [
+            "conv1.weight", "bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var", "layer1.0.conv1.weight",
+        ] {
             let entry = try #require(sd.tensors[name], "\(name) missing; have \(sd.order)")
             #expect(entry.originalKey.hasSuffix(name))
             #expect(entry.originalKey.hasPrefix(sourceKeyPrefix))
@@ -113,7 +121,9 @@ struct KeyHandlingTests {
     @Test("DataParallel `module.` prefix, flat file (STATE_DICT_KEY_NAME '')")
     func modulePrefix() throws {
         let checkpoint = try Checkpoint.load(path: FormatTests.file("module_prefix.pth"))
-        try Self.check(try TrunkStateDict.select(from: checkpoint, settings: WeightsInit(stateDictKeyName: [])), sourceKeyPrefix: "module.")
+        try Self.check(
+            try TrunkStateDict.select(from: checkpoint, settings: WeightsInit(stateDictKeyName: [])),
+            sourceKeyPrefix: "module.")
         // Under VISSL's default key a flat file is read as such, with a note.
         let sd = try TrunkStateDict.select(from: checkpoint, settings: WeightsInit())
         try Self.check(sd, sourceKeyPrefix: "module.")
@@ -124,7 +134,9 @@ struct KeyHandlingTests {
     func modelStateDict() throws {
         let checkpoint = try Checkpoint.load(path: FormatTests.file("model_state_dict.torch"))
         let settings = WeightsInit(stateDictKeyName: ["model_state_dict"], appendPrefix: "trunk.base_model.")
-        try Self.check(try TrunkStateDict.select(from: checkpoint, settings: settings), sourceKeyPrefix: "trunk.base_model._feature_blocks.")
+        try Self.check(
+            try TrunkStateDict.select(from: checkpoint, settings: settings),
+            sourceKeyPrefix: "trunk.base_model._feature_blocks.")
     }
 
     @Test("torchvision names in a legacy file, with or without VISSL's APPEND_PREFIX")
@@ -135,7 +147,9 @@ struct KeyHandlingTests {
         let sd = try TrunkStateDict.select(from: checkpoint, settings: vissl)
         try Self.check(sd, sourceKeyPrefix: "trunk.base_model._feature_blocks.")
         #expect(sd.tensors["fc.weight"] != nil)  // left for the trunk matcher to report as not part of the trunk
-        try Self.check(try TrunkStateDict.select(from: checkpoint, settings: WeightsInit(stateDictKeyName: [])), sourceKeyPrefix: "")
+        try Self.check(
+            try TrunkStateDict.select(from: checkpoint, settings: WeightsInit(stateDictKeyName: [])),
+            sourceKeyPrefix: "")
     }
 
     @Test("MoCo-style file: state_dict key + REMOVE_PREFIX module.encoder_q.")
@@ -156,7 +170,9 @@ struct KeyHandlingTests {
         }
         #expect(error?.message.contains("no key 'model'") == true)
         #expect(error?.message.contains("state_dict, epoch") == true, "\(error?.message ?? "")")
-        let error2 = #expect(throws: LinprobeError.self) { try TrunkStateDict.select(from: checkpoint, settings: WeightsInit()) }
+        let error2 = #expect(throws: LinprobeError.self) {
+            try TrunkStateDict.select(from: checkpoint, settings: WeightsInit())
+        }
         #expect(error2?.message.contains("STATE_DICT_KEY_NAME") == true)
     }
 
@@ -173,12 +189,14 @@ struct KeyHandlingTests {
             dict = PickleDict()
             for name in sd.order {
                 let t = sd.tensors[name]!.tensor
-                let record = TensorRecord(storage: StorageRef(key: name, dtype: t.dtype, numel: t.count, region: t.storage),
-                                          dtype: t.dtype, shape: t.shape, strides: t.strides, storageOffset: t.storageOffset)
+                let record = TensorRecord(
+                    storage: StorageRef(key: name, dtype: t.dtype, numel: t.count, region: t.storage),
+                    dtype: t.dtype, shape: t.shape, strides: t.strides, storageOffset: t.storageOffset)
                 dict.set(.string("module." + name), .tensor(record))
                 dict.set(.string(name), .tensor(record))
             }
-            _ = try TrunkStateDict.select(from: Checkpoint(path: "both.pth", format: .torchZip, root: .dict(dict)), settings: settings)
+            _ = try TrunkStateDict.select(
+                from: Checkpoint(path: "both.pth", format: .torchZip, root: .dict(dict)), settings: settings)
         }
         #expect(error?.message.contains("both name the trunk parameter") == true)
     }

@@ -2,10 +2,11 @@ import Foundation
 import LinprobeCore
 import LinprobeTestSupport
 import Testing
+
 @testable import LinprobeCheckpoint
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A stored (uncompressed) zip archive in the ZIP64 layout, whose 64-bit fields can be forged:
@@ -93,8 +94,10 @@ struct CheckpointHostileInputTests {
         #expect(throws: LinprobeError.self) { _ = try Checkpoint.load(path: path) }
     }
 
-    static func expectOneLine(_ error: LinprobeError?, path: String, _ fragment: String,
-                              sourceLocation: SourceLocation = #_sourceLocation) {
+    static func expectOneLine(
+        _ error: LinprobeError?, path: String, _ fragment: String,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         let message = error?.message ?? ""
         #expect(message.hasPrefix(path + ":"), "\(message)", sourceLocation: sourceLocation)
         #expect(message.contains(fragment), "\(message) lacks '\(fragment)'", sourceLocation: sourceLocation)
@@ -115,10 +118,12 @@ struct CheckpointHostileInputTests {
         UInt64(Int64.max), UInt64(Int64.max) - 29, 1 << 63, UInt64.max, UInt64.max - 55, 1 << 32,
     ]
 
-    @Test("zip64 fields near 2^63 and 2^64-1 are one line naming the file (case 2)", arguments: [
-        "entry size", "local header offset", "central directory size", "central directory offset", "entry count",
-        "ZIP64 record offset",
-    ], hostileValues)
+    @Test(
+        "zip64 fields near 2^63 and 2^64-1 are one line naming the file (case 2)",
+        arguments: [
+            "entry size", "local header offset", "central directory size", "central directory offset", "entry count",
+            "ZIP64 record offset",
+        ], hostileValues)
     func forgedZip64Field(field: String, value: UInt64) throws {
         let dir = try TemporaryDirectory()
         let path = dir.file("forged.pt")
@@ -137,14 +142,16 @@ struct CheckpointHostileInputTests {
         #expect(error?.code == .corruptInput)
     }
 
-    @Test("a pickle nested 30,000 deep, raw or in the zip, is refused without a stack overflow (case 3)",
-          arguments: ["list", "tuple", "dict", "forward-linked lists"])
+    @Test(
+        "a pickle nested 30,000 deep, raw or in the zip, is refused without a stack overflow (case 3)",
+        arguments: ["list", "tuple", "dict", "forward-linked lists"])
     func deepPickle(kind: String) throws {
         let pickle = Self.nested(kind, depth: 30_000)
         let raw = #expect(throws: LinprobeError.self) { _ = try UnpicklerTests.run(pickle) }
         #expect(raw?.message.hasPrefix("t.pkl:") == true)
-        #expect(raw?.message.contains("levels deep") == true || raw?.message.contains("after being placed") == true,
-                "\(raw?.message ?? "")")
+        #expect(
+            raw?.message.contains("levels deep") == true || raw?.message.contains("after being placed") == true,
+            "\(raw?.message ?? "")")
         let dir = try TemporaryDirectory()
         let path = dir.file("deep.pt")
         try Zip64Builder([("archive/data.pkl", pickle)]).write(to: path)

@@ -16,13 +16,16 @@ struct PILDecode: Decodable {
 let pilDecodes: [String: PILDecode] = {
     let url = URL(fileURLWithPath: fixturePath("images/decode.json"))
     guard let data = try? Data(contentsOf: url),
-          let table = try? JSONDecoder().decode([String: PILDecode].self, from: data) else { return [:] }
+        let table = try? JSONDecoder().decode([String: PILDecode].self, from: data)
+    else { return [:] }
     return table
 }()
 
 /// Files whose decode must equal PIL's bytes exactly.
-let exactFiles = pilDecodes.filter { $0.value.error == nil && !$0.key.hasSuffix(".gif") && !$0.key.hasPrefix("rgba16") && !$0.key.hasPrefix("ga16") }
-    .keys.sorted()
+let exactFiles = pilDecodes.filter {
+    $0.value.error == nil && !$0.key.hasSuffix(".gif") && !$0.key.hasPrefix("rgba16") && !$0.key.hasPrefix("ga16")
+}
+.keys.sorted()
 
 @Suite struct DecodeFidelityTests {
     @Test func fixtureTableIsPresent() {
@@ -40,7 +43,9 @@ let exactFiles = pilDecodes.filter { $0.value.error == nil && !$0.key.hasSuffix(
             return
         }
         #expect(info.width == expected.width && info.height == expected.height)
-        #expect(info.sourceMode == expected.mode || (expected.mode == "RGBA" && info.sourceMode == "LA"), "\(name): mode \(info.sourceMode) vs PIL \(expected.mode ?? "?")")
+        #expect(
+            info.sourceMode == expected.mode || (expected.mode == "RGBA" && info.sourceMode == "LA"),
+            "\(name): mode \(info.sourceMode) vs PIL \(expected.mode ?? "?")")
         let digest = Fingerprint.sha256(Data(image.packedRGB))
         if digest != expected.sha256 {
             let diff = try? firstDifference(name, image)
@@ -92,7 +97,11 @@ let exactFiles = pilDecodes.filter { $0.value.error == nil && !$0.key.hasSuffix(
         let decoder = ImageDecoder()
         var image = RGBImage()
         let outcome = decoder.decodeFile(atPath: fixturePath("images/files/animation.gif"), into: &image)
-        #expect(outcome == .unreadable(UnreadableImage(.unsupportedFormat, "GIF images are not supported (Linprobe decodes JPEG and PNG)")))
+        #expect(
+            outcome
+                == .unreadable(
+                    UnreadableImage(.unsupportedFormat, "GIF images are not supported (Linprobe decodes JPEG and PNG)"))
+        )
     }
 
     @Test func missingFileIsUnreadableNotACrash() {

@@ -4,7 +4,7 @@ import LinprobeTestSupport
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Issue 19, cases 6 and 9: an image path that is (a link to) a FIFO or a device is unreadable
@@ -57,8 +57,9 @@ import Glibc
         let outcome = decode(fixturePath("images/files/progressive_67x45.jpg"), decoder: small)
         guard case .unreadable(let why)? = outcome else { Issue.record("decoded above the limit"); return }
         #expect(why.kind == .tooLarge)
-        #expect(why.reason
-            == "image of 67×45 pixels exceeds the limit of 1000 pixels (PIL's decompression-bomb limit by default)")
+        #expect(
+            why.reason
+                == "image of 67×45 pixels exceeds the limit of 1000 pixels (PIL's decompression-bomb limit by default)")
     }
 
     @Test func aSparseFileLargerThanAnyImageIsNotRead() throws {

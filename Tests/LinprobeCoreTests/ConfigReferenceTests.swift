@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import LinprobeCore
 import LinprobeTestSupport
+import Testing
+
+@testable import LinprobeCore
 
 /// The loader reads YAML as VISSL's OmegaConf does and overrides as Hydra does: checked against
 /// `Tests/Fixtures/config/reference.json`, made by `scripts/gen_config_reference.py` with
@@ -15,7 +16,8 @@ import LinprobeTestSupport
 
     static let reference: JSONValue = {
         let path = fixturePath("config/reference.json")
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8), let value = try? JSONValue.parse(text) else { return .null }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8), let value = try? JSONValue.parse(text)
+        else { return .null }
         return value
     }()
 
@@ -83,13 +85,15 @@ import LinprobeTestSupport
         let cases = try #require(Self.reference["yaml_scalars"]?.arrayValue)
         for item in cases {
             guard case .array(let pair) = item, pair.count == 2, let text = pair[0].stringValue,
-                  case .value(let expected) = Self.untag(pair[1])
+                case .value(let expected) = Self.untag(pair[1])
             else {
                 Issue.record("bad reference entry \(item.canonicalText)")
                 continue
             }
             let parsed = try ConfigYAML.parse("v: " + text, source: "scalar")?.json["v"] ?? .null
-            #expect(Self.same(parsed, expected), "'\(text)': Linprobe \(parsed.canonicalText), OmegaConf \(expected.canonicalText)")
+            #expect(
+                Self.same(parsed, expected),
+                "'\(text)': Linprobe \(parsed.canonicalText), OmegaConf \(expected.canonicalText)")
         }
     }
 
@@ -105,13 +109,18 @@ import LinprobeTestSupport
                 do {
                     let parsed = try ConfigOverride(parsing: text)
                     #expect(parsed.path == "a.b")
-                    #expect(Self.same(parsed.value, expected), "'\(text)': Linprobe \(parsed.value.canonicalText), Hydra \(expected.canonicalText)")
+                    #expect(
+                        Self.same(parsed.value, expected),
+                        "'\(text)': Linprobe \(parsed.value.canonicalText), Hydra \(expected.canonicalText)")
                 } catch {
-                    Issue.record("'\(text)': Hydra reads \(expected.canonicalText), Linprobe refuses it: \(oneLine(error))")
+                    Issue.record(
+                        "'\(text)': Hydra reads \(expected.canonicalText), Linprobe refuses it: \(oneLine(error))")
                 }
             case .error:
                 let error = configError { _ = try ConfigOverride(parsing: text) }
-                #expect(error?.message.contains("bad override '\(text)'") == true, "'\(text)': Hydra refuses it, Linprobe accepts it")
+                #expect(
+                    error?.message.contains("bad override '\(text)'") == true,
+                    "'\(text)': Hydra refuses it, Linprobe accepts it")
             case .sweep:
                 let error = configError { _ = try ConfigOverride(parsing: text) }
                 #expect(error?.message.contains("sweep") == true, "'\(text)' is a Hydra sweep")

@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import LinprobeCore
 import LinprobeTestSupport
+import Testing
+
+@testable import LinprobeCore
 
 @Suite struct VISSLKeyTreeTests {
     @Test func generatedTreeHoldsVISSLDefaults() throws {
@@ -46,13 +47,18 @@ import LinprobeTestSupport
             #expect(entry.kind != .mapping && entry.kind != .open, "\(key.path) is a VISSL mapping")
             // VISSL's default value has the registered type (null defaults excepted).
             if entry.kind != .null {
-                #expect(key.type.normalize(entry.defaultValue) != nil, "\(key.path): VISSL default \(entry.defaultValue.canonicalText) is not \(key.type)")
+                #expect(
+                    key.type.normalize(entry.defaultValue) != nil,
+                    "\(key.path): VISSL default \(entry.defaultValue.canonicalText) is not \(key.type)")
             }
             if let linprobe = key.explicitDefault {
                 // A Linprobe default for a VISSL key exists only where it differs from VISSL's.
-                #expect(key.type.normalize(linprobe) != key.type.normalize(entry.defaultValue), "\(key.path): same default as VISSL's")
+                #expect(
+                    key.type.normalize(linprobe) != key.type.normalize(entry.defaultValue),
+                    "\(key.path): same default as VISSL's")
             } else {
-                #expect(key.defaultValue == (key.type.normalize(entry.defaultValue) ?? entry.defaultValue), "\(key.path)")
+                #expect(
+                    key.defaultValue == (key.type.normalize(entry.defaultValue) ?? entry.defaultValue), "\(key.path)")
             }
         }
         #expect(LinprobeKeys.key("DATA.TRAIN.BATCHSIZE_PER_REPLICA")?.defaultValue == 32)
@@ -69,7 +75,9 @@ import LinprobeTestSupport
 
     @Test func everyDefaultPassesItsOwnChecks() {
         for key in LinprobeKeys.all {
-            if case .failure = key.check(key.defaultValue) { Issue.record("\(key.path): default \(key.defaultValue.canonicalText) fails its own checks") }
+            if case .failure = key.check(key.defaultValue) {
+                Issue.record("\(key.path): default \(key.defaultValue.canonicalText) fails its own checks")
+            }
         }
     }
 
@@ -79,7 +87,8 @@ import LinprobeTestSupport
             "MODEL.TRUNK.RESNETS.LAYER4_STRIDE", "MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP",
             "MODEL.WEIGHTS_INIT.SKIP_LAYERS", "MODEL.HEAD.BATCHNORM_MOMENTUM", "DISTRIBUTED.NUM_NODES",
             "OPTIMIZER.param_schedulers.lr.auto_lr_scaling.scaling_type", "OPTIMIZER.param_schedulers.lr.lengths",
-            "SVM.low_shot.k_values", "LINPROBE.STORAGE_DTYPE", "LINPROBE.LINEAR.SHUFFLE_CHUNK_ROWS", "LINPROBE.REPORT.TITLE",
+            "SVM.low_shot.k_values", "LINPROBE.STORAGE_DTYPE", "LINPROBE.LINEAR.SHUFFLE_CHUNK_ROWS",
+            "LINPROBE.REPORT.TITLE",
         ] {
             #expect(LinprobeKeys.key(path) != nil, "\(path)")
         }
@@ -121,7 +130,8 @@ import LinprobeTestSupport
 
     @Test func committedSchemaAndRegistryAgreeBothWays() throws {
         if ProcessInfo.processInfo.environment["LINPROBE_UPDATE_SCHEMA"] == "1" {
-            try (PipelineSchema.document().prettyText() + "\n").write(toFile: Self.schemaPath, atomically: true, encoding: .utf8)
+            try (PipelineSchema.document().prettyText() + "\n").write(
+                toFile: Self.schemaPath, atomically: true, encoding: .utf8)
         }
         let data = try Data(contentsOf: URL(fileURLWithPath: Self.schemaPath))
         let root = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
@@ -131,21 +141,35 @@ import LinprobeTestSupport
         var leaves: [String: [String: Any]] = [:]
         schemaLeaves(config, prefix: "", into: &leaves)
 
-        let hint = "regenerate with: LINPROBE_UPDATE_SCHEMA=1 swift test -c release -Xswiftc -enable-testing --filter PipelineSchemaTests"
+        let hint =
+            "regenerate with: LINPROBE_UPDATE_SCHEMA=1 swift test -c release -Xswiftc -enable-testing --filter PipelineSchemaTests"
         let registry = Set(LinprobeKeys.all.map(\.path))
-        for missing in registry.subtracting(leaves.keys).sorted() { Issue.record("\(missing) is in the registry but not in the schema; \(hint)") }
-        for extra in Set(leaves.keys).subtracting(registry).sorted() { Issue.record("\(extra) is in the schema but not in the registry; \(hint)") }
+        for missing in registry.subtracting(leaves.keys).sorted() {
+            Issue.record("\(missing) is in the registry but not in the schema; \(hint)")
+        }
+        for extra in Set(leaves.keys).subtracting(registry).sorted() {
+            Issue.record("\(extra) is in the schema but not in the registry; \(hint)")
+        }
 
         for key in LinprobeKeys.all {
             guard let leaf = leaves[key.path] else { continue }
             #expect(type(fromSchema: leaf) == key.type, "\(key.path): schema type differs; \(hint)")
             let schemaDefault = leaf["default"].map(jsonValue(fromFoundation:)) ?? .null
-            #expect((key.type.normalize(schemaDefault) ?? schemaDefault) == key.defaultValue, "\(key.path): schema default \(schemaDefault.canonicalText) ≠ \(key.defaultValue.canonicalText); \(hint)")
+            #expect(
+                (key.type.normalize(schemaDefault) ?? schemaDefault) == key.defaultValue,
+                "\(key.path): schema default \(schemaDefault.canonicalText) ≠ \(key.defaultValue.canonicalText); \(hint)"
+            )
             let enumSource = (leaf["items"] as? [String: Any]) ?? leaf
             let schemaEnum = (enumSource["enum"] as? [Any]).map { $0.map(jsonValue(fromFoundation:)) }
-            #expect(schemaEnum?.map { key.type.elementNormalize($0) } == key.allowed?.map { key.type.elementNormalize($0) }, "\(key.path): enum differs; \(hint)")
-            #expect((enumSource["minimum"] as? NSNumber)?.doubleValue == key.minimum, "\(key.path): minimum differs; \(hint)")
-            #expect((enumSource["maximum"] as? NSNumber)?.doubleValue == key.maximum, "\(key.path): maximum differs; \(hint)")
+            #expect(
+                schemaEnum?.map { key.type.elementNormalize($0) } == key.allowed?.map { key.type.elementNormalize($0) },
+                "\(key.path): enum differs; \(hint)")
+            #expect(
+                (enumSource["minimum"] as? NSNumber)?.doubleValue == key.minimum,
+                "\(key.path): minimum differs; \(hint)")
+            #expect(
+                (enumSource["maximum"] as? NSNumber)?.doubleValue == key.maximum,
+                "\(key.path): maximum differs; \(hint)")
             #expect(leaf["description"] as? String == key.doc, "\(key.path): description differs; \(hint)")
         }
         // The alias is documented.
@@ -159,7 +183,10 @@ import LinprobeTestSupport
         // Compared after the same JSON text round trip (JSON does not keep 1.0 apart from 1).
         let generated = try JSONValue.parse(PipelineSchema.document().prettyText())
         let upToDate = committed == generated
-        #expect(upToDate, "schemas/pipeline.schema.json differs from the registry; regenerate with: LINPROBE_UPDATE_SCHEMA=1 swift test -c release -Xswiftc -enable-testing --filter PipelineSchemaTests")
+        #expect(
+            upToDate,
+            "schemas/pipeline.schema.json differs from the registry; regenerate with: LINPROBE_UPDATE_SCHEMA=1 swift test -c release -Xswiftc -enable-testing --filter PipelineSchemaTests"
+        )
     }
 }
 

@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import LinprobeCore
 import LinprobeTestSupport
+import Testing
+
+@testable import LinprobeCore
 
 /// Loads pipeline text with overrides.
 func loadConfig(_ yaml: String, _ overrides: [String] = [], source: String = "test.yaml") throws -> PipelineConfig {
@@ -21,8 +22,10 @@ func configError(_ body: () throws -> Void) -> LinprobeError? {
 }
 
 /// Expects a one-line configuration error (exit 64) whose message contains every fragment.
-func expectConfigError(_ fragments: [String], sourceLocation: SourceLocation = #_sourceLocation,
-                       _ body: () throws -> Void) {
+func expectConfigError(
+    _ fragments: [String], sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: () throws -> Void
+) {
     guard let error = configError(body) else {
         Issue.record("expected a configuration error containing \(fragments)", sourceLocation: sourceLocation)
         return
@@ -41,7 +44,9 @@ let in1kFixture = "imagenet1k/eval_resnet_8gpu_transfer_in1k_linear.yaml"
 let places205Fixture = "places205/eval_resnet_8gpu_transfer_places205_linear.yaml"
 let inat18Fixture = "inaturalist18/eval_resnet_8gpu_transfer_inaturalist18_linear.yaml"
 let voc07Fixture = "voc07/eval_resnet_8gpu_transfer_voc07_svm.yaml"
-let seedSnippets = ["mlp_trunk_output.yaml", "eval_mlp_multiple_layers.yaml", "svm_multiple_layers.yaml", "svm_trunk_output.yaml"]
+let seedSnippets = [
+    "mlp_trunk_output.yaml", "eval_mlp_multiple_layers.yaml", "svm_multiple_layers.yaml", "svm_trunk_output.yaml",
+]
 
 /// Converts a JSONSerialization object to a JSONValue (bools are NSNumbers of type "c" on Linux).
 func jsonValue(fromFoundation any: Any) -> JSONValue {

@@ -17,6 +17,7 @@ import Testing
         #expect(Fingerprint.sha256(of: a) != Fingerprint.sha256(of: c))
         #expect(Fingerprint.short(a).count == 16)
         // SHA-256 of "abc" (FIPS 180-2 test vector).
-        #expect(Fingerprint.sha256(Data("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(
+            Fingerprint.sha256(Data("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     }
 }

@@ -8,8 +8,9 @@ import Testing
         let dir = try TemporaryDirectory()
         let store = ManifestStore(workdir: dir.path)
         #expect(try store.read().records.isEmpty)
-        let record = ManifestRecord(stage: "extract", fingerprint: "abcd", status: .running, inputs: ["weights": "00"],
-                                    parameters: ["depth": 50], outputs: ["features/abcd/train.h5"])
+        let record = ManifestRecord(
+            stage: "extract", fingerprint: "abcd", status: .running, inputs: ["weights": "00"],
+            parameters: ["depth": 50], outputs: ["features/abcd/train.h5"])
         try store.put(record)
         let back = try store.read()
         #expect(back.format == "linprobe.manifest" && back.formatVersion == 1)
@@ -49,17 +50,21 @@ import Testing
     @Test func refusesForeignAndNewerManifests() throws {
         let dir = try TemporaryDirectory()
         let store = ManifestStore(workdir: dir.path)
-        try #"{"format": "other", "format_version": 1, "records": {}}"#.write(toFile: store.path, atomically: true, encoding: .utf8)
+        try #"{"format": "other", "format_version": 1, "records": {}}"#.write(
+            toFile: store.path, atomically: true, encoding: .utf8)
         let foreign = #expect(throws: LinprobeError.self) { try store.read() }
         #expect(foreign?.message.contains("not a Linprobe manifest") == true)
-        try #"{"format": "linprobe.manifest", "format_version": 7, "records": {}}"#.write(toFile: store.path, atomically: true, encoding: .utf8)
+        try #"{"format": "linprobe.manifest", "format_version": 7, "records": {}}"#.write(
+            toFile: store.path, atomically: true, encoding: .utf8)
         let newer = #expect(throws: LinprobeError.self) { try store.read() }
         #expect(newer?.message.contains("version 7") == true)
         try "{ truncated".write(toFile: store.path, atomically: true, encoding: .utf8)
         let broken = #expect(throws: LinprobeError.self) { try store.read() }
         #expect(broken?.message.contains("not valid JSON") == true)
         // A failed update leaves the file as it was.
-        #expect(throws: LinprobeError.self) { try store.put(ManifestRecord(stage: "x", fingerprint: "y", status: .complete)) }
+        #expect(throws: LinprobeError.self) {
+            try store.put(ManifestRecord(stage: "x", fingerprint: "y", status: .complete))
+        }
         #expect(try String(contentsOfFile: store.path, encoding: .utf8) == "{ truncated")
     }
 
@@ -86,7 +91,9 @@ import Testing
         #expect(validator.validate(json) == [])
         // The validator is not vacuous: a record with a bad status fails.
         var broken = json
-        if case .object(var o) = broken, case .object(var records) = o["records"], case .object(var r) = records.values.first {
+        if case .object(var o) = broken, case .object(var records) = o["records"],
+            case .object(var r) = records.values.first
+        {
             r["status"] = "finished"
             records[records.keys.first!] = .object(r)
             o["records"] = .object(records)
@@ -99,8 +106,9 @@ import Testing
 /// An extract stage with no outputs, for the manifest's schema test.
 private struct ManifestTestStage: PipelineStage {
     var plan: StagePlan {
-        StagePlan(kind: .extract, fingerprint: "0123456789abcdef", inputs: ["weights_sha256": "ff"],
-                  parameters: ["depth": 50], outputs: [], pipeline: "demo")
+        StagePlan(
+            kind: .extract, fingerprint: "0123456789abcdef", inputs: ["weights_sha256": "ff"],
+            parameters: ["depth": 50], outputs: [], pipeline: "demo")
     }
     func run(_ context: StageContext) throws {}
     func reuse(_ context: StageContext, record: ManifestRecord) throws {}

@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import LinprobeCore
 import LinprobeTestSupport
+import Testing
+
+@testable import LinprobeCore
 
 @Suite struct PipelineConfigLoadingTests {
     @Test func emptyPipelineGivesTheDefaults() throws {
@@ -21,7 +22,8 @@ import LinprobeTestSupport
     }
 
     @Test func pythonStyleBooleansAndYAML11Scalars() throws {
-        let config = try loadConfig("""
+        let config = try loadConfig(
+            """
             SVM:
               dual: False
               normalize: True
@@ -38,19 +40,23 @@ import LinprobeTestSupport
         #expect(config.node("MODEL.HEAD.BATCHNORM_EPS").value == .double(1e-3))
         // Integers given for a number are stored as numbers: 0 and 0.0 fingerprint the same.
         #expect(config.node("OPTIMIZER.weight_decay").value == .double(0))
-        let same = try loadConfig("OPTIMIZER:\n  weight_decay: 0.0\nSVM: {dual: false, normalize: true, force_retrain: true}\nMODEL: {HEAD: {BATCHNORM_EPS: 0.001}}")
+        let same = try loadConfig(
+            "OPTIMIZER:\n  weight_decay: 0.0\nSVM: {dual: false, normalize: true, force_retrain: true}\nMODEL: {HEAD: {BATCHNORM_EPS: 0.001}}"
+        )
         #expect(same.canonicalJSON == config.canonicalJSON)
     }
 
     @Test func trunkParamsIsTheSameSettingAsTrunk() throws {
-        let viaAlias = try loadConfig("MODEL:\n  TRUNK:\n    TRUNK_PARAMS:\n      RESNETS:\n        DEPTH: 101\n        WIDTH_MULTIPLIER: 2\n")
+        let viaAlias = try loadConfig(
+            "MODEL:\n  TRUNK:\n    TRUNK_PARAMS:\n      RESNETS:\n        DEPTH: 101\n        WIDTH_MULTIPLIER: 2\n")
         #expect(try viaAlias.node("MODEL.TRUNK.RESNETS.DEPTH").int() == 101)
         #expect(try viaAlias.node("MODEL.TRUNK.RESNETS.WIDTH_MULTIPLIER").int() == 2)
         #expect(viaAlias.node("MODEL.TRUNK.TRUNK_PARAMS").value == nil)
         let direct = try loadConfig("MODEL:\n  TRUNK:\n    RESNETS:\n      DEPTH: 101\n      WIDTH_MULTIPLIER: 2\n")
         #expect(direct.canonicalJSON == viaAlias.canonicalJSON)
         // Both spellings with the same value: fine.
-        let both = try loadConfig("MODEL:\n  TRUNK:\n    RESNETS: {DEPTH: 101}\n    TRUNK_PARAMS: {RESNETS: {DEPTH: 101}}\n")
+        let both = try loadConfig(
+            "MODEL:\n  TRUNK:\n    RESNETS: {DEPTH: 101}\n    TRUNK_PARAMS: {RESNETS: {DEPTH: 101}}\n")
         #expect(try both.node("MODEL.TRUNK.RESNETS.DEPTH").int() == 101)
         // Through an override too.
         let overridden = try loadConfig("", ["config.MODEL.TRUNK.TRUNK_PARAMS.RESNETS.DEPTH=152"])
@@ -58,11 +64,16 @@ import LinprobeTestSupport
     }
 
     @Test func conflictingTrunkSpellingsAreAnError() {
-        expectConfigError(["MODEL.TRUNK.RESNETS.DEPTH", "set twice", "MODEL.TRUNK.TRUNK_PARAMS.RESNETS.DEPTH", "50", "101", "line 3", "line 5"]) {
-            _ = try loadConfig("MODEL:\n  TRUNK:\n    RESNETS: {DEPTH: 50}\n    TRUNK_PARAMS:\n      RESNETS: {DEPTH: 101}\n")
+        expectConfigError([
+            "MODEL.TRUNK.RESNETS.DEPTH", "set twice", "MODEL.TRUNK.TRUNK_PARAMS.RESNETS.DEPTH", "50", "101", "line 3",
+            "line 5",
+        ]) {
+            _ = try loadConfig(
+                "MODEL:\n  TRUNK:\n    RESNETS: {DEPTH: 50}\n    TRUNK_PARAMS:\n      RESNETS: {DEPTH: 101}\n")
         }
         expectConfigError(["MODEL.TRUNK.RESNETS.DEPTH", "set twice"]) {
-            _ = try loadConfig("", ["config.MODEL.TRUNK.RESNETS.DEPTH=50", "config.MODEL.TRUNK.TRUNK_PARAMS.RESNETS.DEPTH=101"])
+            _ = try loadConfig(
+                "", ["config.MODEL.TRUNK.RESNETS.DEPTH=50", "config.MODEL.TRUNK.TRUNK_PARAMS.RESNETS.DEPTH=101"])
         }
     }
 
@@ -91,7 +102,10 @@ import LinprobeTestSupport
         #expect(try config.node("LINPROBE.THREADS").int() == 2)
         #expect(config.node("SVM.costs.costs_list").value == [0.1, 1.0, 10.0])
         #expect(try config.node("DATA.TRAIN.DATA_PATHS").strings() == ["/data/VOC2007"])
-        #expect(config.node("MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP").value == [["res5", ["AvgPool2d", [[6, 6], 1, 0]]]])
+        #expect(
+            config.node("MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP").value == [
+                ["res5", ["AvgPool2d", [[6, 6], 1, 0]]]
+            ])
         #expect(try config.node("MODEL.WEIGHTS_INIT.PARAMS_FILE").string() == "")
         #expect(try config.node("MODEL.WEIGHTS_INIT.STATE_DICT_KEY_NAME").string() == "model_state_dict")
         #expect(try config.node("SVM.low_shot.k_values").ints() == [1, 2])
@@ -107,18 +121,24 @@ import LinprobeTestSupport
     }
 
     @Test func overridesOfIgnoredVISSLKeysAreListedOnce() throws {
-        let config = try loadConfig("MACHINE:\n  DEVICE: gpu\n", [
-            "config.MACHINE.DEVICE=cpu",
-            "config.DISTRIBUTED.BACKEND=gloo",
-            "config.MODEL.TRUNK.REGNET.depth=16",  // inside an open VISSL mapping
-        ])
+        let config = try loadConfig(
+            "MACHINE:\n  DEVICE: gpu\n",
+            [
+                "config.MACHINE.DEVICE=cpu",
+                "config.DISTRIBUTED.BACKEND=gloo",
+                "config.MODEL.TRUNK.REGNET.depth=16",  // inside an open VISSL mapping
+            ])
         #expect(config.ignoredKeys == ["DISTRIBUTED.BACKEND", "MACHINE.DEVICE", "MODEL.TRUNK.REGNET"])
-        #expect(config.ignoredKeysNote == "note: ignoring VISSL keys Linprobe does not use: DISTRIBUTED.BACKEND, MACHINE.DEVICE, MODEL.TRUNK.REGNET")
+        #expect(
+            config.ignoredKeysNote
+                == "note: ignoring VISSL keys Linprobe does not use: DISTRIBUTED.BACKEND, MACHINE.DEVICE, MODEL.TRUNK.REGNET"
+        )
         #expect(config.node("MACHINE").value == nil)
     }
 
     @Test func visslKeysWithNullOrEmptyDefaultsTakeAnyValue() throws {
-        let config = try loadConfig("""
+        let config = try loadConfig(
+            """
             LOSS:
               cross_entropy_multiple_output_single_target:
                 weight: [1.0, 2.0]
@@ -156,7 +176,10 @@ import LinprobeTestSupport
 
 @Suite struct PipelineConfigErrorTests {
     @Test func unknownKeyInFileNamesPathAndClosestKey() {
-        expectConfigError(["unknown key 'DATA.TRAIN.BATCH_SIZE_PER_REPLICA'", "test.yaml line 3", "closest valid key: DATA.TRAIN.BATCHSIZE_PER_REPLICA"]) {
+        expectConfigError([
+            "unknown key 'DATA.TRAIN.BATCH_SIZE_PER_REPLICA'", "test.yaml line 3",
+            "closest valid key: DATA.TRAIN.BATCHSIZE_PER_REPLICA",
+        ]) {
             _ = try loadConfig("DATA:\n  TRAIN:\n    BATCH_SIZE_PER_REPLICA: 64\n")
         }
         expectConfigError(["unknown key 'FOO'", "closest valid key:"]) {
@@ -177,7 +200,10 @@ import LinprobeTestSupport
         ("config.LINPROBE.THREAD=2", "LINPROBE.THREAD", "LINPROBE.THREADS"),
         ("config.OPTIMIZER.lr=0.1", "OPTIMIZER.lr", "OPTIMIZER.param_schedulers.lr"),
         ("config.MACHINE.DEVICE.x=1", "MACHINE.DEVICE.x", "MACHINE.DEVICE"),
-        ("config.OPTIMIZER.param_schedulers.lr.milestone=[1]", "OPTIMIZER.param_schedulers.lr.milestone", "OPTIMIZER.param_schedulers.lr.milestones"),
+        (
+            "config.OPTIMIZER.param_schedulers.lr.milestone=[1]", "OPTIMIZER.param_schedulers.lr.milestone",
+            "OPTIMIZER.param_schedulers.lr.milestones"
+        ),
     ])
     func unknownKeyInOverrideNamesPathAndClosestKey(_ override: String, _ path: String, _ closest: String) {
         expectConfigError(["unknown key '\(path)'", "override '\(override)'", "closest valid key: \(closest)"]) {
@@ -201,7 +227,10 @@ import LinprobeTestSupport
         expectConfigError(["SVM.dual", "expected true or false", "\"True\""]) {
             _ = try loadConfig("SVM:\n  dual: \"True\"\n")  // quoted: a string, as in VISSL
         }
-        expectConfigError(["DATA.TRAIN.BATCHSIZE_PER_REPLICA", "override 'config.DATA.TRAIN.BATCHSIZE_PER_REPLICA=32x'", "expected an integer", "32x"]) {
+        expectConfigError([
+            "DATA.TRAIN.BATCHSIZE_PER_REPLICA", "override 'config.DATA.TRAIN.BATCHSIZE_PER_REPLICA=32x'",
+            "expected an integer", "32x",
+        ]) {
             _ = try loadConfig("", ["config.DATA.TRAIN.BATCHSIZE_PER_REPLICA=32x"])
         }
         expectConfigError(["SVM.dual", "expected true or false", "\"yes\""]) {
@@ -301,11 +330,15 @@ import LinprobeTestSupport
     @Test(arguments: [
         ("True", JSONValue.bool(true)), ("False", .bool(false)), ("true", .bool(true)), ("FALSE", .bool(false)),
         ("yes", .bool(true)), ("off", .bool(false)), ("~", .null), ("null", .null), ("", .null),
-        ("42", .int(42)), ("-3", .int(-3)), ("+7", .int(7)), ("1_000", .int(1000)), ("0x1F", .int(31)), ("010", .int(8)),
+        ("42", .int(42)), ("-3", .int(-3)), ("+7", .int(7)), ("1_000", .int(1000)), ("0x1F", .int(31)),
+        ("010", .int(8)),
         ("0b101", .int(5)), ("08", .string("08")),
-        ("1e-5", .double(1e-5)), ("1E3", .double(1000)), ("1.5e3", .double(1500)), ("1.", .double(1)), (".5", .double(0.5)),
-        ("-0.25", .double(-0.25)), ("0.0005", .double(0.0005)), (".inf", .double(.infinity)), ("-.inf", .double(-.infinity)),
-        ("2024-01-01", .string("2024-01-01")), ("1.2.3", .string("1.2.3")), ("e5", .string("e5")), ("abc", .string("abc")),
+        ("1e-5", .double(1e-5)), ("1E3", .double(1000)), ("1.5e3", .double(1500)), ("1.", .double(1)),
+        (".5", .double(0.5)),
+        ("-0.25", .double(-0.25)), ("0.0005", .double(0.0005)), (".inf", .double(.infinity)),
+        ("-.inf", .double(-.infinity)),
+        ("2024-01-01", .string("2024-01-01")), ("1.2.3", .string("1.2.3")), ("e5", .string("e5")),
+        ("abc", .string("abc")),
         ("/data/voc", .string("/data/voc")), ("-", .string("-")), (".", .string(".")),
     ])
     func plainScalarsResolveAsVISSLReadsThem(_ text: String, _ expected: JSONValue) {
@@ -320,7 +353,10 @@ import LinprobeTestSupport
         #expect(d.isNaN)
     }
 
-    @Test(arguments: ["yes", "1e3", "a: b", "#x", "", "  spaced  ", "quote\"s", "ünïcode", "null", "[1]", "-x", "x, y", "tab\there", "new\nline", "0x10", "~", "1:30"])
+    @Test(arguments: [
+        "yes", "1e3", "a: b", "#x", "", "  spaced  ", "quote\"s", "ünïcode", "null", "[1]", "-x", "x, y", "tab\there",
+        "new\nline", "0x10", "~", "1:30",
+    ])
     func stringsRoundTripThroughPrintedYAML(_ title: String) throws {
         // JSON string text is valid YAML double-quoted text.
         let config = try loadConfig("LINPROBE:\n  REPORT:\n    TITLE: " + JSONValue.string(title).canonicalText + "\n")
@@ -351,7 +387,9 @@ import LinprobeTestSupport
         try "SVM:\n  max_iter: 9\n".write(toFile: folder + "/mine.yaml", atomically: true, encoding: .utf8)
         try "SVM:\n  max_iter: 8\n".write(toFile: folder + "/other.yml", atomically: true, encoding: .utf8)
         #expect(try PipelineConfig.resolve(pipeline: folder + "/mine.yaml", searchPaths: []) == folder + "/mine.yaml")
-        #expect(try PipelineConfig.resolve(pipeline: "mine", searchPaths: ["/nonexistent", folder]) == folder + "/mine.yaml")
+        #expect(
+            try PipelineConfig.resolve(pipeline: "mine", searchPaths: ["/nonexistent", folder]) == folder + "/mine.yaml"
+        )
         #expect(try PipelineConfig.resolve(pipeline: "mine.yaml", searchPaths: [folder]) == folder + "/mine.yaml")
         #expect(try PipelineConfig.resolve(pipeline: "other", searchPaths: [folder]) == folder + "/other.yml")
         let config = try PipelineConfig.load(pipeline: "mine", overrides: ["SVM.dual=false"], searchPaths: [folder])
@@ -363,7 +401,9 @@ import LinprobeTestSupport
 
     @Test func missingPipelineListsWhereItLooked() throws {
         let tmp = try TemporaryDirectory()
-        let error = configError { _ = try PipelineConfig.resolve(pipeline: "nope", searchPaths: [tmp.path, "/elsewhere"]) }
+        let error = configError {
+            _ = try PipelineConfig.resolve(pipeline: "nope", searchPaths: [tmp.path, "/elsewhere"])
+        }
         #expect(error?.exitCode == 64)
         let message = error?.message ?? ""
         #expect(message.contains("pipeline 'nope' not found"))
@@ -378,13 +418,19 @@ import LinprobeTestSupport
         let tmp = try TemporaryDirectory()
         // A source tree with pipelines/ and an executable at .build/release/linprobe.
         try FileManager.default.createDirectory(atPath: tmp.file("repo/pipelines"), withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(atPath: tmp.file("repo/.build/release"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: tmp.file("repo/.build/release"), withIntermediateDirectories: true)
         let paths = PipelineConfig.defaultSearchPaths(
             environment: ["LINPROBE_PIPELINES": "/a:/b"], currentDirectory: "/srv/here",
             executablePath: tmp.file("repo/.build/release/linprobe"))
-        #expect(paths == ["/srv/here/pipelines", "/a", "/b", URL(fileURLWithPath: tmp.file("repo/pipelines")).standardizedFileURL.path])
+        #expect(
+            paths == [
+                "/srv/here/pipelines", "/a", "/b",
+                URL(fileURLWithPath: tmp.file("repo/pipelines")).standardizedFileURL.path,
+            ])
         // Without a pipelines/ folder, the nominal <exe>/../../../pipelines is listed.
-        let bare = PipelineConfig.defaultSearchPaths(environment: [:], currentDirectory: "/w", executablePath: "/x/y/z/linprobe")
+        let bare = PipelineConfig.defaultSearchPaths(
+            environment: [:], currentDirectory: "/w", executablePath: "/x/y/z/linprobe")
         #expect(bare == ["/w/pipelines", "/x/pipelines"])
     }
 }

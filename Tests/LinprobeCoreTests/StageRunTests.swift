@@ -13,8 +13,9 @@ private final class CountingStage: PipelineStage, @unchecked Sendable {
     var fail = false
 
     init(kind: StageKind, fingerprint: String, file: String) {
-        plan = StagePlan(kind: kind, fingerprint: fingerprint, inputs: ["features": "x"], parameters: ["C": 1],
-                         outputs: [file], pipeline: "demo")
+        plan = StagePlan(
+            kind: kind, fingerprint: fingerprint, inputs: ["features": "x"], parameters: ["C": 1],
+            outputs: [file], pipeline: "demo")
         self.file = file
     }
 
@@ -76,7 +77,10 @@ private final class CountingStage: PipelineStage, @unchecked Sendable {
     }
 
     @Test func featureLayerNamesFollowTheMap() {
-        #expect(FeatureLayers.names(forTaps: ["res5", "lastCLS", "lastCLS", "res5"]) == ["res5", "lastCLS", "lastCLS_1", "res5_1"])
+        #expect(
+            FeatureLayers.names(forTaps: ["res5", "lastCLS", "lastCLS", "res5"]) == [
+                "res5", "lastCLS", "lastCLS_1", "res5_1",
+            ])
     }
 }
 
@@ -181,18 +185,24 @@ private final class CountingStage: PipelineStage, @unchecked Sendable {
             let refs = Array(repeating: "*a\(level - 1)", count: 9).joined(separator: ", ")
             text += "a\(level): &a\(level) [\(refs)]\n"
         }
-        let error = try #require(throws: LinprobeError.self) { try PipelineConfig.load(text: text, source: "bomb.yaml") }
+        let error = try #require(throws: LinprobeError.self) {
+            try PipelineConfig.load(text: text, source: "bomb.yaml")
+        }
         #expect(error.exitCode == 64)
         #expect(error.message.hasPrefix("bomb.yaml: expands to more than"))
     }
 
     @Test(arguments: [5000, 201]) func deepNestingIsOneConfigError(_ depth: Int) throws {
         let flow = "k: " + String(repeating: "[", count: depth) + String(repeating: "]", count: depth) + "\n"
-        let flowError = try #require(throws: LinprobeError.self) { try PipelineConfig.load(text: flow, source: "flow.yaml") }
+        let flowError = try #require(throws: LinprobeError.self) {
+            try PipelineConfig.load(text: flow, source: "flow.yaml")
+        }
         #expect(flowError.message.contains("nested deeper than"))
         var block = ""
         for level in 0..<depth { block += String(repeating: " ", count: level) + "k\(level):\n" }
-        let blockError = try #require(throws: LinprobeError.self) { try PipelineConfig.load(text: block, source: "block.yaml") }
+        let blockError = try #require(throws: LinprobeError.self) {
+            try PipelineConfig.load(text: block, source: "block.yaml")
+        }
         #expect(blockError.message.contains("nested deeper than"))
         let dashes = String(repeating: "- ", count: depth) + "x\n"
         #expect(throws: LinprobeError.self) { try PipelineConfig.load(text: "k:\n" + dashes, source: "dash.yaml") }

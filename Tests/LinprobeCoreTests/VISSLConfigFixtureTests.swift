@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import LinprobeCore
 import LinprobeTestSupport
+import Testing
+
+@testable import LinprobeCore
 
 /// VISSL's own benchmark configs and the seed's snippets load unchanged, with the values of
 /// the protocol (shared/reference/vissl-protocol.md §1.2–1.5).
@@ -40,7 +41,10 @@ import LinprobeTestSupport
         #expect(try config.node("DATA.TRAIN.DATA_SOURCES").strings() == ["disk_folder"])
         #expect(try config.node("DATA.TRAIN.DATASET_NAMES").strings() == ["imagenet1k_folder"])
         let train = try config.node("DATA.TRAIN.TRANSFORMS").list()
-        #expect(try train.map { try $0["name"].string() } == ["RandomResizedCrop", "RandomHorizontalFlip", "ToTensor", "Normalize"])
+        #expect(
+            try train.map { try $0["name"].string() } == [
+                "RandomResizedCrop", "RandomHorizontalFlip", "ToTensor", "Normalize",
+            ])
         #expect(try train[0]["size"].int() == 224)
         let test = try config.node("DATA.TEST.TRANSFORMS").list()
         #expect(try test.map { try $0["name"].string() } == ["Resize", "CenterCrop", "ToTensor", "Normalize"])
@@ -51,7 +55,10 @@ import LinprobeTestSupport
         // Six taps (res5avg twice) → 7 pool-map entries and 7 heads.
         let pool = try config.node("MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP").list()
         #expect(pool.count == 7)
-        #expect(try pool.map { try $0.list()[0].string() } == ["conv1", "res2", "res3", "res4", "res5", "res5avg", "res5avg"])
+        #expect(
+            try pool.map { try $0.list()[0].string() } == [
+                "conv1", "res2", "res3", "res4", "res5", "res5avg", "res5avg",
+            ])
         #expect(pool[0].value == ["conv1", ["AvgPool2d", [[10, 10], 10, 4]]])
         #expect(pool[4].value == ["res5", ["AvgPool2d", [[6, 6], 1, 0]]])
         #expect(pool[6].value == ["res5avg", ["Identity", []]])
@@ -143,19 +150,28 @@ import LinprobeTestSupport
         #expect(!config.isExplicit("SVM.cls_list"))
         #expect(config.isExplicit("SVM.costs"))
         #expect(!config.isExplicit("SVM.low_shot"))
-        #expect(config.ignoredKeys == [
-            "CHECKPOINT.DIR", "DATA.TEST.COPY_DESTINATION_DIR", "DATA.TEST.COPY_TO_LOCAL_DISK", "DATA.TEST.MMAP_MODE",
-            "DATA.TRAIN.COPY_DESTINATION_DIR", "DATA.TRAIN.COPY_TO_LOCAL_DISK", "DATA.TRAIN.MMAP_MODE", "MACHINE.DEVICE",
-        ])
-        #expect(config.ignoredKeysNote == "note: ignoring VISSL keys Linprobe does not use: " + config.ignoredKeys.joined(separator: ", "))
+        #expect(
+            config.ignoredKeys == [
+                "CHECKPOINT.DIR", "DATA.TEST.COPY_DESTINATION_DIR", "DATA.TEST.COPY_TO_LOCAL_DISK",
+                "DATA.TEST.MMAP_MODE",
+                "DATA.TRAIN.COPY_DESTINATION_DIR", "DATA.TRAIN.COPY_TO_LOCAL_DISK", "DATA.TRAIN.MMAP_MODE",
+                "MACHINE.DEVICE",
+            ])
+        #expect(
+            config.ignoredKeysNote == "note: ignoring VISSL keys Linprobe does not use: "
+                + config.ignoredKeys.joined(separator: ", "))
     }
 
     // MARK: The seed's snippets
 
     @Test func seedSnippetMlpOnTrunkOutput() throws {
         // TRUNK_PARAMS: left empty, RESNETS beside it (the MODEL.TRUNK.RESNETS spelling).
-        let config = try PipelineConfig.load(pipeline: visslFixture("seed-snippets/mlp_trunk_output.yaml"), searchPaths: [])
-        #expect(try config.node("MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP").list().map(\.value) == [["res5avg", ["Identity", []]]])
+        let config = try PipelineConfig.load(
+            pipeline: visslFixture("seed-snippets/mlp_trunk_output.yaml"), searchPaths: [])
+        #expect(
+            try config.node("MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP").list().map(\.value) == [
+                ["res5avg", ["Identity", []]]
+            ])
         #expect(try config.node("MODEL.HEAD.PARAMS").list().map(\.value) == [["mlp", ["dims": [2048, 1000]]]])
         #expect(config.isExplicit("MODEL.TRUNK.RESNETS.DEPTH"))
         #expect(try config.node("MODEL.FEATURE_EVAL_SETTINGS.SHOULD_FLATTEN_FEATS").bool() == false)
@@ -163,7 +179,8 @@ import LinprobeTestSupport
     }
 
     @Test func seedSnippetEvalMlpOnSixLayers() throws {
-        let config = try PipelineConfig.load(pipeline: visslFixture("seed-snippets/eval_mlp_multiple_layers.yaml"), searchPaths: [])
+        let config = try PipelineConfig.load(
+            pipeline: visslFixture("seed-snippets/eval_mlp_multiple_layers.yaml"), searchPaths: [])
         #expect(try config.node("MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP").list().count == 6)
         let heads = try config.node("MODEL.HEAD.PARAMS").list()
         #expect(try heads.map { try $0.list()[1]["in_channels"].int() } == [64, 256, 512, 1024, 2048, 2048])
@@ -188,7 +205,9 @@ import LinprobeTestSupport
         #expect(config.node("MODEL.TRUNK.TRUNK_PARAMS").value == nil)
     }
 
-    @Test(arguments: [in1kFixture, places205Fixture, inat18Fixture, voc07Fixture] + seedSnippets.map { "seed-snippets/\($0)" })
+    @Test(
+        arguments: [in1kFixture, places205Fixture, inat18Fixture, voc07Fixture]
+            + seedSnippets.map { "seed-snippets/\($0)" })
     func printedConfigLoadsBackUnchanged(_ fixture: String) throws {
         let config = try PipelineConfig.load(pipeline: visslFixture(fixture), searchPaths: [])
         let fromYAML = try loadConfig(config.yamlText)

@@ -2,6 +2,7 @@ import Foundation
 import LinprobeCore
 import LinprobeTestSupport
 import Testing
+
 @testable import LinprobeData
 
 /// `DATA.<SPLIT>` settings from a JSON object, as the config loader would hand them over.
@@ -14,13 +15,16 @@ func settings(_ fields: [String: JSONValue]) throws -> DatasetSettings {
 }
 
 func write(_ text: String, to path: String) throws {
-    try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+    try FileManager.default.createDirectory(
+        atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
     try text.write(toFile: path, atomically: true, encoding: .utf8)
 }
 
 /// Expects a LinprobeError whose one-line message contains every fragment.
-func expectError(_ fragments: [String], code: LinprobeError.Code? = nil, _ body: () throws -> Void,
-                 sourceLocation: SourceLocation = #_sourceLocation) {
+func expectError(
+    _ fragments: [String], code: LinprobeError.Code? = nil, _ body: () throws -> Void,
+    sourceLocation: SourceLocation = #_sourceLocation
+) {
     do {
         try body()
         Issue.record("no error; expected one mentioning \(fragments)", sourceLocation: sourceLocation)
@@ -29,7 +33,9 @@ func expectError(_ fragments: [String], code: LinprobeError.Code? = nil, _ body:
         for f in fragments where !line.contains(f) {
             Issue.record("error '\(line)' does not mention '\(f)'", sourceLocation: sourceLocation)
         }
-        if let code, e.code != code { Issue.record("error code \(e.code), expected \(code): \(line)", sourceLocation: sourceLocation) }
+        if let code, e.code != code {
+            Issue.record("error code \(e.code), expected \(code): \(line)", sourceLocation: sourceLocation)
+        }
         #expect(!line.contains("\n"))
     } catch {
         Issue.record("unexpected error type: \(error)", sourceLocation: sourceLocation)
@@ -77,8 +83,12 @@ private func fixtureCases<T: Decodable & Collection>(_ name: String, as type: T.
     @Test func garbageIsACorruptInputError() throws {
         let dir = try TemporaryDirectory()
         try write("not numpy", to: dir.file("x.npy"))
-        expectError(["x.npy", "not a valid NumPy"], code: .corruptInput) { _ = try NPYArray.read(path: dir.file("x.npy")) }
-        expectError(["missing.npy", "cannot read"], code: .missingInput) { _ = try NPYArray.read(path: dir.file("missing.npy")) }
+        expectError(["x.npy", "not a valid NumPy"], code: .corruptInput) {
+            _ = try NPYArray.read(path: dir.file("x.npy"))
+        }
+        expectError(["missing.npy", "cannot read"], code: .missingInput) {
+            _ = try NPYArray.read(path: dir.file("missing.npy"))
+        }
     }
 
     @Test func truncatedDataIsRefused() throws {
@@ -94,8 +104,11 @@ private func fixtureCases<T: Decodable & Collection>(_ name: String, as type: T.
     /// Zebra/Z2.Jpg 0, Zebra/z.pgm 0, cat/.hidden.jpg 1, cat/a.PNG 1, cat/b.jpg 1, cat/sub/c.jpg 1,
     /// cat/sub-x/d.jpeg 1, cat/sub/deeper/e.webp 1, dog/x.TIFF 2, dog/y.bmp 2.
     func makeTree(_ dir: TemporaryDirectory, emptyClass: Bool = false) throws {
-        for f in ["cat/b.jpg", "cat/a.PNG", "cat/notes.txt", "cat/sub/c.jpg", "cat/sub/deeper/e.webp", "cat/sub-x/d.jpeg",
-                  "cat/.hidden.jpg", "dog/x.TIFF", "dog/readme.md", "dog/y.bmp", "Zebra/z.pgm", "Zebra/Z2.Jpg", "toplevel.jpg"] {
+        for f in [
+            "cat/b.jpg", "cat/a.PNG", "cat/notes.txt", "cat/sub/c.jpg", "cat/sub/deeper/e.webp", "cat/sub-x/d.jpeg",
+            "cat/.hidden.jpg", "dog/x.TIFF", "dog/readme.md", "dog/y.bmp", "Zebra/z.pgm", "Zebra/Z2.Jpg",
+            "toplevel.jpg",
+        ] {
             try write("x", to: dir.file(f))
         }
         if emptyClass {
@@ -107,12 +120,18 @@ private func fixtureCases<T: Decodable & Collection>(_ name: String, as type: T.
     @Test func listsLikeTorchvisionImageFolder() throws {
         let dir = try TemporaryDirectory()
         try makeTree(dir)
-        let listing = try DatasetLoader.load(try settings(["DATA_SOURCES": ["disk_folder"], "LABEL_SOURCES": ["disk_folder"],
-                                                           "DATA_PATHS": [.string(dir.path)]]), catalog: nil)
+        let listing = try DatasetLoader.load(
+            try settings([
+                "DATA_SOURCES": ["disk_folder"], "LABEL_SOURCES": ["disk_folder"],
+                "DATA_PATHS": [.string(dir.path)],
+            ]), catalog: nil)
         #expect(listing.classNames == ["Zebra", "cat", "dog"])
-        #expect(listing.samples.map(\.relativePath) == ["Zebra/Z2.Jpg", "Zebra/z.pgm", "cat/.hidden.jpg", "cat/a.PNG", "cat/b.jpg",
-                                                         "cat/sub/c.jpg", "cat/sub-x/d.jpeg", "cat/sub/deeper/e.webp",
-                                                         "dog/x.TIFF", "dog/y.bmp"])
+        #expect(
+            listing.samples.map(\.relativePath) == [
+                "Zebra/Z2.Jpg", "Zebra/z.pgm", "cat/.hidden.jpg", "cat/a.PNG", "cat/b.jpg",
+                "cat/sub/c.jpg", "cat/sub-x/d.jpeg", "cat/sub/deeper/e.webp",
+                "dog/x.TIFF", "dog/y.bmp",
+            ])
         #expect(listing.targets == .singleLabel([0, 0, 1, 1, 1, 1, 1, 1, 2, 2]))
         #expect(listing.samples.allSatisfy { $0.path == dir.path + "/" + $0.relativePath })
         #expect(listing.samples.map(\.sourceIndex) == Array(0..<10))
@@ -122,7 +141,8 @@ private func fixtureCases<T: Decodable & Collection>(_ name: String, as type: T.
     @Test func withoutLabelSourcesThereAreNoTargets() throws {
         let dir = try TemporaryDirectory()
         try makeTree(dir)
-        let listing = try DatasetLoader.load(try settings(["DATA_SOURCES": ["disk_folder"], "DATA_PATHS": [.string(dir.path)]]), catalog: nil)
+        let listing = try DatasetLoader.load(
+            try settings(["DATA_SOURCES": ["disk_folder"], "DATA_PATHS": [.string(dir.path)]]), catalog: nil)
         #expect(listing.targets == .none)
         #expect(listing.count == 10)
     }
@@ -131,7 +151,8 @@ private func fixtureCases<T: Decodable & Collection>(_ name: String, as type: T.
         let dir = try TemporaryDirectory()
         try makeTree(dir, emptyClass: true)
         expectError([dir.path, "no valid image file", "emu", ".jpg"], code: .missingInput) {
-            _ = try DatasetLoader.load(try settings(["DATA_SOURCES": ["disk_folder"], "DATA_PATHS": [.string(dir.path)]]), catalog: nil)
+            _ = try DatasetLoader.load(
+                try settings(["DATA_SOURCES": ["disk_folder"], "DATA_PATHS": [.string(dir.path)]]), catalog: nil)
         }
     }
 
@@ -139,13 +160,16 @@ private func fixtureCases<T: Decodable & Collection>(_ name: String, as type: T.
         let dir = try TemporaryDirectory()
         try write("x", to: dir.file("a.jpg"))
         expectError(["couldn't find any class folder", dir.path]) {
-            _ = try DatasetLoader.load(try settings(["DATA_SOURCES": ["disk_folder"], "DATA_PATHS": [.string(dir.path)]]), catalog: nil)
+            _ = try DatasetLoader.load(
+                try settings(["DATA_SOURCES": ["disk_folder"], "DATA_PATHS": [.string(dir.path)]]), catalog: nil)
         }
     }
 
     @Test func missingDatasetPathNamesPathAndKey() throws {
         expectError(["/no/such/dataset", "does not exist", "DATA.TEST.DATA_PATHS[0]"], code: .missingInput) {
-            _ = try DatasetLoader.load(try settings(.test, ["DATA_SOURCES": ["disk_folder"], "DATA_PATHS": ["/no/such/dataset"]]), catalog: nil)
+            _ = try DatasetLoader.load(
+                try settings(.test, ["DATA_SOURCES": ["disk_folder"], "DATA_PATHS": ["/no/such/dataset"]]), catalog: nil
+            )
         }
     }
 
@@ -153,7 +177,8 @@ private func fixtureCases<T: Decodable & Collection>(_ name: String, as type: T.
         let dir = try TemporaryDirectory()
         try write("x", to: dir.file("cat/a.jpg"))
         try FileManager.default.createSymbolicLink(atPath: dir.file("cat/loop"), withDestinationPath: dir.file("cat"))
-        let listing = try DatasetLoader.load(try settings(["DATA_SOURCES": ["disk_folder"], "DATA_PATHS": [.string(dir.path)]]), catalog: nil)
+        let listing = try DatasetLoader.load(
+            try settings(["DATA_SOURCES": ["disk_folder"], "DATA_PATHS": [.string(dir.path)]]), catalog: nil)
         #expect(listing.samples.map(\.relativePath) == ["cat/a.jpg"])
     }
 }
@@ -162,14 +187,18 @@ private func fixtureCases<T: Decodable & Collection>(_ name: String, as type: T.
     let images = fixturePath("images")
 
     func load(_ extra: [String: JSONValue], split: DatasetSplit = .train) throws -> DatasetListing {
-        var fields: [String: JSONValue] = ["DATA_SOURCES": ["disk_filelist"],
-                                           "DATA_PATHS": [.string(fixturePath("data/filelist_images.npy"))]]
+        var fields: [String: JSONValue] = [
+            "DATA_SOURCES": ["disk_filelist"],
+            "DATA_PATHS": [.string(fixturePath("data/filelist_images.npy"))],
+        ]
         for (k, v) in extra { fields[k] = v }
         return try DatasetLoader.load(try settings(split, fields), catalog: nil, workingDirectory: images)
     }
 
     @Test func stringLabelsMapBySortedUniqueValue() throws {
-        let l = try load(["LABEL_SOURCES": ["disk_filelist"], "LABEL_PATHS": [.string(fixturePath("data/filelist_labels_str.npy"))]])
+        let l = try load([
+            "LABEL_SOURCES": ["disk_filelist"], "LABEL_PATHS": [.string(fixturePath("data/filelist_labels_str.npy"))],
+        ])
         #expect(l.classNames == ["bird", "cat", "dog", "zebra"])
         #expect(l.targets == .singleLabel([2, 1, 2, 0, 1, 3]))
         #expect(l.root == images + "/files/")
@@ -178,14 +207,19 @@ private func fixtureCases<T: Decodable & Collection>(_ name: String, as type: T.
     }
 
     @Test func integerLabels() throws {
-        let l = try load(["LABEL_SOURCES": ["disk_filelist"], "LABEL_PATHS": [.string(fixturePath("data/filelist_labels_int.npy"))]])
+        let l = try load([
+            "LABEL_SOURCES": ["disk_filelist"], "LABEL_PATHS": [.string(fixturePath("data/filelist_labels_int.npy"))],
+        ])
         #expect(l.targets == .singleLabel([1, 0, 1, 4, 0, 2]))
         #expect(l.numClasses == 5 && l.classNames.isEmpty)
     }
 
     @Test func labelCountMismatchIsAnError() throws {
         expectError(["filelist_labels_short.npy", "6 images"]) {
-            _ = try load(["LABEL_SOURCES": ["disk_filelist"], "LABEL_PATHS": [.string(fixturePath("data/filelist_labels_short.npy"))]])
+            _ = try load([
+                "LABEL_SOURCES": ["disk_filelist"],
+                "LABEL_PATHS": [.string(fixturePath("data/filelist_labels_short.npy"))],
+            ])
         }
     }
 
@@ -214,11 +248,15 @@ private func fixtureCases<T: Decodable & Collection>(_ name: String, as type: T.
     }
 
     @Test func objectArrayFilelistIsRefused() throws {
-        expectError(["pickled object array"]) { _ = try load(["DATA_PATHS": [.string(fixturePath("data/npy/object.npy"))]]) }
+        expectError(["pickled object array"]) {
+            _ = try load(["DATA_PATHS": [.string(fixturePath("data/npy/object.npy"))]])
+        }
     }
 
     @Test func folderGivenToFilelistIsAConfigError() throws {
-        expectError(["disk_filelist expects a .npy"], code: .invalidConfig) { _ = try load(["DATA_PATHS": [.string(images)]]) }
+        expectError(["disk_filelist expects a .npy"], code: .invalidConfig) {
+            _ = try load(["DATA_PATHS": [.string(images)]])
+        }
     }
 
     @Test func unsupportedSourcesAndCountsAreConfigErrors() throws {
@@ -228,7 +266,9 @@ private func fixtureCases<T: Decodable & Collection>(_ name: String, as type: T.
         expectError(["DATA.TRAIN.DATA_SOURCES", "exactly one"], code: .invalidConfig) {
             _ = try settings(["DATA_SOURCES": ["disk_folder", "disk_folder"], "DATA_PATHS": ["/x", "/y"]])
         }
-        expectError(["DATA_PATHS or DATASET_NAMES"], code: .invalidConfig) { _ = try settings(["DATA_SOURCES": ["disk_folder"]]) }
+        expectError(["DATA_PATHS or DATASET_NAMES"], code: .invalidConfig) {
+            _ = try settings(["DATA_SOURCES": ["disk_folder"]])
+        }
     }
 }
 
@@ -244,10 +284,16 @@ private func fixtureCases<T: Decodable & Collection>(_ name: String, as type: T.
     @Test(arguments: [(DatasetSplit.train, "disk_filelist"), (.test, "disk_filelist"), (.train, "disk_folder")])
     func matchesVISSLConversion(_ split: DatasetSplit, _ source: String) throws {
         let root = fixturePath("data/voc")
-        let l = try DatasetLoader.load(try settings(split, ["DATA_SOURCES": .array([.string(source)]),
-                                                            "LABEL_SOURCES": .array([.string(source)]),
-                                                            "DATA_PATHS": [.string(root)]]), catalog: nil)
-        let want = try #require(try Self.expected()[split == .train ? "train" : "test"], "data/voc.json lacks the split")
+        let l = try DatasetLoader.load(
+            try settings(
+                split,
+                [
+                    "DATA_SOURCES": .array([.string(source)]),
+                    "LABEL_SOURCES": .array([.string(source)]),
+                    "DATA_PATHS": [.string(root)],
+                ]), catalog: nil)
+        let want = try #require(
+            try Self.expected()[split == .train ? "train" : "test"], "data/voc.json lacks the split")
         #expect(l.source == .vocLayout)
         #expect(l.classNames == want.classes)
         #expect(l.samples.map(\.relativePath) == want.images)
@@ -258,39 +304,57 @@ private func fixtureCases<T: Decodable & Collection>(_ name: String, as type: T.
     @Test func catalogEntryAndEnvironmentVariable() throws {
         let dir = try TemporaryDirectory()
         let root = fixturePath("data/voc")
-        try write(#"{"voc2007_folder": {"train": ["\#(root)", "\#(root)"], "val": ["\#(root)", "\#(root)"]}, "imagenet1k_folder": {"train": ["<img_path>", "<lbl_path>"], "val": ["<img_path>", "<lbl_path>"]}}"#,
-                  to: dir.file("catalog.json"))
+        try write(
+            #"{"voc2007_folder": {"train": ["\#(root)", "\#(root)"], "val": ["\#(root)", "\#(root)"]}, "imagenet1k_folder": {"train": ["<img_path>", "<lbl_path>"], "val": ["<img_path>", "<lbl_path>"]}}"#,
+            to: dir.file("catalog.json"))
         for variable in DatasetCatalog.environmentVariables {
-            let catalog = try DatasetCatalog.locate(explicitPath: nil, environment: [variable: dir.file("catalog.json")])
-            let l = try DatasetLoader.load(try settings(.test, ["DATA_SOURCES": ["disk_filelist"], "LABEL_SOURCES": ["disk_filelist"],
-                                                                "DATASET_NAMES": ["voc2007_folder"]]), catalog: catalog)
+            let catalog = try DatasetCatalog.locate(
+                explicitPath: nil, environment: [variable: dir.file("catalog.json")])
+            let l = try DatasetLoader.load(
+                try settings(
+                    .test,
+                    [
+                        "DATA_SOURCES": ["disk_filelist"], "LABEL_SOURCES": ["disk_filelist"],
+                        "DATASET_NAMES": ["voc2007_folder"],
+                    ]), catalog: catalog)
             #expect(l.count == 4 && l.name == "voc2007_folder")
         }
         let catalog = try DatasetCatalog.load(path: dir.file("catalog.json"))
         // DATA_PATHS overrides the catalog.
         let other = try TemporaryDirectory()
         try write("x", to: other.file("only/a.png"))
-        let l = try DatasetLoader.load(try settings(["DATA_SOURCES": ["disk_folder"], "DATASET_NAMES": ["voc2007_folder"],
-                                                     "DATA_PATHS": [.string(other.path)]]), catalog: catalog)
+        let l = try DatasetLoader.load(
+            try settings([
+                "DATA_SOURCES": ["disk_folder"], "DATASET_NAMES": ["voc2007_folder"],
+                "DATA_PATHS": [.string(other.path)],
+            ]), catalog: catalog)
         #expect(l.samples.map(\.relativePath) == ["only/a.png"])
         expectError(["placeholder", "<img_path>", "imagenet1k_folder"], code: .invalidConfig) {
-            _ = try DatasetLoader.load(try settings(["DATA_SOURCES": ["disk_folder"], "DATASET_NAMES": ["imagenet1k_folder"]]), catalog: catalog)
+            _ = try DatasetLoader.load(
+                try settings(["DATA_SOURCES": ["disk_folder"], "DATASET_NAMES": ["imagenet1k_folder"]]),
+                catalog: catalog)
         }
         expectError(["'places205_folder' is not in the dataset catalog", "voc2007_folder"], code: .invalidConfig) {
-            _ = try DatasetLoader.load(try settings(["DATA_SOURCES": ["disk_folder"], "DATASET_NAMES": ["places205_folder"]]), catalog: catalog)
+            _ = try DatasetLoader.load(
+                try settings(["DATA_SOURCES": ["disk_folder"], "DATASET_NAMES": ["places205_folder"]]), catalog: catalog
+            )
         }
         expectError(["needs a dataset catalog"], code: .invalidConfig) {
-            _ = try DatasetLoader.load(try settings(["DATA_SOURCES": ["disk_folder"], "DATASET_NAMES": ["voc2007_folder"]]), catalog: nil)
+            _ = try DatasetLoader.load(
+                try settings(["DATA_SOURCES": ["disk_folder"], "DATASET_NAMES": ["voc2007_folder"]]), catalog: nil)
         }
         expectError(["/missing/catalog.json", "VISSL_DATASET_CATALOG_PATH"], code: .missingInput) {
-            _ = try DatasetCatalog.locate(explicitPath: nil, environment: ["VISSL_DATASET_CATALOG_PATH": "/missing/catalog.json"])
+            _ = try DatasetCatalog.locate(
+                explicitPath: nil, environment: ["VISSL_DATASET_CATALOG_PATH": "/missing/catalog.json"])
         }
         #expect(try DatasetCatalog.locate(explicitPath: nil, environment: [:]) == nil)
     }
 
     @Test func descriptionChangesWithLabelsAndIsStable() throws {
         let root = fixturePath("data/voc")
-        let s = try settings(["DATA_SOURCES": ["disk_filelist"], "LABEL_SOURCES": ["disk_filelist"], "DATA_PATHS": [.string(root)]])
+        let s = try settings([
+            "DATA_SOURCES": ["disk_filelist"], "LABEL_SOURCES": ["disk_filelist"], "DATA_PATHS": [.string(root)],
+        ])
         let a = try DatasetLoader.load(s, catalog: nil), b = try DatasetLoader.load(s, catalog: nil)
         #expect(a.description == b.description)
         var c = a
@@ -314,17 +378,23 @@ private func fixtureCases<T: Decodable & Collection>(_ name: String, as type: T.
     static func cases() throws -> [Case] { try fixtureCases("data/data_limit.json", as: [Case].self) }
 
     func listing(n: Int, labels: [Int64]?, limit: Int, skip: Int, seed: Int, balanced: Bool) throws -> DatasetListing {
-        let s = try settings(["DATA_SOURCES": ["disk_folder"], "DATA_PATHS": ["/x"], "DATA_LIMIT": .int(Int64(limit)),
-                              "DATA_LIMIT_SAMPLING": ["SEED": .int(Int64(seed)), "IS_BALANCED": .bool(balanced),
-                                                      "SKIP_NUM_SAMPLES": .int(Int64(skip))]])
+        let s = try settings([
+            "DATA_SOURCES": ["disk_folder"], "DATA_PATHS": ["/x"], "DATA_LIMIT": .int(Int64(limit)),
+            "DATA_LIMIT_SAMPLING": [
+                "SEED": .int(Int64(seed)), "IS_BALANCED": .bool(balanced),
+                "SKIP_NUM_SAMPLES": .int(Int64(skip)),
+            ],
+        ])
         let samples = (0..<n).map { DatasetSample(path: "/x/\($0).jpg", relativePath: "\($0).jpg", sourceIndex: $0) }
-        return DatasetListing(split: .train, name: "x", source: .diskFolder, root: "/x", samples: samples,
-                              targets: labels.map { .singleLabel($0) } ?? .none, classNames: [], numClasses: 0, settings: s)
+        return DatasetListing(
+            split: .train, name: "x", source: .diskFolder, root: "/x", samples: samples,
+            targets: labels.map { .singleLabel($0) } ?? .none, classNames: [], numClasses: 0, settings: s)
     }
 
     @Test(arguments: try cases())
     func picksExactlyVISSLsSubset(_ c: Case) throws {
-        let full = try listing(n: c.n, labels: c.labels, limit: c.limit, skip: c.skip, seed: c.seed, balanced: c.balanced)
+        let full = try listing(
+            n: c.n, labels: c.labels, limit: c.limit, skip: c.skip, seed: c.seed, balanced: c.balanced)
         let sub = try DatasetLoader.applyDataLimit(full)
         #expect(sub.samples.map(\.sourceIndex) == c.indices)
         if let labels = c.labels { #expect(sub.targets == .singleLabel(c.indices.map { labels[$0] })) }
@@ -332,16 +402,21 @@ private func fixtureCases<T: Decodable & Collection>(_ name: String, as type: T.
 
     @Test func tooLargeLimitsAreConfigErrors() throws {
         expectError(["DATA.TRAIN.DATA_LIMIT", "exceed the 10 images"], code: .invalidConfig) {
-            _ = try DatasetLoader.applyDataLimit(try listing(n: 10, labels: nil, limit: 8, skip: 3, seed: 0, balanced: false))
+            _ = try DatasetLoader.applyDataLimit(
+                try listing(n: 10, labels: nil, limit: 8, skip: 3, seed: 0, balanced: false))
         }
         expectError(["at least one sample per class"], code: .invalidConfig) {
-            _ = try DatasetLoader.applyDataLimit(try listing(n: 10, labels: [0, 1, 2, 0, 1, 2, 0, 1, 2, 3], limit: 3, skip: 0, seed: 0, balanced: true))
+            _ = try DatasetLoader.applyDataLimit(
+                try listing(n: 10, labels: [0, 1, 2, 0, 1, 2, 0, 1, 2, 3], limit: 3, skip: 0, seed: 0, balanced: true))
         }
         expectError(["IS_BALANCED", "single-label"], code: .invalidConfig) {
-            _ = try DatasetLoader.applyDataLimit(try listing(n: 10, labels: nil, limit: 3, skip: 0, seed: 0, balanced: true))
+            _ = try DatasetLoader.applyDataLimit(
+                try listing(n: 10, labels: nil, limit: 3, skip: 0, seed: 0, balanced: true))
         }
         expectError(["SEED"], code: .invalidConfig) {
-            _ = try settings(["DATA_SOURCES": ["disk_folder"], "DATA_PATHS": ["/x"], "DATA_LIMIT_SAMPLING": ["SEED": -1]])
+            _ = try settings([
+                "DATA_SOURCES": ["disk_folder"], "DATA_PATHS": ["/x"], "DATA_LIMIT_SAMPLING": ["SEED": -1],
+            ])
         }
     }
 

@@ -3,10 +3,11 @@ import LinprobeCodecs
 import LinprobeCore
 import LinprobeTestSupport
 import Testing
+
 @testable import LinprobeData
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 final class ResultBox<T>: @unchecked Sendable {
@@ -53,11 +54,14 @@ func thrown(_ body: () throws -> Void) -> (any Error)? {
         return try DatasetLoader.load(try settings(.train, fields), catalog: nil, workingDirectory: images)
     }
 
-    @Test("a label .npy declaring a huge shape is one line naming the file (case 1)", arguments: [
-        ("<i8", [4_611_686_018_427_387_904]), ("<i8", [4_294_967_296, 4_294_967_296]),
-        ("<U0", [4_611_686_018_427_387_904]),
-        ("|S0", [4_611_686_018_427_387_904]), ("<U4611686018427387904", [1]), ("<i8", [3_037_000_500, 3_037_000_500]),
-    ])
+    @Test(
+        "a label .npy declaring a huge shape is one line naming the file (case 1)",
+        arguments: [
+            ("<i8", [4_611_686_018_427_387_904]), ("<i8", [4_294_967_296, 4_294_967_296]),
+            ("<U0", [4_611_686_018_427_387_904]),
+            ("|S0", [4_611_686_018_427_387_904]), ("<U4611686018427387904", [1]),
+            ("<i8", [3_037_000_500, 3_037_000_500]),
+        ])
     func hugeShape(descr: String, shape: [Int]) throws {
         let dir = try TemporaryDirectory()
         let path = dir.file("labels.npy")
@@ -73,8 +77,9 @@ func thrown(_ body: () throws -> Void) -> (any Error)? {
         let fifo = dir.file("labels.npy")
         #expect(mkfifo(fifo, 0o600) == 0)
         let labelError = within(20, fifo: fifo) { [self] in thrown { _ = try loadWithLabels(fifo) } }
-        #expect((labelError as? LinprobeError)?.message
-            == "\(fifo): not a regular file (a NumPy .npy file is expected)")
+        #expect(
+            (labelError as? LinprobeError)?.message
+                == "\(fifo): not a regular file (a NumPy .npy file is expected)")
         let catalog = dir.file("catalog.json")
         #expect(mkfifo(catalog, 0o600) == 0)
         let catalogError = within(20, fifo: catalog) { thrown { _ = try DatasetCatalog.load(path: catalog) } }
@@ -108,34 +113,44 @@ func thrown(_ body: () throws -> Void) -> (any Error)? {
             }
         }
         let reasons = try #require(results).map { $0?.reason }
-        #expect(reasons == ["not a regular file (a FIFO)", nil, "not a regular file (a character device)",
-                            "not a regular file (a character device)"])
+        #expect(
+            reasons == [
+                "not a regular file (a FIFO)", nil, "not a regular file (a character device)",
+                "not a regular file (a character device)",
+            ])
     }
 
-    @Test("a resize or crop whose image exceeds half the machine's memory is a config error with the figure (case 5)",
-          arguments: [
-              (["name": "Resize", "size": [1_000_000, 1_000_000]] as JSONValue, "Resize"),
-              (["name": "CenterCrop", "size": 2_000_000] as JSONValue, "CenterCrop"),
-              (["name": "RandomResizedCrop", "size": [4_611_686_018_427_387_904, 4]] as JSONValue, "RandomResizedCrop"),
-              (["name": "Resize", "size": 4_611_686_018_427_387_904] as JSONValue, "Resize"),
-          ])
+    @Test(
+        "a resize or crop whose image exceeds half the machine's memory is a config error with the figure (case 5)",
+        arguments: [
+            (["name": "Resize", "size": [1_000_000, 1_000_000]] as JSONValue, "Resize"),
+            (["name": "CenterCrop", "size": 2_000_000] as JSONValue, "CenterCrop"),
+            (["name": "RandomResizedCrop", "size": [4_611_686_018_427_387_904, 4]] as JSONValue, "RandomResizedCrop"),
+            (["name": "Resize", "size": 4_611_686_018_427_387_904] as JSONValue, "Resize"),
+        ])
     func hugeConfiguredSize(step: JSONValue, name: String) throws {
-        expectError(["DATA.TRAIN.TRANSFORMS[0] (\(name))", "float32 tensor", "needs", ", more than the", "of memory"],
-                    code: .invalidConfig) {
+        expectError(
+            ["DATA.TRAIN.TRANSFORMS[0] (\(name))", "float32 tensor", "needs", ", more than the", "of memory"],
+            code: .invalidConfig
+        ) {
             _ = try pipeline([step, ["name": "ToTensor"]])
         }
     }
 
     @Test("a shorter-side resize of a very elongated image is refused before allocating (case 5)")
     func hugeResizeOfAnImage() throws {
-        let p = try pipeline([["name": "Resize", "size": 2000], ["name": "CenterCrop", "size": 4],
-                              ["name": "ToTensor"]])
+        let p = try pipeline([
+            ["name": "Resize", "size": 2000], ["name": "CenterCrop", "size": 4],
+            ["name": "ToTensor"],
+        ])
         let runner = TransformRunner(pipeline: p)
         var random = TransformRandom(seed: 0)
         var out = [Float](repeating: 0, count: 3 * 4 * 4)
         let image = RGBImage(width: 100_000, height: 1, gray: 7)
-        expectError(["TRANSFORMS[0] (Resize) of a 100000×1 image", "a 200000000×2000 RGB image needs 1.2 TB"],
-                    code: .invalidConfig) {
+        expectError(
+            ["TRANSFORMS[0] (Resize) of a 100000×1 image", "a 200000000×2000 RGB image needs 1.2 TB"],
+            code: .invalidConfig
+        ) {
             try out.withUnsafeMutableBufferPointer { _ = try runner.transform(image, random: &random, into: $0) }
         }
         #expect(runner.transformToImage(image, random: &random).width == 0)

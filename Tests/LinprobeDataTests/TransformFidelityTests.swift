@@ -3,6 +3,7 @@ import LinprobeCodecs
 import LinprobeCore
 import LinprobeTestSupport
 import Testing
+
 @testable import LinprobeData
 
 /// One case of `Tests/Fixtures/images/transforms.json` (made by `scripts/make_image_fixtures.py`
@@ -20,13 +21,16 @@ struct TransformCase: Sendable, CustomTestStringConvertible {
 
     static let all: [TransformCase] = {
         guard let data = try? Data(contentsOf: URL(fileURLWithPath: fixturePath("images/transforms.json"))),
-              let json = try? JSONDecoder().decode(JSONValue.self, from: data), case .array(let items) = json else { return [] }
+            let json = try? JSONDecoder().decode(JSONValue.self, from: data), case .array(let items) = json
+        else { return [] }
         return items.compactMap { item in
             guard let name = item["case"]?.stringValue, let image = item["image"]?.stringValue,
-                  let kind = item["kind"]?.stringValue, let expected = item["expected"]?.stringValue,
-                  let shape = item["shape"]?.arrayValue?.compactMap({ $0.intValue.map(Int.init) }) else { return nil }
-            return TransformCase(name: name, image: image, kind: kind, expected: expected, shape: shape,
-                                 transforms: item["transforms"], resizedCrop: item["resized_crop"])
+                let kind = item["kind"]?.stringValue, let expected = item["expected"]?.stringValue,
+                let shape = item["shape"]?.arrayValue?.compactMap({ $0.intValue.map(Int.init) })
+            else { return nil }
+            return TransformCase(
+                name: name, image: image, kind: kind, expected: expected, shape: shape,
+                transforms: item["transforms"], resizedCrop: item["resized_crop"])
         }
     }()
 
@@ -37,9 +41,12 @@ struct TransformCase: Sendable, CustomTestStringConvertible {
         let b = try #require(resizedCrop)
         func i(_ k: String) -> Int { Int(b[k]?.intValue ?? -1) }
         let size = b["size"]?.arrayValue?.compactMap { $0.intValue.map(Int.init) } ?? []
-        var steps: [TransformStep] = [.resizedCrop(top: i("top"), left: i("left"), boxHeight: i("height"), boxWidth: i("width"),
-                                                   height: size[0], width: size[1],
-                                                   filter: try #require(ResampleFilter(pilCode: i("interpolation"))))]
+        var steps: [TransformStep] = [
+            .resizedCrop(
+                top: i("top"), left: i("left"), boxHeight: i("height"), boxWidth: i("width"),
+                height: size[0], width: size[1],
+                filter: try #require(ResampleFilter(pilCode: i("interpolation"))))
+        ]
         if b["flip"] == .bool(true) { steps.append(.randomHorizontalFlip(p: 1)) }
         return try TransformPipeline(steps: steps, requireTensor: false)
     }
@@ -96,20 +103,25 @@ func decodeFixture(_ name: String) throws -> RGBImage {
         } else {
             guard case .floats(let want) = expected.values else { Issue.record("\(c.name): expected floats"); return }
             var out = [Float](repeating: .nan, count: want.count)
-            let shape = try out.withUnsafeMutableBufferPointer { try runner.transform(image, random: &random, into: $0) }
+            let shape = try out.withUnsafeMutableBufferPointer {
+                try runner.transform(image, random: &random, into: $0)
+            }
             #expect(shape == expected.shape, "\(c.name): shape")
             #expect(pipeline.outputShape(imageWidth: image.width, imageHeight: image.height) == expected.shape)
             // Compare in 8-bit levels: undo Normalize's std (0.229 … 0.225, or 0.25).
-            let std: [Double] = pipeline.steps.compactMap { step -> [Double]? in
-                if case .normalize(_, let s) = step { return s.map(Double.init) }
-                return nil
-            }.first ?? [1]
+            let std: [Double] =
+                pipeline.steps.compactMap { step -> [Double]? in
+                    if case .normalize(_, let s) = step { return s.map(Double.init) }
+                    return nil
+                }.first ?? [1]
             let plane = want.count / 3
             for (i, (a, b)) in zip(out, want).enumerated() {
                 let s = std.count == 1 ? std[0] : std[i / plane]
                 agreement.add(levels: abs(Double(a) - b) * s * 255)
             }
-            #expect(zip(out, want).allSatisfy { Double($0) == $1 }, "\(c.name): float values are not bit-identical to torch's")
+            #expect(
+                zip(out, want).allSatisfy { Double($0) == $1 },
+                "\(c.name): float values are not bit-identical to torch's")
         }
         #expect(agreement.meetsTolerance, "\(c.name): \(agreement.summary)")
         #expect(agreement.exact == agreement.count, "\(c.name): \(agreement.summary)")
@@ -134,7 +146,10 @@ func decodeFixture(_ name: String) throws -> RGBImage {
     @Test func everySizeAndFilterEqualsPIL() throws {
         let data = try Data(contentsOf: URL(fileURLWithPath: fixturePath("images/resize_sweep.json")))
         let sweep = try JSONDecoder().decode(Sweep.self, from: data)
-        guard case .integers(let expected) = try NPYArray.read(path: fixturePath("images/expected/resize_sweep.npy")).values else {
+        guard
+            case .integers(let expected) = try NPYArray.read(path: fixturePath("images/expected/resize_sweep.npy"))
+                .values
+        else {
             Issue.record("resize_sweep.npy is not uint8")
             return
         }
@@ -143,8 +158,11 @@ func decodeFixture(_ name: String) throws -> RGBImage {
         var failures = [String]()
         for c in sweep.cases {
             let filter = try #require(ResampleFilter(rawValue: c.filter))
-            let steps: [TransformStep] = [.resizedCrop(top: sweep.crop[1], left: sweep.crop[0], boxHeight: sweep.crop[3],
-                                                       boxWidth: sweep.crop[2], height: c.height, width: c.width, filter: filter)]
+            let steps: [TransformStep] = [
+                .resizedCrop(
+                    top: sweep.crop[1], left: sweep.crop[0], boxHeight: sweep.crop[3],
+                    boxWidth: sweep.crop[2], height: c.height, width: c.width, filter: filter)
+            ]
             let runner = TransformRunner(pipeline: try TransformPipeline(steps: steps, requireTensor: false))
             var random = TransformRandom(seed: 0)
             let out = runner.transformToImage(image, random: &random).packedRGB

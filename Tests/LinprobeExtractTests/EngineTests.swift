@@ -4,6 +4,7 @@ import LinprobeData
 import LinprobeStore
 import LinprobeTestSupport
 import Testing
+
 @testable import LinprobeExtract
 
 /// The streaming engine with a cheap probe model: order, views, resumption, strictness,
@@ -17,26 +18,34 @@ import Testing
     static func input(_ dir: TemporaryDirectory, transforms: String = testTransforms) throws -> SplitInput {
         let root = try makeImageFolder(in: dir, smallLayout, extra: ["b/notes.txt": "not an image"])
         let config = try loadConfig(pipelineText(root: root, transforms: transforms))
-        return try SplitInput.load(split: .test, data: config.node("DATA.TEST"), catalog: nil, workingDirectory: dir.path)
+        return try SplitInput.load(
+            split: .test, data: config.node("DATA.TEST"), catalog: nil, workingDirectory: dir.path)
     }
 
-    static func engine(_ input: SplitInput, writer: FeatureStoreWriter, model: ProbeModel, settings: StreamSettings,
-                       views: Int = 1, seed: UInt64 = 7, stop: @escaping @Sendable () -> Bool = { false }) -> ExtractionEngine {
-        ExtractionEngine(listing: input.listing, views: views, pipeline: input.pipeline, grayImageSize: 224, seed: seed,
-                         model: model, writer: writer, settings: settings, shouldStop: stop)
+    static func engine(
+        _ input: SplitInput, writer: FeatureStoreWriter, model: ProbeModel, settings: StreamSettings,
+        views: Int = 1, seed: UInt64 = 7, stop: @escaping @Sendable () -> Bool = { false }
+    ) -> ExtractionEngine {
+        ExtractionEngine(
+            listing: input.listing, views: views, pipeline: input.pipeline, grayImageSize: 224, seed: seed,
+            model: model, writer: writer, settings: settings, shouldStop: stop)
     }
 
-    @Test(arguments: [Case(workers: 0, batch: 1, readAhead: 0), Case(workers: 1, batch: 3, readAhead: 1),
-                      Case(workers: 3, batch: 2, readAhead: 2), Case(workers: 2, batch: 7, readAhead: 0)])
+    @Test(arguments: [
+        Case(workers: 0, batch: 1, readAhead: 0), Case(workers: 1, batch: 3, readAhead: 1),
+        Case(workers: 3, batch: 2, readAhead: 2), Case(workers: 2, batch: 7, readAhead: 0),
+    ])
     func rowsArriveInDatasetOrder(_ c: Case) throws {
         let dir = try TemporaryDirectory()
         let input = try Self.input(dir)
         let path = dir.file("out.h5")
         let writer = try probeWriter(path, listing: input.listing)
         let model = ProbeModel(height: 32, width: 32)
-        let report = try Self.engine(input, writer: writer, model: model,
-                                     settings: StreamSettings(batchSize: c.batch, decodeWorkers: c.workers, readAhead: c.readAhead))
-            .run(from: 0)
+        let report = try Self.engine(
+            input, writer: writer, model: model,
+            settings: StreamSettings(batchSize: c.batch, decodeWorkers: c.workers, readAhead: c.readAhead)
+        )
+        .run(from: 0)
         try writer.finish()
         let n = input.listing.count
         #expect(n == 9)  // notes.txt is not listed
@@ -44,7 +53,8 @@ import Testing
         #expect(model.imagesSeen == n)
         #expect(model.calls == (n + c.batch - 1) / c.batch)
 
-        let expected = try expectedProbeRows(listing: input.listing, pipeline: input.pipeline, views: 1, seed: 7, h: 32, w: 32)
+        let expected = try expectedProbeRows(
+            listing: input.listing, pipeline: input.pipeline, views: 1, seed: 7, h: 32, w: 32)
         let stored = try StoreContents(path)
         #expect(stored.features == expected.features)
         #expect(stored.indices == (0..<Int64(n)).map { $0 })
@@ -62,8 +72,10 @@ import Testing
         let views = 3
         func extract(_ name: String, workers: Int, batch: Int) throws -> StoreContents {
             let writer = try probeWriter(dir.file(name), listing: input.listing, views: views)
-            _ = try Self.engine(input, writer: writer, model: ProbeModel(height: 32, width: 32),
-                                settings: StreamSettings(batchSize: batch, decodeWorkers: workers), views: views).run(from: 0)
+            _ = try Self.engine(
+                input, writer: writer, model: ProbeModel(height: 32, width: 32),
+                settings: StreamSettings(batchSize: batch, decodeWorkers: workers), views: views
+            ).run(from: 0)
             try writer.finish()
             return try StoreContents(dir.file(name))
         }
@@ -73,7 +85,8 @@ import Testing
         let n = input.listing.count
         #expect(a.indices == (0..<n).flatMap { Array(repeating: Int64($0), count: views) })
         #expect(a.paths.count == n * views)
-        let expected = try expectedProbeRows(listing: input.listing, pipeline: input.pipeline, views: views, seed: 7, h: 32, w: 32)
+        let expected = try expectedProbeRows(
+            listing: input.listing, pipeline: input.pipeline, views: views, seed: 7, h: 32, w: 32)
         #expect(a.features == expected.features)
         // Views of one (readable) photo differ: random crops and flips per view.
         let photo = try #require(input.listing.samples.firstIndex { $0.relativePath == "a/photo_500x375.jpg" })
@@ -92,8 +105,10 @@ import Testing
         for seed: UInt64 in [1, 2] {
             let name = "s\(seed).h5"
             let writer = try probeWriter(dir.file(name), listing: input.listing)
-            _ = try Self.engine(input, writer: writer, model: ProbeModel(height: 32, width: 32),
-                                settings: StreamSettings(batchSize: 4, decodeWorkers: 1), seed: seed).run(from: 0)
+            _ = try Self.engine(
+                input, writer: writer, model: ProbeModel(height: 32, width: 32),
+                settings: StreamSettings(batchSize: 4, decodeWorkers: 1), seed: seed
+            ).run(from: 0)
             try writer.finish()
             sums.append(try StoreContents(dir.file(name)).features[1])
         }
@@ -107,7 +122,8 @@ import Testing
         let settings = StreamSettings(batchSize: 2, decodeWorkers: workers, flushInterval: 0)
         let clean = dir.file("clean.h5")
         let w0 = try probeWriter(clean, listing: input.listing)
-        _ = try Self.engine(input, writer: w0, model: ProbeModel(height: 32, width: 32), settings: settings).run(from: 0)
+        _ = try Self.engine(input, writer: w0, model: ProbeModel(height: 32, width: 32), settings: settings).run(
+            from: 0)
         try w0.finish()
 
         // Stop after three batches (as SIGINT does), keep what was flushed, resume.
@@ -122,7 +138,8 @@ import Testing
         #expect(w1.rowsWritten == 4)  // 6 rows appended, chunks of 4
         let w2 = try #require(try FeatureStoreWriter.resume(finalPath: path, fingerprint: "probe"))
         #expect(w2.rowsWritten == 4)
-        let report = try Self.engine(input, writer: w2, model: ProbeModel(height: 32, width: 32), settings: settings).run(from: 4)
+        let report = try Self.engine(input, writer: w2, model: ProbeModel(height: 32, width: 32), settings: settings)
+            .run(from: 4)
         #expect(report.rows == input.listing.count - 4)
         try w2.finish()
         #expect(try StoreContents(path).bitwiseEqual(try StoreContents(clean)))
@@ -135,8 +152,9 @@ import Testing
         let garbage = try #require(input.listing.samples.firstIndex { $0.relativePath == "b/garbage.jpg" })
         let path = dir.file("strict.h5")
         let writer = try probeWriter(path, listing: input.listing, chunkRows: 1)
-        let engine = Self.engine(input, writer: writer, model: ProbeModel(height: 32, width: 32),
-                                 settings: StreamSettings(batchSize: 1, decodeWorkers: workers, strict: true))
+        let engine = Self.engine(
+            input, writer: writer, model: ProbeModel(height: 32, width: 32),
+            settings: StreamSettings(batchSize: 1, decodeWorkers: workers, strict: true))
         do {
             _ = try engine.run(from: 0)
             Issue.record("strict mode accepted an unreadable image")
@@ -156,7 +174,9 @@ import Testing
         let model = ProbeModel(height: 32, width: 32)
         model.failOnCall = 1
         #expect(throws: LinprobeError.self) {
-            _ = try Self.engine(input, writer: writer, model: model, settings: StreamSettings(batchSize: 2, decodeWorkers: 3)).run(from: 0)
+            _ = try Self.engine(
+                input, writer: writer, model: model, settings: StreamSettings(batchSize: 2, decodeWorkers: 3)
+            ).run(from: 0)
         }
         #expect(model.imagesSeen == 2)
     }
@@ -166,8 +186,10 @@ import Testing
         let input = try Self.input(dir)
         let writer = try probeWriter(dir.file("end.h5"), listing: input.listing)
         let model = ProbeModel(height: 32, width: 32)
-        let report = try Self.engine(input, writer: writer, model: model, settings: StreamSettings(batchSize: 2, decodeWorkers: 2))
-            .run(from: input.listing.count)
+        let report = try Self.engine(
+            input, writer: writer, model: model, settings: StreamSettings(batchSize: 2, decodeWorkers: 2)
+        )
+        .run(from: input.listing.count)
         #expect(report.rows == 0)
         #expect(model.calls == 0)
     }

@@ -5,20 +5,24 @@ import LinprobeStore
 import LinprobeTestSupport
 import LinprobeTrunk
 import Testing
+
 @testable import LinprobeExtract
 
 /// Configuration → per-split plans: layer names, fingerprints, and configuration errors.
 @Suite struct ExtractPlanning {
     static func plans(_ text: String, dir: TemporaryDirectory, overrides: [String] = []) throws -> [ExtractSplitPlan] {
-        try ExtractPlanner.plan(config: loadConfig(text, overrides: overrides), workdir: dir.file("work"), environment: [:],
-                                workingDirectory: dir.path)
+        try ExtractPlanner.plan(
+            config: loadConfig(text, overrides: overrides), workdir: dir.file("work"), environment: [:],
+            workingDirectory: dir.path)
     }
 
     @Test func layerNamesFollowVISSL() throws {
         #expect(ExtractPlanner.layerNames(PoolOpsMap(entries: [])) == ["heads"])
         #expect(ExtractPlanner.layerNames(.visslResNet50) == ["conv1", "res2", "res3", "res4", "res5", "res5avg"])
-        let repeated = PoolOpsMap(entries: [.init(tap: .res5avg, op: .identity), .init(tap: .res4, op: .identity),
-                                            .init(tap: .res5avg, op: .identity), .init(tap: .res5avg, op: .identity)])
+        let repeated = PoolOpsMap(entries: [
+            .init(tap: .res5avg, op: .identity), .init(tap: .res4, op: .identity),
+            .init(tap: .res5avg, op: .identity), .init(tap: .res5avg, op: .identity),
+        ])
         #expect(ExtractPlanner.layerNames(repeated) == ["res5avg", "res4", "res5avg_1", "res5avg_2"])
     }
 
@@ -42,9 +46,12 @@ import Testing
     @Test func bothSplitsAndTrainViews() throws {
         let dir = try TemporaryDirectory()
         let root = try makeImageFolder(in: dir, smallLayout)
-        let merged = try Self.plans(pipelineText(root: root, split: "TRAIN", transforms: randomTransforms), dir: dir,
-                                    overrides: ["config.DATA.TEST.DATA_SOURCES=[disk_folder]", "config.DATA.TEST.DATA_PATHS=[\(root)]",
-                                                "config.DATA.TEST.TRANSFORMS=\(testTransforms)", "config.LINPROBE.TRAIN_VIEWS=4"])
+        let merged = try Self.plans(
+            pipelineText(root: root, split: "TRAIN", transforms: randomTransforms), dir: dir,
+            overrides: [
+                "config.DATA.TEST.DATA_SOURCES=[disk_folder]", "config.DATA.TEST.DATA_PATHS=[\(root)]",
+                "config.DATA.TEST.TRANSFORMS=\(testTransforms)", "config.LINPROBE.TRAIN_VIEWS=4",
+            ])
         #expect(merged.map(\.split) == [.train, .test])
         #expect(merged.map(\.views) == [4, 1])
         #expect(merged[0].rowCount == 36)
@@ -75,10 +82,15 @@ import Testing
             try fp(base, ["config.LINPROBE.DEFLATE=4"]),
             try fp(base, ["config.DATA.TEST.DEFAULT_GRAY_IMG_SIZE=100"]),
             try fp(base, ["config.DATA.TEST.DATA_LIMIT=5"]),
-            try fp(base, [#"config.MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP=[["res5avg", ["Identity", []]]]"#]),
+            try fp(
+                base,
+                [#"config.MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP=[["res5avg", ["Identity", []]]]"#]),
             try fp(base, ["config.MODEL.TRUNK.RESNETS.DEPTH=34"]),
             try fp(base, ["config.MODEL.INPUT_TYPE=bgr"]),
-            try fp(pipelineText(root: root, transforms: #"[{name: Resize, size: 40}, {name: CenterCrop, size: 32}, {name: ToTensor}]"#)),
+            try fp(
+                pipelineText(
+                    root: root,
+                    transforms: #"[{name: Resize, size: 40}, {name: CenterCrop, size: 32}, {name: ToTensor}]"#)),
             try fp(pipelineText(root: root, split: "TRAIN")),
         ]
         #expect(!changed.contains(reference))
@@ -96,23 +108,29 @@ import Testing
         try FileManager.default.copyItem(atPath: one, toPath: copy)
         try FileManager.default.copyItem(atPath: fixturePath("trunk/checkpoints/small_legacy.pt"), toPath: other)
         func plan(_ file: String, _ more: [String] = []) throws -> ExtractSplitPlan {
-            try Self.plans(pipelineText(root: root), dir: dir, overrides: ["config.MODEL.WEIGHTS_INIT.PARAMS_FILE=\(file)"] + more)[0]
+            try Self.plans(
+                pipelineText(root: root), dir: dir, overrides: ["config.MODEL.WEIGHTS_INIT.PARAMS_FILE=\(file)"] + more)[
+                    0]
         }
         let a = try plan(one), b = try plan(copy), c = try plan(other)
         #expect(a.weightsSHA256 == (try Fingerprint.sha256(ofFile: one)))
         #expect(a.fingerprint == b.fingerprint)
         #expect(a.fingerprint != c.fingerprint)
         #expect(try plan(one, ["config.MODEL.WEIGHTS_INIT.REMOVE_PREFIX=module."]).fingerprint != a.fingerprint)
-        #expect(try plan(one, ["config.SEED_VALUE=5"]).fingerprint == a.fingerprint,
-                "loaded weights and deterministic transforms do not use the seed")
-        #expect(try plan(one, ["config.SEED_VALUE=5", "config.MODEL.WEIGHTS_INIT.SKIP_LAYERS=[layer4]"]).fingerprint
+        #expect(
+            try plan(one, ["config.SEED_VALUE=5"]).fingerprint == a.fingerprint,
+            "loaded weights and deterministic transforms do not use the seed")
+        #expect(
+            try plan(one, ["config.SEED_VALUE=5", "config.MODEL.WEIGHTS_INIT.SKIP_LAYERS=[layer4]"]).fingerprint
                 != (try plan(one, ["config.MODEL.WEIGHTS_INIT.SKIP_LAYERS=[layer4]"]).fingerprint),
-                "skipped layers keep their seeded random values")
+            "skipped layers keep their seeded random values")
         #expect(try plan("one.pt").weightsInit.paramsFile == one, "relative to the working directory")
         let random = try Self.plans(pipelineText(root: root), dir: dir)[0]
         #expect(random.fingerprint != a.fingerprint)
-        #expect(try Self.plans(pipelineText(root: root), dir: dir, overrides: ["config.SEED_VALUE=3"])[0].fingerprint != random.fingerprint,
-                "random weights depend on the seed")
+        #expect(
+            try Self.plans(pipelineText(root: root), dir: dir, overrides: ["config.SEED_VALUE=3"])[0].fingerprint
+                != random.fingerprint,
+            "random weights depend on the seed")
     }
 
     struct BadConfig: CustomTestStringConvertible, Sendable {
@@ -126,26 +144,43 @@ import Testing
     }
 
     static let badConfigs: [BadConfig] = [
-        BadConfig(name: "pool kernel larger than the map",
-                  overrides: [#"config.MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP=[["res5", ["AvgPool2d", [[6, 6], 1, 0]]]]"#],
-                  mentions: ["res5", "AvgPool2d", "1×1"]),
-        BadConfig(name: "unknown transform", overrides: [], transforms: "[{name: ColorJitter}, {name: ToTensor}]",
-                  mentions: ["TRANSFORMS[0]", "ColorJitter"]),
-        BadConfig(name: "unknown transform argument", overrides: [], transforms: "[{name: Resize, size: 40, colour: red}, {name: CenterCrop, size: 32}, {name: ToTensor}]",
-                  mentions: ["TRANSFORMS[0]", "colour"]),
-        BadConfig(name: "images of varying size", overrides: [], transforms: "[{name: Resize, size: 40}, {name: ToTensor}]",
-                  mentions: ["TRANSFORMS", "varying size"]),
+        BadConfig(
+            name: "pool kernel larger than the map",
+            overrides: [
+                #"config.MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP=[["res5", ["AvgPool2d", [[6, 6], 1, 0]]]]"#
+            ],
+            mentions: ["res5", "AvgPool2d", "1×1"]),
+        BadConfig(
+            name: "unknown transform", overrides: [], transforms: "[{name: ColorJitter}, {name: ToTensor}]",
+            mentions: ["TRANSFORMS[0]", "ColorJitter"]),
+        BadConfig(
+            name: "unknown transform argument", overrides: [],
+            transforms: "[{name: Resize, size: 40, colour: red}, {name: CenterCrop, size: 32}, {name: ToTensor}]",
+            mentions: ["TRANSFORMS[0]", "colour"]),
+        BadConfig(
+            name: "images of varying size", overrides: [], transforms: "[{name: Resize, size: 40}, {name: ToTensor}]",
+            mentions: ["TRANSFORMS", "varying size"]),
         BadConfig(name: "no tensor conversion", overrides: [], transforms: "[]", mentions: ["TRANSFORMS", "ToTensor"]),
-        BadConfig(name: "input size disagrees", overrides: ["config.LINPROBE.INPUT_SIZE=224"], mentions: ["LINPROBE.INPUT_SIZE", "32×32"]),
-        BadConfig(name: "weights URL", overrides: ["config.MODEL.WEIGHTS_INIT.PARAMS_FILE=https://x/y.torch"],
-                  mentions: ["PARAMS_FILE", "URL"]),
-        BadConfig(name: "missing weights file", overrides: ["config.MODEL.WEIGHTS_INIT.PARAMS_FILE=nowhere/rn50.torch"],
-                  mentions: ["nowhere/rn50.torch", "not found", "PARAMS_FILE"], code: .missingInput),
-        BadConfig(name: "paths without a source", overrides: ["config.DATA.TRAIN.DATA_PATHS=[/data/x]"],
-                  mentions: ["DATA.TRAIN.DATA_PATHS", "DATA_SOURCES"]),
-        BadConfig(name: "unknown trunk", overrides: ["config.MODEL.TRUNK.NAME=vit"], mentions: ["MODEL.TRUNK.NAME", "vit"]),
-        BadConfig(name: "unknown tap", overrides: [#"config.MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP=[["res6", ["Identity", []]]]"#],
-                  mentions: ["res6"]),
+        BadConfig(
+            name: "input size disagrees", overrides: ["config.LINPROBE.INPUT_SIZE=224"],
+            mentions: ["LINPROBE.INPUT_SIZE", "32×32"]),
+        BadConfig(
+            name: "weights URL", overrides: ["config.MODEL.WEIGHTS_INIT.PARAMS_FILE=https://x/y.torch"],
+            mentions: ["PARAMS_FILE", "URL"]),
+        BadConfig(
+            name: "missing weights file", overrides: ["config.MODEL.WEIGHTS_INIT.PARAMS_FILE=nowhere/rn50.torch"],
+            mentions: ["nowhere/rn50.torch", "not found", "PARAMS_FILE"], code: .missingInput),
+        BadConfig(
+            name: "paths without a source", overrides: ["config.DATA.TRAIN.DATA_PATHS=[/data/x]"],
+            mentions: ["DATA.TRAIN.DATA_PATHS", "DATA_SOURCES"]),
+        BadConfig(
+            name: "unknown trunk", overrides: ["config.MODEL.TRUNK.NAME=vit"], mentions: ["MODEL.TRUNK.NAME", "vit"]),
+        BadConfig(
+            name: "unknown tap",
+            overrides: [
+                #"config.MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP=[["res6", ["Identity", []]]]"#
+            ],
+            mentions: ["res6"]),
     ]
 
     @Test(arguments: badConfigs)

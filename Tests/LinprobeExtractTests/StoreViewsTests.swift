@@ -12,13 +12,15 @@ import Testing
     static func write(_ path: String, samples: Int, views: Int, finish: Bool = true) throws -> FeatureStoreWriter {
         let writer = try FeatureStoreWriter(
             creating: path, layers: layers, targetLayout: .singleLabel,
-            metadata: StoreMetadata(fingerprint: "fp", split: "train", numClasses: 2, classNames: ["x", "y"],
-                                    provenance: ["runs": []], trainViews: views),
+            metadata: StoreMetadata(
+                fingerprint: "fp", split: "train", numClasses: 2, classNames: ["x", "y"],
+                provenance: ["runs": []], trainViews: views),
             chunkRows: 2)
         let n = samples * views
-        try writer.append(FeatureBatch(
-            count: n, features: [(0..<(2 * n)).map(Float.init)], targets: (0..<n).map { Int64($0 / views % 2) },
-            indices: (0..<n).map { Int64($0 / views) }, imagePaths: (0..<n).map { "s\($0 / views).jpg" }))
+        try writer.append(
+            FeatureBatch(
+                count: n, features: [(0..<(2 * n)).map(Float.init)], targets: (0..<n).map { Int64($0 / views % 2) },
+                indices: (0..<n).map { Int64($0 / views) }, imagePaths: (0..<n).map { "s\($0 / views).jpg" }))
         if finish { try writer.finish() }
         return writer
     }
@@ -59,6 +61,9 @@ import Testing
         #expect(throws: LinprobeError.self) { try resumed.setRootAttribute("rows_written", json: 0) }
         try resumed.setRootAttribute("provenance", json: ["runs": [["from_row": 0], ["from_row": 2]]])
         try resumed.finish()
-        #expect(try FeatureStoreReader(path: path).jsonAttribute("provenance") == ["runs": [["from_row": 0], ["from_row": 2]]])
+        #expect(
+            try FeatureStoreReader(path: path).jsonAttribute("provenance") == [
+                "runs": [["from_row": 0], ["from_row": 2]]
+            ])
     }
 }

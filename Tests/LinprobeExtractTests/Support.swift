@@ -4,13 +4,16 @@ import LinprobeData
 import LinprobeStore
 import LinprobeTestSupport
 import Testing
+
 @testable import LinprobeExtract
 
 /// An ImageFolder tree made of committed image fixtures: `layout` maps class folders to
 /// fixture file names (copied from Tests/Fixtures/images/files); `extra` adds other files
 /// (relative path → text) that are not images.
-func makeImageFolder(in dir: TemporaryDirectory, _ layout: [String: [String]], extra: [String: String] = [:],
-                     name: String = "data") throws -> String {
+func makeImageFolder(
+    in dir: TemporaryDirectory, _ layout: [String: [String]], extra: [String: String] = [:],
+    name: String = "data"
+) throws -> String {
     let root = dir.file(name)
     let fm = FileManager.default
     for (cls, files) in layout {
@@ -20,7 +23,8 @@ func makeImageFolder(in dir: TemporaryDirectory, _ layout: [String: [String]], e
         }
     }
     for (rel, text) in extra {
-        try fm.createDirectory(atPath: ((root + "/" + rel) as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try fm.createDirectory(
+            atPath: ((root + "/" + rel) as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try text.write(toFile: root + "/" + rel, atomically: true, encoding: .utf8)
     }
     return root
@@ -34,13 +38,17 @@ let smallLayout: [String: [String]] = [
 
 /// A pipeline (VISSL's bare-key form) over `root` for the TEST split, with `extra` YAML lines
 /// appended under `config:`.
-func pipelineText(root: String, split: String = "TEST", transforms: String = testTransforms, batch: Int = 3,
-                  poolMap: String = #"[["res4", ["AdaptiveAvgPool2d", [[2, 1]]]], ["res5avg", ["Identity", []]]]"#,
-                  depth: Int = 18, extra: String = "") -> String {
-    extractionPipelineText(root: root, split: split, transforms: transforms, batch: batch, poolMap: poolMap, depth: depth, extra: extra)
+func pipelineText(
+    root: String, split: String = "TEST", transforms: String = testTransforms, batch: Int = 3,
+    poolMap: String = #"[["res4", ["AdaptiveAvgPool2d", [[2, 1]]]], ["res5avg", ["Identity", []]]]"#,
+    depth: Int = 18, extra: String = ""
+) -> String {
+    extractionPipelineText(
+        root: root, split: split, transforms: transforms, batch: batch, poolMap: poolMap, depth: depth, extra: extra)
 }
 
-let testTransforms = #"[{name: Resize, size: 40}, {name: CenterCrop, size: 32}, {name: ToTensor}, {name: Normalize, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225]}]"#
+let testTransforms =
+    #"[{name: Resize, size: 40}, {name: CenterCrop, size: 32}, {name: ToTensor}, {name: Normalize, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225]}]"#
 let randomTransforms = #"[{name: RandomResizedCrop, size: 32}, {name: RandomHorizontalFlip}, {name: ToTensor}]"#
 
 func loadConfig(_ text: String, overrides: [String] = []) throws -> PipelineConfig {
@@ -95,8 +103,11 @@ final class ProbeModel: FeatureModel, @unchecked Sendable {
 }
 
 /// The probe model's expected rows for a listing, computed by loading every row directly.
-func expectedProbeRows(listing: DatasetListing, pipeline: TransformPipeline, views: Int, seed: UInt64, h: Int, w: Int)
-    throws -> (features: [[Float]], unreadable: [Bool]) {
+func expectedProbeRows(
+    listing: DatasetListing, pipeline: TransformPipeline, views: Int, seed: UInt64, h: Int, w: Int
+)
+    throws -> (features: [[Float]], unreadable: [Bool])
+{
     let loader = SampleLoader(pipeline: pipeline, grayImageSize: 224, baseSeed: seed)
     var buffer = [Float](repeating: 0, count: 3 * h * w)
     var out: [[Float]] = [[], [], []]
@@ -113,14 +124,19 @@ func expectedProbeRows(listing: DatasetListing, pipeline: TransformPipeline, vie
     return (out, flags)
 }
 
-let probeLayers = [StoreLayer(name: "mean", shapeCHW: [3, 1, 1]), StoreLayer(name: "checksum", shapeCHW: [1, 1, 1]),
-                   StoreLayer(name: "first", shapeCHW: [1, 1, 1])]
+let probeLayers = [
+    StoreLayer(name: "mean", shapeCHW: [3, 1, 1]), StoreLayer(name: "checksum", shapeCHW: [1, 1, 1]),
+    StoreLayer(name: "first", shapeCHW: [1, 1, 1]),
+]
 
-func probeWriter(_ path: String, listing: DatasetListing, views: Int = 1, chunkRows: Int = 4) throws -> FeatureStoreWriter {
+func probeWriter(
+    _ path: String, listing: DatasetListing, views: Int = 1, chunkRows: Int = 4
+) throws -> FeatureStoreWriter {
     try FeatureStoreWriter(
         creating: path, layers: probeLayers, targetLayout: .singleLabel,
-        metadata: StoreMetadata(fingerprint: "probe", split: "test", numClasses: listing.numClasses, classNames: listing.classNames,
-                                trainViews: views),
+        metadata: StoreMetadata(
+            fingerprint: "probe", split: "test", numClasses: listing.numClasses, classNames: listing.classNames,
+            trainViews: views),
         chunkRows: chunkRows)
 }
 
@@ -145,8 +161,10 @@ struct StoreContents: Equatable {
 
     /// Bitwise equality of the features (NaN-safe, -0 ≠ +0).
     func bitwiseEqual(_ o: StoreContents) -> Bool {
-        guard layers == o.layers, targets == o.targets, indices == o.indices, paths == o.paths, unreadable == o.unreadable,
-              features.count == o.features.count else { return false }
+        guard layers == o.layers, targets == o.targets, indices == o.indices, paths == o.paths,
+            unreadable == o.unreadable,
+            features.count == o.features.count
+        else { return false }
         for (a, b) in zip(features, o.features) where a.map(\.bitPattern) != b.map(\.bitPattern) { return false }
         return true
     }

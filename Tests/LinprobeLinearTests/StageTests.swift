@@ -14,9 +14,12 @@ struct StageTests {
         let test: FeatureStoreReader
     }
 
-    func stores(trainRows: Int = 200, testRows: Int = 64, classes: Int = 4, trainLabel: ((Int) -> Int64)? = nil) throws -> Fixture {
+    func stores(
+        trainRows: Int = 200, testRows: Int = 64, classes: Int = 4, trainLabel: ((Int) -> Int64)? = nil
+    ) throws -> Fixture {
         let dir = try TemporaryDirectory()
-        let train = try TestStores.write(dir.file("train.h5"), rows: trainRows, classes: classes, seed: 1, split: "train", label: trainLabel)
+        let train = try TestStores.write(
+            dir.file("train.h5"), rows: trainRows, classes: classes, seed: 1, split: "train", label: trainLabel)
         let test = try TestStores.write(dir.file("test.h5"), rows: testRows, classes: classes, seed: 2, split: "test")
         return Fixture(dir: dir, train: train, test: test)
     }
@@ -25,8 +28,9 @@ struct StageTests {
     func writesOutputs() throws {
         let f = try stores()
         let settings = try LinearSettings(config: TestStores.config())
-        let result = try LinearStage.run(train: f.train, test: f.test, settings: settings, workdir: f.dir.path,
-                                         options: LinearRunOptions(threads: 2))
+        let result = try LinearStage.run(
+            train: f.train, test: f.test, settings: settings, workdir: f.dir.path,
+            options: LinearRunOptions(threads: 2))
         #expect(result.complete && !result.reused && result.epochsDone == 3)
         #expect(result.directory.hasSuffix("linear/\(result.fingerprint)"))
         for head in result.heads {
@@ -34,7 +38,9 @@ struct StageTests {
             #expect(head.value > 60, "\(head.name) top-1 \(head.value) on separable data")
             let files = try FileManager.default.contentsOfDirectory(atPath: head.directory).sorted()
             #expect(files == ["checkpoint_epoch3.lpck", "metrics.json", "results.json"])
-            let results = try JSONValue.parse(String(decoding: FileManager.default.contents(atPath: head.directory + "/results.json")!, as: UTF8.self))
+            let results = try JSONValue.parse(
+                String(decoding: FileManager.default.contents(atPath: head.directory + "/results.json")!, as: UTF8.self)
+            )
             #expect(results["method"] == "linear")
             #expect(results["metric"] == "top_1")
             #expect(results["value"]?.doubleValue == head.value)
@@ -43,18 +49,22 @@ struct StageTests {
             // `feature_provenance` (results format 2) is checked by ResultsDocumentTests; schemas/results.schema.json
             // gains it with the schema work of issue 12 — until then the rest of the file is validated.
             var validated = results
-            if case .object(var o) = results, o.removeValue(forKey: "feature_provenance") != nil { validated = .object(o) }
+            if case .object(var o) = results, o.removeValue(forKey: "feature_provenance") != nil {
+                validated = .object(o)
+            }
             let problems = try SchemaValidator(schemaPath: schemaPath("results.schema.json")).validate(validated)
             #expect(problems.isEmpty, "results.json against schemas/results.schema.json: \(problems)")
         }
         #expect(result.heads.map(\.name) == ["res4", "res5avg"])
-        let state = try JSONValue.parse(String(decoding: FileManager.default.contents(atPath: result.directory + "/state.json")!, as: UTF8.self))
+        let state = try JSONValue.parse(
+            String(decoding: FileManager.default.contents(atPath: result.directory + "/state.json")!, as: UTF8.self))
         #expect(state["status"] == "complete")
         #expect(state["epochs_done"]?.intValue == 3)
 
         // A second run with the same inputs reuses the finished one.
-        let again = try LinearStage.run(train: f.train, test: f.test, settings: settings, workdir: f.dir.path,
-                                        options: LinearRunOptions(threads: 2))
+        let again = try LinearStage.run(
+            train: f.train, test: f.test, settings: settings, workdir: f.dir.path,
+            options: LinearRunOptions(threads: 2))
         #expect(again.reused)
         #expect(again.heads.map(\.value) == result.heads.map(\.value))
     }
@@ -64,15 +74,18 @@ struct StageTests {
         let f = try stores()
         let settings = try LinearSettings(config: TestStores.config(epochs: 4))
         let other = try TemporaryDirectory()
-        let straight = try LinearStage.run(train: f.train, test: f.test, settings: settings, workdir: other.path,
-                                           options: LinearRunOptions(threads: 2))
+        let straight = try LinearStage.run(
+            train: f.train, test: f.test, settings: settings, workdir: other.path,
+            options: LinearRunOptions(threads: 2))
 
-        let first = try LinearStage.run(train: f.train, test: f.test, settings: settings, workdir: f.dir.path,
-                                        options: LinearRunOptions(threads: 2, stopAfterEpochs: 2))
+        let first = try LinearStage.run(
+            train: f.train, test: f.test, settings: settings, workdir: f.dir.path,
+            options: LinearRunOptions(threads: 2, stopAfterEpochs: 2))
         #expect(!first.complete && first.epochsDone == 2)
         var resumedSteps: [Int] = []
-        let second = try LinearStage.run(train: f.train, test: f.test, settings: settings, workdir: f.dir.path,
-                                         options: LinearRunOptions(threads: 2, onStep: { resumedSteps.append($0.epoch) }))
+        let second = try LinearStage.run(
+            train: f.train, test: f.test, settings: settings, workdir: f.dir.path,
+            options: LinearRunOptions(threads: 2, onStep: { resumedSteps.append($0.epoch) }))
         #expect(second.resumedFromEpoch == 2)
         #expect(second.complete)
         #expect(Set(resumedSteps) == [2, 3])
@@ -86,29 +99,39 @@ struct StageTests {
         }
     }
 
-    @Test("heads with hidden layers, BatchNorm1d, ReLU and dropout train, and resume exactly (dropout RNG in the checkpoint)")
+    @Test(
+        "heads with hidden layers, BatchNorm1d, ReLU and dropout train, and resume exactly (dropout RNG in the checkpoint)"
+    )
     func dropoutHeadsResume() throws {
         let f = try stores()
-        let heads: JSONValue = [["eval_mlp", ["in_channels": 4, "dims": [16, 12, 4], "use_bn": true, "use_relu": true]],
-                                ["mlp", ["dims": [8, 12, 4], "use_relu": true, "use_dropout": true]]]
+        let heads: JSONValue = [
+            ["eval_mlp", ["in_channels": 4, "dims": [16, 12, 4], "use_bn": true, "use_relu": true]],
+            ["mlp", ["dims": [8, 12, 4], "use_relu": true, "use_dropout": true]],
+        ]
         let settings = try LinearSettings(config: TestStores.config(epochs: 3, lr: 0.05, heads: heads))
         let other = try TemporaryDirectory()
-        let straight = try LinearStage.run(train: f.train, test: f.test, settings: settings, workdir: other.path,
-                                           options: LinearRunOptions(threads: 1))
-        _ = try LinearStage.run(train: f.train, test: f.test, settings: settings, workdir: f.dir.path,
-                                options: LinearRunOptions(threads: 1, stopAfterEpochs: 1))
-        let resumed = try LinearStage.run(train: f.train, test: f.test, settings: settings, workdir: f.dir.path,
-                                          options: LinearRunOptions(threads: 1))
+        let straight = try LinearStage.run(
+            train: f.train, test: f.test, settings: settings, workdir: other.path,
+            options: LinearRunOptions(threads: 1))
+        _ = try LinearStage.run(
+            train: f.train, test: f.test, settings: settings, workdir: f.dir.path,
+            options: LinearRunOptions(threads: 1, stopAfterEpochs: 1))
+        let resumed = try LinearStage.run(
+            train: f.train, test: f.test, settings: settings, workdir: f.dir.path,
+            options: LinearRunOptions(threads: 1))
         #expect(resumed.resumedFromEpoch == 1)
         try #require(straight.heads.count == resumed.heads.count)
         for (a, b) in zip(straight.heads, resumed.heads) {
             #expect(a.history == b.history)
             #expect(a.value > 40, "\(a.name) learns (top-1 \(a.value))")
         }
-        let keys = try HeadCheckpoint.read(path: straight.heads[1].directory + "/checkpoint_epoch3.lpck").tensors.keys.sorted()
+        let keys = try HeadCheckpoint.read(path: straight.heads[1].directory + "/checkpoint_epoch3.lpck").tensors.keys
+            .sorted()
         #expect(keys.contains("clf.0.weight") && keys.contains("clf.3.weight"))  // Linear, ReLU, Dropout, Linear
-        let evalKeys = try HeadCheckpoint.read(path: straight.heads[0].directory + "/checkpoint_epoch3.lpck").tensors.keys.sorted()
-        #expect(evalKeys.contains("clf.clf.1.running_var") && evalKeys.contains("clf.clf.3.weight"))  // Linear, BN, ReLU, Linear
+        let evalKeys = try HeadCheckpoint.read(path: straight.heads[0].directory + "/checkpoint_epoch3.lpck").tensors
+            .keys.sorted()
+        // Linear, BN, ReLU, Linear
+        #expect(evalKeys.contains("clf.clf.1.running_var") && evalKeys.contains("clf.clf.3.weight"))
     }
 
     @Test("the shuffled order is seeded, a permutation, and block-local for small shuffle chunks")
@@ -141,7 +164,8 @@ struct StageTests {
         try stream.forEachBatch(order) { rows in
             for (r, row) in rows.enumerated() {
                 for (l, layer) in f.train.layers.enumerated() {
-                    let got = Array(UnsafeBufferPointer(start: stream.batchBuffers[l].pointer + r * layer.dim, count: layer.dim))
+                    let got = Array(
+                        UnsafeBufferPointer(start: stream.batchBuffers[l].pointer + r * layer.dim, count: layer.dim))
                     #expect(got == Array(full[l][(row * layer.dim)..<((row + 1) * layer.dim)]))
                 }
             }
@@ -159,19 +183,23 @@ struct StageTests {
             try LinearStage.run(train: f.train, test: f.test, settings: settings, workdir: f.dir.path)
         }
         #expect(error.exitCode == 64)
-        #expect(error.message.contains("MODEL.HEAD.PARAMS[0]") && error.message.contains("res4") && error.message.contains("16"))
+        #expect(
+            error.message.contains("MODEL.HEAD.PARAMS[0]") && error.message.contains("res4")
+                && error.message.contains("16"))
 
         let channels: JSONValue = [["eval_mlp", ["in_channels": 2, "dims": [16, 4]]], ["mlp", ["dims": [8, 4]]]]
         let e2 = try #require(throws: LinprobeError.self) {
-            try LinearStage.run(train: f.train, test: f.test, settings: try LinearSettings(config: TestStores.config(heads: channels)),
-                                workdir: f.dir.path)
+            try LinearStage.run(
+                train: f.train, test: f.test, settings: try LinearSettings(config: TestStores.config(heads: channels)),
+                workdir: f.dir.path)
         }
         #expect(e2.message.contains("in_channels = 2") && e2.message.contains("res4"))
 
         let count: JSONValue = [["mlp", ["dims": [16, 4]]]]
         let e3 = try #require(throws: LinprobeError.self) {
-            try LinearStage.run(train: f.train, test: f.test, settings: try LinearSettings(config: TestStores.config(heads: count)),
-                                workdir: f.dir.path)
+            try LinearStage.run(
+                train: f.train, test: f.test, settings: try LinearSettings(config: TestStores.config(heads: count)),
+                workdir: f.dir.path)
         }
         #expect(e3.exitCode == 64 && e3.message.contains("1 heads for 2 stored layers"))
     }
@@ -193,10 +221,14 @@ struct StageTests {
         let f = try stores(classes: 4)
         let heads: JSONValue = [["eval_mlp", ["in_channels": 4, "dims": [16, 3]]], ["mlp", ["dims": [8, 4]]]]
         let error = try #require(throws: LinprobeError.self) {
-            try LinearStage.run(train: f.train, test: f.test, settings: try LinearSettings(config: TestStores.config(classes: 3, heads: heads)),
-                                workdir: f.dir.path)
+            try LinearStage.run(
+                train: f.train, test: f.test,
+                settings: try LinearSettings(config: TestStores.config(classes: 3, heads: heads)),
+                workdir: f.dir.path)
         }
-        #expect(error.exitCode == 64 && error.message.contains("MODEL.HEAD.PARAMS[0]") && error.message.contains("4 classes"))
+        #expect(
+            error.exitCode == 64 && error.message.contains("MODEL.HEAD.PARAMS[0]")
+                && error.message.contains("4 classes"))
     }
 
     @Test("an empty split is refused")
@@ -219,18 +251,23 @@ struct StageTests {
     func divergence() throws {
         let f = try stores()
         // Epoch 1 at a sane rate, then an absurd one from epoch 2 on.
-        let lr: JSONValue = ["name": "multistep", "values": [0.05, 1e30], "milestones": [1], "update_interval": "epoch"]
-        let settings = try LinearSettings(config: TestStores.config(epochs: 3, extra: ["OPTIMIZER.param_schedulers.lr": lr]))
+        let lr: JSONValue = [
+            "name": "multistep", "values": [0.05, 1e30], "milestones": [1], "update_interval": "epoch",
+        ]
+        let settings = try LinearSettings(
+            config: TestStores.config(epochs: 3, extra: ["OPTIMIZER.param_schedulers.lr": lr]))
         let error = try #require(throws: LinprobeError.self) {
             try LinearStage.run(train: f.train, test: f.test, settings: settings, workdir: f.dir.path)
         }
         #expect(error.code == .numerical)
-        #expect(error.message.contains("diverged at epoch 2") && error.message.contains("last good checkpoint (epoch 1)"))
+        #expect(
+            error.message.contains("diverged at epoch 2") && error.message.contains("last good checkpoint (epoch 1)"))
         let fp = LinearStage.fingerprint(train: f.train, test: f.test, settings: settings)
         let runDir = f.dir.file("linear/\(fp)")
         let kept = try HeadCheckpoint.read(path: runDir + "/res4/checkpoint_epoch1.lpck")
         #expect(kept.tensors["clf.clf.0.weight"]?.values.allSatisfy(\.isFinite) == true)
-        let state = try JSONValue.parse(String(decoding: FileManager.default.contents(atPath: runDir + "/state.json")!, as: UTF8.self))
+        let state = try JSONValue.parse(
+            String(decoding: FileManager.default.contents(atPath: runDir + "/state.json")!, as: UTF8.self))
         #expect(state["status"] == "failed")
         #expect(state["epochs_done"]?.intValue == 1)
     }
@@ -238,8 +275,12 @@ struct StageTests {
     @Test("the default initialisation is PyTorch's distribution and the same for every head")
     func initialisation() throws {
         let spec = HeadSpec(kind: .mlp, dims: [400, 50])
-        let a = Head(spec: spec, name: "a", shapeCHW: [400, 1, 1], eps: 1e-5, momentum: 0.1, maxRows: 4, threads: 1, dropoutSeed: 0)
-        let b = Head(spec: spec, name: "b", shapeCHW: [400, 1, 1], eps: 1e-5, momentum: 0.1, maxRows: 4, threads: 1, dropoutSeed: 1)
+        let a = Head(
+            spec: spec, name: "a", shapeCHW: [400, 1, 1], eps: 1e-5, momentum: 0.1, maxRows: 4, threads: 1,
+            dropoutSeed: 0)
+        let b = Head(
+            spec: spec, name: "b", shapeCHW: [400, 1, 1], eps: 1e-5, momentum: 0.1, maxRows: 4, threads: 1,
+            dropoutSeed: 1)
         a.initialize(seed: 9, multiplier: 1)
         b.initialize(seed: 9, multiplier: 1)
         let w = a.tensors(optimizer: false)[0].buffer.array
@@ -250,7 +291,9 @@ struct StageTests {
         let variance = w.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Float(w.count)
         #expect(abs(mean) < 0.05 * bound)
         #expect(abs(variance - bound * bound / 3) < 0.05 * bound * bound / 3)
-        let c = Head(spec: spec, name: "c", shapeCHW: [400, 1, 1], eps: 1e-5, momentum: 0.1, maxRows: 4, threads: 1, dropoutSeed: 0)
+        let c = Head(
+            spec: spec, name: "c", shapeCHW: [400, 1, 1], eps: 1e-5, momentum: 0.1, maxRows: 4, threads: 1,
+            dropoutSeed: 0)
         c.initialize(seed: 9, multiplier: 0.5)
         #expect(zip(c.tensors(optimizer: false)[0].buffer.array, w).allSatisfy { $0 == $1 * 0.5 })
     }
@@ -263,8 +306,9 @@ struct StageTests {
             ["clf.clf.0.weight": ([4, 15], Array(repeating: 0, count: 60))], [:],
         ]
         let error = try #require(throws: LinprobeError.self) {
-            try LinearStage.run(train: f.train, test: f.test, settings: settings, workdir: f.dir.path,
-                                options: LinearRunOptions(initialWeights: bad))
+            try LinearStage.run(
+                train: f.train, test: f.test, settings: settings, workdir: f.dir.path,
+                options: LinearRunOptions(initialWeights: bad))
         }
         #expect(error.message.contains("channel_bn") || error.message.contains("[4, 15]"))
     }

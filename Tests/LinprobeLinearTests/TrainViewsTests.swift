@@ -27,13 +27,15 @@ struct TrainViewsTests {
         let targets = try parts[0].targets()
         let writer = try FeatureStoreWriter(
             creating: path, layers: layers, targetLayout: .singleLabel,
-            metadata: StoreMetadata(fingerprint: "views-\(k)-\(n)", split: "train", numClasses: 4,
-                                    classNames: (0..<4).map { "c\($0)" }, trainViews: k),
+            metadata: StoreMetadata(
+                fingerprint: "views-\(k)-\(n)", split: "train", numClasses: 4,
+                classNames: (0..<4).map { "c\($0)" }, trainViews: k),
             chunkRows: 16)
-        try writer.append(FeatureBatch(
-            count: n * k, features: features, targets: targets.flatMap { Array(repeating: $0, count: k) },
-            indices: (0..<Int64(n)).flatMap { Array(repeating: $0, count: k) },
-            imagePaths: (0..<n).flatMap { s in Array(repeating: "img\(s).png", count: k) }))
+        try writer.append(
+            FeatureBatch(
+                count: n * k, features: features, targets: targets.flatMap { Array(repeating: $0, count: k) },
+                indices: (0..<Int64(n)).flatMap { Array(repeating: $0, count: k) },
+                imagePaths: (0..<n).flatMap { s in Array(repeating: "img\(s).png", count: k) }))
         try writer.finish()
         return try FeatureStoreReader(path: path)
     }
@@ -49,10 +51,15 @@ struct TrainViewsTests {
         #expect(both.views == 2 && both.sampleCount == 96 && both.count == 192)
 
         func run(_ train: FeatureStoreReader, epochs: Int, _ name: String) throws -> [[LinearEpochMetrics]] {
-            let settings = try LinearSettings(config: TestStores.config(
-                epochs: epochs, extra: ["OPTIMIZER.param_schedulers.lr.values": [0.1], "OPTIMIZER.param_schedulers.lr.milestones": []]))
-            let r = try LinearStage.run(train: train, test: test, settings: settings, workdir: dir.file(name),
-                                        options: LinearRunOptions(threads: 1))
+            let settings = try LinearSettings(
+                config: TestStores.config(
+                    epochs: epochs,
+                    extra: [
+                        "OPTIMIZER.param_schedulers.lr.values": [0.1], "OPTIMIZER.param_schedulers.lr.milestones": [],
+                    ]))
+            let r = try LinearStage.run(
+                train: train, test: test, settings: settings, workdir: dir.file(name),
+                options: LinearRunOptions(threads: 1))
             return r.heads.map(\.history)
         }
         // One epoch over the two-view store is one epoch over its first view: same batches, same numbers.

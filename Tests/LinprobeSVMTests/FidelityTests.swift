@@ -17,9 +17,14 @@ struct FidelityTests {
         for c in cases {
             let scores = c["scores"]!.doubles.map { $0! }
             let positive = c["labels"]!.ints.map { $0 > 0 }
-            #expect(abs(AveragePrecision.sklearn(scores: scores, positive: positive) - c["sklearn_ap"]!.double!) < 1e-12)
-            #expect(abs(AveragePrecision.vocAllPoints(scores: scores, positive: positive)! - c["vissl_ap"]!.double!) < 1e-12)
-            #expect(abs(AveragePrecision.vocElevenPoint(scores: scores, positive: positive)! - c["voc11_ap"]!.double!) < 1e-12)
+            #expect(
+                abs(AveragePrecision.sklearn(scores: scores, positive: positive) - c["sklearn_ap"]!.double!) < 1e-12)
+            #expect(
+                abs(AveragePrecision.vocAllPoints(scores: scores, positive: positive)! - c["vissl_ap"]!.double!) < 1e-12
+            )
+            #expect(
+                abs(AveragePrecision.vocElevenPoint(scores: scores, positive: positive)! - c["voc11_ap"]!.double!)
+                    < 1e-12)
         }
     }
 
@@ -34,13 +39,16 @@ struct FidelityTests {
             guard let expected = c["test_folds"]?.arrayValue else { continue }
             let k = Int(c["index"]!.intValue!)
             let labels: [Int8] = (0..<reader.count).map { targets[$0 * width + k] == 1 ? 1 : -1 }
-            #expect(StratifiedKFold.testFolds(labels: labels, folds: 3) == expected.map { Int($0.intValue!) }, "class \(k)")
+            #expect(
+                StratifiedKFold.testFolds(labels: labels, folds: 3) == expected.map { Int($0.intValue!) }, "class \(k)")
             checked += 1
         }
         #expect(checked > 0)
     }
 
-    @Test("single fits: decision values agree with scikit-learn's liblinear to its tolerance", arguments: [SolverLayout.gram, .dense])
+    @Test(
+        "single fits: decision values agree with scikit-learn's liblinear to its tolerance",
+        arguments: [SolverLayout.gram, .dense])
     func solver(_ layout: SolverLayout) throws {
         let train = try FeatureStoreReader(path: Reference.store("real_train"))
         let test = try FeatureStoreReader(path: Reference.store("real_test"))
@@ -54,7 +62,8 @@ struct FidelityTests {
             let cls = Int(fit["class"]!.intValue!)
             let cost = fit["cost"]!.double!
             let labels: [Int8] = (0..<train.count).map { targets[$0 * 20 + cls] == 1 ? 1 : -1 }
-            let result = trainer.fit(rows: Array(0..<train.count), labels: labels, cost: cost, seed: 42, scoreRows: [], wantWeights: true)
+            let result = trainer.fit(
+                rows: Array(0..<train.count), labels: labels, cost: cost, seed: 42, scoreRows: [], wantWeights: true)
             let sklearnConverged = fit["n_iter"]!.intValue! < 2000
             #expect(result.outcome.converged == sklearnConverged, "C=\(cost): converged \(result.outcome)")
             let ours = LowShotFits.scoreInMemory(testFeatures, try #require(result.weights), bias: 1)
@@ -129,8 +138,9 @@ struct FidelityTests {
                 // A near-tie in CV AP (or one decided by non-converged fits): ours must be as good
                 // under scikit-learn's own CV AP.
                 let refOfOurs = refCV[chosen] ?? -1
-                #expect(chosen == refChosen || refOfOurs >= refBest - 0.002,
-                        "class \(k): chosen \(chosen) (ref CV \(refOfOurs)) vs scikit-learn \(refChosen) (\(refBest))")
+                #expect(
+                    chosen == refChosen || refOfOurs >= refBest - 0.002,
+                    "class \(k): chosen \(chosen) (ref CV \(refOfOurs)) vs scikit-learn \(refChosen) (\(refBest))")
                 if chosen != refChosen { nearTies += 1 }
             }
             if chosen == refChosen { identicalChoices += 1 }
@@ -149,7 +159,9 @@ struct FidelityTests {
             }
         }
         #expect(convergedCompared > 0)
-        print("\(name): \(identicalChoices) identical cost choices, \(nearTies) near-tie choices; CV AP compared on \(convergedCompared) converged and \(nonConvergedCompared) non-converged (class, cost) pairs")
+        print(
+            "\(name): \(identicalChoices) identical cost choices, \(nearTies) near-tie choices; CV AP compared on \(convergedCompared) converged and \(nonConvergedCompared) non-converged (class, cost) pairs"
+        )
         let mAP = try #require(results.value)
         let refMAP = try #require(ref["mAP"]?.double)
         #expect(abs(mAP - refMAP) <= 0.05, "mAP \(mAP) vs \(refMAP)")
@@ -197,8 +209,10 @@ struct FidelityTests {
         let kValues = try #require(ref["k_values"])
         let sampleIndices = try #require(ref["sample_inds"])
         let settings = try visslSettings(
-            ["costs": ["costs_list": .array(costs), "base": -1.0],
-             "low_shot": ["dataset_name": .string(dataset), "k_values": kValues, "sample_inds": sampleIndices]],
+            [
+                "costs": ["costs_list": .array(costs), "base": -1.0],
+                "low_shot": ["dataset_name": .string(dataset), "k_values": kValues, "sample_inds": sampleIndices],
+            ],
             linprobe: ["SVM": ["LOW_SHOT": true]])
         let run = try runSVM(
             train: Reference.store("\(name)_train"), test: Reference.store("\(name)_test"), settings: settings,

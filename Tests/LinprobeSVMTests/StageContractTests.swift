@@ -14,10 +14,12 @@ func makeLayeredStores(_ dir: TemporaryDirectory, layers: [(String, Int)], rows:
         return (0..<(rows * classes)).map { _ in g.next() % 10 < 3 ? 1 : 0 }
     }
     func write(_ path: String, _ t: [Int64], _ seed: UInt64, _ fingerprint: String) throws {
-        try writeLayeredStore(path, layers: layers, rows: rows, targets: t, multiLabel: classes, value: { l, r, j in
-            var g = SeededGenerator(seed: seed &+ UInt64(l * 1_000_000 + r * 1000 + j))
-            return Float(g.next() % 1000) / 1000 + (t[r * classes + j % classes] == 1 ? 1.5 : 0)
-        }, fingerprint: fingerprint)
+        try writeLayeredStore(
+            path, layers: layers, rows: rows, targets: t, multiLabel: classes,
+            value: { l, r, j in
+                var g = SeededGenerator(seed: seed &+ UInt64(l * 1_000_000 + r * 1000 + j))
+                return Float(g.next() % 1000) / 1000 + (t[r * classes + j % classes] == 1 ? 1.5 : 0)
+            }, fingerprint: fingerprint)
     }
     let train = dir.file("train.h5"), test = dir.file("test.h5")
     try write(train, targets(1), 10, "layered-train")
@@ -62,8 +64,10 @@ struct StageContractTests {
         #expect(plan.inputs["train_path"]?.stringValue == train && plan.inputs["test_path"]?.stringValue == test)
         #expect(plan.parameters == settings.fingerprintJSON)
         // Every layer of the store: the fingerprint of earlier versions (no layer list in it).
-        #expect(stage.fingerprint == SVMStage.fingerprint(
-            trainFingerprint: "toy-train", testFingerprint: "toy-test", settings: settings))
+        #expect(
+            stage.fingerprint
+                == SVMStage.fingerprint(
+                    trainFingerprint: "toy-train", testFingerprint: "toy-test", settings: settings))
 
         let notes = Locked<[String]>([])
         let first = try runSVM(train: train, test: test, settings: settings, workdir: dir.path, notes: notes)
@@ -173,10 +177,12 @@ struct StageContractTests {
         #expect(old.classes == document.classes && old.value == document.value)
     }
 
-    @Test("a results file that cannot be used is one line naming it", arguments: [
-        ("missing", "cannot read"), ("garbage", "not valid JSON"), ("linear", "not an SVM results document"),
-        ("future", "format_version 3 is not supported"), ("broken", "classes[0].index"),
-    ])
+    @Test(
+        "a results file that cannot be used is one line naming it",
+        arguments: [
+            ("missing", "cannot read"), ("garbage", "not valid JSON"), ("linear", "not an SVM results document"),
+            ("future", "format_version 3 is not supported"), ("broken", "classes[0].index"),
+        ])
     func unusableResults(_ kind: String, _ expected: String) throws {
         let dir = try TemporaryDirectory()
         let (train, test) = try makeToyStores(dir)
@@ -247,11 +253,14 @@ struct StageContractTests {
         var bytes = try Data(contentsOf: URL(fileURLWithPath: model2))
         bytes[bytes.count - 1] ^= 0xFF
         try bytes.write(to: URL(fileURLWithPath: model2))
-        try editLog(folder, extra: [
-            // Another tool's entry under a key this run reads, and one it does not know.
-            #"{"key":"cv/c2/k0/f0","score":0.5}"# + "\t" + FitLog.checksum(#"{"key":"cv/c2/k0/f0","score":0.5}"#),
-            #"{"key":"other/entry","x":1}"# + "\t" + FitLog.checksum(#"{"key":"other/entry","x":1}"#),
-        ]) { key, record in
+        try editLog(
+            folder,
+            extra: [
+                // Another tool's entry under a key this run reads, and one it does not know.
+                #"{"key":"cv/c2/k0/f0","score":0.5}"# + "\t" + FitLog.checksum(#"{"key":"cv/c2/k0/f0","score":0.5}"#),
+                #"{"key":"other/entry","x":1}"# + "\t" + FitLog.checksum(#"{"key":"other/entry","x":1}"#),
+            ]
+        ) { key, record in
             guard case .object(var o) = record else { return record }
             switch key {
             case "cv/c0/k1/f1": o["iterations"] = nil  // missing field
@@ -279,8 +288,10 @@ struct StageContractTests {
         let dir = try TemporaryDirectory()
         let (train, test) = try makeToyStores(dir)
         let settings = try visslSettings(
-            ["costs": ["costs_list": [0.1, 1.0], "base": -1.0],
-             "low_shot": ["dataset_name": "voc", "k_values": [1, 3], "sample_inds": [1, 2]]],
+            [
+                "costs": ["costs_list": [0.1, 1.0], "base": -1.0],
+                "low_shot": ["dataset_name": "voc", "k_values": [1, 3], "sample_inds": [1, 2]],
+            ],
             linprobe: ["SVM": ["LOW_SHOT": true, "SELECT_BY": "cv"]])
         let clean = try firstResults(runSVM(train: train, test: test, settings: settings, workdir: dir.file("clean")))
         let damaged = try runSVM(train: train, test: test, settings: settings, workdir: dir.file("damaged"))

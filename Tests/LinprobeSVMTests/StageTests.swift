@@ -7,8 +7,10 @@ import Testing
 @testable import LinprobeSVM
 
 /// A small separable-ish multi-label problem written with Linprobe's own store writer.
-func makeToyStores(_ dir: TemporaryDirectory, rows: Int = 90, dim: Int = 12, classes: Int = 3,
-                   poison: ((Int, Int) -> Float?)? = nil) throws -> (String, String) {
+func makeToyStores(
+    _ dir: TemporaryDirectory, rows: Int = 90, dim: Int = 12, classes: Int = 3,
+    poison: ((Int, Int) -> Float?)? = nil
+) throws -> (String, String) {
     func targets(_ n: Int, _ seed: UInt64) -> [Int64] {
         var g = SeededGenerator(seed: seed)
         return (0..<(n * classes)).map { _ in
@@ -28,8 +30,12 @@ func makeToyStores(_ dir: TemporaryDirectory, rows: Int = 90, dim: Int = 12, cla
         }
     }
     let train = dir.file("train.h5"), test = dir.file("test.h5")
-    try writeStore(train, rows: rows, dim: dim, targets: trainTargets, multiLabel: classes, value: value(trainTargets, 10), fingerprint: "toy-train")
-    try writeStore(test, rows: rows, dim: dim, targets: testTargets, multiLabel: classes, value: value(testTargets, 20), fingerprint: "toy-test")
+    try writeStore(
+        train, rows: rows, dim: dim, targets: trainTargets, multiLabel: classes, value: value(trainTargets, 10),
+        fingerprint: "toy-train")
+    try writeStore(
+        test, rows: rows, dim: dim, targets: testTargets, multiLabel: classes, value: value(testTargets, 20),
+        fingerprint: "toy-test")
     return (train, test)
 }
 
@@ -48,15 +54,21 @@ struct StageTests {
         let labels: [Int8] = (0..<120).map { targets[$0 * 3] == 1 ? 1 : -1 }
         let rows = Array(0..<100)
         for cost in [0.01, 1.0, 100.0] {
-            let a = gram.fit(rows: rows, labels: rows.map { labels[$0] }, cost: cost, seed: 7, scoreRows: Array(100..<120))
-            let b = dense.fit(rows: rows, labels: rows.map { labels[$0] }, cost: cost, seed: 7, scoreRows: Array(100..<120))
+            let a = gram.fit(
+                rows: rows, labels: rows.map { labels[$0] }, cost: cost, seed: 7, scoreRows: Array(100..<120))
+            let b = dense.fit(
+                rows: rows, labels: rows.map { labels[$0] }, cost: cost, seed: 7, scoreRows: Array(100..<120))
             #expect(a.outcome.iterations == b.outcome.iterations, "C=\(cost)")
             try #require(a.margins.count == b.margins.count && a.margins.count == 20)
-            for (x, y) in zip(a.margins, b.margins) { #expect(abs(x - y) <= max(1e-5, 1e-6 * cost) * max(1, abs(y)), "C=\(cost)") }
+            for (x, y) in zip(a.margins, b.margins) {
+                #expect(abs(x - y) <= max(1e-5, 1e-6 * cost) * max(1, abs(y)), "C=\(cost)")
+            }
         }
     }
 
-    @Test("a batched fit equals the same fit alone: costs and classes batched, any batch composition", arguments: [SolverLayout.gram, .dense])
+    @Test(
+        "a batched fit equals the same fit alone: costs and classes batched, any batch composition",
+        arguments: [SolverLayout.gram, .dense])
     func batchedEqualsAlone(_ layout: SolverLayout) throws {
         let dir = try TemporaryDirectory()
         let (train, _) = try makeToyStores(dir, rows: 120, dim: 40)
@@ -69,13 +81,18 @@ struct StageTests {
         let labels: [[Int8]] = (0..<3).map { c in rows.map { targets[$0 * 3 + c] == 1 ? 1 : -1 } }
         // Mixed classes and costs, including one that stops at max_iter and cheap ones that
         // converge in a few iterations (they leave the batch early).
-        let problems: [(labels: [Int8], cost: Double)] = [(labels[0], 0.01), (labels[1], 1000), (labels[2], 1), (labels[0], 100)]
-        let batch = trainer.fitBatch(rows: rows, problems: problems, seed: 11, scoreRows: Array(90..<120), wantWeights: true)
+        let problems: [(labels: [Int8], cost: Double)] = [
+            (labels[0], 0.01), (labels[1], 1000), (labels[2], 1), (labels[0], 100),
+        ]
+        let batch = trainer.fitBatch(
+            rows: rows, problems: problems, seed: 11, scoreRows: Array(90..<120), wantWeights: true)
         #expect(batch.contains { !$0.outcome.converged } && batch.contains { $0.outcome.converged })
         #expect(Set(batch.map(\.outcome.iterations)).count > 1)
         try #require(batch.count == problems.count)
         for (q, problem) in problems.enumerated() {
-            let alone = trainer.fit(rows: rows, labels: problem.labels, cost: problem.cost, seed: 11, scoreRows: Array(90..<120), wantWeights: true)
+            let alone = trainer.fit(
+                rows: rows, labels: problem.labels, cost: problem.cost, seed: 11, scoreRows: Array(90..<120),
+                wantWeights: true)
             // Same visiting order, same arithmetic: identical bits.
             #expect(alone.outcome == batch[q].outcome, "problem \(q)")
             #expect(alone.alpha == batch[q].alpha, "problem \(q)")
@@ -83,7 +100,8 @@ struct StageTests {
             #expect(alone.weights == batch[q].weights, "problem \(q)")
         }
         // A sub-batch in another order gives the same results too.
-        let sub = trainer.fitBatch(rows: rows, problems: [problems[3], problems[1]], seed: 11, scoreRows: Array(90..<120))
+        let sub = trainer.fitBatch(
+            rows: rows, problems: [problems[3], problems[1]], seed: 11, scoreRows: Array(90..<120))
         #expect(sub[0].alpha == batch[3].alpha && sub[1].alpha == batch[1].alpha)
     }
 
@@ -192,7 +210,9 @@ struct StageTests {
         let dir = try TemporaryDirectory()
         let (_, test) = try makeToyStores(dir)
         let partial = dir.file("partial.h5")
-        try writeStore(partial, rows: 20, dim: 4, targets: [Int64](repeating: 0, count: 60), multiLabel: 3, value: { _, _ in 1 }, finish: false)
+        try writeStore(
+            partial, rows: 20, dim: 4, targets: [Int64](repeating: 0, count: 60), multiLabel: 3, value: { _, _ in 1 },
+            finish: false)
         let error = #expect(throws: LinprobeError.self) {
             try runSVM(train: partial + ".partial", test: test, settings: try visslSettings(), workdir: dir.path)
         }
@@ -205,12 +225,15 @@ struct StageTests {
         let dir = try TemporaryDirectory()
         let (train, test) = try makeToyStores(dir)
         let single = dir.file("single.h5")
-        try writeStore(single, rows: 30, dim: 12, targets: (0..<30).map { Int64($0 % 3) }, multiLabel: nil, value: { r, j in Float((r + j) % 5) })
+        try writeStore(
+            single, rows: 30, dim: 12, targets: (0..<30).map { Int64($0 % 3) }, multiLabel: nil,
+            value: { r, j in Float((r + j) % 5) })
         let e1 = #expect(throws: LinprobeError.self) {
             try runSVM(train: single, test: test, settings: try visslSettings(), workdir: dir.path)
         }
         #expect(e1?.message.contains("single-label") == true)
-        let places = try visslSettings(["low_shot": ["dataset_name": "places205"]], linprobe: ["SVM": ["LOW_SHOT": true]])
+        let places = try visslSettings(
+            ["low_shot": ["dataset_name": "places205"]], linprobe: ["SVM": ["LOW_SHOT": true]])
         let e2 = #expect(throws: LinprobeError.self) {
             try runSVM(train: train, test: test, settings: places, workdir: dir.path)
         }
@@ -223,12 +246,14 @@ struct StageTests {
         let (_, test) = try makeToyStores(dir)
         let views = dir.file("views.h5")
         let targets = (0..<40).flatMap { r -> [Int64] in (0..<3).map { c in Int64((r / 2 + c) % 3 == 0 ? 1 : 0) } }
-        try writeStore(views, rows: 40, dim: 12, targets: targets, multiLabel: 3, value: { r, j in Float((r + j) % 5) }, views: 2)
+        try writeStore(
+            views, rows: 40, dim: 12, targets: targets, multiLabel: 3, value: { r, j in Float((r + j) % 5) }, views: 2)
         let work = dir.file("work")
         let e = #expect(throws: LinprobeError.self) {
             try runSVM(train: views, test: test, settings: try visslSettings(), workdir: work)
         }
-        #expect(e?.message.hasPrefix(views) == true && e?.message.contains("TRAIN_VIEWS=1") == true, "\(e?.message ?? "")")
+        #expect(
+            e?.message.hasPrefix(views) == true && e?.message.contains("TRAIN_VIEWS=1") == true, "\(e?.message ?? "")")
         #expect(!FileManager.default.fileExists(atPath: work), "refused before any work")
     }
 
@@ -269,7 +294,9 @@ struct StageTests {
 
     @Test("costs resolve as VISSL's: costs_list then base^k over power_range [start, end)")
     func costList() throws {
-        let s = try SVMSettings(config: ConfigNode(path: "", value: ["SVM": ["costs": ["costs_list": [0.1], "base": 2.0, "power_range": [1, 4]]]]))
+        let s = try SVMSettings(
+            config: ConfigNode(
+                path: "", value: ["SVM": ["costs": ["costs_list": [0.1], "base": 2.0, "power_range": [1, 4]]]]))
         #expect(s.costs == [0.1, 2, 4, 8])
         let d = try SVMSettings(config: ConfigNode(path: "", value: [:]))
         #expect(d.costs == [0.1, 0.01])

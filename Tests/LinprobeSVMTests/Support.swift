@@ -10,7 +10,8 @@ import Testing
 enum Reference {
     static let json: JSONValue = {
         let path = fixturePath("svm/reference.json")
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8), let value = try? JSONValue.parse(text) else {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8), let value = try? JSONValue.parse(text)
+        else {
             return .null
         }
         return value
@@ -28,7 +29,7 @@ extension JSONValue {
 /// VISSL's eleven costs as a configuration.
 func visslSettings(_ extra: [String: JSONValue] = [:], linprobe: [String: JSONValue] = [:]) throws -> SVMSettings {
     var svm: [String: JSONValue] = [
-        "costs": ["costs_list": [0.01, 0.1, 1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 50.0, 100.0, 1000.0], "base": -1.0],
+        "costs": ["costs_list": [0.01, 0.1, 1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 50.0, 100.0, 1000.0], "base": -1.0]
     ]
     for (k, v) in extra { svm[k] = v }
     let root: JSONValue = ["SVM": .object(svm), "LINPROBE": .object(linprobe), "SEED_VALUE": 0]
@@ -62,9 +63,10 @@ func writeLayeredStore(
         for r in 0..<rows { for j in 0..<layer.1 { values.append(value(l, r, j)) } }
         features.append(values)
     }
-    try writer.append(FeatureBatch(
-        count: rows, features: features, targets: targets, indices: (0..<rows).map { Int64($0 / views) },
-        imagePaths: (0..<rows).map { "img\($0).png" }))
+    try writer.append(
+        FeatureBatch(
+            count: rows, features: features, targets: targets, indices: (0..<rows).map { Int64($0 / views) },
+            imagePaths: (0..<rows).map { "img\($0).png" }))
     if finish { try writer.finish() } else { try writer.flush() }
 }
 

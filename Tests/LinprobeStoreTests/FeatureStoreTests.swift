@@ -13,19 +13,24 @@ private let metadata = StoreMetadata(
     poolOps: [["res4", ["AvgPool2d", [[8, 8], 3, 0]]]], provenance: ["tool": "test"])
 
 /// Writes rows 0..<total in the given uneven batch sizes (cycled).
-private func writeStore(_ path: String, total: Int, batches: [Int], dtype: FeatureDType, deflate: Int? = nil,
-                        chunkRows: Int? = 8) throws {
-    let writer = try FeatureStoreWriter(creating: path, layers: layers, targetLayout: .multiLabel(classes: SyntheticRows.classes),
-                                        metadata: metadata, dtype: dtype, deflate: deflate, chunkRows: chunkRows)
+private func writeStore(
+    _ path: String, total: Int, batches: [Int], dtype: FeatureDType, deflate: Int? = nil,
+    chunkRows: Int? = 8
+) throws {
+    let writer = try FeatureStoreWriter(
+        creating: path, layers: layers, targetLayout: .multiLabel(classes: SyntheticRows.classes),
+        metadata: metadata, dtype: dtype, deflate: deflate, chunkRows: chunkRows)
     var row = 0, b = 0
     while row < total {
         let n = min(batches[b % batches.count], total - row)
         b += 1
         let rows = row..<(row + n)
-        try writer.append(FeatureBatch(
-            count: n, features: layers.indices.map { SyntheticRows.features(rows: rows, layer: $0) },
-            targets: SyntheticRows.targets(rows: rows), indices: rows.map(Int64.init), imagePaths: SyntheticRows.paths(rows: rows),
-            unreadable: rows.map { $0 == 5 }))
+        try writer.append(
+            FeatureBatch(
+                count: n, features: layers.indices.map { SyntheticRows.features(rows: rows, layer: $0) },
+                targets: SyntheticRows.targets(rows: rows), indices: rows.map(Int64.init),
+                imagePaths: SyntheticRows.paths(rows: rows),
+                unreadable: rows.map { $0 == 5 }))
         if b % 3 == 0 { try writer.flush() }
         row += n
     }
@@ -64,12 +69,17 @@ private func writeStore(_ path: String, total: Int, batches: [Int], dtype: Featu
             #expect(zip(all, expected).allSatisfy { abs($0 - $1) <= tolerance })
 
             var range = [Float](repeating: .nan, count: 9 * info.dim)
-            try range.withUnsafeMutableBufferPointer { try reader.readFeatures(layer: info.name, rows: 17..<26, into: $0) }
-            #expect(zip(range, SyntheticRows.features(rows: 17..<26, layer: l)).allSatisfy { abs($0 - $1) <= tolerance })
+            try range.withUnsafeMutableBufferPointer {
+                try reader.readFeatures(layer: info.name, rows: 17..<26, into: $0)
+            }
+            #expect(
+                zip(range, SyntheticRows.features(rows: 17..<26, layer: l)).allSatisfy { abs($0 - $1) <= tolerance })
 
             let pick = [40, 3, 4, 5, 52, 3, 0, 17]
             var picked = [Float](repeating: .nan, count: pick.count * info.dim)
-            try picked.withUnsafeMutableBufferPointer { try reader.readFeatures(layer: info.name, rows: pick, into: $0) }
+            try picked.withUnsafeMutableBufferPointer {
+                try reader.readFeatures(layer: info.name, rows: pick, into: $0)
+            }
             let expectedPicked = pick.flatMap { SyntheticRows.features(rows: $0..<($0 + 1), layer: l) }
             #expect(zip(picked, expectedPicked).allSatisfy { abs($0 - $1) <= tolerance })
         }
@@ -78,10 +88,13 @@ private func writeStore(_ path: String, total: Int, batches: [Int], dtype: Featu
     @Test func singleLabelTargets() throws {
         let dir = try TemporaryDirectory()
         let path = dir.file("val.h5")
-        let writer = try FeatureStoreWriter(creating: path, layers: [StoreLayer(name: "flatten", shapeCHW: [3, 1, 1])],
-                                            targetLayout: .singleLabel, metadata: metadata, chunkRows: 4)
-        try writer.append(FeatureBatch(count: 3, features: [[1, 2, 3, 4, 5, 6, 7, 8, 9]], targets: [2, 0, -1],
-                                       indices: [10, 11, 12], imagePaths: ["a", "b", "ü/c"]))
+        let writer = try FeatureStoreWriter(
+            creating: path, layers: [StoreLayer(name: "flatten", shapeCHW: [3, 1, 1])],
+            targetLayout: .singleLabel, metadata: metadata, chunkRows: 4)
+        try writer.append(
+            FeatureBatch(
+                count: 3, features: [[1, 2, 3, 4, 5, 6, 7, 8, 9]], targets: [2, 0, -1],
+                indices: [10, 11, 12], imagePaths: ["a", "b", "ü/c"]))
         try writer.finish()
         let reader = try FeatureStoreReader(path: path)
         #expect(reader.targetLayout == .singleLabel)
@@ -92,10 +105,13 @@ private func writeStore(_ path: String, total: Int, batches: [Int], dtype: Featu
 
     @Test func badBatchesAreRefused() throws {
         let dir = try TemporaryDirectory()
-        let writer = try FeatureStoreWriter(creating: dir.file("x.h5"), layers: layers,
-                                            targetLayout: .multiLabel(classes: 5), metadata: metadata)
+        let writer = try FeatureStoreWriter(
+            creating: dir.file("x.h5"), layers: layers,
+            targetLayout: .multiLabel(classes: 5), metadata: metadata)
         #expect(throws: LinprobeError.self) {
-            try writer.append(FeatureBatch(count: 1, features: [[1], [2]], targets: [0, 0, 0, 0, 0], indices: [0], imagePaths: ["a"]))
+            try writer.append(
+                FeatureBatch(
+                    count: 1, features: [[1], [2]], targets: [0, 0, 0, 0, 0], indices: [0], imagePaths: ["a"]))
         }
     }
 
@@ -112,7 +128,9 @@ private func writeStore(_ path: String, total: Int, batches: [Int], dtype: Featu
 @Suite struct FeatureStoreIndependentReader {
     /// The layout as h5dump (HDF5's own tool, not our reader) sees it.
     @Test func h5dumpSeesTheLayout() throws {
-        let h5dump = ["/usr/bin/h5dump", "/usr/local/bin/h5dump"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        let h5dump = ["/usr/bin/h5dump", "/usr/local/bin/h5dump"].first {
+            FileManager.default.isExecutableFile(atPath: $0)
+        }
         let tool = try #require(h5dump, "h5dump (Debian package hdf5-tools) is required; run 'make setup'")
         let dir = try TemporaryDirectory()
         let path = dir.file("s.h5")
@@ -126,8 +144,10 @@ private func writeStore(_ path: String, total: Int, batches: [Int], dtype: Featu
         #expect(text.contains("H5T_STRING"))
         #expect(text.contains("H5T_CSET_UTF8"))
         #expect(text.contains("ATTRIBUTE \"shape_chw\""))
-        for attribute in ["format", "format_version", "fingerprint", "split", "complete", "rows_written", "num_classes",
-                          "class_names", "trunk", "weights", "transforms", "pool_ops"] {
+        for attribute in [
+            "format", "format_version", "fingerprint", "split", "complete", "rows_written", "num_classes",
+            "class_names", "trunk", "weights", "transforms", "pool_ops",
+        ] {
             #expect(text.contains("ATTRIBUTE \"\(attribute)\""), "missing attribute \(attribute)")
         }
         let format = try runProcess(tool, ["-a", "/format", path])
@@ -137,7 +157,8 @@ private func writeStore(_ path: String, total: Int, batches: [Int], dtype: Featu
         // Values of one row, read by h5dump: row 2 of res5avg (float16 on disk).
         let data = try runProcess(tool, ["-d", "/features/res5avg", "-s", "2,0", "-c", "1,7", "-y", "-w", "0", path])
         let parts = data.stdout.components(separatedBy: "DATA {")
-        let numbers = (parts.count > 1 ? parts[1] : "")
+        let numbers =
+            (parts.count > 1 ? parts[1] : "")
             .components(separatedBy: "}").first?
             .split(whereSeparator: { $0 == "," || $0.isWhitespace }).compactMap { Float($0) } ?? []
         let expected = SyntheticRows.features(rows: 2..<3, layer: 1)
@@ -208,12 +229,15 @@ private func writeStore(_ path: String, total: Int, batches: [Int], dtype: Featu
     @Test func incompleteStoreIsRefused() throws {
         let dir = try TemporaryDirectory()
         let path = dir.file("s.h5")
-        let writer = try FeatureStoreWriter(creating: path, layers: layers, targetLayout: .multiLabel(classes: 5),
-                                            metadata: metadata, chunkRows: 8)
+        let writer = try FeatureStoreWriter(
+            creating: path, layers: layers, targetLayout: .multiLabel(classes: 5),
+            metadata: metadata, chunkRows: 8)
         let rows = 0..<16
-        try writer.append(FeatureBatch(count: 16, features: layers.indices.map { SyntheticRows.features(rows: rows, layer: $0) },
-                                       targets: SyntheticRows.targets(rows: rows), indices: rows.map(Int64.init),
-                                       imagePaths: SyntheticRows.paths(rows: rows)))
+        try writer.append(
+            FeatureBatch(
+                count: 16, features: layers.indices.map { SyntheticRows.features(rows: rows, layer: $0) },
+                targets: SyntheticRows.targets(rows: rows), indices: rows.map(Int64.init),
+                imagePaths: SyntheticRows.paths(rows: rows)))
         try writer.flush()
         let error = #expect(throws: LinprobeError.self) { try FeatureStoreReader(path: path + ".partial") }
         #expect(error?.message.contains("incomplete") == true)
@@ -265,9 +289,11 @@ private func writeStore(_ path: String, total: Int, batches: [Int], dtype: Featu
         while row < total {
             let n = min(batch, total - row)
             let rows = row..<(row + n)
-            try writer.append(FeatureBatch(
-                count: n, features: writer.layers.indices.map { SyntheticRows.features(rows: rows, layer: $0) },
-                targets: SyntheticRows.targets(rows: rows), indices: rows.map(Int64.init), imagePaths: SyntheticRows.paths(rows: rows)))
+            try writer.append(
+                FeatureBatch(
+                    count: n, features: writer.layers.indices.map { SyntheticRows.features(rows: rows, layer: $0) },
+                    targets: SyntheticRows.targets(rows: rows), indices: rows.map(Int64.init),
+                    imagePaths: SyntheticRows.paths(rows: rows)))
             row += n
         }
         try writer.finish()
@@ -286,8 +312,9 @@ private func writeStore(_ path: String, total: Int, batches: [Int], dtype: Featu
     @Test func resumeRefusesOtherInputs() throws {
         let dir = try TemporaryDirectory()
         let path = dir.file("s.h5")
-        let writer = try FeatureStoreWriter(creating: path, layers: layers, targetLayout: .multiLabel(classes: 5),
-                                            metadata: metadata, chunkRows: 8)
+        let writer = try FeatureStoreWriter(
+            creating: path, layers: layers, targetLayout: .multiLabel(classes: 5),
+            metadata: metadata, chunkRows: 8)
         try writer.flush()
         #expect(throws: LinprobeError.self) { try FeatureStoreWriter.resume(finalPath: path, fingerprint: "different") }
         #expect(try FeatureStoreWriter.resume(finalPath: dir.file("none.h5"), fingerprint: "x") == nil)

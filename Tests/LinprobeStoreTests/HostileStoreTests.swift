@@ -14,16 +14,19 @@ import Testing
     /// A valid 12-row store (two layers, multi-label targets, indices, paths, unreadable flags).
     static func writeStore(_ path: String) throws {
         let layers = SyntheticRows.layers.map { StoreLayer(name: $0.name, shapeCHW: $0.shape) }
-        let metadata = StoreMetadata(fingerprint: "hostile", split: "train", numClasses: SyntheticRows.classes,
-                                     classNames: (0..<SyntheticRows.classes).map { "c\($0)" })
-        let writer = try FeatureStoreWriter(creating: path, layers: layers,
-                                            targetLayout: .multiLabel(classes: SyntheticRows.classes),
-                                            metadata: metadata, dtype: .float32, chunkRows: 8)
+        let metadata = StoreMetadata(
+            fingerprint: "hostile", split: "train", numClasses: SyntheticRows.classes,
+            classNames: (0..<SyntheticRows.classes).map { "c\($0)" })
+        let writer = try FeatureStoreWriter(
+            creating: path, layers: layers,
+            targetLayout: .multiLabel(classes: SyntheticRows.classes),
+            metadata: metadata, dtype: .float32, chunkRows: 8)
         let range = 0..<rows
-        try writer.append(FeatureBatch(
-            count: rows, features: layers.indices.map { SyntheticRows.features(rows: range, layer: $0) },
-            targets: SyntheticRows.targets(rows: range), indices: range.map(Int64.init),
-            imagePaths: SyntheticRows.paths(rows: range), unreadable: range.map { $0 == 3 }))
+        try writer.append(
+            FeatureBatch(
+                count: rows, features: layers.indices.map { SyntheticRows.features(rows: range, layer: $0) },
+                targets: SyntheticRows.targets(rows: range), indices: range.map(Int64.init),
+                imagePaths: SyntheticRows.paths(rows: range), unreadable: range.map { $0 == 3 }))
         try writer.finish()
     }
 
@@ -48,10 +51,11 @@ import Testing
         #expect(reader.layers.map(\.shapeCHW) == SyntheticRows.layers.map(\.shape))
     }
 
-    @Test("shape_chw that overflows or is malformed is one line naming store, layer and attribute (case 7)",
-          arguments: [
-              [Int64(1) << 40, 1 << 40, 1], [Int64(1) << 62, 1 << 62, 1 << 62], [Int64.max, 2, 2], [-4, -9, 1], [36, 1],
-          ])
+    @Test(
+        "shape_chw that overflows or is malformed is one line naming store, layer and attribute (case 7)",
+        arguments: [
+            [Int64(1) << 40, 1 << 40, 1], [Int64(1) << 62, 1 << 62, 1 << 62], [Int64.max, 2, 2], [-4, -9, 1], [36, 1],
+        ])
     func badShapeCHW(_ shape: [Int64]) throws {
         let dir = try TemporaryDirectory()
         let path = try Self.tamperedStore(dir) { f in
@@ -65,14 +69,18 @@ import Testing
         #expect(error?.exitCode == 1)
     }
 
-    @Test("per-row datasets with more (or fewer) rows than the features are refused (case 12)", arguments: [
-        ("/targets", 3), ("/indices", 5), ("/image_paths", 1), ("/unreadable", 2), ("/targets", -1), ("/indices", -12),
-    ])
+    @Test(
+        "per-row datasets with more (or fewer) rows than the features are refused (case 12)",
+        arguments: [
+            ("/targets", 3), ("/indices", 5), ("/image_paths", 1), ("/unreadable", 2), ("/targets", -1),
+            ("/indices", -12),
+        ])
     func rowCountMismatch(dataset: String, extra: Int) throws {
         let dir = try TemporaryDirectory()
         let path = try Self.tamperedStore(dir) { f in try f.openDataset(dataset).setRowCount(Self.rows + extra) }
         let relation = extra > 0 ? "more" : "fewer"
-        let expected = "\(path): \(dataset) has \(Self.rows + extra) rows, \(relation) than the \(Self.rows) rows"
+        let expected =
+            "\(path): \(dataset) has \(Self.rows + extra) rows, \(relation) than the \(Self.rows) rows"
             + " of the features"
         #expect(Self.openError(path)?.message == expected)
     }

@@ -21,18 +21,22 @@ case "store-write":
         fail("usage: LinprobeTestHelper store-write <final.h5> <rows> <batch> <sleep-ms>", 64)
     }
     let layers = SyntheticRows.layers.map { StoreLayer(name: $0.name, shapeCHW: $0.shape) }
-    let metadata = StoreMetadata(fingerprint: "synthetic", split: "train", numClasses: SyntheticRows.classes,
-                                 classNames: (0..<SyntheticRows.classes).map { "c\($0)" })
+    let metadata = StoreMetadata(
+        fingerprint: "synthetic", split: "train", numClasses: SyntheticRows.classes,
+        classNames: (0..<SyntheticRows.classes).map { "c\($0)" })
     do {
-        let writer = try FeatureStoreWriter(creating: args[1], layers: layers, targetLayout: .multiLabel(classes: SyntheticRows.classes),
-                                            metadata: metadata, dtype: .float32, chunkRows: 8)
+        let writer = try FeatureStoreWriter(
+            creating: args[1], layers: layers, targetLayout: .multiLabel(classes: SyntheticRows.classes),
+            metadata: metadata, dtype: .float32, chunkRows: 8)
         var row = 0
         while row < total {
             let n = min(batch, total - row)
             let rows = row..<(row + n)
-            try writer.append(FeatureBatch(
-                count: n, features: layers.indices.map { SyntheticRows.features(rows: rows, layer: $0) },
-                targets: SyntheticRows.targets(rows: rows), indices: rows.map(Int64.init), imagePaths: SyntheticRows.paths(rows: rows)))
+            try writer.append(
+                FeatureBatch(
+                    count: n, features: layers.indices.map { SyntheticRows.features(rows: rows, layer: $0) },
+                    targets: SyntheticRows.targets(rows: rows), indices: rows.map(Int64.init),
+                    imagePaths: SyntheticRows.paths(rows: rows)))
             try writer.flush()
             row += n
             FileHandle.standardOutput.write(Data("flushed \(writer.rowsWritten)\n".utf8))
@@ -44,12 +48,16 @@ case "store-write":
         fail("error: \(oneLine(error))", 1)
     }
 case "manifest-put":
-    guard args.count == 4, let count = Int(args[3]) else { fail("usage: LinprobeTestHelper manifest-put <workdir> <prefix> <count>", 64) }
+    guard args.count == 4, let count = Int(args[3]) else {
+        fail("usage: LinprobeTestHelper manifest-put <workdir> <prefix> <count>", 64)
+    }
     let store = ManifestStore(workdir: args[1])
     do {
         for i in 0..<count {
-            try store.put(ManifestRecord(stage: "test", fingerprint: "\(args[2])-\(i)", status: .complete,
-                                         parameters: ["i": .int(Int64(i))]))
+            try store.put(
+                ManifestRecord(
+                    stage: "test", fingerprint: "\(args[2])-\(i)", status: .complete,
+                    parameters: ["i": .int(Int64(i))]))
         }
     } catch {
         fail("error: \(oneLine(error))", 1)

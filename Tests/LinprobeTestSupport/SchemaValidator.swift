@@ -45,7 +45,8 @@ public struct SchemaValidator {
     private func check(_ v: JSONValue, against raw: JSONValue, at path: String, errors: inout [String]) {
         if case .bool(let b) = raw { if !b { errors.append("\(path): not allowed") }; return }
         let s = resolve(raw)
-        for unsupported in ["patternProperties", "dependentRequired", "if", "not", "contains", "uniqueItems"] where s[unsupported] != nil {
+        for unsupported in ["patternProperties", "dependentRequired", "if", "not", "contains", "uniqueItems"]
+        where s[unsupported] != nil {
             errors.append("\(path): schema keyword '\(unsupported)' is not supported by the test validator")
         }
         if let t = s["type"] {
@@ -58,7 +59,9 @@ public struct SchemaValidator {
         if let c = s["const"], c != v, !(c.doubleValue != nil && c.doubleValue == v.doubleValue) {
             errors.append("\(path): expected \(c.canonicalText)")
         }
-        if let e = s["enum"]?.arrayValue, !e.contains(where: { $0 == v || ($0.doubleValue != nil && $0.doubleValue == v.doubleValue) }) {
+        if let e = s["enum"]?.arrayValue,
+            !e.contains(where: { $0 == v || ($0.doubleValue != nil && $0.doubleValue == v.doubleValue) })
+        {
             errors.append("\(path): \(v.canonicalText) not in \(JSONValue.array(e).canonicalText)")
         }
         if let d = v.doubleValue {

@@ -3,6 +3,7 @@ import LinprobeCheckpoint
 import LinprobeCore
 import LinprobeTestSupport
 import Testing
+
 @testable import LinprobeTrunk
 
 /// Every tap of depth-18, depth-50, VISSL width-2 ResNet-50 and a ResNeXt (groups, LAYER4_STRIDE 1,
@@ -12,12 +13,15 @@ import Testing
 struct FidelityTests {
     static let tapCases = ["rn18", "rn50", "rn50w2", "resnext50_32x4d_l4s1_bgr"]
 
-    static func trunk(for entry: JSONValue, algorithm: ResNetTrunk.Algorithm = .winograd) throws -> (ResNetSpec, ResNetTrunk) {
+    static func trunk(
+        for entry: JSONValue, algorithm: ResNetTrunk.Algorithm = .winograd
+    ) throws -> (ResNetSpec, ResNetTrunk) {
         let name = try #require(entry["case"]?.stringValue)
         let model: JSONValue = try #require(entry["model"])
         let spec = try ResNetSpec(model: ConfigNode(path: "MODEL", value: model))
-        let trunk = try ResNetTrunk(weights: TrunkWeights(spec: spec, tensors: fixtureWeights(spec, caseName: name)),
-                                    algorithm: algorithm)
+        let trunk = try ResNetTrunk(
+            weights: TrunkWeights(spec: spec, tensors: fixtureWeights(spec, caseName: name)),
+            algorithm: algorithm)
         return (spec, trunk)
     }
 
@@ -47,14 +51,18 @@ struct FidelityTests {
         let (_, trunk) = try Self.trunk(for: entry, algorithm: Self.variants[variant].0)
         let n = Int(entry["batch"]!.intValue!), h = Int(entry["height"]!.intValue!), w = Int(entry["width"]!.intValue!)
         let taps = entry["taps"]!.arrayValue!
-        let map = PoolOpsMap(entries: taps.map { PoolOpsMap.Entry(tap: Tap(rawValue: $0["tap"]!.stringValue!)!, op: .identity) })
-        let extractor = try FeatureExtractor(trunk: trunk, map: map, inputHeight: h, inputWidth: w, options: Self.variants[variant].1)
+        let map = PoolOpsMap(
+            entries: taps.map { PoolOpsMap.Entry(tap: Tap(rawValue: $0["tap"]!.stringValue!)!, op: .identity) })
+        let extractor = try FeatureExtractor(
+            trunk: trunk, map: map, inputHeight: h, inputWidth: w, options: Self.variants[variant].1)
         let features = try extractor.forward(fixtureInput(caseName, count: n * 3 * h * w), count: n)
         var worst = 0.0
         for (k, tap) in taps.enumerated() {
             let reference = try fixtures.slice(tap)
             let shape = tap["shape"]!.arrayValue!.map { Int($0.intValue!) }
-            #expect(extractor.outputs[k].dimension * n == shape.reduce(1, *), "\(caseName) \(tap["tap"]!.stringValue!) shape")
+            #expect(
+                extractor.outputs[k].dimension * n == shape.reduce(1, *),
+                "\(caseName) \(tap["tap"]!.stringValue!) shape")
             let err = relativeError(features[k], reference)
             worst = max(worst, err)
             #expect(err < 1e-4, "\(caseName) tap \(tap["tap"]!.stringValue!): relative error \(err)")
@@ -62,15 +70,20 @@ struct FidelityTests {
         print("fidelity \(caseName) variant \(variant): worst tap relative error \(worst)")
     }
 
-    @Test("VISSL pooled features at 224×224 (canonical RN50 map, RN50-w2 map)", arguments: ["rn50_vissl224", "rn50w2_vissl224"])
+    @Test(
+        "VISSL pooled features at 224×224 (canonical RN50 map, RN50-w2 map)",
+        arguments: ["rn50_vissl224", "rn50w2_vissl224"])
     func pooledFeatures(caseName: String) throws {
         let fixtures = try ReferenceFixtures.shared
         let entry = try fixtures.trunkCase(caseName)
         let (spec, trunk) = try Self.trunk(for: entry)
-        let map = try PoolOpsMap(config: ConfigNode(path: "MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP",
-                                                    value: entry["pool_map"]!))
-        let extractor = try FeatureExtractor(trunk: trunk, map: map, inputHeight: 224, inputWidth: 224,
-                                             options: .init(threads: 2))
+        let map = try PoolOpsMap(
+            config: ConfigNode(
+                path: "MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP",
+                value: entry["pool_map"]!))
+        let extractor = try FeatureExtractor(
+            trunk: trunk, map: map, inputHeight: 224, inputWidth: 224,
+            options: .init(threads: 2))
         let pooled = entry["pooled"]!.arrayValue!
         #expect(extractor.outputs.map(\.name) == pooled.map { $0["tap"]!.stringValue! })
         #expect(extractor.outputs.map(\.dimension) == pooled.map { Int($0["shape"]!.arrayValue![1].intValue!) })
@@ -81,8 +94,11 @@ struct FidelityTests {
         }
         if caseName == "rn50_vissl224" {
             // The canonical map's shapes (protocol §1.2) and the forward pass stopping at res5avg.
-            #expect(extractor.outputs.map(\.shapeCHW) == [[64, 12, 12], [256, 6, 6], [512, 4, 4], [1024, 3, 3], [2048, 2, 2],
-                                                          [2048, 1, 1], [2048, 1, 1]])
+            #expect(
+                extractor.outputs.map(\.shapeCHW) == [
+                    [64, 12, 12], [256, 6, 6], [512, 4, 4], [1024, 3, 3], [2048, 2, 2],
+                    [2048, 1, 1], [2048, 1, 1],
+                ])
             #expect(spec.featureChannels == 2048)
         }
     }
@@ -95,12 +111,14 @@ struct FidelityTests {
         let map = PoolOpsMap(entries: [.init(tap: .res2, op: .identity), .init(tap: .conv1, op: .identity)])
         let extractor = try FeatureExtractor(trunk: trunk, map: map, inputHeight: 57, inputWidth: 45)
         #expect(extractor.deepestTap == .res2)
-        let full = try FeatureExtractor(trunk: trunk, map: PoolOpsMap(entries: [.init(tap: .res5, op: .identity)]),
-                                        inputHeight: 57, inputWidth: 45)
+        let full = try FeatureExtractor(
+            trunk: trunk, map: PoolOpsMap(entries: [.init(tap: .res5, op: .identity)]),
+            inputHeight: 57, inputWidth: 45)
         #expect(extractor.workspaceBytes < full.workspaceBytes)
         let features = try extractor.forward(fixtureInput("rn50", count: 2 * 3 * 57 * 45), count: 2)
         let taps = entry["taps"]!.arrayValue!
-        let res2 = taps.first { $0["tap"]?.stringValue == "res2" }!, conv1 = taps.first { $0["tap"]?.stringValue == "conv1" }!
+        let res2 = taps.first { $0["tap"]?.stringValue == "res2" }!,
+            conv1 = taps.first { $0["tap"]?.stringValue == "conv1" }!
         #expect(try relativeError(features[0], fixtures.slice(res2)) < 1e-4)
         #expect(try relativeError(features[1], fixtures.slice(conv1)) < 1e-4)
     }
@@ -108,12 +126,14 @@ struct FidelityTests {
     @Test("large inputs get smaller micro-batches: a worker's workspace stays within its limit")
     func workspaceLimit() throws {
         let trunk = try ResNetTrunk(weights: .random(spec: ResNetSpec(depth: 18)))
-        let big = try FeatureExtractor(trunk: trunk, map: PoolOpsMap(entries: []), inputHeight: 512, inputWidth: 512,
-                                       options: .init(threads: 2, microBatch: 8, workspaceLimitBytes: 96 << 20))
+        let big = try FeatureExtractor(
+            trunk: trunk, map: PoolOpsMap(entries: []), inputHeight: 512, inputWidth: 512,
+            options: .init(threads: 2, microBatch: 8, workspaceLimitBytes: 96 << 20))
         #expect(big.microBatch < 8)
         #expect(big.workspaceBytes <= 2 * (96 << 20), "\(big.workspaceBytes) bytes for 2 workers")
-        let small = try FeatureExtractor(trunk: trunk, map: PoolOpsMap(entries: []), inputHeight: 64, inputWidth: 64,
-                                         options: .init(threads: 2, microBatch: 8, workspaceLimitBytes: 96 << 20))
+        let small = try FeatureExtractor(
+            trunk: trunk, map: PoolOpsMap(entries: []), inputHeight: 64, inputWidth: 64,
+            options: .init(threads: 2, microBatch: 8, workspaceLimitBytes: 96 << 20))
         #expect(small.microBatch == 8)
     }
 
@@ -121,12 +141,14 @@ struct FidelityTests {
     func wrongImageSize() throws {
         let spec = try ResNetSpec(depth: 18)
         let trunk = try ResNetTrunk(weights: .random(spec: spec))
-        let extractor = try FeatureExtractor(trunk: trunk, map: PoolOpsMap(entries: []), inputHeight: 64, inputWidth: 64)
+        let extractor = try FeatureExtractor(
+            trunk: trunk, map: PoolOpsMap(entries: []), inputHeight: 64, inputWidth: 64)
         let input = [Float](repeating: 0, count: 3 * 32 * 32)
         #expect(throws: LinprobeError.self) {
             try input.withUnsafeBufferPointer { p in
-                try extractor.forward(input: p.baseAddress!, count: 1, height: 32, width: 32,
-                                      destinations: [UnsafeMutablePointer<Float>.allocate(capacity: 512)])
+                try extractor.forward(
+                    input: p.baseAddress!, count: 1, height: 32, width: 32,
+                    destinations: [UnsafeMutablePointer<Float>.allocate(capacity: 512)])
             }
         }
     }

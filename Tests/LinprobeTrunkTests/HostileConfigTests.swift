@@ -2,6 +2,7 @@ import Foundation
 import LinprobeCore
 import LinprobeTestSupport
 import Testing
+
 @testable import LinprobeTrunk
 
 /// Issue 19, case 5 (trunk side): pool-op outputs and input sizes whose buffers exceed half the
@@ -9,8 +10,10 @@ import Testing
 /// allocated; pool-op arguments are range-checked so their arithmetic cannot overflow.
 @Suite struct HostileConfigTests {
     static func map(_ op: JSONValue, tap: String = "res5") throws -> PoolOpsMap {
-        try PoolOpsMap(config: ConfigNode(path: "MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP",
-                                          value: [[.string(tap), op]]))
+        try PoolOpsMap(
+            config: ConfigNode(
+                path: "MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP",
+                value: [[.string(tap), op]]))
     }
 
     @Test func hugeAdaptivePoolOutputIsAConfigErrorWithTheFigure() throws {
@@ -19,10 +22,12 @@ import Testing
             _ = try map.outputs(spec: ResNetSpec(depth: 50), inputHeight: 224, inputWidth: 224)
         }
         let message = error?.message ?? ""
-        #expect(message.hasPrefix(
-            "MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP[0] (res5): AdaptiveAvgPool2d"))
-        #expect(message.contains(
-            "[2048, 100000, 100000] float32 feature per image, which needs 81.9 TB, more than the"))
+        #expect(
+            message.hasPrefix(
+                "MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP[0] (res5): AdaptiveAvgPool2d"))
+        #expect(
+            message.contains(
+                "[2048, 100000, 100000] float32 feature per image, which needs 81.9 TB, more than the"))
         #expect(error?.exitCode == 64)
     }
 
@@ -40,8 +45,9 @@ import Testing
     @Test func hugeInputIsRefusedBeforeAllocating() throws {
         let trunk = try ResNetTrunk(weights: .random(spec: ResNetSpec(depth: 18)))
         let error = #expect(throws: LinprobeError.self) {
-            _ = try FeatureExtractor(trunk: trunk, map: PoolOpsMap(entries: []), inputHeight: 1_000_000,
-                                     inputWidth: 1_000_000)
+            _ = try FeatureExtractor(
+                trunk: trunk, map: PoolOpsMap(entries: []), inputHeight: 1_000_000,
+                inputWidth: 1_000_000)
         }
         let expected = "input size 1000000×1000000 (from the transforms): one image tensor needs 12.0 TB"
         #expect(error?.message.hasPrefix(expected) == true)
@@ -55,11 +61,13 @@ import Testing
         let side = Int((limit / 20).squareRoot())
         let trunk = try ResNetTrunk(weights: .random(spec: ResNetSpec(depth: 18)))
         let error = #expect(throws: LinprobeError.self) {
-            _ = try FeatureExtractor(trunk: trunk, map: PoolOpsMap(entries: []), inputHeight: side, inputWidth: side,
-                                     options: .init(threads: 1))
+            _ = try FeatureExtractor(
+                trunk: trunk, map: PoolOpsMap(entries: []), inputHeight: side, inputWidth: side,
+                options: .init(threads: 1))
         }
         let expected = "input size \(side)×\(side) with 1 worker thread: the trunk's workspace memory needs"
-        #expect(error?.message.hasPrefix(expected) == true,
-                "\(error?.message ?? "")")
+        #expect(
+            error?.message.hasPrefix(expected) == true,
+            "\(error?.message ?? "")")
     }
 }

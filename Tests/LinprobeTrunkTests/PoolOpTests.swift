@@ -2,6 +2,7 @@ import Foundation
 import LinprobeCore
 import LinprobeTestSupport
 import Testing
+
 @testable import LinprobeTrunk
 
 @Suite("Pool ops (PyTorch semantics)")
@@ -10,8 +11,9 @@ struct PoolOpTests {
 
     @Test("the fixture holds exactly the ops the PyTorch comparison runs")
     func fixtureOpCount() throws {
-        let ops = try #require(ReferenceFixtures.shared.manifest["pool"]?["ops"]?.arrayValue,
-                               "trunk/reference.json has no pool.ops")
+        let ops = try #require(
+            ReferenceFixtures.shared.manifest["pool"]?["ops"]?.arrayValue,
+            "trunk/reference.json has no pool.ops")
         #expect(ops.count == Self.testedOps.count)
     }
 
@@ -37,8 +39,9 @@ struct PoolOpTests {
             for ch in 0..<c { for p in 0..<(h * w) { nhwc[p * c + ch] = input[i * c * h * w + ch * h * w + p] } }
             ours.withUnsafeMutableBufferPointer { out in
                 nhwc.withUnsafeBufferPointer { src in
-                    Kernels.pool(op, src.baseAddress!, h: h, w: w, c: c, oh: shape[1], ow: shape[2],
-                                 dst: out.baseAddress! + i * dim, scratch: scratch)
+                    Kernels.pool(
+                        op, src.baseAddress!, h: h, w: w, c: c, oh: shape[1], ow: shape[2],
+                        dst: out.baseAddress! + i * dim, scratch: scratch)
                 }
             }
         }
@@ -69,11 +72,13 @@ struct PoolOpTests {
 
     @Test("the canonical VISSL map parses to the documented shapes, repeated taps included")
     func canonicalMap() throws {
-        let map = try PoolOpsMap(config: Self.mapNode("""
-            [["conv1", ["AvgPool2d", [[10, 10], 10, 4]]], ["res2", ["AvgPool2d", [[16, 16], 8, 0]]],
-             ["res3", ["AvgPool2d", [[13, 13], 5, 0]]], ["res4", ["AvgPool2d", [[8, 8], 3, 0]]],
-             ["res5", ["AvgPool2d", [[6, 6], 1, 0]]], ["res5avg", ["Identity", []]], ["res5avg", ["Identity", []]]]
-            """))
+        let map = try PoolOpsMap(
+            config: Self.mapNode(
+                """
+                [["conv1", ["AvgPool2d", [[10, 10], 10, 4]]], ["res2", ["AvgPool2d", [[16, 16], 8, 0]]],
+                 ["res3", ["AvgPool2d", [[13, 13], 5, 0]]], ["res4", ["AvgPool2d", [[8, 8], 3, 0]]],
+                 ["res5", ["AvgPool2d", [[6, 6], 1, 0]]], ["res5avg", ["Identity", []]], ["res5avg", ["Identity", []]]]
+                """))
         #expect(map.entries.prefix(6).map(\.op) == PoolOpsMap.visslResNet50.entries.map(\.op))
         #expect(map.entries.prefix(6).map(\.tap) == PoolOpsMap.visslResNet50.entries.map(\.tap))
         let outputs = try map.outputs(spec: ResNetSpec(depth: 50), inputHeight: 224, inputWidth: 224)
@@ -85,7 +90,8 @@ struct PoolOpTests {
     @Test("an empty map means the trunk output (flatten, N×C)")
     func emptyMap() throws {
         let map = try PoolOpsMap(config: Self.mapNode("[]"))
-        let outputs = try map.outputs(spec: ResNetSpec(depth: 50, widthMultiplier: 2), inputHeight: 224, inputWidth: 224)
+        let outputs = try map.outputs(
+            spec: ResNetSpec(depth: 50, widthMultiplier: 2), inputHeight: 224, inputWidth: 224)
         #expect(outputs.count == 1)
         #expect(outputs[0].tap == .flatten && outputs[0].shapeCHW == [4096, 1, 1])
         let absent = try PoolOpsMap(config: ConfigNode(path: "X", value: nil))
@@ -94,7 +100,9 @@ struct PoolOpTests {
 
     @Test("a kernel larger than its map is a config error naming the tap")
     func kernelTooLarge() throws {
-        let map = try PoolOpsMap(config: Self.mapNode(#"[["res2", ["AvgPool2d", [[16, 16], 8, 0]]], ["res5", ["AvgPool2d", [[6, 6], 1, 0]]]]"#))
+        let map = try PoolOpsMap(
+            config: Self.mapNode(
+                #"[["res2", ["AvgPool2d", [[16, 16], 8, 0]]], ["res5", ["AvgPool2d", [[6, 6], 1, 0]]]]"#))
         // At 128×128 the res5 map is 4×4.
         let error = #expect(throws: LinprobeError.self) {
             try map.outputs(spec: ResNetSpec(depth: 50), inputHeight: 128, inputWidth: 128)
@@ -105,17 +113,19 @@ struct PoolOpTests {
         #expect(error?.message.contains("4×4") == true)
     }
 
-    @Test("malformed maps name the key", arguments: [
-        (#"[["res6", ["Identity", []]]]"#, "not a tap"),
-        (#"[["res5", ["GeM", [3]]]]"#, "not supported"),
-        (#"[["res5"]]"#, "expected [tap"),
-        (#"[["res5", ["AvgPool2d", []]]]"#, "needs a kernel"),
-        (#"[["res5", ["AvgPool2d", [3, 0]]]]"#, "must be positive"),
-        (#"[["res5", ["AdaptiveAvgPool2d", [[0, 2]]]]]"#, "at least 1"),
-        (#"[["res5", ["MaxPool2d", [3, 1, 1, 1, true]]]]"#, "return_indices"),
-        (#"[["flatten", ["AvgPool2d", [1]]]]"#, "only Identity"),
-        (#"[["res5", ["AvgPool2d", [[2, 2, 2]]]]]"#, "pair"),
-    ])
+    @Test(
+        "malformed maps name the key",
+        arguments: [
+            (#"[["res6", ["Identity", []]]]"#, "not a tap"),
+            (#"[["res5", ["GeM", [3]]]]"#, "not supported"),
+            (#"[["res5"]]"#, "expected [tap"),
+            (#"[["res5", ["AvgPool2d", []]]]"#, "needs a kernel"),
+            (#"[["res5", ["AvgPool2d", [3, 0]]]]"#, "must be positive"),
+            (#"[["res5", ["AdaptiveAvgPool2d", [[0, 2]]]]]"#, "at least 1"),
+            (#"[["res5", ["MaxPool2d", [3, 1, 1, 1, true]]]]"#, "return_indices"),
+            (#"[["flatten", ["AvgPool2d", [1]]]]"#, "only Identity"),
+            (#"[["res5", ["AvgPool2d", [[2, 2, 2]]]]]"#, "pair"),
+        ])
     func malformed(json: String, fragment: String) throws {
         let error = #expect(throws: LinprobeError.self) {
             let map = try PoolOpsMap(config: Self.mapNode(json))

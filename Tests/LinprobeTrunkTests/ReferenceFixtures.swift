@@ -3,6 +3,7 @@ import LinprobeCheckpoint
 import LinprobeCore
 import LinprobeTestSupport
 import Testing
+
 @testable import LinprobeTrunk
 
 /// The PyTorch reference data made by `scripts/make_trunk_fixtures.py` (see its docstring for the
@@ -27,14 +28,16 @@ struct ReferenceFixtures: @unchecked Sendable {
 
     func slice(_ entry: JSONValue) throws -> [Float] {
         let offset = Int(try #require(entry["offset"]?.intValue)), count = Int(try #require(entry["count"]?.intValue))
-        try #require(offset >= 0 && count >= 0 && offset + count <= blob.count,
-                     "slice \(offset)+\(count) outside trunk/reference.bin")
+        try #require(
+            offset >= 0 && count >= 0 && offset + count <= blob.count,
+            "slice \(offset)+\(count) outside trunk/reference.bin")
         return Array(blob[offset..<(offset + count)])
     }
 
     func trunkCase(_ name: String) throws -> JSONValue {
-        try #require(manifest["cases"]?.arrayValue?.first { $0["case"]?.stringValue == name },
-                     "no case '\(name)' in trunk/reference.json")
+        try #require(
+            manifest["cases"]?.arrayValue?.first { $0["case"]?.stringValue == name },
+            "no case '\(name)' in trunk/reference.json")
     }
 }
 

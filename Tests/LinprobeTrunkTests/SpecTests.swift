@@ -2,6 +2,7 @@ import Foundation
 import LinprobeCore
 import LinprobeTestSupport
 import Testing
+
 @testable import LinprobeTrunk
 
 @Suite("ResNet spec from VISSL config")
@@ -19,8 +20,12 @@ struct SpecTests {
 
     @Test("RESNETS and the older TRUNK_PARAMS.RESNETS both work")
     func bothLayouts() throws {
-        let a = try ResNetSpec(model: Self.model(#"{"TRUNK": {"NAME": "resnet", "RESNETS": {"DEPTH": 101, "WIDTH_MULTIPLIER": 2}}}"#))
-        let b = try ResNetSpec(model: Self.model(#"{"TRUNK": {"NAME": "resnet", "TRUNK_PARAMS": {"RESNETS": {"DEPTH": 101, "WIDTH_MULTIPLIER": 2.0}}}}"#))
+        let a = try ResNetSpec(
+            model: Self.model(#"{"TRUNK": {"NAME": "resnet", "RESNETS": {"DEPTH": 101, "WIDTH_MULTIPLIER": 2}}}"#))
+        let b = try ResNetSpec(
+            model: Self.model(
+                #"{"TRUNK": {"NAME": "resnet", "TRUNK_PARAMS": {"RESNETS": {"DEPTH": 101, "WIDTH_MULTIPLIER": 2.0}}}}"#)
+        )
         #expect(a == b)
         #expect(a.depth == 101 && a.widthMultiplier == 2)
         #expect(a.stemChannels == 128 && a.featureChannels == 4096)
@@ -29,14 +34,18 @@ struct SpecTests {
     @Test("ResNet-50 has torchvision's 23,508,032 trunk parameters and ~4.09 GMAC at 224²")
     func counts() throws {
         let spec = try ResNetSpec(depth: 50)
-        let learnable = spec.parameters.filter { !$0.name.hasSuffix("running_mean") && !$0.name.hasSuffix("running_var") }
+        let learnable = spec.parameters.filter {
+            !$0.name.hasSuffix("running_mean") && !$0.name.hasSuffix("running_var")
+        }
         let count50: Int = learnable.reduce(0) { $0 + $1.shape.reduce(1, *) }
         #expect(count50 == 23_508_032)
         // 4.089 GMAC with the fc layer (2048·1000), as measured for the GEMM-only bound.
         let macs: Int = spec.multiplyAccumulates(inputHeight: 224, inputWidth: 224)
         #expect(macs + 2_048_000 == 4_089_184_256)
         let r18 = try ResNetSpec(depth: 18)
-        let r18Learnable = r18.parameters.filter { !$0.name.hasSuffix("running_mean") && !$0.name.hasSuffix("running_var") }
+        let r18Learnable = r18.parameters.filter {
+            !$0.name.hasSuffix("running_mean") && !$0.name.hasSuffix("running_var")
+        }
         let count18: Int = r18Learnable.reduce(0) { $0 + $1.shape.reduce(1, *) }
         #expect(count18 == 11_689_512 - 513_000)
     }
@@ -55,17 +64,19 @@ struct SpecTests {
         #expect(s1[.res5] == [2048, 14, 14])
     }
 
-    @Test("unsupported settings are config errors naming the key", arguments: [
-        (#"{"TRUNK": {"NAME": "regnet"}}"#, "MODEL.TRUNK.NAME"),
-        (#"{"TRUNK": {"RESNETS": {"DEPTH": 42}}}"#, "MODEL.TRUNK.RESNETS.DEPTH"),
-        (#"{"TRUNK": {"RESNETS": {"NORM": "GroupNorm"}}}"#, "MODEL.TRUNK.RESNETS.NORM"),
-        (#"{"TRUNK": {"RESNETS": {"LAYER4_STRIDE": 3}}}"#, "MODEL.TRUNK.RESNETS.LAYER4_STRIDE"),
-        (#"{"TRUNK": {"RESNETS": {"WIDTH_MULTIPLIER": 1.5}}}"#, "MODEL.TRUNK.RESNETS.WIDTH_MULTIPLIER"),
-        (#"{"TRUNK": {"RESNETS": {"DEPTH": 18, "GROUPS": 32}}}"#, "MODEL.TRUNK.RESNETS"),
-        (#"{"TRUNK": {"RESNETS": {"DEPHT": 50}}}"#, "MODEL.TRUNK.RESNETS.DEPHT"),
-        (#"{"INPUT_TYPE": "lab"}"#, "MODEL.INPUT_TYPE"),
-        (#"{"INPUT_TYPE": "yuv"}"#, "MODEL.INPUT_TYPE"),
-    ])
+    @Test(
+        "unsupported settings are config errors naming the key",
+        arguments: [
+            (#"{"TRUNK": {"NAME": "regnet"}}"#, "MODEL.TRUNK.NAME"),
+            (#"{"TRUNK": {"RESNETS": {"DEPTH": 42}}}"#, "MODEL.TRUNK.RESNETS.DEPTH"),
+            (#"{"TRUNK": {"RESNETS": {"NORM": "GroupNorm"}}}"#, "MODEL.TRUNK.RESNETS.NORM"),
+            (#"{"TRUNK": {"RESNETS": {"LAYER4_STRIDE": 3}}}"#, "MODEL.TRUNK.RESNETS.LAYER4_STRIDE"),
+            (#"{"TRUNK": {"RESNETS": {"WIDTH_MULTIPLIER": 1.5}}}"#, "MODEL.TRUNK.RESNETS.WIDTH_MULTIPLIER"),
+            (#"{"TRUNK": {"RESNETS": {"DEPTH": 18, "GROUPS": 32}}}"#, "MODEL.TRUNK.RESNETS"),
+            (#"{"TRUNK": {"RESNETS": {"DEPHT": 50}}}"#, "MODEL.TRUNK.RESNETS.DEPHT"),
+            (#"{"INPUT_TYPE": "lab"}"#, "MODEL.INPUT_TYPE"),
+            (#"{"INPUT_TYPE": "yuv"}"#, "MODEL.INPUT_TYPE"),
+        ])
     func unsupported(json: String, key: String) throws {
         let error = #expect(throws: LinprobeError.self) { try ResNetSpec(model: Self.model(json)) }
         #expect(error?.exitCode == 64)
@@ -86,7 +97,8 @@ struct SpecTests {
 struct TrunkConfigurationTests {
     @Test("VISSL's RN50-w2 IN1k model file configures the trunk, map and weights in one go")
     func visslModelFile() throws {
-        let model = try JSONValue.parse("""
+        let model = try JSONValue.parse(
+            """
             {"FEATURE_EVAL_SETTINGS": {"LINEAR_EVAL_FEAT_POOL_OPS_MAP": [
                 ["conv1", ["AvgPool2d", [[20, 20], 13, 4]]], ["res2", ["AvgPool2d", [[32, 32], 8, 0]]],
                 ["res3", ["AvgPool2d", [[13, 13], 7, 0]]], ["res4", ["AvgPool2d", [[8, 8], 6, 0]]],
@@ -106,8 +118,13 @@ struct TrunkConfigurationTests {
 
     @Test("a bad key anywhere in the trunk settings is a config error with its path")
     func badKey() throws {
-        let model = try JSONValue.parse(#"{"FEATURE_EVAL_SETTINGS": {"LINEAR_EVAL_FEAT_POOL_OPS_MAP": [["res9", ["Identity", []]]]}}"#)
-        let error = #expect(throws: LinprobeError.self) { try TrunkConfiguration(model: ConfigNode(path: "MODEL", value: model)) }
-        #expect(error?.message.hasPrefix("MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP[0][0]") == true, "\(error?.message ?? "")")
+        let model = try JSONValue.parse(
+            #"{"FEATURE_EVAL_SETTINGS": {"LINEAR_EVAL_FEAT_POOL_OPS_MAP": [["res9", ["Identity", []]]]}}"#)
+        let error = #expect(throws: LinprobeError.self) {
+            try TrunkConfiguration(model: ConfigNode(path: "MODEL", value: model))
+        }
+        #expect(
+            error?.message.hasPrefix("MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP[0][0]") == true,
+            "\(error?.message ?? "")")
     }
 }

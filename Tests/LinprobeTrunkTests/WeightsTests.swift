@@ -3,6 +3,7 @@ import LinprobeCheckpoint
 import LinprobeCore
 import LinprobeTestSupport
 import Testing
+
 @testable import LinprobeTrunk
 
 @Suite("Trunk weights: strict loading, random init, files")
@@ -28,7 +29,8 @@ struct WeightsTests {
         #expect(a.sha256 == nil)
         #expect(a.notes.contains { $0.contains("random") })
         // The random trunk runs and gives finite, seed-dependent features.
-        let extractor = try FeatureExtractor(trunk: ResNetTrunk(weights: a), map: PoolOpsMap(entries: []), inputHeight: 64, inputWidth: 64)
+        let extractor = try FeatureExtractor(
+            trunk: ResNetTrunk(weights: a), map: PoolOpsMap(entries: []), inputHeight: 64, inputWidth: 64)
         let f = try extractor.forward([Float](repeating: 0.5, count: 3 * 64 * 64), count: 1)[0]
         #expect(f.count == 512 && f.allSatisfy(\.isFinite) && f.contains { $0 != 0 })
     }
@@ -36,16 +38,21 @@ struct WeightsTests {
     @Test("an empty PARAMS_FILE gives the random baseline")
     func emptyParamsFile() throws {
         let spec = try ResNetSpec(depth: 18)
-        let w = try TrunkWeights.load(WeightsInit(config: ConfigNode(path: "MODEL.WEIGHTS_INIT", value: try JSONValue.parse(#"{"PARAMS_FILE": ""}"#))),
-                                      spec: spec, randomSeed: 3)
+        let w = try TrunkWeights.load(
+            WeightsInit(
+                config: ConfigNode(path: "MODEL.WEIGHTS_INIT", value: try JSONValue.parse(#"{"PARAMS_FILE": ""}"#))),
+            spec: spec, randomSeed: 3)
         #expect(w.provenance["init"]?.stringValue == "random")
-        #expect(w.tensors["conv1.weight"]!.floats() == TrunkWeights.random(spec: spec, seed: 3).tensors["conv1.weight"]!.floats())
+        #expect(
+            w.tensors["conv1.weight"]!.floats()
+                == TrunkWeights.random(spec: spec, seed: 3).tensors["conv1.weight"]!.floats())
     }
 
     @Test("a checkpoint of another depth: missing keys named")
     func otherDepthMissing() throws {
         let error = #expect(throws: LinprobeError.self) {
-            try TrunkWeights(spec: ResNetSpec(depth: 34), tensors: Self.tensors(try ResNetSpec(depth: 18)), source: "rn18.pth")
+            try TrunkWeights(
+                spec: ResNetSpec(depth: 34), tensors: Self.tensors(try ResNetSpec(depth: 18)), source: "rn18.pth")
         }
         #expect(error?.message.hasPrefix("rn18.pth:") == true)
         #expect(error?.message.contains("missing: layer1.2.conv1.weight") == true, "\(error?.message ?? "")")
@@ -55,10 +62,12 @@ struct WeightsTests {
     @Test("a checkpoint of another architecture: wrong shapes named with both shapes")
     func otherArchitectureShape() throws {
         let error = #expect(throws: LinprobeError.self) {
-            try TrunkWeights(spec: ResNetSpec(depth: 50), tensors: Self.tensors(try ResNetSpec(depth: 18)), source: "rn18.pth")
+            try TrunkWeights(
+                spec: ResNetSpec(depth: 50), tensors: Self.tensors(try ResNetSpec(depth: 18)), source: "rn18.pth")
         }
         let message = error?.message ?? ""
-        #expect(message.contains("layer1.0.conv1.weight: checkpoint [64, 64, 3, 3] vs model [64, 64, 1, 1]"), "\(message)")
+        #expect(
+            message.contains("layer1.0.conv1.weight: checkpoint [64, 64, 3, 3] vs model [64, 64, 1, 1]"), "\(message)")
         #expect(!message.contains("\n"))
     }
 
@@ -66,7 +75,8 @@ struct WeightsTests {
     func unexpectedKeys() throws {
         let spec = try ResNetSpec(depth: 18)
         var t = Self.tensors(spec)
-        t["layer1.2.conv1.weight"] = CheckpointTensor(shape: [64, 64, 3, 3], values: [Float](repeating: 0, count: 64 * 64 * 9))
+        t["layer1.2.conv1.weight"] = CheckpointTensor(
+            shape: [64, 64, 3, 3], values: [Float](repeating: 0, count: 64 * 64 * 9))
         let error = #expect(throws: LinprobeError.self) { try TrunkWeights(spec: spec, tensors: t) }
         #expect(error?.message.contains("unexpected: layer1.2.conv1.weight") == true, "\(error?.message ?? "")")
         var u = Self.tensors(spec)
@@ -96,13 +106,17 @@ struct WeightsTests {
             let values = t.floats()
             let begin = data.count
             if halfPrecision {
-                for v in values { withUnsafeBytes(of: Float16(v).bitPattern.littleEndian) { data.append(contentsOf: $0) } }
+                for v in values {
+                    withUnsafeBytes(of: Float16(v).bitPattern.littleEndian) { data.append(contentsOf: $0) }
+                }
             } else {
                 values.withUnsafeBytes { data.append(contentsOf: $0) }
             }
-            header[name] = .object(["dtype": .string(halfPrecision ? "F16" : "F32"),
-                                    "shape": .array(t.shape.map { .int(Int64($0)) }),
-                                    "data_offsets": .array([.int(Int64(begin)), .int(Int64(data.count))])])
+            header[name] = .object([
+                "dtype": .string(halfPrecision ? "F16" : "F32"),
+                "shape": .array(t.shape.map { .int(Int64($0)) }),
+                "data_offsets": .array([.int(Int64(begin)), .int(Int64(data.count))]),
+            ])
         }
         let text = Data(JSONValue.object(header).canonicalText.utf8)
         var file = Data()
@@ -123,7 +137,9 @@ struct WeightsTests {
         let error = #expect(throws: LinprobeError.self) { try TrunkWeights.load(settings, spec: ResNetSpec(depth: 50)) }
         let message = error?.message ?? ""
         #expect(message.hasPrefix(path + ":"), "\(message)")
-        #expect(message.contains("module.layer1.0.conv1.weight: checkpoint [64, 64, 3, 3] vs model [64, 64, 1, 1]"), "\(message)")
+        #expect(
+            message.contains("module.layer1.0.conv1.weight: checkpoint [64, 64, 3, 3] vs model [64, 64, 1, 1]"),
+            "\(message)")
         #expect(error?.exitCode == 1)
         // The same file loads into the right architecture, float16 → float32, with its SHA-256.
         let w = try TrunkWeights.load(settings, spec: r18)
@@ -139,10 +155,14 @@ struct WeightsTests {
         let path = dir.file("w.safetensors")
         let spec = try ResNetSpec(depth: 18)
         let t = Self.tensors(spec, seed: 99)
-        try Self.writeSafetensors(path, t.keys.sorted().filter { !$0.hasPrefix("layer4") }.map { ($0, t[$0]!) }, halfPrecision: false)
-        let settings = WeightsInit(paramsFile: path, stateDictKeyName: [], skipLayers: ["num_batches_tracked", "layer4"])
+        try Self.writeSafetensors(
+            path, t.keys.sorted().filter { !$0.hasPrefix("layer4") }.map { ($0, t[$0]!) }, halfPrecision: false)
+        let settings = WeightsInit(
+            paramsFile: path, stateDictKeyName: [], skipLayers: ["num_batches_tracked", "layer4"])
         let w = try TrunkWeights.load(settings, spec: spec, randomSeed: 5)
-        #expect(w.tensors["layer4.0.conv1.weight"]!.floats() == TrunkWeights.random(spec: spec, seed: 5).tensors["layer4.0.conv1.weight"]!.floats())
+        #expect(
+            w.tensors["layer4.0.conv1.weight"]!.floats()
+                == TrunkWeights.random(spec: spec, seed: 5).tensors["layer4.0.conv1.weight"]!.floats())
         #expect(w.tensors["layer3.0.conv1.weight"]!.floats() == t["layer3.0.conv1.weight"]!.floats())
         #expect(w.notes.contains { $0.contains("SKIP_LAYERS") })
     }
@@ -151,10 +171,12 @@ struct WeightsTests {
     func bgr() throws {
         let rgbSpec = try ResNetSpec(depth: 18), bgrSpec = try ResNetSpec(depth: 18, inputType: .bgr)
         let t = Self.tensors(rgbSpec)
-        let rgb = try FeatureExtractor(trunk: ResNetTrunk(weights: TrunkWeights(spec: rgbSpec, tensors: t)),
-                                       map: PoolOpsMap(entries: [.init(tap: .conv1, op: .identity)]), inputHeight: 16, inputWidth: 16)
-        let bgr = try FeatureExtractor(trunk: ResNetTrunk(weights: TrunkWeights(spec: bgrSpec, tensors: t)),
-                                       map: PoolOpsMap(entries: [.init(tap: .conv1, op: .identity)]), inputHeight: 16, inputWidth: 16)
+        let rgb = try FeatureExtractor(
+            trunk: ResNetTrunk(weights: TrunkWeights(spec: rgbSpec, tensors: t)),
+            map: PoolOpsMap(entries: [.init(tap: .conv1, op: .identity)]), inputHeight: 16, inputWidth: 16)
+        let bgr = try FeatureExtractor(
+            trunk: ResNetTrunk(weights: TrunkWeights(spec: bgrSpec, tensors: t)),
+            map: PoolOpsMap(entries: [.init(tap: .conv1, op: .identity)]), inputHeight: 16, inputWidth: 16)
         var rng = SeededGenerator(seed: 11)
         let x = (0..<(3 * 256)).map { _ in Float.random(in: -1...1, using: &rng) }
         let swapped = Array(x[512..<768] + x[256..<512] + x[0..<256])

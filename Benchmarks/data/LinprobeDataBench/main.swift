@@ -14,7 +14,8 @@ guard args.count >= 4, let repeats = Int(args[1]) else {
     exit(64)
 }
 let normalize: JSONValue = ["name": "Normalize", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]]
-let transforms: JSONValue = args[2] == "train"
+let transforms: JSONValue =
+    args[2] == "train"
     ? [["name": "RandomResizedCrop", "size": 224], ["name": "RandomHorizontalFlip"], ["name": "ToTensor"], normalize]
     : [["name": "Resize", "size": 256], ["name": "CenterCrop", "size": 224], ["name": "ToTensor"], normalize]
 let files = Array(args[3...])
@@ -39,7 +40,9 @@ do {
         }
         return median(samples)
     }
-    for i in files.indices { _ = try output.withUnsafeMutableBufferPointer { try loader.load(path: files[i], sampleIndex: i, into: $0) } }
+    for i in files.indices {
+        _ = try output.withUnsafeMutableBufferPointer { try loader.load(path: files[i], sampleIndex: i, into: $0) }
+    }
 
     let decodeMs = timePerImage { i in _ = decoder.decode(contents[i], into: &image) }
     var decoded = [RGBImage]()

@@ -15,9 +15,11 @@ func argument(_ name: String) -> String? {
 
 do {
     guard let trainPath = argument("--train"), let testPath = argument("--test"), let configPath = argument("--config"),
-          let workdir = argument("--workdir"), let configData = FileManager.default.contents(atPath: configPath)
+        let workdir = argument("--workdir"), let configData = FileManager.default.contents(atPath: configPath)
     else {
-        FileHandle.standardError.write(Data("usage: linear-bench --train T --test V --config C.json --workdir D [--threads N] [--epochs E]\n".utf8))
+        FileHandle.standardError.write(
+            Data("usage: linear-bench --train T --test V --config C.json --workdir D [--threads N] [--epochs E]\n".utf8)
+        )
         exit(64)
     }
     let threads = Int(argument("--threads") ?? "") ?? ProcessInfo.processInfo.activeProcessorCount
@@ -33,15 +35,17 @@ do {
     var lastPhase: LinearProgress.Phase? = nil
     var lastEpoch = 0
     let start = Date()
-    let options = LinearRunOptions(threads: threads, progress: { p in
-        if p.phase != lastPhase || p.epoch != lastEpoch {
-            if lastPhase == .train { trainSeconds.append(Date().timeIntervalSince(phaseStart)) }
-            phaseStart = Date()
-            lastPhase = p.phase
-            lastEpoch = p.epoch
-        }
-        if p.phase == .test && p.batch == p.batches { marks.append(Date().timeIntervalSince(start)) }
-    }, stopAfterEpochs: epochs)
+    let options = LinearRunOptions(
+        threads: threads,
+        progress: { p in
+            if p.phase != lastPhase || p.epoch != lastEpoch {
+                if lastPhase == .train { trainSeconds.append(Date().timeIntervalSince(phaseStart)) }
+                phaseStart = Date()
+                lastPhase = p.phase
+                lastEpoch = p.epoch
+            }
+            if p.phase == .test && p.batch == p.batches { marks.append(Date().timeIntervalSince(start)) }
+        }, stopAfterEpochs: epochs)
     let result = try LinearStage.run(train: train, test: test, settings: settings, workdir: workdir, options: options)
     let total = Date().timeIntervalSince(start)
     var epochSeconds: [Double] = []

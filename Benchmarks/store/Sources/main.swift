@@ -7,7 +7,9 @@ import LinprobeCore
 import LinprobeStore
 
 let args = CommandLine.arguments
-guard args.count == 6, let rows = Int(args[2]), let dim = Int(args[3]), let level = Int(args[4]), let repeats = Int(args[5]) else {
+guard args.count == 6, let rows = Int(args[2]), let dim = Int(args[3]), let level = Int(args[4]),
+    let repeats = Int(args[5])
+else {
     FileHandle.standardError.write(Data("usage: bench-store <folder> <rows> <dim> <deflate> <repeats>\n".utf8))
     exit(64)
 }
@@ -31,13 +33,16 @@ do {
         let layer = StoreLayer(name: "res4", shapeCHW: [dim, 1, 1])
         let meta = StoreMetadata(fingerprint: "bench", split: "train", numClasses: 1000, classNames: [])
         let write = try seconds {
-            let writer = try FeatureStoreWriter(creating: path, layers: [layer], targetLayout: .singleLabel, metadata: meta,
-                                                deflate: level == 0 ? nil : level)
+            let writer = try FeatureStoreWriter(
+                creating: path, layers: [layer], targetLayout: .singleLabel, metadata: meta,
+                deflate: level == 0 ? nil : level)
             var row = 0
             while row < rows {
                 let n = min(batch, rows - row)
-                try writer.append(FeatureBatch(count: n, features: [Array(block[0..<(n * dim)])], targets: Array(targets[0..<n]),
-                                               indices: (row..<(row + n)).map(Int64.init), imagePaths: Array(repeating: "x.jpg", count: n)))
+                try writer.append(
+                    FeatureBatch(
+                        count: n, features: [Array(block[0..<(n * dim)])], targets: Array(targets[0..<n]),
+                        indices: (row..<(row + n)).map(Int64.init), imagePaths: Array(repeating: "x.jpg", count: n)))
                 row += n
                 if row % (batch * 16) == 0 { try writer.flush() }
             }
@@ -51,7 +56,9 @@ do {
             var row = 0
             while row < reader.count {
                 let n = min(blockRows, reader.count - row)
-                try buffer.withUnsafeMutableBufferPointer { try reader.readFeatures(layer: "res4", rows: row..<(row + n), into: $0) }
+                try buffer.withUnsafeMutableBufferPointer {
+                    try reader.readFeatures(layer: "res4", rows: row..<(row + n), into: $0)
+                }
                 sum += Double(buffer[0])
                 row += n
             }

@@ -20,7 +20,7 @@ let config: JSONValue = [
         "costs": ["costs_list": [0.01, 0.1, 1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 50.0, 100.0, 1000.0], "base": -1.0],
         "cls_list": .array((0..<classes).map { .int(Int64($0)) }),
         "max_iter": .int(Int64(maxIter)),
-    ],
+    ]
 ]
 do {
     let settings = try SVMSettings(config: ConfigNode(path: "", value: config))

@@ -6,8 +6,9 @@ import LinprobeBLAS
 import LinprobeCheckpoint
 import LinprobeCore
 import LinprobeTrunk
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 func usage(_ message: String) -> Never {
@@ -51,14 +52,18 @@ struct Arguments {
             case "--micro-batch": microBatch = int()
             case "--chunk-rows": chunkRows = int()
             case "--parallelism":
-                guard let p = FeatureExtractor.Parallelism(rawValue: value()) else { usage("--parallelism: batch or blas\n") }
+                guard let p = FeatureExtractor.Parallelism(rawValue: value()) else {
+                    usage("--parallelism: batch or blas\n")
+                }
                 parallelism = p
             case "--gemm-probe": gemmProbe = true
             case "--weights": weights = value()
             case "--state-dict-key": stateDictKey = value()
             case "--dump": dump = value()
             case "--algorithm":
-                guard let a = ResNetTrunk.Algorithm(rawValue: value()) else { usage("--algorithm: winograd or im2col\n") }
+                guard let a = ResNetTrunk.Algorithm(rawValue: value()) else {
+                    usage("--algorithm: winograd or im2col\n")
+                }
                 algorithm = a
             case "--trunk-only": canonicalTaps = false
             default:
@@ -142,7 +147,9 @@ if args.gemmProbe {
         results[layout] = Double(n) / median(Array(times.dropFirst(args.warmup)))
     }
     let macs = shapes.reduce(0) { $0 + $1.cout * $1.k * $1.hw }
-    print("{\"gemm_probe\": true, \"batch\": \(n), \"threads\": \(args.threads), \"blas_core\": \"\(BLAS.coreName)\", \"macs_per_image\": \(macs), \"nhwc_batched_img_s\": \(results["nhwc_batched", default: .nan]), \"nchw_per_image_img_s\": \(results["nchw_per_image", default: .nan])}")
+    print(
+        "{\"gemm_probe\": true, \"batch\": \(n), \"threads\": \(args.threads), \"blas_core\": \"\(BLAS.coreName)\", \"macs_per_image\": \(macs), \"nhwc_batched_img_s\": \(results["nhwc_batched", default: .nan]), \"nchw_per_image_img_s\": \(results["nchw_per_image", default: .nan])}"
+    )
     exit(0)
 }
 
@@ -150,12 +157,16 @@ do {
     let spec = try ResNetSpec(depth: args.depth, widthMultiplier: args.width)
     let map: PoolOpsMap = args.canonicalTaps ? .visslResNet50 : PoolOpsMap(entries: [])
     let t0 = now()
-    let settings = WeightsInit(paramsFile: args.weights, stateDictKeyName: args.stateDictKey.isEmpty ? [] : [args.stateDictKey])
-    let trunk = try ResNetTrunk(weights: TrunkWeights.load(settings, spec: spec, randomSeed: 0), algorithm: args.algorithm)
+    let settings = WeightsInit(
+        paramsFile: args.weights, stateDictKeyName: args.stateDictKey.isEmpty ? [] : [args.stateDictKey])
+    let trunk = try ResNetTrunk(
+        weights: TrunkWeights.load(settings, spec: spec, randomSeed: 0), algorithm: args.algorithm)
     let loadSeconds = now() - t0
-    let options = FeatureExtractor.Options(threads: args.threads, parallelism: args.parallelism,
-                                           microBatch: args.microBatch, chunkRows: args.chunkRows)
-    let extractor = try FeatureExtractor(trunk: trunk, map: map, inputHeight: args.size, inputWidth: args.size, options: options)
+    let options = FeatureExtractor.Options(
+        threads: args.threads, parallelism: args.parallelism,
+        microBatch: args.microBatch, chunkRows: args.chunkRows)
+    let extractor = try FeatureExtractor(
+        trunk: trunk, map: map, inputHeight: args.size, inputWidth: args.size, options: options)
     let n = args.batch
     // Deterministic pseudo-random input (SplitMix64; content does not change the work done).
     var state: UInt64 = 0x1234_5678
@@ -194,14 +205,15 @@ do {
     let macs = spec.multiplyAccumulates(inputHeight: args.size, inputWidth: args.size, through: extractor.deepestTap)
     let gflops = 2 * Double(macs) * imagesPerSecond / 1e9
     let dims = extractor.outputs.map { "\"\($0.name)\": \($0.dimension)" }.joined(separator: ", ")
-    print("""
-    {"engine": "linprobe", "depth": \(args.depth), "width": \(args.width), "batch": \(n), "size": \(args.size), \
-    "threads": \(args.threads), "parallelism": "\(args.parallelism.rawValue)", "algorithm": "\(args.algorithm.rawValue)", "micro_batch": \(args.microBatch), \
-    "chunk_rows": \(args.chunkRows), "blas_core": "\(BLAS.coreName)", "images_per_second": \(imagesPerSecond), \
-    "seconds_per_batch_median": \(seconds), "seconds_per_batch_all": [\(measured.map { String($0) }.joined(separator: ", "))], \
-    "gflops": \(gflops), "cpu_seconds_per_image": \(cpu / Double(n * args.iterations)), "macs_per_image": \(macs), "peak_rss_mb": \(peakRSSMegabytes()), \
-    "workspace_mb": \(Double(extractor.workspaceBytes) / 1_048_576), "weights_fold_seconds": \(loadSeconds), "outputs": {\(dims)}}
-    """)
+    print(
+        """
+        {"engine": "linprobe", "depth": \(args.depth), "width": \(args.width), "batch": \(n), "size": \(args.size), \
+        "threads": \(args.threads), "parallelism": "\(args.parallelism.rawValue)", "algorithm": "\(args.algorithm.rawValue)", "micro_batch": \(args.microBatch), \
+        "chunk_rows": \(args.chunkRows), "blas_core": "\(BLAS.coreName)", "images_per_second": \(imagesPerSecond), \
+        "seconds_per_batch_median": \(seconds), "seconds_per_batch_all": [\(measured.map { String($0) }.joined(separator: ", "))], \
+        "gflops": \(gflops), "cpu_seconds_per_image": \(cpu / Double(n * args.iterations)), "macs_per_image": \(macs), "peak_rss_mb": \(peakRSSMegabytes()), \
+        "workspace_mb": \(Double(extractor.workspaceBytes) / 1_048_576), "weights_fold_seconds": \(loadSeconds), "outputs": {\(dims)}}
+        """)
 } catch {
     FileHandle.standardError.write(Data("bench-trunk: \(oneLine(error))\n".utf8))
     exit(1)

@@ -91,8 +91,10 @@ public struct ConfigKey: Sendable {
     public let maximum: Double?
     public let doc: String
 
-    init(path: String, type: ConfigValueType, origin: Origin, explicitDefault: JSONValue?,
-         allowed: [JSONValue]?, minimum: Double?, maximum: Double?, doc: String) {
+    init(
+        path: String, type: ConfigValueType, origin: Origin, explicitDefault: JSONValue?,
+        allowed: [JSONValue]?, minimum: Double?, maximum: Double?, doc: String
+    ) {
         self.path = path
         self.type = type
         self.origin = origin
@@ -104,19 +106,25 @@ public struct ConfigKey: Sendable {
     }
 
     /// A VISSL key with VISSL's default (or `default`, where Linprobe's differs).
-    public static func vissl(_ path: String, _ type: ConfigValueType, default value: JSONValue? = nil,
-                             oneOf allowed: [JSONValue]? = nil, min: Double? = nil, max: Double? = nil,
-                             _ doc: String) -> ConfigKey {
-        ConfigKey(path: path, type: type, origin: .vissl, explicitDefault: value, allowed: allowed,
-                  minimum: min, maximum: max, doc: doc)
+    public static func vissl(
+        _ path: String, _ type: ConfigValueType, default value: JSONValue? = nil,
+        oneOf allowed: [JSONValue]? = nil, min: Double? = nil, max: Double? = nil,
+        _ doc: String
+    ) -> ConfigKey {
+        ConfigKey(
+            path: path, type: type, origin: .vissl, explicitDefault: value, allowed: allowed,
+            minimum: min, maximum: max, doc: doc)
     }
 
     /// One of Linprobe's own keys (its path starts with `LINPROBE.`).
-    public static func linprobe(_ path: String, _ type: ConfigValueType, default value: JSONValue,
-                                oneOf allowed: [JSONValue]? = nil, min: Double? = nil, max: Double? = nil,
-                                _ doc: String) -> ConfigKey {
-        ConfigKey(path: path, type: type, origin: .linprobe, explicitDefault: value, allowed: allowed,
-                  minimum: min, maximum: max, doc: doc)
+    public static func linprobe(
+        _ path: String, _ type: ConfigValueType, default value: JSONValue,
+        oneOf allowed: [JSONValue]? = nil, min: Double? = nil, max: Double? = nil,
+        _ doc: String
+    ) -> ConfigKey {
+        ConfigKey(
+            path: path, type: type, origin: .linprobe, explicitDefault: value, allowed: allowed,
+            minimum: min, maximum: max, doc: doc)
     }
 
     /// The default of the effective configuration, in this key's canonical form.

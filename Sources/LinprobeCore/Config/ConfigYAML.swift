@@ -50,7 +50,7 @@ enum ConfigYAML {
     private static func describe(_ error: YamlError) -> String {
         switch error {
         case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
-             .composer(let context, let problem, let mark, _):
+            .composer(let context, let problem, let mark, _):
             let ctx = context.map { "\($0.text), " } ?? ""
             return "line \(mark.line), column \(mark.column): \(ctx)\(problem)"
         case .reader(let problem, let offset, _, _):
@@ -66,10 +66,13 @@ enum ConfigYAML {
     private static func convert(_ node: Node, source: String, depth: Int, budget: inout Int) throws -> YAMLItem {
         budget -= 1
         guard budget >= 0 else {
-            throw LinprobeError.config("\(source): expands to more than \(YAMLBounds.nodeBudget) values (YAML aliases expanding into each other?); a pipeline config is far smaller")
+            throw LinprobeError.config(
+                "\(source): expands to more than \(YAMLBounds.nodeBudget) values (YAML aliases expanding into each other?); a pipeline config is far smaller"
+            )
         }
         guard depth <= YAMLBounds.maximumDepth else {
-            throw LinprobeError.config("\(source) line \(node.mark?.line ?? 0): nested deeper than \(YAMLBounds.maximumDepth) levels")
+            throw LinprobeError.config(
+                "\(source) line \(node.mark?.line ?? 0): nested deeper than \(YAMLBounds.maximumDepth) levels")
         }
         switch node {
         case .scalar(let s):
@@ -84,12 +87,15 @@ enum ConfigYAML {
             var seen: [String: Int?] = [:]
             for (k, v) in map {
                 guard case .scalar(let ks) = k else {
-                    throw LinprobeError.config("\(source) line \(k.mark?.line ?? 0): a mapping key must be a plain name, not a list or mapping")
+                    throw LinprobeError.config(
+                        "\(source) line \(k.mark?.line ?? 0): a mapping key must be a plain name, not a list or mapping"
+                    )
                 }
                 let key = ks.string
                 if let first = seen[key] {
                     let at = first.map { " (first at line \($0))" } ?? ""
-                    throw LinprobeError.config("\(source) line \(ks.mark?.line ?? 0): duplicate key '\(key)'\(at); keep one of them")
+                    throw LinprobeError.config(
+                        "\(source) line \(ks.mark?.line ?? 0): duplicate key '\(key)'\(at); keep one of them")
                 }
                 seen[key] = ks.mark?.line
                 pairs.append((key, try convert(v, source: source, depth: depth + 1, budget: &budget), ks.mark?.line))
@@ -149,12 +155,12 @@ enum ConfigYAML {
     private static func sexagesimalInt(_ body: Substring, negative: Bool) -> Int64? {
         let parts = body.split(separator: ":", omittingEmptySubsequences: false)
         guard let head = parts.first, let h = head.first, h != "0", h.isASCII, h.isNumber,
-              head.allSatisfy({ ($0.isASCII && $0.isNumber) || $0 == "_" }),
-              var value = Int64(head.filter { $0 != "_" })
+            head.allSatisfy({ ($0.isASCII && $0.isNumber) || $0 == "_" }),
+            var value = Int64(head.filter { $0 != "_" })
         else { return nil }
         for part in parts.dropFirst() {
             guard (1...2).contains(part.count), part.allSatisfy({ $0.isASCII && $0.isNumber }),
-                  let digit = Int64(part), digit < 60 || (part.count == 1)
+                let digit = Int64(part), digit < 60 || (part.count == 1)
             else { return nil }
             if part.count == 2, part.first.map({ $0 > "5" }) == true { return nil }
             let (m, o1) = value.multipliedReportingOverflow(by: 60)
@@ -175,13 +181,13 @@ enum ConfigYAML {
         guard fraction.allSatisfy({ ($0.isASCII && $0.isNumber) || $0 == "_" }) else { return nil }
         let parts = body[..<dot].split(separator: ":", omittingEmptySubsequences: false)
         guard let head = parts.first, let h = head.first, h.isASCII, h.isNumber,
-              head.allSatisfy({ ($0.isASCII && $0.isNumber) || $0 == "_" }),
-              var value = Double(head.filter { $0 != "_" })
+            head.allSatisfy({ ($0.isASCII && $0.isNumber) || $0 == "_" }),
+            var value = Double(head.filter { $0 != "_" })
         else { return nil }
         for (k, part) in parts.dropFirst().enumerated() {
             guard (1...2).contains(part.count), part.allSatisfy({ $0.isASCII && $0.isNumber }),
-                  part.count == 1 || part.first.map({ $0 <= "5" }) == true,
-                  let digit = Double(part)
+                part.count == 1 || part.first.map({ $0 <= "5" }) == true,
+                let digit = Double(part)
             else { return nil }
             let last = k == parts.count - 2
             value = value * 60 + (last ? digit + (Double("0." + fraction.filter { $0 != "_" }) ?? 0) : digit)
@@ -278,7 +284,8 @@ enum ConfigYAML {
         case .array(let items): return "[" + items.map(flowText).joined(separator: ", ") + "]"
         case .object(let o):
             let keys = o.keys.sorted(by: { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) })
-            return "{" + keys.map { "\(scalarText(.string($0))): \(flowText(o[$0] ?? .null))" }.joined(separator: ", ") + "}"
+            return "{" + keys.map { "\(scalarText(.string($0))): \(flowText(o[$0] ?? .null))" }.joined(separator: ", ")
+                + "}"
         default: return scalarText(value)
         }
     }
@@ -302,10 +309,13 @@ enum ConfigYAML {
 
     private static func isSafePlain(_ s: String) -> Bool {
         guard let first = s.unicodeScalars.first else { return false }
-        let startOK = first.properties.isAlphabetic || first == "_" || first == "/" || (first.isASCII && first.properties.numericType != nil)
+        let startOK =
+            first.properties.isAlphabetic || first == "_" || first == "/"
+            || (first.isASCII && first.properties.numericType != nil)
         guard startOK, first.isASCII else { return false }
         return s.unicodeScalars.allSatisfy { c in
-            c.isASCII && (c.properties.isAlphabetic || c.properties.numericType != nil || "_./-+".unicodeScalars.contains(c))
+            c.isASCII
+                && (c.properties.isAlphabetic || c.properties.numericType != nil || "_./-+".unicodeScalars.contains(c))
         }
     }
 }

@@ -24,7 +24,10 @@ struct HydraValueParser {
         default:
             let text = String(chars[i...]).trimmingSpaces
             if containsTopLevelComma(text) {
-                throw Problem(message: "comma-separated values are a Hydra sweep, which Linprobe does not run; give one value, or a list as [a, b]")
+                throw Problem(
+                    message:
+                        "comma-separated values are a Hydra sweep, which Linprobe does not run; give one value, or a list as [a, b]"
+                )
             }
             value = Self.scalar(text)
             i = chars.count
@@ -82,14 +85,18 @@ struct HydraValueParser {
             }
             guard !key.isEmpty else { throw Problem(message: "a mapping key is missing") }
             skipSpaces()
-            guard i < chars.count, chars[i] == ":" else { throw Problem(message: "expected ':' after mapping key '\(key)'") }
+            guard i < chars.count, chars[i] == ":" else {
+                throw Problem(message: "expected ':' after mapping key '\(key)'")
+            }
             i += 1
             if out[key] != nil { throw Problem(message: "duplicate mapping key '\(key)'") }
             out[key] = try parseElement()
             skipSpaces()
             guard i < chars.count else { throw Problem(message: "unbalanced brackets: '{' is never closed") }
             if chars[i] == "}" { i += 1; return .object(out) }
-            guard chars[i] == "," else { throw Problem(message: "expected ',' or '}' in a mapping, found '\(chars[i])'") }
+            guard chars[i] == "," else {
+                throw Problem(message: "expected ',' or '}' in a mapping, found '\(chars[i])'")
+            }
             i += 1
         }
     }
@@ -118,7 +125,9 @@ struct HydraValueParser {
         while i < chars.count {
             let c = chars[i]
             if c == "," || c == "]" || c == "}" || c == "[" || c == "{" || (stopAtColon && c == ":") { break }
-            if c == "\"" || c == "'" { throw Problem(message: "a quote inside an unquoted value; quote the whole item") }
+            if c == "\"" || c == "'" {
+                throw Problem(message: "a quote inside an unquoted value; quote the whole item")
+            }
             i += 1
         }
         let text = String(chars[start..<i]).trimmingSpaces

@@ -9,57 +9,110 @@ public enum LinprobeKeys {
     private static func splitKeys(_ split: String) -> [ConfigKey] {
         let p = "DATA.\(split)."
         return [
-            .vissl(p + "DATA_SOURCES", .list(.string), "Where the \(split) images come from, one per dataset (disk_folder, disk_filelist, ...)."),
-            .vissl(p + "DATA_PATHS", .list(.string), "Image folder or file list per dataset; empty = look the dataset name up in the dataset catalog."),
-            .vissl(p + "LABEL_SOURCES", .list(.string), "Where the \(split) labels come from, one per dataset (disk_folder, disk_filelist, ...)."),
-            .vissl(p + "LABEL_PATHS", .list(.string), "Label file per dataset (disk_filelist); empty = from the dataset catalog."),
+            .vissl(
+                p + "DATA_SOURCES", .list(.string),
+                "Where the \(split) images come from, one per dataset (disk_folder, disk_filelist, ...)."),
+            .vissl(
+                p + "DATA_PATHS", .list(.string),
+                "Image folder or file list per dataset; empty = look the dataset name up in the dataset catalog."),
+            .vissl(
+                p + "LABEL_SOURCES", .list(.string),
+                "Where the \(split) labels come from, one per dataset (disk_folder, disk_filelist, ...)."),
+            .vissl(
+                p + "LABEL_PATHS", .list(.string),
+                "Label file per dataset (disk_filelist); empty = from the dataset catalog."),
             .vissl(p + "DATASET_NAMES", .list(.string), "Dataset catalog names of the \(split) datasets."),
-            .vissl(p + "TRANSFORMS", .list(.mapping), "Preprocessing pipeline: torchvision transforms as {name: ..., args...} mappings, applied in order."),
-            .vissl(p + "BATCHSIZE_PER_REPLICA", .integer, default: 32, min: 1, "Images per replica per step (VISSL's benchmarks: 32; global batch = this × NUM_PROC_PER_NODE × NUM_NODES)."),
+            .vissl(
+                p + "TRANSFORMS", .list(.mapping),
+                "Preprocessing pipeline: torchvision transforms as {name: ..., args...} mappings, applied in order."),
+            .vissl(
+                p + "BATCHSIZE_PER_REPLICA", .integer, default: 32, min: 1,
+                "Images per replica per step (VISSL's benchmarks: 32; global batch = this × NUM_PROC_PER_NODE × NUM_NODES)."
+            ),
             .vissl(p + "DATA_LIMIT", .integer, min: -1, "Use only this many samples (-1 = all)."),
             .vissl(p + "DATA_LIMIT_SAMPLING.SEED", .integer, "Seed of the DATA_LIMIT subset sampling."),
-            .vissl(p + "DATA_LIMIT_SAMPLING.IS_BALANCED", .bool, "DATA_LIMIT subset takes the same number of samples per class."),
-            .vissl(p + "DATA_LIMIT_SAMPLING.SKIP_NUM_SAMPLES", .integer, min: 0, "Skip this many samples before taking the DATA_LIMIT subset."),
-            .vissl(p + "DEFAULT_GRAY_IMG_SIZE", .integer, min: 1, "Side of the mean-colour image that replaces an unreadable image."),
+            .vissl(
+                p + "DATA_LIMIT_SAMPLING.IS_BALANCED", .bool,
+                "DATA_LIMIT subset takes the same number of samples per class."),
+            .vissl(
+                p + "DATA_LIMIT_SAMPLING.SKIP_NUM_SAMPLES", .integer, min: 0,
+                "Skip this many samples before taking the DATA_LIMIT subset."),
+            .vissl(
+                p + "DEFAULT_GRAY_IMG_SIZE", .integer, min: 1,
+                "Side of the mean-colour image that replaces an unreadable image."),
             .vissl(p + "REMOVE_IMG_PATH_PREFIX", .string, "Prefix removed from every image path of a file list."),
             .vissl(p + "NEW_IMG_PATH_PREFIX", .string, "Prefix put in place of REMOVE_IMG_PATH_PREFIX."),
-            .vissl(p + "LABEL_TYPE", .string, oneOf: ["standard", "sample_index", "zero"], "Labels from the label source (standard), the sample's index, or all zero."),
+            .vissl(
+                p + "LABEL_TYPE", .string, oneOf: ["standard", "sample_index", "zero"],
+                "Labels from the label source (standard), the sample's index, or all zero."),
         ]
     }
 
     private static let common: [ConfigKey] = [
-        .vissl("DATA.NUM_DATALOADER_WORKERS", .integer, min: 0, "Parallel image-loading workers (VISSL: dataloader processes per GPU)."),
+        .vissl(
+            "DATA.NUM_DATALOADER_WORKERS", .integer, min: 0,
+            "Parallel image-loading workers (VISSL: dataloader processes per GPU)."),
 
         .vissl("MODEL.INPUT_TYPE", .string, oneOf: ["rgb", "bgr", "lab"], "Colour layout the trunk expects."),
         .vissl("MODEL.TRUNK.NAME", .string, "Trunk architecture (resnet)."),
         .vissl("MODEL.TRUNK.RESNETS.DEPTH", .integer, oneOf: [18, 34, 50, 101, 152, 200], "ResNet depth."),
-        .vissl("MODEL.TRUNK.RESNETS.WIDTH_MULTIPLIER", .integer, min: 1, "ResNet width multiplier (SimCLR-style wide ResNets: 2, 4, 5)."),
-        .vissl("MODEL.TRUNK.RESNETS.NORM", .string, oneOf: ["BatchNorm", "LayerNorm", "GroupNorm"], "Normalisation layer of the trunk."),
-        .vissl("MODEL.TRUNK.RESNETS.GROUPS", .integer, min: 1, "Convolution groups of the bottleneck 3×3 (ResNeXt cardinality)."),
-        .vissl("MODEL.TRUNK.RESNETS.WIDTH_PER_GROUP", .integer, min: 1, "Channels per group of the bottleneck (64 = plain ResNet)."),
-        .vissl("MODEL.TRUNK.RESNETS.ZERO_INIT_RESIDUAL", .bool, "Zero-initialise the last BN of each residual branch (training only; no effect on loaded weights)."),
+        .vissl(
+            "MODEL.TRUNK.RESNETS.WIDTH_MULTIPLIER", .integer, min: 1,
+            "ResNet width multiplier (SimCLR-style wide ResNets: 2, 4, 5)."),
+        .vissl(
+            "MODEL.TRUNK.RESNETS.NORM", .string, oneOf: ["BatchNorm", "LayerNorm", "GroupNorm"],
+            "Normalisation layer of the trunk."),
+        .vissl(
+            "MODEL.TRUNK.RESNETS.GROUPS", .integer, min: 1,
+            "Convolution groups of the bottleneck 3×3 (ResNeXt cardinality)."),
+        .vissl(
+            "MODEL.TRUNK.RESNETS.WIDTH_PER_GROUP", .integer, min: 1,
+            "Channels per group of the bottleneck (64 = plain ResNet)."),
+        .vissl(
+            "MODEL.TRUNK.RESNETS.ZERO_INIT_RESIDUAL", .bool,
+            "Zero-initialise the last BN of each residual branch (training only; no effect on loaded weights)."),
         .vissl("MODEL.TRUNK.RESNETS.LAYER4_STRIDE", .integer, oneOf: [1, 2], "Stride of the last ResNet stage."),
 
         .vissl("MODEL.FEATURE_EVAL_SETTINGS.EVAL_MODE_ON", .bool, "Evaluate a frozen model (linear benchmark mode)."),
         .vissl("MODEL.FEATURE_EVAL_SETTINGS.FREEZE_TRUNK_ONLY", .bool, "Freeze the trunk and train only the heads."),
-        .vissl("MODEL.FEATURE_EVAL_SETTINGS.EXTRACT_TRUNK_FEATURES_ONLY", .bool, "Only extract trunk features (the SVM benchmarks)."),
-        .vissl("MODEL.FEATURE_EVAL_SETTINGS.SHOULD_FLATTEN_FEATS", .bool, "Flatten pooled features to vectors (C·H·W)."),
-        .vissl("MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP", .list(.list(.any)), "Taps and their pooling: [[tap, [op, [args]]], ...], e.g. [\"res5\", [\"AvgPool2d\", [[6, 6], 1, 0]]]."),
+        .vissl(
+            "MODEL.FEATURE_EVAL_SETTINGS.EXTRACT_TRUNK_FEATURES_ONLY", .bool,
+            "Only extract trunk features (the SVM benchmarks)."),
+        .vissl(
+            "MODEL.FEATURE_EVAL_SETTINGS.SHOULD_FLATTEN_FEATS", .bool, "Flatten pooled features to vectors (C·H·W)."),
+        .vissl(
+            "MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP", .list(.list(.any)),
+            "Taps and their pooling: [[tap, [op, [args]]], ...], e.g. [\"res5\", [\"AvgPool2d\", [[6, 6], 1, 0]]]."),
 
         .vissl("MODEL.WEIGHTS_INIT.PARAMS_FILE", .string, "Checkpoint with the trunk weights."),
-        .vissl("MODEL.WEIGHTS_INIT.STATE_DICT_KEY_NAME", .string, "Key of the state dict inside the checkpoint (classy_state_dict, model_state_dict, or empty for a bare state dict)."),
+        .vissl(
+            "MODEL.WEIGHTS_INIT.STATE_DICT_KEY_NAME", .string,
+            "Key of the state dict inside the checkpoint (classy_state_dict, model_state_dict, or empty for a bare state dict)."
+        ),
         .vissl("MODEL.WEIGHTS_INIT.APPEND_PREFIX", .string, "Prefix added to every checkpoint key before matching."),
-        .vissl("MODEL.WEIGHTS_INIT.REMOVE_PREFIX", .string, "Prefix removed from every checkpoint key before matching."),
-        .vissl("MODEL.WEIGHTS_INIT.SKIP_LAYERS", .list(.string), "Checkpoint keys containing any of these strings are not loaded."),
+        .vissl(
+            "MODEL.WEIGHTS_INIT.REMOVE_PREFIX", .string, "Prefix removed from every checkpoint key before matching."),
+        .vissl(
+            "MODEL.WEIGHTS_INIT.SKIP_LAYERS", .list(.string),
+            "Checkpoint keys containing any of these strings are not loaded."),
 
-        .vissl("MODEL.HEAD.PARAMS", .list(.list(.any)), "Heads, one per pool-op entry: [[\"eval_mlp\", {in_channels: C, dims: [D, K]}], [\"mlp\", {dims: [D, K]}], ...]."),
+        .vissl(
+            "MODEL.HEAD.PARAMS", .list(.list(.any)),
+            "Heads, one per pool-op entry: [[\"eval_mlp\", {in_channels: C, dims: [D, K]}], [\"mlp\", {dims: [D, K]}], ...]."
+        ),
         .vissl("MODEL.HEAD.BATCHNORM_EPS", .number, min: 0, "Epsilon of the eval_mlp heads' BatchNorm."),
-        .vissl("MODEL.HEAD.BATCHNORM_MOMENTUM", .number, min: 0, max: 1, "Momentum of the eval_mlp heads' BatchNorm running statistics."),
+        .vissl(
+            "MODEL.HEAD.BATCHNORM_MOMENTUM", .number, min: 0, max: 1,
+            "Momentum of the eval_mlp heads' BatchNorm running statistics."),
         .vissl("MODEL.HEAD.PARAMS_MULTIPLIER", .number, "Scale of the heads' initial parameters."),
 
         .vissl("SEED_VALUE", .integer, "Seed of head initialisation, data order and augmentation."),
-        .vissl("DISTRIBUTED.NUM_NODES", .integer, min: 1, "VISSL machines; with NUM_PROC_PER_NODE it sets the global batch Linprobe reproduces on one CPU."),
-        .vissl("DISTRIBUTED.NUM_PROC_PER_NODE", .integer, min: 1, "VISSL processes (GPUs) per machine; global batch = BATCHSIZE_PER_REPLICA × NUM_PROC_PER_NODE × NUM_NODES."),
+        .vissl(
+            "DISTRIBUTED.NUM_NODES", .integer, min: 1,
+            "VISSL machines; with NUM_PROC_PER_NODE it sets the global batch Linprobe reproduces on one CPU."),
+        .vissl(
+            "DISTRIBUTED.NUM_PROC_PER_NODE", .integer, min: 1,
+            "VISSL processes (GPUs) per machine; global batch = BATCHSIZE_PER_REPLICA × NUM_PROC_PER_NODE × NUM_NODES."),
 
         .vissl("OPTIMIZER.name", .string, "Optimizer of the linear heads (sgd)."),
         .vissl("OPTIMIZER.momentum", .number, min: 0, "SGD momentum."),
@@ -68,26 +121,48 @@ public enum LinprobeKeys {
         .vissl("OPTIMIZER.regularize_bn", .bool, "Apply weight decay to BatchNorm parameters."),
         .vissl("OPTIMIZER.regularize_bias", .bool, "Apply weight decay to biases."),
         .vissl("OPTIMIZER.num_epochs", .integer, min: 1, "Training epochs of the linear heads."),
-        .vissl("OPTIMIZER.param_schedulers.lr.auto_lr_scaling.auto_scale", .bool, "Scale the learning rate with the global batch size."),
-        .vissl("OPTIMIZER.param_schedulers.lr.auto_lr_scaling.base_value", .number, min: 0, "Learning rate at base_lr_batch_size."),
-        .vissl("OPTIMIZER.param_schedulers.lr.auto_lr_scaling.base_lr_batch_size", .integer, min: 1, "Batch size base_value refers to."),
-        .vissl("OPTIMIZER.param_schedulers.lr.auto_lr_scaling.scaling_type", .string, oneOf: ["linear", "sqrt"], "How the learning rate scales with the batch size."),
-        .vissl("OPTIMIZER.param_schedulers.lr.name", .string, "Learning-rate schedule (multistep, cosine, linear, constant, composite, ...)."),
+        .vissl(
+            "OPTIMIZER.param_schedulers.lr.auto_lr_scaling.auto_scale", .bool,
+            "Scale the learning rate with the global batch size."),
+        .vissl(
+            "OPTIMIZER.param_schedulers.lr.auto_lr_scaling.base_value", .number, min: 0,
+            "Learning rate at base_lr_batch_size."),
+        .vissl(
+            "OPTIMIZER.param_schedulers.lr.auto_lr_scaling.base_lr_batch_size", .integer, min: 1,
+            "Batch size base_value refers to."),
+        .vissl(
+            "OPTIMIZER.param_schedulers.lr.auto_lr_scaling.scaling_type", .string, oneOf: ["linear", "sqrt"],
+            "How the learning rate scales with the batch size."),
+        .vissl(
+            "OPTIMIZER.param_schedulers.lr.name", .string,
+            "Learning-rate schedule (multistep, cosine, linear, constant, composite, ...)."),
         .vissl("OPTIMIZER.param_schedulers.lr.values", .list(.number), "multistep: learning rate of each step."),
-        .vissl("OPTIMIZER.param_schedulers.lr.milestones", .list(.integer), "multistep: epochs (or iterations) where the next value starts."),
-        .vissl("OPTIMIZER.param_schedulers.lr.update_interval", .string, oneOf: ["epoch", "step"], "Update the learning rate every epoch or every step."),
+        .vissl(
+            "OPTIMIZER.param_schedulers.lr.milestones", .list(.integer),
+            "multistep: epochs (or iterations) where the next value starts."),
+        .vissl(
+            "OPTIMIZER.param_schedulers.lr.update_interval", .string, oneOf: ["epoch", "step"],
+            "Update the learning rate every epoch or every step."),
         .vissl("OPTIMIZER.param_schedulers.lr.value", .number, "constant: the learning rate."),
         .vissl("OPTIMIZER.param_schedulers.lr.start_value", .number, "linear/cosine: learning rate at the start."),
         .vissl("OPTIMIZER.param_schedulers.lr.end_value", .number, "linear/cosine: learning rate at the end."),
         .vissl("OPTIMIZER.param_schedulers.lr.schedulers", .list(.mapping), "composite: the schedules in order."),
-        .vissl("OPTIMIZER.param_schedulers.lr.interval_scaling", .list(.string), "composite: rescaled or fixed, per schedule."),
-        .vissl("OPTIMIZER.param_schedulers.lr.lengths", .list(.number), "composite: fraction of training per schedule."),
+        .vissl(
+            "OPTIMIZER.param_schedulers.lr.interval_scaling", .list(.string),
+            "composite: rescaled or fixed, per schedule."),
+        .vissl(
+            "OPTIMIZER.param_schedulers.lr.lengths", .list(.number), "composite: fraction of training per schedule."),
 
-        .vissl("LOSS.name", .string, "Loss of the linear heads (cross_entropy_multiple_output_single_target: sum of per-head cross-entropies)."),
-        .vissl("LOSS.cross_entropy_multiple_output_single_target.ignore_index", .integer, "Target value excluded from the loss."),
+        .vissl(
+            "LOSS.name", .string,
+            "Loss of the linear heads (cross_entropy_multiple_output_single_target: sum of per-head cross-entropies)."),
+        .vissl(
+            "LOSS.cross_entropy_multiple_output_single_target.ignore_index", .integer,
+            "Target value excluded from the loss."),
         .vissl("METERS.name", .string, "Metric of the linear heads (accuracy_list_meter)."),
         .vissl("METERS.accuracy_list_meter.topk_values", .list(.integer), "Top-k accuracies reported per head."),
-        .vissl("TEST_EVERY_NUM_EPOCH", .integer, min: 1, "Evaluate the heads on the test split every this many epochs."),
+        .vissl(
+            "TEST_EVERY_NUM_EPOCH", .integer, min: 1, "Evaluate the heads on the test split every this many epochs."),
 
         .vissl("SVM.normalize", .bool, "L2-normalise features before SVM training."),
         .vissl("SVM.cls_list", .list(.integer), "Classes to train SVMs for (empty = all)."),
@@ -106,23 +181,45 @@ public enum LinprobeKeys {
     ]
 
     private static let linprobe: [ConfigKey] = [
-        .linprobe("LINPROBE.STAGES", .list(.string), default: [], oneOf: ["extract", "train-svm", "train-linear", "report"], "Stages `run` performs; empty = decided by the pipeline's content."),
-        .linprobe("LINPROBE.STORAGE_DTYPE", .string, default: "float32", oneOf: ["float32", "float16"], "Element type of the stored features."),
-        .linprobe("LINPROBE.DEFLATE", .integer, default: 0, min: 0, max: 9, "Deflate level of the feature store (0 = none)."),
+        .linprobe(
+            "LINPROBE.STAGES", .list(.string), default: [], oneOf: ["extract", "train-svm", "train-linear", "report"],
+            "Stages `run` performs; empty = decided by the pipeline's content."),
+        .linprobe(
+            "LINPROBE.STORAGE_DTYPE", .string, default: "float32", oneOf: ["float32", "float16"],
+            "Element type of the stored features."),
+        .linprobe(
+            "LINPROBE.DEFLATE", .integer, default: 0, min: 0, max: 9, "Deflate level of the feature store (0 = none)."),
         .linprobe("LINPROBE.THREADS", .integer, default: 0, min: 0, "Compute threads (0 = all cores)."),
-        .linprobe("LINPROBE.TRAIN_VIEWS", .integer, default: 1, min: 1, "Augmented views of each training image stored for linear training."),
-        .linprobe("LINPROBE.STRICT_IMAGES", .bool, default: false, "Fail on an unreadable image instead of replacing it with a gray image."),
-        .linprobe("LINPROBE.DATASET_CATALOG", .string, default: "", "Dataset catalog JSON (\"\" = $LINPROBE_DATASET_CATALOG, else $VISSL_DATASET_CATALOG_PATH, else the built-in search)."),
-        .linprobe("LINPROBE.INPUT_SIZE", .integer, default: 0, min: 0, "Trunk input side in pixels (0 = as the transforms give)."),
-        .linprobe("LINPROBE.SVM.LOW_SHOT", .bool, default: false, "Run the low-shot SVM protocol (SVM.low_shot.*) instead of the full one."),
-        .linprobe("LINPROBE.SVM.SELECT_BY", .string, default: "cv", oneOf: ["cv"], "How each class's cost is chosen (cv: VISSL's cross-validated AP)."),
-        .linprobe("LINPROBE.LINEAR.SHUFFLE_CHUNK_ROWS", .integer, default: 4096, min: 1, "Rows read together when shuffling stored features for linear training."),
-        .linprobe("LINPROBE.LINEAR.MULTI_LABEL", .bool, default: false, "Train the linear heads on multi-label targets."),
+        .linprobe(
+            "LINPROBE.TRAIN_VIEWS", .integer, default: 1, min: 1,
+            "Augmented views of each training image stored for linear training."),
+        .linprobe(
+            "LINPROBE.STRICT_IMAGES", .bool, default: false,
+            "Fail on an unreadable image instead of replacing it with a gray image."),
+        .linprobe(
+            "LINPROBE.DATASET_CATALOG", .string, default: "",
+            "Dataset catalog JSON (\"\" = $LINPROBE_DATASET_CATALOG, else $VISSL_DATASET_CATALOG_PATH, else the built-in search)."
+        ),
+        .linprobe(
+            "LINPROBE.INPUT_SIZE", .integer, default: 0, min: 0,
+            "Trunk input side in pixels (0 = as the transforms give)."),
+        .linprobe(
+            "LINPROBE.SVM.LOW_SHOT", .bool, default: false,
+            "Run the low-shot SVM protocol (SVM.low_shot.*) instead of the full one."),
+        .linprobe(
+            "LINPROBE.SVM.SELECT_BY", .string, default: "cv", oneOf: ["cv"],
+            "How each class's cost is chosen (cv: VISSL's cross-validated AP)."),
+        .linprobe(
+            "LINPROBE.LINEAR.SHUFFLE_CHUNK_ROWS", .integer, default: 4096, min: 1,
+            "Rows read together when shuffling stored features for linear training."),
+        .linprobe(
+            "LINPROBE.LINEAR.MULTI_LABEL", .bool, default: false, "Train the linear heads on multi-label targets."),
         .linprobe("LINPROBE.REPORT.TITLE", .string, default: "", "Report title (\"\" = the pipeline's name)."),
     ]
 
     /// Registry keys by path.
-    public static let byPath: [String: ConfigKey] = Dictionary(all.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
+    public static let byPath: [String: ConfigKey] = Dictionary(
+        all.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
 
     public static func key(_ path: String) -> ConfigKey? { byPath[path] }
 }

@@ -62,7 +62,9 @@ public struct PipelineConfig: Sendable {
     public func origin(of path: String) -> ConfigOrigin {
         if let o = origins[path] { return o }
         let prefix = path + "."
-        if let first = origins.keys.filter({ $0.hasPrefix(prefix) }).sorted().first { return origins[first] ?? .defaultValue }
+        if let first = origins.keys.filter({ $0.hasPrefix(prefix) }).sorted().first {
+            return origins[first] ?? .defaultValue
+        }
         return .defaultValue
     }
 
@@ -75,14 +77,17 @@ public struct PipelineConfig: Sendable {
 
     /// The one-line note listing ignored VISSL keys, or nil when there are none.
     public var ignoredKeysNote: String? {
-        ignoredKeys.isEmpty ? nil : "note: ignoring VISSL keys Linprobe does not use: " + ignoredKeys.joined(separator: ", ")
+        ignoredKeys.isEmpty
+            ? nil : "note: ignoring VISSL keys Linprobe does not use: " + ignoredKeys.joined(separator: ", ")
     }
 
     // MARK: Loading
 
     /// Loads a pipeline by path or name (see `resolve`) and applies `overrides`.
-    public static func load(pipeline: String, overrides: [String] = [],
-                            searchPaths: [String] = defaultSearchPaths()) throws -> PipelineConfig {
+    public static func load(
+        pipeline: String, overrides: [String] = [],
+        searchPaths: [String] = defaultSearchPaths()
+    ) throws -> PipelineConfig {
         let path = try resolve(pipeline: pipeline, searchPaths: searchPaths)
         let text: String
         do {
@@ -95,12 +100,16 @@ public struct PipelineConfig: Sendable {
     }
 
     /// Loads pipeline text (`source` names it in messages) and applies `overrides`.
-    public static func load(text: String, source: String, name: String? = nil, overrides: [String] = []) throws -> PipelineConfig {
+    public static func load(
+        text: String, source: String, name: String? = nil, overrides: [String] = []
+    ) throws -> PipelineConfig {
         try load(text: text, source: source, name: name ?? source, pipelinePath: nil, overrides: overrides)
     }
 
-    private static func load(text: String, source: String, name: String, pipelinePath: String?,
-                             overrides: [String]) throws -> PipelineConfig {
+    private static func load(
+        text: String, source: String, name: String, pipelinePath: String?,
+        overrides: [String]
+    ) throws -> PipelineConfig {
         try checkPackageDirective(text, source: source)
         let parsedOverrides = try overrides.map { try ConfigOverride(parsing: $0) }
         let space = KeySpace.shared
@@ -122,8 +131,9 @@ public struct PipelineConfig: Sendable {
             }
         }
         let ignored = Set(fileLayer.ignored).union(overrideLayer.ignored).sorted()
-        return PipelineConfig(pipelinePath: pipelinePath, name: name, effective: nest(values),
-                              ignoredKeys: ignored, notes: fileLayer.notes + overrideLayer.notes, origins: origins)
+        return PipelineConfig(
+            pipelinePath: pipelinePath, name: name, effective: nest(values),
+            ignoredKeys: ignored, notes: fileLayer.notes + overrideLayer.notes, origins: origins)
     }
 
     /// Hydra's `# @package` header: only `_global_` (VISSL's) is meaningful here.
@@ -135,7 +145,9 @@ public struct PipelineConfig: Sendable {
             guard body.hasPrefix("@package") else { continue }
             let package = body.dropFirst("@package".count).trimmingCharacters(in: .whitespaces)
             if package != "_global_" {
-                throw LinprobeError.config("\(source): '# @package \(package)' is not supported; VISSL config files use '# @package _global_' with a root config: key")
+                throw LinprobeError.config(
+                    "\(source): '# @package \(package)' is not supported; VISSL config files use '# @package _global_' with a root config: key"
+                )
             }
         }
     }
@@ -147,7 +159,9 @@ public struct PipelineConfig: Sendable {
         for (path, value) in values {
             var node = root
             for part in path.split(separator: ".").map(String.init) {
-                if let next = node.children[part] { node = next } else {
+                if let next = node.children[part] {
+                    node = next
+                } else {
                     let next = Box()
                     node.children[part] = next
                     node = next
@@ -167,15 +181,18 @@ public struct PipelineConfig: Sendable {
     /// The folders searched for `<name>.yaml`, in order: `pipelines/` in the current directory,
     /// the folders of `$LINPROBE_PIPELINES` (colon-separated), and the `pipelines/` folder of the
     /// source tree the executable was built in (`<exe>/../../../pipelines`).
-    public static func defaultSearchPaths(environment: [String: String] = ProcessInfo.processInfo.environment,
-                                          currentDirectory: String = FileManager.default.currentDirectoryPath,
-                                          executablePath: String? = CommandLine.arguments.first) -> [String] {
+    public static func defaultSearchPaths(
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        currentDirectory: String = FileManager.default.currentDirectoryPath,
+        executablePath: String? = CommandLine.arguments.first
+    ) -> [String] {
         var paths = [URL(fileURLWithPath: currentDirectory).appendingPathComponent("pipelines").path]
         if let env = environment["LINPROBE_PIPELINES"] {
             paths += env.split(separator: ":").map(String.init).filter { !$0.isEmpty }
         }
         if let exe = executablePath, !exe.isEmpty {
-            let given = URL(fileURLWithPath: exe, relativeTo: URL(fileURLWithPath: currentDirectory, isDirectory: true)).standardizedFileURL
+            let given = URL(fileURLWithPath: exe, relativeTo: URL(fileURLWithPath: currentDirectory, isDirectory: true))
+                .standardizedFileURL
             let resolved = given.resolvingSymlinksInPath()
             var found: String? = nil
             search: for start in [given, resolved] {
@@ -205,14 +222,18 @@ public struct PipelineConfig: Sendable {
         var isDir: ObjCBool = false
         if fm.fileExists(atPath: pipeline, isDirectory: &isDir) {
             if isDir.boolValue {
-                throw LinprobeError(.usage, "\(pipeline) is a folder; give a pipeline file (.yaml) or the name of one under pipelines/")
+                throw LinprobeError(
+                    .usage, "\(pipeline) is a folder; give a pipeline file (.yaml) or the name of one under pipelines/")
             }
             return pipeline
         }
         guard !pipeline.isEmpty else {
-            throw LinprobeError(.usage, "empty pipeline name; give a pipeline file (.yaml) or the name of one under pipelines/")
+            throw LinprobeError(
+                .usage, "empty pipeline name; give a pipeline file (.yaml) or the name of one under pipelines/")
         }
-        let names = pipeline.hasSuffix(".yaml") || pipeline.hasSuffix(".yml") ? [pipeline] : [pipeline + ".yaml", pipeline + ".yml"]
+        let names =
+            pipeline.hasSuffix(".yaml") || pipeline.hasSuffix(".yml")
+            ? [pipeline] : [pipeline + ".yaml", pipeline + ".yml"]
         var looked = [pipeline]
         for dir in searchPaths {
             for name in names {
@@ -221,7 +242,10 @@ public struct PipelineConfig: Sendable {
             }
             looked.append(URL(fileURLWithPath: dir).appendingPathComponent(names[0]).path)
         }
-        throw LinprobeError(.usage, "pipeline '\(pipeline)' not found; looked at: \(looked.joined(separator: ", ")) (set LINPROBE_PIPELINES to add a folder)")
+        throw LinprobeError(
+            .usage,
+            "pipeline '\(pipeline)' not found; looked at: \(looked.joined(separator: ", ")) (set LINPROBE_PIPELINES to add a folder)"
+        )
     }
 }
 
@@ -248,14 +272,18 @@ private final class Layer {
     func readDocument(_ item: YAMLItem, source: String) throws {
         guard case .map(let pairs, _) = item else {
             if case .scalar(.null, _) = item { return }
-            throw LinprobeError.config("\(source): a pipeline must be a mapping of keys (e.g. config: or DATA:), not \(item.json.canonicalText)")
+            throw LinprobeError.config(
+                "\(source): a pipeline must be a mapping of keys (e.g. config: or DATA:), not \(item.json.canonicalText)"
+            )
         }
         let rootKeys = Set(VISSLKeyTree.rootKeys)
         let wrapped = pairs.contains { $0.key == "config" }
         for pair in pairs {
             let origin = ConfigOrigin.file(path: source, line: pair.line)
             if pair.key == "defaults" {
-                throw LinprobeError.config("defaults (\(origin)): Hydra defaults lists are not supported; copy the keys of the listed files into this pipeline")
+                throw LinprobeError.config(
+                    "defaults (\(origin)): Hydra defaults lists are not supported; copy the keys of the listed files into this pipeline"
+                )
             }
             if wrapped {
                 if pair.key == "config" {
@@ -265,13 +293,20 @@ private final class Layer {
                 } else {
                     let inside = space.meaning(of: pair.key)
                     let hint: String
-                    if case .unknown = inside { hint = "closest valid key: config.\(space.suggestion(for: pair.key))" } else { hint = "move it under config:" }
-                    throw LinprobeError.config("unknown key '\(pair.key)' (\(origin)): beside config: only \(rootKeys.sorted().joined(separator: ", ")) may appear; \(hint)")
+                    if case .unknown = inside {
+                        hint = "closest valid key: config.\(space.suggestion(for: pair.key))"
+                    } else {
+                        hint = "move it under config:"
+                    }
+                    throw LinprobeError.config(
+                        "unknown key '\(pair.key)' (\(origin)): beside config: only \(rootKeys.sorted().joined(separator: ", ")) may appear; \(hint)"
+                    )
                 }
             } else if rootKeys.contains(pair.key) {
                 ignored.append(pair.key)
             } else {
-                try visitChild(parent: "", spelledParent: "", key: pair.key, value: pair.value, line: pair.line, source: source)
+                try visitChild(
+                    parent: "", spelledParent: "", key: pair.key, value: pair.value, line: pair.line, source: source)
             }
         }
     }
@@ -292,7 +327,9 @@ private final class Layer {
                 break
             case .key(let key):
                 if !last {
-                    throw LinprobeError.config("\(o.path) (\(origin)): \(key.path) takes \(key.type), it has no key \(parts[(i + 1)...].joined(separator: "."))")
+                    throw LinprobeError.config(
+                        "\(o.path) (\(origin)): \(key.path) takes \(key.type), it has no key \(parts[(i + 1)...].joined(separator: "."))"
+                    )
                 }
             case .ignored(let kind, let def):
                 if !last {
@@ -316,10 +353,14 @@ private final class Layer {
 
     private func unknownKey(_ spelled: String, origin: ConfigOrigin) -> LinprobeError {
         let suggestion = space.suggestion(for: spelled)
-        return LinprobeError.config("unknown key '\(spelled)' (\(origin)): neither a VISSL nor a Linprobe key; closest valid key: \(suggestion)")
+        return LinprobeError.config(
+            "unknown key '\(spelled)' (\(origin)): neither a VISSL nor a Linprobe key; closest valid key: \(suggestion)"
+        )
     }
 
-    private func visitChild(parent: String, spelledParent: String, key: String, value: YAMLItem, line: Int?, source: String) throws {
+    private func visitChild(
+        parent: String, spelledParent: String, key: String, value: YAMLItem, line: Int?, source: String
+    ) throws {
         let path = parent.isEmpty ? key : "\(parent).\(key)"
         let spelled = spelledParent.isEmpty ? key : "\(spelledParent).\(key)"
         if parent.isEmpty, key == "TRUNK", case .unknown = space.meaning(of: path) {
@@ -332,8 +373,10 @@ private final class Layer {
     }
 
     /// Applies `item` at canonical `path`.
-    private func visit(path: String, spelled: String, item: YAMLItem, originOverride: ConfigOrigin? = nil,
-                       source: String, line: Int? = nil) throws {
+    private func visit(
+        path: String, spelled: String, item: YAMLItem, originOverride: ConfigOrigin? = nil,
+        source: String, line: Int? = nil
+    ) throws {
         let origin = originOverride ?? .file(path: source, line: line ?? item.line)
         let meaning: KeyMeaning = path.isEmpty ? .branch : space.meaning(of: path)
         switch meaning {
@@ -348,17 +391,24 @@ private final class Layer {
                     if let originOverride {
                         let childPath = base.isEmpty ? pair.key : "\(base).\(pair.key)"
                         let childSpelled = spelled.isEmpty ? pair.key : "\(spelled).\(pair.key)"
-                        if case .unknown = space.meaning(of: childPath) { throw unknownKey(childSpelled, origin: originOverride) }
-                        try visit(path: childPath, spelled: childSpelled, item: pair.value, originOverride: originOverride, source: source)
+                        if case .unknown = space.meaning(of: childPath) {
+                            throw unknownKey(childSpelled, origin: originOverride)
+                        }
+                        try visit(
+                            path: childPath, spelled: childSpelled, item: pair.value, originOverride: originOverride,
+                            source: source)
                     } else {
-                        try visitChild(parent: base, spelledParent: spelled, key: pair.key, value: pair.value, line: pair.line, source: source)
+                        try visitChild(
+                            parent: base, spelledParent: spelled, key: pair.key, value: pair.value, line: pair.line,
+                            source: source)
                     }
                 }
             case .scalar(.null, _):
                 return  // an empty section: nothing set
             default:
                 let keys = (space.children[base] ?? []).sorted().prefix(4).joined(separator: ", ")
-                throw LinprobeError.config("\(spelled) (\(origin)): expected a mapping of keys (\(keys), ...), got \(item.json.canonicalText)")
+                throw LinprobeError.config(
+                    "\(spelled) (\(origin)): expected a mapping of keys (\(keys), ...), got \(item.json.canonicalText)")
             }
         case .ignored(let kind, let def):
             try checkIgnored(path: path, kind: kind, default: def, value: item, origin: origin)
@@ -370,8 +420,10 @@ private final class Layer {
 
     /// VISSL keys Linprobe ignores are checked for their shape only (scalar, list or mapping).
     /// Keys whose VISSL default is null or an empty list take any value.
-    private func checkIgnored(path: String, kind: VISSLKeyTree.Kind?, default def: JSONValue?, value: YAMLItem,
-                              origin: ConfigOrigin) throws {
+    private func checkIgnored(
+        path: String, kind: VISSLKeyTree.Kind?, default def: JSONValue?, value: YAMLItem,
+        origin: ConfigOrigin
+    ) throws {
         guard let kind else { return }
         let v = value.json
         if v == .null { return }
@@ -402,20 +454,27 @@ private final class Layer {
             var text = "\(key.path) (\(origin)): \(v.displayText) is not allowed; expected \(key.limitsText)"
             if case .string(let s) = v, let allowed = key.allowed {
                 let names = allowed.compactMap(\.stringValue)
-                if let best = names.min(by: { editDistance($0.lowercased(), s.lowercased()) < editDistance($1.lowercased(), s.lowercased()) }) {
+                if let best = names.min(by: {
+                    editDistance($0.lowercased(), s.lowercased()) < editDistance($1.lowercased(), s.lowercased())
+                }) {
                     text += " (closest: \(best))"
                 }
             }
             throw LinprobeError.config(text)
         case .failure(.outOfRange(let v)):
-            throw LinprobeError.config("\(key.path) (\(origin)): \(v.displayText) is out of range; expected \(key.limitsText)")
+            throw LinprobeError.config(
+                "\(key.path) (\(origin)): \(v.displayText) is out of range; expected \(key.limitsText)")
         }
         if let s = checked.firstString(where: { $0.contains("${") }) {
-            throw LinprobeError.config("\(key.path) (\(origin)): '\(s)' is an OmegaConf interpolation, which Linprobe does not resolve; write the value itself")
+            throw LinprobeError.config(
+                "\(key.path) (\(origin)): '\(s)' is an OmegaConf interpolation, which Linprobe does not resolve; write the value itself"
+            )
         }
         if let previous = assignments[key.path], previous.value != checked {
             let how = previous.spelled == spelled ? "" : " (as \(previous.spelled) and \(spelled))"
-            throw LinprobeError.config("\(key.path) is set twice with different values\(how): \(previous.value.canonicalText) at \(previous.origin), \(checked.canonicalText) at \(origin); keep one")
+            throw LinprobeError.config(
+                "\(key.path) is set twice with different values\(how): \(previous.value.canonicalText) at \(previous.origin), \(checked.canonicalText) at \(origin); keep one"
+            )
         }
         assignments[key.path] = Assignment(path: key.path, value: checked, origin: origin, spelled: spelled)
     }
@@ -442,7 +501,8 @@ extension YAMLItem {
     static func from(_ value: JSONValue) -> YAMLItem {
         switch value {
         case .array(let items): return .list(items.map(from), line: nil)
-        case .object(let o): return .map(o.keys.sorted().map { (key: $0, value: from(o[$0] ?? .null), line: nil) }, line: nil)
+        case .object(let o):
+            return .map(o.keys.sorted().map { (key: $0, value: from(o[$0] ?? .null), line: nil) }, line: nil)
         default: return .scalar(value, line: nil)
         }
     }

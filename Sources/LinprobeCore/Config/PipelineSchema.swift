@@ -3,16 +3,20 @@
 /// that the committed file and the registry agree.
 public enum PipelineSchema {
     public static func document() -> JSONValue {
-        let config = branch(prefix: "", keys: LinprobeKeys.all, description:
-            "The configuration: VISSL's keys (Linprobe reads those listed here; other keys of VISSL's defaults.yaml are accepted and reported as ignored) and Linprobe's own keys under LINPROBE.")
+        let config = branch(
+            prefix: "", keys: LinprobeKeys.all,
+            description:
+                "The configuration: VISSL's keys (Linprobe reads those listed here; other keys of VISSL's defaults.yaml are accepted and reported as ignored) and Linprobe's own keys under LINPROBE."
+        )
         return [
             "$schema": "https://json-schema.org/draft/2020-12/schema",
             "$id": "pipeline.schema.json",
             "title": "Linprobe pipeline file",
             "description": .string(
                 "A pipeline file: YAML with VISSL's key names, either under a root config: key (VISSL's own benchmark files load unchanged) or as bare keys. "
-                + "Every key Linprobe reads is documented here with its type and default; VISSL keys Linprobe does not use are accepted and listed as ignored; any other key is an error. "
-                + "VISSL key tree: facebookresearch/vissl vissl/config/defaults.yaml at \(VISSLKeyTree.sourceCommit)."),
+                    + "Every key Linprobe reads is documented here with its type and default; VISSL keys Linprobe does not use are accepted and listed as ignored; any other key is an error. "
+                    + "VISSL key tree: facebookresearch/vissl vissl/config/defaults.yaml at \(VISSLKeyTree.sourceCommit)."
+            ),
             "type": "object",
             "anyOf": [
                 ["required": ["config"], "properties": ["config": ["$ref": "#/$defs/config"]]],
@@ -42,7 +46,8 @@ public enum PipelineSchema {
         if prefix == KeySpace.trunkParamsAlias.target {
             properties["TRUNK_PARAMS"] = [
                 "type": ["object", "null"],
-                "description": "Newer VISSL spelling: TRUNK_PARAMS.X is read as MODEL.TRUNK.X (e.g. TRUNK_PARAMS.RESNETS.DEPTH); setting both spellings to different values is an error.",
+                "description":
+                    "Newer VISSL spelling: TRUNK_PARAMS.X is read as MODEL.TRUNK.X (e.g. TRUNK_PARAMS.RESNETS.DEPTH); setting both spellings to different values is an error.",
                 "x-linprobe-alias-of": .string(KeySpace.trunkParamsAlias.target),
             ]
         }
@@ -59,7 +64,9 @@ public enum PipelineSchema {
         return .object(out)
     }
 
-    private static func typeSchema(_ type: ConfigValueType, allowed: [JSONValue]?, minimum: Double?, maximum: Double?) -> [String: JSONValue] {
+    private static func typeSchema(
+        _ type: ConfigValueType, allowed: [JSONValue]?, minimum: Double?, maximum: Double?
+    ) -> [String: JSONValue] {
         var out: [String: JSONValue] = [:]
         func limits(_ o: inout [String: JSONValue]) {
             if let allowed { o["enum"] = .array(allowed) }

@@ -43,14 +43,14 @@ struct VISSLKeyTree: Sendable {
 
     private static func parse() -> VISSLKeyTree? {
         guard case .array(let rows)? = try? JSONValue.parse(entriesJSON),
-              case .array(let legacyRows)? = try? JSONValue.parse(legacyJSON)
+            case .array(let legacyRows)? = try? JSONValue.parse(legacyJSON)
         else { return nil }
         var entries: [String: Entry] = [:]
         var children: [String: [String]] = [:]
         for row in rows {
             guard case .array(let cols) = row, cols.count == 3,
-                  let path = cols[0].stringValue, let kindText = cols[1].stringValue,
-                  let kind = Kind(rawValue: kindText)
+                let path = cols[0].stringValue, let kindText = cols[1].stringValue,
+                let kind = Kind(rawValue: kindText)
             else { return nil }
             var value = cols[2]
             // JSON does not keep "1.0" apart from "1": the kind does.
@@ -63,7 +63,7 @@ struct VISSLKeyTree: Sendable {
         var legacy: [String: String] = [:]
         for row in legacyRows {
             guard case .array(let cols) = row, cols.count == 2,
-                  let path = cols[0].stringValue, let source = cols[1].stringValue
+                let path = cols[0].stringValue, let source = cols[1].stringValue
             else { return nil }
             legacy[path] = source
         }

@@ -29,7 +29,9 @@ enum YAMLBounds {
             let (open, peak) = scanFlow(bytes, from: i, depth: flowDepth)
             flowDepth = open
             if bound + peak > maximumDepth {
-                throw LinprobeError.config("\(source) line \(lineNumber): nested deeper than \(maximumDepth) levels (indentation, '- ' and brackets); a pipeline config is far shallower")
+                throw LinprobeError.config(
+                    "\(source) line \(lineNumber): nested deeper than \(maximumDepth) levels (indentation, '- ' and brackets); a pipeline config is far shallower"
+                )
             }
         }
     }

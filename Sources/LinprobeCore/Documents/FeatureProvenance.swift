@@ -31,9 +31,11 @@ public struct FeatureProvenance: Codable, Sendable, Equatable {
         case writtenBy = "written_by"
     }
 
-    public init(fingerprint: String, path: String? = nil, split: String? = nil, rows: Int? = nil, trunk: JSONValue = .null,
-                weights: JSONValue = .null, transforms: JSONValue = .null, poolOps: JSONValue = .null,
-                dataset: JSONValue = .null, writtenBy: String? = nil) {
+    public init(
+        fingerprint: String, path: String? = nil, split: String? = nil, rows: Int? = nil, trunk: JSONValue = .null,
+        weights: JSONValue = .null, transforms: JSONValue = .null, poolOps: JSONValue = .null,
+        dataset: JSONValue = .null, writtenBy: String? = nil
+    ) {
         self.fingerprint = fingerprint
         self.path = path
         self.split = split
@@ -88,7 +90,9 @@ public struct FeatureProvenance: Codable, Sendable, Equatable {
         return nil
     }
 
-    static let splitFolderNames: Set<String> = ["train", "val", "test", "trainval", "training", "validation", "valid", "eval"]
+    static let splitFolderNames: Set<String> = [
+        "train", "val", "test", "trainval", "training", "validation", "valid", "eval",
+    ]
 
     /// The dataset name a path implies: list files and split folders are named by their parent.
     public static func name(fromPath path: String) -> String? {

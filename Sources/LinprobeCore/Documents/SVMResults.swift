@@ -106,10 +106,12 @@ public struct SVMResultsDocument: Codable, Sendable, Equatable {
 
     /// A document of the current version with the fields every protocol has; set the protocol's
     /// own fields afterwards.
-    public init(protocolKind: ProtocolKind, layer: String, metric: String, value: Double?, costs: [Double],
-                convergence: Convergence, fingerprint: String, features: Features,
-                featureProvenance: FeatureProvenancePair?, settings: JSONValue, warnings: [String],
-                provenance: Provenance) {
+    public init(
+        protocolKind: ProtocolKind, layer: String, metric: String, value: Double?, costs: [Double],
+        convergence: Convergence, fingerprint: String, features: Features,
+        featureProvenance: FeatureProvenancePair?, settings: JSONValue, warnings: [String],
+        provenance: Provenance
+    ) {
         format = Self.format
         formatVersion = Self.currentVersion
         method = "svm"
@@ -244,9 +246,11 @@ extension SVMResultsDocument {
             case timings
         }
 
-        public init(tool: String = "linprobe", toolVersion: String?, blas: String?, blasCore: String?,
-                    vectorKernels: String?, threads: Int?, solverLayout: String? = nil, refitLayout: String? = nil,
-                    timings: [String: Double]? = nil) {
+        public init(
+            tool: String = "linprobe", toolVersion: String?, blas: String?, blasCore: String?,
+            vectorKernels: String?, threads: Int?, solverLayout: String? = nil, refitLayout: String? = nil,
+            timings: [String: Double]? = nil
+        ) {
             self.tool = tool
             self.toolVersion = toolVersion
             self.blas = blas
@@ -447,8 +451,10 @@ extension SVMResultsDocument {
         public var ap: Double?
         public var note: String?
 
-        public init(cost: Double, fold: FitFold, iterations: Int? = nil, converged: Bool? = nil, ap: Double? = nil,
-                    note: String? = nil) {
+        public init(
+            cost: Double, fold: FitFold, iterations: Int? = nil, converged: Bool? = nil, ap: Double? = nil,
+            note: String? = nil
+        ) {
             self.cost = cost
             self.fold = fold
             self.iterations = iterations
@@ -487,8 +493,10 @@ extension SVMResultsDocument {
         public var std: Double?
         public var note: String?
 
-        public init(cost: Double? = nil, mean: Double?, min: Double? = nil, max: Double? = nil, std: Double? = nil,
-                    note: String? = nil) {
+        public init(
+            cost: Double? = nil, mean: Double?, min: Double? = nil, max: Double? = nil, std: Double? = nil,
+            note: String? = nil
+        ) {
             self.cost = cost
             self.mean = mean
             self.min = min
@@ -526,8 +534,10 @@ extension SVMResultsDocument {
             case perSampleMAP = "per_sample_map"
         }
 
-        public init(k: Int, visslRule: LowShotStatistics?, cvRule: LowShotStatistics, perCost: [LowShotStatistics],
-                    perSampleMAP: [[Double?]]) {
+        public init(
+            k: Int, visslRule: LowShotStatistics?, cvRule: LowShotStatistics, perCost: [LowShotStatistics],
+            perSampleMAP: [[Double?]]
+        ) {
             self.k = k
             self.visslRule = visslRule
             self.cvRule = cvRule

@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The one atomic file replacement: write a temporary file in the same folder, fsync it, rename it

@@ -1,9 +1,9 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A NumPy `.npy` array as VISSL's `disk_filelist` uses them: image path strings and integer
@@ -81,8 +81,9 @@ public struct NPYArray: Sendable {
             throw fail("format version \(major) is not supported")
         }
         guard headerStart + headerLength <= b.count else { throw fail("header runs past the end") }
-        let headerText = String(decoding: UnsafeRawBufferPointer(rebasing: b[headerStart..<(headerStart + headerLength)]),
-                                as: UTF8.self)
+        let headerText = String(
+            decoding: UnsafeRawBufferPointer(rebasing: b[headerStart..<(headerStart + headerLength)]),
+            as: UTF8.self)
         let header = try NPYHeader.parse(headerText, fail: fail)
         let dataStart = headerStart + headerLength
         guard let count = NPYArray.elementCount(header.shape) else {
@@ -95,7 +96,10 @@ public struct NPYArray: Sendable {
         let bigEndian = order == ">"
         let size = Int(dt.dropFirst(2)) ?? -1
         if kind == "O" {
-            throw LinprobeError(.unsupported, "\(path): object arrays are not supported (pickled object array, dtype '\(dt)'); save the array with a fixed-width string or integer dtype, e.g. np.save(path, np.array(list_of_str))")
+            throw LinprobeError(
+                .unsupported,
+                "\(path): object arrays are not supported (pickled object array, dtype '\(dt)'); save the array with a fixed-width string or integer dtype, e.g. np.save(path, np.array(list_of_str))"
+            )
         }
         guard size >= 0 else { throw fail("dtype '\(dt)'") }
         let (itemBytes, itemOverflow) = size.multipliedReportingOverflow(by: kind == "U" ? 4 : 1)
@@ -168,7 +172,8 @@ public struct NPYArray: Sendable {
             }
             values = .strings(out)
         default:
-            throw LinprobeError(.unsupported, "\(path): NumPy dtype '\(dt)' is not supported (expected integers or strings)")
+            throw LinprobeError(
+                .unsupported, "\(path): NumPy dtype '\(dt)' is not supported (expected integers or strings)")
         }
         if header.fortranOrder && header.shape.count > 1 {
             values = reorderFortran(values, shape: header.shape)
@@ -238,7 +243,10 @@ struct NPYHeader {
         }
         guard let d = value(of: "descr"), let q = d.first, q == "'" || q == "\"" else {
             if let d = value(of: "descr"), d.first == "[" {
-                throw LinprobeError(.unsupported, "structured NumPy dtypes are not supported (header \(text.trimmingCharacters(in: .whitespacesAndNewlines)))")
+                throw LinprobeError(
+                    .unsupported,
+                    "structured NumPy dtypes are not supported (header \(text.trimmingCharacters(in: .whitespacesAndNewlines)))"
+                )
             }
             throw fail("no 'descr' in header")
         }

@@ -5,7 +5,9 @@ public enum Paths {
     /// `path` when absolute, otherwise `path` resolved against `base` (itself resolved against
     /// the current folder when relative). No symlinks are resolved.
     /// A leading `~/` is the home folder.
-    public static func absolute(_ path: String, relativeTo base: String = FileManager.default.currentDirectoryPath) -> String {
+    public static func absolute(
+        _ path: String, relativeTo base: String = FileManager.default.currentDirectoryPath
+    ) -> String {
         if path.hasPrefix("/") { return path }
         if path.hasPrefix("~/"), let home = ProcessInfo.processInfo.environment["HOME"] {
             return join(home, String(path.dropFirst(2)))
@@ -15,7 +17,9 @@ public enum Paths {
     }
 
     /// The absolute, standardised form (`.` and `..` removed, no symlinks resolved).
-    public static func standardized(_ path: String, relativeTo base: String = FileManager.default.currentDirectoryPath) -> String {
+    public static func standardized(
+        _ path: String, relativeTo base: String = FileManager.default.currentDirectoryPath
+    ) -> String {
         URL(fileURLWithPath: absolute(path, relativeTo: base)).standardizedFileURL.path
     }
 

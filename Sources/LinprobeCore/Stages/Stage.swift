@@ -16,8 +16,10 @@ public struct StagePlan: Sendable, Equatable {
     /// The pipeline that asked for it.
     public var pipeline: String?
 
-    public init(kind: StageKind, fingerprint: String, inputs: JSONValue, parameters: JSONValue, outputs: [String],
-                pipeline: String?) {
+    public init(
+        kind: StageKind, fingerprint: String, inputs: JSONValue, parameters: JSONValue, outputs: [String],
+        pipeline: String?
+    ) {
         self.kind = kind
         self.fingerprint = fingerprint
         self.inputs = inputs
@@ -93,18 +95,24 @@ public struct StageRunner: Sendable {
 
     /// Plans are checked, then the stage runs or is reused. `progress` defaults to a reporter
     /// named after the stage.
-    public func execute<S: PipelineStage>(_ stage: S, progress: ProgressReporter? = nil) throws -> StageResult<S.Outcome> {
+    public func execute<S: PipelineStage>(
+        _ stage: S, progress: ProgressReporter? = nil
+    ) throws -> StageResult<S.Outcome> {
         let plan = stage.plan
         let context = StageContext(
             layout: layout, progress: progress ?? ProgressReporter(stage: plan.kind.name), note: note)
         let lockPath = layout.path(.lock(plan.kind, fingerprint: plan.fingerprint))
         // One process per artifact at a time (two pipelines sharing a store under `make -j2`): the
         // second waits, then finds the record complete and reuses the artifact.
-        let waiting = "waiting for another linprobe process producing \(plan.outputs.first ?? plan.kind.name) (\(plan.kind.name) \(plan.fingerprint))"
-        return try FileLock.exclusive(lockPath, onWait: { note(waiting) }, { try executeLocked(stage, plan: plan, context: context) })
+        let waiting =
+            "waiting for another linprobe process producing \(plan.outputs.first ?? plan.kind.name) (\(plan.kind.name) \(plan.fingerprint))"
+        return try FileLock.exclusive(
+            lockPath, onWait: { note(waiting) }, { try executeLocked(stage, plan: plan, context: context) })
     }
 
-    private func executeLocked<S: PipelineStage>(_ stage: S, plan: StagePlan, context: StageContext) throws
+    private func executeLocked<S: PipelineStage>(
+        _ stage: S, plan: StagePlan, context: StageContext
+    ) throws
         -> StageResult<S.Outcome>
     {
         let store = manifest

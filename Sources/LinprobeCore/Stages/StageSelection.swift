@@ -22,10 +22,14 @@ public struct StageSelection: Sendable, Equatable {
             heads = !a.isEmpty
         }
         if svm, try config.node("LINPROBE.TRAIN_VIEWS").int() > 1 {
-            throw LinprobeError.config("LINPROBE.TRAIN_VIEWS: the pipeline also runs train-svm, whose protocol fits one row per image; use TRAIN_VIEWS 1, or a separate pipeline for the augmented linear heads")
+            throw LinprobeError.config(
+                "LINPROBE.TRAIN_VIEWS: the pipeline also runs train-svm, whose protocol fits one row per image; use TRAIN_VIEWS 1, or a separate pipeline for the augmented linear heads"
+            )
         }
         guard svm || heads else {
-            throw LinprobeError.config("\(config.name): the pipeline sets neither SVM.* nor MODEL.HEAD.PARAMS, so there is nothing to train; set one of them, or LINPROBE.STAGES=[extract] to extract only")
+            throw LinprobeError.config(
+                "\(config.name): the pipeline sets neither SVM.* nor MODEL.HEAD.PARAMS, so there is nothing to train; set one of them, or LINPROBE.STAGES=[extract] to extract only"
+            )
         }
         stages = [.extract] + (svm ? [.trainSVM] : []) + (heads ? [.trainLinear] : []) + [.report]
     }

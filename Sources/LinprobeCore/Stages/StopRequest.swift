@@ -28,7 +28,8 @@ public final class StopRequest: @unchecked Sendable {
                     FileHandle.standardError.write(Data("\nstopping now (rows up to the last flush are kept)\n".utf8))
                     exit(130)
                 }
-                FileHandle.standardError.write(Data("\nstopping after the current batch (again to stop at once)…\n".utf8))
+                FileHandle.standardError.write(
+                    Data("\nstopping after the current batch (again to stop at once)…\n".utf8))
             }
             source.resume()
             request.sources.append(source)

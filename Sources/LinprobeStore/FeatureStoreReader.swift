@@ -135,7 +135,7 @@ public final class FeatureStoreReader {
                     "/targets must be integer [N] or [N, C] with N = \(count), found \(targets.type) \(tdims)")
             }
             try Self.checkRows(StoreLayout.targets, tdims[0], count: count, complete: isComplete, fail: fail)
-            if tdims.count == 2, StoreDimensions.product([count, tdims[1], 8]) == nil {
+            if tdims.count == 2, MemoryBudget.product([count, tdims[1], 8]) == nil {
                 throw fail(.corruptInput, "/targets: dimensions \(tdims) overflow")
             }
             targetLayout = tdims.count == 1 || tdims[1] == 1 ? .singleLabel : .multiLabel(classes: tdims[1])
@@ -175,8 +175,8 @@ public final class FeatureStoreReader {
         guard dims.count >= 2, ds.type.kind == .float || ds.type.kind == .integer else {
             throw fail(.corruptInput, "\(where_) must be a numeric [N, D] dataset, found \(ds.type) \(dims)")
         }
-        guard let width = StoreDimensions.product(Array(dims.dropFirst())),
-            StoreDimensions.product([dims[0], width, 8]) != nil
+        guard let width = MemoryBudget.product(Array(dims.dropFirst())),
+            MemoryBudget.product([dims[0], width, 8]) != nil
         else {
             throw fail(.corruptInput, "\(where_): dimensions \(dims) overflow")
         }
@@ -188,7 +188,7 @@ public final class FeatureStoreReader {
                     "\(where_): attribute shape_chw \(stored) must be three non-negative sizes [C, H, W]")
             }
             shape = stored.map { Int($0) }
-            guard let product = StoreDimensions.product(shape) else {
+            guard let product = MemoryBudget.product(shape) else {
                 throw fail(
                     .corruptInput,
                     "\(where_): attribute shape_chw \(shape) overflows (its product exceeds \(Int.max))")
@@ -351,20 +351,5 @@ public final class FeatureStoreReader {
     /// Every root attribute name.
     public func attributeNames() throws -> [String] {
         do { return try file.attributeNames() } catch { throw LinprobeError(.corruptInput, error.description) }
-    }
-}
-
-/// Overflow-checked sizes of stored datasets.
-enum StoreDimensions {
-    /// The product of non-negative `factors`, or nil when one is negative or the product overflows.
-    static func product(_ factors: [Int]) -> Int? {
-        var total = 1
-        for f in factors {
-            guard f >= 0 else { return nil }
-            let (p, overflow) = total.multipliedReportingOverflow(by: f)
-            if overflow { return nil }
-            total = p
-        }
-        return total
     }
 }

@@ -110,3 +110,14 @@ public struct FeatureProvenance: Codable, Sendable, Equatable {
         return !ext.isEmpty && ext.count <= 4
     }
 }
+
+/// The provenance of the training and the test store of a results document (`feature_provenance`).
+public struct FeatureProvenancePair: Codable, Sendable, Equatable {
+    public var train: FeatureProvenance
+    public var test: FeatureProvenance
+
+    public init(train: FeatureProvenance, test: FeatureProvenance) {
+        self.train = train
+        self.test = test
+    }
+}

@@ -119,15 +119,7 @@ public struct LinearResultsDocument: Codable, Sendable, Equatable {
     }
 
     /// The training and test stores as the stage read them.
-    public struct Features: Codable, Sendable, Equatable {
-        public var train: FeatureProvenance
-        public var test: FeatureProvenance
-
-        public init(train: FeatureProvenance, test: FeatureProvenance) {
-            self.train = train
-            self.test = test
-        }
-    }
+    public typealias Features = FeatureProvenancePair
 
     public var formatVersion: Int
     /// The head's name (the stored layer it reads) and its architecture.

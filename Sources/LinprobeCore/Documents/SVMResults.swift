@@ -209,15 +209,7 @@ extension SVMResultsDocument {
     }
 
     /// `feature_provenance`: the two stores' provenance as the stage read it.
-    public struct FeatureProvenancePair: Codable, Sendable, Equatable {
-        public var train: FeatureProvenance
-        public var test: FeatureProvenance
-
-        public init(train: FeatureProvenance, test: FeatureProvenance) {
-            self.train = train
-            self.test = test
-        }
-    }
+    public typealias FeatureProvenancePair = LinprobeCore.FeatureProvenancePair
 
     /// How the numbers were computed: tool, BLAS, kernels, threads, solver layouts, timings.
     public struct Provenance: Codable, Sendable, Equatable {

@@ -86,7 +86,7 @@ public struct NPYArray: Sendable {
             as: UTF8.self)
         let header = try NPYHeader.parse(headerText, fail: fail)
         let dataStart = headerStart + headerLength
-        guard let count = NPYArray.elementCount(header.shape) else {
+        guard let count = MemoryBudget.product(header.shape) else {
             throw fail("shape \(header.shape) has more elements than can be addressed")
         }
         let dt = header.descr
@@ -179,17 +179,6 @@ public struct NPYArray: Sendable {
             values = reorderFortran(values, shape: header.shape)
         }
         return NPYArray(dtype: dt, shape: header.shape, values: values)
-    }
-
-    /// The product of `shape`, or nil when it overflows.
-    static func elementCount(_ shape: [Int]) -> Int? {
-        var count = 1
-        for n in shape {
-            let (product, overflow) = count.multipliedReportingOverflow(by: n)
-            if overflow { return nil }
-            count = product
-        }
-        return count
     }
 
     /// Column-major → row-major.

@@ -6,7 +6,7 @@ public enum NPYWriter {
     /// The bytes of a float64 array of `shape` (the product of `shape` must equal `values.count`).
     public static func float64(_ values: [Double], shape: [Int]) -> Data {
         precondition(
-            NPYArray.elementCount(shape) == values.count, "shape \(shape) does not hold \(values.count) values")
+            MemoryBudget.product(shape) == values.count, "shape \(shape) does not hold \(values.count) values")
         var data = header(descr: "<f8", shape: shape)
         values.withUnsafeBufferPointer { p in
             p.withMemoryRebound(to: UInt8.self) { data.append(contentsOf: $0) }
@@ -17,7 +17,7 @@ public enum NPYWriter {
     /// The bytes of a float32 array of `shape`.
     public static func float32(_ values: [Float], shape: [Int]) -> Data {
         precondition(
-            NPYArray.elementCount(shape) == values.count, "shape \(shape) does not hold \(values.count) values")
+            MemoryBudget.product(shape) == values.count, "shape \(shape) does not hold \(values.count) values")
         var data = header(descr: "<f4", shape: shape)
         values.withUnsafeBufferPointer { p in
             p.withMemoryRebound(to: UInt8.self) { data.append(contentsOf: $0) }
@@ -28,7 +28,7 @@ public enum NPYWriter {
     /// The bytes of an int64 array of `shape`.
     public static func int64(_ values: [Int64], shape: [Int]) -> Data {
         precondition(
-            NPYArray.elementCount(shape) == values.count, "shape \(shape) does not hold \(values.count) values")
+            MemoryBudget.product(shape) == values.count, "shape \(shape) does not hold \(values.count) values")
         var data = header(descr: "<i8", shape: shape)
         values.withUnsafeBufferPointer { p in
             p.withMemoryRebound(to: UInt8.self) { data.append(contentsOf: $0) }

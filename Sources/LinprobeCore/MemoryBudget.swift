@@ -3,15 +3,16 @@ import Foundation
 /// The most memory one buffer sized by the configuration may take: half of the machine's
 /// physical memory (`ProcessInfo.physicalMemory`). Sizes are checked against it before anything
 /// is allocated, with overflow-checked arithmetic, so a configuration asking for terabytes is a
-/// one-line error giving the figure instead of an allocation abort.
-enum MemoryBudget {
-    static var physicalBytes: UInt64 { ProcessInfo.processInfo.physicalMemory }
+/// one-line error giving the figure instead of an allocation abort. Used by the transforms, the
+/// trunk's workspaces and pool ops, the store reader and the `.npy` reader.
+public enum MemoryBudget {
+    public static var physicalBytes: UInt64 { ProcessInfo.processInfo.physicalMemory }
 
     /// Half the physical memory, in bytes.
-    static var limitBytes: Int { Int(clamping: physicalBytes / 2) }
+    public static var limitBytes: Int { Int(clamping: physicalBytes / 2) }
 
     /// The product of `factors` (bytes), or nil when it overflows or a factor is negative.
-    static func product(_ factors: [Int]) -> Int? {
+    public static func product(_ factors: [Int]) -> Int? {
         var total = 1
         for f in factors {
             guard f >= 0 else { return nil }
@@ -24,7 +25,7 @@ enum MemoryBudget {
 
     /// nil when `factors` multiply to at most the limit; otherwise the phrase "needs [at least]
     /// <figure>, more than the <limit> limit (half of this machine's <memory> of memory)".
-    static func excess(_ factors: [Int], atLeast: Bool = false) -> String? {
+    public static func excess(_ factors: [Int], atLeast: Bool = false) -> String? {
         if let bytes = product(factors), bytes <= limitBytes { return nil }
         let figure = factors.reduce(1.0) { $0 * Double($1) }
         return "needs \(atLeast ? "at least " : "")\(text(figure)), more than the \(text(Double(limitBytes))) limit "
@@ -33,7 +34,7 @@ enum MemoryBudget {
     }
 
     /// Bytes in decimal units, e.g. "25.6 GB".
-    static func text(_ bytes: Double) -> String {
+    public static func text(_ bytes: Double) -> String {
         let units = ["bytes", "kB", "MB", "GB", "TB", "PB", "EB"]
         var value = bytes, unit = 0
         while value >= 1000, unit < units.count - 1 {

@@ -123,7 +123,8 @@ public enum ExtractStage {
                     plan: plan, finalPath: finalPath, options: options, strict: strict, threads: threads,
                     decodeWorkers: workers),
                 trunk: { try trunk(for: plan) })
-            let result = try runner.execute(stage, progress: ProgressReporter(stage: "extract", mode: options.progress))
+            let result = try runner.execute(
+                stage, progress: ProgressReporter(stage: StageKind.extract.name, mode: options.progress))
             let resumedFrom = result.outcome?.resumedFrom
             let stream = result.outcome?.stream
             // Whether reused or just written: open it as a reader would, and account for it.

@@ -58,6 +58,18 @@ public final class HDF5File: HDF5AttributeHolder {
         self.path = path
         self.id = id
         self.rootID = root
+        Self.closeOnExec(id)
+    }
+
+    /// Marks the file's descriptor close-on-exec. HDF5 opens it without `O_CLOEXEC`, so a child
+    /// process started meanwhile (by this process or a library in it) would inherit the descriptor
+    /// and, with it, HDF5's `flock`, keeping the file locked after this process closed it.
+    private static func closeOnExec(_ id: hid_t) {
+        var handle: UnsafeMutableRawPointer? = nil
+        guard H5Fget_vfd_handle(id, lp_H5P_DEFAULT(), &handle) >= 0, let handle else { return }
+        let fd = handle.load(as: Int32.self)  // the sec2 driver's handle points at its descriptor
+        let flags = fcntl(fd, F_GETFD)
+        if flags >= 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
     }
 
     /// Creates a new file, replacing any file at `path`.

@@ -7,7 +7,7 @@ import LinprobeExtract
 /// `linprobe extract <pipeline> [overrides] [--workdir DIR] [--threads N] [--strict] [--force]`.
 struct ExtractCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "extract",
+        commandName: StageKind.extract.name,
         abstract: "Run the frozen trunk over each configured split and store every tap of the pool-op map.",
         discussion: """
             Writes <workdir>/features/<fingerprint>/<split>.h5 for TRAIN and TEST (whichever has \

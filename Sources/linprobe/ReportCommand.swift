@@ -6,7 +6,7 @@ import LinprobeReport
 /// `linprobe report <pipeline> [overrides] [--results DIR ...] [--merge REPORT.json ...] [--out DIR]`.
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "report",
+        commandName: StageKind.report.name,
         abstract: "Gather SVM and linear-head results into report.md, report.json and a self-contained report.html.",
         discussion: """
             Without --results, reads the pipeline's latest finished train-svm and train-linear runs from \

@@ -7,7 +7,7 @@ import LinprobeLinear
 /// `linprobe train-linear <pipeline> [overrides] [--features TRAIN.h5 --test-features TEST.h5]`.
 struct TrainLinearCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "train-linear",
+        commandName: StageKind.trainLinear.name,
         abstract: "Train VISSL's linear heads (eval_mlp, mlp) with SGD on stored features, all heads in one pass.",
         discussion: """
             Heads come from MODEL.HEAD.PARAMS; head i trains on the tap named by entry i of \

@@ -7,7 +7,7 @@ import LinprobeSVM
 /// `linprobe train-svm <pipeline> [overrides] [--features TRAIN.h5 --test-features TEST.h5]`.
 struct TrainSVMCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "train-svm",
+        commandName: StageKind.trainSVM.name,
         abstract: "VISSL's VOC07 linear-SVM protocol (or its low-shot variant) on the stored features of each tap.",
         discussion: """
             Settings come from SVM.* (VISSL's names) and LINPROBE.SVM.*. SVMs are trained on the taps of \

@@ -182,7 +182,7 @@ public enum LinprobeKeys {
 
     private static let linprobe: [ConfigKey] = [
         .linprobe(
-            "LINPROBE.STAGES", .list(.string), default: [], oneOf: ["extract", "train-svm", "train-linear", "report"],
+            "LINPROBE.STAGES", .list(.string), default: [], oneOf: StageKind.allCases.map { .string($0.name) },
             "Stages `run` performs; empty = decided by the pipeline's content."),
         .linprobe(
             "LINPROBE.STORAGE_DTYPE", .string, default: "float32", oneOf: ["float32", "float16"],

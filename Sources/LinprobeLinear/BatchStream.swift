@@ -135,7 +135,7 @@ final class BatchStream {
             for run in runs {
                 let target = UnsafeMutableBufferPointer(
                     start: buf.pointer + run.at * layer.dim, count: run.rows.count * layer.dim)
-                try store.readFeatures(layer: layer.name, rows: run.rows, into: target)
+                try store.readFiniteFeatures(layer: layer.name, rows: run.rows, into: target)
             }
         }
     }
@@ -152,6 +152,19 @@ final class BatchStream {
 }
 
 extension FeatureStoreReader {
+    /// Reads `rows` of `layer` (row-major, the layer's width per row) and refuses a non-finite
+    /// value with one line naming the store, the layer and the first bad row: a NaN or Inf in the
+    /// features is the store's fault, not the learning rate's (the heads would only "diverge").
+    func readFiniteFeatures(layer: String, rows: Range<Int>, into target: UnsafeMutableBufferPointer<Float>) throws {
+        try readFeatures(layer: layer, rows: rows, into: target)
+        guard let bad = target.firstIndex(where: { !$0.isFinite }) else { return }
+        let width = max(1, target.count / max(1, rows.count))
+        throw LinprobeError(
+            .corruptInput,
+            "\(path): layer \(layer) row \(rows.lowerBound + bad / width) column \(bad % width) holds \(target[bad]) "
+                + "(NaN or Inf features); re-extract the store or drop the layer")
+    }
+
     /// Labels as the heads need them, validated against the number of outputs.
     func linearLabels(multiLabel: Bool, classes: Int, ignoreIndex: Int) throws -> Labels {
         let raw = try targets()

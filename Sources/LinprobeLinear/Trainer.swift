@@ -403,7 +403,7 @@ final class Trainer {
             let end = min(test.count, startRow + batchSize)
             let n = end - startRow
             for (l, layer) in layers.enumerated() {
-                try test.readFeatures(
+                try test.readFiniteFeatures(
                     layer: layer.name, rows: startRow..<end,
                     into: UnsafeMutableBufferPointer(start: buffers[l].pointer, count: n * layer.dim))
             }

@@ -247,6 +247,32 @@ struct StageTests {
         #expect(e2.message.contains("test split is empty"))
     }
 
+    @Test("NaN or Inf in stored features is refused naming the store, layer and row, not as a divergence")
+    func nonFiniteFeatures() throws {
+        let dir = try TemporaryDirectory()
+        let settings = try LinearSettings(config: TestStores.config())
+        let cases: [(split: String, layer: String, row: Int, value: Float)] = [
+            ("train", "res5avg", 37, .nan), ("test", "res4", 5, .infinity),
+        ]
+        for c in cases {
+            let folder = dir.file(c.split + "-poisoned")
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            let poison = (layer: c.layer, row: c.row, value: c.value)
+            let train = try TestStores.write(
+                folder + "/train.h5", rows: 200, split: "train", poison: c.split == "train" ? poison : nil)
+            let test = try TestStores.write(
+                folder + "/test.h5", rows: 64, seed: 2, split: "test", poison: c.split == "test" ? poison : nil)
+            let error = try #require(throws: LinprobeError.self) {
+                try LinearStage.run(train: train, test: test, settings: settings, workdir: folder)
+            }
+            #expect(error.exitCode == 1)
+            #expect(error.code != .numerical, "\(error.message)")
+            #expect(error.message.contains(folder + "/\(c.split).h5"), "\(error.message)")
+            #expect(error.message.contains("layer \(c.layer) row \(c.row) "), "\(error.message)")
+            #expect(!error.message.contains("diverged") && !error.message.contains("\n"), "\(error.message)")
+        }
+    }
+
     @Test("a diverging run stops with a clear message and keeps the last good checkpoint")
     func divergence() throws {
         let f = try stores()

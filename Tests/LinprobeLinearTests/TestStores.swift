@@ -15,7 +15,8 @@ enum TestStores {
     @discardableResult
     static func write(
         _ path: String, rows: Int, classes: Int = 4, layers: [StoreLayer] = layers, seed: UInt64 = 1,
-        split: String = "train", label: ((Int) -> Int64)? = nil, chunkRows: Int? = 16
+        split: String = "train", label: ((Int) -> Int64)? = nil, chunkRows: Int? = 16,
+        poison: (layer: String, row: Int, value: Float)? = nil
     ) throws -> FeatureStoreReader {
         var rng = SeededGenerator(seed: seed)
         let writer = try FeatureStoreWriter(
@@ -33,6 +34,9 @@ enum TestStores {
                 for j in 0..<layer.dim {
                     let signal: Float = y >= 0 && (j % classes) == Int(y) ? 1.5 : 0
                     features[l].append(signal + Float.random(in: -1...1, using: &rng) + Float(l) * 0.1)
+                }
+                if let poison, poison.layer == layer.name, poison.row == r {
+                    features[l][features[l].count - 1] = poison.value
                 }
             }
         }

@@ -38,7 +38,11 @@ struct ExtractCommand: ParsableCommand {
 
     @Option(
         name: .customLong("flush-seconds"),
-        help: "Seconds between flushes of the store: a crash loses at most this much work (0 = after every batch).")
+        help: ArgumentHelp(
+            "Seconds between flushes of the store (0 = after every batch). A flush keeps whole chunks only "
+                + "(the store's chunk_rows rows: a whole number of batches, at most 256 or one batch): a crash loses the "
+                + "rows since the last flush plus the rows of an unfinished chunk, so up to one chunk of work "
+                + "even with 0."))
     var flushSeconds: Double = 5
 
     func validate() throws {

@@ -95,3 +95,26 @@ import Testing
         }
     }
 }
+
+@Suite struct FlushSecondsDocumentationTests {
+    /// The watermark advances by whole chunks only, so `--flush-seconds 0` cannot mean "a crash
+    /// loses at most one batch": the help and the README state the real bound (up to one chunk
+    /// of `chunk_rows` rows) instead of promising "at most this much work".
+    @Test func helpAndReadmeStateTheChunkBound() throws {
+        let help = try runProcess(linprobeBinary(), ["extract", "--help"], environment: ["COLUMNS": "100"])
+        #expect(help.status == 0, "\(help.stderr)")
+        let text = help.stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        let option = try #require(text.range(of: "--flush-seconds <flush-seconds> "))
+        let description = String(text[option.upperBound...])
+        #expect(!description.hasPrefix("Seconds between flushes of the store: a crash loses at most this much work"))
+        #expect(description.contains("whole chunks only"), "\(description)")
+        #expect(description.contains("up to one chunk of work even with 0"), "\(description)")
+        let readme = try String(
+            contentsOfFile: repositoryRoot.appendingPathComponent("README.md").path, encoding: .utf8)
+        let flat = readme.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        #expect(
+            flat.contains(
+                "up to `chunk_rows` rows (a whole number of batches, at most 256 or one batch) even with `--flush-seconds 0`"
+            ))
+    }
+}

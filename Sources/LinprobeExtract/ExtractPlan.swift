@@ -44,6 +44,11 @@ public struct ExtractSplitPlan: Sendable {
     /// Rows of the finished store.
     public var rowCount: Int { listing.count * views }
 
+    /// The batch the extraction forms: `batchSize`, or every row when the split has fewer, so a
+    /// huge batch on a small dataset allocates only what the dataset needs (the batches are the
+    /// same: one batch of every row either way).
+    public var effectiveBatchSize: Int { max(1, min(batchSize, rowCount)) }
+
     /// The store path inside `workdir`.
     public func storePath(workdir: String) -> String {
         (workdir as NSString).appendingPathComponent(relativeStorePath)
@@ -171,7 +176,7 @@ public enum ExtractPlanner {
         let names = layerNames(shared.poolMap)
         let layers = zip(names, outputs).map { StoreLayer(name: $0, shapeCHW: $1.shapeCHW) }
         let batch = try node["BATCHSIZE_PER_REPLICA"].int()
-        guard batch >= 1 else { throw LinprobeError.config("\(node.path).BATCHSIZE_PER_REPLICA: must be at least 1") }
+        try checkBatch(batch, key: "\(node.path).BATCHSIZE_PER_REPLICA", layers: layers, dtype: shared.dtype)
         let views = split == .train ? try config.node("LINPROBE.TRAIN_VIEWS").int() : 1
         guard views >= 1 else { throw LinprobeError.config("LINPROBE.TRAIN_VIEWS: must be at least 1, got \(views)") }
 
@@ -212,6 +217,24 @@ public enum ExtractPlanner {
             fingerprint: fingerprint,
             relativeStorePath: WorkdirLayout(".").relativePath(
                 .featureStore(fingerprint: fingerprint, split: split.fileName)))
+    }
+
+    /// HDF5's limit on one chunk of a dataset (elements and bytes): 4 GiB.
+    static let maxChunkBytes = Int(UInt32.max)
+
+    /// A batch of the widest layer must fit one store chunk (HDF5 refuses a chunk of 4 GiB or
+    /// more, and a chunk is a whole number of batches): checked on the configured batch, whatever
+    /// the dataset's size, so a configuration is valid or not before any folder is walked.
+    static func checkBatch(_ batch: Int, key: String, layers: [StoreLayer], dtype: FeatureDType) throws {
+        guard batch >= 1 else { throw LinprobeError.config("\(key): must be at least 1, got \(batch)") }
+        guard let widest = layers.max(by: { $0.dim < $1.dim }), widest.dim > 0 else { return }
+        let rowBytes = widest.dim * dtype.bytes
+        let (bytes, overflow) = batch.multipliedReportingOverflow(by: rowBytes)
+        guard overflow || bytes > maxChunkBytes else { return }
+        let size = overflow ? "more than \(Int.max) bytes" : "\(bytes) bytes"
+        throw LinprobeError.config(
+            "\(key): \(batch) rows of layer \(widest.name) (\(widest.dim) \(dtype.rawValue) values each) make a "
+                + "batch of \(size); one store chunk holds at most 4 GiB, so use at most \(maxChunkBytes / rowBytes)")
     }
 
     /// Stored layer names: the pool map's tap names in map order, a repeated tap getting `_1`,

@@ -281,7 +281,7 @@ struct SplitJob {
 
         let startRow = store.rowsWritten
         let settings = StreamSettings(
-            batchSize: plan.batchSize, decodeWorkers: decodeWorkers, readAhead: 1,
+            batchSize: plan.effectiveBatchSize, decodeWorkers: decodeWorkers, readAhead: 1,
             flushInterval: options.flushInterval, strict: strict)
         let remaining = plan.rowCount - startRow
         progress.begin(plan.split.fileName, total: remaining, unit: plan.views > 1 ? "rows" : "images")
@@ -375,7 +375,8 @@ struct SplitJob {
     /// the batches an uninterrupted run forms.
     private func chunkRows() -> Int {
         let base = FeatureStoreWriter.defaultChunkRows(layers: plan.layers, dtype: plan.dtype)
-        return plan.batchSize * max(1, base / plan.batchSize)
+        let batch = plan.effectiveBatchSize
+        return batch * max(1, base / batch)
     }
 
     private func targetLayout(_ targets: DatasetTargets) -> TargetLayout {

@@ -34,8 +34,8 @@ public struct StreamSettings: Sendable, Equatable {
     /// Batches decoded ahead beyond one per worker (bounds memory: every batch in flight holds
     /// `batchSize × 3 × H × W` floats).
     public var readAhead: Int
-    /// Seconds between `flush()` calls: a SIGKILL loses at most about this much work. 0 flushes
-    /// after every batch.
+    /// Seconds between `flush()` calls. 0 flushes after every batch. A flush keeps whole store
+    /// chunks only, so a SIGKILL loses about this much work plus up to one chunk of rows.
     public var flushInterval: TimeInterval
     /// Stop at the first unreadable image (`--strict`, `LINPROBE.STRICT_IMAGES`).
     public var strict: Bool
@@ -120,7 +120,9 @@ final class ExtractionEngine: @unchecked Sendable {
     func run(from startRow: Int) throws -> StreamReport {
         precondition(startRow >= 0 && startRow <= totalRows, "start row \(startRow) outside 0...\(totalRows)")
         let clock = Date()
-        let batchSize = settings.batchSize
+        // Never more than the rows left: a batch larger than the split is one batch of every row,
+        // and its buffers are sized by the rows, not by the configured batch.
+        let batchSize = max(1, min(settings.batchSize, totalRows - startRow))
         let batchCount = (totalRows - startRow + batchSize - 1) / batchSize
         let coordinator = Coordinator(batchCount: batchCount)
         let workers = settings.decodeWorkers

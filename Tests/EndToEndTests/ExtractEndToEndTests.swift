@@ -631,6 +631,24 @@ private func writeFixtureWeights(_ spec: ResNetSpec, caseName: String, to path: 
     }
 }
 
+/// A batch too large for one store chunk is a configuration error naming the key (exit 64), not
+/// HDF5's "number of elements in chunk must be < 4GB" (exit 1), and nothing is written.
+@Suite struct HugeBatchTests {
+    @Test(arguments: ["1000000000", "9223372036854775807"]) func hugeBatchIsOneConfigLine(_ batch: String) throws {
+        let tmp = try TemporaryDirectory()
+        let r = try runProcess(
+            linprobeBinary(),
+            ["extract", "demo", "config.DATA.TRAIN.BATCHSIZE_PER_REPLICA=\(batch)", "--workdir", tmp.file("w")],
+            currentDirectory: repositoryRoot.path)
+        #expect(r.status == 64, "\(r.stderr)")
+        let errors = errorLines(r)
+        #expect(errors.count == 1, "\(r.stderr)")
+        #expect(errors.first?.contains("DATA.TRAIN.BATCHSIZE_PER_REPLICA") == true, "\(r.stderr)")
+        #expect(!r.stderr.contains("HDF5") && !r.stderr.contains("Fatal error"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: tmp.file("w/features")))
+    }
+}
+
 /// Sets a store's `format_version` attribute (simulating another Linprobe version's store).
 private func rewriteFormatVersion(_ path: String, to version: Int64) throws {
     let file = try HDF5File.open(path, writable: true)

@@ -181,7 +181,30 @@ import Testing
                 #"config.MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP=[["res6", ["Identity", []]]]"#
             ],
             mentions: ["res6"]),
+        BadConfig(
+            name: "batch larger than a store chunk", overrides: ["config.DATA.TEST.BATCHSIZE_PER_REPLICA=1000000000"],
+            mentions: ["DATA.TEST.BATCHSIZE_PER_REPLICA", "1000000000", "4 GiB", "at most 2097151"]),
+        BadConfig(
+            name: "batch of Int.max", overrides: ["config.DATA.TEST.BATCHSIZE_PER_REPLICA=9223372036854775807"],
+            mentions: ["DATA.TEST.BATCHSIZE_PER_REPLICA", "9223372036854775807", "4 GiB"]),
+        BadConfig(
+            name: "batch of zero", overrides: ["config.DATA.TEST.BATCHSIZE_PER_REPLICA=0"],
+            mentions: ["DATA.TEST.BATCHSIZE_PER_REPLICA", "at least 1"]),
     ]
+
+    /// A batch larger than the split (but within a store chunk) is one batch of every row: the
+    /// extraction's buffers are sized by the rows, not by the configured batch.
+    @Test func batchLargerThanTheSplitIsCappedByItsRows() throws {
+        let dir = try TemporaryDirectory()
+        let root = try makeImageFolder(in: dir, smallLayout)
+        let plans = try Self.plans(
+            pipelineText(root: root, poolMap: "[]"), dir: dir,
+            overrides: ["config.DATA.TEST.BATCHSIZE_PER_REPLICA=1000000"])
+        let plan = try #require(plans.first)
+        #expect(plan.batchSize == 1_000_000)
+        #expect(plan.rowCount == 9)
+        #expect(plan.effectiveBatchSize == 9)
+    }
 
     @Test(arguments: badConfigs)
     func configurationErrorsNameTheKey(_ bad: BadConfig) throws {

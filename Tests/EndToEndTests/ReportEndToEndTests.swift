@@ -232,7 +232,7 @@ private func errorLines(_ r: ProcessResult) -> [Substring] {
 
     @Test func aWorkFolderOfFormatVersion1StillReports() throws {
         let area = try ReportArea()
-        try FileManager.default.copyItem(atPath: fixturePath("report/v1/work"), toPath: area.workdir)
+        try FileManager.default.copyItem(atPath: fixturePath("report/v1/workdir"), toPath: area.workdir)
         let pipeline = area.dir.file("demo.yaml")
         try "config:\n  DATA:\n    TEST:\n      DATA_PATHS: [data/demo/voc]\n".write(
             toFile: pipeline, atomically: true, encoding: .utf8)

@@ -220,7 +220,9 @@ private func report() -> ReportDocument {
 
     @Test func documentsOfFormatVersion1StillValidate() throws {
         let results = try SchemaValidator(schemaPath: schemaPath("results.schema.json"))
-        let files = try ResultsLoader.resultFiles(in: [reportFixture("v1/work/svm"), reportFixture("v1/work/linear")])
+        let files = try ResultsLoader.resultFiles(in: [
+            reportFixture("v1/workdir/svm"), reportFixture("v1/workdir/linear"),
+        ])
         #expect(files.count == 6)
         for file in files {
             let instance = try JSONValue.parse(String(contentsOfFile: file, encoding: .utf8))

@@ -5,14 +5,14 @@ import Testing
 
 @testable import LinprobeReport
 
-/// Runs `body` on a copy of the format-1 work folder (`Tests/Fixtures/report/v1/work`: the
+/// Runs `body` on a copy of the format-1 work folder (`Tests/Fixtures/report/v1/workdir`: the
 /// results.json and metrics.json files `linprobe run demo` wrote before results carried
 /// `feature_provenance`, the per-fit lists left out, and its manifest's training records), in a
 /// temporary folder that lives until `body` returns.
 private func withV1WorkFolder(_ body: (_ workdir: String, _ scratch: TemporaryDirectory) throws -> Void) throws {
     let dir = try TemporaryDirectory("linprobe-report-v1")
     let workdir = dir.file("work")
-    try FileManager.default.copyItem(atPath: reportFixture("v1/work"), toPath: workdir)
+    try FileManager.default.copyItem(atPath: reportFixture("v1/workdir"), toPath: workdir)
     try withExtendedLifetime(dir) { try body(workdir, dir) }
 }
 

@@ -59,7 +59,7 @@ public enum DatasetLoader {
             rawDataPath = e.data
             dataKey = "dataset '\(name ?? "")' (\(key)) in \(catalog?.path ?? "the catalog")"
         }
-        let dataPath = absolute(rawDataPath, workingDirectory)
+        let dataPath = Paths.absolute(rawDataPath, relativeTo: workingDirectory)
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dataPath, isDirectory: &isDir) else {
             throw LinprobeError(
@@ -118,8 +118,6 @@ public enum DatasetLoader {
         return try applyDataLimit(listing)
     }
 
-    static func absolute(_ p: String, _ cwd: String) -> String { Paths.absolute(p, relativeTo: cwd) }
-
     /// The label path to use (explicit, else the catalog's), checked to exist; nil if none.
     private static func labelPath(
         _ settings: DatasetSettings, entry: () throws -> DatasetCatalog.Entry?,
@@ -138,7 +136,7 @@ public enum DatasetLoader {
         } else {
             return nil
         }
-        let p = absolute(raw, cwd)
+        let p = Paths.absolute(raw, relativeTo: cwd)
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir) else {
             throw LinprobeError(.missingInput, "\(p): label file does not exist (\(whereSet))")
@@ -260,7 +258,7 @@ public enum DatasetLoader {
                 paths[i] = paths[i].replacingOccurrences(of: remove, with: settings.newImagePathPrefix)
             }
         }
-        let absolutePaths = paths.map { absolute($0, workingDirectory) }
+        let absolutePaths = paths.map { Paths.absolute($0, relativeTo: workingDirectory) }
         let root = commonFolder(absolutePaths)
         let samples = absolutePaths.enumerated().map { i, p in
             DatasetSample(path: p, relativePath: String(p.dropFirst(root.count)), sourceIndex: i)

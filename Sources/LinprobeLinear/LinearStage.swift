@@ -274,10 +274,9 @@ extension LinearStage {
             pipeline: config.name, layout: layout, options: LinearRunOptions())
     }
 
-    /// Forgets the run state in the run folder, so the next `run` trains from epoch 0 instead of
-    /// resuming or taking a finished run's files (`--force`). Head files are overwritten as training
-    /// goes.
-    public func discardRunState() throws {
+    /// `--force`: forgets the run state in the run folder, so training starts at epoch 0 instead of
+    /// resuming or taking a finished run's files. Head files are overwritten as training goes.
+    public func discardPreviousRun(_ context: StageContext) throws {
         let path = RunFiles(layout: layout, fingerprint: fingerprint).statePath
         guard FileManager.default.fileExists(atPath: path) else { return }
         do { try FileManager.default.removeItem(atPath: path) } catch {

@@ -2,16 +2,6 @@ import Foundation
 import LinprobeCore
 import LinprobeStore
 
-/// Progress of a `train-svm` run, reported as fits finish (the legacy `run(train:test:…)` entry
-/// point; a `StageRunner` run reports through its `ProgressReporter`).
-public struct SVMProgress: Sendable {
-    public var layer: String
-    /// `cross-validation`, `refit`, `test`, `low-shot`.
-    public var phase: String
-    public var done: Int
-    public var total: Int
-}
-
 /// What a run produced for one layer: the summary of its results document.
 public struct SVMLayerOutcome: Sendable, Equatable {
     /// The stored layer (the pool-op map's tap name).
@@ -226,38 +216,6 @@ public struct SVMStage: PipelineStage {
         }
         return SVMRunSummary(
             fingerprint: fingerprint, directory: layout.path(.svmRun(fingerprint: fingerprint)), layers: outcomes)
-    }
-
-    // MARK: Legacy entry point
-
-    /// Runs the stage without the manifest, for callers not on `StageRunner` yet. `outputDirectory`
-    /// is the `svm` folder of a work folder (`<workdir>/svm`); the stores are opened here.
-    /// `layers` nil = every layer of the training store.
-    @discardableResult
-    public static func run(
-        train trainPath: String, test testPath: String, settings: SVMSettings, outputDirectory: String,
-        layers requestedLayers: [String]? = nil, threads: Int? = nil, gramBudgetBytes: Int = defaultGramBudgetBytes,
-        progress: (@Sendable (SVMProgress) -> Void)? = nil, warn: (@Sendable (String) -> Void)? = nil,
-        layout: SolverLayout? = nil
-    ) throws -> SVMRunSummary {
-        let workdir = WorkdirLayout(Paths.parent(outputDirectory))
-        let probe = workdir.relativePath(.svmRun(fingerprint: "fp"))
-        guard
-            Paths.standardized(workdir.path(.svmRun(fingerprint: "fp")))
-                == Paths.standardized(Paths.join(outputDirectory, "fp"))
-        else {
-            throw LinprobeError(
-                .usage, "\(outputDirectory): not the SVM folder of a work folder (runs go to <work folder>/\(probe))")
-        }
-        let stage = try SVMStage(
-            train: try FeatureStoreReader(path: trainPath), test: try FeatureStoreReader(path: testPath),
-            settings: settings, layers: requestedLayers ?? [], pipeline: nil, layout: workdir, threads: threads,
-            gramBudgetBytes: gramBudgetBytes, solverLayout: layout)
-        return try stage.execute(
-            progress: { layer, phase, done, total in
-                progress?(SVMProgress(layer: layer, phase: phase, done: done, total: total))
-            },
-            warn: { warn?($0) })
     }
 
     // MARK: Input checks

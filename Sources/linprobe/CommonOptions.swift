@@ -90,6 +90,15 @@ enum Console {
     }
 }
 
+/// Runs (or reuses) a stage under the manifest; when it was reused, `reused(outcome)` is said on stderr.
+func executeStage<S: PipelineStage>(
+    _ stage: S, layout: WorkdirLayout, force: Bool = false, reused: (S.Outcome) -> String
+) throws -> S.Outcome {
+    let result = try StageRunner(layout: layout, force: force, note: { Console.note($0) }).execute(stage)
+    if result.reused { Console.note(reused(result.outcome)) }
+    return result.outcome
+}
+
 /// Runs a subcommand body and turns any failure into one line on stderr and the documented
 /// exit code (64 for configuration and usage errors, 1 for runtime failures).
 func reportingErrors(_ body: () throws -> Void) throws {

@@ -41,11 +41,11 @@ struct TrainLinearCommand: ParsableCommand {
         let stage = try LinearStage(
             config: config, train: stores.train, test: stores.test, layout: layout,
             threads: threads)
-        if force { try stage.discardRunState() }
-        let result = try StageRunner(layout: layout, force: force, note: { Console.note($0) }).execute(stage)
-        if result.reused { Console.note("train-linear: unchanged, reused \(result.outcome.directory)") }
-        if let resumed = result.outcome.resumedFromEpoch { Console.note("train-linear: resumed at epoch \(resumed)") }
-        return result.outcome
+        let outcome = try executeStage(stage, layout: layout, force: force) {
+            "train-linear: unchanged, reused \($0.directory)"
+        }
+        if let resumed = outcome.resumedFromEpoch { Console.note("train-linear: resumed at epoch \(resumed)") }
+        return outcome
     }
 }
 

@@ -41,9 +41,7 @@ struct TrainSVMCommand: ParsableCommand {
         let stage = try SVMStage(
             config: config, train: stores.train, test: stores.test, layout: layout,
             threads: threads, forceRetrain: force)
-        let result = try StageRunner(layout: layout, force: force, note: { Console.note($0) }).execute(stage)
-        if result.reused { Console.note("train-svm: unchanged, reused \(result.outcome.directory)") }
-        return result.outcome
+        return try executeStage(stage, layout: layout, force: force) { "train-svm: unchanged, reused \($0.directory)" }
     }
 }
 

@@ -97,8 +97,7 @@ struct ResultsWorkdir {
         let test = try store(
             split: "test", rows: 30, classes: 3, multiLabel: true, fingerprint: "\(storePrefix)test", seed: 2)
         let settings = try svmSettings(["costs": ["costs_list": .array(costs.map { .double($0) }), "base": -1.0]])
-        let summary = try SVMStage.run(
-            train: train, test: test, settings: settings, outputDirectory: "\(workdir)/svm", threads: 1)
+        let summary = try runSVM(train: train, test: test, settings: settings)
         try Self.recordProvenance(in: summary.directory, train: train, test: test)
         return summary.directory
     }
@@ -113,10 +112,20 @@ struct ResultsWorkdir {
                 "low_shot": ["dataset_name": "voc", "k_values": [1, 2, 4], "sample_inds": [1, 2]],
             ],
             linprobe: ["SVM": ["LOW_SHOT": true]])
-        let summary = try SVMStage.run(
-            train: train, test: test, settings: settings, outputDirectory: "\(workdir)/svm", threads: 1)
+        let summary = try runSVM(train: train, test: test, settings: settings)
         try Self.recordProvenance(in: summary.directory, train: train, test: test)
         return summary.directory
+    }
+
+    /// train-svm on every layer of the two stores, into `svm/<fp>` of the work folder (no manifest).
+    func runSVM(train: String, test: String, settings: SVMSettings) throws -> SVMRunSummary {
+        let layout = WorkdirLayout(workdir)
+        let stage = try SVMStage(
+            train: try FeatureStoreReader(path: train), test: try FeatureStoreReader(path: test), settings: settings,
+            layers: [], pipeline: nil, layout: layout, threads: 1)
+        let context = StageContext(
+            layout: layout, progress: ProgressReporter(stage: StageKind.trainSVM.name, mode: .silent), note: { _ in })
+        return try stage.run(context)
     }
 
     func svmSettings(_ svm: [String: JSONValue], linprobe: [String: JSONValue] = [:]) throws -> SVMSettings {

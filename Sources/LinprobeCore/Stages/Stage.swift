@@ -61,10 +61,15 @@ public protocol PipelineStage {
 
     /// A one-line note for the manifest record of a finished run (e.g. "resumed at epoch 3").
     func manifestMessage(_ outcome: Outcome) -> String?
+
+    /// Called under the artifact's lock before a forced run: forget partial or finished work the
+    /// stage would otherwise resume from or take as it is.
+    func discardPreviousRun(_ context: StageContext) throws
 }
 
 extension PipelineStage {
     public func manifestMessage(_ outcome: Outcome) -> String? { nil }
+    public func discardPreviousRun(_ context: StageContext) throws {}
 }
 
 /// A stage's outcome and the manifest record behind it.
@@ -119,6 +124,7 @@ public struct StageRunner: Sendable {
         if !force, let done = try store.completeRecord(stage: plan.kind.name, fingerprint: plan.fingerprint) {
             return StageResult(outcome: try stage.reuse(context, record: done), record: done, reused: true)
         }
+        if force { try stage.discardPreviousRun(context) }
         let start = Date()
         var record = ManifestRecord(
             stage: plan.kind.name, fingerprint: plan.fingerprint, status: .running, inputs: plan.inputs,

@@ -308,6 +308,7 @@ struct SplitJob {
             try? store.setRootAttribute("provenance", json: provenance(extractor: extractor, runs: runs))
             try? store.flush()
             let kept = store.rowsWritten
+            store.abandon()  // here, not wherever the last reference to the engine happens to go
             switch error {
             case StreamStop.unreadable(let record, _):
                 let full = plan.listing.samples[record.sampleIndex].path

@@ -25,14 +25,22 @@ public final class HDF5Dataset: HDF5AttributeHolder {
         H5Tclose(t)
     }
 
-    deinit { if id >= 0 { H5Dclose(id) } }
+    deinit {
+        _ = silenceHDF5  // closing the last object of a file flushes it, on whichever thread frees it
+        if id >= 0 { H5Dclose(id) }
+    }
 
     /// Closes the dataset now (a file is only really closed, and its lock released, once every
     /// object in it is closed). Later use of the dataset fails with HDF5's error.
     public func close() {
+        _ = silenceHDF5
         if id >= 0 { H5Dclose(id) }
         id = -1
     }
+
+    /// Drops the identifier without closing it, for an object of a file HDF5 cannot close
+    /// cleanly (see `HDF5File.forget`).
+    public func forget() { id = -1 }
 
     /// Current dimensions.
     public func dims() throws(HDF5Error) -> [Int] {

@@ -17,8 +17,19 @@ public struct HDF5Error: Error, LocalizedError, Sendable, CustomStringConvertibl
         self.object = object
     }
 
+    /// The operating system's reason, when a system call under HDF5 failed (HDF5's file driver
+    /// quotes it as `error message = '…'`), for example "No space left on device".
+    public var systemReason: String? {
+        guard let start = message.range(of: "error message = '") else { return nil }
+        guard let end = message[start.upperBound...].firstIndex(of: "'") else { return nil }
+        let reason = message[start.upperBound..<end]
+        return reason.isEmpty ? nil : String(reason)
+    }
+
+    /// One line: the system's reason alone when there is one (HDF5's stack around it repeats
+    /// it a dozen times), else HDF5's whole stack.
     public var description: String {
-        "\(object): \(function) failed: \(message)"
+        "\(object): \(function) failed: \(systemReason ?? message)"
     }
 
     public var errorDescription: String? { description }
@@ -39,6 +50,13 @@ public enum HDF5Library {
     /// on its main thread, where HDF5 closes (and flushes) files still open at exit — a
     /// store left partial by a full disk would otherwise print an error stack there.
     public static func silenceErrorPrintingOnThisThread() { silenceHDF5 }
+
+    /// Keeps HDF5 from closing, at process exit, files the program left open. The only such
+    /// files are partial stores given up after a failed write (a full disk): closing one again
+    /// flushes into the same failure, and HDF5 can crash on the half-destroyed file. Their
+    /// durable rows are marked by the store's watermark, so the kernel closing the descriptor is
+    /// all they need. Must be the process's first HDF5 call; the executable makes it.
+    public static func skipCleanupAtExit() { H5dont_atexit() }
 }
 
 /// Collects and clears the calling thread's HDF5 error stack.

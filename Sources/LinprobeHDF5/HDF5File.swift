@@ -98,6 +98,7 @@ public final class HDF5File: HDF5AttributeHolder {
     }
 
     deinit {
+        _ = silenceHDF5  // a deinit may run on a thread that never opened a file
         if rootID >= 0 { H5Gclose(rootID) }
         if id >= 0 { H5Fclose(id) }
     }
@@ -105,12 +106,22 @@ public final class HDF5File: HDF5AttributeHolder {
     /// Closes the file now, reporting any error (for example a full disk while HDF5 writes
     /// its metadata). Further use of the object fails.
     public func close() throws(HDF5Error) {
+        _ = silenceHDF5
         if rootID >= 0 { H5Gclose(rootID); rootID = -1 }
         if id >= 0 {
             let status = H5Fclose(id)
             id = -1
             try checkStatus(status, "H5Fclose", path)
         }
+    }
+
+    /// Drops the identifiers without closing them. For a file whose writes failed: closing it
+    /// makes HDF5 flush its cache into the same failure, and HDF5 can crash on the
+    /// half-destroyed file afterwards. The process must not close the library at exit either
+    /// (`HDF5Library.skipCleanupAtExit`); the kernel closes the descriptor.
+    public func forget() {
+        rootID = -1
+        id = -1
     }
 
     /// Writes everything buffered by HDF5 for this file to the operating system.

@@ -31,6 +31,10 @@ public final class FeatureStoreWriter {
     /// Rows accepted but still buffered (fewer than a chunk after each append).
     private var pending: FeatureBatch
 
+    /// Whether a write to the file failed: HDF5's cache may then hold data it cannot write, and
+    /// closing the file would try again (and can crash inside HDF5).
+    private var writeFailed = false
+
     /// Rows accepted so far, buffered ones included.
     public var rowsAppended: Int { rowsInFile + pending.count }
 
@@ -208,6 +212,7 @@ public final class FeatureStoreWriter {
                 .usage, "\(partialPath): attribute \(name) is part of the store layout and cannot be replaced")
         }
         do { try file.setAttribute(name, string: value.canonicalText) } catch {
+            writeFailed = true
             throw LinprobeError(
                 .io, "\(partialPath): writing attribute \(name) failed (is the disk full?): \(error.description)")
         }
@@ -277,6 +282,7 @@ public final class FeatureStoreWriter {
             try unreadableSet.setRowCount(range.upperBound)
             try unreadableSet.writeInt64(rows: range, from: pending.unreadable[0..<rows].map { $0 ? 1 : 0 })
         } catch {
+            writeFailed = true
             throw LinprobeError(
                 .io,
                 "writing rows \(range) failed (is the disk full?): \(oneLine(error)) — rerun to resume from row \(rowsWritten)"
@@ -299,10 +305,32 @@ public final class FeatureStoreWriter {
             try file.setAttribute("rows_written", int64: Int64(rowsInFile))
             try file.flush()
         } catch {
+            writeFailed = true
             throw LinprobeError(.io, "flushing the store failed (is the disk full?): \(oneLine(error))")
         }
         rowsWritten = rowsInFile
     }
+
+    /// Leaves the store partial and lets go of it now, on the calling thread: rows past the
+    /// watermark (`rowsWritten`) are dropped when the run resumes. A healthy file is closed; one
+    /// whose writes failed is not touched again (see `writeFailed`). Nothing is reported — the
+    /// caller is already reporting the failure that made it give up.
+    public func abandon() {
+        guard let openFile = file else { return }
+        let sets = featureSets + [targetSet, indexSet, pathSet, unreadableSet]
+        if writeFailed {
+            // Not through HDF5: the descriptor and its lock go when the process exits (HDF5's own
+            // clean-up at exit is off in the executable, see `HDF5Library.skipCleanupAtExit`).
+            sets.forEach { $0.forget() }
+            openFile.forget()
+        } else {
+            sets.forEach { $0.close() }
+            try? openFile.close()
+        }
+        file = nil
+    }
+
+    deinit { abandon() }
 
     /// Writes the remaining rows, marks the store complete and renames it to its final name.
     /// - Returns: the final path.
@@ -318,6 +346,7 @@ public final class FeatureStoreWriter {
             for set in featureSets + [targetSet, indexSet, pathSet, unreadableSet] { set.close() }
             try openFile.close()
         } catch {
+            writeFailed = true
             throw LinprobeError(.io, "finishing the store failed (is the disk full?): \(oneLine(error))")
         }
         self.file = nil

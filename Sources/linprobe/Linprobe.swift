@@ -14,6 +14,7 @@ struct Linprobe: ParsableCommand {
         ])
 
     static func main() {
+        HDF5Library.skipCleanupAtExit()
         HDF5Library.silenceErrorPrintingOnThisThread()
         main(nil)
     }

@@ -309,6 +309,30 @@ private func writeStore(
         #expect(try a.imagePaths() == b.imagePaths())
     }
 
+    /// `abandon` closes the partial store at once (a failing run must not leave it to whichever
+    /// thread drops the writer last): HDF5's lock is gone while the writer object still lives,
+    /// nothing more can be appended, and a resume starts at the flushed watermark.
+    @Test func abandonReleasesThePartialStoreNow() throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.file("s.h5")
+        let writer = try FeatureStoreWriter(
+            creating: path, layers: layers, targetLayout: .multiLabel(classes: 5), metadata: metadata, chunkRows: 8)
+        let rows = 0..<16
+        let batch = FeatureBatch(
+            count: rows.count, features: writer.layers.indices.map { SyntheticRows.features(rows: rows, layer: $0) },
+            targets: SyntheticRows.targets(rows: rows), indices: rows.map(Int64.init),
+            imagePaths: SyntheticRows.paths(rows: rows))
+        try writer.append(batch)
+        try writer.flush()
+        #expect(!canLockExclusively(path + ".partial"))
+        writer.abandon()
+        writer.abandon()
+        #expect(canLockExclusively(path + ".partial"))
+        #expect(throws: LinprobeError.self) { try writer.append(batch) }
+        let resumed = try #require(try FeatureStoreWriter.resume(finalPath: path, fingerprint: "abc123"))
+        #expect(resumed.rowsWritten == 16)
+    }
+
     @Test func resumeRefusesOtherInputs() throws {
         let dir = try TemporaryDirectory()
         let path = dir.file("s.h5")
@@ -319,4 +343,13 @@ private func writeStore(
         #expect(throws: LinprobeError.self) { try FeatureStoreWriter.resume(finalPath: path, fingerprint: "different") }
         #expect(try FeatureStoreWriter.resume(finalPath: dir.file("none.h5"), fingerprint: "x") == nil)
     }
+}
+
+/// Whether a new open file description can take an exclusive `flock` on `path` (HDF5 holds one
+/// on every file it has open for writing).
+private func canLockExclusively(_ path: String) -> Bool {
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    return flock(fd, LOCK_EX | LOCK_NB) == 0
 }

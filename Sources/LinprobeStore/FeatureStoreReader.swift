@@ -39,6 +39,7 @@ public final class FeatureStoreReader {
 
     public init(path: String, allowIncomplete: Bool = false) throws {
         self.path = path
+        try StoreStructureCheck.verify(path)
         let f: HDF5File
         do {
             f = try HDF5File.open(path)

@@ -1,6 +1,8 @@
 import ArgumentParser
+import Foundation
 import LinprobeCore
 import LinprobeHDF5
+import LinprobeStore
 
 @main
 struct Linprobe: ParsableCommand {
@@ -10,12 +12,19 @@ struct Linprobe: ParsableCommand {
         version: LinprobeVersion.string,
         subcommands: [
             ConfigCommand.self, ExtractCommand.self, TrainSVMCommand.self, TrainLinearCommand.self, ReportCommand.self,
-            RunCommand.self, Inspect.self,
+            RunCommand.self, Inspect.self, CheckStoreStructureCommand.self,
         ])
 
     static func main() {
         HDF5Library.skipCleanupAtExit()
         HDF5Library.silenceErrorPrintingOnThisThread()
+        StoreStructureCheck.command = [executablePath, CheckStoreStructureCommand.configuration.commandName ?? ""]
         main(nil)
     }
+}
+
+/// This program's own path (for child processes), resolved through `/proc/self/exe`.
+private var executablePath: String {
+    let resolved = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+    return resolved == "/proc/self/exe" ? CommandLine.arguments[0] : resolved
 }

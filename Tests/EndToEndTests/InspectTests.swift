@@ -21,6 +21,26 @@ import Testing
         #expect(value["layers"]?.arrayValue?.first?["shape_chw"] == [4, 3, 3])
     }
 
+    /// Issue 19 case 8: a store whose metadata makes libhdf5 1.10 crash (one flipped byte, found
+    /// by mutating a store `store-write` made) is one line from a check process, not a crash of
+    /// the command; an intact store passes the check.
+    @Test func aStoreThatCrashesHDF5IsOneLine() throws {
+        let damaged = fixturePath("store-damaged/hdf5_crashes_on_open.h5")
+        for command in [
+            ["inspect", damaged], ["train-svm", "demo", "--features", damaged, "--test-features", damaged],
+        ] {
+            let r = try runProcess(linprobeBinary(), command, currentDirectory: repositoryRoot.path)
+            #expect(r.status == 1, "\(command): \(r.stderr)")
+            let errors = r.stderr.split(separator: "\n").filter { $0.hasPrefix("error:") }
+            #expect(errors.count == 1 && errors[0].contains("hdf5_crashes_on_open.h5"), "\(r.stderr)")
+            #expect(!r.stderr.contains("Program crashed") && !r.stderr.contains("HDF5-DIAG"), "\(r.stderr)")
+        }
+        let dir = try TemporaryDirectory()
+        let store = dir.file("train.h5")
+        #expect(try runProcess(testHelperBinary(), ["store-write", store, "20", "6", "0"]).status == 0)
+        #expect(try runProcess(linprobeBinary(), ["inspect", store]).status == 0)
+    }
+
     @Test func partialStoreIsShownAsIncomplete() throws {
         let dir = try TemporaryDirectory()
         let store = dir.file("train.h5")

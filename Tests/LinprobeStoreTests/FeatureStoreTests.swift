@@ -385,3 +385,29 @@ private func canLockExclusively(_ path: String) -> Bool {
     defer { close(fd) }
     return flock(fd, LOCK_EX | LOCK_NB) == 0
 }
+
+/// Issue 19 case 8: the structure check turns a check process killed by a signal into one line
+/// naming the store, and does nothing when no command is set (library use).
+@Suite struct StoreStructureCheckTests {
+    @Test func aCheckKilledByASignalIsOneLine() throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.file("s.h5")
+        try Data("x".utf8).write(to: URL(fileURLWithPath: path))
+        func verify(_ command: [String]?, _ file: String = path, timeout: Double = 120) throws {
+            try StoreStructureCheck.verify(file, command: command, timeoutSeconds: timeout)
+        }
+        try verify(nil)
+        let error = #expect(throws: LinprobeError.self) { try verify(["/bin/sh", "-c", "kill -SEGV $$", "sh"]) }
+        #expect(error?.message.hasPrefix(path + ": the store is damaged") == true, "\(error?.message ?? "")")
+        #expect(error?.message.contains("signal 11") == true, "\(error?.message ?? "")")
+        try verify(["/bin/sh", "-c", "exit 1", "sh"])  // an ordinary failure: the reader reports it itself
+        let other = dir.file("t.h5")
+        try Data("y".utf8).write(to: URL(fileURLWithPath: other))
+        let start = Date()
+        let hang = #expect(throws: LinprobeError.self) {
+            try verify(["/bin/sh", "-c", "exec sleep 30", "sh"], other, timeout: 0.5)
+        }
+        #expect(hang?.message.contains("did not finish") == true, "\(hang?.message ?? "")")
+        #expect(Date().timeIntervalSince(start) < 25, "the hung check was not killed")
+    }
+}

@@ -144,7 +144,7 @@ private func writeFixtureWeights(_ spec: ResNetSpec, caseName: String, to path: 
             } else if p.name.hasSuffix(".bias") {
                 values[i] = Float(0.2 * (2 * u - 1))
             } else if p.shape.count == 4 {
-                values[i] = Float((2 * u - 1) * (6.0 / Double(p.fanIn)).squareRoot())
+                values[i] = Float((2 * u - 1) * (6.0 / Double(p.shape.dropFirst().reduce(1, *))).squareRoot())
             } else {
                 values[i] = Float(0.5 + u)
             }

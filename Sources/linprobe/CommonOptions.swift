@@ -7,20 +7,21 @@ import LinprobeExtract
 /// `linprobe <stage> <pipeline | config=PATH> [+GROUP=NAME ...] [config.A.B=value ...] [--configs DIR] [--workdir DIR]`.
 struct PipelineArguments: ParsableArguments {
     @Argument(
-        help: ArgumentHelp(
-            "A pipeline file, the name of one under pipelines/ (e.g. voc07_svm), or VISSL's config=PATH.",
-            discussion: "config=PATH is read in VISSL's configs folder (--configs), as Hydra reads it."))
+        help:
+            "A pipeline file, the name of one under pipelines/ (e.g. voc07_svm), or VISSL's config=PATH (read in --configs, as Hydra does)."
+    )
     var pipeline: String
 
     @Argument(
-        help: ArgumentHelp(
-            "Overlays +GROUP=NAME, then overrides config.A.B=value.",
-            discussion: """
-                +GROUP=NAME merges GROUP/NAME.yaml from beside the pipeline file, +config/…/GROUP=NAME                 VISSL's file in --configs, in command-line order (mappings merge, lists are replaced).                 Overrides come last: config.A.B=value (A.B=value also accepted), +config.NEW.KEY=value adds a key.
-                """))
+        help:
+            "Overlays +GROUP=NAME (GROUP/NAME.yaml beside the pipeline; +config/…/GROUP=NAME in --configs), merged in order (mappings merge, lists are replaced); then overrides config.A.B=value (A.B=value too; +config.NEW.KEY=value adds a key)."
+    )
     var overrides: [String] = []
 
-    @Option(help: "VISSL's configs folder (the one holding config/) for config=PATH and +config/… (default: $LINPROBE_VISSL_CONFIGS).")
+    @Option(
+        help:
+            "VISSL's configs folder (the one holding config/) for config=PATH and +config/… (default: $LINPROBE_VISSL_CONFIGS)."
+    )
     var configs: String?
 
     @Option(help: "Folder holding manifest.json and every artifact.")

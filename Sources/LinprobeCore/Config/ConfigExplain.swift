@@ -58,7 +58,9 @@ extension PipelineConfig {
         let folders = sources.compactMap(\.path).map { Paths.parent(Paths.standardized($0)) }
         guard var common = folders.first else { return nil }
         for folder in folders.dropFirst() {
-            while common != "/" && !(folder == common || folder.hasPrefix(common + "/")) { common = Paths.parent(common) }
+            while common != "/" && !(folder == common || folder.hasPrefix(common + "/")) {
+                common = Paths.parent(common)
+            }
         }
         return common
     }

@@ -5,8 +5,9 @@ import Foundation
 /// assertion, a trunk fed the wrong input), so each is a configuration error of one line naming
 /// the files that set the values:
 ///
-/// - an `eval_mlp` head whose input size is not `in_channels` × the output size of its adaptive
-///   pool (`imagenet1k/models/regnet400MF.yaml`: 440 × 6 × 5 = 13200, not 8640);
+/// - an `eval_mlp` head on unflattened features whose input size is not `in_channels` × the
+///   output size of its adaptive pool (`imagenet1k/models/regnet400MF.yaml`: 440 × 6 × 5 = 13200,
+///   not 8640);
 /// - a `*POOL*` tap (mean over all tokens) on a vision transformer with a class token
 ///   (`vit_h14_mae.yaml` outside ImageNet; VISSL asserts);
 /// - Lab input to an AlexNet other than `alexnet_colorization`, or that trunk without Lab input
@@ -25,7 +26,9 @@ enum KnownInconsistencies {
 
     private static func headsMatchAdaptivePools(_ config: PipelineConfig) throws {
         let headsKey = "MODEL.HEAD.PARAMS", mapKey = "MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP"
-        guard case .array(let heads)? = config.node(headsKey).value,
+        // Flattened features reach eval_mlp as C·H·W channels of 1×1: in_channels is then that size.
+        guard try config.node("MODEL.FEATURE_EVAL_SETTINGS.SHOULD_FLATTEN_FEATS").boolIfPresent() == false,
+            case .array(let heads)? = config.node(headsKey).value,
             case .array(let map)? = config.node(mapKey).value
         else { return }
         for (i, (head, entry)) in zip(heads, map).enumerated() {

@@ -53,14 +53,17 @@ struct PipelineComposition {
         for text in arguments {
             switch try Self.classify(text, baseFolder: baseFolder) {
             case .overlay(let group, let option):
-                let path = try Self.resolveOverlay(group: group, option: option, text: text, base: base.path, configs: configs)
+                let path = try Self.resolveOverlay(
+                    group: group, option: option, text: text, base: base.path, configs: configs)
                 overlays.append((text, option, path))
             case .override:
                 overrides.append(try ConfigOverride(parsing: text))
             }
         }
         var documents = [try ConfigDocument(text: Self.read(base.path), source: base.path)]
-        for overlay in overlays { documents.append(try ConfigDocument(text: Self.read(overlay.path), source: overlay.path)) }
+        for overlay in overlays {
+            documents.append(try ConfigDocument(text: Self.read(overlay.path), source: overlay.path))
+        }
         self.name = ([base.name] + overlays.map { Paths.lastComponent($0.option) }).joined(separator: "+")
         self.basePath = base.path
         self.catalogPath = Self.catalogPath(base: base.path, configs: configs)
@@ -181,10 +184,12 @@ struct PipelineComposition {
             )
         }
         guard isFolder(Paths.join(folder, "config")) else {
-            let hint = isFolder(Paths.join(folder, "configs/config")) ? "; did you mean \(Paths.join(folder, "configs"))?" : ""
+            let hint =
+                isFolder(Paths.join(folder, "configs/config")) ? "; did you mean \(Paths.join(folder, "configs"))?" : ""
             throw LinprobeError(
                 .usage,
-                "\(folder) (--configs or \(configsVariable)): not a VISSL configs folder, it has no config/ folder\(hint)")
+                "\(folder) (--configs or \(configsVariable)): not a VISSL configs folder, it has no config/ folder\(hint)"
+            )
         }
         return folder
     }
@@ -236,7 +241,11 @@ struct PipelineComposition {
         if let same = names.first(where: { $0.lowercased() == wanted.lowercased() }) {
             return "; did you mean '\(same)'? (names are case-sensitive)"
         }
-        let best = names.min { (editDistance($0.lowercased(), wanted.lowercased()), $0) < (editDistance($1.lowercased(), wanted.lowercased()), $1) }
+        let best = names.min {
+            (editDistance($0.lowercased(), wanted.lowercased()), $0) < (
+                editDistance($1.lowercased(), wanted.lowercased()), $1
+            )
+        }
         if let best, editDistance(best.lowercased(), wanted.lowercased()) <= max(2, wanted.count / 4) {
             return "; did you mean '\(best)'?"
         }

@@ -28,7 +28,8 @@ import Testing
             "config", base, "\(models)=resnet18", "config.SEED_VALUE=5", "--configs", configs, "--explain",
         ])
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(r.stdout.contains("#   overlay  models/resnet18.yaml   \(models)=resnet18\n"))
+        let overlay = "\(configs)/config/benchmark/linear_image_classification/toyset/models/resnet18.yaml"
+        #expect(r.stdout.contains("#   overlay  models/resnet18.yaml   \(overlay)\n"))
         #expect(r.stdout.contains("        DEPTH: 18  # models/resnet18.yaml line 10\n"))
         #expect(r.stdout.contains("      NAME: resnet  # eval_resnet_toy_linear.yaml line 45\n"))
         #expect(r.stdout.contains("  SEED_VALUE: 5  # override config.SEED_VALUE=5\n"))

@@ -181,8 +181,9 @@ private func compose(
         let config = try compose(
             "config=\(baseName)", ["+\(group)/models=wide_resnet", "config.SEED_VALUE=9"])
         let text = config.explainText
-        #expect(text.contains("#   base     eval_resnet_toy_linear.yaml   config=\(baseName)"))
-        #expect(text.contains("#   overlay  models/wide_resnet.yaml   +\(group)/models=wide_resnet"))
+        #expect(text.contains("#   base     eval_resnet_toy_linear.yaml   \(baseFile)\n"))
+        #expect(text.contains("#   overlay  models/wide_resnet.yaml   \(configs)/\(group)/models/wide_resnet.yaml\n"))
+        #expect(text.contains("#   override config.SEED_VALUE=9\n"))
         #expect(text.contains("        DEPTH: 50  # eval_resnet_toy_linear.yaml line 47\n"))
         #expect(text.contains("        WIDTH_MULTIPLIER: 2  # models/wide_resnet.yaml line 7\n"))
         #expect(text.contains("  SEED_VALUE: 9  # override config.SEED_VALUE=9\n"))

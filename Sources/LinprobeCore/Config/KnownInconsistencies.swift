@@ -71,7 +71,11 @@ enum KnownInconsistencies {
             case .array(let map)? = config.node(mapKey).value
         else { return }
         let tokenKey = "MODEL.TRUNK.VISION_TRANSFORMERS.USE_CLASS_TOKEN"
-        let setting = config.ignoredSetting(tokenKey)
+        // A key Linprobe reads (once a ViT family registers it), else as VISSL's files set it.
+        let setting =
+            config.node(tokenKey).exists
+            ? IgnoredSetting(value: config.node(tokenKey).value ?? .null, origin: config.origin(of: tokenKey))
+            : config.ignoredSetting(tokenKey)
         // VISSL's vision_transformer has a class token unless USE_CLASS_TOKEN is false.
         guard setting?.value != .bool(false) else { return }
         let taps = map.compactMap { $0.arrayValue?.first?.stringValue }

@@ -628,7 +628,9 @@ private func writeFixtureWeights(_ spec: ResNetSpec, caseName: String, to path: 
         let reason = mounted ? "No space left on device" : "File too large"
         #expect(errors.first?.contains(reason) == true && errors.first?.contains("H5FD") == false, "\(full.stderr)")
         if mounted { _ = try runProcess("/bin/mount", ["-o", "remount,size=64m", mountPoint]) }
+        print("MANIFEST<<" + ((try? String(contentsOfFile: workdir + "/manifest.json", encoding: .utf8)) ?? "none") + ">>")
         let rerun = try area.extract(file, [], workdir: workdir)
+        print("RERUN<<\(rerun.stderr)>>")
         #expect(rerun.status == 0, "\(rerun.stderr)")
         #expect(try FeatureStoreReader(path: rerun.stdout.trimmingCharacters(in: .whitespacesAndNewlines)).count == 40)
     }

@@ -16,11 +16,19 @@ VENV ?= .venv-bench
 WORKDIR ?= runs
 THREADS ?= 0
 EXTRA ?=
+# MODEL=NAME adds VISSL's overlay <dataset>/models/NAME.yaml from VISSL's configs folder
+# (CONFIGS=/path/to/vissl/configs, or $LINPROBE_VISSL_CONFIGS); OVERLAYS='+GROUP=NAME ...' adds others.
+MODEL ?=
+OVERLAYS ?=
+CONFIGS ?=
 # WEIGHTS=random runs VISSL's random-initialisation baseline.
 weights_override = config.MODEL.WEIGHTS_INIT.PARAMS_FILE=$(if $(filter random,$(WEIGHTS)),"",$(WEIGHTS))
 need_weights = $(if $(WEIGHTS),,$(error set WEIGHTS=/path/to/checkpoint.torch (or WEIGHTS=random for VISSL's random baseline)))
 need_data = $(if $(DATA),,$(error set DATA=$(1)))
-RUN = $(BIN) run --workdir $(WORKDIR) --threads $(THREADS)
+need_configs = $(if $(MODEL),$(if $(CONFIGS)$(LINPROBE_VISSL_CONFIGS),,$(error MODEL=$(MODEL) is a VISSL overlay: set CONFIGS=/path/to/vissl/configs (or LINPROBE_VISSL_CONFIGS))))
+# The overlays of a benchmark on dataset $(1): MODEL's, then OVERLAYS.
+overlays = $(if $(MODEL),+config/benchmark/linear_image_classification/$(1)/models=$(MODEL)) $(OVERLAYS)
+RUN = $(BIN) run --workdir $(WORKDIR) --threads $(THREADS) $(if $(CONFIGS),--configs $(CONFIGS))
 
 all: build
 
@@ -66,26 +74,29 @@ demo: build
 ##   make imagenet1k WEIGHTS=rn50.torch DATA=/data/imagenet        (DATA/train, DATA/val class folders)
 ##   make places205 WEIGHTS=rn50.torch DATA=/data/places205        (DATA/train, DATA/val class folders)
 ##   make inaturalist18 WEIGHTS=rn50.torch DATA=/data/inat18       (DATA/{train,val}_{images,labels}.npy)
+## Another trunk: MODEL=NAME adds VISSL's models/NAME.yaml overlay of that dataset (needs CONFIGS=/path/to/vissl/configs
+## or $LINPROBE_VISSL_CONFIGS), e.g. make imagenet1k MODEL=resnet50_w2 CONFIGS=~/vissl/configs WEIGHTS=… DATA=…;
+## OVERLAYS='+GROUP=NAME ...' adds further overlays (+config/… in the configs folder, or GROUP/NAME.yaml in pipelines/).
 ## Further overrides: EXTRA='config.SVM.costs.costs_list=[0.1,1.0]'; work folder: WORKDIR=runs.
 voc07: build
-	$(need_weights)$(call need_data,/path/to/VOCdevkit/VOC2007)
-	$(RUN) voc07_svm $(weights_override) "config.DATA.TRAIN.DATA_PATHS=[$(DATA)]" "config.DATA.TEST.DATA_PATHS=[$(DATA)]" $(EXTRA)
+	$(need_weights)$(need_configs)$(call need_data,/path/to/VOCdevkit/VOC2007)
+	$(RUN) voc07_svm $(call overlays,voc07) $(weights_override) "config.DATA.TRAIN.DATA_PATHS=[$(DATA)]" "config.DATA.TEST.DATA_PATHS=[$(DATA)]" $(EXTRA)
 
 voc07_low_shot: build
-	$(need_weights)$(call need_data,/path/to/VOCdevkit/VOC2007)
-	$(RUN) voc07_low_shot_svm $(weights_override) "config.DATA.TRAIN.DATA_PATHS=[$(DATA)]" "config.DATA.TEST.DATA_PATHS=[$(DATA)]" $(EXTRA)
+	$(need_weights)$(need_configs)$(call need_data,/path/to/VOCdevkit/VOC2007)
+	$(RUN) voc07_low_shot_svm $(call overlays,voc07) $(weights_override) "config.DATA.TRAIN.DATA_PATHS=[$(DATA)]" "config.DATA.TEST.DATA_PATHS=[$(DATA)]" $(EXTRA)
 
 imagenet1k: build
-	$(need_weights)$(call need_data,/path/to/imagenet (with train/ and val/ class folders))
-	$(RUN) imagenet1k_linear $(weights_override) "config.DATA.TRAIN.DATA_PATHS=[$(DATA)/train]" "config.DATA.TEST.DATA_PATHS=[$(DATA)/val]" $(EXTRA)
+	$(need_weights)$(need_configs)$(call need_data,/path/to/imagenet (with train/ and val/ class folders))
+	$(RUN) imagenet1k_linear $(call overlays,imagenet1k) $(weights_override) "config.DATA.TRAIN.DATA_PATHS=[$(DATA)/train]" "config.DATA.TEST.DATA_PATHS=[$(DATA)/val]" $(EXTRA)
 
 places205: build
-	$(need_weights)$(call need_data,/path/to/places205 (with train/ and val/ class folders))
-	$(RUN) places205_linear $(weights_override) "config.DATA.TRAIN.DATA_PATHS=[$(DATA)/train]" "config.DATA.TEST.DATA_PATHS=[$(DATA)/val]" $(EXTRA)
+	$(need_weights)$(need_configs)$(call need_data,/path/to/places205 (with train/ and val/ class folders))
+	$(RUN) places205_linear $(call overlays,places205) $(weights_override) "config.DATA.TRAIN.DATA_PATHS=[$(DATA)/train]" "config.DATA.TEST.DATA_PATHS=[$(DATA)/val]" $(EXTRA)
 
 inaturalist18: build
-	$(need_weights)$(call need_data,/path/to/inat18 (with train_images.npy train_labels.npy val_images.npy val_labels.npy))
-	$(RUN) inaturalist18_linear $(weights_override) \
+	$(need_weights)$(need_configs)$(call need_data,/path/to/inat18 (with train_images.npy train_labels.npy val_images.npy val_labels.npy))
+	$(RUN) inaturalist18_linear $(call overlays,inaturalist18) $(weights_override) \
 	  "config.DATA.TRAIN.DATA_PATHS=[$(DATA)/train_images.npy]" "config.DATA.TRAIN.LABEL_PATHS=[$(DATA)/train_labels.npy]" \
 	  "config.DATA.TEST.DATA_PATHS=[$(DATA)/val_images.npy]" "config.DATA.TEST.LABEL_PATHS=[$(DATA)/val_labels.npy]" $(EXTRA)
 

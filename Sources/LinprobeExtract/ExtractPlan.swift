@@ -107,9 +107,7 @@ public enum ExtractPlanner {
                 $0.isEmpty ? nil : Paths.standardized($0, relativeTo: workingDirectory)
             },
             environment: environment,
-            defaultPath: config.pipelinePath.map {
-                (($0 as NSString).deletingLastPathComponent as NSString).appendingPathComponent("dataset_catalog.json")
-            })
+            defaultPath: config.defaultCatalogPath)
         return try splits.map {
             try planSplit($0, config: config, shared: shared, catalog: catalog, workingDirectory: workingDirectory)
         }

@@ -4,13 +4,25 @@ import LinprobeCore
 import LinprobeExtract
 
 /// The arguments every pipeline-driven subcommand takes:
-/// `linprobe <stage> <pipeline> [config.A.B=value ...] [--workdir DIR]`.
+/// `linprobe <stage> <pipeline | config=PATH> [+GROUP=NAME ...] [config.A.B=value ...] [--configs DIR] [--workdir DIR]`.
 struct PipelineArguments: ParsableArguments {
-    @Argument(help: "A pipeline file, or the name of one under pipelines/ (e.g. voc07_svm).")
+    @Argument(
+        help:
+            "A pipeline file, the name of one under pipelines/ (e.g. voc07_svm), or VISSL's config=PATH (read in --configs, as Hydra does)."
+    )
     var pipeline: String
 
-    @Argument(help: "Overrides in VISSL's spelling: config.A.B=value (A.B=value also accepted).")
+    @Argument(
+        help:
+            "Overlays +GROUP=NAME (GROUP/NAME.yaml beside the pipeline; +config/…/GROUP=NAME in --configs), merged in order (mappings merge, lists are replaced); then overrides config.A.B=value (A.B=value too; +config.NEW.KEY=value adds a key)."
+    )
     var overrides: [String] = []
+
+    @Option(
+        help:
+            "VISSL's configs folder (the one holding config/) for config=PATH and +config/… (default: $LINPROBE_VISSL_CONFIGS)."
+    )
+    var configs: String?
 
     @Option(help: "Folder holding manifest.json and every artifact.")
     var workdir: String = "runs"
@@ -18,9 +30,9 @@ struct PipelineArguments: ParsableArguments {
     /// The work folder's layout.
     var layout: WorkdirLayout { WorkdirLayout(workdir) }
 
-    /// The effective configuration, its notes and ignored VISSL keys said on stderr.
+    /// The composed configuration, its notes and ignored VISSL keys said on stderr.
     func load() throws -> PipelineConfig {
-        let config = try PipelineConfig.load(pipeline: pipeline, overrides: overrides)
+        let config = try PipelineConfig.load(pipeline: pipeline, overrides: overrides, configs: configs)
         for note in config.notes { Console.note(note) }
         if let note = config.ignoredKeysNote { Console.note(note) }
         return config

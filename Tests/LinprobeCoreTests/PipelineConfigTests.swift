@@ -278,8 +278,6 @@ import Testing
         ("config.SVM..dual=true", "empty key component"),
         ("config.SVM.costs.costs_list[0]=1", "not a key name"),
         ("~config.SVM.dual", "deleting keys"),
-        ("config=benchmark/linear_image_classification/voc07/eval", "first argument"),
-        ("+config/benchmark/models=resnet50_w2", "config-group"),
         ("config.SVM.costs={costs_list: [1, 2}", "unbalanced"),
         ("config.SVM.max_iter=1,2", "sweep"),
         ("config.SVM.costs.costs_list=[1,2,]", "item is missing"),

@@ -7,7 +7,12 @@
 //   ConfigOverride.swift       — `config.A.B=value` override parsing
 //   HydraValueParser.swift     — override values read by Hydra's grammar
 //   KeySpace.swift             — what a dotted path means (Linprobe key, VISSL key to ignore, alias, unknown)
-//   PipelineConfig.swift       — the loader: defaults ⊕ pipeline file ⊕ overrides → effective config
+//   PipelineComposition.swift  — what a command line names: the base (a pipeline file or VISSL's
+//                                config=PATH), +GROUP=NAME overlays, overrides; files found case-sensitively
+//   ComposedTree.swift         — one document read, and OmegaConf's merge with the origin of every value
+//   PipelineConfig.swift       — the loader: defaults ⊕ base ⊕ overlays ⊕ overrides → effective config
+//   KnownInconsistencies.swift — VISSL's own config bugs, reported before any work
+//   ConfigExplain.swift        — `linprobe config --explain`: each value with where it came from
 //   PipelineSchema.swift       — the JSON Schema of pipeline files, generated from the registry
 import Foundation
 

@@ -3,12 +3,16 @@
 /// (`true`/`False`, `null`, `8`, `1e-3`, `inf`, else a string — `yes` stays a string), a quoted
 /// string, a list (`[1, 2]`, nested lists such as the pool-op map) or a mapping (`{a: 1}`);
 /// an empty value is the empty string. Comma-separated sweeps (`a,b`) are refused.
+/// `+` (Hydra: add a key) also accepts a key known to neither VISSL nor Linprobe, which is then
+/// ignored like VISSL's own unused keys.
 public struct ConfigOverride: Sendable, Equatable {
     /// The override as given.
     public let text: String
     /// Dotted key path without the `config.` prefix.
     public let path: String
     public let value: JSONValue
+    /// Spelled with `+` or `++` (Hydra: add the key).
+    public let adds: Bool
 
     public init(parsing text: String) throws {
         self.text = text
@@ -19,6 +23,7 @@ public struct ConfigOverride: Sendable, Equatable {
         if body.hasPrefix("~") {
             throw bad("deleting keys (~) is not supported; set the key to another value instead")
         }
+        adds = body.hasPrefix("+")
         if body.hasPrefix("++") { body = body.dropFirst(2) } else if body.hasPrefix("+") { body = body.dropFirst() }
         guard let eq = body.firstIndex(of: "=") else {
             throw bad("no '=' (write config.A.B=value)")
@@ -26,10 +31,10 @@ public struct ConfigOverride: Sendable, Equatable {
         var key = String(body[..<eq])
         let valueText = String(body[body.index(after: eq)...])
         if key == "config" {
-            throw bad("selecting a VISSL config by name is not supported; give the pipeline file as the first argument")
+            throw bad("config=PATH names the base configuration; give it as the first argument")
         }
-        if key.hasPrefix("config/") {
-            throw bad("Hydra config-group overrides are not supported; copy that file's keys into the pipeline")
+        if key.contains("/") {
+            throw bad("a config group option is added with '+' (+\(text))")
         }
         if key.hasPrefix("config.") { key.removeFirst("config.".count) }
         guard !key.isEmpty else { throw bad("empty key before '='") }

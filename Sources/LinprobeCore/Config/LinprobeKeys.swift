@@ -86,8 +86,8 @@ public enum LinprobeKeys {
 
         .vissl("MODEL.WEIGHTS_INIT.PARAMS_FILE", .string, "Checkpoint with the trunk weights."),
         .vissl(
-            "MODEL.WEIGHTS_INIT.STATE_DICT_KEY_NAME", .string,
-            "Key of the state dict inside the checkpoint (classy_state_dict, model_state_dict, or empty for a bare state dict)."
+            "MODEL.WEIGHTS_INIT.STATE_DICT_KEY_NAME", .any,
+            "Key of the state dict inside the checkpoint (classy_state_dict, model_state_dict, or empty for a bare state dict), or a list of keys followed in turn ([loss, teacher])."
         ),
         .vissl("MODEL.WEIGHTS_INIT.APPEND_PREFIX", .string, "Prefix added to every checkpoint key before matching."),
         .vissl(

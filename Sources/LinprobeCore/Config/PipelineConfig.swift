@@ -21,17 +21,27 @@ public enum ConfigOrigin: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// The effective configuration of a pipeline: Linprobe's defaults ⊕ the pipeline file ⊕ the
-/// command-line overrides, validated against the registry (`LinprobeKeys`) and VISSL's key tree.
+/// A VISSL key that Linprobe does not use, as the composition set it (for checks and `--explain`).
+struct IgnoredSetting: Sendable {
+    let value: JSONValue
+    let origin: ConfigOrigin
+}
+
+/// The effective configuration of a pipeline: Linprobe's defaults ⊕ the base (a pipeline file or
+/// VISSL's `config=PATH`) ⊕ `+GROUP=NAME` overlays in command-line order ⊕ the command-line
+/// overrides, composed as Hydra composes a VISSL run (`PipelineComposition`) and validated once
+/// against the registry (`LinprobeKeys`) and VISSL's key tree.
 ///
 /// VISSL's own benchmark files load unchanged (root `config:` key, `# @package _global_`), as do
 /// bare-key snippets; `MODEL.TRUNK.TRUNK_PARAMS.X` is read as `MODEL.TRUNK.X`. Only the keys
 /// Linprobe reads are in the effective tree; VISSL keys it does not use are listed in
-/// `ignoredKeys`.
+/// `ignoredKeys`. Inconsistencies known in VISSL's own files are errors here, before any work
+/// (`KnownInconsistencies`).
 public struct PipelineConfig: Sendable {
-    /// The pipeline file read (nil when loaded from text).
+    /// The base pipeline file read (nil when loaded from text).
     public let pipelinePath: String?
-    /// The pipeline's name: its file name without extension (or the text's source name).
+    /// The pipeline's name: the base file's name without extension (or the text's source name),
+    /// then `+NAME` for each overlay.
     public let name: String
     /// The effective configuration: every registry key, nested by its dotted path.
     public let effective: JSONValue
@@ -39,8 +49,16 @@ public struct PipelineConfig: Sendable {
     public let ignoredKeys: [String]
     /// Other remarks for the user (e.g. a key read at another place), each one line.
     public let notes: [String]
+    /// The documents and overrides composed, in order.
+    public let sources: [ConfigSource]
+    /// The dataset catalog used when neither `LINPROBE.DATASET_CATALOG` nor the environment names
+    /// one: `dataset_catalog.json` next to the base file (VISSL's `config/dataset_catalog.json`
+    /// for a file of VISSL's configs folder).
+    public let defaultCatalogPath: String?
     /// Origin of every explicitly set registry key.
     private let origins: [String: ConfigOrigin]
+    /// The value and origin of every ignored VISSL key that was set.
+    let ignoredSettings: [String: IgnoredSetting]
 
     /// The effective tree as a `ConfigNode` (typed accessors whose errors name the key path).
     public var root: ConfigNode { ConfigNode(path: "", value: effective) }
@@ -48,7 +66,8 @@ public struct PipelineConfig: Sendable {
     /// A key or branch of the effective tree, e.g. `node("SVM.costs.costs_list")`.
     public func node(_ dotted: String) -> ConfigNode { root.at(dotted) }
 
-    /// The canonical JSON value of the effective configuration (for fingerprints).
+    /// The canonical JSON value of the effective configuration (for fingerprints). It depends on
+    /// the composed result only, not on how the command line spelled it.
     public var canonicalJSON: JSONValue { effective }
 
     /// Compact canonical JSON text (sorted keys).
@@ -83,43 +102,38 @@ public struct PipelineConfig: Sendable {
 
     // MARK: Loading
 
-    /// Loads a pipeline by path or name (see `resolve`) and applies `overrides`.
+    /// Loads a pipeline and composes it: `pipeline` is a file path, the name of one (see
+    /// `resolve`) or VISSL's `config=PATH`; `overrides` holds `+GROUP=NAME` overlays and dotted
+    /// overrides in command-line order. VISSL's configs folder is `configs`, else
+    /// `$LINPROBE_VISSL_CONFIGS`.
     public static func load(
-        pipeline: String, overrides: [String] = [],
+        pipeline: String, overrides: [String] = [], configs: String? = nil,
+        environment: [String: String] = ProcessInfo.processInfo.environment,
         searchPaths: [String] = defaultSearchPaths()
     ) throws -> PipelineConfig {
-        let path = try resolve(pipeline: pipeline, searchPaths: searchPaths)
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw LinprobeError.config("\(path): cannot read the pipeline file as UTF-8 text (\(oneLine(error)))")
-        }
-        let name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
-        return try load(text: text, source: path, name: name, pipelinePath: path, overrides: overrides)
+        let folder = configs ?? environment[PipelineComposition.configsVariable].flatMap { $0.isEmpty ? nil : $0 }
+        let composition = try PipelineComposition(
+            pipeline: pipeline, arguments: overrides, configs: folder, searchPaths: searchPaths)
+        return try load(composition)
     }
 
     /// Loads pipeline text (`source` names it in messages) and applies `overrides`.
     public static func load(
         text: String, source: String, name: String? = nil, overrides: [String] = []
     ) throws -> PipelineConfig {
-        try load(text: text, source: source, name: name ?? source, pipelinePath: nil, overrides: overrides)
+        let composition = try PipelineComposition(
+            text: text, source: source, name: name ?? source, arguments: overrides)
+        return try load(composition)
     }
 
-    private static func load(
-        text: String, source: String, name: String, pipelinePath: String?,
-        overrides: [String]
-    ) throws -> PipelineConfig {
-        try checkPackageDirective(text, source: source)
-        let parsedOverrides = try overrides.map { try ConfigOverride(parsing: $0) }
+    /// Validates the composed documents, then the overrides, over the registry defaults.
+    private static func load(_ composition: PipelineComposition) throws -> PipelineConfig {
         let space = KeySpace.shared
-
         let fileLayer = Layer(space: space)
-        if let item = try ConfigYAML.parse(text, source: source) {
-            try fileLayer.readDocument(item, source: source)
-        }
+        try fileLayer.read(composition.tree)
+        fileLayer.ignored += composition.rootKeys
         let overrideLayer = Layer(space: space)
-        for o in parsedOverrides { try overrideLayer.readOverride(o) }
+        for o in composition.overrides { try overrideLayer.readOverride(o) }
 
         var values: [String: JSONValue] = [:]
         for key in LinprobeKeys.all { values[key.path] = key.defaultValue }
@@ -131,26 +145,17 @@ public struct PipelineConfig: Sendable {
             }
         }
         let ignored = Set(fileLayer.ignored).union(overrideLayer.ignored).sorted()
-        return PipelineConfig(
-            pipelinePath: pipelinePath, name: name, effective: nest(values),
-            ignoredKeys: ignored, notes: fileLayer.notes + overrideLayer.notes, origins: origins)
+        let config = PipelineConfig(
+            pipelinePath: composition.basePath, name: composition.name, effective: nest(values),
+            ignoredKeys: ignored, notes: fileLayer.notes + overrideLayer.notes, sources: composition.sources,
+            defaultCatalogPath: composition.catalogPath, origins: origins,
+            ignoredSettings: fileLayer.ignoredSettings.merging(overrideLayer.ignoredSettings) { _, new in new })
+        try KnownInconsistencies.check(config)
+        return config
     }
 
-    /// Hydra's `# @package` header: only `_global_` (VISSL's) is meaningful here.
-    private static func checkPackageDirective(_ text: String, source: String) throws {
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false).prefix(20) {
-            let t = line.trimmingCharacters(in: .whitespaces)
-            guard t.hasPrefix("#") else { continue }
-            let body = t.dropFirst().trimmingCharacters(in: .whitespaces)
-            guard body.hasPrefix("@package") else { continue }
-            let package = body.dropFirst("@package".count).trimmingCharacters(in: .whitespaces)
-            if package != "_global_" {
-                throw LinprobeError.config(
-                    "\(source): '# @package \(package)' is not supported; VISSL config files use '# @package _global_' with a root config: key"
-                )
-            }
-        }
-    }
+    /// The value and origin of an ignored VISSL key, if the composition set it.
+    func ignoredSetting(_ path: String) -> IgnoredSetting? { ignoredSettings[path] }
 
     /// Builds the nested tree from dotted paths.
     private static func nest(_ values: [String: JSONValue]) -> JSONValue {
@@ -249,7 +254,7 @@ public struct PipelineConfig: Sendable {
     }
 }
 
-// MARK: - Reading one layer (the file, or the overrides)
+// MARK: - Reading one layer (the composed documents, or the overrides)
 
 /// Collects the assignments of one layer, validating every key and value.
 private final class Layer {
@@ -264,56 +269,21 @@ private final class Layer {
     let space: KeySpace
     var assignments: [String: Assignment] = [:]
     var ignored: [String] = []
+    var ignoredSettings: [String: IgnoredSetting] = [:]
     var notes: [String] = []
 
     init(space: KeySpace) { self.space = space }
 
-    /// A pipeline document: bare keys, or VISSL's form with a root `config:` key.
-    func readDocument(_ item: YAMLItem, source: String) throws {
-        guard case .map(let pairs, _) = item else {
-            if case .scalar(.null, _) = item { return }
-            throw LinprobeError.config(
-                "\(source): a pipeline must be a mapping of keys (e.g. config: or DATA:), not \(item.json.canonicalText)"
-            )
-        }
-        let rootKeys = Set(VISSLKeyTree.rootKeys)
-        let wrapped = pairs.contains { $0.key == "config" }
-        for pair in pairs {
-            let origin = ConfigOrigin.file(path: source, line: pair.line)
-            if pair.key == "defaults" {
-                throw LinprobeError.config(
-                    "defaults (\(origin)): Hydra defaults lists are not supported; copy the keys of the listed files into this pipeline"
-                )
-            }
-            if wrapped {
-                if pair.key == "config" {
-                    try visit(path: "", spelled: "", item: pair.value, source: source)
-                } else if rootKeys.contains(pair.key) {
-                    ignored.append(pair.key)
-                } else {
-                    let inside = space.meaning(of: pair.key)
-                    let hint: String
-                    if case .unknown = inside {
-                        hint = "closest valid key: config.\(space.suggestion(for: pair.key))"
-                    } else {
-                        hint = "move it under config:"
-                    }
-                    throw LinprobeError.config(
-                        "unknown key '\(pair.key)' (\(origin)): beside config: only \(rootKeys.sorted().joined(separator: ", ")) may appear; \(hint)"
-                    )
-                }
-            } else if rootKeys.contains(pair.key) {
-                ignored.append(pair.key)
-            } else {
-                try visitChild(
-                    parent: "", spelledParent: "", key: pair.key, value: pair.value, line: pair.line, source: source)
-            }
-        }
+    /// The composed documents: a mapping of configuration keys (the `config:` subtree).
+    func read(_ tree: ComposedNode) throws {
+        guard case .map(let entries, _) = tree else { return }
+        for e in entries { try visitChild(parent: "", spelledParent: "", key: e.key, node: e.node) }
     }
 
     /// A command-line override.
     func readOverride(_ o: ConfigOverride) throws {
         let origin = ConfigOrigin.override(o.text)
+        let node = ComposedNode(YAMLItem.from(o.value), line: nil) { _ in origin }
         // Walk the dotted path, following the TRUNK_PARAMS alias, down to the key it sets.
         let parts = o.path.split(separator: ".").map(String.init)
         var path = ""
@@ -339,16 +309,25 @@ private final class Layer {
                         throw unknownKey(o.path, origin: origin)
                     }
                     ignored.append(path)
+                    ignoredSettings[o.path] = IgnoredSetting(value: node.json, origin: origin)
                     return
                 }
-                try checkIgnored(path: path, kind: kind, default: def, value: YAMLItem.from(o.value), origin: origin)
-                ignored.append(path)
+                try checkIgnored(path: path, kind: kind, default: def, value: node.json, origin: origin)
+                ignore(path, node: node)
                 return
             case .unknown:
-                throw unknownKey(o.path, origin: origin)
+                // Hydra's `+` adds a key VISSL's defaults do not have; VISSL then ignores it too.
+                guard o.adds else { throw unknownKey(o.path, origin: origin) }
+                ignore(o.path, node: node)
+                return
             }
         }
-        try visit(path: path, spelled: o.path, item: YAMLItem.from(o.value), originOverride: origin, source: "")
+        try visit(path: path, spelled: o.path, node: node)
+    }
+
+    private func ignore(_ path: String, node: ComposedNode) {
+        ignored.append(path)
+        ignoredSettings[path] = IgnoredSetting(value: node.json, origin: node.origin)
     }
 
     private func unknownKey(_ spelled: String, origin: ConfigOrigin) -> LinprobeError {
@@ -358,61 +337,41 @@ private final class Layer {
         )
     }
 
-    private func visitChild(
-        parent: String, spelledParent: String, key: String, value: YAMLItem, line: Int?, source: String
-    ) throws {
+    private func visitChild(parent: String, spelledParent: String, key: String, node: ComposedNode) throws {
         let path = parent.isEmpty ? key : "\(parent).\(key)"
         let spelled = spelledParent.isEmpty ? key : "\(spelledParent).\(key)"
         if parent.isEmpty, key == "TRUNK", case .unknown = space.meaning(of: path) {
             // VISSL's documentation shows TRUNK at the root in one snippet; it belongs to MODEL.
-            notes.append("note: reading root key TRUNK (\(ConfigOrigin.file(path: source, line: line))) as MODEL.TRUNK")
-            try visit(path: "MODEL.TRUNK", spelled: "TRUNK", item: value, source: source, line: line)
+            notes.append("note: reading root key TRUNK (\(node.origin)) as MODEL.TRUNK")
+            try visit(path: "MODEL.TRUNK", spelled: "TRUNK", node: node)
             return
         }
-        try visit(path: path, spelled: spelled, item: value, source: source, line: line)
+        try visit(path: path, spelled: spelled, node: node)
     }
 
-    /// Applies `item` at canonical `path`.
-    private func visit(
-        path: String, spelled: String, item: YAMLItem, originOverride: ConfigOrigin? = nil,
-        source: String, line: Int? = nil
-    ) throws {
-        let origin = originOverride ?? .file(path: source, line: line ?? item.line)
+    /// Applies `node` at canonical `path`.
+    private func visit(path: String, spelled: String, node: ComposedNode) throws {
+        let origin = node.origin
         let meaning: KeyMeaning = path.isEmpty ? .branch : space.meaning(of: path)
         switch meaning {
         case .key(let key):
-            try assign(key: key, spelled: spelled, value: item.json, origin: origin)
+            try assign(key: key, spelled: spelled, value: node.json, origin: origin)
         case .branch, .alias:
             var base = path
             if case .alias(let target) = meaning { base = target }
-            switch item {
-            case .map(let pairs, _):
-                for pair in pairs {
-                    if let originOverride {
-                        let childPath = base.isEmpty ? pair.key : "\(base).\(pair.key)"
-                        let childSpelled = spelled.isEmpty ? pair.key : "\(spelled).\(pair.key)"
-                        if case .unknown = space.meaning(of: childPath) {
-                            throw unknownKey(childSpelled, origin: originOverride)
-                        }
-                        try visit(
-                            path: childPath, spelled: childSpelled, item: pair.value, originOverride: originOverride,
-                            source: source)
-                    } else {
-                        try visitChild(
-                            parent: base, spelledParent: spelled, key: pair.key, value: pair.value, line: pair.line,
-                            source: source)
-                    }
-                }
-            case .scalar(.null, _):
+            switch node {
+            case .map(let entries, _):
+                for e in entries { try visitChild(parent: base, spelledParent: spelled, key: e.key, node: e.node) }
+            case .value(.scalar(.null, _), _):
                 return  // an empty section: nothing set
-            default:
+            case .value(let item, _):
                 let keys = (space.children[base] ?? []).sorted().prefix(4).joined(separator: ", ")
                 throw LinprobeError.config(
                     "\(spelled) (\(origin)): expected a mapping of keys (\(keys), ...), got \(item.json.canonicalText)")
             }
         case .ignored(let kind, let def):
-            try checkIgnored(path: path, kind: kind, default: def, value: item, origin: origin)
-            ignored.append(path)
+            try checkIgnored(path: path, kind: kind, default: def, value: node.json, origin: origin)
+            ignore(path, node: node)
         case .unknown:
             throw unknownKey(spelled, origin: origin)
         }
@@ -421,11 +380,10 @@ private final class Layer {
     /// VISSL keys Linprobe ignores are checked for their shape only (scalar, list or mapping).
     /// Keys whose VISSL default is null or an empty list take any value.
     private func checkIgnored(
-        path: String, kind: VISSLKeyTree.Kind?, default def: JSONValue?, value: YAMLItem,
+        path: String, kind: VISSLKeyTree.Kind?, default def: JSONValue?, value v: JSONValue,
         origin: ConfigOrigin
     ) throws {
         guard let kind else { return }
-        let v = value.json
         if v == .null { return }
         let ok: Bool
         let expected: String

@@ -25,7 +25,8 @@ extension ViTSpec: TrunkArchitecture {
     func resolve(_ name: String) throws -> (tap: ViTTap, blocks: [Int]) {
         guard let tap = ViTTap(name: name) else {
             throw LinprobeError.config(
-                "'\(name)' is not a tap of the vision_transformer trunk (taps: \(ViTTap.names.joined(separator: ", ")))")
+                "'\(name)' is not a tap of the vision_transformer trunk (taps: \(ViTTap.names.joined(separator: ", ")))"
+            )
         }
         if let needs = tap.classToken, needs != useClassToken {
             throw LinprobeError.config(
@@ -79,7 +80,8 @@ extension ViTSpec: TrunkArchitecture {
 
     public func build(weights: TrunkWeights, options: TrunkRunOptions) throws -> any TrunkNetwork {
         if let a = options.algorithm {
-            throw LinprobeError.config("LINPROBE.TRUNK.ALGORITHM: '\(a)' does not apply to the vision_transformer trunk")
+            throw LinprobeError.config(
+                "LINPROBE.TRUNK.ALGORITHM: '\(a)' does not apply to the vision_transformer trunk")
         }
         return try ViTNetwork(weights: weights)
     }

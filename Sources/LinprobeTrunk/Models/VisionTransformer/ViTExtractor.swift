@@ -74,8 +74,9 @@ public final class ViTExtractor: TrunkExtractor, @unchecked Sendable {
         let perImage = ViTWorkspace.floatsPerImage(spec: spec, tokens: geometry.tokens)
         let limit = (512 << 20) / 4
         self.microBatch = max(1, min(microBatch, limit / max(1, perImage)))
-        if let excess = MemoryBudget.excess([perImage * self.microBatch + geometry.tokens * geometry.tokens, 4, workers])
-        {
+        if let excess = MemoryBudget.excess([
+            perImage * self.microBatch + geometry.tokens * geometry.tokens, 4, workers,
+        ]) {
             throw LinprobeError.config(
                 "input size \(inputHeight)×\(inputWidth): the transformer's workspace memory \(excess); use smaller images or fewer threads"
             )

@@ -84,7 +84,8 @@ extension ViTExtractor {
 
     /// Writes what block `j`'s outputs need: class rows, token means or all tokens, each
     /// normalised by the final LayerNorm.
-    private func emit(block j: Int, _ ws: ViTWorkspace, n: Int, first: Int, destinations: [UnsafeMutablePointer<Float>]) {
+    private func emit(block j: Int, _ ws: ViTWorkspace, n: Int, first: Int, destinations: [UnsafeMutablePointer<Float>])
+    {
         let spec = network.spec
         let t = geometry.tokens, d = spec.hiddenDim
         let needsAll = emissions[j].contains { $0.tap.allTokens || $0.tap.pooled }

@@ -78,7 +78,8 @@ public final class ViTNetwork: TrunkNetwork, @unchecked Sendable {
     public func extractor(
         outputs: [FeatureOutput], inputHeight: Int, inputWidth: Int, options: TrunkRunOptions
     ) throws -> any TrunkExtractor {
-        try ViTExtractor(network: self, outputs: outputs, inputHeight: inputHeight, inputWidth: inputWidth, options: options)
+        try ViTExtractor(
+            network: self, outputs: outputs, inputHeight: inputHeight, inputWidth: inputWidth, options: options)
     }
 }
 

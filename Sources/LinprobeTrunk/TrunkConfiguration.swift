@@ -10,6 +10,7 @@ public enum TrunkFamilies {
     static let parsers: [(name: String, parse: Parser)] = [
         ("resnet", { try ResNetSpec(model: $0) }),
         ("vision_transformer", { try ViTSpec(model: $0) }),
+        ("beit", { try ViTSpec(beitModel: $0) }),
     ]
 
     /// The trunk names Linprobe implements.

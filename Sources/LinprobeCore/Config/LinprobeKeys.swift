@@ -54,7 +54,7 @@ public enum LinprobeKeys {
             "Parallel image-loading workers (VISSL: dataloader processes per GPU)."),
 
         .vissl("MODEL.INPUT_TYPE", .string, oneOf: ["rgb", "bgr", "lab"], "Colour layout the trunk expects."),
-        .vissl("MODEL.TRUNK.NAME", .string, "Trunk architecture (resnet, vision_transformer)."),
+        .vissl("MODEL.TRUNK.NAME", .string, "Trunk architecture (resnet, vision_transformer, beit)."),
         .vissl("MODEL.TRUNK.RESNETS.DEPTH", .integer, oneOf: [18, 34, 50, 101, 152, 200], "ResNet depth."),
         .vissl(
             "MODEL.TRUNK.RESNETS.WIDTH_MULTIPLIER", .integer, min: 1,
@@ -97,6 +97,23 @@ public enum LinprobeKeys {
             "MODEL.TRUNK.VISION_TRANSFORMERS.DROP_PATH_RATE", .number,
             "ViT: stochastic depth (training only; inert here)."
         ),
+
+        .vissl("MODEL.TRUNK.BEIT.IMAGE_SIZE", .integer, min: 1, "BEiT: image side (the input must have it)."),
+        .vissl("MODEL.TRUNK.BEIT.PATCH_SIZE", .integer, min: 1, "BEiT: patch side (kernel = stride)."),
+        .vissl("MODEL.TRUNK.BEIT.HIDDEN_DIM", .integer, min: 1, "BEiT: embedding width D."),
+        .vissl("MODEL.TRUNK.BEIT.NUM_LAYERS", .integer, min: 1, "BEiT: number of blocks."),
+        .vissl("MODEL.TRUNK.BEIT.NUM_HEADS", .integer, min: 1, "BEiT: attention heads (divides D)."),
+        .vissl("MODEL.TRUNK.BEIT.MLP_RATIO", .number, min: 0, "BEiT: MLP width over D."),
+        .vissl("MODEL.TRUNK.BEIT.QKV_BIAS", .bool, "BEiT: q and v biases (k has none)."),
+        .vissl("MODEL.TRUNK.BEIT.QK_SCALE", .any, "BEiT: attention logit scale; false = head_dim^-0.5."),
+        .vissl("MODEL.TRUNK.BEIT.USE_ABS_POS_EMB", .bool, "BEiT: absolute position embedding."),
+        .vissl("MODEL.TRUNK.BEIT.USE_REL_POS_BIAS", .bool, "BEiT: relative position bias in every block."),
+        .vissl("MODEL.TRUNK.BEIT.USE_SHARED_REL_POS_BIAS", .bool, "BEiT: one relative position bias for all blocks."),
+        .vissl("MODEL.TRUNK.BEIT.USE_MEAN_POOLING", .bool, "BEiT: no final LayerNorm (mean-pooling head)."),
+        .vissl("MODEL.TRUNK.BEIT.INIT_VALUES", .any, "BEiT: layer scale initial value; false = no layer scale."),
+        .vissl("MODEL.TRUNK.BEIT.DROPOUT_RATE", .number, "BEiT: dropout (training only; inert here)."),
+        .vissl("MODEL.TRUNK.BEIT.ATTENTION_DROPOUT_RATE", .number, "BEiT: attention dropout (inert here)."),
+        .vissl("MODEL.TRUNK.BEIT.DROP_PATH_RATE", .number, "BEiT: stochastic depth (inert here)."),
 
         .vissl("MODEL.FEATURE_EVAL_SETTINGS.EVAL_MODE_ON", .bool, "Evaluate a frozen model (linear benchmark mode)."),
         .vissl("MODEL.FEATURE_EVAL_SETTINGS.FREEZE_TRUNK_ONLY", .bool, "Freeze the trunk and train only the heads."),

@@ -239,8 +239,8 @@ enum TransformerKernels {
 
     /// Multi-head self-attention of one image's `tokens` rows from the fused `qkv` rows
     /// (`[q(all heads) ; k ; v]`, head-major inside each, as timm/VISSL lay them out), written to
-    /// `out` (`tokens × dim`, heads concatenated). Per head: logits = Q·Kᵀ (sgemm straight on the
-    /// strided qkv rows), softmax(scale·logits), out_h = A·V. `logits` holds `tokens²` floats.
+    /// `out` (`tokens × dim`, heads concatenated). Per head: logits = scale·Q·Kᵀ (sgemm on the
+    /// strided qkv rows), + `bias` (BEiT's relative position bias), softmax, out_h = A·V. `logits` holds `tokens²` floats.
     static func attention(
         qkv: UnsafePointer<Float>, tokens: Int, dim: Int, heads: Int, scale: Float,
         logits: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>,
@@ -253,9 +253,10 @@ enum TransformerKernels {
             let k = qkv + dim + h * hd
             let v = qkv + 2 * dim + h * hd
             BLAS.sgemm(
-                .none, .transpose, m: tokens, n: tokens, k: hd, a: q, lda: stride, b: k, ldb: stride, c: logits)
+                .none, .transpose, m: tokens, n: tokens, k: hd, alpha: scale, a: q, lda: stride, b: k, ldb: stride,
+                c: logits)
             bias?(h, logits)
-            softmaxRows(logits, rows: tokens, cols: tokens, scale: scale)
+            softmaxRows(logits, rows: tokens, cols: tokens, scale: 1)
             BLAS.sgemm(
                 .none, .none, m: tokens, n: hd, k: tokens, a: logits, b: v, ldb: stride, c: out + h * hd, ldc: dim)
         }

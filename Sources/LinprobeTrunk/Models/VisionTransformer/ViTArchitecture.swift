@@ -3,13 +3,29 @@ import LinprobeCore
 
 /// `ViTSpec` as a trunk architecture (VISSL's `vision_transformer`).
 extension ViTSpec: TrunkArchitecture {
-    public var trunkName: String { "vision_transformer" }
-    public var tapNames: [String] { ViTTap.names }
-    public func acceptsTap(_ name: String) -> Bool { ViTTap(name: name) != nil }
+    public var trunkName: String { beit == nil ? "vision_transformer" : "beit" }
+    public var tapNames: [String] { beit == nil ? ViTTap.names : ["lastCLS", "concatCLS{n}", "blkCLS{i}"] }
+    public func acceptsTap(_ name: String) -> Bool {
+        guard let tap = ViTTap(name: name) else { return false }
+        return beit == nil || tap.isClassTokenRow
+    }
     /// VISSL's `forward` without keys: `norm(x)[:, 0]`, or the token mean without class token.
     public var defaultTap: String { useClassToken ? "lastCLS" : "lastPOOL" }
 
     public var provenance: JSONValue {
+        if let b = beit {
+            var o: [String: JSONValue] = [
+                "name": "beit", "IMAGE_SIZE": .int(Int64(imageSize)), "PATCH_SIZE": .int(Int64(patchSize)),
+                "HIDDEN_DIM": .int(Int64(hiddenDim)), "NUM_LAYERS": .int(Int64(numLayers)),
+                "NUM_HEADS": .int(Int64(numHeads)), "MLP_RATIO": .double(b.mlpRatio), "QKV_BIAS": .bool(qkvBias),
+                "USE_ABS_POS_EMB": .bool(b.useAbsolutePosition), "USE_REL_POS_BIAS": .bool(b.useRelativePositionBias),
+                "USE_SHARED_REL_POS_BIAS": .bool(b.useSharedRelativePositionBias),
+                "USE_MEAN_POOLING": .bool(b.useMeanPooling),
+                "INIT_VALUES": b.initValues.map { .double($0) } ?? .bool(false),
+            ]
+            if let qkScale { o["QK_SCALE"] = .double(qkScale) }
+            return .object(o)
+        }
         var o: [String: JSONValue] = [
             "name": "vision_transformer",
             "IMAGE_SIZE": .int(Int64(imageSize)), "PATCH_SIZE": .int(Int64(patchSize)),
@@ -31,14 +47,14 @@ extension ViTSpec: TrunkArchitecture {
         if let needs = tap.classToken, needs != useClassToken {
             throw LinprobeError.config(
                 needs
-                    ? "tap \(name) reads the class token, but the model has none (\(Self.keyPath).USE_CLASS_TOKEN false)"
-                    : "tap \(name) averages all tokens, which VISSL allows only without a class token (\(Self.keyPath).USE_CLASS_TOKEN true; VISSL asserts 'FIXIT')"
+                    ? "tap \(name) reads the class token, but the model has none (\(configPath).USE_CLASS_TOKEN false)"
+                    : "tap \(name) averages all tokens, which VISSL allows only without a class token (\(configPath).USE_CLASS_TOKEN true; VISSL asserts 'FIXIT')"
             )
         }
         switch tap.blocks(layers: numLayers) {
         case .success(let blocks): return (tap, blocks)
         case .failure(let e):
-            throw LinprobeError.config("tap \(name): \(e.message) (\(Self.keyPath).NUM_LAYERS \(numLayers))")
+            throw LinprobeError.config("tap \(name): \(e.message) (\(configPath).NUM_LAYERS \(numLayers))")
         }
     }
 
@@ -61,12 +77,15 @@ extension ViTSpec: TrunkArchitecture {
         }
     }
 
+    /// Trunk names of timm/VISSL; BEiT's `relative_position_index` buffers are recomputed, so a
+    /// checkpoint's copies are ignored.
     public func looksLikeTrunkParameter(_ name: String) -> Bool {
-        name.firstMatch(of: #/^(cls_token|pos_embed|patch_embed\.|blocks\.\d+\.|norm\.)/#) != nil
+        !name.hasSuffix("relative_position_index")
+            && name.firstMatch(of: #/^(cls_token|pos_embed|patch_embed\.|blocks\.\d+\.|norm\.|rel_pos_bias\.)/#) != nil
     }
 
     public var checkpointHint: String {
-        "check \(Self.keyPath) (PATCH_SIZE, HIDDEN_DIM, NUM_LAYERS, MLP_DIM, QKV_BIAS, USE_CLASS_TOKEN, IMAGE_SIZE) and MODEL.WEIGHTS_INIT"
+        "check \(configPath) (PATCH_SIZE, HIDDEN_DIM, NUM_LAYERS, MLP_DIM, QKV_BIAS, USE_CLASS_TOKEN, IMAGE_SIZE) and MODEL.WEIGHTS_INIT"
     }
 
     public func visslModuleName(_ parameter: String) -> String { "trunk.base_model." + parameter }

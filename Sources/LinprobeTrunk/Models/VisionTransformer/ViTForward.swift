@@ -40,10 +40,15 @@ extension ViTExtractor {
             let block = network.blocks[j]
             block.norm1.forward(ws.x.pointer, rows: rows, ws.xn.pointer)
             block.qkv.forward(ws.xn.pointer, rows: rows, ws.qkv.pointer)
+            let bias = block.relativeBias.map { table in
+                { (h: Int, logits: UnsafeMutablePointer<Float>) in
+                    TransformerKernels.addRowVector(logits, rows: 1, dim: t * t, table.pointer + h * t * t)
+                }
+            }
             for i in 0..<n {
                 TransformerKernels.attention(
                     qkv: ws.qkv.pointer + i * t * 3 * d, tokens: t, dim: d, heads: spec.numHeads, scale: spec.scale,
-                    logits: ws.logits.pointer, out: ws.attention.pointer + i * t * d)
+                    logits: ws.logits.pointer, out: ws.attention.pointer + i * t * d, bias: bias)
             }
             block.proj.accumulate(ws.attention.pointer, rows: rows, into: ws.x.pointer)
             block.norm2.forward(ws.x.pointer, rows: rows, ws.xn.pointer)
@@ -89,7 +94,7 @@ extension ViTExtractor {
         let spec = network.spec
         let t = geometry.tokens, d = spec.hiddenDim
         let needsAll = emissions[j].contains { $0.tap.allTokens || $0.tap.pooled }
-        if needsAll { network.norm.forward(ws.x.pointer, rows: n * t, ws.xn.pointer) }
+        if needsAll { normalize(ws.x.pointer, rows: n * t, ws.xn.pointer) }
         for e in emissions[j] {
             let dim = outputs[e.output].dimension
             for i in 0..<n {
@@ -108,10 +113,19 @@ extension ViTExtractor {
                     if needsAll {
                         (dst + e.slot * d).update(from: xn, count: d)
                     } else {
-                        network.norm.forward(x, rows: 1, dst + e.slot * d)
+                        normalize(x, rows: 1, dst + e.slot * d)
                     }
                 }
             }
+        }
+    }
+
+    /// The final LayerNorm (a copy when the model has none: BEiT with mean pooling).
+    private func normalize(_ src: UnsafePointer<Float>, rows: Int, _ dst: UnsafeMutablePointer<Float>) {
+        if let norm = network.norm {
+            norm.forward(src, rows: rows, dst)
+        } else {
+            dst.update(from: src, count: rows * network.spec.hiddenDim)
         }
     }
 

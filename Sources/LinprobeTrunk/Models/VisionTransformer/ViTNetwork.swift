@@ -12,6 +12,8 @@ public final class ViTNetwork: TrunkNetwork, @unchecked Sendable {
         let norm2: LayerNormLayer
         let fc1: LinearLayer
         let fc2: LinearLayer
+        /// BEiT: `[heads, tokens, tokens]` added to the scaled attention logits.
+        let relativeBias: FloatBuffer?
     }
 
     public let spec: ViTSpec
@@ -25,7 +27,8 @@ public final class ViTNetwork: TrunkNetwork, @unchecked Sendable {
     /// The patch convolution as a linear layer over `(c, ky, kx)`-ordered patches.
     let patchEmbed: LinearLayer
     let blocks: [Block]
-    let norm: LayerNormLayer
+    /// nil for BEiT with mean pooling (VISSL's `nn.Identity()`).
+    let norm: LayerNormLayer?
 
     public var architecture: any TrunkArchitecture { spec }
 
@@ -40,29 +43,74 @@ public final class ViTNetwork: TrunkNetwork, @unchecked Sendable {
         let read = ParameterReader(weights: weights)
         let d = spec.hiddenDim, m = spec.mlpHidden, p = spec.patchSize
         classToken = spec.useClassToken ? FloatBuffer(try read("cls_token")) : nil
-        positionEmbedding = try read("pos_embed")
+        positionEmbedding =
+            spec.beit?.useAbsolutePosition == false
+            ? [Float](repeating: 0, count: spec.positionRows * d) : try read("pos_embed")
         patchEmbed = LinearLayer(
             weight: try read("patch_embed.proj.weight"), bias: try read("patch_embed.proj.bias"), outFeatures: d,
             inFeatures: 3 * p * p)
-        blocks = try (0..<spec.numLayers).map { i in
-            let b = "blocks.\(i)."
-            return Block(
-                norm1: LayerNormLayer(weight: try read(b + "norm1.weight"), bias: try read(b + "norm1.bias")),
-                qkv: LinearLayer(
-                    weight: try read(b + "attn.qkv.weight"), bias: spec.qkvBias ? try read(b + "attn.qkv.bias") : nil,
-                    outFeatures: 3 * d, inFeatures: d),
-                proj: LinearLayer(
-                    weight: try read(b + "attn.proj.weight"), bias: try read(b + "attn.proj.bias"), outFeatures: d,
-                    inFeatures: d),
-                norm2: LayerNormLayer(weight: try read(b + "norm2.weight"), bias: try read(b + "norm2.bias")),
-                fc1: LinearLayer(
-                    weight: try read(b + "mlp.fc1.weight"), bias: try read(b + "mlp.fc1.bias"), outFeatures: m,
-                    inFeatures: d),
-                fc2: LinearLayer(
-                    weight: try read(b + "mlp.fc2.weight"), bias: try read(b + "mlp.fc2.bias"), outFeatures: d,
-                    inFeatures: m))
+        blocks = try (0..<spec.numLayers).map { try Self.block($0, spec: spec, read: read) }
+        norm =
+            spec.beit?.useMeanPooling == true
+            ? nil : LayerNormLayer(weight: try read("norm.weight"), bias: try read("norm.bias"))
+    }
+
+    /// Block `i`: for BEiT the qkv bias is `q_bias ; 0 ; v_bias`, layer scale is folded into
+    /// `proj` and `fc2` (γ·(Wx + b) = (γW)x + γb), and the relative position bias is expanded to
+    /// one `tokens × tokens` matrix per head through the recomputed index.
+    static func block(_ i: Int, spec: ViTSpec, read: ParameterReader) throws -> Block {
+        let b = "blocks.\(i).", d = spec.hiddenDim, m = spec.mlpHidden
+        var qkvBias: [Float]? = nil
+        var gamma1: [Float]? = nil, gamma2: [Float]? = nil
+        var relative: FloatBuffer? = nil
+        if let beit = spec.beit {
+            if spec.qkvBias {
+                qkvBias = try read(b + "attn.q_bias") + [Float](repeating: 0, count: d) + read(b + "attn.v_bias")
+            }
+            if beit.initValues != nil {
+                gamma1 = try read(b + "gamma_1")
+                gamma2 = try read(b + "gamma_2")
+            }
+            let table =
+                beit.useSharedRelativePositionBias
+                ? try read("rel_pos_bias.relative_position_bias_table")
+                : beit.useRelativePositionBias ? try read(b + "attn.relative_position_bias_table") : nil
+            relative = table.map { relativeBias(table: $0, grid: spec.grid, heads: spec.numHeads) }
+        } else if spec.qkvBias {
+            qkvBias = try read(b + "attn.qkv.bias")
         }
-        norm = LayerNormLayer(weight: try read("norm.weight"), bias: try read("norm.bias"))
+        func scaled(_ w: [Float], _ b: [Float], _ gamma: [Float]?, inFeatures: Int) -> ([Float], [Float]) {
+            guard let gamma else { return (w, b) }
+            var w = w, b = b
+            for o in 0..<gamma.count {
+                for k in 0..<inFeatures { w[o * inFeatures + k] *= gamma[o] }
+                b[o] *= gamma[o]
+            }
+            return (w, b)
+        }
+        let proj = scaled(try read(b + "attn.proj.weight"), try read(b + "attn.proj.bias"), gamma1, inFeatures: d)
+        let fc2 = scaled(try read(b + "mlp.fc2.weight"), try read(b + "mlp.fc2.bias"), gamma2, inFeatures: m)
+        return Block(
+            norm1: LayerNormLayer(weight: try read(b + "norm1.weight"), bias: try read(b + "norm1.bias")),
+            qkv: LinearLayer(weight: try read(b + "attn.qkv.weight"), bias: qkvBias, outFeatures: 3 * d, inFeatures: d),
+            proj: LinearLayer(weight: proj.0, bias: proj.1, outFeatures: d, inFeatures: d),
+            norm2: LayerNormLayer(weight: try read(b + "norm2.weight"), bias: try read(b + "norm2.bias")),
+            fc1: LinearLayer(
+                weight: try read(b + "mlp.fc1.weight"), bias: try read(b + "mlp.fc1.bias"), outFeatures: m,
+                inFeatures: d),
+            fc2: LinearLayer(weight: fc2.0, bias: fc2.1, outFeatures: d, inFeatures: m),
+            relativeBias: relative)
+    }
+
+    /// `table[index[i, j], h]` laid out as `[heads, T, T]`.
+    static func relativeBias(table: [Float], grid: Int, heads: Int) -> FloatBuffer {
+        let index = BEiTOptions.relativePositionIndex(grid: grid)
+        let t = grid * grid + 1
+        let out = FloatBuffer(count: heads * t * t)
+        for h in 0..<heads {
+            for ij in 0..<(t * t) { out.pointer[h * t * t + ij] = table[index[ij] * heads + h] }
+        }
+        return out
     }
 
     /// The position embedding for `geometry`: as stored, or VISSL's bicubic interpolation of the

@@ -16,13 +16,17 @@ public struct ViTSpec: Sendable, Hashable, CustomStringConvertible {
     /// `QK_SCALE` when it is a number (VISSL: `qk_scale or head_dim ** -0.5`).
     public let qkScale: Double?
     public let useClassToken: Bool
+    /// Set for VISSL's `beit` trunk (`MODEL.TRUNK.BEIT`), nil for `vision_transformer`.
+    public let beit: BEiTOptions?
+    /// Where the keys were read (messages).
+    let configPath: String
 
     public static let keyPath = "MODEL.TRUNK.VISION_TRANSFORMERS"
 
     public init(
         imageSize: Int = 224, patchSize: Int = 16, hiddenDim: Int = 768, numLayers: Int = 12, numHeads: Int = 12,
         mlpDim: Int = 3072, qkvBias: Bool = false, qkScale: Double? = nil, useClassToken: Bool = true,
-        keyPath: String = ViTSpec.keyPath
+        beit: BEiTOptions? = nil, keyPath: String = ViTSpec.keyPath
     ) throws {
         func check(_ ok: Bool, _ key: String, _ why: String) throws {
             if !ok { throw LinprobeError.config("\(keyPath).\(key): \(why)") }
@@ -46,6 +50,8 @@ public struct ViTSpec: Sendable, Hashable, CustomStringConvertible {
         self.qkvBias = qkvBias
         self.qkScale = qkScale
         self.useClassToken = useClassToken
+        self.beit = beit
+        self.configPath = keyPath
     }
 
     static let knownKeys: Set<String> = [
@@ -99,7 +105,8 @@ public struct ViTSpec: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String {
-        "vision_transformer (P\(patchSize), D\(hiddenDim), \(numLayers) blocks, \(numHeads) heads, MLP \(mlpDim)"
+        (beit == nil ? "vision_transformer" : "beit")
+            + " (P\(patchSize), D\(hiddenDim), \(numLayers) blocks, \(numHeads) heads, MLP \(mlpDim)"
             + (useClassToken ? "" : ", no class token") + ")"
     }
 
@@ -115,6 +122,7 @@ public struct ViTSpec: Sendable, Hashable, CustomStringConvertible {
 
     /// The parameters in timm's state-dict order, with PyTorch's default initialisation.
     public var parameters: [TrunkParameter] {
+        if beit != nil { return beitParameters }
         let d = hiddenDim, m = mlpHidden, p = patchSize
         var out: [TrunkParameter] = []
         func add(_ name: String, _ shape: [Int], _ i: TrunkParameter.Initialisation) {
@@ -163,11 +171,16 @@ public struct ViTSpec: Sendable, Hashable, CustomStringConvertible {
             )
         }
         let npatch = gh * gw, nembed = grid * grid
+        if beit != nil, inputHeight != imageSize || inputWidth != imageSize {
+            throw LinprobeError.config(
+                "input size \(inputHeight)×\(inputWidth): the beit trunk takes exactly \(configPath).IMAGE_SIZE \(imageSize) (VISSL asserts; no interpolation)"
+            )
+        }
         let tokens = npatch + (useClassToken ? 1 : 0)
         guard npatch != nembed else { return Geometry(gridH: gh, gridW: gw, tokens: tokens, interpolationScale: nil) }
         guard useClassToken else {
             throw LinprobeError.config(
-                "input size \(inputHeight)×\(inputWidth) gives \(gh)×\(gw) patches but \(Self.keyPath).IMAGE_SIZE \(imageSize) has \(grid)×\(grid); VISSL interpolates the position embedding only with a class token (USE_CLASS_TOKEN)"
+                "input size \(inputHeight)×\(inputWidth) gives \(gh)×\(gw) patches but \(configPath).IMAGE_SIZE \(imageSize) has \(grid)×\(grid); VISSL interpolates the position embedding only with a class token (USE_CLASS_TOKEN)"
             )
         }
         let scale = (Double(npatch) / Double(nembed)).squareRoot()

@@ -76,6 +76,14 @@ public enum ViTTap: Sendable, Hashable {
         }
     }
 
+    /// The taps VISSL's beit trunk offers (class-token rows only).
+    var isClassTokenRow: Bool {
+        switch self {
+        case .lastCLS, .concatCLS, .blockCLS: return true
+        default: return false
+        }
+    }
+
     /// Whether every token of a block goes into the feature (the others need one row per block).
     var allTokens: Bool {
         switch self {

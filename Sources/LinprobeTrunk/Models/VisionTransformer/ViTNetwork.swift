@@ -41,7 +41,7 @@ public final class ViTNetwork: TrunkNetwork, @unchecked Sendable {
         weightsSHA256 = weights.sha256
         notes = weights.notes
         let read = ParameterReader(weights: weights)
-        let d = spec.hiddenDim, m = spec.mlpHidden, p = spec.patchSize
+        let d = spec.hiddenDim, p = spec.patchSize
         classToken = spec.useClassToken ? FloatBuffer(try read("cls_token")) : nil
         positionEmbedding =
             spec.beit?.useAbsolutePosition == false

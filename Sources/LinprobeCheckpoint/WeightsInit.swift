@@ -131,7 +131,12 @@ public struct TrunkStateDict: @unchecked Sendable {
 
     /// Selects the state dict inside `checkpoint` and renames its keys as VISSL's
     /// `init_model_from_consolidated_weights` does, then strips the wrapper prefixes.
-    public static func select(from checkpoint: Checkpoint, settings: WeightsInit) throws -> TrunkStateDict {
+    /// `moduleName` gives a parameter's name in VISSL's model, which `SKIP_LAYERS` substrings match
+    /// (default: the ResNet's `trunk.base_model._feature_blocks.<name>`).
+    public static func select(
+        from checkpoint: Checkpoint, settings: WeightsInit,
+        moduleName: (String) -> String = { "trunk.base_model._feature_blocks." + $0 }
+    ) throws -> TrunkStateDict {
         let path = checkpoint.path
         guard case .dict(let top) = checkpoint.root else {
             throw LinprobeError(
@@ -238,7 +243,7 @@ public struct TrunkStateDict: @unchecked Sendable {
                 continue
             }
             // SKIP_LAYERS is matched against the model's parameter name, as VISSL does.
-            let modelName = "trunk.base_model._feature_blocks." + name
+            let modelName = moduleName(name)
             if settings.skipLayers.contains(where: { modelName.contains($0) }) {
                 result.skippedKeys.append(key)
                 result.skippedNames.append(name)

@@ -8,7 +8,9 @@ public enum TrunkFamilies {
     public typealias Parser = @Sendable (_ model: ConfigNode) throws -> any TrunkArchitecture
 
     static let parsers: [(name: String, parse: Parser)] = [
-        ("resnet", { try ResNetSpec(model: $0) })
+        ("resnet", { try ResNetSpec(model: $0) }),
+        ("vision_transformer", { try ViTSpec(model: $0) }),
+        ("beit", { try ViTSpec(beitModel: $0) }),
     ]
 
     /// The trunk names Linprobe implements.

@@ -42,7 +42,8 @@ public struct TrunkWeights: @unchecked Sendable {
         if settings.paramsFile.isEmpty { return random(architecture: architecture, seed: randomSeed) }
         let path = settings.paramsFile
         let checkpoint = try Checkpoint.load(path: path)
-        let stateDict = try TrunkStateDict.select(from: checkpoint, settings: settings)
+        let stateDict = try TrunkStateDict.select(
+            from: checkpoint, settings: settings, moduleName: architecture.visslModuleName)
         let sha = try Fingerprint.sha256(ofFile: path)
         return try TrunkWeights(
             architecture: architecture, stateDict: stateDict, source: path, skipLayers: settings.skipLayers,

@@ -28,6 +28,8 @@ struct Arguments {
     var stateDictKey = "classy_state_dict"
     var dump = ""
     var canonicalTaps = true
+    /// `s16` or `b16`: a ViT-S/16 or ViT-B/16 (VISSL's dino_vit overlays: concatCLS4 + lastCLS) instead.
+    var vit = ""
 
     init() {
         var it = CommandLine.arguments.dropFirst().makeIterator()
@@ -66,6 +68,7 @@ struct Arguments {
                 }
                 algorithm = a
             case "--trunk-only": canonicalTaps = false
+            case "--vit": vit = value()
             default:
                 usage("unknown argument \(a)\n")
             }
@@ -151,6 +154,16 @@ if args.gemmProbe {
         "{\"gemm_probe\": true, \"batch\": \(n), \"threads\": \(args.threads), \"blas_core\": \"\(BLAS.coreName)\", \"macs_per_image\": \(macs), \"nhwc_batched_img_s\": \(results["nhwc_batched", default: .nan]), \"nchw_per_image_img_s\": \(results["nchw_per_image", default: .nan])}"
     )
     exit(0)
+}
+
+if !args.vit.isEmpty {
+    do {
+        try benchViT(args)
+        exit(0)
+    } catch {
+        FileHandle.standardError.write(Data("bench-trunk: \(oneLine(error))\n".utf8))
+        exit(1)
+    }
 }
 
 do {

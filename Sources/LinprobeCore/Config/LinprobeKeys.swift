@@ -54,7 +54,7 @@ public enum LinprobeKeys {
             "Parallel image-loading workers (VISSL: dataloader processes per GPU)."),
 
         .vissl("MODEL.INPUT_TYPE", .string, oneOf: ["rgb", "bgr", "lab"], "Colour layout the trunk expects."),
-        .vissl("MODEL.TRUNK.NAME", .string, "Trunk architecture (resnet)."),
+        .vissl("MODEL.TRUNK.NAME", .string, "Trunk architecture (resnet, vision_transformer, beit)."),
         .vissl("MODEL.TRUNK.RESNETS.DEPTH", .integer, oneOf: [18, 34, 50, 101, 152, 200], "ResNet depth."),
         .vissl(
             "MODEL.TRUNK.RESNETS.WIDTH_MULTIPLIER", .integer, min: 1,
@@ -73,6 +73,48 @@ public enum LinprobeKeys {
             "Zero-initialise the last BN of each residual branch (training only; no effect on loaded weights)."),
         .vissl("MODEL.TRUNK.RESNETS.LAYER4_STRIDE", .integer, oneOf: [1, 2], "Stride of the last ResNet stage."),
 
+        .vissl(
+            "MODEL.TRUNK.VISION_TRANSFORMERS.IMAGE_SIZE", .integer, min: 1,
+            "ViT: image side the position grid is built for."),
+        .vissl("MODEL.TRUNK.VISION_TRANSFORMERS.PATCH_SIZE", .integer, min: 1, "ViT: patch side (kernel = stride)."),
+        .vissl("MODEL.TRUNK.VISION_TRANSFORMERS.HIDDEN_DIM", .integer, min: 1, "ViT: embedding width D."),
+        .vissl("MODEL.TRUNK.VISION_TRANSFORMERS.NUM_LAYERS", .integer, min: 1, "ViT: number of blocks."),
+        .vissl("MODEL.TRUNK.VISION_TRANSFORMERS.NUM_HEADS", .integer, min: 1, "ViT: attention heads (divides D)."),
+        .vissl("MODEL.TRUNK.VISION_TRANSFORMERS.MLP_DIM", .integer, min: 1, "ViT: hidden width of each block's MLP."),
+        .vissl("MODEL.TRUNK.VISION_TRANSFORMERS.QKV_BIAS", .bool, "ViT: bias on the fused qkv projection."),
+        .vissl(
+            "MODEL.TRUNK.VISION_TRANSFORMERS.QK_SCALE", .any,
+            "ViT: attention logit scale; false = head_dim^-0.5 (VISSL's default)."),
+        .vissl(
+            "MODEL.TRUNK.VISION_TRANSFORMERS.USE_CLASS_TOKEN", .bool, default: true,
+            "ViT: prepend a class token (false: *POOL* taps average all tokens)."),
+        .vissl(
+            "MODEL.TRUNK.VISION_TRANSFORMERS.DROPOUT_RATE", .number, "ViT: dropout (training only; inert here)."),
+        .vissl(
+            "MODEL.TRUNK.VISION_TRANSFORMERS.ATTENTION_DROPOUT_RATE", .number,
+            "ViT: attention dropout (training only; inert here)."),
+        .vissl(
+            "MODEL.TRUNK.VISION_TRANSFORMERS.DROP_PATH_RATE", .number,
+            "ViT: stochastic depth (training only; inert here)."
+        ),
+
+        .vissl("MODEL.TRUNK.BEIT.IMAGE_SIZE", .integer, min: 1, "BEiT: image side (the input must have it)."),
+        .vissl("MODEL.TRUNK.BEIT.PATCH_SIZE", .integer, min: 1, "BEiT: patch side (kernel = stride)."),
+        .vissl("MODEL.TRUNK.BEIT.HIDDEN_DIM", .integer, min: 1, "BEiT: embedding width D."),
+        .vissl("MODEL.TRUNK.BEIT.NUM_LAYERS", .integer, min: 1, "BEiT: number of blocks."),
+        .vissl("MODEL.TRUNK.BEIT.NUM_HEADS", .integer, min: 1, "BEiT: attention heads (divides D)."),
+        .vissl("MODEL.TRUNK.BEIT.MLP_RATIO", .number, min: 0, "BEiT: MLP width over D."),
+        .vissl("MODEL.TRUNK.BEIT.QKV_BIAS", .bool, "BEiT: q and v biases (k has none)."),
+        .vissl("MODEL.TRUNK.BEIT.QK_SCALE", .any, "BEiT: attention logit scale; false = head_dim^-0.5."),
+        .vissl("MODEL.TRUNK.BEIT.USE_ABS_POS_EMB", .bool, "BEiT: absolute position embedding."),
+        .vissl("MODEL.TRUNK.BEIT.USE_REL_POS_BIAS", .bool, "BEiT: relative position bias in every block."),
+        .vissl("MODEL.TRUNK.BEIT.USE_SHARED_REL_POS_BIAS", .bool, "BEiT: one relative position bias for all blocks."),
+        .vissl("MODEL.TRUNK.BEIT.USE_MEAN_POOLING", .bool, "BEiT: no final LayerNorm (mean-pooling head)."),
+        .vissl("MODEL.TRUNK.BEIT.INIT_VALUES", .any, "BEiT: layer scale initial value; false = no layer scale."),
+        .vissl("MODEL.TRUNK.BEIT.DROPOUT_RATE", .number, "BEiT: dropout (training only; inert here)."),
+        .vissl("MODEL.TRUNK.BEIT.ATTENTION_DROPOUT_RATE", .number, "BEiT: attention dropout (inert here)."),
+        .vissl("MODEL.TRUNK.BEIT.DROP_PATH_RATE", .number, "BEiT: stochastic depth (inert here)."),
+
         .vissl("MODEL.FEATURE_EVAL_SETTINGS.EVAL_MODE_ON", .bool, "Evaluate a frozen model (linear benchmark mode)."),
         .vissl("MODEL.FEATURE_EVAL_SETTINGS.FREEZE_TRUNK_ONLY", .bool, "Freeze the trunk and train only the heads."),
         .vissl(
@@ -87,7 +129,7 @@ public enum LinprobeKeys {
         .vissl("MODEL.WEIGHTS_INIT.PARAMS_FILE", .string, "Checkpoint with the trunk weights."),
         .vissl(
             "MODEL.WEIGHTS_INIT.STATE_DICT_KEY_NAME", .any,
-            "Key of the state dict inside the checkpoint (classy_state_dict, model_state_dict, or empty for a bare state dict), or a list of keys followed in turn ([loss, teacher])."
+            "Key of the state dict inside the checkpoint (classy_state_dict, model, loss, or empty for a bare state dict), or a list of keys indexed in turn (e.g. [loss, teacher])."
         ),
         .vissl("MODEL.WEIGHTS_INIT.APPEND_PREFIX", .string, "Prefix added to every checkpoint key before matching."),
         .vissl(

@@ -14,8 +14,8 @@ public enum FuzzOutcome: Sendable, Equatable {
     case crashed(signal: Int32, allocation: Bool)
     /// Still running after the time cap.
     case hung
-    /// A crash or hang that the native library's own tool reproduces on the same file (libhdf5,
-    /// case 8 of issue 19).
+    /// A crash or hang inside a native library that cannot be trusted with a corrupt file
+    /// (`Upstream`: libhdf5, case 8 of issue 19).
     case upstreamCrash
 }
 
@@ -87,7 +87,7 @@ public struct FuzzRunner: Sendable {
         let input = (scratch as NSString).appendingPathComponent("\(target.name).input")
         let stderrPath = (scratch as NSString).appendingPathComponent("\(target.name).stderr")
         // Lazy statics (the key space, codec handles) are built here once, not in every child.
-        for s in seeds { try? target.run(s, path: input) }
+        if target.warmsUp { for s in seeds { try? target.run(s, path: input) } }
         var summary = FuzzSummary(target: target.name)
         summary.seeds = seeds.count
         summary.mutants = iterations
@@ -98,7 +98,8 @@ public struct FuzzRunner: Sendable {
                 if i % 2 == 0 { bytes = target.repair(bytes) }
             }
             try Data(bytes).write(to: URL(fileURLWithPath: input))
-            let outcome = classify(target, path: input, outcome: runChild(target, bytes, input, stderrPath))
+            let outcome = classify(
+                target, path: input, stderrPath: stderrPath, outcome: runChild(target, bytes, input, stderrPath))
             try record(outcome, target, index: i, bytes: bytes, stderrPath: stderrPath, into: &summary)
         }
         summary.seconds = Date().timeIntervalSince(started)
@@ -134,15 +135,23 @@ public struct FuzzRunner: Sendable {
         log("\(target.name): \(kind) on input \(index): \(file)")
     }
 
-    /// Asks the native library's tool about a crash or a hang: if it crashes or hangs too (killed
-    /// by a signal, not an error exit), the fault is upstream.
-    private func classify(_ target: FuzzTarget, path: String, outcome: FuzzOutcome) -> FuzzOutcome {
-        guard let tool = target.upstreamCheck else { return outcome }
+    /// A crash in the native library's code (its innermost frame, from the runtime's backtrace),
+    /// or a crash or hang its own tool reproduces (killed by a signal, not an error exit), is upstream.
+    private func classify(
+        _ target: FuzzTarget, path: String, stderrPath: String, outcome: FuzzOutcome
+    ) -> FuzzOutcome {
+        guard let upstream = target.upstream else { return outcome }
         switch outcome {
         case .hung, .crashed(_, false): break
         default: return outcome
         }
-        switch spawn(tool + [path], timeout: timeoutSeconds) {
+        let output = (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? ""
+        let frames = output.split(separator: "\n").filter {
+            $0.range(of: #"^ +[0-9]+ "#, options: .regularExpression) != nil
+        }
+        let innermost = frames.first { !$0.contains("libc.so") }
+        if outcome != .hung, innermost?.contains(upstream.library) == true { return .upstreamCrash }
+        switch spawn(upstream.tool + [path], timeout: timeoutSeconds) {
         case .hung: return .upstreamCrash
         case .crashed(let signal, _) where signal != 0: return .upstreamCrash
         default: return outcome
@@ -174,7 +183,7 @@ public struct FuzzRunner: Sendable {
         let pid = fork()
         if pid == 0 {
             redirectOutput(to: "/dev/null")
-            alarm(timeout)
+            startAlarm(timeout)
             var cArgs = argv.map { strdup($0) } + [nil]
             execvp(argv[0], &cArgs)
             _exit(127)
@@ -186,7 +195,18 @@ public struct FuzzRunner: Sendable {
     private func limitChild() {
         var limit = rlimit(rlim_cur: rlim_t(memoryLimitBytes), rlim_max: rlim_t(memoryLimitBytes))
         setrlimit(resourceLimitAS, &limit)
-        alarm(timeoutSeconds)
+        startAlarm(timeoutSeconds)
+    }
+
+    /// SIGALRM after `seconds`, with its default action (ending the process) even when the runner
+    /// was started with it blocked or ignored (a test runner's spawned processes inherit both).
+    private func startAlarm(_ seconds: UInt32) {
+        signal(SIGALRM, SIG_DFL)
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGALRM)
+        sigprocmask(SIG_UNBLOCK, &set, nil)
+        alarm(seconds)
     }
 
     private func redirectOutput(to path: String) {
@@ -200,7 +220,20 @@ public struct FuzzRunner: Sendable {
 
     private func wait(_ pid: pid_t, stderrPath: String?) -> FuzzOutcome {
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        // The child's alarm ends a hang; this deadline backs it up should the child mask SIGALRM.
+        let deadline = Date().addingTimeInterval(Double(timeoutSeconds) + 3)
+        var pause: UInt32 = 50
+        while true {
+            let done = waitpid(pid, &status, WNOHANG)
+            if done == pid || (done < 0 && errno != EINTR) { break }
+            if Date() > deadline {
+                kill(pid, SIGKILL)
+                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                return .hung
+            }
+            usleep(pause)
+            pause = min(pause * 2, 5000)
+        }
         let signal = status & 0x7F
         if signal == 0 {
             let code = (status >> 8) & 0xFF

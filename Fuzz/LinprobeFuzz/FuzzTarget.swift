@@ -19,9 +19,11 @@ public struct FuzzTarget: Sendable {
     let hotspots: @Sendable ([UInt8]) -> [Int]
     /// Parses one input, stored at `path` for parsers that read files.
     let parse: @Sendable (_ bytes: [UInt8], _ path: String) throws -> Void
-    /// A crash inside this native library is an upstream limitation, counted apart when the
-    /// library's own tool (`h5dump`) crashes on the same file.
-    let upstreamCheck: [String]?
+    /// The native library whose faults on a corrupt file are a known upstream limitation.
+    let upstream: Upstream?
+    /// Whether the seeds are parsed once in the runner's own process first (building lazy state
+    /// before the children fork); off for the self-test targets, which misbehave on every input.
+    var warmsUp = true
     /// Repairs what a mutation broke before the parser under test sees it (checksums), applied
     /// to half of the mutants; the other half keep the damage.
     var repair: @Sendable ([UInt8]) -> [UInt8] = { $0 }
@@ -56,6 +58,14 @@ public struct FuzzTarget: Sendable {
         }
         return seeds
     }
+}
+
+/// A native library that cannot be trusted with a corrupt file (libhdf5, case 8 of issue 19): a
+/// crash whose innermost frame lies in `library`, or a crash or hang that the library's own `tool`
+/// reproduces on the same file, is counted apart from Linprobe's own findings.
+struct Upstream: Sendable {
+    let library: String
+    let tool: [String]
 }
 
 /// A harness failure (missing seeds, unknown target): not a finding.

@@ -40,10 +40,14 @@ public struct Mutator: Sendable {
         return bytes
     }
 
+    /// Mutation kinds by weight: in-place changes are the most frequent; truncation and splicing,
+    /// which end most inputs at the first structure check, the rarest.
+    private static let kinds: [Int] = [0, 0, 0, 1, 1, 2, 2, 2, 3, 3, 4, 4, 5, 6, 6, 7, 7, 8]
+
     /// Applies one mutation chosen by `rng`.
     func mutate(_ b: inout [UInt8], hot: [Int], other: [UInt8], rng: inout Xoshiro256) {
         let at = offset(in: b.count, hot: hot, rng: &rng)
-        switch rng.next() % 9 {
+        switch Self.kinds[Int(rng.next() % UInt64(Self.kinds.count))] {
         case 0:
             if at < b.count { b[at] ^= UInt8(1) << UInt8(rng.next() % 8) }
         case 1:

@@ -32,7 +32,7 @@ extension FuzzTarget {
             let settings = WeightsInit(stateDictKeyName: nested ? ["classy_state_dict"] : [])
             let state = try TrunkStateDict.select(from: loaded, settings: settings)
             for name in state.order { _ = state.tensors[name]?.tensor.floats() }
-        }, upstreamCheck: nil, repair: Checksums.fixZip)
+        }, upstream: nil, repair: Checksums.fixZip)
 
     /// Pipeline YAML: `PipelineConfig.load(text:)` (YAMLBounds, the YAML library, key checks).
     static let yaml = FuzzTarget(
@@ -43,7 +43,7 @@ extension FuzzTarget {
         },
         parse: { bytes, _ in
             _ = try PipelineConfig.load(text: String(decoding: bytes, as: UTF8.self), source: "fuzz.yaml")
-        }, upstreamCheck: nil)
+        }, upstream: nil)
 
     /// NumPy `.npy` label and file-list arrays: `NPYArray.parse` (magic, header dict, shape, data).
     static let npy = FuzzTarget(
@@ -55,7 +55,7 @@ extension FuzzTarget {
         },
         parse: { bytes, path in
             _ = try bytes.withUnsafeBytes { try NPYArray.parse($0, path: path) }
-        }, upstreamCheck: nil)
+        }, upstream: nil)
 
     /// Feature stores (HDF5): `FeatureStoreReader` on open (attributes, shapes, row counts),
     /// then every layer, the targets, indices, paths and unreadable rows read.
@@ -78,7 +78,7 @@ extension FuzzTarget {
             _ = try reader.indices()
             _ = try reader.imagePaths()
             _ = try reader.unreadableRows()
-        }, upstreamCheck: ["h5dump"])
+        }, upstream: Upstream(library: "libhdf5", tool: ["h5dump"]))
 
     /// JPEG and PNG: `ImageDecoder.decode` (an unreadable image is a rejection). A 4-megapixel
     /// bound keeps a forged size quick to refuse; the bound itself is what is exercised.
@@ -95,7 +95,7 @@ extension FuzzTarget {
             if case .unreadable(let why) = ImageDecoder(maxPixels: 1 << 22).decode(bytes, into: &image) {
                 throw FuzzError("unreadable image: \(why.reason)")
             }
-        }, upstreamCheck: nil, repair: { $0.starts(with: [0x89, 0x50, 0x4E, 0x47]) ? Checksums.fixPNG($0) : $0 })
+        }, upstream: nil, repair: { $0.starts(with: [0x89, 0x50, 0x4E, 0x47]) ? Checksums.fixPNG($0) : $0 })
 }
 
 extension FuzzTarget {
@@ -113,6 +113,7 @@ extension FuzzTarget {
     private static func selfTest(_ name: String, _ body: @escaping @Sendable ([UInt8]) -> Void) -> FuzzTarget {
         FuzzTarget(
             name: name, defaultIterations: 0, seedPaths: ["Tests/Fixtures/data/npy/uint8.npy"], extensions: [],
-            maximumSeedBytes: 4096, hotspots: { _ in [] }, parse: { bytes, _ in body(bytes) }, upstreamCheck: nil)
+            maximumSeedBytes: 4096, hotspots: { _ in [] }, parse: { bytes, _ in body(bytes) }, upstream: nil,
+            warmsUp: false)
     }
 }

@@ -34,7 +34,23 @@ struct LinprobeFuzzCommand: ParsableCommand {
     @Flag(help: "Print each target's ten most frequent rejection messages.")
     var reasons = false
 
+    @Option(help: "Parse this one file in-process with the (single) target named, and print the outcome.")
+    var replay: String?
+
     func run() throws {
+        if let replay {
+            guard targets.count == 1 else { throw ValidationError("--replay needs exactly one target") }
+            let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: replay)))
+            let copy = NSTemporaryDirectory() + "linprobe-fuzz-replay-\(getpid())"
+            defer { try? FileManager.default.removeItem(atPath: copy) }
+            do {
+                try FuzzTarget.named(targets[0]).run(bytes, path: copy)
+                print("parsed")
+            } catch {
+                print("rejected: \(error)")
+            }
+            return
+        }
         let chosen = try (targets.isEmpty ? FuzzTarget.all.map(\.name) : targets).map { try FuzzTarget.named($0) }
         var runner = FuzzRunner(repositoryRoot: root, findingsFolder: findings)
         runner.seed = seed

@@ -52,7 +52,7 @@ public struct FuzzSummary: Sendable {
         text += "\(rejected) rejected with an error, \(parsed) parsed, \(crashes) crashes, \(hangs) hangs, "
         text += "\(allocations) over the memory limit"
         if upstream > 0 {
-            text += ", \(upstream) libhdf5 crashes or hangs (h5dump fails alike: upstream, counted apart)"
+            text += ", \(upstream) crashes or hangs inside libhdf5 (upstream, counted apart)"
         }
         return text + String(format: " in %.0f s", seconds)
     }
@@ -243,8 +243,11 @@ public struct FuzzRunner: Sendable {
         }
         if signal == SIGALRM { return .hung }
         let output = (stderrPath.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) } ?? "").lowercased()
-        let allocation = ["could not allocate", "cannot allocate", "bad_alloc", "out of memory", "allocation failed"]
-            .contains { output.contains($0) }
+        let allocation = [
+            "failed to allocate", "could not allocate", "cannot allocate", "bad_alloc", "out of memory",
+            "allocation failed",
+        ]
+        .contains { output.contains($0) }
         return .crashed(signal: signal, allocation: allocation)
     }
 }

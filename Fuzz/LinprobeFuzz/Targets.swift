@@ -19,7 +19,7 @@ extension FuzzTarget {
     /// `torch.save` zip and legacy pickles, safetensors: `Checkpoint.load`, then the state dict
     /// selected as `extract` does and every tensor's values read.
     static let checkpoint = FuzzTarget(
-        name: "checkpoint", defaultIterations: 6000, seedPaths: ["Tests/Fixtures/trunk/checkpoints"],
+        name: "checkpoint", defaultIterations: 2500, seedPaths: ["Tests/Fixtures/trunk/checkpoints"],
         extensions: [".pt", ".pth", ".torch", ".tar", ".safetensors"], maximumSeedBytes: 16_384,
         hotspots: { bytes in
             let zip: [[UInt8]] = [[0x50, 0x4B, 3, 4], [0x50, 0x4B, 1, 2], [0x50, 0x4B, 5, 6], [0x50, 0x4B, 6, 6]]
@@ -36,7 +36,7 @@ extension FuzzTarget {
 
     /// Pipeline YAML: `PipelineConfig.load(text:)` (YAMLBounds, the YAML library, key checks).
     static let yaml = FuzzTarget(
-        name: "yaml", defaultIterations: 2500, seedPaths: ["pipelines", "Tests/Fixtures/vissl-configs/seed-snippets"],
+        name: "yaml", defaultIterations: 1500, seedPaths: ["pipelines", "Tests/Fixtures/vissl-configs/seed-snippets"],
         extensions: [".yaml", ".yml"], maximumSeedBytes: 16_384,
         hotspots: { bytes in
             bytes.indices.filter { bytes[$0] == 0x3A || bytes[$0] == 0x0A || bytes[$0] == 0x2D || bytes[$0] == 0x5B }
@@ -47,7 +47,7 @@ extension FuzzTarget {
 
     /// NumPy `.npy` label and file-list arrays: `NPYArray.parse` (magic, header dict, shape, data).
     static let npy = FuzzTarget(
-        name: "npy", defaultIterations: 8000, seedPaths: ["Tests/Fixtures/data/npy", "Tests/Fixtures/data"],
+        name: "npy", defaultIterations: 2500, seedPaths: ["Tests/Fixtures/data/npy", "Tests/Fixtures/data"],
         extensions: [".npy"], maximumSeedBytes: 16_384,
         hotspots: { bytes in
             let end = bytes.firstIndex(of: 0x0A) ?? min(bytes.count, 128)
@@ -60,7 +60,7 @@ extension FuzzTarget {
     /// Feature stores (HDF5): `FeatureStoreReader` on open (attributes, shapes, row counts),
     /// then every layer, the targets, indices, paths and unreadable rows read.
     static let store = FuzzTarget(
-        name: "store", defaultIterations: 2500, seedPaths: ["Tests/Fixtures/svm/synth_test.h5"],
+        name: "store", defaultIterations: 1000, seedPaths: ["Tests/Fixtures/svm/synth_test.h5"],
         extensions: [".h5"], maximumSeedBytes: 65_536,
         hotspots: { bytes in
             let names = [
@@ -83,7 +83,8 @@ extension FuzzTarget {
     /// JPEG and PNG: `ImageDecoder.decode` (an unreadable image is a rejection). A 4-megapixel
     /// bound keeps a forged size quick to refuse; the bound itself is what is exercised.
     static let image = FuzzTarget(
-        name: "image", defaultIterations: 6000, seedPaths: ["Tests/Fixtures/images/files"],
+        name: "image", defaultIterations: 2500,
+        seedPaths: ["Tests/Fixtures/images/files", "Tests/Fixtures/images/pil-quirks"],
         extensions: [".png", ".jpg"], maximumSeedBytes: 8192,
         hotspots: { bytes in
             let png = ["IHDR", "PLTE", "IDAT", "tRNS", "gAMA", "iCCP", "zTXt", "IEND"].map { Array($0.utf8) }

@@ -11,7 +11,7 @@ TEST_FLAGS := $(RELEASE_FLAGS)
 BIN := .build/release/linprobe
 VENV ?= .venv-bench
 
-.PHONY: all setup build test lint format bench clean demo voc07 voc07_low_shot imagenet1k places205 inaturalist18
+.PHONY: all setup build test lint format fuzz bench clean demo voc07 voc07_low_shot imagenet1k places205 inaturalist18
 
 WORKDIR ?= runs
 THREADS ?= 0
@@ -54,11 +54,18 @@ test: setup
 
 ## lint: swift-format's lint over every Swift file, with the rules in .swift-format (run by CI)
 lint:
-	$(SWIFT) format lint --strict --recursive --parallel Package.swift Sources Tests Benchmarks
+	$(SWIFT) format lint --strict --recursive --parallel Package.swift Sources Tests Benchmarks Fuzz
 
 ## format: rewrite every Swift file in place with the rules in .swift-format
 format:
-	$(SWIFT) format format --in-place --recursive --parallel Package.swift Sources Tests Benchmarks
+	$(SWIFT) format format --in-place --recursive --parallel Package.swift Sources Tests Benchmarks Fuzz
+
+## fuzz: seeded mutation loops over every parser (checkpoint, yaml, npy, store, image); not part of `make test`.
+##   ITER=<mutants per target> (default: each target's own count), SEED=<n>, findings in FUZZ_FINDINGS
+FUZZ_FINDINGS ?= fuzz-findings
+fuzz: setup
+	$(SWIFT) build $(RELEASE_FLAGS) --product linprobe-fuzz
+	.build/release/linprobe-fuzz --findings $(FUZZ_FINDINGS) $(if $(ITER),--iterations $(ITER)) $(if $(SEED),--seed $(SEED))
 
 ## bench: benchmarks against the reference implementations (needs Python; see README)
 bench: build

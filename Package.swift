@@ -105,6 +105,17 @@ let package = Package(
             name: "bench-trunk", dependencies: ["LinprobeTrunk", "LinprobeCheckpoint", "LinprobeBLAS", "LinprobeCore"],
             path: "Benchmarks/trunk/Sources"),
 
+        // MARK: - Fuzzing (run by `make fuzz`, never by the tests beyond a few iterations)
+
+        .target(
+            name: "LinprobeFuzz",
+            dependencies: ["LinprobeCore", "LinprobeCheckpoint", "LinprobeCodecs", "LinprobeStore"],
+            path: "Fuzz/LinprobeFuzz"),
+        .executableTarget(
+            name: "linprobe-fuzz",
+            dependencies: ["LinprobeFuzz", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Fuzz/linprobe-fuzz"),
+
         // MARK: - Tests
 
         .target(name: "LinprobeTestSupport", dependencies: ["LinprobeCore"], path: "Tests/LinprobeTestSupport"),
@@ -150,6 +161,9 @@ let package = Package(
                 "LinprobeReport", "LinprobeStore", "LinprobeSVM", "LinprobeLinear", "LinprobeCore",
                 "LinprobeTestSupport",
             ]),
+        .testTarget(
+            name: "LinprobeFuzzTests",
+            dependencies: ["LinprobeFuzz", "linprobe-fuzz", "LinprobeTestSupport"]),
         .testTarget(
             name: "EndToEndTests",
             dependencies: [

@@ -222,7 +222,9 @@ private func compose(
             _ = try loadConfig(vit)
         }
         let noToken = try loadConfig(vit, ["config.MODEL.TRUNK.VISION_TRANSFORMERS.USE_CLASS_TOKEN=false"])
-        #expect(noToken.ignoredKeys.contains("MODEL.TRUNK.VISION_TRANSFORMERS.USE_CLASS_TOKEN"))
+        // A key of the vision_transformer family: used, not ignored.
+        #expect(!noToken.ignoredKeys.contains("MODEL.TRUNK.VISION_TRANSFORMERS.USE_CLASS_TOKEN"))
+        #expect(try noToken.node("MODEL.TRUNK.VISION_TRANSFORMERS.USE_CLASS_TOKEN").bool() == false)
         let cls = vit.replacingOccurrences(of: "concatPOOL4", with: "concatCLS4")
             .replacingOccurrences(of: "lastPOOL", with: "lastCLS")
         #expect((try? loadConfig(cls)) != nil)

@@ -60,6 +60,9 @@ public enum ReportRenderer {
             for (fp, b) in (block.linear ?? [:]).sorted(by: { $0.key < $1.key }) {
                 lines.append("\(prefix)linear \(fp): " + linearSummary(b))
             }
+            for (fp, b) in (block.knn ?? [:]).sorted(by: { $0.key < $1.key }) {
+                lines.append("\(prefix)knn \(fp): " + knnSummary(b))
+            }
         }
         return lines
     }
@@ -104,6 +107,13 @@ public enum ReportRenderer {
         }
         if let v = b.provenance?.version { parts.append("linprobe \(v)") }
         return parts.joined(separator: "; ")
+    }
+
+    static func knnSummary(_ b: KNNRunProtocol) -> String {
+        let s = b.settings
+        let ks = JSONValue.array(s.topk.map { .int(Int64($0)) }).canonicalText
+        return "\(b.protocolName), k \(ks), T \(jsonNumber(s.temperature).canonicalText), "
+            + "l2_normalize \(s.l2Normalize), linprobe \(b.provenance.version)"
     }
 
     /// A number as JSON text spells it after a round trip: whole numbers without a fraction.

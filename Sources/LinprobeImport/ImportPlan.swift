@@ -11,7 +11,8 @@ public struct ImportSplitPlan {
     public let source: ImportSource
     public let dtype: FeatureDType
     public let deflate: Int?
-    /// The dataset's name for the report (`DATA.<SPLIT>.DATASET_NAMES`), nil = the source's name.
+    /// The dataset's name for the report (`DATA.<SPLIT>.DATASET_NAMES` when the pipeline sets it), nil =
+    /// the source's name.
     public let datasetName: String?
     public let fingerprint: String
     /// What the fingerprint covers.
@@ -73,7 +74,8 @@ public enum ImportPlanner {
             let source = try ImportSource.open(
                 features: features, labels: labels.isEmpty ? nil : labels, split: split.lowercased(), layers: wanted,
                 singleLayer: single)
-            let names = try config.node("DATA.\(split).DATASET_NAMES").strings()
+            let namesKey = "DATA.\(split).DATASET_NAMES"
+            let names = config.isExplicit(namesKey) ? try config.node(namesKey).strings() : []
             plans.append(
                 try ImportSplitPlan(
                     split: split.lowercased(), source: source, layout: layout, dtype: dtype,

@@ -2,15 +2,16 @@ import Foundation
 import LinprobeCore
 
 /// The settings of the `knn` stage: VISSL's `NEAREST_NEIGHBOR.*` (`TOPK`, `SIGMA`, `L2_NORM_FEATS`)
-/// and Linprobe's `LINPROBE.KNN.*`.
+/// or DINO's (`LINPROBE.KNN.DINO.*`), and Linprobe's `LINPROBE.KNN.*`.
 ///
 /// - `vissl` (VISSL's `knn_utils`): k from `TOPK` (one value or a list), σ = `SIGMA`, features
 ///   L2-normalised when `L2_NORM_FEATS`; classes = the largest training label + 1; top-5 is 0 when
 ///   there are fewer than 5 classes (VISSL's `Accuracies.from_batch`).
 /// - `dino` (DINO's `eval_knn.py`): features always L2-normalised (DINO normalises them when it
-///   extracts them); k ∈ {10, 20, 100, 200} and T = 0.07 unless `TOPK` / `SIGMA` are set; classes =
-///   the store's `num_classes` (DINO: `--num_labels` 1000); top-5 counts the first min(5, k)
-///   predictions.
+///   extracts them); k from `LINPROBE.KNN.DINO.NB_KNN` (DINO's `--nb_knn`, default 10, 20, 100,
+///   200) and T from `LINPROBE.KNN.DINO.TEMPERATURE` (`--temperature`, 0.07); `NEAREST_NEIGHBOR.*`
+///   is VISSL's and not read; classes = the store's `num_classes` (DINO: `--num_labels` 1000);
+///   top-5 counts the first min(5, k) predictions.
 public struct KNNSettings: Sendable, Equatable {
     public typealias ProtocolKind = KNNResultsDocument.ProtocolKind
 
@@ -25,39 +26,27 @@ public struct KNNSettings: Sendable, Equatable {
     /// `LINPROBE.THREADS`; 0 = every core.
     public var threads: Int = 0
 
-    /// DINO's `--nb_knn` and `--temperature` defaults.
-    public static let dinoKs = [10, 20, 100, 200]
-    public static let dinoTemperature = 0.07
-
     public init() {}
 
     /// Reads and validates the settings from the effective configuration; a bad value is one
     /// line naming the key.
     public init(config: PipelineConfig) throws {
-        let nn = config.node("NEAREST_NEIGHBOR")
         let kind = try config.node("LINPROBE.KNN.PROTOCOL").string(oneOf: ProtocolKind.allCases.map(\.rawValue))
         protocolKind = ProtocolKind(rawValue: kind) ?? .vissl
         let dino = protocolKind == .dino
-        ks = dino && !config.isExplicit("NEAREST_NEIGHBOR.TOPK") ? Self.dinoKs : try nn["TOPK"].ints()
-        temperature =
-            dino && !config.isExplicit("NEAREST_NEIGHBOR.SIGMA") ? Self.dinoTemperature : try nn["SIGMA"].double()
-        l2Normalize = try nn["L2_NORM_FEATS"].bool()
-        if dino {
-            if config.isExplicit("NEAREST_NEIGHBOR.L2_NORM_FEATS"), !l2Normalize {
-                throw LinprobeError.config(
-                    "NEAREST_NEIGHBOR.L2_NORM_FEATS: false contradicts LINPROBE.KNN.PROTOCOL dino, whose features are always L2-normalised; drop the key or use the vissl protocol"
-                )
-            }
-            l2Normalize = true
-        }
-        guard !ks.isEmpty else { throw LinprobeError.config("NEAREST_NEIGHBOR.TOPK: give at least one k") }
+        let kKey = dino ? "LINPROBE.KNN.DINO.NB_KNN" : "NEAREST_NEIGHBOR.TOPK"
+        let tKey = dino ? "LINPROBE.KNN.DINO.TEMPERATURE" : "NEAREST_NEIGHBOR.SIGMA"
+        ks = try config.node(kKey).ints()
+        temperature = try config.node(tKey).double()
+        l2Normalize = dino ? true : try config.node("NEAREST_NEIGHBOR.L2_NORM_FEATS").bool()
+        guard !ks.isEmpty else { throw LinprobeError.config("\(kKey): give at least one k") }
         if let bad = ks.first(where: { $0 < 1 }) {
-            throw LinprobeError.config("NEAREST_NEIGHBOR.TOPK: k = \(bad) must be at least 1")
+            throw LinprobeError.config("\(kKey): k = \(bad) must be at least 1")
         }
         var seen = Set<Int>()
         ks = ks.filter { seen.insert($0).inserted }
         guard temperature > 0, temperature.isFinite else {
-            throw LinprobeError.config("NEAREST_NEIGHBOR.SIGMA: \(temperature) must be a positive number")
+            throw LinprobeError.config("\(tKey): \(temperature) must be a positive number")
         }
         memoryBytes = try config.node("LINPROBE.KNN.MEMORY_MB").int() << 20
         threads = try config.node("LINPROBE.THREADS").int()

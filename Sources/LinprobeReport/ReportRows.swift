@@ -108,8 +108,9 @@ extension ReportBuilder {
         let whose = doc.protocolKind == .dino ? "DINO's eval_knn" : "VISSL's knn_utils"
         if doc.metric == .mAP {
             sink.notes.append(
-                "\(method) mAP k=K: Linprobe's multi-label kNN (\(whose)' vote per class: the weights of the K nearest "
-                    + "training rows marked present), VOC all-points AP over non-difficult test rows, mean over classes ×100.")
+                "\(method) mAP k=K: Linprobe's multi-label kNN with \(whose) weights — a class scores the weights of "
+                    + "those of the K nearest training rows that have it — VOC all-points AP over non-difficult test "
+                    + "rows, mean over classes ×100.")
         } else {
             sink.notes.append(
                 "\(method) top_1 / top_5 k=K: test accuracy ×100 of \(whose) weighted vote over the K nearest training "

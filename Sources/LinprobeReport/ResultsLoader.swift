@@ -49,8 +49,8 @@ enum ResultsLoader {
             guard FileManager.default.fileExists(atPath: base, isDirectory: &isDir) else {
                 throw LinprobeError(
                     .missingInput,
-                    "\(folder): no such results folder; run train-svm or train-linear first, or pass the folder they "
-                        + "wrote (svm/<fp>, linear/<fp>)")
+                    "\(folder): no such results folder; run train-svm, train-linear or knn first, or pass the folder "
+                        + "they wrote (svm/<fp>, linear/<fp>, knn/<fp>)")
             }
             if !isDir.boolValue {
                 guard base == WorkdirLayout.resultsFile(in: Paths.parent(base)) else {
@@ -89,8 +89,9 @@ enum ResultsLoader {
         if here.isEmpty {
             throw LinprobeError(
                 .missingInput,
-                "\(folder): no results.json under it (expected svm/<fp>/<layer>/results.json or "
-                    + "linear/<fp>/<head>/results.json); run train-svm or train-linear first")
+                "\(folder): no results.json under it (expected svm/<fp>/<layer>/results.json, "
+                    + "linear/<fp>/<head>/results.json or knn/<fp>/<layer>/results.json); run train-svm, train-linear "
+                    + "or knn first")
         }
         return here
     }

@@ -10,9 +10,9 @@ struct KNNCommand: ParsableCommand {
         commandName: StageKind.knn.name,
         abstract: "VISSL's nearest-neighbour benchmark (or DINO's weighted kNN) on the stored features of each tap.",
         discussion: """
-            Settings come from NEAREST_NEIGHBOR.* (VISSL's names: TOPK, one k or a list; SIGMA; L2_NORM_FEATS) and \
-            LINPROBE.KNN.* (PROTOCOL dino: features L2-normalised, k 10/20/100/200 and T 0.07 unless set; \
-            MEMORY_MB). Every tap of MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP is searched (every \
+            Settings come from NEAREST_NEIGHBOR.* (VISSL's names: TOPK, one k or a list; SIGMA; L2_NORM_FEATS), or \
+            with LINPROBE.KNN.PROTOCOL=dino from LINPROBE.KNN.DINO.* (DINO's eval_knn: NB_KNN 10/20/100/200, \
+            TEMPERATURE 0.07, features L2-normalised); LINPROBE.KNN.MEMORY_MB bounds the search. Every tap of MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP is searched (every \
             stored layer without a map). Similarities come from GEMMs over the training store read in chunks, each \
             test row keeps its k best in a bounded heap, on every core: memory does not grow with the training set. \
             Writes <workdir>/knn/<fp>/<layer>/results.json (top-1 / top-5 per k; mAP for multi-label stores); a \

@@ -227,8 +227,14 @@ public enum LinprobeKeys {
         .linprobe("LINPROBE.REPORT.TITLE", .string, default: "", "Report title (\"\" = the pipeline's name)."),
         .linprobe(
             "LINPROBE.KNN.PROTOCOL", .string, default: "vissl", oneOf: ["vissl", "dino"],
-            "kNN protocol: VISSL's knn_utils (NEAREST_NEIGHBOR.*), or DINO's eval_knn (features always L2-normalised; "
-                + "k 10, 20, 100, 200 and temperature 0.07 unless NEAREST_NEIGHBOR.TOPK / SIGMA are set)."),
+            "kNN protocol: VISSL's knn_utils (NEAREST_NEIGHBOR.*), or DINO's eval_knn (LINPROBE.KNN.DINO.*; "
+                + "features always L2-normalised)."),
+        .linprobe(
+            "LINPROBE.KNN.DINO.NB_KNN", .list(.integer), default: [10, 20, 100, 200], min: 1,
+            "DINO's --nb_knn: the k of its weighted kNN (LINPROBE.KNN.PROTOCOL dino)."),
+        .linprobe(
+            "LINPROBE.KNN.DINO.TEMPERATURE", .number, default: 0.07, min: 0,
+            "DINO's --temperature T: neighbour j weighs exp(similarity_j / T) (LINPROBE.KNN.PROTOCOL dino)."),
         .linprobe(
             "LINPROBE.KNN.MEMORY_MB", .integer, default: 1024, min: 16,
             "Memory for the kNN search's test block, similarities and neighbour heaps (the training store streams)."),

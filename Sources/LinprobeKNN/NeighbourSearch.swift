@@ -34,10 +34,11 @@ public struct SearchFigures: Sendable, Equatable {
 }
 
 /// Brute-force nearest-neighbour search over a training store that streams: the test rows are
-/// held in blocks, the training rows are read chunk by chunk, and each worker thread multiplies a
-/// tile of test rows by the chunk (one single-threaded GEMM) and pushes the similarities into the
-/// tile's bounded heaps (one per test row, `k` entries). Memory is the test block, one training
-/// chunk, one similarity tile per worker and the heaps — independent of the training-set size.
+/// held in blocks, the training rows are read chunk by chunk (the next one while the current one
+/// is searched), and each worker thread multiplies a tile of test rows by the chunk (one
+/// single-threaded GEMM) and pushes the similarities into the tile's bounded heaps (one per test
+/// row, `k` entries). Memory is the test block, two training chunks, one similarity tile per
+/// worker and the heaps — independent of the training-set size.
 public enum NeighbourSearch {
     /// Test rows per GEMM tile: a 128 × chunk similarity tile stays in a core's cache.
     static let tileRows = 128
@@ -48,8 +49,9 @@ public enum NeighbourSearch {
         public var tile: Int
     }
 
-    /// Splits `memoryBytes` between the test block (rows + heaps), one training chunk and the
-    /// workers' similarity tiles. Nothing here depends on more than `trainChunk` training rows.
+    /// Splits `memoryBytes` between the test block (rows + heaps), two training chunks (one read
+    /// while the other is searched) and the workers' similarity tiles. Nothing here depends on
+    /// more than `trainChunk` training rows.
     public static func layout(
         queries: Int, trainRows: Int, dim: Int, k: Int, threads: Int, memoryBytes: Int, storeChunk: Int?
     ) -> Layout {
@@ -58,7 +60,7 @@ public enum NeighbourSearch {
         if let c = storeChunk, c > 0, c < chunk { chunk = (chunk / c) * c }
         chunk = max(1, min(chunk, trainRows))
         let tile = max(1, min(tileRows, queries))
-        let fixed = chunk * rowBytes + threads * tile * chunk * 4
+        let fixed = 2 * chunk * rowBytes + threads * tile * chunk * 4
         let perQuery = rowBytes + k * 8
         let block = max(tile, min(queries, (memoryBytes - fixed) / perQuery))
         return Layout(queryBlock: max(1, block), trainChunk: chunk, tile: tile)
@@ -94,26 +96,29 @@ public enum NeighbourSearch {
         BLAS.setThreads(1)
         defer { BLAS.setThreads(before) }
         let query = FloatBuffer(count: min(m, plan.queryBlock) * dim)
-        let chunk = FloatBuffer(count: plan.trainChunk * dim)
         let tiles = (0..<workers).map { _ in FloatBuffer(count: plan.tile * plan.trainChunk) }
+        let chunks = stride(from: 0, to: n, by: plan.trainChunk).map { $0..<min(n, $0 + plan.trainChunk) }
         var done = 0
         for q0 in stride(from: 0, to: m, by: plan.queryBlock) {
             let qn = min(plan.queryBlock, m - q0)
             try test.readFeatures(layer: layer, rows: q0..<(q0 + qn), into: query.buffer)
             if normalize { normalizeRows(query.pointer, rows: qn, dim: dim, threads: workers) }
             let heaps = Heaps(count: qn, k: k)
-            for t0 in stride(from: 0, to: n, by: plan.trainChunk) {
-                let tn = min(plan.trainChunk, n - t0)
-                try train.readFeatures(
-                    layer: layer, rows: t0..<(t0 + tn), into: UnsafeMutableBufferPointer(start: chunk.pointer, count: tn * dim))
-                if normalize { normalizeRows(chunk.pointer, rows: tn, dim: dim, threads: workers) }
+            let prefetch = ChunkPrefetcher(chunks: chunks, dim: dim) { rows, into in
+                try train.readFeatures(layer: layer, rows: rows, into: into)
+                if normalize, let base = into.baseAddress {
+                    normalizeRows(base, rows: rows.count, dim: dim, threads: 1)
+                }
+            }
+            for (c, rows) in chunks.enumerated() {
+                let chunk = try prefetch.take(c)
                 let work = TileWork(
-                    query: query.pointer, chunk: chunk.pointer, dim: dim, queries: qn, trainRows: tn, firstRow: t0,
-                    tile: plan.tile, heaps: heaps)
+                    query: query.pointer, chunk: chunk, dim: dim, queries: qn, trainRows: rows.count,
+                    firstRow: rows.lowerBound, tile: plan.tile, heaps: heaps)
                 DispatchQueue.concurrentPerform(iterations: workers) { w in
                     work.run(worker: w, of: workers, tile: tiles[w].pointer)
                 }
-                done += tn
+                done += rows.count
                 progress(done, n * blocks)
             }
             heaps.sorted(into: &result, from: q0)
@@ -137,6 +142,66 @@ public enum NeighbourSearch {
                 for j in 0..<dim { row[j] /= norm }
             }
         }
+    }
+}
+
+/// Reads the training chunks one ahead of the search, on a thread of its own (the only thread
+/// reading the store meanwhile), into two buffers taken in turn: reading chunk c + 1 overlaps the
+/// GEMMs of chunk c. `take(c)` waits for chunk c, starts chunk c + 1 and rethrows a read error.
+final class ChunkPrefetcher: @unchecked Sendable {
+    private let chunks: [Range<Int>]
+    private let dim: Int
+    private let read: (Range<Int>, UnsafeMutableBufferPointer<Float>) throws -> Void
+    private let buffers: [FloatBuffer]
+    private let slots: [Slot]
+    private let queue = DispatchQueue(label: "linprobe.knn.prefetch")
+
+    /// What one buffer's last read left: its completion and its error.
+    private final class Slot: @unchecked Sendable {
+        let done = DispatchGroup()
+        var error: (any Error)?
+    }
+
+    init(
+        chunks: [Range<Int>], dim: Int, read: @escaping (Range<Int>, UnsafeMutableBufferPointer<Float>) throws -> Void
+    ) {
+        self.chunks = chunks
+        self.dim = dim
+        self.read = read
+        let rows = chunks.map(\.count).max() ?? 0
+        buffers = (0..<min(2, chunks.count)).map { _ in FloatBuffer(count: rows * dim) }
+        slots = buffers.map { _ in Slot() }
+        start(0)
+    }
+
+    private func start(_ c: Int) {
+        guard c < chunks.count else { return }
+        let slot = slots[c % 2]
+        let buffer = buffers[c % 2]
+        let rows = chunks[c]
+        slot.done.enter()
+        queue.async { [self] in
+            do {
+                try read(rows, UnsafeMutableBufferPointer(start: buffer.pointer, count: rows.count * dim))
+            } catch {
+                slot.error = error
+            }
+            slot.done.leave()
+        }
+    }
+
+    /// Chunk c's rows, once read; the read of chunk c + 1 starts before this returns.
+    func take(_ c: Int) throws -> UnsafeMutablePointer<Float> {
+        let slot = slots[c % 2]
+        slot.done.wait()
+        if let error = slot.error { throw error }
+        start(c + 1)
+        return buffers[c % 2].pointer
+    }
+
+    deinit {
+        // A search stopped by an error leaves no read running into a freed buffer.
+        for slot in slots { slot.done.wait() }
     }
 }
 

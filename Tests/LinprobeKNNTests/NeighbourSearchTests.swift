@@ -104,7 +104,7 @@ enum KNNStores {
         let b = NeighbourSearch.layout(
             queries: 50_000, trainRows: 100_000_000, dim: 2048, k: 200, threads: 2, memoryBytes: budget, storeChunk: 128)
         #expect(a == b)
-        let bytes = a.queryBlock * (2048 * 4 + 200 * 8) + a.trainChunk * 2048 * 4 + 2 * a.tile * a.trainChunk * 4
+        let bytes = a.queryBlock * (2048 * 4 + 200 * 8) + 2 * a.trainChunk * 2048 * 4 + 2 * a.tile * a.trainChunk * 4
         #expect(bytes <= budget)
         #expect(a.trainChunk % 128 == 0)
         #expect(a.queryBlock == 50_000)

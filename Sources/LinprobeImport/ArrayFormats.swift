@@ -58,9 +58,11 @@ enum ArrayFormats {
                 "\(path): a bare features array needs its labels: give LINPROBE.IMPORT.<SPLIT>.LABELS (or --labels) an .npy or torch file of [N] class indices or [N, C] VOC-encoded labels"
             )
         }
-        let name = try ImportSource.select(wanted, from: [singleLayer], in: "\(path) (layer named by LINPROBE.IMPORT.LAYER)")[0]
+        let name = try ImportSource.select(
+            wanted, from: [singleLayer], in: "\(path) (layer named by LINPROBE.IMPORT.LAYER)")[0]
         let targets = try labelArray(labels)
-        let layer = ImportSource.Layer(name: name, shapeCHW: try ImportSource.shapeCHW(rows.shape, what: path), rows: rows)
+        let layer = ImportSource.Layer(
+            name: name, shapeCHW: try ImportSource.shapeCHW(rows.shape, what: path), rows: rows)
         return try ImportSource(
             kind: kind, location: path, layers: [layer], targets: targets, indices: nil, imagePaths: nil,
             files: [path, labels])
@@ -108,7 +110,8 @@ enum ArrayFormats {
         let layers = try chosen.map { name -> ImportSource.Layer in
             let rows = arrays["features_\(name)"] ?? arrays["features"]
             guard let rows else { throw LinprobeError(.missingInput, "\(path): no 'features_\(name)'") }
-            return ImportSource.Layer(name: name, shapeCHW: try ImportSource.shapeCHW(rows.shape, what: rows.what), rows: rows)
+            return ImportSource.Layer(
+                name: name, shapeCHW: try ImportSource.shapeCHW(rows.shape, what: rows.what), rows: rows)
         }
         var files = [path]
         let targets: RowSource
@@ -160,7 +163,8 @@ enum ArrayFormats {
         let chosen = try ImportSource.select(wanted, from: byLayer.keys.sorted(), in: path)
         let layers = try chosen.map { name -> ImportSource.Layer in
             guard let rows = byLayer[name] else { throw LinprobeError(.missingInput, "\(path): no layer \(name)") }
-            return ImportSource.Layer(name: name, shapeCHW: try ImportSource.shapeCHW(rows.shape, what: rows.what), rows: rows)
+            return ImportSource.Layer(
+                name: name, shapeCHW: try ImportSource.shapeCHW(rows.shape, what: rows.what), rows: rows)
         }
         var files = [path]
         let targets: RowSource

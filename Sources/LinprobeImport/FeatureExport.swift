@@ -65,7 +65,8 @@ public enum FeatureExport {
             }
             try zip.finish()
             if rename(partial, destination) != 0 {
-                throw LinprobeError(.io, "\(partial): cannot rename to \(destination): \(String(cString: strerror(errno)))")
+                throw LinprobeError(
+                    .io, "\(partial): cannot rename to \(destination): \(String(cString: strerror(errno)))")
             }
             return [destination]
         }
@@ -109,7 +110,8 @@ public enum FeatureExport {
         let width = store.targetLayout.width
         let targetShape = store.targetLayout == .singleLabel ? [n] : [n, width]
         out.append(
-            ExportedArray(name: "targets", descr: "<i8", shape: targetShape, itemSize: 8, isFeature: false) { store, range in
+            ExportedArray(name: "targets", descr: "<i8", shape: targetShape, itemSize: 8, isFeature: false) {
+                store, range in
                 try store.targets(rows: range).withUnsafeBytes { Data($0) }
             })
         out.append(
@@ -118,8 +120,9 @@ public enum FeatureExport {
             })
         let pathWidth = try longest(store)
         out.append(
-            ExportedArray(name: "image_paths", descr: "<U\(pathWidth)", shape: [n], itemSize: 4 * pathWidth, isFeature: false)
-            { store, range in NPYWriter.unicodeElements(try store.imagePaths(rows: range), width: pathWidth) })
+            ExportedArray(
+                name: "image_paths", descr: "<U\(pathWidth)", shape: [n], itemSize: 4 * pathWidth, isFeature: false
+            ) { store, range in NPYWriter.unicodeElements(try store.imagePaths(rows: range), width: pathWidth) })
         let names = store.classNames
         if !names.isEmpty {
             let nameWidth = max(1, names.map { $0.unicodeScalars.count }.max() ?? 1)

@@ -47,8 +47,12 @@ public struct ImportSplitPlan {
         let value: JSONValue = [
             "stage": .string(StageKind.importFeatures.name), "format_version": .int(Int64(Self.formatVersion)),
             "store_format_version": .int(StoreLayout.formatVersion), "source": .string(source.kind.rawValue),
-            "split": .string(split), "files": .array(files.map { ["name": $0["name"] ?? .null, "sha256": $0["sha256"] ?? .null] }),
-            "layers": .array(source.storeLayers.map { ["name": .string($0.name), "shape_chw": .array($0.shapeCHW.map { .int(Int64($0)) })] }),
+            "split": .string(split),
+            "files": .array(files.map { ["name": $0["name"] ?? .null, "sha256": $0["sha256"] ?? .null] }),
+            "layers": .array(
+                source.storeLayers.map {
+                    ["name": .string($0.name), "shape_chw": .array($0.shapeCHW.map { .int(Int64($0)) })]
+                }),
             "storage": ["dtype": .string(dtype.rawValue), "deflate": deflate.map { .int(Int64($0)) } ?? .null],
         ]
         fingerprintValue = value

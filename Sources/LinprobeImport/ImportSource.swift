@@ -168,7 +168,8 @@ public final class ImportSource {
             let file = try NPYFile(path: shard.indices)
             guard try file.readInt64(rows: 0..<file.rows) == merge.shardIndices[s] else {
                 throw LinprobeError(
-                    .incompatible, "\(shard.indices): other dataset indices than the first layer's shard \(shard.prefix)")
+                    .incompatible,
+                    "\(shard.indices): other dataset indices than the first layer's shard \(shard.prefix)")
             }
         }
     }
@@ -191,15 +192,19 @@ public final class ImportSource {
             return NPYRows(try NPYFile(path: path), what: path)
         }
         let layers = try chosen.map { name -> Layer in
-            guard let rows = try npy("features_\(name).npy") else { throw LinprobeError(.missingInput, "\(folder): no features_\(name).npy") }
+            guard let rows = try npy("features_\(name).npy") else {
+                throw LinprobeError(.missingInput, "\(folder): no features_\(name).npy")
+            }
             return Layer(name: name, shapeCHW: try shapeCHW(rows.shape, what: rows.what), rows: rows)
         }
         guard let targets = try npy("targets.npy") else {
-            throw LinprobeError(.missingInput, "\(Paths.join(folder, "targets.npy")): missing (the labels of the export)")
+            throw LinprobeError(
+                .missingInput, "\(Paths.join(folder, "targets.npy")): missing (the labels of the export)")
         }
         let extras = try ["indices.npy", "image_paths.npy", "class_names.npy"].map { try npy($0) }
         let classNames = try extras[2].map { try $0.strings(0..<$0.count) } ?? []
-        let files = (chosen.map { "features_\($0).npy" } + ["targets.npy"]
+        let files =
+            (chosen.map { "features_\($0).npy" } + ["targets.npy"]
             + zip(["indices.npy", "image_paths.npy", "class_names.npy"], extras).compactMap { $1 == nil ? nil : $0 })
             .map { Paths.join(folder, $0) }
         return try ImportSource(

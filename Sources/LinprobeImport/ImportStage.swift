@@ -86,7 +86,8 @@ public struct ImportStage: PipelineStage {
     }
 
     public func discardPreviousRun(_ context: StageContext) throws {
-        for path in [storePath, storePath + StoreLayout.partialSuffix] where FileManager.default.fileExists(atPath: path) {
+        for path in [storePath, storePath + StoreLayout.partialSuffix]
+        where FileManager.default.fileExists(atPath: path) {
             try FileManager.default.removeItem(atPath: path)
         }
     }
@@ -97,7 +98,8 @@ public struct ImportStage: PipelineStage {
             let reader = try? FeatureStoreReader(path: storePath), reader.fingerprint == split.fingerprint,
             reader.count == split.source.count
         else { return nil }
-        context.note("import-features: found a complete store for fingerprint \(split.fingerprint) at \(storePath); using it")
+        context.note(
+            "import-features: found a complete store for fingerprint \(split.fingerprint) at \(storePath); using it")
         return ImportOutcome(
             split: split.split, storePath: storePath, rows: reader.count, layers: reader.layers.map(\.name),
             duplicatesDropped: split.source.duplicatesDropped, seconds: nil)
@@ -176,7 +178,8 @@ struct LabelScan {
             if let i = values.firstIndex(where: { $0 < -1 || $0 > Int64(Int32.max) }) {
                 throw LinprobeError(
                     .corruptInput,
-                    "\(what): row \(first + i) has label \(values[i]); single-label targets are class indices (-1 = no label)")
+                    "\(what): row \(first + i) has label \(values[i]); single-label targets are class indices (-1 = no label)"
+                )
             }
         case .multiLabel(let c):
             if let i = values.firstIndex(where: { $0 < -1 || $0 > 1 }) {

@@ -53,7 +53,8 @@ struct VISSLDump {
             found[layer, default: []].append(
                 Shard(
                     prefix: prefix, features: Paths.join(folder, name),
-                    targets: Paths.join(folder, "\(base)_targets.npy"), indices: Paths.join(folder, "\(base)_inds.npy")))
+                    targets: Paths.join(folder, "\(base)_targets.npy"), indices: Paths.join(folder, "\(base)_inds.npy"))
+            )
         }
         shards = found.mapValues { $0.sorted { Self.shardOrder($0.prefix, $1.prefix) } }
     }
@@ -103,7 +104,8 @@ struct VISSLDump {
             order.append((e.shard, e.row))
             indices.append(e.index)
         }
-        return Merge(order: order, indices: indices, duplicates: entries.count - order.count, shardIndices: shardIndices)
+        return Merge(
+            order: order, indices: indices, duplicates: entries.count - order.count, shardIndices: shardIndices)
     }
 }
 
@@ -120,7 +122,8 @@ final class MergedRows: RowSource {
         let tail = Array(first.shape.dropFirst())
         for f in files where Array(f.shape.dropFirst()) != tail {
             throw LinprobeError(
-                .incompatible, "\(f.path): shape \(f.shape) differs from \(first.path)'s \(first.shape) beyond the rows")
+                .incompatible, "\(f.path): shape \(f.shape) differs from \(first.path)'s \(first.shape) beyond the rows"
+            )
         }
         self.files = files
         self.order = order

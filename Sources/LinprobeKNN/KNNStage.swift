@@ -58,7 +58,8 @@ public struct KNNStage: PipelineStage {
             let b = try test.layer(name)
             guard a.dim == b.dim else {
                 throw LinprobeError(
-                    .incompatible, "\(test.path): layer \(name) has D = \(b.dim) but the training store has D = \(a.dim)")
+                    .incompatible,
+                    "\(test.path): layer \(name) has D = \(b.dim) but the training store has D = \(a.dim)")
             }
         }
         guard settings.maxK <= train.count else {
@@ -188,7 +189,8 @@ public struct KNNStage: PipelineStage {
         let (neighbours, figures) = try NeighbourSearch.run(
             train: train, test: test, layer: layer, k: settings.maxK, normalize: settings.l2Normalize,
             threads: threads, memoryBytes: settings.memoryBytes,
-            progress: { done, total in progress.report("\(layer) search", done: done, total: total, unit: "train rows") })
+            progress: { done, total in progress.report("\(layer) search", done: done, total: total, unit: "train rows")
+            })
         let labels = try NeighbourLabels.resolve(neighbours, train: train)
         let testTargets = try test.targets()
         let results: [KNNResultsDocument.KResult]

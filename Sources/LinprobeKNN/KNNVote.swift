@@ -116,7 +116,8 @@ enum KNNVote {
             for c in 0..<width {
                 let rows = (0..<nb.queries).filter { testTargets[$0 * width + c] != -1 }
                 let ap = AveragePrecision.vocAllPoints(
-                    scores: rows.map { scores[$0 * width + c] }, positive: rows.map { testTargets[$0 * width + c] == 1 })
+                    scores: rows.map { scores[$0 * width + c] }, positive: rows.map { testTargets[$0 * width + c] == 1 }
+                )
                 perClass.append(ap.map { $0 * 100 })
             }
             let defined = perClass.compactMap { $0 }

@@ -47,7 +47,8 @@ struct NeighbourLabels {
                 } else {
                     if row != lastRow {
                         let values = targets[(local * width)..<((local + 1) * width)]
-                        out.positives.append(values.indices.filter { values[$0] == 1 }.map { Int32($0 - local * width) })
+                        out.positives.append(
+                            values.indices.filter { values[$0] == 1 }.map { Int32($0 - local * width) })
                         lastRow = row
                     }
                     out.slotRow[slot] = Int32(out.positives.count - 1)

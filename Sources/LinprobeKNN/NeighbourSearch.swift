@@ -264,7 +264,9 @@ final class Heaps: @unchecked Sendable {
     }
 
     /// Whether entry a is worse than entry b.
-    @inline(__always) private func worse(_ hs: UnsafeMutablePointer<Float>, _ hr: UnsafeMutablePointer<Int32>, _ a: Int, _ b: Int) -> Bool {
+    @inline(__always) private func worse(
+        _ hs: UnsafeMutablePointer<Float>, _ hr: UnsafeMutablePointer<Int32>, _ a: Int, _ b: Int
+    ) -> Bool {
         hs[a] < hs[b] || (hs[a] == hs[b] && hr[a] > hr[b])
     }
 

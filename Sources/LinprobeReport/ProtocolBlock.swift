@@ -27,9 +27,11 @@ extension ReportBuilder {
             case .linear(let doc, _):
                 linear[r.fingerprint] = linearBlock(doc, result: r, into: linear[r.fingerprint])
             case .knn(let doc):
-                var block = knn[r.fingerprint] ?? KNNRunProtocol(
-                    protocolName: doc.protocolKind.rawValue, settings: doc.settings, provenance: doc.provenance,
-                    trainFeatures: r.trainFeatures.fingerprint, testFeatures: r.testFeatures.fingerprint)
+                var block =
+                    knn[r.fingerprint]
+                    ?? KNNRunProtocol(
+                        protocolName: doc.protocolKind.rawValue, settings: doc.settings, provenance: doc.provenance,
+                        trainFeatures: r.trainFeatures.fingerprint, testFeatures: r.testFeatures.fingerprint)
                 block.provenance.seconds = nil
                 block.provenance.similaritiesPerSecond = nil
                 block.layers[r.layer] = KNNLayerProtocol(results: r.path)

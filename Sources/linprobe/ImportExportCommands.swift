@@ -90,7 +90,8 @@ struct ImportFeaturesCommand: ParsableCommand {
         _ plans: [ImportSplitPlan], layout: WorkdirLayout, pipeline: String?, force: Bool
     ) throws -> [ImportOutcome] {
         try plans.map { plan in
-            try executeStage(ImportStage(split: plan, layout: layout, pipeline: pipeline), layout: layout, force: force) {
+            try executeStage(ImportStage(split: plan, layout: layout, pipeline: pipeline), layout: layout, force: force)
+            {
                 "import-features: unchanged, reused \($0.storePath) (\($0.rows) rows; same content, fingerprint \(plan.fingerprint))"
             }
         }

@@ -38,7 +38,8 @@ struct KNNCommand: ParsableCommand {
     static func execute(
         config: PipelineConfig, stores: TrainingStores, layout: WorkdirLayout, threads: Int, force: Bool
     ) throws -> KNNRunSummary {
-        let stage = try KNNStage(config: config, train: stores.train, test: stores.test, layout: layout, threads: threads)
+        let stage = try KNNStage(
+            config: config, train: stores.train, test: stores.test, layout: layout, threads: threads)
         return try executeStage(stage, layout: layout, force: force) { "knn: unchanged, reused \($0.directory)" }
     }
 }
@@ -52,7 +53,8 @@ extension KNNRunSummary {
                 if l.document.metric == .mAP {
                     values = "mAP k=\(r.k) " + (r.mAP.map { String(format: "%.2f", $0) } ?? "n/a")
                 } else {
-                    values = String(format: "top_1 k=%d %.2f\ttop_5 k=%d %.2f", r.k, r.top1 ?? .nan, r.k, r.top5 ?? .nan)
+                    values = String(
+                        format: "top_1 k=%d %.2f\ttop_5 k=%d %.2f", r.k, r.top1 ?? .nan, r.k, r.top5 ?? .nan)
                 }
                 return "\(l.layer)\tknn\t\(values)\t\(l.resultsPath)"
             }

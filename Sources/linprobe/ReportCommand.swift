@@ -7,7 +7,8 @@ import LinprobeReport
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: StageKind.report.name,
-        abstract: "Gather SVM, linear-head and kNN results into report.md, report.json and a self-contained report.html.",
+        abstract:
+            "Gather SVM, linear-head and kNN results into report.md, report.json and a self-contained report.html.",
         discussion: """
             Without --results, reads the pipeline's latest finished train-svm, train-linear and knn runs from \
             <workdir>/manifest.json. --results takes results folders (svm/<fp>, linear/<fp>, knn/<fp>, or one \

@@ -86,7 +86,8 @@ struct RunCommand: ParsableCommand {
                 let test = outcomes.first(where: { $0.split == "test" })
             else { return nil }
             return TrainingStores(
-                train: try FeatureStoreReader(path: train.storePath), test: try FeatureStoreReader(path: test.storePath))
+                train: try FeatureStoreReader(path: train.storePath), test: try FeatureStoreReader(path: test.storePath)
+            )
         }
         guard stages.contains(.extract) else { return nil }
         let stop = StopRequest.installed()

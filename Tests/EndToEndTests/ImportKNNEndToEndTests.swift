@@ -65,15 +65,18 @@ struct ImportKNNEndToEndTests {
         let pipeline = try Self.pipeline(dir)
         let first = try runProcess(linprobeBinary(), ["run", pipeline, "--workdir", work])
         #expect(first.status == 0, "\(first.stderr)")
-        #expect(first.stderr.contains("stages import-features → train-svm → train-linear → knn → report"), "\(first.stderr)")
+        #expect(
+            first.stderr.contains("stages import-features → train-svm → train-linear → knn → report"), "\(first.stderr)"
+        )
         #expect(first.stderr.contains("dropped 1 padded duplicate row(s)"), "\(first.stderr)")
         for column in ["svm mAP", "eval_mlp mAP", "mlp mAP", "knn mAP k=5", "knn mAP k=20"] {
             #expect(first.stdout.contains(column), "\(column): \(first.stdout)")
         }
         #expect(first.stdout.contains("## vissl (test)"), "the dataset is named after the dump's folder")
-        #expect(try Self.completed(work) == [
-            "import-features": 2, "train-svm": 1, "train-linear": 1, "knn": 1, "report": 1,
-        ])
+        #expect(
+            try Self.completed(work) == [
+                "import-features": 2, "train-svm": 1, "train-linear": 1, "knn": 1, "report": 1,
+            ])
         let report = try JSONValue.parse(
             String(contentsOfFile: work + "/reports/vissl_dump/report.json", encoding: .utf8))
         #expect(try SchemaValidator(schemaPath: schemaPath("report.schema.json")).validate(report).isEmpty)

@@ -19,8 +19,10 @@ enum ImportFixtures {
     /// Imports `source` as `split` into `workdir`; returns the finished store.
     static func importStore(_ source: ImportSource, split: String, workdir: String) throws -> FeatureStoreReader {
         let layout = WorkdirLayout(workdir)
-        let stage = ImportStage(split: try ImportSplitPlan(split: split, source: source, layout: layout), layout: layout, pipeline: nil)
-        let outcome = try StageRunner(layout: layout).execute(stage, progress: ProgressReporter(stage: "import", mode: .silent))
+        let stage = ImportStage(
+            split: try ImportSplitPlan(split: split, source: source, layout: layout), layout: layout, pipeline: nil)
+        let outcome = try StageRunner(layout: layout).execute(
+            stage, progress: ProgressReporter(stage: "import", mode: .silent))
         return try FeatureStoreReader(path: outcome.outcome.storePath)
     }
 
@@ -46,8 +48,9 @@ enum ImportFixtures {
 }
 
 @Suite struct VISSLDumpTests {
-    @Test("VISSL's shards merge by index: padded duplicates dropped, rows ordered, every layer aligned",
-          arguments: ["train", "test"])
+    @Test(
+        "VISSL's shards merge by index: padded duplicates dropped, rows ordered, every layer aligned",
+        arguments: ["train", "test"])
     func mergesLikeVISSLsLoader(_ split: String) throws {
         let source = try ImportSource.open(
             features: ImportFixtures.dump, labels: nil, split: split, layers: [], singleLayer: "heads")
@@ -88,7 +91,8 @@ enum ImportFixtures {
         let copy = tmp.file("moved")
         try FileManager.default.copyItem(atPath: ImportFixtures.dump, toPath: copy)
         func plan(_ folder: String) throws -> ImportSplitPlan {
-            let source = try ImportSource.open(features: folder, labels: nil, split: "train", layers: [], singleLayer: "heads")
+            let source = try ImportSource.open(
+                features: folder, labels: nil, split: "train", layers: [], singleLayer: "heads")
             return try ImportSplitPlan(split: "train", source: source, layout: WorkdirLayout(tmp.file("w")))
         }
         let a = try plan(ImportFixtures.dump)
@@ -125,8 +129,9 @@ enum ImportFixtures {
         ("trainfeat.pth", "trainlabels.pth", ["res5avg"]),
     ]
 
-    @Test("npz, torch dicts (zip and legacy), .npy and DINO's tensor files import the same arrays",
-          arguments: 0..<5)
+    @Test(
+        "npz, torch dicts (zip and legacy), .npy and DINO's tensor files import the same arrays",
+        arguments: 0..<5)
     func everyFormat(_ index: Int) throws {
         let c = Self.cases[index]
         let source = try ImportSource.open(
@@ -159,7 +164,8 @@ enum ImportFixtures {
         for (features, labels, phrase) in bad {
             do {
                 _ = try ImportSource.open(
-                    features: ImportFixtures.format(features), labels: labels.map(ImportFixtures.format), split: "train",
+                    features: ImportFixtures.format(features), labels: labels.map(ImportFixtures.format),
+                    split: "train",
                     layers: [], singleLayer: "heads")
                 Issue.record("\(features) was accepted")
             } catch {
@@ -186,7 +192,8 @@ enum ImportFixtures {
         let labels = tmp.file("l.npy")
         try NPYWriter.float32([Float](repeating: 1, count: 8), shape: [4, 2]).write(to: URL(fileURLWithPath: features))
         try NPYWriter.int64([1, 0, 0, 2, -1, 1, 0, 0], shape: [4, 2]).write(to: URL(fileURLWithPath: labels))
-        let source = try ImportSource.open(features: features, labels: labels, split: "train", layers: [], singleLayer: "heads")
+        let source = try ImportSource.open(
+            features: features, labels: labels, split: "train", layers: [], singleLayer: "heads")
         do {
             _ = try ImportFixtures.importStore(source, split: "train", workdir: tmp.file("w"))
             Issue.record("label 2 in [N, C] labels was accepted")
@@ -228,13 +235,15 @@ enum ImportFixtures {
     func multiLabelRoundTrip() throws {
         let tmp = try TemporaryDirectory()
         let original = try ImportFixtures.importStore(
-            try ImportSource.open(features: ImportFixtures.dump, labels: nil, split: "train", layers: [], singleLayer: "heads"),
+            try ImportSource.open(
+                features: ImportFixtures.dump, labels: nil, split: "train", layers: [], singleLayer: "heads"),
             split: "train", workdir: tmp.file("a"))
         try FeatureExport.export(original, format: .npy, to: tmp.file("out"))
         #expect(try NPYFile(path: tmp.file("out/features_res4.npy")).shape == [121, 4, 2, 2])
         #expect(try NPYFile(path: tmp.file("out/targets.npy")).shape == [121, 6])
         let again = try ImportFixtures.importStore(
-            try ImportSource.open(features: tmp.file("out"), labels: nil, split: "train", layers: [], singleLayer: "heads"),
+            try ImportSource.open(
+                features: tmp.file("out"), labels: nil, split: "train", layers: [], singleLayer: "heads"),
             split: "train", workdir: tmp.file("b"))
         for layer in original.layers { #expect(try again.readLayer(layer.name) == original.readLayer(layer.name)) }
         #expect(try again.targets() == original.targets())

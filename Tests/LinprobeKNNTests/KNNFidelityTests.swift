@@ -51,7 +51,8 @@ struct KNNFidelityTests {
         let kind = KNNSettings.ProtocolKind(rawValue: c["protocol"]?.stringValue ?? "") ?? .vissl
         let layer = try #require(c["layer"]?.stringValue)
         let (train, test) = try Self.stores("single")
-        let document = try Self.evaluate(try Self.settings(c, protocolKind: kind), layer: layer, train: train, test: test)
+        let document = try Self.evaluate(
+            try Self.settings(c, protocolKind: kind), layer: layer, train: train, test: test)
         let want = try #require(c["results"]?.arrayValue)
         #expect(document.results.count == want.count)
         for (got, w) in zip(document.results, want) {
@@ -70,7 +71,8 @@ struct KNNFidelityTests {
         let cases = try #require(Self.expected["multi_label"]?.arrayValue)
         let c = cases[index]
         let (train, test) = try Self.stores("voc")
-        let document = try Self.evaluate(try Self.settings(c, protocolKind: .vissl), layer: "feat", train: train, test: test)
+        let document = try Self.evaluate(
+            try Self.settings(c, protocolKind: .vissl), layer: "feat", train: train, test: test)
         #expect(document.metric == .mAP)
         for (got, w) in zip(document.results, try #require(c["results"]?.arrayValue)) {
             #expect(abs((got.mAP ?? -1) - (w["mAP"]?.doubleValue ?? -2)) < 1e-9, "k=\(got.k)")

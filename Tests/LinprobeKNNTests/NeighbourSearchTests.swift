@@ -28,13 +28,16 @@ enum KNNStores {
         return try FeatureStoreReader(path: path)
     }
 
-    static func random(_ path: String, rows: Int, dim: Int, seed: UInt64, split: String = "train") throws
+    static func random(
+        _ path: String, rows: Int, dim: Int, seed: UInt64, split: String = "train"
+    ) throws
         -> FeatureStoreReader
     {
         var rng = SeededGenerator(seed: seed)
         var values: [Float] = []
         for _ in 0..<(rows * dim) { values.append(Float.random(in: -1...1, using: &rng)) }
-        return try write(path, rows: rows, dim: dim, split: split, value: { values[$0 * dim + $1] }, label: { Int64($0 % 4) })
+        return try write(
+            path, rows: rows, dim: dim, split: split, value: { values[$0 * dim + $1] }, label: { Int64($0 % 4) })
     }
 }
 
@@ -48,12 +51,14 @@ enum KNNStores {
             let sims = (0..<train.count).map { r in
                 (0..<dim).reduce(0.0) { $0 + Double(b[q * dim + $1]) * Double(a[r * dim + $1]) }
             }
-            return Array((0..<train.count).sorted { sims[$0] > sims[$1] || (sims[$0] == sims[$1] && $0 < $1) }.prefix(k))
+            return Array(
+                (0..<train.count).sorted { sims[$0] > sims[$1] || (sims[$0] == sims[$1] && $0 < $1) }.prefix(k))
         }
     }
 
-    @Test("chunked, tiled, multi-threaded search finds the brute-force neighbours, whatever the memory",
-          arguments: [64 << 10, 1 << 30])
+    @Test(
+        "chunked, tiled, multi-threaded search finds the brute-force neighbours, whatever the memory",
+        arguments: [64 << 10, 1 << 30])
     func matchesBruteForce(_ memory: Int) throws {
         let tmp = try TemporaryDirectory()
         let train = try KNNStores.random(tmp.file("train.h5"), rows: 1000, dim: 24, seed: 1)
@@ -77,7 +82,8 @@ enum KNNStores {
         // Rows 3, 5, 9 and 12 are the same vector; the query is that vector.
         let train = try KNNStores.write(
             tmp.file("train.h5"), rows: 20, dim: 2, chunkRows: 4,
-            value: { r, j in [3, 5, 9, 12].contains(r) ? 1 : Float(j) * 0.1 - Float(r) * 0.01 }, label: { Int64($0 % 4) })
+            value: { r, j in [3, 5, 9, 12].contains(r) ? 1 : Float(j) * 0.1 - Float(r) * 0.01 },
+            label: { Int64($0 % 4) })
         let test = try KNNStores.write(
             tmp.file("test.h5"), rows: 1, dim: 2, split: "test", value: { _, _ in 1 }, label: { _ in 0 })
         for memory in [4 << 10, 1 << 20] {
@@ -102,7 +108,8 @@ enum KNNStores {
         let a = NeighbourSearch.layout(
             queries: 50_000, trainRows: 1_281_167, dim: 2048, k: 200, threads: 2, memoryBytes: budget, storeChunk: 128)
         let b = NeighbourSearch.layout(
-            queries: 50_000, trainRows: 100_000_000, dim: 2048, k: 200, threads: 2, memoryBytes: budget, storeChunk: 128)
+            queries: 50_000, trainRows: 100_000_000, dim: 2048, k: 200, threads: 2, memoryBytes: budget, storeChunk: 128
+        )
         #expect(a == b)
         let bytes = a.queryBlock * (2048 * 4 + 200 * 8) + 2 * a.trainChunk * 2048 * 4 + 2 * a.tile * a.trainChunk * 4
         #expect(bytes <= budget)

@@ -10,7 +10,8 @@ import LinprobeStore
 // train × test inner products per second, the layout it chose, and the library it used.
 let args = CommandLine.arguments
 guard args.count >= 5 else {
-    FileHandle.standardError.write(Data("usage: bench-knn TRAIN.h5 TEST.h5 LAYER WORKDIR [K SIGMA L2 THREADS MEMORY_MB]\n".utf8))
+    FileHandle.standardError.write(
+        Data("usage: bench-knn TRAIN.h5 TEST.h5 LAYER WORKDIR [K SIGMA L2 THREADS MEMORY_MB]\n".utf8))
     exit(64)
 }
 func arg(_ i: Int, _ fallback: String) -> String { args.count > i ? args[i] : fallback }

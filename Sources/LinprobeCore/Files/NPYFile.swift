@@ -83,7 +83,8 @@ public final class NPYFile: @unchecked Sendable {
         let n = range.count * rowElements
         guard n > 0, let out = buffer.baseAddress else { return }
         if kind == "f" && itemSize == 4 && !bigEndian {
-            try readBytes(into: UnsafeMutableRawPointer(out), count: n * 4, at: dataOffset + range.lowerBound * rowElements * 4)
+            try readBytes(
+                into: UnsafeMutableRawPointer(out), count: n * 4, at: dataOffset + range.lowerBound * rowElements * 4)
             return
         }
         try convert(range, count: n) { raw in
@@ -248,8 +249,10 @@ public final class NPYFile: @unchecked Sendable {
         guard start[0] == 0x93, Array(start[1..<6]) == Array("NUMPY".utf8) else { throw fail("missing magic") }
         let wide = start[6] >= 2
         guard (1...3).contains(start[6]) else { throw fail("format version \(start[6]) is not supported") }
-        let length = wide ? Int(start[8]) | Int(start[9]) << 8 | Int(start[10]) << 16 | Int(start[11]) << 24
-                          : Int(start[8]) | Int(start[9]) << 8
+        let length =
+            wide
+            ? Int(start[8]) | Int(start[9]) << 8 | Int(start[10]) << 16 | Int(start[11]) << 24
+            : Int(start[8]) | Int(start[9]) << 8
         guard length <= 1 << 20 else { throw fail("header of \(length) bytes") }
         let textStart = offset + (wide ? 12 : 10)
         let text = String(decoding: try read(length, at: textStart), as: UTF8.self)

@@ -137,16 +137,26 @@ public final class ImportSource {
         for name in names {
             let shards = dump.shards[name] ?? []
             if name != names[0] { try checkSameRows(shards, as: merge, of: dump.shards[names[0]] ?? [], layer: name) }
+            let features = try shards.map { try NPYFile(path: $0.features) }
+            for (s, file) in features.enumerated() where file.rows != merge.shardIndices[s].count {
+                throw LinprobeError(
+                    .incompatible,
+                    "\(file.path): \(file.rows) rows but its inds file has \(merge.shardIndices[s].count); the shard is truncated or mixed with another run"
+                )
+            }
             let rows = try MergedRows(
-                files: try shards.map { try NPYFile(path: $0.features) }, order: merge.order,
-                what: "\(folder) \(split) \(name) features")
+                files: features, order: merge.order, what: "\(folder) \(split) \(name) features")
             layers.append(Layer(name: name, shapeCHW: try shapeCHW(rows.shape, what: shards[0].features), rows: rows))
             files += shards.flatMap { [$0.features, $0.targets, $0.indices] }
         }
         let first = dump.shards[names[0]] ?? []
+        let targetFiles = try first.map { try NPYFile(path: $0.targets) }
+        for (s, file) in targetFiles.enumerated() where file.rows != merge.shardIndices[s].count {
+            throw LinprobeError(
+                .incompatible, "\(file.path): \(file.rows) rows but its inds file has \(merge.shardIndices[s].count)")
+        }
         let targets = try MergedRows(
-            files: try first.map { try NPYFile(path: $0.targets) }, order: merge.order,
-            what: "\(folder) \(split) \(names[0]) targets")
+            files: targetFiles, order: merge.order, what: "\(folder) \(split) \(names[0]) targets")
         return try ImportSource(
             kind: .visslDump, location: folder, layers: layers, targets: targets,
             indices: MemoryRows(merge.indices, what: "\(folder) inds"), imagePaths: nil, files: files,

@@ -80,6 +80,10 @@ public enum ReportRenderer {
         }
         if let t = f.transforms, t != .null { parts.append("transforms \(t.canonicalText)") }
         if let p = f.poolOps, p != .null { parts.append("pool ops \(p.canonicalText)") }
+        if parts.isEmpty, let root = f.dataset?["root"]?.stringValue {
+            // A store without trunk or weights (imported features): where they came from.
+            parts.append("features from \(root)")
+        }
         if let tool = f.provenance?["tool"]?.stringValue { parts.append("written by \(tool)") }
         return parts.joined(separator: "; ")
     }

@@ -25,6 +25,7 @@ extension ImageDecoder {
             return .unreadable(UnreadableImage(.corrupt, "PNG has no valid IHDR header"))
         }
         if let tooLarge = checkPixelLimit(header.width, header.height) { return .unreadable(tooLarge) }
+        if let refusal = header.refusal { return .unreadable(refusal) }
         let stripped = header.strippedCount
         return scratch2.withUnsafeBytes { raw in
             decodeStrippedPNG(UnsafeRawBufferPointer(rebasing: raw[0..<stripped]), header: header, into: &image)
@@ -207,6 +208,8 @@ struct PNGStructure {
     var interlaced = false
     var trns: [UInt8]?
     var strippedCount = 0
+    /// Why PIL would refuse the file (see `scanAndStrip`); nil when it would decode it.
+    var refusal: UnreadableImage?
 
     /// PIL's mode for this IHDR.
     var pilMode: String {
@@ -235,7 +238,14 @@ struct PNGStructure {
     }
 
     /// Copies `bytes` into `out` without the dropped chunks; nil when there is no valid IHDR.
-    /// Malformed chunk structure after IHDR is copied through for libpng to report.
+    /// Malformed chunk structure after IHDR is copied through for libpng to report. Where PIL
+    /// (VISSL's decoder) and libpng disagree, PIL's behaviour is reproduced and `refusal` set:
+    /// - a bad CRC on an `IDAT` chunk is ignored (PIL never checks it): the copy gets the right one;
+    /// - a bad CRC on any chunk before the image data is refused ("broken PNG file");
+    /// - `zTXt`, `iCCP` and compressed `iTXt` that inflate past 1 MiB (PIL's `MAX_TEXT_CHUNK`),
+    ///   text past 64 MiB in all (`MAX_TEXT_MEMORY`) and an unknown compression method are refused
+    ///   (PIL raises on them; libpng would skip the chunk and decode). A broken zlib stream is not:
+    ///   PIL decodes such a file too.
     static func scanAndStrip(_ b: UnsafeRawBufferPointer, into out: inout [UInt8]) -> PNGStructure? {
         let n = b.count
         guard n >= 33, let source = b.baseAddress else { return nil }
@@ -249,6 +259,7 @@ struct PNGStructure {
         s.interlaced = b[28] != 0
         if out.count < n { out = [UInt8](repeating: 0, count: n) }
         var written = 0
+        var checks = ChunkChecks()
         out.withUnsafeMutableBytes { dst in
             guard let target = dst.baseAddress else { return }  // out.count ≥ n ≥ 33
             func copy(_ from: Int, _ count: Int) {
@@ -257,21 +268,112 @@ struct PNGStructure {
             }
             copy(0, 8)
             var pos = 8
-            while pos + 12 <= n {
+            while pos + 12 <= n, s.refusal == nil {
                 let length = be32(pos)
                 let type = UInt32(truncatingIfNeeded: be32(pos + 4))
                 let end = pos + 12 + length
                 guard length >= 0, end <= n else { break }
+                let chunk = UnsafeRawBufferPointer(rebasing: b[pos..<end])
                 if type == fourCC("tRNS") {
-                    s.trns = Array(UnsafeRawBufferPointer(rebasing: b[(pos + 8)..<(pos + 8 + length)]))
+                    s.trns = Array(UnsafeRawBufferPointer(rebasing: chunk[8..<(8 + length)]))
                 }
-                if !dropped.contains(type) { copy(pos, end - pos) }
+                s.refusal = checks.refusal(chunk, type: type)
+                if !dropped.contains(type) {
+                    copy(pos, end - pos)
+                    if type == fourCC("IDAT"), let crc = checks.correctCRC(chunk) {
+                        for k in 0..<4 {
+                            let byte = UInt8(truncatingIfNeeded: crc >> (24 - 8 * k))
+                            target.storeBytes(of: byte, toByteOffset: written - 4 + k, as: UInt8.self)
+                        }
+                    }
+                }
                 pos = end
-                if type == fourCC("IDAT") { break }  // colour chunks must precede IDAT
             }
             if pos < n { copy(pos, n - pos) }
         }
         s.strippedCount = written
         return s
+    }
+
+    /// PIL's limits on a PNG's chunks (PngImagePlugin: `MAX_TEXT_CHUNK`, `MAX_TEXT_MEMORY`).
+    struct ChunkChecks {
+        static let maxTextChunk = 1 << 20
+        static let maxTextMemory = 64 << 20
+        var seenImageData = false
+        var textMemory = 0
+
+        /// Why PIL would refuse the file because of this chunk (nil: fine, or libpng's to judge).
+        mutating func refusal(_ chunk: UnsafeRawBufferPointer, type: UInt32) -> UnreadableImage? {
+            let name = String(decoding: chunk[4..<8], as: UTF8.self)
+            if name == "IDAT" { seenImageData = true }
+            if !seenImageData, correctCRC(chunk) != nil {
+                return UnreadableImage(.corrupt, "broken PNG file: bad CRC in its \(name) chunk (PIL refuses it)")
+            }
+            let data = UnsafeRawBufferPointer(rebasing: chunk[8..<(chunk.count - 4)])
+            switch name {
+            case "tEXt": return countText(data.count, name)
+            case "zTXt", "iCCP": return compressed(data, afterKeyword: 1, name)
+            case "iTXt":
+                guard let zero = data.firstIndex(of: 0), zero + 2 < data.count, data[zero + 1] == 1 else {
+                    return countText(data.count, name)
+                }
+                // keyword\0 flag method language\0 translated\0 text
+                var at = zero + 2
+                for _ in 0..<2 {
+                    guard let next = data[(at + 1)...].firstIndex(of: 0) else { return nil }
+                    at = next
+                }
+                return compressed(UnsafeRawBufferPointer(rebasing: data[(zero + 2)...]), skipping: at - zero - 2, name)
+            default: return nil
+            }
+        }
+
+        /// The chunk's correct CRC when the stored one differs (nil when it matches).
+        func correctCRC(_ chunk: UnsafeRawBufferPointer) -> UInt32? {
+            guard let base = chunk.baseAddress else { return nil }
+            let body = chunk.count - 8
+            let typeAndData = base.advanced(by: 4).assumingMemoryBound(to: UInt8.self)
+            let crc = UInt32(truncatingIfNeeded: lp_png_chunk_crc(typeAndData, body))
+            let stored = chunk[(chunk.count - 4)...].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+            return crc == stored ? nil : crc
+        }
+
+        private mutating func countText(_ bytes: Int, _ name: String) -> UnreadableImage? {
+            textMemory += bytes
+            guard textMemory > Self.maxTextMemory else { return nil }
+            return UnreadableImage(
+                .tooLarge, "PNG text chunks hold more than 64 MiB (PIL's MAX_TEXT_MEMORY; it refuses the file)")
+        }
+
+        /// `data` = keyword\0 method stream (zTXt, iCCP; `afterKeyword` 1), or method stream after
+        /// `skipping` bytes of language and translated keyword (iTXt).
+        private mutating func compressed(
+            _ data: UnsafeRawBufferPointer, afterKeyword: Int = 0, skipping: Int = 0, _ name: String
+        ) -> UnreadableImage? {
+            var start: Int
+            if afterKeyword > 0 {
+                guard let zero = data.firstIndex(of: 0), zero + 1 < data.count else { return nil }
+                start = zero + 1
+            } else {
+                start = 0
+            }
+            guard data[start] == 0 else {
+                return UnreadableImage(
+                    .corrupt, "PNG \(name) chunk: unknown compression method \(data[start]) (PIL refuses the file)")
+            }
+            start += 1 + skipping
+            guard start <= data.count, let base = data.baseAddress else { return nil }
+            let stream = base.advanced(by: start).assumingMemoryBound(to: UInt8.self)
+            let size = lp_png_inflated_size(stream, data.count - start, Self.maxTextChunk)
+            switch size {
+            case 0...Int64(Self.maxTextChunk): return name == "iCCP" ? nil : countText(Int(size), name)
+            case Int64(Self.maxTextChunk + 1):
+                return UnreadableImage(
+                    .tooLarge,
+                    "PNG \(name) chunk inflates past 1 MiB (PIL's MAX_TEXT_CHUNK: it refuses the file as a decompression bomb)"
+                )
+            default: return nil  // a broken stream: PIL keeps going, and libpng skips the chunk
+            }
+        }
     }
 }

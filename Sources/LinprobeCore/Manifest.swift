@@ -26,6 +26,9 @@ public struct ManifestRecord: Codable, Sendable, Equatable {
     /// The pipeline that asked for it, and a one-line message (failure reason, notes).
     public var pipeline: String?
     public var message: String?
+    /// Size and modification time of each output file when the record was completed (absent in
+    /// records written before they were kept, and for folders).
+    public var outputFiles: [String: OutputFileStamp]?
 
     public init(
         stage: String, fingerprint: String, status: Status, inputs: JSONValue = .object([:]),
@@ -47,6 +50,64 @@ public struct ManifestRecord: Codable, Sendable, Equatable {
 
     /// The record's key in the manifest: `<stage>/<fingerprint>`.
     public var key: String { "\(stage)/\(fingerprint)" }
+
+    enum CodingKeys: String, CodingKey {
+        case stage, fingerprint, status, inputs, parameters, outputs, started, finished, seconds, pipeline, message
+        case outputFiles = "output_files"
+    }
+
+    /// Stamps every output that is a regular file now.
+    public mutating func stampOutputs(_ layout: WorkdirLayout) {
+        var stamps: [String: OutputFileStamp] = [:]
+        for output in outputs {
+            if let stamp = OutputFileStamp(path: layout.resolve(output)) { stamps[output] = stamp }
+        }
+        outputFiles = stamps.isEmpty ? nil : stamps
+    }
+
+    /// One line per stamped output that changed since the record was completed.
+    public func changedOutputs(_ layout: WorkdirLayout) -> [String] {
+        (outputFiles ?? [:]).keys.sorted().compactMap { changedOutput($0, layout) }
+    }
+
+    /// The line for one output when it is stamped and changed since (nil when unchanged, not
+    /// stamped, or gone — a missing output is handled as missing).
+    public func changedOutput(_ output: String, _ layout: WorkdirLayout) -> String? {
+        let path = layout.resolve(output)
+        guard let stamp = outputFiles?[output], let now = OutputFileStamp(path: path), now != stamp else { return nil }
+        return
+            "\(path): changed since \(stage) wrote it (\(stamp.size) → \(now.size) bytes, modified \(now.modifiedDescription)); rerun with --force to make it again, or restore the file"
+    }
+}
+
+/// A file's size and modification time (nanoseconds since 1970), as `stat` gives them.
+public struct OutputFileStamp: Codable, Sendable, Equatable {
+    public var size: Int64
+    public var modifiedNanoseconds: Int64
+
+    enum CodingKeys: String, CodingKey {
+        case size
+        case modifiedNanoseconds = "modified_ns"
+    }
+
+    public init(size: Int64, modifiedNanoseconds: Int64) {
+        self.size = size
+        self.modifiedNanoseconds = modifiedNanoseconds
+    }
+
+    /// The stamp of a regular file; nil for anything else or a missing path.
+    public init?(path: String) {
+        var st = stat()
+        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+        size = Int64(st.st_size)
+        modifiedNanoseconds = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
+    }
+
+    var modifiedDescription: String {
+        let date = Date(timeIntervalSince1970: Double(modifiedNanoseconds) / 1e9)
+        let f = ISO8601DateFormatter()
+        return f.string(from: date)
+    }
 }
 
 /// The manifest file's content.
@@ -122,7 +183,8 @@ public final class ManifestStore: @unchecked Sendable {
         try update { $0.records[record.key] = record }
     }
 
-    /// A complete record for the stage and fingerprint whose outputs all still exist.
+    /// A complete record for the stage and fingerprint whose outputs all still exist (whether they
+    /// changed since is the caller's question: `ManifestRecord.changedOutputs`).
     public func completeRecord(stage: String, fingerprint: String) throws -> ManifestRecord? {
         guard let r = try read().record(stage: stage, fingerprint: fingerprint), r.status == .complete else {
             return nil
@@ -132,6 +194,16 @@ public final class ManifestStore: @unchecked Sendable {
             return nil
         }
         return r
+    }
+
+    /// Throws when a complete record lists `path` (absolute or relative to the work folder) as an
+    /// output and the file changed since; a file no record stamps passes.
+    public func checkUnchanged(_ path: String) throws {
+        guard FileManager.default.fileExists(atPath: self.path) else { return }
+        let relative = layout.relative(path)
+        for r in try read().records.values where r.status == .complete {
+            if let changed = r.changedOutput(relative, layout) { throw LinprobeError(.incompatible, changed) }
+        }
     }
 
     private func readUnlocked() throws -> Manifest {

@@ -15,7 +15,7 @@ public struct ExtractSplitPlan: Sendable {
     /// Trunk input (the transforms' fixed output size).
     public let inputHeight: Int
     public let inputWidth: Int
-    public let spec: ResNetSpec
+    public let architecture: any TrunkArchitecture
     public let poolMap: PoolOpsMap
     /// One per stored layer, in pool-map order.
     public let outputs: [FeatureOutput]
@@ -62,7 +62,7 @@ public struct ExtractSplitPlan: Sendable {
 public enum ExtractPlanner {
     /// Everything the plans share: the trunk, pool map and weights settings.
     struct Shared {
-        var spec: ResNetSpec
+        var architecture: any TrunkArchitecture
         var poolMap: PoolOpsMap
         var weightsInit: WeightsInit
         var weightsSHA256: String?
@@ -147,7 +147,8 @@ public enum ExtractPlanner {
         let dtypeName = try config.node("LINPROBE.STORAGE_DTYPE").string(oneOf: FeatureDType.allCases.map(\.rawValue))
         let deflate = try config.node("LINPROBE.DEFLATE").int(in: 0...9)
         return Shared(
-            spec: trunk.spec, poolMap: trunk.map, weightsInit: weightsInit, weightsSHA256: sha, seed: seed,
+            architecture: trunk.architecture, poolMap: trunk.map, weightsInit: weightsInit, weightsSHA256: sha,
+            seed: seed,
             dtype: FeatureDType(rawValue: dtypeName) ?? .float32, deflate: deflate == 0 ? nil : deflate)
     }
 
@@ -172,7 +173,8 @@ public enum ExtractPlanner {
                 "LINPROBE.INPUT_SIZE: \(inputSize) but \(transformsNode.path) gives \(height)×\(width) images; make them agree (or set LINPROBE.INPUT_SIZE to 0)"
             )
         }
-        let outputs = try shared.poolMap.outputs(spec: shared.spec, inputHeight: height, inputWidth: width)
+        let outputs = try shared.poolMap.outputs(
+            architecture: shared.architecture, inputHeight: height, inputWidth: width)
         let names = layerNames(shared.poolMap)
         let layers = zip(names, outputs).map { StoreLayer(name: $0, shapeCHW: $1.shapeCHW) }
         let batch = try node["BATCHSIZE_PER_REPLICA"].int()
@@ -187,7 +189,7 @@ public enum ExtractPlanner {
             "kind": .string(StoreLayout.format),
             "store_format_version": .int(StoreLayout.formatVersion),
             "split": .string(split.fileName),
-            "trunk": shared.spec.provenance,
+            "trunk": shared.architecture.provenance,
             "weights": weightsIdentity(shared),
             "dataset": datasetIdentity(listing),
             "data_limit": [
@@ -209,7 +211,7 @@ public enum ExtractPlanner {
         let fingerprint = Fingerprint.short(fingerprintValue)
         return ExtractSplitPlan(
             split: split, listing: listing, transforms: transforms, inputHeight: height, inputWidth: width,
-            spec: shared.spec,
+            architecture: shared.architecture,
             poolMap: shared.poolMap, outputs: outputs, layers: layers, weightsInit: shared.weightsInit,
             weightsSHA256: shared.weightsSHA256, seed: shared.seed, dtype: shared.dtype, deflate: shared.deflate,
             views: views,
@@ -243,14 +245,17 @@ public enum ExtractPlanner {
     /// trunk output as `heads`, VISSL's name for it.
     public static func layerNames(_ map: PoolOpsMap) -> [String] {
         guard !map.entries.isEmpty else { return ["heads"] }
-        return FeatureLayers.names(forTaps: map.entries.map(\.tap.rawValue))
+        return FeatureLayers.names(forTaps: map.entries.map(\.tap))
     }
 
     /// The weights as they enter the fingerprint: the file's content hash and how its keys are
     /// read (not its path), or the random initialisation and its seed.
     static func weightsIdentity(_ s: Shared) -> JSONValue {
         guard let sha = s.weightsSHA256 else {
-            return ["init": "random", "seed": .int(Int64(s.seed)), "scheme": .string(TrunkWeights.randomScheme)]
+            return [
+                "init": "random", "seed": .int(Int64(s.seed)),
+                "scheme": .string(TrunkWeights.randomScheme(for: s.architecture)),
+            ]
         }
         var w = s.weightsInit.provenance
         if case .object(var o) = w {

@@ -104,12 +104,13 @@ public enum ExtractStage {
         let threads = max(1, options.threads ?? (configuredThreads > 0 ? configuredThreads : cores))
         let workers = options.decodeWorkers ?? defaultDecodeWorkers(cores: cores)
         let runner = StageRunner(layout: WorkdirLayout(options.workdir), force: options.force, note: options.note)
-        var trunkCache: ResNetTrunk? = nil
-        func trunk(for plan: ExtractSplitPlan) throws -> ResNetTrunk {
+        var trunkCache: (any TrunkNetwork)? = nil
+        func trunk(for plan: ExtractSplitPlan) throws -> any TrunkNetwork {
             if let trunkCache { return trunkCache }
-            let weights = try TrunkWeights.load(plan.weightsInit, spec: plan.spec, randomSeed: plan.seed64)
+            let weights = try TrunkWeights.load(
+                plan.weightsInit, architecture: plan.architecture, randomSeed: plan.seed64)
             for note in weights.notes { options.note("note: weights: \(note)") }
-            let built = try ResNetTrunk(weights: weights)
+            let built = try plan.architecture.build(weights: weights, options: TrunkRunOptions(threads: threads))
             trunkCache = built
             return built
         }
@@ -220,7 +221,7 @@ struct SplitJob {
         var stream: StreamReport?
     }
 
-    func run(trunk: () throws -> ResNetTrunk, progress: ProgressReporter) throws -> Outcome {
+    func run(trunk: () throws -> any TrunkNetwork, progress: ProgressReporter) throws -> Outcome {
         let fm = FileManager.default
         if options.force {
             for p in [finalPath, partialPath] where fm.fileExists(atPath: p) {
@@ -260,9 +261,11 @@ struct SplitJob {
         }
 
         let trunk = try trunk()
-        let extractor = try FeatureExtractor(
-            trunk: trunk, map: plan.poolMap, inputHeight: plan.inputHeight, inputWidth: plan.inputWidth,
-            options: FeatureExtractor.Options(threads: threads, parallelism: .batch))
+        let outputs = try plan.poolMap.outputs(
+            architecture: plan.architecture, inputHeight: plan.inputHeight, inputWidth: plan.inputWidth)
+        let extractor = try trunk.extractor(
+            outputs: outputs, inputHeight: plan.inputHeight, inputWidth: plan.inputWidth,
+            options: TrunkRunOptions(threads: threads))
         guard extractor.outputs.map(\.shapeCHW) == plan.layers.map(\.shapeCHW) else {
             throw LinprobeError(
                 .shapeMismatch,
@@ -297,7 +300,7 @@ struct SplitJob {
             runEntry(started: started, fromRow: startRow, toRow: store.rowsAppended, report: report)
         }
         runs.append(entry(nil))
-        try store.setRootAttribute("provenance", json: provenance(extractor: extractor, runs: runs))
+        try store.setRootAttribute("provenance", json: provenance(trunk: trunk, extractor: extractor, runs: runs))
         var report: StreamReport
         do {
             report = try engine.run(from: startRow)
@@ -305,7 +308,7 @@ struct SplitJob {
             progress.finish()
             // Keep every whole chunk appended so far, and say where the rows are.
             runs[runs.count - 1] = entry(nil)
-            try? store.setRootAttribute("provenance", json: provenance(extractor: extractor, runs: runs))
+            try? store.setRootAttribute("provenance", json: provenance(trunk: trunk, extractor: extractor, runs: runs))
             try? store.flush()
             let kept = store.rowsWritten
             store.abandon()  // here, not wherever the last reference to the engine happens to go
@@ -333,7 +336,7 @@ struct SplitJob {
         }
         progress.finish()
         runs[runs.count - 1] = entry(report)
-        try store.setRootAttribute("provenance", json: provenance(extractor: extractor, runs: runs))
+        try store.setRootAttribute("provenance", json: provenance(trunk: trunk, extractor: extractor, runs: runs))
         try store.finish()
         let rate = String(format: "%.1f", report.rowsPerSecond)
         options.note(
@@ -385,16 +388,16 @@ struct SplitJob {
         return .singleLabel
     }
 
-    private func metadata(trunk: ResNetTrunk, extractor: FeatureExtractor) -> StoreMetadata {
+    private func metadata(trunk: any TrunkNetwork, extractor: any TrunkExtractor) -> StoreMetadata {
         StoreMetadata(
             fingerprint: plan.fingerprint, split: plan.split.fileName, numClasses: plan.listing.numClasses,
-            classNames: plan.listing.classNames, trunk: plan.spec.provenance, weights: weightsAttribute(trunk),
+            classNames: plan.listing.classNames, trunk: plan.architecture.provenance, weights: weightsAttribute(),
             transforms: plan.transforms.description, poolOps: plan.poolMap.provenance,
-            provenance: provenance(extractor: extractor, runs: []),
+            provenance: provenance(trunk: trunk, extractor: extractor, runs: []),
             trainViews: plan.views)
     }
 
-    private func weightsAttribute(_ trunk: ResNetTrunk) -> JSONValue {
+    private func weightsAttribute() -> JSONValue {
         if let sha = plan.weightsSHA256 {
             return [
                 "path": .string(plan.weightsInit.paramsFile), "sha256": .string(sha), "init": "checkpoint",
@@ -403,7 +406,7 @@ struct SplitJob {
         }
         return [
             "path": "", "sha256": .null, "init": "random", "seed": .int(Int64(plan.seed)),
-            "scheme": .string(TrunkWeights.randomScheme),
+            "scheme": .string(TrunkWeights.randomScheme(for: plan.architecture)),
         ]
     }
 
@@ -432,7 +435,7 @@ struct SplitJob {
 
     /// The store's `provenance`: versions, threads, weights, preprocessing, and one entry per run
     /// that wrote rows (a resumed store lists the interrupted runs and the resuming one).
-    private func provenance(extractor: FeatureExtractor, runs: [JSONValue]) -> JSONValue {
+    private func provenance(trunk: any TrunkNetwork, extractor: any TrunkExtractor, runs: [JSONValue]) -> JSONValue {
         return [
             "tool": .string("linprobe \(LinprobeVersion.string)"),
             "libraries": [
@@ -444,8 +447,8 @@ struct SplitJob {
             ],
             "threads": ["trunk": .int(Int64(threads)), "decode_workers": .int(Int64(decodeWorkers))],
             "trunk_engine": extractor.provenance,
-            "trunk": plan.spec.provenance,
-            "weights": extractor.trunk.weightsProvenance,
+            "trunk": plan.architecture.provenance,
+            "weights": trunk.weightsProvenance,
             "transforms": plan.transforms.description,
             "input": [.int(Int64(plan.inputHeight)), .int(Int64(plan.inputWidth))],
             "pool_ops": plan.poolMap.provenance,
@@ -472,7 +475,7 @@ struct ExtractSplitStage: PipelineStage {
     let split: ExtractSplitPlan
     let pipeline: String?
     let job: SplitJob
-    let trunk: () throws -> ResNetTrunk
+    let trunk: () throws -> any TrunkNetwork
 
     var plan: StagePlan {
         StagePlan(

@@ -3,6 +3,7 @@ import LinprobeCodecs
 import LinprobeCore
 import LinprobeData
 import LinprobeStore
+import LinprobeTrunk
 
 /// An image that could not be decoded; VISSL's gray image was used in its place.
 public struct UnreadableRecord: Sendable, Equatable {

@@ -50,6 +50,7 @@ public struct TrainingStores {
                     "\(path): no \(split.rawValue) feature store for these extraction settings; run 'linprobe extract \(config.name)' (or 'linprobe run \(config.name)') first"
                 )
             }
+            try ManifestStore(layout: layout).checkUnchanged(path)
             return try FeatureStoreReader(path: path)
         }
         return TrainingStores(train: try store(.train), test: try store(.test))

@@ -188,8 +188,11 @@ public final class HDF5File: HDF5AttributeHolder {
     ///   - dims: initial dimensions (the first is usually 0).
     ///   - chunkRows: rows per chunk; chunks span the full width of the other dimensions.
     ///   - deflate: gzip level 1–9, or nil for no compression.
+    ///   - checksum: add HDF5's Fletcher-32 filter, so a chunk changed after it was written fails
+    ///     to read ("data error detected by Fletcher32 checksum") rather than giving other numbers.
     public func createExtensibleDataset(
-        _ datasetPath: String, type: HDF5StorageType, dims: [Int], chunkRows: Int, deflate: Int? = nil
+        _ datasetPath: String, type: HDF5StorageType, dims: [Int], chunkRows: Int, deflate: Int? = nil,
+        checksum: Bool = false
     ) throws(HDF5Error) -> HDF5Dataset {
         let object = "\(path):\(datasetPath)"
         precondition(!dims.isEmpty && chunkRows > 0, "dataset needs at least one dimension and a positive chunk")
@@ -208,6 +211,7 @@ public final class HDF5File: HDF5AttributeHolder {
             try checkStatus(H5Pset_shuffle(dcpl), "H5Pset_shuffle", object)
             try checkStatus(H5Pset_deflate(dcpl, UInt32(level)), "H5Pset_deflate", object)
         }
+        if checksum { try checkStatus(H5Pset_fletcher32(dcpl), "H5Pset_fletcher32", object) }
         let fileType = try makeFileType(type, object: object)
         defer { H5Tclose(fileType) }
         let lcpl = try checkID(H5Pcreate(lp_H5P_LINK_CREATE()), "H5Pcreate", object)

@@ -129,6 +129,9 @@ public struct ReportStage: PipelineStage {
         try writeReport(context)
     }
 
+    /// A damaged or edited report file is fine: reuse writes every file whose bytes differ.
+    public func outputsChanged(_ context: StageContext, changes: [String]) throws {}
+
     public func manifestMessage(_ outcome: ReportOutputs) -> String? {
         outcome.unchanged ? "unchanged: the files already held this report" : nil
     }

@@ -270,7 +270,7 @@ public final class FeatureStoreReader {
             throw LinprobeError(.usage, "\(path): rows \(range) outside 0..<\(count)")
         }
         do { try ds.readFloats(rows: range, into: buffer) } catch {
-            throw LinprobeError(.corruptInput, "reading \(name) rows \(range): \(error.description)")
+            throw readFailure(error, what: "\(name) rows \(range)")
         }
     }
 
@@ -281,7 +281,7 @@ public final class FeatureStoreReader {
             throw LinprobeError(.usage, "\(path): row \(bad) outside 0..<\(count)")
         }
         do { try ds.readFloats(rowIndices: rows, into: buffer) } catch {
-            throw LinprobeError(.corruptInput, "reading \(name) rows: \(error.description)")
+            throw readFailure(error, what: "\(name) rows \(rows.min() ?? 0)…\(rows.max() ?? 0)")
         }
     }
 
@@ -299,7 +299,7 @@ public final class FeatureStoreReader {
             throw LinprobeError(.corruptInput, "\(path): feature store has no /targets dataset")
         }
         do { return try ds.readInt64(rows: 0..<count) } catch {
-            throw LinprobeError(.corruptInput, "reading targets: \(error.description)")
+            throw readFailure(error, what: "targets")
         }
     }
 
@@ -342,7 +342,7 @@ public final class FeatureStoreReader {
     public func indices() throws -> [Int64] {
         guard let ds = datasets[StoreLayout.indices] else { return (0..<Int64(count)).map { $0 } }
         do { return try ds.readInt64(rows: 0..<count) } catch {
-            throw LinprobeError(.corruptInput, "reading indices: \(error.description)")
+            throw readFailure(error, what: "indices")
         }
     }
 
@@ -360,8 +360,20 @@ public final class FeatureStoreReader {
         do {
             return try ds.readInt64(rows: 0..<count).enumerated().filter { $0.element != 0 }.map(\.offset)
         } catch {
-            throw LinprobeError(.corruptInput, "reading unreadable flags: \(error.description)")
+            throw readFailure(error, what: "unreadable flags")
         }
+    }
+
+    /// The one-line error for a failed read; a Fletcher-32 mismatch says what it means.
+    private func readFailure(_ error: any Error, what: String) -> LinprobeError {
+        let text = oneLine(error)
+        if text.lowercased().contains("fletcher32") {
+            return LinprobeError(
+                .corruptInput,
+                "\(path): \(what) fail their checksum: the file was changed or damaged after it was written; extract it again (--force)"
+            )
+        }
+        return LinprobeError(.corruptInput, "\(path): reading \(what): \(text)")
     }
 
     /// A root attribute as text (JSON attributes come back as their JSON text).

@@ -82,19 +82,19 @@ public final class FeatureStoreWriter {
             for layer in layers {
                 let ds = try f.createExtensibleDataset(
                     StoreLayout.featurePath(layer.name), type: dtype == .float32 ? .float32 : .float16,
-                    dims: [0, layer.dim], chunkRows: self.chunkRows, deflate: deflate)
+                    dims: [0, layer.dim], chunkRows: self.chunkRows, deflate: deflate, checksum: true)
                 try ds.setAttribute("shape_chw", int64Array: layer.shapeCHW.map(Int64.init))
                 sets.append(ds)
             }
             let targetDims = targetLayout == .singleLabel ? [0] : [0, targetLayout.width]
             targetSet = try f.createExtensibleDataset(
-                StoreLayout.targets, type: .int64, dims: targetDims, chunkRows: self.chunkRows)
+                StoreLayout.targets, type: .int64, dims: targetDims, chunkRows: self.chunkRows, checksum: true)
             indexSet = try f.createExtensibleDataset(
-                StoreLayout.indices, type: .int64, dims: [0], chunkRows: self.chunkRows)
+                StoreLayout.indices, type: .int64, dims: [0], chunkRows: self.chunkRows, checksum: true)
             pathSet = try f.createExtensibleDataset(
                 StoreLayout.imagePaths, type: .utf8String, dims: [0], chunkRows: self.chunkRows)
             unreadableSet = try f.createExtensibleDataset(
-                StoreLayout.unreadable, type: .int64, dims: [0], chunkRows: self.chunkRows)
+                StoreLayout.unreadable, type: .int64, dims: [0], chunkRows: self.chunkRows, checksum: true)
             featureSets = sets
             try f.flush()
             file = f

@@ -2,12 +2,12 @@ import Foundation
 import LinprobeCheckpoint
 import LinprobeCore
 
-/// The trunk's parameters by torchvision name, checked strictly against a `ResNetSpec`, with
-/// where they came from. Tensors still point into the mapped checkpoint; `ResNetTrunk` folds
-/// BatchNorm into the convolutions when it is built.
+/// The trunk's parameters by the family's names, checked strictly against an architecture, with
+/// where they came from. Tensors still point into the mapped checkpoint; each family prepares
+/// them for inference when its network is built (ResNet folds BatchNorm into the convolutions).
 public struct TrunkWeights: @unchecked Sendable {
-    public let spec: ResNetSpec
-    /// torchvision name → tensor (every entry of `spec.parameters`).
+    public let architecture: any TrunkArchitecture
+    /// Parameter name → tensor (every entry of `architecture.parameters`).
     public let tensors: [String: CheckpointTensor]
     /// How the weights were obtained (file, SHA-256, format, settings, notes; or the random seed).
     public let provenance: JSONValue
@@ -15,23 +15,37 @@ public struct TrunkWeights: @unchecked Sendable {
     public let sha256: String?
     /// Remarks for the user (keys ignored, flat file read under the default key, …).
     public let notes: [String]
-    /// torchvision name → key as stored in the file (for messages).
+    /// Parameter name → key as stored in the file (for messages).
     public let originalKeys: [String: String]
 
     /// The random-initialisation scheme, stated in provenance.
     public static let randomScheme =
         "conv weights ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (PyTorch's default kaiming_uniform(a=sqrt(5)) bound); BatchNorm weight 1, bias 0, running_mean 0, running_var 1; SplitMix64 stream per tensor seeded with FNV-1a-64(name) + seed * 0x9E3779B97F4A7C15"
 
+    /// The scheme for one architecture: `randomScheme`, plus how embeddings are drawn when it has
+    /// any (the text enters fingerprints, so a ResNet's stays what it was).
+    public static func randomScheme(for architecture: any TrunkArchitecture) -> String {
+        let embeddings = architecture.parameters.contains {
+            if case .embedding = $0.initialisation { return true }
+            return false
+        }
+        guard embeddings else { return randomScheme }
+        return randomScheme
+            + "; linear weights as conv weights, norm weights 1 and biases 0; embeddings ~ U(-std*sqrt(3), std*sqrt(3))"
+    }
+
     /// Loads weights as `MODEL.WEIGHTS_INIT` says; an empty `PARAMS_FILE` gives the seeded random
     /// initialisation (VISSL's "random" baseline).
-    public static func load(_ settings: WeightsInit, spec: ResNetSpec, randomSeed: UInt64 = 0) throws -> TrunkWeights {
-        if settings.paramsFile.isEmpty { return random(spec: spec, seed: randomSeed) }
+    public static func load(
+        _ settings: WeightsInit, architecture: any TrunkArchitecture, randomSeed: UInt64 = 0
+    ) throws -> TrunkWeights {
+        if settings.paramsFile.isEmpty { return random(architecture: architecture, seed: randomSeed) }
         let path = settings.paramsFile
         let checkpoint = try Checkpoint.load(path: path)
         let stateDict = try TrunkStateDict.select(from: checkpoint, settings: settings)
         let sha = try Fingerprint.sha256(ofFile: path)
         return try TrunkWeights(
-            spec: spec, stateDict: stateDict, source: path, skipLayers: settings.skipLayers,
+            architecture: architecture, stateDict: stateDict, source: path, skipLayers: settings.skipLayers,
             randomSeed: randomSeed,
             provenance: [
                 "init": "checkpoint",
@@ -43,32 +57,37 @@ public struct TrunkWeights: @unchecked Sendable {
     }
 
     /// Seeded random initialisation (see `randomScheme`).
-    public static func random(spec: ResNetSpec, seed: UInt64 = 0) -> TrunkWeights {
+    public static func random(architecture: any TrunkArchitecture, seed: UInt64 = 0) -> TrunkWeights {
         var tensors: [String: CheckpointTensor] = [:]
-        for p in spec.parameters { tensors[p.name] = randomTensor(p, seed: seed) }
+        for p in architecture.parameters { tensors[p.name] = randomTensor(p, seed: seed) }
         return TrunkWeights(
-            spec: spec, tensors: tensors,
-            provenance: ["init": "random", "seed": .int(Int64(bitPattern: seed)), "scheme": .string(randomScheme)],
+            architecture: architecture, tensors: tensors,
+            provenance: [
+                "init": "random", "seed": .int(Int64(bitPattern: seed)),
+                "scheme": .string(randomScheme(for: architecture)),
+            ],
             sha256: nil, notes: ["random initialisation (no PARAMS_FILE), seed \(seed)"])
     }
 
     /// Weights given as tensors in memory (tests, converters); checked like a file's.
-    public init(spec: ResNetSpec, tensors: [String: CheckpointTensor], source: String = "<memory>") throws {
+    public init(
+        architecture: any TrunkArchitecture, tensors: [String: CheckpointTensor], source: String = "<memory>"
+    ) throws {
         var sd = TrunkStateDict()
         for (name, tensor) in tensors.sorted(by: { $0.key < $1.key }) {
             sd.tensors[name] = TrunkStateDict.Entry(originalKey: name, tensor: tensor)
             sd.order.append(name)
         }
         try self.init(
-            spec: spec, stateDict: sd, source: source, skipLayers: [], randomSeed: 0,
+            architecture: architecture, stateDict: sd, source: source, skipLayers: [], randomSeed: 0,
             provenance: ["init": "memory", "source": .string(source)], sha256: nil)
     }
 
     private init(
-        spec: ResNetSpec, tensors: [String: CheckpointTensor], provenance: JSONValue, sha256: String?, notes: [String],
-        originalKeys: [String: String] = [:]
+        architecture: any TrunkArchitecture, tensors: [String: CheckpointTensor], provenance: JSONValue,
+        sha256: String?, notes: [String], originalKeys: [String: String] = [:]
     ) {
-        self.spec = spec
+        self.architecture = architecture
         self.tensors = tensors
         self.originalKeys = originalKeys
         self.provenance = provenance
@@ -76,13 +95,14 @@ public struct TrunkWeights: @unchecked Sendable {
         self.notes = notes
     }
 
-    /// Strict matching of a state dict against the spec: every parameter present with its
+    /// Strict matching of a state dict against the architecture: every parameter present with its
     /// shape, no unexpected trunk parameter; all problems are reported in one line naming
     /// keys and both shapes. Parameters matched by `skipLayers` keep the random initial value.
     init(
-        spec: ResNetSpec, stateDict: TrunkStateDict, source: String, skipLayers: [String], randomSeed: UInt64,
-        provenance: JSONValue, sha256: String?
+        architecture: any TrunkArchitecture, stateDict: TrunkStateDict, source: String, skipLayers: [String],
+        randomSeed: UInt64, provenance: JSONValue, sha256: String?
     ) throws {
+        let spec = architecture
         let expected = spec.parameters
         let expectedNames = Set(expected.map(\.name))
         var tensors: [String: CheckpointTensor] = [:]
@@ -91,7 +111,7 @@ public struct TrunkWeights: @unchecked Sendable {
         var skipped: [String] = []
         var notes = stateDict.notes
         for p in expected {
-            let modelName = "trunk.base_model._feature_blocks." + p.name
+            let modelName = architecture.visslModuleName(p.name)
             if skipLayers.contains(where: { modelName.contains($0) }) {
                 tensors[p.name] = TrunkWeights.randomTensor(p, seed: randomSeed)
                 skipped.append(p.name)
@@ -114,7 +134,6 @@ public struct TrunkWeights: @unchecked Sendable {
             tensors[p.name] = entry.tensor
         }
         // Keys that look like trunk parameters but are not in this architecture.
-        let trunkPattern = #/^(conv1|bn1|layer\d+)\./#
         var unexpected: [String] = []
         var ignored: [String] = stateDict.ignoredKeys
         for name in stateDict.order where !expectedNames.contains(name) {
@@ -122,7 +141,7 @@ public struct TrunkWeights: @unchecked Sendable {
             if name.hasSuffix("num_batches_tracked") {
                 continue
             }
-            if name.firstMatch(of: trunkPattern) != nil {
+            if architecture.looksLikeTrunkParameter(name) {
                 unexpected.append(original)
             } else {
                 ignored.append(original)
@@ -137,8 +156,7 @@ public struct TrunkWeights: @unchecked Sendable {
             if !missing.isEmpty { parts.append("missing: \(list(missing))") }
             if !unexpected.isEmpty { parts.append("unexpected: \(list(unexpected))") }
             let sample = stateDict.order.prefix(3).map { stateDict.tensors[$0]?.originalKey ?? $0 }
-            var hint =
-                "check MODEL.TRUNK.RESNETS (DEPTH, WIDTH_MULTIPLIER, GROUPS, WIDTH_PER_GROUP) and MODEL.WEIGHTS_INIT"
+            var hint = architecture.checkpointHint
             if stateDict.order.isEmpty {
                 hint =
                     "no trunk tensors found (ignored keys start with: \(list(Array(ignored.prefix(3)))))); set MODEL.WEIGHTS_INIT.STATE_DICT_KEY_NAME / REMOVE_PREFIX"
@@ -169,21 +187,23 @@ public struct TrunkWeights: @unchecked Sendable {
         var originalKeys: [String: String] = [:]
         for (name, entry) in stateDict.tensors { originalKeys[name] = entry.originalKey }
         self.init(
-            spec: spec, tensors: tensors, provenance: prov, sha256: sha256, notes: notes, originalKeys: originalKeys)
+            architecture: architecture, tensors: tensors, provenance: prov, sha256: sha256, notes: notes,
+            originalKeys: originalKeys)
     }
 
-    static func randomTensor(_ p: ResNetSpec.Parameter, seed: UInt64) -> CheckpointTensor {
-        let n = p.shape.reduce(1, *)
-        var values = [Float](repeating: 0, count: n)
-        if p.fanIn > 0 {
+    static func randomTensor(_ p: TrunkParameter, seed: UInt64) -> CheckpointTensor {
+        let n = p.count
+        func uniform(_ bound: Double) -> [Float] {
             var rng = SplitMix64(seed: fnv1a64(p.name) &+ seed &* 0x9E37_79B9_7F4A_7C15)
-            let bound = 1 / Double(p.fanIn).squareRoot()
-            for i in 0..<n {
-                let u = Double(rng.next() >> 11) * 0x1p-53
-                values[i] = Float((2 * u - 1) * bound)
-            }
-        } else if p.name.hasSuffix(".weight") || p.name.hasSuffix(".running_var") {
-            values = [Float](repeating: 1, count: n)
+            return (0..<n).map { _ in Float((2 * (Double(rng.next() >> 11) * 0x1p-53) - 1) * bound) }
+        }
+        let values: [Float]
+        switch p.initialisation {
+        case .uniform(let fanIn):
+            values = fanIn > 0 ? uniform(1 / Double(fanIn).squareRoot()) : Array(repeating: 0, count: n)
+        case .embedding(let std): values = uniform(std * 3.0.squareRoot())
+        case .zeros: values = Array(repeating: 0, count: n)
+        case .ones: values = Array(repeating: 1, count: n)
         }
         return CheckpointTensor(shape: p.shape, values: values)
     }

@@ -144,7 +144,7 @@ private func writeFixtureWeights(_ spec: ResNetSpec, caseName: String, to path: 
             } else if p.name.hasSuffix(".bias") {
                 values[i] = Float(0.2 * (2 * u - 1))
             } else if p.shape.count == 4 {
-                values[i] = Float((2 * u - 1) * (6.0 / Double(p.fanIn)).squareRoot())
+                values[i] = Float((2 * u - 1) * (6.0 / Double(p.shape.dropFirst().reduce(1, *))).squareRoot())
             } else {
                 values[i] = Float(0.5 + u)
             }
@@ -591,6 +591,30 @@ private func writeFixtureWeights(_ spec: ResNetSpec, caseName: String, to path: 
         #expect(try FeatureStoreReader(path: store).formatVersion == Int(StoreLayout.formatVersion))
     }
 
+    /// Issue 19 case 13: the manifest stamps each store's size and modification time; a store
+    /// changed since (here: a rewritten attribute) is one line naming it, for the reuse and for the
+    /// training stages, and `--force` makes it again.
+    @Test func aStoreChangedSinceExtractionIsNamed() throws {
+        let area = try Area()
+        let root = try area.dataset(fewImages)
+        let file = try area.write(pipeline(root: root), to: "p.yaml")
+        let first = try area.extract(file)
+        #expect(first.status == 0, "\(first.stderr)")
+        let store = first.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let manifest = try String(contentsOfFile: area.workdir + "/manifest.json", encoding: .utf8)
+        #expect(manifest.contains("\"output_files\"") && manifest.contains("\"modified_ns\""))
+        try rewriteFormatVersion(store, to: Int64(StoreLayout.formatVersion))  // same value, new bytes
+        let again = try area.extract(file)
+        #expect(again.status == 1)
+        let errors = errorLines(again)
+        #expect(
+            errors.count == 1 && errors.first?.contains("changed since extract wrote it") == true, "\(again.stderr)")
+        #expect(errors.first?.contains(store) == true, "\(again.stderr)")
+        let forced = try area.extract(file, ["--force"])
+        #expect(forced.status == 0, "\(forced.stderr)")
+        #expect(try area.extract(file).status == 0)
+    }
+
     /// A full disk stops the run with one line and loses nothing: after space is freed the rerun
     /// resumes. Uses a 4 MiB tmpfs when the tests may mount one (root), else a file-size limit.
     @Test func fullDiskStopsWithOneLineAndTheRerunResumes() throws {
@@ -629,6 +653,10 @@ private func writeFixtureWeights(_ spec: ResNetSpec, caseName: String, to path: 
         #expect(errors.first?.contains(reason) == true && errors.first?.contains("H5FD") == false, "\(full.stderr)")
         if mounted { _ = try runProcess("/bin/mount", ["-o", "remount,size=64m", mountPoint]) }
         let rerun = try area.extract(file, [], workdir: workdir)
+        // Case 16: the rerun resumes the partial store; when the full disk kept the failure from
+        // being recorded, it says so rather than leaving a silent "running" record.
+        #expect(rerun.stderr.contains("resuming") && rerun.stderr.contains("at row 8 of 40"), "\(rerun.stderr)")
+        if mounted { #expect(rerun.stderr.contains("ended without a record"), "\(rerun.stderr)") }
         #expect(rerun.status == 0, "\(rerun.stderr)")
         #expect(try FeatureStoreReader(path: rerun.stdout.trimmingCharacters(in: .whitespacesAndNewlines)).count == 40)
     }

@@ -75,3 +75,37 @@ import Testing
         #expect(why.reason.hasPrefix("file of 67108864 bytes exceeds the 1056576-byte limit"))
     }
 }
+
+/// Issue 19 case 18: PNGs on which libpng and PIL disagree decode (or are refused) as PIL does,
+/// per `scripts/make_png_pil_quirk_fixtures.py`: a bad IDAT CRC is ignored, a bad CRC before the
+/// image data, text or ICC chunks inflating past 1 MiB and unknown compression methods refuse the
+/// file (VISSL then stores its gray image).
+@Suite struct PNGAsPILTests {
+    struct Expectation: Decodable {
+        let pil: String
+        let same_pixels: Bool?
+        let error: String?
+    }
+
+    @Test func everyQuirkFileAsPIL() throws {
+        let folder = fixturePath("images/pil-quirks")
+        let data = try Data(contentsOf: URL(fileURLWithPath: folder + "/expected.json"))
+        let expected = try JSONDecoder().decode([String: Expectation].self, from: data)
+        let pixels = [UInt8](try Data(contentsOf: URL(fileURLWithPath: folder + "/pixels.rgb")))
+        #expect(expected.count == 8)
+        for (name, want) in expected.sorted(by: { $0.key < $1.key }) {
+            var image = RGBImage()
+            let outcome = ImageDecoder().decodeFile(atPath: folder + "/" + name, into: &image)
+            if want.pil == "decodes" {
+                #expect(outcome.isDecoded, "\(name): \(outcome)")
+                #expect(Array(image.pixels.prefix(image.byteCount)) == pixels, "\(name)")
+            } else {
+                guard case .unreadable(let why) = outcome else {
+                    Issue.record("\(name): decoded, PIL says \(want.error ?? "")")
+                    continue
+                }
+                #expect(why.reason.contains("PIL"), "\(name): \(why.reason)")
+            }
+        }
+    }
+}

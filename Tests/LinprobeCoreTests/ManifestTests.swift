@@ -4,6 +4,30 @@ import LinprobeTestSupport
 import Testing
 
 @Suite struct ManifestTests {
+    /// Issue 19 case 13: a stamped output changed since its record was completed is an error
+    /// naming it, both for reuse (`changedOutputs`, refused by `StageRunner`) and for readers
+    /// (`checkUnchanged`).
+    @Test func stampedOutputsChangedSinceAreNamed() throws {
+        let dir = try TemporaryDirectory()
+        let layout = WorkdirLayout(dir.path)
+        let store = ManifestStore(layout: layout)
+        let output = "features/abcd/train.h5"
+        try FileManager.default.createDirectory(atPath: dir.file("features/abcd"), withIntermediateDirectories: true)
+        try Data("12345".utf8).write(to: URL(fileURLWithPath: dir.file(output)))
+        var record = ManifestRecord(stage: "extract", fingerprint: "abcd", status: .complete, outputs: [output])
+        record.stampOutputs(layout)
+        #expect(record.outputFiles?[output]?.size == 5)
+        try store.put(record)
+        #expect(try store.completeRecord(stage: "extract", fingerprint: "abcd") != nil)
+        try store.checkUnchanged(dir.file(output))
+        try Data("123456".utf8).write(to: URL(fileURLWithPath: dir.file(output)))
+        let changes = try #require(try store.completeRecord(stage: "extract", fingerprint: "abcd")).changedOutputs(
+            layout)
+        #expect(changes.count == 1 && changes[0].contains("changed since extract wrote it (5 → 6 bytes"), "\(changes)")
+        #expect(throws: LinprobeError.self) { try store.checkUnchanged(dir.file(output)) }
+        try store.checkUnchanged(dir.file("features/other.h5"))  // not an output of any record
+    }
+
     @Test func putAndReadBack() throws {
         let dir = try TemporaryDirectory()
         let store = ManifestStore(workdir: dir.path)

@@ -3,6 +3,7 @@ import LinprobeCore
 import LinprobeData
 import LinprobeStore
 import LinprobeTestSupport
+import LinprobeTrunk
 import Testing
 
 @testable import LinprobeExtract

@@ -333,6 +333,38 @@ private func writeStore(
         #expect(resumed.rowsWritten == 16)
     }
 
+    /// Issue 19 case 13: every numeric chunk carries a Fletcher-32 checksum, so a value changed
+    /// inside a valid HDF5 file is an error naming the layer and rows, not another number.
+    @Test func aTamperedFeatureChunkFailsItsChecksum() throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.file("s.h5")
+        let writer = try FeatureStoreWriter(
+            creating: path, layers: layers, targetLayout: .multiLabel(classes: 5), metadata: metadata, chunkRows: 8)
+        let rows = 0..<16
+        let marker: Float = 1234.5678
+        try writer.append(
+            FeatureBatch(
+                count: rows.count, features: layers.map { [Float](repeating: marker, count: rows.count * $0.dim) },
+                targets: SyntheticRows.targets(rows: rows), indices: rows.map(Int64.init),
+                imagePaths: SyntheticRows.paths(rows: rows)))
+        try writer.finish()
+        #expect(try FeatureStoreReader(path: path).readLayer(layers[0].name).allSatisfy { $0 == marker })
+
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let pattern = withUnsafeBytes(of: marker.bitPattern.littleEndian) { Array($0) }
+        let at = try #require(
+            (0..<(bytes.count - 8)).first { i in (0..<8).allSatisfy { bytes[i + $0] == pattern[$0 % 4] } })
+        bytes[at + 1] ^= 0x10
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+
+        let reader = try FeatureStoreReader(path: path)
+        let error = #expect(throws: LinprobeError.self) {
+            for layer in reader.layers { _ = try reader.readLayer(layer.name) }
+        }
+        #expect(error?.message.contains("fail their checksum") == true, "\(error?.message ?? "")")
+        #expect(error?.message.contains("rows 0..<16") == true, "\(error?.message ?? "")")
+    }
+
     @Test func resumeRefusesOtherInputs() throws {
         let dir = try TemporaryDirectory()
         let path = dir.file("s.h5")

@@ -20,7 +20,7 @@ struct FidelityTests {
         let model: JSONValue = try #require(entry["model"])
         let spec = try ResNetSpec(model: ConfigNode(path: "MODEL", value: model))
         let trunk = try ResNetTrunk(
-            weights: TrunkWeights(spec: spec, tensors: fixtureWeights(spec, caseName: name)),
+            weights: TrunkWeights(architecture: spec, tensors: fixtureWeights(spec, caseName: name)),
             algorithm: algorithm)
         return (spec, trunk)
     }
@@ -38,7 +38,7 @@ struct FidelityTests {
 
     /// Variants exercise both convolution algorithms, both kinds of parallelism, micro-batches
     /// of one image and tiny GEMM chunks (chunk boundaries inside rows and across images).
-    static let variants: [(ResNetTrunk.Algorithm, FeatureExtractor.Options)] = [
+    static let variants: [(ResNetTrunk.Algorithm, ResNetExtractor.Options)] = [
         (.winograd, .init(threads: 2, parallelism: .batch, microBatch: 8, chunkRows: 512)),
         (.im2col, .init(threads: 2, parallelism: .blas, microBatch: 1, chunkRows: 37)),
         (.winograd, .init(threads: 1, parallelism: .batch, microBatch: 2, chunkRows: 19)),
@@ -53,7 +53,7 @@ struct FidelityTests {
         let taps = entry["taps"]!.arrayValue!
         let map = PoolOpsMap(
             entries: taps.map { PoolOpsMap.Entry(tap: Tap(rawValue: $0["tap"]!.stringValue!)!, op: .identity) })
-        let extractor = try FeatureExtractor(
+        let extractor = try ResNetExtractor(
             trunk: trunk, map: map, inputHeight: h, inputWidth: w, options: Self.variants[variant].1)
         let features = try extractor.forward(fixtureInput(caseName, count: n * 3 * h * w), count: n)
         var worst = 0.0
@@ -81,7 +81,7 @@ struct FidelityTests {
             config: ConfigNode(
                 path: "MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP",
                 value: entry["pool_map"]!))
-        let extractor = try FeatureExtractor(
+        let extractor = try ResNetExtractor(
             trunk: trunk, map: map, inputHeight: 224, inputWidth: 224,
             options: .init(threads: 2))
         let pooled = entry["pooled"]!.arrayValue!
@@ -109,9 +109,9 @@ struct FidelityTests {
         let entry = try fixtures.trunkCase("rn50")
         let (_, trunk) = try Self.trunk(for: entry)
         let map = PoolOpsMap(entries: [.init(tap: .res2, op: .identity), .init(tap: .conv1, op: .identity)])
-        let extractor = try FeatureExtractor(trunk: trunk, map: map, inputHeight: 57, inputWidth: 45)
+        let extractor = try ResNetExtractor(trunk: trunk, map: map, inputHeight: 57, inputWidth: 45)
         #expect(extractor.deepestTap == .res2)
-        let full = try FeatureExtractor(
+        let full = try ResNetExtractor(
             trunk: trunk, map: PoolOpsMap(entries: [.init(tap: .res5, op: .identity)]),
             inputHeight: 57, inputWidth: 45)
         #expect(extractor.workspaceBytes < full.workspaceBytes)
@@ -125,13 +125,13 @@ struct FidelityTests {
 
     @Test("large inputs get smaller micro-batches: a worker's workspace stays within its limit")
     func workspaceLimit() throws {
-        let trunk = try ResNetTrunk(weights: .random(spec: ResNetSpec(depth: 18)))
-        let big = try FeatureExtractor(
+        let trunk = try ResNetTrunk(weights: .random(architecture: ResNetSpec(depth: 18)))
+        let big = try ResNetExtractor(
             trunk: trunk, map: PoolOpsMap(entries: []), inputHeight: 512, inputWidth: 512,
             options: .init(threads: 2, microBatch: 8, workspaceLimitBytes: 96 << 20))
         #expect(big.microBatch < 8)
         #expect(big.workspaceBytes <= 2 * (96 << 20), "\(big.workspaceBytes) bytes for 2 workers")
-        let small = try FeatureExtractor(
+        let small = try ResNetExtractor(
             trunk: trunk, map: PoolOpsMap(entries: []), inputHeight: 64, inputWidth: 64,
             options: .init(threads: 2, microBatch: 8, workspaceLimitBytes: 96 << 20))
         #expect(small.microBatch == 8)
@@ -140,8 +140,8 @@ struct FidelityTests {
     @Test("an image size other than the configured one is an error, not a wrong number")
     func wrongImageSize() throws {
         let spec = try ResNetSpec(depth: 18)
-        let trunk = try ResNetTrunk(weights: .random(spec: spec))
-        let extractor = try FeatureExtractor(
+        let trunk = try ResNetTrunk(weights: .random(architecture: spec))
+        let extractor = try ResNetExtractor(
             trunk: trunk, map: PoolOpsMap(entries: []), inputHeight: 64, inputWidth: 64)
         let input = [Float](repeating: 0, count: 3 * 32 * 32)
         #expect(throws: LinprobeError.self) {

@@ -43,9 +43,9 @@ import Testing
     }
 
     @Test func hugeInputIsRefusedBeforeAllocating() throws {
-        let trunk = try ResNetTrunk(weights: .random(spec: ResNetSpec(depth: 18)))
+        let trunk = try ResNetTrunk(weights: .random(architecture: ResNetSpec(depth: 18)))
         let error = #expect(throws: LinprobeError.self) {
-            _ = try FeatureExtractor(
+            _ = try ResNetExtractor(
                 trunk: trunk, map: PoolOpsMap(entries: []), inputHeight: 1_000_000,
                 inputWidth: 1_000_000)
         }
@@ -59,9 +59,9 @@ import Testing
     @Test func workspaceBeyondTheBudgetIsRefusedBeforeAllocating() throws {
         let limit = Double(ProcessInfo.processInfo.physicalMemory / 2)
         let side = Int((limit / 20).squareRoot())
-        let trunk = try ResNetTrunk(weights: .random(spec: ResNetSpec(depth: 18)))
+        let trunk = try ResNetTrunk(weights: .random(architecture: ResNetSpec(depth: 18)))
         let error = #expect(throws: LinprobeError.self) {
-            _ = try FeatureExtractor(
+            _ = try ResNetExtractor(
                 trunk: trunk, map: PoolOpsMap(entries: []), inputHeight: side, inputWidth: side,
                 options: .init(threads: 1))
         }

@@ -61,7 +61,8 @@ func fixtureWeights(_ spec: ResNetSpec, caseName: String) -> [String: Checkpoint
         } else if p.name.hasSuffix(".bias") {
             values = u.map { Float(0.2 * (2 * $0 - 1)) }
         } else if p.shape.count == 4 {
-            let bound = (6.0 / Double(p.fanIn)).squareRoot()
+            let fanIn = p.shape.dropFirst().reduce(1, *)
+            let bound = (6.0 / Double(fanIn)).squareRoot()
             values = u.map { Float((2 * $0 - 1) * bound) }
         } else {
             values = u.map { Float(0.5 + $0) }

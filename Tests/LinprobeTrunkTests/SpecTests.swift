@@ -78,7 +78,7 @@ struct SpecTests {
             (#"{"INPUT_TYPE": "yuv"}"#, "MODEL.INPUT_TYPE"),
         ])
     func unsupported(json: String, key: String) throws {
-        let error = #expect(throws: LinprobeError.self) { try ResNetSpec(model: Self.model(json)) }
+        let error = #expect(throws: LinprobeError.self) { try TrunkFamilies.architecture(model: Self.model(json)) }
         #expect(error?.exitCode == 64)
         #expect(error?.message.hasPrefix(key) == true, "\(error?.message ?? "")")
     }

@@ -9,14 +9,14 @@ import Testing
 @Suite("Trunk weights: strict loading, random init, files")
 struct WeightsTests {
     static func tensors(_ spec: ResNetSpec, seed: UInt64 = 1) -> [String: CheckpointTensor] {
-        TrunkWeights.random(spec: spec, seed: seed).tensors
+        TrunkWeights.random(architecture: spec, seed: seed).tensors
     }
 
     @Test("random init is seeded, deterministic, within PyTorch's default bound, and said so in provenance")
     func randomInit() throws {
         let spec = try ResNetSpec(depth: 18)
-        let a = TrunkWeights.random(spec: spec, seed: 7), b = TrunkWeights.random(spec: spec, seed: 7)
-        let c = TrunkWeights.random(spec: spec, seed: 8)
+        let a = TrunkWeights.random(architecture: spec, seed: 7), b = TrunkWeights.random(architecture: spec, seed: 7)
+        let c = TrunkWeights.random(architecture: spec, seed: 8)
         let w = a.tensors["layer2.0.conv1.weight"]!.floats()
         #expect(w == b.tensors["layer2.0.conv1.weight"]!.floats())
         #expect(w != c.tensors["layer2.0.conv1.weight"]!.floats())
@@ -29,7 +29,7 @@ struct WeightsTests {
         #expect(a.sha256 == nil)
         #expect(a.notes.contains { $0.contains("random") })
         // The random trunk runs and gives finite, seed-dependent features.
-        let extractor = try FeatureExtractor(
+        let extractor = try ResNetExtractor(
             trunk: ResNetTrunk(weights: a), map: PoolOpsMap(entries: []), inputHeight: 64, inputWidth: 64)
         let f = try extractor.forward([Float](repeating: 0.5, count: 3 * 64 * 64), count: 1)[0]
         #expect(f.count == 512 && f.allSatisfy(\.isFinite) && f.contains { $0 != 0 })
@@ -41,18 +41,19 @@ struct WeightsTests {
         let w = try TrunkWeights.load(
             WeightsInit(
                 config: ConfigNode(path: "MODEL.WEIGHTS_INIT", value: try JSONValue.parse(#"{"PARAMS_FILE": ""}"#))),
-            spec: spec, randomSeed: 3)
+            architecture: spec, randomSeed: 3)
         #expect(w.provenance["init"]?.stringValue == "random")
         #expect(
             w.tensors["conv1.weight"]!.floats()
-                == TrunkWeights.random(spec: spec, seed: 3).tensors["conv1.weight"]!.floats())
+                == TrunkWeights.random(architecture: spec, seed: 3).tensors["conv1.weight"]!.floats())
     }
 
     @Test("a checkpoint of another depth: missing keys named")
     func otherDepthMissing() throws {
         let error = #expect(throws: LinprobeError.self) {
             try TrunkWeights(
-                spec: ResNetSpec(depth: 34), tensors: Self.tensors(try ResNetSpec(depth: 18)), source: "rn18.pth")
+                architecture: ResNetSpec(depth: 34), tensors: Self.tensors(try ResNetSpec(depth: 18)),
+                source: "rn18.pth")
         }
         #expect(error?.message.hasPrefix("rn18.pth:") == true)
         #expect(error?.message.contains("missing: layer1.2.conv1.weight") == true, "\(error?.message ?? "")")
@@ -63,7 +64,8 @@ struct WeightsTests {
     func otherArchitectureShape() throws {
         let error = #expect(throws: LinprobeError.self) {
             try TrunkWeights(
-                spec: ResNetSpec(depth: 50), tensors: Self.tensors(try ResNetSpec(depth: 18)), source: "rn18.pth")
+                architecture: ResNetSpec(depth: 50), tensors: Self.tensors(try ResNetSpec(depth: 18)),
+                source: "rn18.pth")
         }
         let message = error?.message ?? ""
         #expect(
@@ -77,12 +79,12 @@ struct WeightsTests {
         var t = Self.tensors(spec)
         t["layer1.2.conv1.weight"] = CheckpointTensor(
             shape: [64, 64, 3, 3], values: [Float](repeating: 0, count: 64 * 64 * 9))
-        let error = #expect(throws: LinprobeError.self) { try TrunkWeights(spec: spec, tensors: t) }
+        let error = #expect(throws: LinprobeError.self) { try TrunkWeights(architecture: spec, tensors: t) }
         #expect(error?.message.contains("unexpected: layer1.2.conv1.weight") == true, "\(error?.message ?? "")")
         var u = Self.tensors(spec)
         u["fc.weight"] = CheckpointTensor(shape: [2, 512], values: [Float](repeating: 0, count: 1024))
         u["layer1.0.bn1.num_batches_tracked"] = CheckpointTensor(shape: [], values: [5])
-        let w = try TrunkWeights(spec: spec, tensors: u)
+        let w = try TrunkWeights(architecture: spec, tensors: u)
         #expect(w.notes.contains { $0.contains("fc.weight") })
     }
 
@@ -93,7 +95,7 @@ struct WeightsTests {
         var v = t["layer3.1.bn2.running_mean"]!.floats()
         v[7] = .nan
         t["layer3.1.bn2.running_mean"] = CheckpointTensor(shape: [256], values: v)
-        let weights = try TrunkWeights(spec: spec, tensors: t)
+        let weights = try TrunkWeights(architecture: spec, tensors: t)
         let error = #expect(throws: LinprobeError.self) { try ResNetTrunk(weights: weights) }
         #expect(error?.message.contains("layer3.1.bn2.running_mean") == true)
     }
@@ -134,7 +136,9 @@ struct WeightsTests {
         let t = Self.tensors(r18)
         try Self.writeSafetensors(path, t.keys.sorted().map { ("module." + $0, t[$0]!) }, halfPrecision: true)
         let settings = WeightsInit(paramsFile: path, stateDictKeyName: [])
-        let error = #expect(throws: LinprobeError.self) { try TrunkWeights.load(settings, spec: ResNetSpec(depth: 50)) }
+        let error = #expect(throws: LinprobeError.self) {
+            try TrunkWeights.load(settings, architecture: ResNetSpec(depth: 50))
+        }
         let message = error?.message ?? ""
         #expect(message.hasPrefix(path + ":"), "\(message)")
         #expect(
@@ -142,7 +146,7 @@ struct WeightsTests {
             "\(message)")
         #expect(error?.exitCode == 1)
         // The same file loads into the right architecture, float16 → float32, with its SHA-256.
-        let w = try TrunkWeights.load(settings, spec: r18)
+        let w = try TrunkWeights.load(settings, architecture: r18)
         #expect(w.sha256 == (try Fingerprint.sha256(ofFile: path)))
         #expect(w.provenance["format"]?.stringValue == "safetensors")
         let original = t["layer4.1.conv2.weight"]!.floats(), loaded = w.tensors["layer4.1.conv2.weight"]!.floats()
@@ -159,10 +163,10 @@ struct WeightsTests {
             path, t.keys.sorted().filter { !$0.hasPrefix("layer4") }.map { ($0, t[$0]!) }, halfPrecision: false)
         let settings = WeightsInit(
             paramsFile: path, stateDictKeyName: [], skipLayers: ["num_batches_tracked", "layer4"])
-        let w = try TrunkWeights.load(settings, spec: spec, randomSeed: 5)
+        let w = try TrunkWeights.load(settings, architecture: spec, randomSeed: 5)
         #expect(
             w.tensors["layer4.0.conv1.weight"]!.floats()
-                == TrunkWeights.random(spec: spec, seed: 5).tensors["layer4.0.conv1.weight"]!.floats())
+                == TrunkWeights.random(architecture: spec, seed: 5).tensors["layer4.0.conv1.weight"]!.floats())
         #expect(w.tensors["layer3.0.conv1.weight"]!.floats() == t["layer3.0.conv1.weight"]!.floats())
         #expect(w.notes.contains { $0.contains("SKIP_LAYERS") })
     }
@@ -171,11 +175,11 @@ struct WeightsTests {
     func bgr() throws {
         let rgbSpec = try ResNetSpec(depth: 18), bgrSpec = try ResNetSpec(depth: 18, inputType: .bgr)
         let t = Self.tensors(rgbSpec)
-        let rgb = try FeatureExtractor(
-            trunk: ResNetTrunk(weights: TrunkWeights(spec: rgbSpec, tensors: t)),
+        let rgb = try ResNetExtractor(
+            trunk: ResNetTrunk(weights: TrunkWeights(architecture: rgbSpec, tensors: t)),
             map: PoolOpsMap(entries: [.init(tap: .conv1, op: .identity)]), inputHeight: 16, inputWidth: 16)
-        let bgr = try FeatureExtractor(
-            trunk: ResNetTrunk(weights: TrunkWeights(spec: bgrSpec, tensors: t)),
+        let bgr = try ResNetExtractor(
+            trunk: ResNetTrunk(weights: TrunkWeights(architecture: bgrSpec, tensors: t)),
             map: PoolOpsMap(entries: [.init(tap: .conv1, op: .identity)]), inputHeight: 16, inputWidth: 16)
         var rng = SeededGenerator(seed: 11)
         let x = (0..<(3 * 256)).map { _ in Float.random(in: -1...1, using: &rng) }

@@ -19,7 +19,7 @@ func usage(_ message: String) -> Never {
 struct Arguments {
     var batch = 32, size = 224, depth = 50, width = 1, iterations = 5, warmup = 1
     var threads = ProcessInfo.processInfo.activeProcessorCount
-    var parallelism = FeatureExtractor.Parallelism.batch
+    var parallelism = ResNetExtractor.Parallelism.batch
     var microBatch = 8, chunkRows = 512
     var gemmProbe = false
     var algorithm = ResNetTrunk.Algorithm.winograd
@@ -52,7 +52,7 @@ struct Arguments {
             case "--micro-batch": microBatch = int()
             case "--chunk-rows": chunkRows = int()
             case "--parallelism":
-                guard let p = FeatureExtractor.Parallelism(rawValue: value()) else {
+                guard let p = ResNetExtractor.Parallelism(rawValue: value()) else {
                     usage("--parallelism: batch or blas\n")
                 }
                 parallelism = p
@@ -160,12 +160,12 @@ do {
     let settings = WeightsInit(
         paramsFile: args.weights, stateDictKeyName: args.stateDictKey.isEmpty ? [] : [args.stateDictKey])
     let trunk = try ResNetTrunk(
-        weights: TrunkWeights.load(settings, spec: spec, randomSeed: 0), algorithm: args.algorithm)
+        weights: TrunkWeights.load(settings, architecture: spec, randomSeed: 0), algorithm: args.algorithm)
     let loadSeconds = now() - t0
-    let options = FeatureExtractor.Options(
+    let options = ResNetExtractor.Options(
         threads: args.threads, parallelism: args.parallelism,
         microBatch: args.microBatch, chunkRows: args.chunkRows)
-    let extractor = try FeatureExtractor(
+    let extractor = try ResNetExtractor(
         trunk: trunk, map: map, inputHeight: args.size, inputWidth: args.size, options: options)
     let n = args.batch
     // Deterministic pseudo-random input (SplitMix64; content does not change the work done).

@@ -65,11 +65,20 @@ public protocol PipelineStage {
     /// Called under the artifact's lock before a forced run: forget partial or finished work the
     /// stage would otherwise resume from or take as it is.
     func discardPreviousRun(_ context: StageContext) throws
+
+    /// Called before a reuse with one line per output file changed since the record was completed
+    /// (size or modification time, `ManifestRecord.changedOutputs`). The default refuses the
+    /// first, so a changed artifact is never silently reused; a stage whose reuse rewrites its
+    /// outputs anyway (report) accepts them.
+    func outputsChanged(_ context: StageContext, changes: [String]) throws
 }
 
 extension PipelineStage {
     public func manifestMessage(_ outcome: Outcome) -> String? { nil }
     public func discardPreviousRun(_ context: StageContext) throws {}
+    public func outputsChanged(_ context: StageContext, changes: [String]) throws {
+        if let first = changes.first { throw LinprobeError(.incompatible, first) }
+    }
 }
 
 /// A stage's outcome and the manifest record behind it.
@@ -122,9 +131,18 @@ public struct StageRunner: Sendable {
     {
         let store = manifest
         if !force, let done = try store.completeRecord(stage: plan.kind.name, fingerprint: plan.fingerprint) {
+            try stage.outputsChanged(context, changes: done.changedOutputs(layout))
             return StageResult(outcome: try stage.reuse(context, record: done), record: done, reused: true)
         }
         if force { try stage.discardPreviousRun(context) }
+        if let previous = try store.read().record(stage: plan.kind.name, fingerprint: plan.fingerprint),
+            previous.status == .running
+        {
+            // We hold the artifact's lock, so no process is still producing it.
+            note(
+                "note: the previous \(plan.kind.name) run (started \(previous.started)) ended without a record — killed, or its disk was full; starting again (extraction resumes its partial stores)"
+            )
+        }
         let start = Date()
         var record = ManifestRecord(
             stage: plan.kind.name, fingerprint: plan.fingerprint, status: .running, inputs: plan.inputs,
@@ -138,13 +156,16 @@ public struct StageRunner: Sendable {
             record.message = oneLine(error)
             record.finished = Manifest.now()
             record.seconds = Date().timeIntervalSince(start)
-            try? store.put(record)
+            do { try store.put(record) } catch let recordError {
+                note("note: could not record the failure in \(store.path): \(oneLine(recordError))")
+            }
             throw error
         }
         record.status = .complete
         record.message = stage.manifestMessage(outcome)
         record.finished = Manifest.now()
         record.seconds = Date().timeIntervalSince(start)
+        record.stampOutputs(layout)
         try store.put(record)
         return StageResult(outcome: outcome, record: record, reused: false)
     }

@@ -13,7 +13,7 @@ import LinprobeCore
 /// a workspace allocated once, so the hot path allocates nothing.
 ///
 /// Not reentrant: call `forward` from one thread at a time.
-public final class FeatureExtractor: @unchecked Sendable {
+public final class ResNetExtractor: TrunkExtractor, @unchecked Sendable {
     public enum Parallelism: String, Sendable, CaseIterable {
         /// Split the batch across worker threads; BLAS single-threaded inside each.
         case batch
@@ -46,9 +46,10 @@ public final class FeatureExtractor: @unchecked Sendable {
     }
 
     public let trunk: ResNetTrunk
-    public let map: PoolOpsMap
     /// One per map entry (or one `flatten` for an empty map), in map order.
     public let outputs: [FeatureOutput]
+    /// The ResNet tap of each output.
+    private let taps: [Tap]
     public let inputHeight: Int
     public let inputWidth: Int
     public let options: Options
@@ -64,11 +65,20 @@ public final class FeatureExtractor: @unchecked Sendable {
     /// `forward` uses the workspaces; concurrent calls are serialised.
     private let lock = NSLock()
 
-    public init(
+    /// An extractor for the outputs of a pool-op map.
+    public convenience init(
         trunk: ResNetTrunk, map: PoolOpsMap, inputHeight: Int, inputWidth: Int, options: Options = Options()
     ) throws {
+        let outputs = try map.outputs(spec: trunk.spec, inputHeight: inputHeight, inputWidth: inputWidth)
+        try self.init(
+            trunk: trunk, outputs: outputs, inputHeight: inputHeight, inputWidth: inputWidth, options: options)
+    }
+
+    /// An extractor for outputs computed by `PoolOpsMap.outputs(architecture:…)`.
+    public init(
+        trunk: ResNetTrunk, outputs: [FeatureOutput], inputHeight: Int, inputWidth: Int, options: Options = Options()
+    ) throws {
         self.trunk = trunk
-        self.map = map
         self.inputHeight = inputHeight
         self.inputWidth = inputWidth
         self.options = options
@@ -79,9 +89,15 @@ public final class FeatureExtractor: @unchecked Sendable {
             throw LinprobeError.config(
                 "input size \(inputHeight)×\(inputWidth) (from the transforms): one image tensor \(excess)")
         }
-        let outputs = try map.outputs(spec: trunk.spec, inputHeight: inputHeight, inputWidth: inputWidth)
+        let taps = try outputs.map { out in
+            guard let tap = Tap(rawValue: out.tap) else {
+                throw LinprobeError(.unsupported, "the \(trunk.spec) trunk has no tap \(out.tap)")
+            }
+            return tap
+        }
         self.outputs = outputs
-        self.deepestTap = outputs.map(\.tap).max() ?? .flatten
+        self.taps = taps
+        self.deepestTap = taps.max() ?? .flatten
         guard let shapes = trunk.spec.tapShapes(inputHeight: inputHeight, inputWidth: inputWidth) else {
             throw LinprobeError.config(
                 "input size \(inputHeight)×\(inputWidth) is too small for the \(trunk.spec) trunk")
@@ -90,12 +106,12 @@ public final class FeatureExtractor: @unchecked Sendable {
         workers = options.parallelism == .batch ? options.threads : 1
         let single = try WorkspacePlan(
             trunk: trunk, height: inputHeight, width: inputWidth, deepest: deepestTap,
-            outputs: outputs, shapes: shapes, options: options, microBatch: 1)
+            taps: taps, outputs: outputs, shapes: shapes, options: options, microBatch: 1)
         let room = options.workspaceLimitBytes - single.fixedBytes
         microBatch = max(1, min(options.microBatch, room / max(1, single.perImageBytes)))
         let plan = try WorkspacePlan(
             trunk: trunk, height: inputHeight, width: inputWidth, deepest: deepestTap,
-            outputs: outputs, shapes: shapes, options: options, microBatch: microBatch)
+            taps: taps, outputs: outputs, shapes: shapes, options: options, microBatch: microBatch)
         if let excess = MemoryBudget.excess([plan.floats, 4, workers]) {
             throw LinprobeError.config(
                 "input size \(inputHeight)×\(inputWidth) with \(workers) worker thread\(workers == 1 ? "" : "s"): "
@@ -158,6 +174,12 @@ public final class FeatureExtractor: @unchecked Sendable {
         }
     }
 
+    public var outputDimensions: [Int] { outputs.map(\.dimension) }
+
+    public func forward(input: UnsafePointer<Float>, count: Int, destinations: [UnsafeMutablePointer<Float>]) throws {
+        try forward(input: input, count: count, height: inputHeight, width: inputWidth, destinations: destinations)
+    }
+
     /// Convenience: `count` images in an array, features as one array per output.
     public func forward(_ input: [Float], count: Int) throws -> [[Float]] {
         precondition(
@@ -206,7 +228,7 @@ public final class FeatureExtractor: @unchecked Sendable {
         var h = inputHeight, w = inputWidth
 
         func emit(_ tap: Tap, _ map: UnsafePointer<Float>, h: Int, w: Int, c: Int) {
-            for (k, out) in outputs.enumerated() where out.tap == tap {
+            for (k, out) in outputs.enumerated() where taps[k] == tap {
                 let dim = out.dimension
                 for i in 0..<n {
                     let src = map + i * h * w * c
@@ -303,8 +325,8 @@ struct WorkspacePlan {
     let microBatch: Int
 
     init(
-        trunk: ResNetTrunk, height: Int, width: Int, deepest: Tap, outputs: [FeatureOutput], shapes: [Tap: [Int]],
-        options: FeatureExtractor.Options, microBatch nb: Int
+        trunk: ResNetTrunk, height: Int, width: Int, deepest: Tap, taps: [Tap], outputs: [FeatureOutput],
+        shapes: [Tap: [Int]], options: ResNetExtractor.Options, microBatch nb: Int
     ) throws {
         self.microBatch = nb
         let spec = trunk.spec
@@ -351,9 +373,9 @@ struct WorkspacePlan {
                 if deepest == stageTaps[i] { break }
             }
         }
-        for out in outputs {
-            guard let tapShape = shapes[out.tap] else {
-                throw LinprobeError(.unsupported, "feature extractor: the \(spec) trunk has no tap \(out.tap.rawValue)")
+        for (out, tap) in zip(outputs, taps) {
+            guard let tapShape = shapes[tap] else {
+                throw LinprobeError(.unsupported, "feature extractor: the \(spec) trunk has no tap \(tap.rawValue)")
             }
             poolScratch = max(poolScratch, out.shapeCHW.reduce(1, *) + tapShape[0] * 2)
         }

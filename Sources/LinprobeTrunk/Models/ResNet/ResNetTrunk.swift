@@ -35,7 +35,9 @@ public final class ResNetTrunk: @unchecked Sendable {
     /// Folds BatchNorm (eps 1e-5, PyTorch's default) into every convolution. For `bgr` input the
     /// stem's input channels are reversed, which equals VISSL's `x[:, [2, 1, 0]]`.
     public init(weights: TrunkWeights, algorithm: Algorithm = .winograd) throws {
-        let spec = weights.spec
+        guard let spec = weights.architecture as? ResNetSpec else {
+            throw LinprobeError(.incompatible, "weights for \(weights.architecture) cannot build a ResNet")
+        }
         self.spec = spec
         self.algorithm = algorithm
         self.weightsProvenance = weights.provenance

@@ -76,14 +76,10 @@ public struct ResNetSpec: Sendable, Hashable, CustomStringConvertible {
         self.inputType = inputType
     }
 
-    /// Reads the trunk from VISSL's `MODEL` mapping: `TRUNK.NAME` (only `resnet`),
+    /// Reads the trunk from VISSL's `MODEL` mapping (`TRUNK.NAME` is `resnet`; see `TrunkFamilies`),
     /// `TRUNK.RESNETS` (or the older `TRUNK.TRUNK_PARAMS.RESNETS`) and `INPUT_TYPE`.
     public init(model: ConfigNode) throws {
         let trunk = model["TRUNK"]
-        let name = try trunk["NAME"].stringIfPresent() ?? "resnet"
-        guard name == "resnet" else {
-            throw LinprobeError.config("\(trunk.path).NAME: trunk '\(name)' is not supported (supported: resnet)")
-        }
         let resnets = trunk["TRUNK_PARAMS"]["RESNETS"].exists ? trunk["TRUNK_PARAMS"]["RESNETS"] : trunk["RESNETS"]
         let inputNode = model["INPUT_TYPE"]
         let input = try inputNode.stringIfPresent() ?? "rgb"
@@ -256,24 +252,20 @@ public struct ResNetSpec: Sendable, Hashable, CustomStringConvertible {
 
     // MARK: - Parameters
 
-    /// One learnable tensor or BatchNorm buffer of the trunk, by its torchvision name.
-    public struct Parameter: Sendable, Hashable {
-        public let name: String
-        public let shape: [Int]
-        /// Fan-in (input channels per group × kernel area) for convolution weights; 0 otherwise.
-        public let fanIn: Int
-    }
-
     /// Every tensor the trunk needs, in torchvision's state-dict order (without
     /// `num_batches_tracked`, which inference does not use).
-    public var parameters: [Parameter] {
-        var out: [Parameter] = []
+    public var parameters: [TrunkParameter] {
+        var out: [TrunkParameter] = []
         func conv(_ name: String, _ cout: Int, _ cinPerGroup: Int, _ k: Int) {
-            out.append(Parameter(name: name + ".weight", shape: [cout, cinPerGroup, k, k], fanIn: cinPerGroup * k * k))
+            out.append(
+                TrunkParameter(
+                    name: name + ".weight", shape: [cout, cinPerGroup, k, k],
+                    initialisation: .uniform(fanIn: cinPerGroup * k * k)))
         }
         func bn(_ name: String, _ c: Int) {
             for p in ["weight", "bias", "running_mean", "running_var"] {
-                out.append(Parameter(name: "\(name).\(p)", shape: [c], fanIn: 0))
+                let ones = p == "weight" || p == "running_var"
+                out.append(TrunkParameter(name: "\(name).\(p)", shape: [c], initialisation: ones ? .ones : .zeros))
             }
         }
         conv("conv1", stemChannels, 3, 7)

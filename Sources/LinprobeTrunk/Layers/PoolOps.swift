@@ -263,26 +263,34 @@ public enum PoolOp: Sendable, Hashable, CustomStringConvertible {
 public struct FeatureOutput: Sendable, Hashable {
     /// Position in the pool-op map (outputs come back in map order).
     public let index: Int
-    public let tap: Tap
+    /// The tap's name (repeated names are possible: IN1k uses `res5avg` twice).
+    public let tap: String
     public let op: PoolOp
-    /// `[C, H, W]` after pooling (the store's `shape_chw`; `[C, 1, 1]` for `flatten`).
+    /// `[C, H, W]` after pooling (the store's `shape_chw`; `[C, 1, 1]` for a vector tap).
     public let shapeCHW: [Int]
     /// Length of the flattened feature (C·H·W, NCHW order).
     public var dimension: Int { shapeCHW.reduce(1, *) }
-    /// The tap's name (repeated names are possible: IN1k uses `res5avg` twice).
-    public var name: String { tap.rawValue }
+    public var name: String { tap }
+
+    public init(index: Int, tap: String, op: PoolOp, shapeCHW: [Int]) {
+        self.index = index
+        self.tap = tap
+        self.op = op
+        self.shapeCHW = shapeCHW
+    }
 }
 
 /// VISSL's `MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP`: a list of
-/// `[tap, [OpName, [args]]]`. An empty map means the trunk output (`flatten`, N×C).
+/// `[tap, [OpName, [args]]]`. An empty map means the trunk output (the architecture's
+/// `defaultTap`). Tap names are checked against an architecture (`validate`, `outputs`).
 public struct PoolOpsMap: Sendable, Hashable {
     public struct Entry: Sendable, Hashable {
-        public let tap: Tap
+        public let tap: String
         public let op: PoolOp
         /// Config path of the entry (for messages).
         public let path: String
 
-        public init(tap: Tap, op: PoolOp, path: String = "") {
+        public init(tap: String, op: PoolOp, path: String = "") {
             self.tap = tap
             self.op = op
             self.path = path
@@ -302,75 +310,52 @@ public struct PoolOpsMap: Sendable, Hashable {
             guard parts.count == 2 else {
                 throw LinprobeError.config("\(item.path): expected [tap, [OpName, [args]]], got \(parts.count) items")
             }
-            let tapName = try parts[0].string()
-            guard let tap = Tap(rawValue: tapName) else {
-                throw LinprobeError.config(
-                    "\(parts[0].path): '\(tapName)' is not a tap of the resnet trunk (taps: \(Tap.allCases.map(\.rawValue).joined(separator: ", ")))"
-                )
-            }
-            entries.append(Entry(tap: tap, op: try PoolOp(config: parts[1]), path: item.path))
+            entries.append(Entry(tap: try parts[0].string(), op: try PoolOp(config: parts[1]), path: item.path))
         }
         self.entries = entries
     }
 
-    /// VISSL's canonical ResNet-50 map (ImageNet-1k linear benchmark, §1.8 of the protocol).
-    public static let visslResNet50: PoolOpsMap = PoolOpsMap(entries: [
-        Entry(
-            tap: .conv1,
-            op: .avgPool(
-                kernel: Pair(10), stride: Pair(10), padding: Pair(4), ceilMode: false, countIncludePad: true,
-                divisorOverride: nil)),
-        Entry(
-            tap: .res2,
-            op: .avgPool(
-                kernel: Pair(16), stride: Pair(8), padding: Pair(0), ceilMode: false, countIncludePad: true,
-                divisorOverride: nil)),
-        Entry(
-            tap: .res3,
-            op: .avgPool(
-                kernel: Pair(13), stride: Pair(5), padding: Pair(0), ceilMode: false, countIncludePad: true,
-                divisorOverride: nil)),
-        Entry(
-            tap: .res4,
-            op: .avgPool(
-                kernel: Pair(8), stride: Pair(3), padding: Pair(0), ceilMode: false, countIncludePad: true,
-                divisorOverride: nil)),
-        Entry(
-            tap: .res5,
-            op: .avgPool(
-                kernel: Pair(6), stride: Pair(1), padding: Pair(0), ceilMode: false, countIncludePad: true,
-                divisorOverride: nil)),
-        Entry(tap: .res5avg, op: .identity),
-    ])
-
-    /// The features the map produces for `spec` at an input of `inputHeight`×`inputWidth`,
-    /// with every pooled shape checked (a kernel larger than its map is a configuration error
-    /// naming the tap). An empty map yields the trunk output `flatten`.
-    public func outputs(spec: ResNetSpec, inputHeight: Int, inputWidth: Int) throws -> [FeatureOutput] {
-        guard let shapes = spec.tapShapes(inputHeight: inputHeight, inputWidth: inputWidth) else {
-            throw LinprobeError.config("input size \(inputHeight)×\(inputWidth) is too small for the \(spec) trunk")
+    /// Every tap name is one `architecture` offers (config error naming the entry otherwise).
+    public func validate(for architecture: any TrunkArchitecture) throws {
+        for (i, e) in entries.enumerated() where !architecture.acceptsTap(e.tap) {
+            let where_ = e.path.isEmpty ? "pool op \(i)" : e.path + "[0]"
+            throw LinprobeError.config(
+                "\(where_): '\(e.tap)' is not a tap of the \(architecture.trunkName) trunk (taps: \(architecture.tapNames.joined(separator: ", ")))"
+            )
         }
+    }
+
+    /// The features the map produces for `architecture` at an input of `inputHeight`×`inputWidth`,
+    /// with every pooled shape checked (a kernel larger than its map is a configuration error
+    /// naming the tap). An empty map yields the architecture's default tap.
+    public func outputs(
+        architecture: any TrunkArchitecture, inputHeight: Int, inputWidth: Int
+    ) throws -> [FeatureOutput] {
+        try validate(for: architecture)
         let list =
             entries.isEmpty
-            ? [Entry(tap: .flatten, op: .identity, path: "LINEAR_EVAL_FEAT_POOL_OPS_MAP (empty: trunk output)")]
+            ? [
+                Entry(
+                    tap: architecture.defaultTap, op: .identity,
+                    path: "LINEAR_EVAL_FEAT_POOL_OPS_MAP (empty: trunk output)")
+            ]
             : entries
         return try list.enumerated().map { i, e in
             let where_ = e.path.isEmpty ? "pool op \(i)" : e.path
-            guard let tapShape = shapes[e.tap] else {
-                throw LinprobeError(.unsupported, "\(where_): the \(spec) trunk has no tap \(e.tap.rawValue)")
-            }
-            if e.tap == .flatten, e.op != .identity {
+            let shape = try architecture.tapShape(e.tap, inputHeight: inputHeight, inputWidth: inputWidth)
+            let tapShape = shape.chw
+            if !shape.poolable, e.op != .identity {
                 throw LinprobeError.config(
-                    "\(where_) (flatten): the flatten tap is N×\(tapShape[0]); only Identity applies to it")
+                    "\(where_) (\(e.tap)): the \(e.tap) tap is N×\(tapShape[0]); only Identity applies to it")
             }
             guard let out = e.op.outputShape(tapShape) else {
                 throw LinprobeError.config(
-                    "\(where_) (\(e.tap.rawValue)): \(e.op) does not fit the \(tapShape[1])×\(tapShape[2]) map of tap \(e.tap.rawValue) at input \(inputHeight)×\(inputWidth) (kernel larger than the padded map)"
+                    "\(where_) (\(e.tap)): \(e.op) does not fit the \(tapShape[1])×\(tapShape[2]) map of tap \(e.tap) at input \(inputHeight)×\(inputWidth) (kernel larger than the padded map)"
                 )
             }
             if let excess = MemoryBudget.excess(out + [4]) {
                 throw LinprobeError.config(
-                    "\(where_) (\(e.tap.rawValue)): \(e.op) makes a \(out) float32 feature per image, which \(excess)")
+                    "\(where_) (\(e.tap)): \(e.op) makes a \(out) float32 feature per image, which \(excess)")
             }
             return FeatureOutput(index: i, tap: e.tap, op: e.op, shapeCHW: out)
         }
@@ -378,9 +363,6 @@ public struct PoolOpsMap: Sendable, Hashable {
 
     /// The map as recorded in provenance: `[[tap, [OpName, [args…]]], …]` with every argument explicit.
     public var provenance: JSONValue {
-        .array(entries.map { .array([.string($0.tap.rawValue), $0.op.provenance]) })
+        .array(entries.map { .array([.string($0.tap), $0.op.provenance]) })
     }
-
-    /// The deepest tap the map needs (the forward pass stops there).
-    public var deepestTap: Tap { entries.map(\.tap).max() ?? .flatten }
 }

@@ -1,0 +1,137 @@
+import Foundation
+import LinprobeCheckpoint
+import LinprobeCore
+
+/// What the `extract` stage needs from a network: fixed input size, one flattened output per
+/// stored layer, and a batched forward pass writing into caller buffers.
+///
+/// Each trunk family's extractor (`ResNetExtractor`, …) conforms; tests use cheap models to
+/// exercise ordering, resumption and failure paths.
+public protocol FeatureModel: AnyObject {
+    /// Input tensor height and width (3 channels, NCHW).
+    var inputHeight: Int { get }
+    var inputWidth: Int { get }
+    /// Flattened length of each output, in store layer order.
+    var outputDimensions: [Int] { get }
+    /// Runs `count` images (`count × 3 × H × W` floats, already normalised) and writes output k of
+    /// image i to `destinations[k] + i · outputDimensions[k]`.
+    func forward(input: UnsafePointer<Float>, count: Int, destinations: [UnsafeMutablePointer<Float>]) throws
+}
+
+/// The shape of one tap for a given input size.
+public struct TapShape: Sendable, Hashable {
+    /// `[C, H, W]` (a vector tap is `[D, 1, 1]`).
+    public let chw: [Int]
+    /// Whether pool ops other than `Identity` apply (false for vector taps such as ResNet's
+    /// `flatten` or a transformer's `lastCLS`).
+    public let poolable: Bool
+
+    public init(chw: [Int], poolable: Bool = true) {
+        self.chw = chw
+        self.poolable = poolable
+    }
+}
+
+/// One tensor a trunk needs from a checkpoint, by the name the family uses after VISSL's prefix
+/// handling (`WeightsInit`), with what its random initialisation is.
+public struct TrunkParameter: Sendable, Hashable {
+    public enum Initialisation: Sendable, Hashable {
+        /// U(−1/√fan_in, 1/√fan_in): PyTorch's default bound for convolution and linear weights.
+        case uniform(fanIn: Int)
+        case zeros
+        case ones
+        /// N(0, std²)-like small values for embeddings (class token, position embedding).
+        case embedding(std: Double)
+    }
+
+    public let name: String
+    public let shape: [Int]
+    public let initialisation: Initialisation
+
+    public init(name: String, shape: [Int], initialisation: Initialisation) {
+        self.name = name
+        self.shape = shape
+        self.initialisation = initialisation
+    }
+
+    public var count: Int { shape.reduce(1, *) }
+}
+
+/// Options every family's network takes when it is built and run.
+public struct TrunkRunOptions: Sendable, Equatable {
+    /// Worker threads (BLAS threads when a family lets BLAS drive them). Default: all cores.
+    public var threads: Int
+    /// Family-specific algorithm choices by name (ResNet: `winograd` / `im2col`); nil = default.
+    public var algorithm: String?
+    /// `batch` (whole images per worker) or `blas` (one worker, threaded BLAS); nil = default.
+    public var parallelism: String?
+
+    public init(
+        threads: Int = ProcessInfo.processInfo.activeProcessorCount, algorithm: String? = nil,
+        parallelism: String? = nil
+    ) {
+        self.threads = max(1, threads)
+        self.algorithm = algorithm
+        self.parallelism = parallelism
+    }
+}
+
+/// A trunk architecture read from VISSL's `MODEL` mapping: its taps, their shapes, the
+/// parameters a checkpoint must hold, and how to build the network from them. One conforming
+/// type per family (`Models/<Family>/`); `TrunkFamilies` maps `MODEL.TRUNK.NAME` to them.
+public protocol TrunkArchitecture: Sendable, CustomStringConvertible {
+    /// VISSL's `MODEL.TRUNK.NAME` of this architecture.
+    var trunkName: String { get }
+    /// What determines the features (VISSL key names), for provenance and fingerprints.
+    var provenance: JSONValue { get }
+    /// Every tap name the trunk offers, in depth order (error messages list them).
+    var tapNames: [String] { get }
+    /// Whether `name` is a tap (families with parametric taps, e.g. `concatCLS4`, override).
+    func acceptsTap(_ name: String) -> Bool
+    /// The tap an empty pool-op map stores (VISSL's trunk output).
+    var defaultTap: String { get }
+    /// The shape of each requested tap at this input size; a config error naming the tap when it
+    /// cannot be computed (input too small, tap invalid for this model).
+    func tapShape(_ tap: String, inputHeight: Int, inputWidth: Int) throws -> TapShape
+    /// Every tensor the network needs, in the family's state-dict order.
+    var parameters: [TrunkParameter] { get }
+    /// Whether a checkpoint key (after prefix handling) looks like a parameter of this family
+    /// (such keys that the architecture does not need are errors; others are ignored).
+    func looksLikeTrunkParameter(_ name: String) -> Bool
+    /// The config keys to check when a checkpoint does not fit.
+    var checkpointHint: String { get }
+    /// The parameter's name in VISSL's model (what `WEIGHTS_INIT.SKIP_LAYERS` substrings match).
+    func visslModuleName(_ parameter: String) -> String
+    /// Multiply-accumulates of one image up to the deepest of `taps` (benchmarks; nil if unknown).
+    func multiplyAccumulates(inputHeight: Int, inputWidth: Int, taps: [String]) -> Int?
+    /// Builds the network from checked weights.
+    func build(weights: TrunkWeights, options: TrunkRunOptions) throws -> any TrunkNetwork
+}
+
+extension TrunkArchitecture {
+    public func acceptsTap(_ name: String) -> Bool { tapNames.contains(name) }
+    public func visslModuleName(_ parameter: String) -> String { "trunk." + parameter }
+    public func multiplyAccumulates(inputHeight: Int, inputWidth: Int, taps: [String]) -> Int? { nil }
+}
+
+/// A built network (weights prepared for inference), shared by the splits of one extraction.
+public protocol TrunkNetwork: AnyObject, Sendable {
+    var architecture: any TrunkArchitecture { get }
+    /// How the weights were obtained (file, SHA-256, notes; or the random seed).
+    var weightsProvenance: JSONValue { get }
+    var weightsSHA256: String? { get }
+    /// Remarks for the user (keys ignored, random initialisation, …).
+    var notes: [String] { get }
+    /// An extractor producing `outputs` (pool-op map order) for images of this size.
+    func extractor(
+        outputs: [FeatureOutput], inputHeight: Int, inputWidth: Int, options: TrunkRunOptions
+    ) throws
+        -> any TrunkExtractor
+}
+
+/// A `FeatureModel` that also states how it computes, for the store's provenance.
+public protocol TrunkExtractor: FeatureModel {
+    var outputs: [FeatureOutput] { get }
+    /// Settings recorded in provenance (threads, layout, algorithm, BLAS).
+    var provenance: JSONValue { get }
+}

@@ -72,6 +72,7 @@ public struct TrainingStores {
                     "\(path): no \(split) store for these imported features; run 'linprobe import-features \(config.name)' (or 'linprobe run \(config.name)') first"
                 )
             }
+            try ManifestStore(layout: layout).checkUnchanged(path)
             return try FeatureStoreReader(path: path)
         }
         return TrainingStores(train: try store("train"), test: try store("test"))

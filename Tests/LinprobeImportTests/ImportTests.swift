@@ -117,6 +117,19 @@ enum ImportFixtures {
         } catch {
             #expect(oneLine(error).contains("rank0_chunk1_train_res4_inds.npy"), "\(error)")
         }
+        // A shard's features with a row fewer than its inds (another extraction's file).
+        let truncated = tmp.file("truncated")
+        try FileManager.default.copyItem(atPath: ImportFixtures.dump, toPath: truncated)
+        let name = Paths.join(truncated, "rank1_chunk0_train_res5avg_features.npy")
+        try NPYWriter.float32([Float](repeating: 0, count: 23 * 32), shape: [23, 32]).write(
+            to: URL(fileURLWithPath: name))
+        do {
+            _ = try ImportSource.open(
+                features: truncated, labels: nil, split: "train", layers: ["res5avg"], singleLayer: "heads")
+            Issue.record("a shard with fewer feature rows than inds was accepted")
+        } catch {
+            #expect(oneLine(error).contains("rank1_chunk0_train_res5avg_features.npy: 23 rows"), "\(error)")
+        }
     }
 }
 

@@ -11,7 +11,7 @@ TEST_FLAGS := $(RELEASE_FLAGS)
 BIN := .build/release/linprobe
 VENV ?= .venv-bench
 
-.PHONY: all setup build test lint format fuzz bench clean demo voc07 voc07_low_shot imagenet1k places205 inaturalist18
+.PHONY: all setup build test lint format fuzz bench clean demo voc07 voc07_low_shot imagenet1k imagenet1k_knn places205 inaturalist18
 
 WORKDIR ?= runs
 THREADS ?= 0
@@ -81,6 +81,7 @@ demo: build
 ##   make imagenet1k WEIGHTS=rn50.torch DATA=/data/imagenet        (DATA/train, DATA/val class folders)
 ##   make places205 WEIGHTS=rn50.torch DATA=/data/places205        (DATA/train, DATA/val class folders)
 ##   make inaturalist18 WEIGHTS=rn50.torch DATA=/data/inat18       (DATA/{train,val}_{images,labels}.npy)
+##   make imagenet1k_knn WEIGHTS=rn50.torch DATA=/data/imagenet    (VISSL's kNN benchmark: k 200, sigma 0.1)
 ## Another trunk: MODEL=NAME adds VISSL's models/NAME.yaml overlay of that dataset (needs CONFIGS=/path/to/vissl/configs
 ## or $LINPROBE_VISSL_CONFIGS), e.g. make imagenet1k MODEL=resnet50_w2 CONFIGS=~/vissl/configs WEIGHTS=… DATA=…;
 ## OVERLAYS='+GROUP=NAME ...' adds further overlays (+config/… in the configs folder, or GROUP/NAME.yaml in pipelines/).
@@ -96,6 +97,10 @@ voc07_low_shot: build
 imagenet1k: build
 	$(need_weights)$(need_configs)$(call need_data,/path/to/imagenet (with train/ and val/ class folders))
 	$(RUN) imagenet1k_linear $(call overlays,imagenet1k) $(weights_override) "config.DATA.TRAIN.DATA_PATHS=[$(DATA)/train]" "config.DATA.TEST.DATA_PATHS=[$(DATA)/val]" $(EXTRA)
+
+imagenet1k_knn: build
+	$(need_weights)$(call need_data,/path/to/imagenet (with train/ and val/ class folders))
+	$(RUN) imagenet1k_knn $(weights_override) "config.DATA.TRAIN.DATA_PATHS=[$(DATA)/train]" "config.DATA.TEST.DATA_PATHS=[$(DATA)/val]" $(EXTRA)
 
 places205: build
 	$(need_weights)$(need_configs)$(call need_data,/path/to/places205 (with train/ and val/ class folders))

@@ -61,7 +61,7 @@ let package = Package(
             name: "LinprobeExtract",
             dependencies: [
                 "LinprobeCore", "LinprobeStore", "LinprobeHDF5", "LinprobeBLAS", "LinprobeCodecs", "LinprobeTrunk",
-                "LinprobeData", "LinprobeCheckpoint",
+                "LinprobeData", "LinprobeCheckpoint", "LinprobeImport",
             ],
             exclude: ["README.md"]),
         .target(name: "CLinprobeSVMKernels"),
@@ -75,6 +75,13 @@ let package = Package(
                 "LinprobeCore", "LinprobeStore", "LinprobeBLAS", .product(name: "Crypto", package: "swift-crypto"),
             ],
             exclude: ["README.md"]),
+        .target(
+            name: "LinprobeKNN", dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeBLAS"],
+            exclude: ["README.md"]),
+        .target(
+            name: "LinprobeImport",
+            dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeHDF5", "LinprobeCheckpoint"],
+            exclude: ["README.md"]),
         .target(name: "LinprobeReport", dependencies: ["LinprobeCore"], exclude: ["README.md"]),
 
         // MARK: - Executable (subcommands and option groups only)
@@ -84,7 +91,7 @@ let package = Package(
             dependencies: [
                 "LinprobeCore", "LinprobeStore", "LinprobeHDF5", "LinprobeBLAS", "LinprobeCodecs",
                 "LinprobeCheckpoint", "LinprobeTrunk", "LinprobeData", "LinprobeExtract", "LinprobeSVM",
-                "LinprobeLinear", "LinprobeReport",
+                "LinprobeLinear", "LinprobeKNN", "LinprobeImport", "LinprobeReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -101,6 +108,9 @@ let package = Package(
         .executableTarget(
             name: "bench-svm", dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeSVM"],
             path: "Benchmarks/svm/Sources"),
+        .executableTarget(
+            name: "bench-knn", dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeKNN", "LinprobeBLAS"],
+            path: "Benchmarks/knn/Sources"),
         .executableTarget(
             name: "bench-trunk", dependencies: ["LinprobeTrunk", "LinprobeCheckpoint", "LinprobeBLAS", "LinprobeCore"],
             path: "Benchmarks/trunk/Sources"),
@@ -156,9 +166,15 @@ let package = Package(
             name: "LinprobeLinearTests",
             dependencies: ["LinprobeLinear", "LinprobeStore", "LinprobeTestSupport"]),
         .testTarget(
+            name: "LinprobeKNNTests",
+            dependencies: ["LinprobeKNN", "LinprobeStore", "LinprobeTestSupport"]),
+        .testTarget(
+            name: "LinprobeImportTests",
+            dependencies: ["LinprobeImport", "LinprobeStore", "LinprobeCheckpoint", "LinprobeTestSupport"]),
+        .testTarget(
             name: "LinprobeReportTests",
             dependencies: [
-                "LinprobeReport", "LinprobeStore", "LinprobeSVM", "LinprobeLinear", "LinprobeCore",
+                "LinprobeReport", "LinprobeStore", "LinprobeSVM", "LinprobeLinear", "LinprobeKNN", "LinprobeCore",
                 "LinprobeTestSupport",
             ]),
         .testTarget(

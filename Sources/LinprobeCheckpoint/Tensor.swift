@@ -226,6 +226,50 @@ public struct CheckpointTensor: @unchecked Sendable, CustomStringConvertible {
     public func int64s() -> [Int64] {
         floats().map { Int64($0) }
     }
+
+    /// Rows `range` of the first dimension, as a view of the same storage (nothing is copied).
+    public func rows(_ range: Range<Int>) throws -> CheckpointTensor {
+        guard let first = shape.first, range.lowerBound >= 0, range.upperBound <= first else {
+            throw LinprobeError(.usage, "rows \(range) of a tensor of shape \(shape)")
+        }
+        var view = shape
+        view[0] = range.count
+        return try CheckpointTensor(
+            dtype: dtype, shape: view, strides: strides, storageOffset: storageOffset + range.lowerBound * strides[0],
+            storage: storage, what: "tensor rows \(range)")
+    }
+
+    /// The values as Int64 in row-major order, exact for integer types (labels, indices);
+    /// floating-point values are rounded toward zero.
+    public func integers() -> [Int64] {
+        guard !dtype.isFloatingPoint, let raw = storage.bytes.baseAddress, count > 0 else {
+            return floats().map { Int64($0) }
+        }
+        let esize = dtype.size
+        let load: (UnsafeRawPointer) -> Int64
+        switch dtype {
+        case .int64: load = { $0.loadUnaligned(as: Int64.self) }
+        case .int32: load = { Int64($0.loadUnaligned(as: Int32.self)) }
+        case .int16: load = { Int64($0.loadUnaligned(as: Int16.self)) }
+        case .int8: load = { Int64($0.load(as: Int8.self)) }
+        default: load = { Int64($0.load(as: UInt8.self)) }
+        }
+        var out: [Int64] = []
+        out.reserveCapacity(count)
+        var index = [Int](repeating: 0, count: shape.count)
+        for _ in 0..<count {
+            let offset = zip(index, strides).reduce(storageOffset) { $0 + $1.0 * $1.1 }
+            out.append(load(raw + offset * esize))
+            var d = shape.count - 1
+            while d >= 0 {
+                index[d] += 1
+                if index[d] < shape[d] { break }
+                index[d] = 0
+                d -= 1
+            }
+        }
+        return out
+    }
 }
 
 extension Float {

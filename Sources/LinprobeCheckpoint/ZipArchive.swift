@@ -2,28 +2,28 @@ import Foundation
 import LinprobeCore
 
 /// The central directory of a zip file held in memory (a `MappedFile`). Only what PyTorch's
-/// writer produces is needed: stored (uncompressed) entries, optionally ZIP64. Every size,
+/// writer (and NumPy's `np.savez`) produces is needed: stored (uncompressed) entries, optionally ZIP64. Every size,
 /// offset and count — ZIP64 values up to 2^64−1 included — is checked against the file's size
 /// with overflow-checked arithmetic before it is used, and an entry's CRC-32 is verified when
 /// its data is taken.
-struct ZipArchive {
-    struct Entry {
-        let name: String
-        let method: UInt16
-        let crc32: UInt32
+public struct ZipArchive: @unchecked Sendable {
+    public struct Entry: Sendable {
+        public let name: String
+        public let method: UInt16
+        public let crc32: UInt32
         /// Bytes of the stored data (at most the file's size).
-        let compressedSize: Int
+        public let compressedSize: Int
         /// As recorded (meaningful only for stored entries, where it must equal `compressedSize`).
-        let uncompressedSize: UInt64
+        public let uncompressedSize: UInt64
         /// Offset of the local header (inside the file).
-        let localHeaderOffset: Int
+        public let localHeaderOffset: Int
     }
 
-    let file: MappedFile
-    let entries: [Entry]
+    public let file: MappedFile
+    public let entries: [Entry]
     private let index: [String: Int]
 
-    init(file: MappedFile) throws {
+    public init(file: MappedFile) throws {
         self.file = file
         let fields = ZipFields(bytes: file.bytes, path: file.path)
         let (count, directory) = try fields.centralDirectory()
@@ -40,10 +40,10 @@ struct ZipArchive {
         self.index = index
     }
 
-    func entry(named name: String) -> Entry? { index[name].map { entries[$0] } }
+    public func entry(named name: String) -> Entry? { index[name].map { entries[$0] } }
 
-    /// The bytes of a stored entry, bounds- and CRC-checked.
-    func data(of entry: Entry, verify: Bool = true) throws -> ByteRegion {
+    /// The bytes of a stored entry, bounds- and CRC-checked (`verify`: reads every byte).
+    public func data(of entry: Entry, verify: Bool = true) throws -> ByteRegion {
         let b = file.bytes
         let path = file.path
         let h = entry.localHeaderOffset
@@ -187,7 +187,7 @@ private struct ZipFields {
 }
 
 /// CRC-32 (IEEE 802.3, as in zip), slicing-by-8.
-enum CRC32 {
+public enum CRC32 {
     /// Eight 256-entry tables, flattened: table k starts at 256·k.
     static let table: [UInt32] = {
         var t = [UInt32](repeating: 0, count: 256 * 8)
@@ -205,10 +205,17 @@ enum CRC32 {
         return t
     }()
 
-    static func checksum(_ data: UnsafeRawBufferPointer) -> UInt32 {
-        guard let base = data.baseAddress, data.count > 0 else { return 0 }
+    /// The CRC-32 of `data`.
+    public static func checksum(_ data: UnsafeRawBufferPointer) -> UInt32 {
+        update(0, data)
+    }
+
+    /// The CRC-32 of the bytes behind `crc` (0 for none) followed by `data`: a checksum computed
+    /// block by block.
+    public static func update(_ previous: UInt32, _ data: UnsafeRawBufferPointer) -> UInt32 {
+        guard let base = data.baseAddress, data.count > 0 else { return previous }
         let n = data.count
-        var crc: UInt32 = 0xFFFF_FFFF
+        var crc: UInt32 = previous ^ 0xFFFF_FFFF
         table.withUnsafeBufferPointer { t in
             var i = 0
             while i + 8 <= n {

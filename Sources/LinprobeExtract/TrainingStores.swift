@@ -1,6 +1,7 @@
 import Foundation
 import LinprobeCore
 import LinprobeData
+import LinprobeImport
 import LinprobeStore
 
 /// The training and test stores a training stage (train-svm, train-linear) reads.
@@ -14,8 +15,9 @@ public struct TrainingStores {
     }
 
     /// The explicit `--features`/`--test-features` pair, or the stores the pipeline's extraction
-    /// settings name (`features/<fp>/<split>.h5`, written by `extract`). Missing stores are one line
-    /// saying which command to run first.
+    /// settings name (`features/<fp>/<split>.h5`, written by `extract`) — or, when the pipeline
+    /// imports its features (`LINPROBE.IMPORT.*`), the stores of those imports. Missing stores are
+    /// one line saying which command to run first.
     public static func resolve(
         config: PipelineConfig, layout: WorkdirLayout, features: String?, testFeatures: String?,
         stage: StageKind
@@ -30,6 +32,9 @@ public struct TrainingStores {
                 .usage,
                 "\(stage.name): pass both --features TRAIN.h5 and --test-features TEST.h5, or neither (the stores of this pipeline's extraction are used)"
             )
+        }
+        if try StageSelection.imports(config) {
+            return try imported(config: config, layout: layout, stage: stage)
         }
         let plans = try ExtractPlanner.plan(config: config, workdir: layout.root)
         func store(_ split: DatasetSplit) throws -> FeatureStoreReader {
@@ -49,6 +54,28 @@ public struct TrainingStores {
             return try FeatureStoreReader(path: path)
         }
         return TrainingStores(train: try store(.train), test: try store(.test))
+    }
+
+    /// The stores of the pipeline's imports (`LINPROBE.IMPORT.{TRAIN,TEST}.FEATURES`).
+    static func imported(config: PipelineConfig, layout: WorkdirLayout, stage: StageKind) throws -> TrainingStores {
+        let plans = try ImportPlanner.plan(config: config, layout: layout)
+        func store(_ split: String) throws -> FeatureStoreReader {
+            guard let plan = plans.first(where: { $0.split == split }) else {
+                throw LinprobeError.config(
+                    "LINPROBE.IMPORT.\(split.uppercased()).FEATURES: not set; \(stage.name) needs \(split) features (or pass --features/--test-features)"
+                )
+            }
+            let path = layout.resolve(plan.relativeStorePath)
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw LinprobeError(
+                    .missingInput,
+                    "\(path): no \(split) store for these imported features; run 'linprobe import-features \(config.name)' (or 'linprobe run \(config.name)') first"
+                )
+            }
+            try ManifestStore(layout: layout).checkUnchanged(path)
+            return try FeatureStoreReader(path: path)
+        }
+        return TrainingStores(train: try store("train"), test: try store("test"))
     }
 
     /// The stores an extraction just produced (TRAIN and TEST), or nil when it made only one split.

@@ -10,6 +10,7 @@ extension ReportBuilder {
         var block = RunProtocol()
         var svm: [String: SVMRunProtocol] = [:]
         var linear: [String: LinearRunProtocol] = [:]
+        var knn: [String: KNNRunProtocol] = [:]
         for p in placed {
             let r = p.result
             for ref in [r.trainFeatures, r.testFeatures] where !ref.fingerprint.isEmpty {
@@ -25,6 +26,16 @@ extension ReportBuilder {
                 svm[r.fingerprint] = svmBlock(doc, result: r, into: svm[r.fingerprint])
             case .linear(let doc, _):
                 linear[r.fingerprint] = linearBlock(doc, result: r, into: linear[r.fingerprint])
+            case .knn(let doc):
+                var block =
+                    knn[r.fingerprint]
+                    ?? KNNRunProtocol(
+                        protocolName: doc.protocolKind.rawValue, settings: doc.settings, provenance: doc.provenance,
+                        trainFeatures: r.trainFeatures.fingerprint, testFeatures: r.testFeatures.fingerprint)
+                block.provenance.seconds = nil
+                block.provenance.similaritiesPerSecond = nil
+                block.layers[r.layer] = KNNLayerProtocol(results: r.path)
+                knn[r.fingerprint] = block
             }
         }
         let notes = block.features.filter { !$0.value.recorded }.sorted { $0.key < $1.key }.map { fp, f in
@@ -34,6 +45,7 @@ extension ReportBuilder {
         }
         block.svm = svm.isEmpty ? nil : svm
         block.linear = linear.isEmpty ? nil : linear
+        block.knn = knn.isEmpty ? nil : knn
         return (block, notes)
     }
 

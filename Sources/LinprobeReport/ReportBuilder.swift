@@ -11,6 +11,8 @@ public enum ReportBuilder {
     public static let svmMethod = "svm"
     public static let lowShotVISSLMethod = "svm-low-shot (VISSL rule)"
     public static let lowShotCVMethod = "svm-low-shot (CV rule)"
+    public static let knnMethod = "knn"
+    public static let knnDINOMethod = "knn (DINO)"
 
     /// Where the run label and the dataset name come from when the results do not say.
     public struct Context: Sendable {
@@ -148,6 +150,7 @@ public enum ReportBuilder {
         switch r.content {
         case .svm(let doc): return doc.protocolKind.isLowShot ? "svm-low-shot" : "svm"
         case .linear(let doc, _): return "linear:" + doc.headType.rawValue
+        case .knn(let doc): return "knn:" + doc.protocolKind.rawValue
         }
     }
 
@@ -170,7 +173,8 @@ public enum ReportBuilder {
         if m.hasPrefix(svmMethod) { return 0 }
         if m.hasPrefix("eval_mlp") { return 3 }
         if m.hasPrefix("mlp") { return 4 }
-        return 5
+        if m.hasPrefix(knnMethod) { return 5 }
+        return 6
     }
 
     static func metricRank(_ m: String) -> Int {

@@ -36,14 +36,17 @@ public struct RunProtocol: Sendable, Equatable, Codable {
     public var svm: [String: SVMRunProtocol]?
     /// Linear runs by results fingerprint (`linear/<fp>`); nil when the run has none.
     public var linear: [String: LinearRunProtocol]?
+    /// kNN runs by results fingerprint (`knn/<fp>`); nil when the run has none.
+    public var knn: [String: KNNRunProtocol]?
 
     public init(
         features: [String: FeaturesProtocol] = [:], svm: [String: SVMRunProtocol]? = nil,
-        linear: [String: LinearRunProtocol]? = nil
+        linear: [String: LinearRunProtocol]? = nil, knn: [String: KNNRunProtocol]? = nil
     ) {
         self.features = features
         self.svm = svm
         self.linear = linear
+        self.knn = knn
     }
 }
 
@@ -259,4 +262,44 @@ public struct LinearHeadProtocol: Sendable, Equatable, Codable {
         self.epochs = epochs
         self.bestTest = bestTest
     }
+}
+
+/// One kNN run (`knn/<fp>`): its protocol and settings, and its layers.
+public struct KNNRunProtocol: Sendable, Equatable, Codable {
+    /// `vissl` or `dino`.
+    public var protocolName: String
+    public var settings: KNNResultsDocument.Settings
+    /// The results' provenance without timings (tool version, BLAS, threads).
+    public var provenance: KNNResultsDocument.Tool
+    public var trainFeatures: String
+    public var testFeatures: String
+    public var layers: [String: KNNLayerProtocol]
+
+    enum CodingKeys: String, CodingKey {
+        case protocolName = "protocol"
+        case settings, provenance
+        case trainFeatures = "train_features"
+        case testFeatures = "test_features"
+        case layers
+    }
+
+    public init(
+        protocolName: String, settings: KNNResultsDocument.Settings, provenance: KNNResultsDocument.Tool,
+        trainFeatures: String, testFeatures: String, layers: [String: KNNLayerProtocol] = [:]
+    ) {
+        self.protocolName = protocolName
+        self.settings = settings
+        self.provenance = provenance
+        self.trainFeatures = trainFeatures
+        self.testFeatures = testFeatures
+        self.layers = layers
+    }
+}
+
+/// One layer of a kNN run.
+public struct KNNLayerProtocol: Sendable, Equatable, Codable {
+    /// The layer's results.json.
+    public var results: String
+
+    public init(results: String) { self.results = results }
 }

@@ -60,6 +60,9 @@ public enum ReportRenderer {
             for (fp, b) in (block.linear ?? [:]).sorted(by: { $0.key < $1.key }) {
                 lines.append("\(prefix)linear \(fp): " + linearSummary(b))
             }
+            for (fp, b) in (block.knn ?? [:]).sorted(by: { $0.key < $1.key }) {
+                lines.append("\(prefix)knn \(fp): " + knnSummary(b))
+            }
         }
         return lines
     }
@@ -77,6 +80,10 @@ public enum ReportRenderer {
         }
         if let t = f.transforms, t != .null { parts.append("transforms \(t.canonicalText)") }
         if let p = f.poolOps, p != .null { parts.append("pool ops \(p.canonicalText)") }
+        if parts.isEmpty, let root = f.dataset?["root"]?.stringValue {
+            // A store without trunk or weights (imported features): where they came from.
+            parts.append("features from \(root)")
+        }
         if let tool = f.provenance?["tool"]?.stringValue { parts.append("written by \(tool)") }
         return parts.joined(separator: "; ")
     }
@@ -104,6 +111,13 @@ public enum ReportRenderer {
         }
         if let v = b.provenance?.version { parts.append("linprobe \(v)") }
         return parts.joined(separator: "; ")
+    }
+
+    static func knnSummary(_ b: KNNRunProtocol) -> String {
+        let s = b.settings
+        let ks = JSONValue.array(s.topk.map { .int(Int64($0)) }).canonicalText
+        return "\(b.protocolName), k \(ks), T \(jsonNumber(s.temperature).canonicalText), "
+            + "l2_normalize \(s.l2Normalize), linprobe \(b.provenance.version)"
     }
 
     /// A number as JSON text spells it after a round trip: whole numbers without a fraction.

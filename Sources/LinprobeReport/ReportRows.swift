@@ -33,6 +33,8 @@ extension ReportBuilder {
             if doc.protocolKind.isLowShot { lowShotRows(doc, into: &sink) } else { svmRows(doc, into: &sink) }
         case .linear(let doc, _):
             linearRows(doc, into: &sink)
+        case .knn(let doc):
+            knnRows(doc, into: &sink)
         }
         return (sink.rows, sink.notes)
     }
@@ -90,6 +92,37 @@ extension ReportBuilder {
                 "\(method) \(metric): test accuracy ×100 after the last epoch (VISSL's reported number); the best "
                     + "epoch beside the hyper-parameters is chosen on the test split and only informational.")
         }
+    }
+
+    static func knnRows(_ doc: KNNResultsDocument, into sink: inout RowSink) {
+        let method = doc.protocolKind == .dino ? knnDINOMethod : knnMethod
+        let hyper = knnHyperparameters(doc)
+        for (i, r) in doc.results.enumerated() {
+            if doc.metric == .mAP {
+                sink.row(method, "mAP k=\(r.k)", r.mAP, i == 0 ? hyper : nil)
+            } else {
+                sink.row(method, "top_1 k=\(r.k)", r.top1, i == 0 ? hyper : nil)
+                sink.row(method, "top_5 k=\(r.k)", r.top5)
+            }
+        }
+        let whose = doc.protocolKind == .dino ? "DINO's eval_knn" : "VISSL's knn_utils"
+        if doc.metric == .mAP {
+            sink.notes.append(
+                "\(method) mAP k=K: Linprobe's multi-label kNN with \(whose) weights — a class scores the weights of "
+                    + "those of the K nearest training rows that have it — VOC all-points AP over non-difficult test "
+                    + "rows, mean over classes ×100.")
+        } else {
+            sink.notes.append(
+                "\(method) top_1 / top_5 k=K: test accuracy ×100 of \(whose) weighted vote over the K nearest training "
+                    + "rows by inner product (each weighs exp(similarity / T)).")
+        }
+    }
+
+    /// `T 0.07, L2-normalised, 1000 classes, 1281167 training rows`.
+    static func knnHyperparameters(_ doc: KNNResultsDocument) -> String {
+        let s = doc.settings
+        return "T \(number(s.temperature)), \(s.l2Normalize ? "L2-normalised (cosine)" : "raw inner product"), "
+            + "\(s.numClasses) classes, \(doc.trainRows) training rows"
     }
 
     /// `C 0.1 ×3, 1 ×17 of 11 costs, 3-fold CV`, plus skipped classes and unconverged fits.

@@ -16,7 +16,7 @@ extension ReportStage {
         guard FileManager.default.fileExists(atPath: layout.path(.manifest)) else { return [] }
         let manifest = try ManifestStore(layout: layout).read()
         var folders: [String] = []
-        for stage in [StageKind.trainSVM, .trainLinear] {
+        for stage in [StageKind.trainSVM, .trainLinear, .knn] {
             let records = manifest.records.values
                 .filter { $0.stage == stage.name && $0.pipeline == pipeline && $0.status == .complete }
                 .sorted { ($0.finished ?? $0.started, $0.key) > ($1.finished ?? $1.started, $1.key) }
@@ -36,9 +36,10 @@ extension ReportStage {
     static func nothingFound(config: PipelineConfig, layout: WorkdirLayout) -> LinprobeError {
         let name = config.name
         let manifest = try? ManifestStore(layout: layout).read()
+        let featureStages = [StageKind.extract.name, StageKind.importFeatures.name]
         let extracted =
             manifest?.records.values.contains {
-                $0.stage == StageKind.extract.name && $0.pipeline == name && $0.status == .complete
+                featureStages.contains($0.stage) && $0.pipeline == name && $0.status == .complete
             } ?? false
         var stages: [StageKind] = []
         let wanted = (try? config.node("LINPROBE.STAGES").strings()) ?? []
@@ -48,18 +49,22 @@ extension ReportStage {
         if wanted.contains(StageKind.trainLinear.name) || (wanted.isEmpty && config.isExplicit("MODEL.HEAD.PARAMS")) {
             stages.append(.trainLinear)
         }
+        if wanted.contains(StageKind.knn.name) || (wanted.isEmpty && StageSelection.wantsKNN(config)) {
+            stages.append(.knn)
+        }
         if stages.isEmpty { stages = [.trainSVM, .trainLinear] }
         let train = stages.map { "'linprobe \($0.name) \(name)'" }.joined(separator: " or ")
         let manifestPath = layout.path(.manifest)
         if !extracted {
+            let first = ((try? StageSelection.imports(config)) ?? false) ? "import-features" : "extract"
             return LinprobeError(
                 .missingInput,
-                "report: no results of pipeline '\(name)' in \(manifestPath); run 'linprobe extract \(name)' first, "
+                "report: no results of pipeline '\(name)' in \(manifestPath); run 'linprobe \(first) \(name)' first, "
                     + "then \(train) (or pass --results DIR)")
         }
         return LinprobeError(
             .missingInput,
-            "report: no finished train-svm or train-linear results of pipeline '\(name)' in \(manifestPath); "
+            "report: no finished train-svm, train-linear or knn results of pipeline '\(name)' in \(manifestPath); "
                 + "run \(train) first (or pass --results DIR)")
     }
 

@@ -12,12 +12,13 @@ struct FeatureReference: Equatable {
 
 /// One `results.json` of train-svm or train-linear, decoded and checked.
 struct LoadedResult {
-    enum Kind: Equatable { case svm, svmLowShot, linear }
+    enum Kind: Equatable { case svm, svmLowShot, linear, knn }
 
     enum Content {
         case svm(SVMResultsDocument)
         /// A linear head and its per-epoch history (`metrics.json`, nil when absent).
         case linear(LinearResultsDocument, epochs: LinearMetricsDocument?)
+        case knn(KNNResultsDocument)
     }
 
     let kind: Kind
@@ -48,8 +49,8 @@ enum ResultsLoader {
             guard FileManager.default.fileExists(atPath: base, isDirectory: &isDir) else {
                 throw LinprobeError(
                     .missingInput,
-                    "\(folder): no such results folder; run train-svm or train-linear first, or pass the folder they "
-                        + "wrote (svm/<fp>, linear/<fp>)")
+                    "\(folder): no such results folder; run train-svm, train-linear or knn first, or pass the folder "
+                        + "they wrote (svm/<fp>, linear/<fp>, knn/<fp>)")
             }
             if !isDir.boolValue {
                 guard base == WorkdirLayout.resultsFile(in: Paths.parent(base)) else {
@@ -88,8 +89,9 @@ enum ResultsLoader {
         if here.isEmpty {
             throw LinprobeError(
                 .missingInput,
-                "\(folder): no results.json under it (expected svm/<fp>/<layer>/results.json or "
-                    + "linear/<fp>/<head>/results.json); run train-svm or train-linear first")
+                "\(folder): no results.json under it (expected svm/<fp>/<layer>/results.json, "
+                    + "linear/<fp>/<head>/results.json or knn/<fp>/<layer>/results.json); run train-svm, train-linear "
+                    + "or knn first")
         }
         return here
     }
@@ -105,7 +107,7 @@ enum ResultsLoader {
         }
     }
 
-    /// Reads a results.json of either stage (format version 1 or 2): the document's own reader
+    /// Reads a results.json of any training stage (format version 1 or 2): the document's own reader
     /// checks it, errors name the file.
     static func load(_ path: String) throws -> LoadedResult {
         let data = try DocumentFile.read(path, what: "results of train-svm / train-linear")
@@ -113,6 +115,8 @@ enum ResultsLoader {
         switch format {
         case SVMResultsDocument.format:
             return loaded(try SVMResultsDocument.read(path: path), path: path)
+        case KNNResultsDocument.format:
+            return loaded(try KNNResultsDocument.read(path: path), path: path)
         case LinearResultsDocument.format:
             let metricsPath = Paths.join(Paths.parent(path), linearMetricsFile)
             let epochs =
@@ -123,7 +127,7 @@ enum ResultsLoader {
             throw LinprobeError(
                 .corruptInput,
                 "\(path): not a Linprobe results file (format '\(format ?? "none")'; expected "
-                    + "\(SVMResultsDocument.format) or \(LinearResultsDocument.format))")
+                    + "\(SVMResultsDocument.format), \(LinearResultsDocument.format) or \(KNNResultsDocument.format))")
         }
     }
 
@@ -137,6 +141,17 @@ enum ResultsLoader {
                 provenance: provenance?.train),
             testFeatures: FeatureReference(
                 fingerprint: doc.features.test.fingerprint, path: doc.features.test.path, provenance: provenance?.test))
+    }
+
+    static func loaded(_ doc: KNNResultsDocument, path: String) -> LoadedResult {
+        LoadedResult(
+            kind: .knn, path: path, content: .knn(doc), layer: doc.layer, fingerprint: doc.fingerprint,
+            trainFeatures: FeatureReference(
+                fingerprint: doc.features.train.fingerprint, path: doc.features.train.path,
+                provenance: doc.featureProvenance.train),
+            testFeatures: FeatureReference(
+                fingerprint: doc.features.test.fingerprint, path: doc.features.test.path,
+                provenance: doc.featureProvenance.test))
     }
 
     static func loaded(_ doc: LinearResultsDocument, epochs: LinearMetricsDocument?, path: String) -> LoadedResult {

@@ -304,6 +304,41 @@ public final class FeatureStoreReader {
         }
     }
 
+    /// Targets of rows `range`: `range.count` values, or `range.count × C` (multi-label).
+    public func targets(rows range: Range<Int>) throws -> [Int64] {
+        guard let ds = datasets["/targets"] else {
+            throw LinprobeError(.corruptInput, "\(path): feature store has no /targets dataset")
+        }
+        try checkRowRange(range)
+        do { return try ds.readInt64(rows: range) } catch {
+            throw LinprobeError(.corruptInput, "reading targets \(range): \(error.description)")
+        }
+    }
+
+    /// Dataset indices of rows `range` (the row numbers when the store has none).
+    public func indices(rows range: Range<Int>) throws -> [Int64] {
+        try checkRowRange(range)
+        guard let ds = datasets[StoreLayout.indices] else { return range.map { Int64($0) } }
+        do { return try ds.readInt64(rows: range) } catch {
+            throw LinprobeError(.corruptInput, "reading indices \(range): \(error.description)")
+        }
+    }
+
+    /// Image paths of rows `range` (empty strings when the store has none).
+    public func imagePaths(rows range: Range<Int>) throws -> [String] {
+        try checkRowRange(range)
+        guard let ds = datasets[StoreLayout.imagePaths] else { return Array(repeating: "", count: range.count) }
+        do { return try ds.readStrings(rows: range) } catch {
+            throw LinprobeError(.corruptInput, "reading image paths \(range): \(error.description)")
+        }
+    }
+
+    private func checkRowRange(_ range: Range<Int>) throws {
+        guard range.lowerBound >= 0, range.upperBound <= count else {
+            throw LinprobeError(.usage, "\(path): rows \(range) outside 0..<\(count)")
+        }
+    }
+
     /// Dataset indices of the rows (0..<count when the store has none).
     public func indices() throws -> [Int64] {
         guard let ds = datasets[StoreLayout.indices] else { return (0..<Int64(count)).map { $0 } }

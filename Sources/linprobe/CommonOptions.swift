@@ -66,9 +66,9 @@ struct ThreadOptions: ParsableArguments {
     }
 }
 
-/// The options of the training stages (`train-svm`, `train-linear`).
+/// The options of the stages that read stores (`train-svm`, `train-linear`, `knn`).
 struct TrainingOptions: ParsableArguments {
-    @Option(help: "Training feature store (.h5); default: the store of this pipeline's extraction.")
+    @Option(help: "Training feature store (.h5); default: the store of this pipeline's extraction or import.")
     var features: String?
 
     @Option(help: "Test feature store (.h5).")

@@ -11,8 +11,9 @@ struct Linprobe: ParsableCommand {
         abstract: "Measure how good a frozen image model's features are (VISSL's linear benchmarks).",
         version: LinprobeVersion.string,
         subcommands: [
-            ConfigCommand.self, ExtractCommand.self, TrainSVMCommand.self, TrainLinearCommand.self, ReportCommand.self,
-            RunCommand.self, Inspect.self, CheckStoreStructureCommand.self,
+            ConfigCommand.self, ExtractCommand.self, ImportFeaturesCommand.self, ExportFeaturesCommand.self,
+            TrainSVMCommand.self, TrainLinearCommand.self, KNNCommand.self, ReportCommand.self, RunCommand.self,
+            Inspect.self, CheckStoreStructureCommand.self,
         ])
 
     static func main() {

@@ -7,11 +7,12 @@ import LinprobeReport
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: StageKind.report.name,
-        abstract: "Gather SVM and linear-head results into report.md, report.json and a self-contained report.html.",
+        abstract:
+            "Gather SVM, linear-head and kNN results into report.md, report.json and a self-contained report.html.",
         discussion: """
-            Without --results, reads the pipeline's latest finished train-svm and train-linear runs from \
-            <workdir>/manifest.json. --results takes results folders (svm/<fp>, linear/<fp>, or one layer/head \
-            folder). --merge adds the rows and charts of other runs' report.json (e.g. other checkpoints) for a \
+            Without --results, reads the pipeline's latest finished train-svm, train-linear and knn runs from \
+            <workdir>/manifest.json. --results takes results folders (svm/<fp>, linear/<fp>, knn/<fp>, or one \
+            layer/head folder). --merge adds the rows and charts of other runs' report.json (e.g. other checkpoints) for a \
             comparison. Writes <workdir>/reports/<pipeline>/report.{md,json,html} unless --out says otherwise; \
             prints the table and the paths on stdout.
             """)
@@ -20,7 +21,7 @@ struct ReportCommand: ParsableCommand {
 
     @Option(
         name: .customLong("results"),
-        help: "A results folder (svm/<fp>, linear/<fp>, a layer or head folder); repeatable.")
+        help: "A results folder (svm/<fp>, linear/<fp>, knn/<fp>, a layer or head folder); repeatable.")
     var results: [String] = []
 
     @Option(name: .customLong("merge"), help: "Another run's report.json to compare with; repeatable.")

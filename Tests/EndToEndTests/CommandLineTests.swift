@@ -5,7 +5,10 @@ import Testing
 /// The command line as users see it: every command's `--help` against a committed snapshot (so a
 /// changed option, default or text is a reviewed change), and the shared option groups.
 @Suite struct CommandLineTests {
-    static let commands = ["", "config", "extract", "train-svm", "train-linear", "report", "run", "inspect"]
+    static let commands = [
+        "", "config", "extract", "import-features", "export-features", "train-svm", "train-linear", "knn", "report",
+        "run", "inspect",
+    ]
 
     /// `LINPROBE_UPDATE_SNAPSHOTS=1` rewrites the snapshots instead of comparing.
     @Test(arguments: commands) func helpMatchesItsSnapshot(_ command: String) throws {
@@ -25,7 +28,7 @@ import Testing
         )
     }
 
-    @Test(arguments: ["extract", "run", "train-svm", "train-linear"]) func threadsOptionIsShared(
+    @Test(arguments: ["extract", "run", "train-svm", "train-linear", "knn"]) func threadsOptionIsShared(
         _ command: String
     ) throws {
         let tmp = try TemporaryDirectory()

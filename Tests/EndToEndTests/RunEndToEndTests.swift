@@ -52,7 +52,7 @@ struct RunEndToEndTests {
         let work = dir.file("runs")
         let first = try run(work)
         #expect(first.status == 0, "\(first.stderr)")
-        #expect(first.stderr.contains("stages extract → train-svm → train-linear → report"))
+        #expect(first.stderr.contains("stages extract → train-svm → train-linear → knn → report"))
         // stdout: the results table and the report's files.
         #expect(first.stdout.contains("| layer |"))
         let html = work + "/reports/demo/report.html"
@@ -85,7 +85,9 @@ struct RunEndToEndTests {
         let before = try completed(work)
         #expect(
             before["extract"]?.count == 2 && before["train-svm"]?.count == 1 && before["train-linear"]?.count == 1
-                && before["report"]?.count == 1)
+                && before["knn"]?.count == 1 && before["report"]?.count == 1)
+        #expect(first.stdout.contains("knn mAP k=20"))
+        #expect(rows.contains { $0["method"]?.stringValue == "knn" && $0["metric"]?.stringValue == "mAP k=20" })
         let reportBytes = try Data(contentsOf: URL(fileURLWithPath: work + "/reports/demo/report.json"))
 
         // The same command again: no stage runs (the manifest is unchanged), the same table.
@@ -94,6 +96,7 @@ struct RunEndToEndTests {
         #expect(try completed(work) == before)
         #expect(again.stdout == first.stdout)
         #expect(again.stderr.contains("train-svm: unchanged") && again.stderr.contains("train-linear: unchanged"))
+        #expect(again.stderr.contains("knn: unchanged"))
         #expect(try Data(contentsOf: URL(fileURLWithPath: work + "/reports/demo/report.json")) == reportBytes)
     }
 
@@ -110,6 +113,7 @@ struct RunEndToEndTests {
         let after = try completed(work)
         #expect(after["extract"] == before["extract"], "the stores are reused")
         #expect(after["train-linear"] == before["train-linear"], "the linear heads are reused")
+        #expect(after["knn"] == before["knn"], "the kNN results are reused")
         #expect(after["train-svm"]?.count == 2, "a new SVM run next to the first")
         #expect(after["report"]?.count == 2, "the report is rebuilt")
         #expect(changed.stdout != first.stdout)
@@ -124,7 +128,7 @@ struct RunEndToEndTests {
         try text.write(toFile: svmOnly, atomically: true, encoding: .utf8)
         let other = try run(work, [], pipeline: svmOnly)
         #expect(other.status == 0, "\(other.stderr)")
-        #expect(other.stderr.contains("stages extract → train-svm → report"))
+        #expect(other.stderr.contains("stages extract → train-svm → knn → report"))
         #expect(try completed(work)["extract"] == before["extract"], "no new store")
         #expect(FileManager.default.fileExists(atPath: work + "/reports/svm_only/report.html"))
     }

@@ -117,6 +117,11 @@ import Testing
     }
 
     private func type(fromSchema s: [String: Any]) -> ConfigValueType? {
+        if let choices = s["oneOf"] as? [[String: Any]], choices.count == 2,
+            let one = type(fromSchema: choices[0]), type(fromSchema: choices[1]) == .list(one)
+        {
+            return .oneOrList(one)
+        }
         switch s["type"] as? String {
         case nil: return .any
         case "boolean": return .bool
@@ -162,7 +167,8 @@ import Testing
                 (key.type.normalize(schemaDefault) ?? schemaDefault) == key.defaultValue,
                 "\(key.path): schema default \(schemaDefault.canonicalText) ≠ \(key.defaultValue.canonicalText); \(hint)"
             )
-            let enumSource = (leaf["items"] as? [String: Any]) ?? leaf
+            let enumSource =
+                (leaf["items"] as? [String: Any]) ?? (leaf["oneOf"] as? [[String: Any]])?.first ?? leaf
             let schemaEnum = (enumSource["enum"] as? [Any]).map { $0.map(jsonValue(fromFoundation:)) }
             #expect(
                 schemaEnum?.map { key.type.elementNormalize($0) } == key.allowed?.map { key.type.elementNormalize($0) },
@@ -197,6 +203,7 @@ extension ConfigValueType {
     /// Normalises one element (or scalar) the way this type stores it.
     func elementNormalize(_ v: JSONValue) -> JSONValue {
         if case .list(let element) = self { return element.normalize(v) ?? v }
+        if case .oneOrList(let element) = self { return element.normalize(v) ?? v }
         return normalize(v) ?? v
     }
 }

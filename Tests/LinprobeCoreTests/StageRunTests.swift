@@ -73,7 +73,12 @@ private final class CountingStage: PipelineStage, @unchecked Sendable {
         #expect(layout.relative("/w/svm/cd/res5") == "svm/cd/res5")
         #expect(layout.relative("/elsewhere/x") == "/elsewhere/x")
         #expect(layout.resolve("/abs/p") == "/abs/p")
-        #expect(StageKind.allCases.map(\.name) == ["extract", "train-svm", "train-linear", "report"])
+        #expect(layout.relativePath(.knnLayer(fingerprint: "aa", layer: "res5")) == "knn/aa/res5")
+        #expect(layout.relativePath(.knnRun(fingerprint: "aa")) == "knn/aa")
+        #expect(
+            StageKind.allCases.map(\.name) == [
+                "extract", "import-features", "train-svm", "train-linear", "knn", "report",
+            ])
     }
 
     @Test func featureLayerNamesFollowTheMap() {

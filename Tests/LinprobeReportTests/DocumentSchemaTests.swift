@@ -138,6 +138,25 @@ private func linear() -> LinearResultsDocument {
         featureProvenance: .init(train: provenance("a", split: "train"), test: provenance("b", split: "test")))
 }
 
+private func knn(_ metric: KNNResultsDocument.Metric) -> KNNResultsDocument {
+    let results: [KNNResultsDocument.KResult] =
+        metric == .mAP
+        ? [.init(k: 20, mAP: 61.5, perClassAP: [60, nil, 63])]
+        : [.init(k: 20, top1: 70.5, top5: 90, correctTop1: 141, correctTop5: 180)]
+    return KNNResultsDocument(
+        layer: "res5avg", split: "test", protocolKind: metric == .mAP ? .vissl : .dino, metric: metric,
+        results: results, testRows: 200, trainRows: 500,
+        settings: .init(topk: [20], temperature: 0.07, l2Normalize: true, numClasses: 10, vote: "exp"),
+        fingerprint: "knnfp",
+        features: .init(
+            train: .init(path: "/w/features/a/train.h5", fingerprint: "a", rows: 500),
+            test: .init(path: "/w/features/b/test.h5", fingerprint: "b", rows: 200)),
+        featureProvenance: .init(train: provenance("a", split: "train"), test: provenance("b", split: "test")),
+        provenance: .init(
+            version: "0.2.0", blas: "OpenBLAS", blasCore: "Haswell", threads: 2, seconds: 1.5,
+            similaritiesPerSecond: 1e9))
+}
+
 private func report() -> ReportDocument {
     let svm = svmStandard()
     let head = linear()
@@ -168,6 +187,12 @@ private func report() -> ReportDocument {
                         headSpec: head.headSpec,
                         epochs: 4, bestTest: head.bestTest)
                 ])
+        ],
+        knn: [
+            "knnfp": KNNRunProtocol(
+                protocolName: "dino", settings: knn(.top1).settings, provenance: knn(.top1).provenance,
+                trainFeatures: "a", testFeatures: "b",
+                layers: ["res5avg": KNNLayerProtocol(results: "/w/knn/knnfp/res5avg/results.json")])
         ])
     let row = ReportRow(
         run: "r", dataset: "voc", split: "test", layer: "res4", method: "svm", metric: "mAP", value: 71.5,
@@ -210,6 +235,18 @@ private func report() -> ReportDocument {
         let document = linear()
         #expect(unsetOptionals([document]) == [], "fixtures must set every optional property")
         try check([try json(document)], schemaFile: "results.schema.json", definition: "#/$defs/linear")
+    }
+
+    @Test func knnResultsAndTheirSchema() throws {
+        let documents = [knn(.top1), knn(.mAP)]
+        #expect(unsetOptionals(documents) == [], "fixtures must set every optional property")
+        try check(documents.map(json), schemaFile: "results.schema.json", definition: "#/$defs/knn")
+        // And back: the decoder reads what the encoder wrote.
+        for document in documents {
+            let text = try document.text()
+            let decoded = try JSONDecoder().decode(KNNResultsDocument.self, from: Data(text.utf8))
+            #expect(decoded == document)
+        }
     }
 
     @Test func reportAndItsSchema() throws {

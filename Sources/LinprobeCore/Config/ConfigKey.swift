@@ -29,9 +29,13 @@ public indirect enum ConfigValueType: Sendable, Equatable, CustomStringConvertib
     /// Anything, including null.
     case any
     case list(ConfigValueType)
+    /// One value or a list of them (VISSL's `NEAREST_NEIGHBOR.TOPK: 200` or `[10, 20]`); the
+    /// effective config holds the list form, so `200` and `[200]` give the same fingerprint.
+    case oneOrList(ConfigValueType)
 
     public var description: String {
         switch self {
+        case .oneOrList(let element): return "\(element) or a list of them"
         case .bool: return "true or false"
         case .integer: return "an integer"
         case .number: return "a number"
@@ -46,7 +50,7 @@ public indirect enum ConfigValueType: Sendable, Equatable, CustomStringConvertib
             case .number: return "a list of numbers"
             case .string: return "a list of strings"
             case .mapping: return "a list of mappings"
-            case .list: return "a list of lists"
+            case .list, .oneOrList: return "a list of lists"
             }
         }
     }
@@ -61,6 +65,10 @@ public indirect enum ConfigValueType: Sendable, Equatable, CustomStringConvertib
         case (.number, .double): return value
         case (.string, .string): return value
         case (.mapping, .object): return value
+        case (.oneOrList(let element), .array):
+            return ConfigValueType.list(element).normalize(value)
+        case (.oneOrList(let element), _):
+            return element.normalize(value).map { .array([$0]) }
         case (.list(let element), .array(let items)):
             var out: [JSONValue] = []
             out.reserveCapacity(items.count)
@@ -142,7 +150,10 @@ public struct ConfigKey: Sendable {
     func check(_ value: JSONValue) -> Result<JSONValue, CheckFailure> {
         guard let normalized = type.normalize(value) else { return .failure(.type) }
         var scalars: [JSONValue] = [normalized]
-        if case .list = type, case .array(let items) = normalized { scalars = items }
+        switch (type, normalized) {
+        case (.list, .array(let items)), (.oneOrList, .array(let items)): scalars = items
+        default: break
+        }
         for scalar in scalars {
             if let allowed, !allowed.contains(scalar) { return .failure(.notAllowed(scalar)) }
             if let d = scalar.doubleValue {

@@ -220,6 +220,16 @@ public enum LinprobeKeys {
         .vissl("SVM.low_shot.dataset_name", .string, "Low-shot sample files to use (voc or places)."),
         .vissl("SVM.low_shot.sample_inds", .list(.integer), "Low-shot sample draws to average over."),
         .vissl("SVM.low_shot.k_values", .list(.integer), min: 1, "Low-shot samples per class."),
+
+        .vissl(
+            "NEAREST_NEIGHBOR.TOPK", .oneOrList(.integer), min: 1,
+            "Neighbours k of the kNN vote; a list evaluates every k from one search."),
+        .vissl(
+            "NEAREST_NEIGHBOR.SIGMA", .number, min: 0,
+            "Temperature of the kNN vote: neighbour j weighs exp(similarity_j / SIGMA)."),
+        .vissl(
+            "NEAREST_NEIGHBOR.L2_NORM_FEATS", .bool,
+            "L2-normalise train and test features before the kNN search (cosine similarity)."),
     ]
 
     private static let linprobe: [ConfigKey] = [
@@ -257,6 +267,32 @@ public enum LinprobeKeys {
         .linprobe(
             "LINPROBE.LINEAR.MULTI_LABEL", .bool, default: false, "Train the linear heads on multi-label targets."),
         .linprobe("LINPROBE.REPORT.TITLE", .string, default: "", "Report title (\"\" = the pipeline's name)."),
+        .linprobe(
+            "LINPROBE.KNN.PROTOCOL", .string, default: "vissl", oneOf: ["vissl", "dino"],
+            "kNN protocol: VISSL's knn_utils (NEAREST_NEIGHBOR.*), or DINO's eval_knn (LINPROBE.KNN.DINO.*; "
+                + "features always L2-normalised)."),
+        .linprobe(
+            "LINPROBE.KNN.DINO.NB_KNN", .list(.integer), default: [10, 20, 100, 200], min: 1,
+            "DINO's --nb_knn: the k of its weighted kNN (LINPROBE.KNN.PROTOCOL dino)."),
+        .linprobe(
+            "LINPROBE.KNN.DINO.TEMPERATURE", .number, default: 0.07, min: 0,
+            "DINO's --temperature T: neighbour j weighs exp(similarity_j / T) (LINPROBE.KNN.PROTOCOL dino)."),
+        .linprobe(
+            "LINPROBE.KNN.MEMORY_MB", .integer, default: 1024, min: 16,
+            "Memory for the kNN search's test block, similarities and neighbour heaps (the training store streams)."),
+        .linprobe(
+            "LINPROBE.IMPORT.TRAIN.FEATURES", .string, default: "",
+            "Import instead of extracting: a folder of VISSL's extract_features files, an .npy/.npz file, a torch.save "
+                + "file, or a folder written by export-features (\"\" = extract)."),
+        .linprobe(
+            "LINPROBE.IMPORT.TRAIN.LABELS", .string, default: "",
+            "Labels of an imported .npy/.pth features array: [N] class indices or [N, C] VOC-encoded (1/0/-1)."),
+        .linprobe(
+            "LINPROBE.IMPORT.TEST.FEATURES", .string, default: "", "As LINPROBE.IMPORT.TRAIN.FEATURES, for TEST."),
+        .linprobe("LINPROBE.IMPORT.TEST.LABELS", .string, default: "", "As LINPROBE.IMPORT.TRAIN.LABELS, for TEST."),
+        .linprobe(
+            "LINPROBE.IMPORT.LAYER", .string, default: "heads",
+            "Layer name of an imported array that does not name its layer (VISSL's name for head outputs: heads)."),
     ]
 
     /// Registry keys by path.

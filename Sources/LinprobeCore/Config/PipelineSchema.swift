@@ -83,6 +83,9 @@ public enum PipelineSchema {
         case .list(let element):
             out["type"] = "array"
             out["items"] = .object(typeSchema(element, allowed: allowed, minimum: minimum, maximum: maximum))
+        case .oneOrList(let element):
+            let one = typeSchema(element, allowed: allowed, minimum: minimum, maximum: maximum)
+            out["oneOf"] = [.object(one), ["type": "array", "items": .object(one)]]
         }
         return out
     }

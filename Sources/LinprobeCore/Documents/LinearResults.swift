@@ -451,24 +451,24 @@ enum LinearDocumentFile {
 
     static func read<T: Decodable>(
         _ type: T.Type, path: String, what: String, format: String, method: String?,
-        supported: ClosedRange<Int>
+        supported: ClosedRange<Int>, stage: StageKind = .trainLinear
     ) throws -> T {
         guard FileManager.default.fileExists(atPath: path) else {
-            throw LinprobeError(.missingInput, "\(path): missing (\(what)); rerun train-linear")
+            throw LinprobeError(.missingInput, "\(path): missing (\(what)); rerun \(stage.name)")
         }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw LinprobeError(.io, "\(path): cannot read (\(what))")
         }
         guard (try? JSONSerialization.jsonObject(with: data)) is [String: Any] else {
             throw LinprobeError(
-                .corruptInput, "\(path): not a JSON object (\(what) damaged or truncated); rerun train-linear")
+                .corruptInput, "\(path): not a JSON object (\(what) damaged or truncated); rerun \(stage.name)")
         }
         do {
             return try JSONDecoder().decode(T.self, from: data)
         } catch let e as HeaderError {
             throw LinprobeError(e.code, "\(path): \(e.message) (\(what))")
         } catch let e as DecodingError {
-            throw LinprobeError(.corruptInput, "\(path): \(describe(e)) (\(what)); rerun train-linear")
+            throw LinprobeError(.corruptInput, "\(path): \(describe(e)) (\(what)); rerun \(stage.name)")
         }
     }
 

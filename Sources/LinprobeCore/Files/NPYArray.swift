@@ -48,7 +48,7 @@ public struct NPYArray: Sendable {
     }
 
     /// Refuses a path that is not (a link to) a regular file, before anything opens it.
-    static func requireRegularFile(_ path: String) throws {
+    public static func requireRegularFile(_ path: String) throws {
         var st = stat()
         guard stat(path, &st) == 0 else {
             let reason = String(cString: strerror(errno))

@@ -7,9 +7,10 @@ import Foundation
 /// <root>/manifest.json                     the manifest (and manifest.json.lock)
 /// <root>/file-hashes.json                  cached SHA-256 of large input files
 /// <root>/.locks/<stage>-<fp>.lock          one lock per artifact
-/// <root>/features/<fp>/<split>.h5          feature stores (extract)
+/// <root>/features/<fp>/<split>.h5          feature stores (extract, import-features)
 /// <root>/svm/<fp>/<layer>/results.json     train-svm
 /// <root>/linear/<fp>/<head>/results.json   train-linear
+/// <root>/knn/<fp>/<layer>/results.json     knn
 /// <root>/reports/<pipeline>/report.{md,json,html}
 /// ```
 public struct WorkdirLayout: Sendable, Equatable {
@@ -28,6 +29,8 @@ public struct WorkdirLayout: Sendable, Equatable {
         case svmLayer(fingerprint: String, layer: String)
         case linearRun(fingerprint: String)
         case linearHead(fingerprint: String, head: String)
+        case knnRun(fingerprint: String)
+        case knnLayer(fingerprint: String, layer: String)
         case reportFolder(pipeline: String)
         case reportFile(pipeline: String, name: String)
     }
@@ -43,6 +46,8 @@ public struct WorkdirLayout: Sendable, Equatable {
         case .svmLayer(let fp, let layer): return "svm/\(fp)/\(layer)"
         case .linearRun(let fp): return "linear/\(fp)"
         case .linearHead(let fp, let head): return "linear/\(fp)/\(head)"
+        case .knnRun(let fp): return "knn/\(fp)"
+        case .knnLayer(let fp, let layer): return "knn/\(fp)/\(layer)"
         case .reportFolder(let pipeline): return "reports/\(pipeline)"
         case .reportFile(let pipeline, let name): return "reports/\(pipeline)/\(name)"
         }

@@ -23,11 +23,21 @@ struct ImportFeaturesCommand: ParsableCommand {
             import of the same content is reused. Rows stream: memory does not grow with their number.
             """)
 
-    @Argument(help: "A pipeline file or the name of one under pipelines/ (omit with --features).")
+    @Argument(
+        help:
+            "A pipeline file, the name of one under pipelines/, or VISSL's config=PATH (omit with --features)."
+    )
     var pipeline: String?
 
-    @Argument(help: "Overrides in VISSL's spelling: config.A.B=value (A.B=value also accepted).")
+    @Argument(
+        help: "Overlays +GROUP=NAME and overrides config.A.B=value, as for every pipeline command.")
     var overrides: [String] = []
+
+    @Option(
+        help:
+            "VISSL's configs folder (the one holding config/) for config=PATH and +config/… (default: $LINPROBE_VISSL_CONFIGS)."
+    )
+    var configs: String?
 
     @Option(help: "Folder holding manifest.json and every artifact.")
     var workdir: String = "runs"
@@ -53,8 +63,9 @@ struct ImportFeaturesCommand: ParsableCommand {
         if (pipeline == nil) == (features == nil) {
             throw ValidationError("give a pipeline (its LINPROBE.IMPORT.* keys) or --features, not both")
         }
-        if features != nil, !overrides.isEmpty {
-            throw ValidationError("overrides need a pipeline; with --features use --labels, --split and --layer")
+        if features != nil, !overrides.isEmpty || configs != nil {
+            throw ValidationError(
+                "overlays, overrides and --configs need a pipeline; with --features use --labels, --split and --layer")
         }
         if !["train", "test"].contains(split) { throw ValidationError("--split must be train or test, got \(split)") }
     }
@@ -65,8 +76,9 @@ struct ImportFeaturesCommand: ParsableCommand {
             let plans: [ImportSplitPlan]
             var name: String? = nil
             if let pipeline {
-                let config = try PipelineConfig.load(pipeline: pipeline, overrides: overrides)
+                let config = try PipelineConfig.load(pipeline: pipeline, overrides: overrides, configs: configs)
                 for note in config.notes { Console.note(note) }
+                if let note = config.ignoredKeysNote { Console.note(note) }
                 name = config.name
                 plans = try ImportPlanner.plan(config: config, layout: layout)
                 if plans.isEmpty {

@@ -312,7 +312,7 @@ struct PNGStructure {
             let data = UnsafeRawBufferPointer(rebasing: chunk[8..<(chunk.count - 4)])
             switch name {
             case "tEXt": return countText(data.count, name)
-            case "zTXt", "iCCP": return compressed(data, afterKeyword: 1, name)
+            case "zTXt", "iCCP": return compressed(data, afterKeyword: true, name)
             case "iTXt":
                 guard let zero = data.firstIndex(of: 0), zero + 2 < data.count, data[zero + 1] == 1 else {
                     return countText(data.count, name)
@@ -345,17 +345,15 @@ struct PNGStructure {
                 .tooLarge, "PNG text chunks hold more than 64 MiB (PIL's MAX_TEXT_MEMORY; it refuses the file)")
         }
 
-        /// `data` = keyword\0 method stream (zTXt, iCCP; `afterKeyword` 1), or method stream after
+        /// `data` = keyword\0 method stream (zTXt, iCCP: `afterKeyword`), or method stream after
         /// `skipping` bytes of language and translated keyword (iTXt).
         private mutating func compressed(
-            _ data: UnsafeRawBufferPointer, afterKeyword: Int = 0, skipping: Int = 0, _ name: String
+            _ data: UnsafeRawBufferPointer, afterKeyword: Bool = false, skipping: Int = 0, _ name: String
         ) -> UnreadableImage? {
-            var start: Int
-            if afterKeyword > 0 {
+            var start = 0
+            if afterKeyword {
                 guard let zero = data.firstIndex(of: 0), zero + 1 < data.count else { return nil }
                 start = zero + 1
-            } else {
-                start = 0
             }
             guard data[start] == 0 else {
                 return UnreadableImage(

@@ -43,15 +43,11 @@ public struct TrainingStores {
                     "DATA.\(split.rawValue): no dataset configured; \(stage.name) needs a \(split.rawValue.lowercased()) split (or pass --features/--test-features)"
                 )
             }
-            let path = layout.resolve(plan.relativeStorePath)
-            guard FileManager.default.fileExists(atPath: path) else {
-                throw LinprobeError(
-                    .missingInput,
-                    "\(path): no \(split.rawValue) feature store for these extraction settings; run 'linprobe extract \(config.name)' (or 'linprobe run \(config.name)') first"
-                )
-            }
-            try ManifestStore(layout: layout).checkUnchanged(path)
-            return try FeatureStoreReader(path: path)
+            return try open(
+                plan.relativeStorePath, layout: layout,
+                missing:
+                    "no \(split.rawValue) feature store for these extraction settings; run 'linprobe extract \(config.name)' (or 'linprobe run \(config.name)') first"
+            )
         }
         return TrainingStores(train: try store(.train), test: try store(.test))
     }
@@ -65,17 +61,24 @@ public struct TrainingStores {
                     "LINPROBE.IMPORT.\(split.uppercased()).FEATURES: not set; \(stage.name) needs \(split) features (or pass --features/--test-features)"
                 )
             }
-            let path = layout.resolve(plan.relativeStorePath)
-            guard FileManager.default.fileExists(atPath: path) else {
-                throw LinprobeError(
-                    .missingInput,
-                    "\(path): no \(split) store for these imported features; run 'linprobe import-features \(config.name)' (or 'linprobe run \(config.name)') first"
-                )
-            }
-            try ManifestStore(layout: layout).checkUnchanged(path)
-            return try FeatureStoreReader(path: path)
+            return try open(
+                plan.relativeStorePath, layout: layout,
+                missing:
+                    "no \(split) store for these imported features; run 'linprobe import-features \(config.name)' (or 'linprobe run \(config.name)') first"
+            )
         }
         return TrainingStores(train: try store("train"), test: try store("test"))
+    }
+
+    /// A store a stage of this work folder wrote: `missing` when it is not there, an error naming it
+    /// when it changed since its manifest record was completed.
+    static func open(_ recorded: String, layout: WorkdirLayout, missing: String) throws -> FeatureStoreReader {
+        let path = layout.resolve(recorded)
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw LinprobeError(.missingInput, "\(path): \(missing)")
+        }
+        try ManifestStore(layout: layout).checkUnchanged(path)
+        return try FeatureStoreReader(path: path)
     }
 
     /// The stores an extraction just produced (TRAIN and TEST), or nil when it made only one split.

@@ -113,17 +113,10 @@ public struct KNNStage: PipelineStage {
         guard train.targetLayout == test.targetLayout else {
             throw LinprobeError(
                 .incompatible,
-                "\(test.path): targets are \(describe(test.targetLayout)) but \(train.path) has \(describe(train.targetLayout))"
+                "\(test.path): targets are \(test.targetLayout) but \(train.path) has \(train.targetLayout)"
             )
         }
         if train.count == 0 { throw LinprobeError(.incompatible, "\(train.path): the training store has no rows") }
-    }
-
-    static func describe(_ t: TargetLayout) -> String {
-        switch t {
-        case .singleLabel: return "single-label [N]"
-        case .multiLabel(let c): return "multi-label [N, \(c)]"
-        }
     }
 
     // MARK: PipelineStage
@@ -131,10 +124,7 @@ public struct KNNStage: PipelineStage {
     public var plan: StagePlan {
         StagePlan(
             kind: .knn, fingerprint: fingerprint,
-            inputs: [
-                "train_features": .string(train.fingerprint), "test_features": .string(test.fingerprint),
-                "train_path": .string(train.path), "test_path": .string(test.path),
-            ],
+            inputs: StagePlan.trainingInputs(train: train, test: test),
             parameters: settings.fingerprintJSON, outputs: [layout.relativePath(.knnRun(fingerprint: fingerprint))],
             pipeline: pipeline)
     }

@@ -86,10 +86,7 @@ public struct LinearStage: PipelineStage {
     public var plan: StagePlan {
         StagePlan(
             kind: .trainLinear, fingerprint: fingerprint,
-            inputs: [
-                "train_features": .string(train.fingerprint), "test_features": .string(test.fingerprint),
-                "train_path": .string(train.path), "test_path": .string(test.path),
-            ],
+            inputs: StagePlan.trainingInputs(train: train, test: test),
             parameters: settings.json, outputs: [layout.relativePath(.linearRun(fingerprint: fingerprint))],
             pipeline: pipeline)
     }

@@ -148,10 +148,7 @@ public struct SVMStage: PipelineStage {
     public var plan: StagePlan {
         StagePlan(
             kind: .trainSVM, fingerprint: fingerprint,
-            inputs: [
-                "train_features": .string(train.fingerprint), "test_features": .string(test.fingerprint),
-                "train_path": .string(train.path), "test_path": .string(test.path),
-            ],
+            inputs: StagePlan.trainingInputs(train: train, test: test),
             parameters: settings.fingerprintJSON, outputs: [layout.relativePath(.svmRun(fingerprint: fingerprint))],
             pipeline: pipeline)
     }

@@ -53,7 +53,7 @@ public struct StoreLayer: Sendable, Equatable, Codable {
 }
 
 /// How labels are stored.
-public enum TargetLayout: Sendable, Equatable, Codable {
+public enum TargetLayout: Sendable, Equatable, Codable, CustomStringConvertible {
     /// `/targets` is `[N]`: one class index per row (−1 = no label).
     case singleLabel
     /// `/targets` is `[N, C]` with VISSL's VOC encoding: 1 present, 0 absent, −1 difficult.
@@ -63,6 +63,14 @@ public enum TargetLayout: Sendable, Equatable, Codable {
         switch self {
         case .singleLabel: return 1
         case .multiLabel(let c): return c
+        }
+    }
+
+    /// `single-label [N]` or `multi-label [N, C]`, for messages.
+    public var description: String {
+        switch self {
+        case .singleLabel: return "single-label [N]"
+        case .multiLabel(let c): return "multi-label [N, \(c)]"
         }
     }
 }

@@ -13,3 +13,13 @@ extension FeatureStoreReader {
             dataset: provenance["dataset"] ?? .null, writtenBy: provenance["tool"]?.stringValue)
     }
 }
+
+extension StagePlan {
+    /// A training stage's inputs (train-svm, train-linear, knn): both stores' fingerprints and paths.
+    public static func trainingInputs(train: FeatureStoreReader, test: FeatureStoreReader) -> JSONValue {
+        [
+            "train_features": .string(train.fingerprint), "test_features": .string(test.fingerprint),
+            "train_path": .string(train.path), "test_path": .string(test.path),
+        ]
+    }
+}

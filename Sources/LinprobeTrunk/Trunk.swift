@@ -57,21 +57,22 @@ public struct TrunkParameter: Sendable, Hashable {
     public var count: Int { shape.reduce(1, *) }
 }
 
+/// How a family's extractor uses its threads.
+public enum TrunkParallelism: String, Sendable, CaseIterable {
+    /// Split the batch across worker threads; BLAS single-threaded inside each.
+    case batch
+    /// One worker; OpenBLAS uses all threads inside each GEMM.
+    case blas
+}
+
 /// Options every family's network takes when it is built and run.
 public struct TrunkRunOptions: Sendable, Equatable {
-    /// Worker threads (BLAS threads when a family lets BLAS drive them). Default: all cores.
+    /// Worker threads (BLAS threads with `.blas`). Default: all cores.
     public var threads: Int
-    /// Family-specific algorithm choices by name (ResNet: `winograd` / `im2col`); nil = default.
-    public var algorithm: String?
-    /// `batch` (whole images per worker) or `blas` (one worker, threaded BLAS); nil = default.
-    public var parallelism: String?
+    public var parallelism: TrunkParallelism
 
-    public init(
-        threads: Int = ProcessInfo.processInfo.activeProcessorCount, algorithm: String? = nil,
-        parallelism: String? = nil
-    ) {
+    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, parallelism: TrunkParallelism = .batch) {
         self.threads = max(1, threads)
-        self.algorithm = algorithm
         self.parallelism = parallelism
     }
 }

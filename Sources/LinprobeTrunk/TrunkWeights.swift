@@ -57,6 +57,19 @@ public struct TrunkWeights: @unchecked Sendable {
             ], sha256: sha)
     }
 
+    /// A checked parameter as float32, refusing NaN and infinities (a corrupt checkpoint).
+    public func values(_ name: String) throws -> [Float] {
+        guard let t = tensors[name] else {
+            throw LinprobeError(.incompatible, "weights for \(architecture) lack \(name)")
+        }
+        let v = t.floats()
+        if v.contains(where: { !$0.isFinite }) {
+            throw LinprobeError(
+                .numerical, "\(originalKeys[name] ?? name) contains NaN or infinite values; the checkpoint is corrupt")
+        }
+        return v
+    }
+
     /// Seeded random initialisation (see `randomScheme`).
     public static func random(architecture: any TrunkArchitecture, seed: UInt64 = 0) -> TrunkWeights {
         var tensors: [String: CheckpointTensor] = [:]

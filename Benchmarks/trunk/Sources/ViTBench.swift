@@ -13,7 +13,7 @@ func benchViT(_ args: Arguments) throws {
         imageSize: 224, patchSize: 16, hiddenDim: shape.d, numLayers: 12, numHeads: shape.heads,
         mlpDim: 4 * shape.d, qkvBias: true)
     let t0 = now()
-    let options = TrunkRunOptions(threads: args.threads, parallelism: args.parallelism.rawValue)
+    let options = TrunkRunOptions(threads: args.threads, parallelism: args.parallelism)
     let network = try spec.build(weights: TrunkWeights.random(architecture: spec, seed: 0), options: options)
     let loadSeconds = now() - t0
     let map = PoolOpsMap(entries: ["concatCLS4", "lastCLS"].map { PoolOpsMap.Entry(tap: $0, op: .identity) })

@@ -33,19 +33,7 @@ extension ResNetSpec: TrunkArchitecture {
     }
 
     public func build(weights: TrunkWeights, options: TrunkRunOptions) throws -> any TrunkNetwork {
-        let algorithm = try options.algorithm.map(ResNetTrunk.Algorithm.parse) ?? .winograd
-        return try ResNetTrunk(weights: weights, algorithm: algorithm)
-    }
-}
-
-extension ResNetTrunk.Algorithm {
-    static func parse(_ name: String) throws -> Self {
-        guard let a = Self(rawValue: name) else {
-            let known = allCases.map(\.rawValue).joined(separator: ", ")
-            throw LinprobeError.config(
-                "LINPROBE.TRUNK.ALGORITHM: '\(name)' is not an algorithm of the resnet trunk (\(known))")
-        }
-        return a
+        try ResNetTrunk(weights: weights)
     }
 }
 
@@ -55,13 +43,7 @@ extension ResNetTrunk: TrunkNetwork {
     public func extractor(
         outputs: [FeatureOutput], inputHeight: Int, inputWidth: Int, options: TrunkRunOptions
     ) throws -> any TrunkExtractor {
-        var o = ResNetExtractor.Options(threads: options.threads)
-        if let p = options.parallelism {
-            guard let parsed = ResNetExtractor.Parallelism(rawValue: p) else {
-                throw LinprobeError(.usage, "--parallelism: '\(p)' is not one of batch, blas")
-            }
-            o.parallelism = parsed
-        }
+        let o = ResNetExtractor.Options(threads: options.threads, parallelism: options.parallelism)
         return try ResNetExtractor(
             trunk: self, outputs: outputs, inputHeight: inputHeight, inputWidth: inputWidth, options: o)
     }

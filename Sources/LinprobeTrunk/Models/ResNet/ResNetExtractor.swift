@@ -14,12 +14,7 @@ import LinprobeCore
 ///
 /// Not reentrant: call `forward` from one thread at a time.
 public final class ResNetExtractor: TrunkExtractor, @unchecked Sendable {
-    public enum Parallelism: String, Sendable, CaseIterable {
-        /// Split the batch across worker threads; BLAS single-threaded inside each.
-        case batch
-        /// One worker; OpenBLAS uses all threads inside each GEMM.
-        case blas
-    }
+    public typealias Parallelism = TrunkParallelism
 
     public struct Options: Sendable, Equatable {
         /// Worker threads (BLAS threads with `.blas`). Default: all cores.

@@ -44,18 +44,7 @@ public final class ResNetTrunk: @unchecked Sendable {
         self.weightsSHA256 = weights.sha256
         self.notes = weights.notes
 
-        func values(_ name: String) throws -> [Float] {
-            guard let t = weights.tensors[name] else {
-                throw LinprobeError(.incompatible, "weights for \(spec) lack \(name)")
-            }
-            let v = t.floats()
-            if v.contains(where: { !$0.isFinite }) {
-                throw LinprobeError(
-                    .numerical,
-                    "\(weights.originalKeys[name] ?? name) contains NaN or infinite values; the checkpoint is corrupt")
-            }
-            return v
-        }
+        let values = weights.values
         func conv(
             _ name: String, bn: String, stride: Int, pad: Int, groups: Int = 1, swap: Bool = false
         ) throws -> ConvLayer {

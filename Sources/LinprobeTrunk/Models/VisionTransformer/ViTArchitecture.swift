@@ -98,10 +98,6 @@ extension ViTSpec: TrunkArchitecture {
     }
 
     public func build(weights: TrunkWeights, options: TrunkRunOptions) throws -> any TrunkNetwork {
-        if let a = options.algorithm {
-            throw LinprobeError.config(
-                "LINPROBE.TRUNK.ALGORITHM: '\(a)' does not apply to the vision_transformer trunk")
-        }
-        return try ViTNetwork(weights: weights)
+        try ViTNetwork(weights: weights)
     }
 }

@@ -25,7 +25,7 @@ public final class ViTExtractor: TrunkExtractor, @unchecked Sendable {
     public let inputHeight: Int
     public let inputWidth: Int
     public let threads: Int
-    public let parallelism: String
+    public let parallelism: TrunkParallelism
     public let microBatch: Int
     let geometry: ViTSpec.Geometry
     /// `tokens × D`: class row (if any) then the patch rows, interpolated when needed.
@@ -50,10 +50,7 @@ public final class ViTExtractor: TrunkExtractor, @unchecked Sendable {
         self.inputHeight = inputHeight
         self.inputWidth = inputWidth
         threads = options.threads
-        parallelism = options.parallelism ?? "batch"
-        guard parallelism == "batch" || parallelism == "blas" else {
-            throw LinprobeError(.usage, "--parallelism: '\(parallelism)' is not one of batch, blas")
-        }
+        parallelism = options.parallelism
         geometry = try spec.geometry(inputHeight: inputHeight, inputWidth: inputWidth)
         var emissions = [[Emission]](repeating: [], count: spec.numLayers)
         var counts: [Int] = []
@@ -70,7 +67,7 @@ public final class ViTExtractor: TrunkExtractor, @unchecked Sendable {
         blockCounts = counts
         depth = (emissions.lastIndex { !$0.isEmpty } ?? -1) + 1
         positions = FloatBuffer(network.positions(for: geometry))
-        workers = parallelism == "batch" ? threads : 1
+        workers = parallelism == .batch ? threads : 1
         let perImage = ViTWorkspace.floatsPerImage(spec: spec, tokens: geometry.tokens)
         let limit = (512 << 20) / 4
         self.microBatch = max(1, min(microBatch, limit / max(1, perImage)))
@@ -89,7 +86,7 @@ public final class ViTExtractor: TrunkExtractor, @unchecked Sendable {
 
     public var provenance: JSONValue {
         [
-            "threads": .int(Int64(threads)), "parallelism": .string(parallelism),
+            "threads": .int(Int64(threads)), "parallelism": .string(parallelism.rawValue),
             "micro_batch": .int(Int64(microBatch)),
             "layout": "tokens x features, float32; attention as per-head sgemm (QK^T, softmax, AV)",
             "position_embedding": geometry.interpolationScale.map { .string("bicubic x\($0)") } ?? "as stored",
@@ -105,7 +102,7 @@ public final class ViTExtractor: TrunkExtractor, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         let previousThreads = BLAS.threads
-        BLAS.setThreads(parallelism == "blas" ? threads : 1)
+        BLAS.setThreads(parallelism == .blas ? threads : 1)
         defer { BLAS.setThreads(previousThreads) }
         let job = Job(input: input, destinations: destinations)
         let used = min(workers, count)

@@ -40,7 +40,7 @@ public final class ViTNetwork: TrunkNetwork, @unchecked Sendable {
         weightsProvenance = weights.provenance
         weightsSHA256 = weights.sha256
         notes = weights.notes
-        let read = ParameterReader(weights: weights)
+        let read = weights.values
         let d = spec.hiddenDim, p = spec.patchSize
         classToken = spec.useClassToken ? FloatBuffer(try read("cls_token")) : nil
         positionEmbedding =
@@ -58,7 +58,7 @@ public final class ViTNetwork: TrunkNetwork, @unchecked Sendable {
     /// Block `i`: for BEiT the qkv bias is `q_bias ; 0 ; v_bias`, layer scale is folded into
     /// `proj` and `fc2` (γ·(Wx + b) = (γW)x + γb), and the relative position bias is expanded to
     /// one `tokens × tokens` matrix per head through the recomputed index.
-    static func block(_ i: Int, spec: ViTSpec, read: ParameterReader) throws -> Block {
+    static func block(_ i: Int, spec: ViTSpec, read: (String) throws -> [Float]) throws -> Block {
         let b = "blocks.\(i).", d = spec.hiddenDim, m = spec.mlpHidden
         var qkvBias: [Float]? = nil
         var gamma1: [Float]? = nil, gamma2: [Float]? = nil
@@ -128,23 +128,5 @@ public final class ViTNetwork: TrunkNetwork, @unchecked Sendable {
     ) throws -> any TrunkExtractor {
         try ViTExtractor(
             network: self, outputs: outputs, inputHeight: inputHeight, inputWidth: inputWidth, options: options)
-    }
-}
-
-/// Reads a checked parameter as float32, refusing NaN and infinities (a corrupt checkpoint).
-struct ParameterReader {
-    let weights: TrunkWeights
-
-    func callAsFunction(_ name: String) throws -> [Float] {
-        guard let t = weights.tensors[name] else {
-            throw LinprobeError(.incompatible, "weights for \(weights.architecture) lack \(name)")
-        }
-        let v = t.floats()
-        if v.contains(where: { !$0.isFinite }) {
-            throw LinprobeError(
-                .numerical,
-                "\(weights.originalKeys[name] ?? name) contains NaN or infinite values; the checkpoint is corrupt")
-        }
-        return v
     }
 }

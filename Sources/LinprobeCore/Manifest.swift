@@ -201,8 +201,9 @@ public final class ManifestStore: @unchecked Sendable {
     public func checkUnchanged(_ path: String) throws {
         guard FileManager.default.fileExists(atPath: self.path) else { return }
         let relative = layout.relative(path)
-        for r in try read().records.values where r.status == .complete {
-            if let changed = r.changedOutput(relative, layout) { throw LinprobeError(.incompatible, changed) }
+        // Every output of the record that lists the file: a virtual store's parts are its data.
+        for r in try read().records.values where r.status == .complete && r.outputs.contains(relative) {
+            if let changed = r.changedOutputs(layout).first { throw LinprobeError(.incompatible, changed) }
         }
     }
 

@@ -98,7 +98,7 @@ public enum ExtractStage {
     /// one from its watermark, or extract from scratch; one manifest record per split.
     public static func run(
         plans: [ExtractSplitPlan], pipeline: String?, options: ExtractOptions, strict: Bool,
-        configuredThreads: Int = 0
+        configuredThreads: Int = 0, shard: ShardSpec? = nil
     ) throws -> [ExtractSplitResult] {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let threads = max(1, options.threads ?? (configuredThreads > 0 ? configuredThreads : cores))
@@ -116,13 +116,15 @@ public enum ExtractStage {
         }
 
         var results: [ExtractSplitResult] = []
+        let layout = WorkdirLayout(options.workdir)
         for plan in plans {
-            let finalPath = plan.storePath(workdir: options.workdir)
+            let rows = try shard.map { try ShardRows(spec: $0, plan: plan) }
+            let finalPath = rows.map { layout.path($0.artifact(plan)) } ?? plan.storePath(workdir: options.workdir)
             let stage = ExtractSplitStage(
                 split: plan, pipeline: pipeline,
                 job: SplitJob(
                     plan: plan, finalPath: finalPath, options: options, strict: strict, threads: threads,
-                    decodeWorkers: workers),
+                    decodeWorkers: workers, shard: rows),
                 trunk: { try trunk(for: plan) })
             let result = try runner.execute(
                 stage, progress: ProgressReporter(stage: StageKind.extract.name, mode: options.progress))
@@ -144,12 +146,13 @@ public enum ExtractStage {
                 )
             }
             let flagged = try reader.unreadableRows()
+            let firstRow = stage.job.rows.lowerBound
             if result.reused {
                 options.note(
                     "reused \(finalPath): \(reader.count) rows, made \(result.record.finished ?? result.record.started) (same fingerprint \(plan.fingerprint); --force extracts again)"
                 )
                 if !flagged.isEmpty {
-                    let first = plan.listing.samples[flagged[0] / plan.views].relativePath
+                    let first = plan.listing.samples[(firstRow + flagged[0]) / plan.views].relativePath
                     if strict {
                         throw LinprobeError(
                             .corruptInput,
@@ -161,12 +164,14 @@ public enum ExtractStage {
                     )
                 }
             } else {
-                summarizeUnreadable(flagged: flagged, thisRun: stream?.unreadable ?? [], plan: plan, note: options.note)
+                summarizeUnreadable(
+                    flagged: flagged.map { firstRow + $0 }, thisRun: stream?.unreadable ?? [], plan: plan,
+                    note: options.note)
             }
             results.append(
                 ExtractSplitResult(
                     split: plan.split, fingerprint: plan.fingerprint, storePath: finalPath,
-                    relativeStorePath: plan.relativeStorePath,
+                    relativeStorePath: rows.map { layout.relativePath($0.artifact(plan)) } ?? plan.relativeStorePath,
                     reused: result.reused, resumedFromRow: resumedFrom, rows: reader.count,
                     unreadableRows: flagged.count,
                     stream: stream))
@@ -212,8 +217,13 @@ struct SplitJob {
     let strict: Bool
     let threads: Int
     let decodeWorkers: Int
+    /// One shard's rows (`extract --shard I/N`), written to its part store; nil = the whole split.
+    var shard: ShardRows? = nil
 
     var partialPath: String { finalPath + StoreLayout.partialSuffix }
+    /// The rows this job extracts, in the split's row numbers.
+    var rows: Range<Int> { shard?.rows ?? 0..<plan.rowCount }
+    var rowCount: Int { rows.count }
 
     struct Outcome {
         var message: String?
@@ -249,14 +259,14 @@ struct SplitJob {
                 try? fm.removeItem(atPath: partialPath)
             }
             if let w = writer {
-                guard w.rowsWritten <= plan.rowCount, w.layers.map(\.name) == plan.layers.map(\.name) else {
+                guard w.rowsWritten <= rowCount, w.layers.map(\.name) == plan.layers.map(\.name) else {
                     throw LinprobeError(
                         .incompatible,
-                        "\(partialPath): holds \(w.rowsWritten) rows of layers \(w.layers.map(\.name)), which does not fit this plan (\(plan.rowCount) rows of \(plan.layers.map(\.name))); move it aside or rerun with --force"
+                        "\(partialPath): holds \(w.rowsWritten) rows of layers \(w.layers.map(\.name)), which does not fit this plan (\(rowCount) rows of \(plan.layers.map(\.name))); move it aside or rerun with --force"
                     )
                 }
                 resumedFrom = w.rowsWritten
-                options.note("resuming \(partialPath) at row \(w.rowsWritten) of \(plan.rowCount)")
+                options.note("resuming \(partialPath) at row \(w.rowsWritten) of \(rowCount)")
             }
         }
 
@@ -280,17 +290,19 @@ struct SplitJob {
                 creating: finalPath, layers: plan.layers, targetLayout: targetLayout(plan.listing.targets),
                 metadata: metadata(trunk: trunk, extractor: extractor), dtype: plan.dtype, deflate: plan.deflate,
                 chunkRows: chunkRows())
+            if let shard { try store.setRootAttribute(ShardRows.attribute, json: shard.json(rowsTotal: plan.rowCount)) }
         }
 
         let startRow = store.rowsWritten
         let settings = StreamSettings(
             batchSize: plan.effectiveBatchSize, decodeWorkers: decodeWorkers, readAhead: 1,
             flushInterval: options.flushInterval, strict: strict)
-        let remaining = plan.rowCount - startRow
+        let remaining = rowCount - startRow
         progress.begin(plan.split.fileName, total: remaining, unit: plan.views > 1 ? "rows" : "images")
         let engine = ExtractionEngine(
             listing: plan.listing, views: plan.views, pipeline: plan.transforms, grayImageSize: plan.grayImageSize,
-            seed: plan.seed64, model: extractor, writer: store, settings: settings, shouldStop: options.shouldStop,
+            seed: plan.seed64, model: extractor, writer: store, settings: settings, rows: rows,
+            shouldStop: options.shouldStop,
             progress: { n in progress.advance(by: n) })
         // This run's entry in the provenance's `runs` goes in before any row, so even a run that
         // is killed leaves a trace (from_row, threads); it is completed when the run ends.
@@ -317,21 +329,21 @@ struct SplitJob {
                 let full = plan.listing.samples[record.sampleIndex].path
                 throw LinprobeError(
                     .corruptInput,
-                    "\(full): unreadable image (\(record.reason)); strict mode stops at the first one — \(kept) of \(plan.rowCount) rows kept in \(partialPath); fix or replace the file and rerun to resume (without --strict VISSL's gray image is stored and the row flagged)"
+                    "\(full): unreadable image (\(record.reason)); strict mode stops at the first one — \(kept) of \(rowCount) rows kept in \(partialPath); fix or replace the file and rerun to resume (without --strict VISSL's gray image is stored and the row flagged)"
                 )
             case StreamStop.interrupted:
                 throw LinprobeError(
                     .interrupted,
-                    "interrupted: \(kept) of \(plan.rowCount) rows of \(plan.split.fileName) kept in \(partialPath); rerun the same command to resume"
+                    "interrupted: \(kept) of \(rowCount) rows of \(plan.split.fileName) kept in \(partialPath); rerun the same command to resume"
                 )
             default:
                 if let e = error as? LinprobeError {
                     throw LinprobeError(
                         e.code,
-                        "\(e.message) (\(kept) of \(plan.rowCount) rows kept in \(partialPath); rerun to resume)")
+                        "\(e.message) (\(kept) of \(rowCount) rows kept in \(partialPath); rerun to resume)")
                 }
                 throw LinprobeError(
-                    .io, "\(oneLine(error)) (\(kept) of \(plan.rowCount) rows kept in \(partialPath); rerun to resume)")
+                    .io, "\(oneLine(error)) (\(kept) of \(rowCount) rows kept in \(partialPath); rerun to resume)")
             }
         }
         progress.finish()
@@ -362,7 +374,9 @@ struct SplitJob {
                 "\(finalPath): a feature store of format version \(reader.formatVersion) is in the way (this Linprobe writes version \(StoreLayout.formatVersion)); move it aside, or rerun with --force to replace it"
             )
         }
-        guard reader.fingerprint == plan.fingerprint, reader.isComplete, reader.count == plan.rowCount else {
+        guard reader.fingerprint == plan.fingerprint, reader.isComplete, reader.count == rowCount,
+            try shard == nil || reader.attribute(ShardRows.attribute) != nil
+        else {
             throw LinprobeError(
                 .incompatible,
                 "\(finalPath): a feature store made from other inputs (fingerprint \(reader.fingerprint.isEmpty ? "none" : reader.fingerprint), \(reader.isComplete ? "complete" : "incomplete"), \(reader.count) rows) is in the way; move it aside, or rerun with --force to replace it"
@@ -478,7 +492,13 @@ struct ExtractSplitStage: PipelineStage {
     let trunk: () throws -> any TrunkNetwork
 
     var plan: StagePlan {
-        StagePlan(
+        if let shard = job.shard {
+            return StagePlan(
+                kind: .extract, fingerprint: shard.fingerprint(split), inputs: ExtractStage.inputs(split),
+                parameters: shard.parameters(split),
+                outputs: [WorkdirLayout(".").relativePath(shard.artifact(split))], pipeline: pipeline)
+        }
+        return StagePlan(
             kind: .extract, fingerprint: split.fingerprint, inputs: ExtractStage.inputs(split),
             parameters: split.fingerprintValue, outputs: [split.relativeStorePath], pipeline: pipeline)
     }

@@ -97,16 +97,23 @@ final class ExtractionEngine: @unchecked Sendable {
     let shouldStop: @Sendable () -> Bool
     let progress: (Int) -> Void
 
-    var totalRows: Int { listing.count * views }
+    /// The rows this engine streams (of the split's `listing.count × views`): all of them, or one
+    /// shard's contiguous range. Row numbers stay the split's, so a shard's batches and samples are
+    /// those of an unsharded run.
+    let rowRange: Range<Int>
+
+    var totalRows: Int { rowRange.count }
     private var imageFloats: Int { 3 * model.inputHeight * model.inputWidth }
 
     init(
         listing: DatasetListing, views: Int, pipeline: TransformPipeline, grayImageSize: Int, seed: UInt64,
         model: FeatureModel, writer: FeatureStoreWriter, settings: StreamSettings,
-        shouldStop: @escaping @Sendable () -> Bool = { false }, progress: @escaping (Int) -> Void = { _ in }
+        rows: Range<Int>? = nil, shouldStop: @escaping @Sendable () -> Bool = { false },
+        progress: @escaping (Int) -> Void = { _ in }
     ) {
         self.listing = listing
         self.views = max(1, views)
+        self.rowRange = rows ?? 0..<(listing.count * max(1, views))
         self.pipeline = pipeline
         self.grayImageSize = grayImageSize
         self.seed = seed
@@ -117,7 +124,7 @@ final class ExtractionEngine: @unchecked Sendable {
         self.progress = progress
     }
 
-    /// Appends rows `startRow ..< totalRows` to the writer (the caller flushes and finishes).
+    /// Appends rows `rowRange.lowerBound + startRow ..< rowRange.upperBound` to the writer (the caller flushes and finishes).
     func run(from startRow: Int) throws -> StreamReport {
         precondition(startRow >= 0 && startRow <= totalRows, "start row \(startRow) outside 0...\(totalRows)")
         let clock = Date()
@@ -132,9 +139,10 @@ final class ExtractionEngine: @unchecked Sendable {
         coordinator.free = buffers
         defer { buffers.forEach { $0.release() } }
 
-        let total = totalRows
+        let total = rowRange.upperBound
+        let first = rowRange.lowerBound + startRow
         let rows: @Sendable (Int) -> Range<Int> = { j in
-            let lo = startRow + j * batchSize
+            let lo = first + j * batchSize
             return lo..<min(total, lo + batchSize)
         }
 

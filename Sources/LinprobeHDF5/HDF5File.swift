@@ -276,3 +276,59 @@ public func hdf5LibraryVersion() -> String {
     H5get_libversion(&major, &minor, &release)
     return "\(major).\(minor).\(release)"
 }
+
+/// One source of a virtual dataset: rows `0..<rows` of `dataset` in `file` (a path relative to the
+/// virtual dataset's own file, as HDF5 resolves it, or absolute), placed from row `firstRow` on.
+public struct HDF5VirtualSource: Sendable, Equatable {
+    public var file: String
+    public var dataset: String
+    public var firstRow: Int
+    public var rows: Int
+
+    public init(file: String, dataset: String, firstRow: Int, rows: Int) {
+        self.file = file
+        self.dataset = dataset
+        self.firstRow = firstRow
+        self.rows = rows
+    }
+}
+
+extension HDF5File {
+    /// Creates a virtual dataset (HDF5 ≥ 1.10.0, `H5Pset_virtual`) of `dims` whose rows are drawn
+    /// from other files' datasets, each mapping whole rows (every other dimension in full). The
+    /// data stays in the sources; readers (this library, h5py, h5dump) see one dataset.
+    public func createVirtualDataset(
+        _ datasetPath: String, type: HDF5StorageType, dims: [Int], sources: [HDF5VirtualSource]
+    ) throws(HDF5Error) -> HDF5Dataset {
+        let object = "\(path):\(datasetPath)"
+        precondition(!dims.isEmpty, "a virtual dataset needs at least one dimension")
+        var current = dims.map { hsize_t($0) }
+        let space = try checkID(H5Screate_simple(Int32(dims.count), &current, nil), "H5Screate_simple", object)
+        defer { H5Sclose(space) }
+        let dcpl = try checkID(H5Pcreate(lp_H5P_DATASET_CREATE()), "H5Pcreate", object)
+        defer { H5Pclose(dcpl) }
+        for source in sources where source.rows > 0 {
+            var sourceDims = current
+            sourceDims[0] = hsize_t(source.rows)
+            let sourceSpace = try checkID(
+                H5Screate_simple(Int32(dims.count), &sourceDims, nil), "H5Screate_simple", object)
+            defer { H5Sclose(sourceSpace) }
+            var start = [hsize_t](repeating: 0, count: dims.count)
+            start[0] = hsize_t(source.firstRow)
+            try checkStatus(
+                H5Sselect_hyperslab(space, H5S_SELECT_SET, &start, nil, &sourceDims, nil), "H5Sselect_hyperslab",
+                object)
+            try checkStatus(
+                H5Pset_virtual(dcpl, space, source.file, source.dataset, sourceSpace), "H5Pset_virtual", object)
+        }
+        let fileType = try makeFileType(type, object: object)
+        defer { H5Tclose(fileType) }
+        let lcpl = try checkID(H5Pcreate(lp_H5P_LINK_CREATE()), "H5Pcreate", object)
+        defer { H5Pclose(lcpl) }
+        try checkStatus(H5Pset_create_intermediate_group(lcpl, 1), "H5Pset_create_intermediate_group", object)
+        H5Sselect_all(space)
+        let did = try checkID(
+            H5Dcreate2(id, datasetPath, fileType, space, lcpl, dcpl, lp_H5P_DEFAULT()), "H5Dcreate2", object)
+        return try HDF5Dataset(id: did, name: object)
+    }
+}

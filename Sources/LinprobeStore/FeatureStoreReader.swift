@@ -83,6 +83,7 @@ public final class FeatureStoreReader {
                 )
             }
             fingerprint = try f.attributeString("fingerprint") ?? ""
+            try Self.checkParts(of: f, store: path, fingerprint: fingerprint, fail: fail)
             split = try f.attributeString("split") ?? ""
             let storedViews = try f.attributeInt64("train_views") ?? 1
             guard storedViews >= 1 else { throw fail(.corruptInput, "train_views = \(storedViews) must be at least 1") }
@@ -163,6 +164,42 @@ public final class FeatureStoreReader {
             }
         } catch let error as HDF5Error {
             throw LinprobeError(.corruptInput, "cannot read feature store: \(error.description)")
+        }
+    }
+
+    /// A virtual store (`StoreMerger.writeVirtual`) reads its rows from its parts, and HDF5 reads
+    /// a missing source as fill values: so every part must be there, a complete store of the same
+    /// fingerprint, and pass the structure check in a child process like any store.
+    private static func checkParts(
+        of f: HDF5File, store: String, fingerprint: String, fail: (LinprobeError.Code, String) -> LinprobeError
+    ) throws {
+        guard let text = try? f.attributeString(StoreMerger.partsAttribute) else { return }
+        guard let list = (try? JSONValue.parse(text))?.arrayValue?.compactMap(\.stringValue) else {
+            throw fail(.corruptInput, "attribute \(StoreMerger.partsAttribute) is not a JSON list of part files")
+        }
+        let folder = Paths.parent(store)
+        for name in list {
+            let part = Paths.absolute(name, relativeTo: folder)
+            guard FileManager.default.fileExists(atPath: part) else {
+                throw fail(
+                    .missingInput,
+                    "part \(name) of this virtual store is missing (\(part)); restore it, or merge again (linprobe extract --shards N)"
+                )
+            }
+            try StoreStructureCheck.verify(part)
+            do {
+                let partFile = try HDF5File.open(part)
+                guard try partFile.attributeString("fingerprint") == fingerprint,
+                    try partFile.attributeInt64("complete") == 1
+                else {
+                    throw fail(
+                        .incompatible,
+                        "part \(name) is not a complete store of fingerprint \(fingerprint); merge again (linprobe extract --shards N --force)"
+                    )
+                }
+            } catch let error as HDF5Error {
+                throw fail(.corruptInput, "part \(name): \(error.description)")
+            }
         }
     }
 

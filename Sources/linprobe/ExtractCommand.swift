@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import LinprobeCore
+import LinprobeData
 import LinprobeExtract
 
 /// `linprobe extract <pipeline> [overrides] [--workdir DIR] [--threads N] [--strict] [--force]`.
@@ -45,7 +46,35 @@ struct ExtractCommand: ParsableCommand {
                 + "even with 0."))
     var flushSeconds: Double = 5
 
+    @Option(
+        help: ArgumentHelp(
+            "Extract only shard I of N (I = 0…N−1): a contiguous range of whole batches of each split, into "
+                + "features/<fp>/parts/<split>-<I>-of-<N>.h5 (default: $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT "
+                + "inside a Slurm job array).", valueName: "I/N"))
+    var shard: String?
+
+    @Option(help: "Only this split: TRAIN or TEST (default: every configured split).")
+    var split: String?
+
+    @Option(
+        help: "Merge the N complete parts of each split (made with --shard I/N) into the split's store.")
+    var shards: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "With --shards: 'virtual' (an HDF5 virtual dataset over the parts; they must stay beside it) or "
+                + "'copy' (one self-contained store).", valueName: "virtual|copy"))
+    var merge: String = MergeMode.virtual.rawValue
+
     func validate() throws {
+        if shard != nil && shards != nil { throw ValidationError("--shard I/N and --shards N: give one of them") }
+        if let shards, shards < 1 { throw ValidationError("--shards must be at least 1, got \(shards)") }
+        if let split, DatasetSplit(rawValue: split.uppercased()) == nil {
+            throw ValidationError("--split must be TRAIN or TEST, got '\(split)'")
+        }
+        if MergeMode(rawValue: merge) == nil {
+            throw ValidationError("--merge must be 'virtual' or 'copy', got '\(merge)'")
+        }
         if let decodeWorkers, decodeWorkers < 0 { throw ValidationError("--decode-workers must be 0 or more") }
         let cores = ProcessInfo.processInfo.activeProcessorCount
         if let decodeWorkers, decodeWorkers > ThreadOptions.maximumPerCore * cores {
@@ -64,7 +93,23 @@ struct ExtractCommand: ParsableCommand {
                 workdir: arguments.workdir, threads: try threading.resolved(config), decodeWorkers: decodeWorkers,
                 strict: strict ? true : nil,
                 force: force, flushInterval: flushSeconds, shouldStop: { stop.isRequested }, note: { Console.note($0) })
-            let results = try ExtractStage.run(config: config, options: options)
+            let results: [ExtractSplitResult]
+            let only = split.flatMap { DatasetSplit(rawValue: $0.uppercased()) }
+            if let shards {
+                results = try ExtractStage.merge(
+                    config: config, count: shards, mode: MergeMode(rawValue: merge) ?? .virtual, options: options,
+                    split: only)
+            } else if let spec = try shard.map(ShardSpec.parse)
+                ?? ShardSpec.fromSlurm(
+                    ProcessInfo.processInfo.environment)
+            {
+                results = try ExtractStage.runShard(config: config, shard: spec, options: options, split: only)
+            } else {
+                guard only == nil else {
+                    throw LinprobeError(.usage, "--split goes with --shard I/N or --shards N")
+                }
+                results = try ExtractStage.run(config: config, options: options)
+            }
             for r in results { Console.result(r.storePath) }
         }
     }

@@ -13,7 +13,7 @@ struct Linprobe: ParsableCommand {
         subcommands: [
             ConfigCommand.self, ExtractCommand.self, ImportFeaturesCommand.self, ExportFeaturesCommand.self,
             TrainSVMCommand.self, TrainLinearCommand.self, KNNCommand.self, ReportCommand.self, RunCommand.self,
-            Inspect.self, CheckStoreStructureCommand.self,
+            SlurmCommand.self, Inspect.self, CheckStoreStructureCommand.self,
         ])
 
     static func main() {
@@ -24,8 +24,17 @@ struct Linprobe: ParsableCommand {
     }
 }
 
+extension Linprobe {
+    /// This program's own path (for child processes and sbatch scripts).
+    static var executablePath: String { LinprobeExecutable.path }
+}
+
 /// This program's own path (for child processes), resolved through `/proc/self/exe`.
-private var executablePath: String {
-    let resolved = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
-    return resolved == "/proc/self/exe" ? CommandLine.arguments[0] : resolved
+private var executablePath: String { LinprobeExecutable.path }
+
+enum LinprobeExecutable {
+    static var path: String {
+        let resolved = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        return resolved == "/proc/self/exe" ? CommandLine.arguments[0] : resolved
+    }
 }

@@ -148,7 +148,7 @@ struct MergeSplitStage: PipelineStage {
     /// naming the part and the command that makes it.
     private func checkedPart(_ part: ShardRows) throws -> FeatureStoreReader {
         let path = layout.path(part.artifact(split))
-        let make = "run '\(command) --shard \(part.spec)'"
+        let make = "run '\(command) --split \(split.split.rawValue) --shard \(part.spec)'"
         let fm = FileManager.default
         guard fm.fileExists(atPath: path) else {
             if fm.fileExists(atPath: path + StoreLayout.partialSuffix) {

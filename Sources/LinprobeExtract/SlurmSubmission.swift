@@ -60,7 +60,8 @@ public struct SlurmPlan: Sendable {
         config: PipelineConfig, pipelineArguments: [String], workdir: String, shards: Int, mergeMode: MergeMode
     ) throws -> SlurmPlan {
         let layout = WorkdirLayout(workdir)
-        let manifest = try ManifestStore(layout: layout).read()
+        let store = ManifestStore(layout: layout)
+        let manifest = try store.read()
         let stages = try StageSelection(config: config)
         guard stages.contains(.extract) else {
             throw LinprobeError.config(
@@ -70,14 +71,18 @@ public struct SlurmPlan: Sendable {
         let plans = try ExtractPlanner.plan(config: config, workdir: workdir)
         let common = pipelineArguments + ["--workdir", workdir]
         var jobs: [SlurmJob] = []
-        func complete(_ fingerprint: String) -> Bool {
-            manifest.record(stage: StageKind.extract.name, fingerprint: fingerprint)?.status == .complete
+        // Complete, and every output still there (a virtual store's parts among them).
+        func complete(_ fingerprint: String) throws -> Bool {
+            guard let r = try store.completeRecord(stage: StageKind.extract.name, fingerprint: fingerprint) else {
+                return false
+            }
+            return r.changedOutputs(layout).isEmpty
         }
         for plan in plans {
             let split = plan.split.rawValue.lowercased()
             let parts = try ShardRows.all(shards, plan: plan)
-            let merged = complete(plan.fingerprint)
-            let missing = parts.filter { !complete($0.fingerprint(plan)) }.map(\.spec.index)
+            let merged = try complete(plan.fingerprint)
+            let missing = try parts.filter { try !complete($0.fingerprint(plan)) }.map(\.spec.index)
             jobs.append(
                 SlurmJob(
                     name: "extract-\(split)", array: missing, dependsOn: [],
@@ -90,6 +95,8 @@ public struct SlurmPlan: Sendable {
                     name: "merge-\(split)", array: nil, dependsOn: ["extract-\(split)"],
                     arguments: ["extract"] + common + [
                         "--split", plan.split.rawValue, "--shards", String(shards), "--merge", mergeMode.rawValue,
+                        // Submitted only when the merged store is missing or stale (a part made again).
+                        "--force",
                     ],
                     done: merged))
         }
@@ -136,6 +143,7 @@ public struct SlurmPlan: Sendable {
         var lines = [
             "#!/bin/bash", "#SBATCH --job-name=linprobe-\(pipeline)-\(job.name)", "#SBATCH --output=\(output)",
         ]
+        if let array = job.array, !array.isEmpty { lines.append("#SBATCH --array=\(Self.arraySpec(array))") }
         lines += resources.directives
         lines += [
             "# linprobe slurm: \(job.name) of pipeline \(pipeline)" + (job.array == nil ? "" : " (one task per shard)"),
@@ -153,8 +161,10 @@ public struct SlurmPlan: Sendable {
         if !word.isEmpty, word.unicodeScalars.allSatisfy({ plain.contains($0) }) { return word }
         let quoted = "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
         // A variable of Slurm's stays outside the quotes so the shell expands it.
-        return quoted.replacingOccurrences(of: "${SLURM_ARRAY_TASK_ID}", with: "'\"${SLURM_ARRAY_TASK_ID}\"'")
+        let live = quoted.replacingOccurrences(of: "${SLURM_ARRAY_TASK_ID}", with: "'\"${SLURM_ARRAY_TASK_ID}\"'")
             .replacingOccurrences(of: "${SLURM_CPUS_PER_TASK}", with: "'\"${SLURM_CPUS_PER_TASK}\"'")
+        let head = live.hasPrefix("''\"") ? String(live.dropFirst(2)) : live
+        return head.hasSuffix("\"''") && head.count > 2 ? String(head.dropLast(2)) : head
     }
 
     /// The `--array` value: `0-2`, or a list of the missing tasks.

@@ -78,7 +78,6 @@ public struct SlurmSubmitter {
                 continue
             }
             var arguments = ["--parsable"]
-            if let array = job.array { arguments.append("--array=\(SlurmPlan.arraySpec(array))") }
             let after = job.dependsOn.compactMap { ids[$0] }
             if !after.isEmpty { arguments.append("--dependency=afterok:" + after.joined(separator: ":")) }
             let output = try Self.command("sbatch", arguments + [scripts[job.name] ?? ""])
@@ -96,10 +95,16 @@ public struct SlurmSubmitter {
         return rows
     }
 
-    /// Job ids `squeue` lists (array jobs by their array id).
+    /// Job ids `squeue` lists (array jobs by their array id), less jobs that can never start
+    /// because a job they wait for failed (those are submitted again).
     func activeJobs() throws -> Set<String> {
-        let text = try Self.command("squeue", ["--noheader", "--format=%F"])
-        return Set(text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) })
+        let text = try Self.command("squeue", ["--noheader", "--format=%F %r"])
+        return Set(
+            text.split(whereSeparator: \.isNewline).compactMap { line in
+                let fields = line.split(separator: " ")
+                guard let id = fields.first, !line.contains("DependencyNeverSatisfied") else { return nil }
+                return String(id)
+            })
     }
 
     /// Runs a Slurm client command; its stdout, or one line with its stderr when it fails.

@@ -7,7 +7,7 @@ import Testing
 @Suite struct CommandLineTests {
     static let commands = [
         "", "config", "extract", "import-features", "export-features", "train-svm", "train-linear", "knn", "report",
-        "run", "inspect",
+        "run", "slurm", "inspect",
     ]
 
     /// `LINPROBE_UPDATE_SNAPSHOTS=1` rewrites the snapshots instead of comparing.

@@ -106,9 +106,11 @@ private func contents(_ path: String) throws -> [String] {
         // Flip one byte of the last part's res4 values (found by its exact float pattern).
         var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: part)))
         let first = SyntheticRows.features(rows: 16..<17, layer: 0)
-        let needle = withUnsafeBytes(of: first[0].bitPattern.littleEndian) { Array($0) }
+        let needle =
+            withUnsafeBytes(of: first[0].bitPattern.littleEndian) { Array($0) }
             + withUnsafeBytes(of: first[1].bitPattern.littleEndian) { Array($0) }
-        let at = try #require((0..<(bytes.count - needle.count)).first { Array(bytes[$0..<($0 + needle.count)]) == needle })
+        let at = try #require(
+            (0..<(bytes.count - needle.count)).first { Array(bytes[$0..<($0 + needle.count)]) == needle })
         bytes[at] ^= 0x40
         try Data(bytes).write(to: URL(fileURLWithPath: part))
         let merged = try FeatureStoreReader(path: target)

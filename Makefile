@@ -11,7 +11,7 @@ TEST_FLAGS := $(RELEASE_FLAGS)
 BIN := .build/release/linprobe
 VENV ?= .venv-bench
 
-.PHONY: all setup build test lint format fuzz bench clean demo voc07 voc07_low_shot imagenet1k imagenet1k_knn places205 inaturalist18
+.PHONY: all setup build test lint format fuzz bench clean demo slurm-demo voc07 voc07_low_shot imagenet1k imagenet1k_knn places205 inaturalist18
 
 WORKDIR ?= runs
 THREADS ?= 0
@@ -74,6 +74,10 @@ bench: build
 ## demo: set-up, build, and the whole pipeline on the embedded demo set (prints the table and report.html)
 demo: build
 	$(BIN) run demo --workdir $(WORKDIR)/demo
+
+## slurm-demo: the demo through a local one-node Slurm (scripts/slurm-local.sh; root or sudo), 3 shards per split
+slurm-demo: build
+	bash scripts/slurm-demo.sh $(abspath $(BIN)) $(abspath $(WORKDIR))/slurm-demo
 
 ## Benchmarks on real data (each runs extract → train → report; stores are shared; safe under make -j2):
 ##   make voc07 WEIGHTS=rn50.torch DATA=/data/VOCdevkit/VOC2007

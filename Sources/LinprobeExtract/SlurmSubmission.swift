@@ -57,7 +57,8 @@ public struct SlurmPlan: Sendable {
     /// Plans the jobs. `pipelineArguments` are the pipeline, overlays, overrides and `--configs` as
     /// given; `workdir` should be absolute (the jobs run wherever Slurm starts them).
     public static func make(
-        config: PipelineConfig, pipelineArguments: [String], workdir: String, shards: Int, mergeMode: MergeMode
+        config: PipelineConfig, pipelineArguments: [String], workdir: String, shards: Int, mergeMode: MergeMode,
+        svmClassChunks: Int? = nil
     ) throws -> SlurmPlan {
         let layout = WorkdirLayout(workdir)
         let store = ManifestStore(layout: layout)
@@ -105,9 +106,18 @@ public struct SlurmPlan: Sendable {
         var training: [String] = []
         for stage in stages.stages where [.trainSVM, .trainLinear, .knn].contains(stage) {
             let done = trained(stage, manifest: manifest, pipeline: config.name, fingerprints: fingerprints)
+            var after = merges
+            if stage == .trainSVM, let pieces = try svmPieces(config, plans: plans, chunks: svmClassChunks) {
+                jobs.append(
+                    SlurmJob(
+                        name: "svm-pieces", array: Array(0..<pieces.count), dependsOn: merges,
+                        arguments: [stage.name] + common + [
+                            "--piece", "${SLURM_ARRAY_TASK_ID}", "--class-chunks", String(pieces.chunks),
+                        ], done: done))
+                after = ["svm-pieces"]
+            }
             jobs.append(
-                SlurmJob(
-                    name: stage.name, array: nil, dependsOn: merges, arguments: [stage.name] + common, done: done))
+                SlurmJob(name: stage.name, array: nil, dependsOn: after, arguments: [stage.name] + common, done: done))
             training.append(stage.name)
         }
         if stages.contains(.report) {
@@ -120,6 +130,21 @@ public struct SlurmPlan: Sendable {
                     done: !upstream && FileManager.default.fileExists(atPath: report)))
         }
         return SlurmPlan(pipeline: config.name, jobs: jobs)
+    }
+
+    /// The train-svm job array's size and class chunks per layer: `chunks` (default: one per five
+    /// classes) of each layer of the pool-op map; nil for the low-shot protocol (one process).
+    static func svmPieces(
+        _ config: PipelineConfig, plans: [ExtractSplitPlan], chunks: Int?
+    ) throws -> (
+        count: Int, chunks: Int
+    )? {
+        guard try !config.node("LINPROBE.SVM.LOW_SHOT").bool() else { return nil }
+        let layers = try FeatureLayers.names(config: config).count
+        guard layers > 0, let train = plans.first(where: { $0.split == .train }) else { return nil }
+        let classes = max(1, train.listing.targets.width)
+        let k = min(classes, max(1, chunks ?? classes / 5))
+        return (layers * k, k)
     }
 
     /// Whether the manifest holds a complete run of a training stage for this pipeline on these stores.
@@ -163,6 +188,7 @@ public struct SlurmPlan: Sendable {
         // A variable of Slurm's stays outside the quotes so the shell expands it.
         let live = quoted.replacingOccurrences(of: "${SLURM_ARRAY_TASK_ID}", with: "'\"${SLURM_ARRAY_TASK_ID}\"'")
             .replacingOccurrences(of: "${SLURM_CPUS_PER_TASK}", with: "'\"${SLURM_CPUS_PER_TASK}\"'")
+            .replacingOccurrences(of: "'${SLURM_ARRAY_TASK_ID}'", with: "\"${SLURM_ARRAY_TASK_ID}\"")
         let head = live.hasPrefix("''\"") ? String(live.dropFirst(2)) : live
         return head.hasSuffix("\"''") && head.count > 2 ? String(head.dropLast(2)) : head
     }

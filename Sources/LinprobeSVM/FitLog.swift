@@ -66,6 +66,13 @@ final class FitLog: @unchecked Sendable {
         return records[key]
     }
 
+    /// Every verified record, sorted by key.
+    var allRecords: [(String, JSONValue)] {
+        lock.lock()
+        defer { lock.unlock() }
+        return records.keys.sorted().compactMap { key in records[key].map { (key, $0) } }
+    }
+
     var count: Int {
         lock.lock()
         defer { lock.unlock() }

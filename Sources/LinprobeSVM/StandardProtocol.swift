@@ -18,6 +18,7 @@ enum StandardProtocol {
         let journal = LayerJournal(ctx)
         let problems = try ClassProblems(ctx, journal: journal)
         let log = try FitLog(path: ctx.file("fits.log"), fresh: ctx.settings.forceRetrain)
+        try absorbPieces(ctx, into: log)
         let modelsFolder = ctx.file("models")
         if ctx.settings.forceRetrain { try? FileManager.default.removeItem(atPath: modelsFolder) }
         try Paths.ensureDirectory(modelsFolder)
@@ -80,6 +81,14 @@ struct ClassProblems {
     let rows: Int
     /// Target columns.
     let width: Int
+
+    init(classes: [Int], problems: [ClassProblem], skipped: [Int: String], rows: Int, width: Int) {
+        self.classes = classes
+        self.problems = problems
+        self.skipped = skipped
+        self.rows = rows
+        self.width = width
+    }
 
     init(_ ctx: LayerContext, journal: LayerJournal) throws {
         let s = ctx.settings

@@ -42,6 +42,12 @@ struct SlurmCommand: ParsableCommand {
     @Option(help: "Account to charge (sbatch --account).")
     var account: String?
 
+    @Option(
+        name: .customLong("svm-class-chunks"),
+        help:
+            "train-svm as a job array over (layer × class chunk): class chunks per layer (default: one per 5 classes).")
+    var svmClassChunks: Int?
+
     @Flag(name: .customLong("dry-run"), help: "Write and print the scripts; submit nothing.")
     var dryRun = false
 
@@ -51,6 +57,7 @@ struct SlurmCommand: ParsableCommand {
             throw ValidationError("--merge must be 'virtual' or 'copy', got '\(merge)'")
         }
         if let cpusPerTask, cpusPerTask < 1 { throw ValidationError("--cpus-per-task must be at least 1") }
+        if let svmClassChunks, svmClassChunks < 1 { throw ValidationError("--svm-class-chunks must be at least 1") }
     }
 
     func run() throws {
@@ -62,7 +69,7 @@ struct SlurmCommand: ParsableCommand {
             if let configs = arguments.configs { given += ["--configs", Paths.absolute(configs, relativeTo: cwd)] }
             let plan = try SlurmPlan.make(
                 config: config, pipelineArguments: given, workdir: workdir, shards: shards,
-                mergeMode: MergeMode(rawValue: merge) ?? .virtual)
+                mergeMode: MergeMode(rawValue: merge) ?? .virtual, svmClassChunks: svmClassChunks)
             let submitter = SlurmSubmitter(
                 plan: plan, layout: WorkdirLayout(workdir), executable: Linprobe.executablePath,
                 workingDirectory: cwd,

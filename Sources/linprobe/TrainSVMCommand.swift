@@ -22,10 +22,34 @@ struct TrainSVMCommand: ParsableCommand {
 
     @OptionGroup var training: TrainingOptions
 
+    @Option(
+        help: ArgumentHelp(
+            "Train only piece P of (layer × class chunk) — layer P / K, class chunk P mod K — into a fit log of its "
+                + "own, for a job array (linprobe slurm); a run without --piece then assembles results.json.",
+            valueName: "P"))
+    var piece: Int?
+
+    @Option(name: .customLong("class-chunks"), help: "With --piece: class chunks per layer (K).")
+    var classChunks: Int = 1
+
+    func validate() throws {
+        if piece != nil && training.force { throw ValidationError("--piece and --force: force the assembling run") }
+        if classChunks < 1 { throw ValidationError("--class-chunks must be at least 1") }
+    }
+
     func run() throws {
         try reportingErrors {
             let config = try arguments.load()
             let stores = try training.stores(config, arguments.layout, for: .trainSVM)
+            if let piece {
+                let stage = try SVMStage(
+                    config: config, train: stores.train, test: stores.test, layout: arguments.layout,
+                    threads: try training.threading.resolved(config))
+                let (layer, classes) = try stage.trainPiece(
+                    SVMPiece(index: piece, chunks: classChunks), note: { Console.note($0) })
+                Console.result("\(layer)\tsvm piece \(piece)\t\(classes) class(es) fitted")
+                return
+            }
             let summary = try Self.execute(
                 config: config, stores: stores, layout: arguments.layout,
                 threads: try training.threading.resolved(config), force: training.force)

@@ -171,7 +171,10 @@ public struct SlurmPlan: Sendable {
         if let array = job.array, !array.isEmpty { lines.append("#SBATCH --array=\(Self.arraySpec(array))") }
         lines += resources.directives
         lines += [
-            "# linprobe slurm: \(job.name) of pipeline \(pipeline)" + (job.array == nil ? "" : " (one task per shard)"),
+            "# linprobe slurm: \(job.name) of pipeline \(pipeline)"
+                + (job.array == nil
+                    ? ""
+                    : job.name.hasPrefix("extract-") ? " (one task per shard)" : " (one task per layer × class chunk)"),
             "set -euo pipefail",
             "cd \(Self.shellWord(workingDirectory))",
             "exec \(command)",

@@ -97,7 +97,9 @@ struct ShardEndToEndTests {
             ])
         #expect(r.status == 0, "\(r.stderr)")
         let names = [
-            "extract-train", "merge-train", "extract-test", "merge-test", "train-svm", "train-linear", "knn", "report",
+            "extract-train", "merge-train", "extract-test", "merge-test", "svm-pieces", "train-svm", "train-linear",
+            "knn",
+            "report",
         ]
         for name in names {
             #expect(FileManager.default.fileExists(atPath: "\(work)/slurm/demo/\(name).sbatch"), "\(name)")
@@ -110,6 +112,11 @@ struct ShardEndToEndTests {
                 "--split TRAIN --shard \"${SLURM_ARRAY_TASK_ID}\"'/3' --threads \"${SLURM_CPUS_PER_TASK}\""))
         #expect(r.stdout.contains("merge-test.sbatch (would be submitted)"))
         #expect(!FileManager.default.fileExists(atPath: "\(work)/slurm/demo/jobs.json"))
+        // train-svm as an array over 3 layers × 2 class chunks (10 classes), then the assembling job.
+        let pieces = try String(contentsOfFile: "\(work)/slurm/demo/svm-pieces.sbatch", encoding: .utf8)
+        #expect(pieces.contains("#SBATCH --array=0-5\n"))
+        #expect(pieces.contains("train-svm demo"))
+        #expect(pieces.contains("--piece \"${SLURM_ARRAY_TASK_ID}\" --class-chunks 2"))
     }
 
     /// Root with apt-get (CI): scripts/slurm-local.sh can install and start a one-node Slurm.
@@ -136,7 +143,7 @@ struct ShardEndToEndTests {
         let submitted = try linprobe(["slurm"] + Self.demo + ["--workdir", work, "--shards", "3"])
         try #require(submitted.status == 0, "\(submitted.stderr)")
         let ids = submitted.stdout.split(separator: "\n").compactMap { $0.split(separator: "\t").dropFirst().first }
-        #expect(ids.count == 8)
+        #expect(ids.count == 9)
         let deadline = Date().addingTimeInterval(900)
         while Date() < deadline {
             let queue = try runProcess("/usr/bin/env", ["squeue", "--noheader", "--jobs", ids.joined(separator: ",")])

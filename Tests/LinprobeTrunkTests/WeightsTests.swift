@@ -133,7 +133,8 @@ struct WeightsTests {
         let dir = try TemporaryDirectory()
         let path = dir.file("big.safetensors")
         let values = (0..<(4 << 20)).map { Float($0 % 9973) * 0.5 }
-        try Self.writeSafetensors(path, [("w", CheckpointTensor(shape: [values.count], values: values))], halfPrecision: false)
+        try Self.writeSafetensors(
+            path, [("w", CheckpointTensor(shape: [values.count], values: values))], halfPrecision: false)
         let checkpoint = try Checkpoint.load(path: path)
         guard case .dict(let d) = checkpoint.root, case .tensor(let record)? = d.values.first else {
             Issue.record("no tensor in \(path)")

@@ -40,15 +40,19 @@ public struct StreamSettings: Sendable, Equatable {
     public var flushInterval: TimeInterval
     /// Stop at the first unreadable image (`--strict`, `LINPROBE.STRICT_IMAGES`).
     public var strict: Bool
+    /// Images of more pixels are unreadable before they are decoded (`LINPROBE.MAX_IMAGE_PIXELS`).
+    public var maxImagePixels: Int
 
     public init(
-        batchSize: Int, decodeWorkers: Int, readAhead: Int = 1, flushInterval: TimeInterval = 5, strict: Bool = false
+        batchSize: Int, decodeWorkers: Int, readAhead: Int = 1, flushInterval: TimeInterval = 5, strict: Bool = false,
+        maxImagePixels: Int = ImageLimits.maxPixels
     ) {
         self.batchSize = max(1, batchSize)
         self.decodeWorkers = max(0, decodeWorkers)
         self.readAhead = max(0, readAhead)
         self.flushInterval = max(0, flushInterval)
         self.strict = strict
+        self.maxImagePixels = maxImagePixels
     }
 }
 
@@ -213,7 +217,8 @@ final class ExtractionEngine: @unchecked Sendable {
     }
 
     private func makeLoader() -> SampleLoader {
-        SampleLoader(pipeline: pipeline, grayImageSize: grayImageSize, baseSeed: seed)
+        SampleLoader(
+            pipeline: pipeline, grayImageSize: grayImageSize, baseSeed: seed, maxImagePixels: settings.maxImagePixels)
     }
 
     /// Decodes and transforms the rows of one batch into its buffer.

@@ -413,6 +413,29 @@ private func writeFixtureWeights(_ spec: ResNetSpec, caseName: String, to path: 
         #expect(errorLines(strictAgain).first?.contains("--force") == true)
     }
 
+    @Test("LINPROBE.MAX_IMAGE_PIXELS bounds images as PIL's MAX_IMAGE_PIXELS does: refused above twice the limit")
+    func maxImagePixelsRefusesLargerImagesBeforeDecoding() throws {
+        let area = try Area()
+        let root = try area.dataset(fewImages)
+        let file = try area.write(pipeline(root: root), to: "p.yaml")
+        // 500×375 = 187,500 pixels: refused above 2 × 90,000; 50×70 and the 52×38 images pass.
+        let limited = try area.extract(file, ["config.LINPROBE.MAX_IMAGE_PIXELS=90000"])
+        #expect(limited.status == 0, "\(limited.stderr)")
+        #expect(limited.stderr.contains("2 image(s) of 6 could not be read"), "\(limited.stderr)")
+        let store = limited.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let paths = try FeatureStoreReader(path: store).imagePaths()
+        let refused = try FeatureStoreReader(path: store).unreadableRows().map { paths[$0] }
+        #expect(refused.sorted() == ["cat/photo_500x375.jpg", "dog/photo_375x500.jpg"])
+
+        // 93,750 × 2 ≥ 187,500: nothing refused, and a store of its own (the limit is in the fingerprint).
+        let enough = try area.extract(file, ["config.LINPROBE.MAX_IMAGE_PIXELS=93750"])
+        #expect(enough.status == 0 && !enough.stderr.contains("could not be read"), "\(enough.stderr)")
+        #expect(enough.stdout != limited.stdout)
+        let bad = try area.extract(file, ["config.LINPROBE.MAX_IMAGE_PIXELS=0"])
+        #expect(bad.status == 64 && errorLines(bad).count == 1)
+        #expect(errorLines(bad).first?.contains("LINPROBE.MAX_IMAGE_PIXELS") == true, "\(bad.stderr)")
+    }
+
     @Test func trainViewsStoreSeededAugmentedViewsSampleMajor() throws {
         let area = try Area()
         let root = try area.dataset(fewImages)

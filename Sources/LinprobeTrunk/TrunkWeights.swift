@@ -63,6 +63,7 @@ public struct TrunkWeights: @unchecked Sendable {
         guard let t = tensors[name] else {
             throw LinprobeError(.incompatible, "weights for \(architecture) lack \(name)")
         }
+        try StopRequest.check("loading the trunk's weights")
         let v = t.floats()
         // The float32 copy is what the network keeps: the file's pages need not stay resident too.
         t.releaseResidentPages()

@@ -379,6 +379,43 @@ private func writeFixtureWeights(_ spec: ResNetSpec, caseName: String, to path: 
         #expect(try FeatureStoreReader(path: rerun.stdout.trimmingCharacters(in: .whitespacesAndNewlines)).count == 60)
     }
 
+    /// Case 10 / deliver 2: the first SIGTERM stops the work before the first batch too. A 16 GB
+    /// sparse weights file takes seconds to hash; the signal goes as soon as the file is open.
+    @Test func sigtermWhileHashingTheWeightsStopsAtOnce() throws {
+        let area = try Area()
+        let root = try area.dataset(fewImages)
+        let weights = area.dir.file("huge.pth")
+        #expect(FileManager.default.createFile(atPath: weights, contents: nil))
+        #expect(truncate(weights, 16 << 30) == 0)
+        let file = try area.write(pipeline(root: root, weights: weights), to: "p.yaml")
+        let process = area.process(file, [])
+        let err = Pipe()
+        process.standardError = err
+        try process.run()
+        var sent = false
+        for _ in 0..<20_000 where process.isRunning {
+            let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(process.processIdentifier)/fd")) ?? []
+            let open = fds.contains {
+                (try? FileManager.default.destinationOfSymbolicLink(
+                    atPath: "/proc/\(process.processIdentifier)/fd/\($0)")) == weights
+            }
+            if open {
+                kill(process.processIdentifier, SIGTERM)
+                sent = true
+                break
+            }
+            usleep(1000)
+        }
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        try #require(sent, "the run ended before the weights file was opened: \(stderr)")
+        #expect(process.terminationStatus == 1, "\(stderr)")
+        let errors = stderr.split(separator: "\n").filter { $0.hasPrefix("error:") }
+        #expect(errors.count == 1, "\(stderr)")
+        #expect(errors.first?.contains("interrupted while hashing \(weights)") == true, "\(stderr)")
+        #expect(!FileManager.default.fileExists(atPath: area.workdir + "/features"))
+    }
+
     @Test func unreadableImagesAreFlaggedAndStrictStopsKeepingTheRowsBefore() throws {
         let area = try Area()
         var layout = fewImages

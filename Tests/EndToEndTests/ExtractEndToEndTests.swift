@@ -394,7 +394,8 @@ private func writeFixtureWeights(_ spec: ResNetSpec, caseName: String, to path: 
         try process.run()
         var sent = false
         for _ in 0..<20_000 where process.isRunning {
-            let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(process.processIdentifier)/fd")) ?? []
+            let fds =
+                (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(process.processIdentifier)/fd")) ?? []
             let open = fds.contains {
                 (try? FileManager.default.destinationOfSymbolicLink(
                     atPath: "/proc/\(process.processIdentifier)/fd/\($0)")) == weights

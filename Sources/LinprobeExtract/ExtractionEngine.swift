@@ -132,6 +132,7 @@ final class ExtractionEngine: @unchecked Sendable {
         let coordinator = Coordinator(batchCount: batchCount)
         let workers = settings.decodeWorkers
         let bufferCount = workers == 0 ? 1 : workers + settings.readAhead
+        try checkBuffers(batchSize: batchSize, bufferCount: bufferCount)
         let buffers = (0..<bufferCount).map { _ in InputBatch(floats: batchSize * imageFloats) }
         coordinator.free = buffers
         defer { buffers.forEach { $0.release() } }
@@ -214,6 +215,22 @@ final class ExtractionEngine: @unchecked Sendable {
         }
         report.seconds = Date().timeIntervalSince(clock)
         return report
+    }
+
+    /// The engine's buffers checked against `MemoryBudget` before any is allocated: the decoded
+    /// batches in flight, a batch of features three times (trunk output, store batch, writer
+    /// buffer) and one store chunk of features.
+    private func checkBuffers(batchSize: Int, bufferCount: Int) throws {
+        let featureFloats = model.outputDimensions.reduce(0) { $0 + $1 }
+        let terms = [
+            [bufferCount, batchSize, imageFloats, 4], [3, batchSize, featureFloats, 4],
+            [writer.chunkRows, featureFloats, 4],
+        ]
+        guard let excess = MemoryBudget.excess(sumOf: terms) else { return }
+        let key = "DATA.\(listing.split.rawValue).BATCHSIZE_PER_REPLICA"
+        throw LinprobeError.config(
+            "\(key): batches of \(batchSize) images of 3×\(model.inputHeight)×\(model.inputWidth) with "
+                + "\(bufferCount) in flight and their features \(excess); lower the batch size or --decode-workers")
     }
 
     private func makeLoader() -> SampleLoader {

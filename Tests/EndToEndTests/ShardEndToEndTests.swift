@@ -4,6 +4,10 @@ import LinprobeStore
 import LinprobeTestSupport
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Sharded extraction through the built binary: shards merged (virtual or copied) give the
 /// unsharded store bit for bit; a missing part is one line; `linprobe slurm` writes its scripts;
 /// and, where a one-node Slurm can be brought up (root with apt, as in CI), the demo through it.
@@ -70,6 +74,58 @@ struct ShardEndToEndTests {
             let again = try extract(work, [])
             #expect(again.status == 0 && again.stderr.contains("reused"), "\(again.stderr)")
         }
+    }
+
+    /// A shard killed part-way resumes from its watermark to the part an uninterrupted shard makes.
+    @Test("a killed shard resumes to the same part store")
+    func killedShardResumes() throws {
+        let dir = try TemporaryDirectory()
+        let data = dir.file("data")
+        for i in 0..<72 {
+            let folder = "\(data)/\(i % 3 == 0 ? "x" : "y")"
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            let source = fixturePath("images/files/" + (i % 2 == 0 ? "photo_500x375.jpg" : "photo_375x500.jpg"))
+            try FileManager.default.copyItem(atPath: source, toPath: String(format: "%@/img%03d.jpg", folder, i))
+        }
+        // conv1 unpooled at 64×64 is 256 KiB per row: 8-row chunks, so the watermark moves often.
+        let text = extractionPipelineText(
+            root: data, transforms: #"[{name: Resize, size: 72}, {name: CenterCrop, size: 64}, {name: ToTensor}]"#,
+            batch: 2, poolMap: #"[["conv1", ["Identity", []]], ["res5avg", ["Identity", []]]]"#)
+        let file = dir.file("p.yaml")
+        try text.write(toFile: file, atomically: true, encoding: .utf8)
+        let args = ["extract", file, "--shard", "1/2", "--threads", "2", "--flush-seconds", "0", "--workdir"]
+        let clean = try runProcess(linprobeBinary(), args + [dir.file("clean")])
+        #expect(clean.status == 0, "\(clean.stderr)")
+        let cleanPart = clean.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(cleanPart.hasSuffix("/parts/test-1-of-2.h5"))
+        let partial = cleanPart.replacingOccurrences(of: dir.file("clean"), with: dir.file("work")) + ".partial"
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: linprobeBinary())
+        process.arguments = args + [dir.file("work")]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var killed = false
+        for _ in 0..<20_000 {
+            if let size = try? FileManager.default.attributesOfItem(atPath: partial)[.size] as? Int, size > 5 << 20 {
+                kill(process.processIdentifier, SIGKILL)
+                killed = true
+                break
+            }
+            if !process.isRunning { break }
+            usleep(1000)
+        }
+        process.waitUntilExit()
+        try #require(killed && process.terminationReason == .uncaughtSignal, "the shard ended before it was killed")
+        let resumed = try runProcess(linprobeBinary(), args + [dir.file("work")])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        let line = try #require(resumed.stderr.split(separator: "\n").first { $0.hasPrefix("resuming ") })
+        let row = Int(line.split(separator: " ")[4]) ?? -1
+        #expect(row > 0 && row < 36 && row % 8 == 0, "\(line)")
+        let part = resumed.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try Self.contents(part) == (try Self.contents(cleanPart)))
+        #expect(try FeatureStoreReader(path: part).indices().first == 36)
     }
 
     @Test("a missing or incomplete part is refused in one line naming it")

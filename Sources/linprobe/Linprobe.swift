@@ -29,9 +29,7 @@ extension Linprobe {
     static var executablePath: String { LinprobeExecutable.path }
 }
 
-/// This program's own path (for child processes), resolved through `/proc/self/exe`.
-private var executablePath: String { LinprobeExecutable.path }
-
+/// This program's own path, resolved through `/proc/self/exe`.
 enum LinprobeExecutable {
     static var path: String {
         let resolved = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path

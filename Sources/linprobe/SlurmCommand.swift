@@ -12,11 +12,13 @@ struct SlurmCommand: ParsableCommand {
         discussion: """
             Writes sbatch scripts under <workdir>/slurm/<pipeline>/ and submits them with sbatch: per split a job \
             array of N extraction shards (extract --split S --shard I/N) and a merge job (extract --shards N) \
-            after it; then train-svm, train-linear and knn (whichever the pipeline runs) as one job each after \
-            the merges, and report after them. Prints each job's id and the command to follow them. Submitting \
+            after it; then train-svm as a job array over (layer × class chunk) whose pieces one more train-svm \
+            job assembles into results.json, train-linear and knn as one job each (whichever stages the \
+            pipeline runs), and report after them. Prints each job's id and the command to follow them. Submitting \
             again submits only what is missing: shards, merges and stages the manifest shows complete are left \
             out, and jobs of the last submission still in the queue are waited on, not submitted twice. Needs \
-            sbatch and squeue; the work folder must be on a file system every node sees.
+            sbatch and squeue; the work folder, the data and this executable must be on a file system every \
+            node sees.
             """)
 
     @OptionGroup var arguments: PipelineArguments

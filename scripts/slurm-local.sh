@@ -80,11 +80,13 @@ up() {
     $SUDO mkdir -p /run/munge /var/log/munge /var/lib/munge
     $SUDO chown munge:munge /run/munge /var/log/munge /var/lib/munge
     [ -f /etc/munge/munge.key ] || $SUDO mungekey --create 2>/dev/null || $SUDO create-munge-key
-    running /run/munge/munged.pid || $SUDO runuser -u munge -- /usr/sbin/munged
+    # The daemons get no stdout/stderr of ours: a caller reading this script's output (a test)
+    # would otherwise wait for them to exit.
+    running /run/munge/munged.pid || $SUDO runuser -u munge -- /usr/sbin/munged </dev/null >/dev/null 2>&1
     $SUDO mkdir -p /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /run/slurm
     $SUDO chown slurm:slurm /var/spool/slurmctld /var/log/slurm /run/slurm
-    running /run/slurm/slurmctld.pid || $SUDO /usr/sbin/slurmctld
-    running /run/slurm/slurmd.pid || $SUDO /usr/sbin/slurmd
+    running /run/slurm/slurmctld.pid || $SUDO /usr/sbin/slurmctld </dev/null >/dev/null 2>&1
+    running /run/slurm/slurmd.pid || $SUDO /usr/sbin/slurmd </dev/null >/dev/null 2>&1
     local host state
     host=$(hostname -s)
     for _ in $(seq 1 60); do
@@ -102,7 +104,10 @@ up() {
 stop() {
     local name=$1 pidfile=$2
     if running "$pidfile"; then
-        $SUDO kill "$(cat "$pidfile")"
+        local pid
+        pid=$(cat "$pidfile")
+        $SUDO kill "$pid"
+        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
         echo "stopped $name"
     fi
 }

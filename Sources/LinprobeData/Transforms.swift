@@ -28,6 +28,9 @@ public enum TransformStep: Sendable, Equatable {
     case toTensor
     /// VISSL's `ImgPilToRawTensor`: HWC uint8 → CHW float32 in [0, 255].
     case toRawTensor
+    /// VISSL's `ImgPil2LabTensor`: RGB → OpenCV 8-bit Lab (`LabColor`) → CHW float32
+    /// `[L8·100/255 − 50, a8 − 128, b8 − 128]`.
+    case toLabTensor
     case normalize(mean: [Float], std: [Float])
 
     /// The torchvision/VISSL class name.
@@ -40,11 +43,12 @@ public enum TransformStep: Sendable, Equatable {
         case .randomHorizontalFlip: return "RandomHorizontalFlip"
         case .toTensor: return "ToTensor"
         case .toRawTensor: return "ImgPilToRawTensor"
+        case .toLabTensor: return "ImgPil2LabTensor"
         case .normalize: return "Normalize"
         }
     }
 
-    var isTensorConversion: Bool { self == .toTensor || self == .toRawTensor }
+    var isTensorConversion: Bool { self == .toTensor || self == .toRawTensor || self == .toLabTensor }
 
     /// Whether the step changes the image's size (resizes and crops).
     var isGeometric: Bool {
@@ -87,6 +91,8 @@ public enum TransformStep: Sendable, Equatable {
             return ["name": "ToTensor"]
         case .toRawTensor:
             return ["name": "ImgPilToRawTensor"]
+        case .toLabTensor:
+            return ["name": "ImgPil2LabTensor"]
         case .normalize(let mean, let std):
             return [
                 "name": "Normalize", "mean": .array(mean.map { .double(Double($0)) }),
@@ -105,7 +111,7 @@ public struct TransformPipeline: Sendable, Equatable {
     /// Transform names Linprobe implements (torchvision's, plus VISSL's `ImgPilToRawTensor`).
     public static let supportedNames = [
         "Resize", "CenterCrop", "RandomResizedCrop", "RandomHorizontalFlip",
-        "ToTensor", "Normalize", "ImgPilToRawTensor",
+        "ToTensor", "Normalize", "ImgPilToRawTensor", "ImgPil2LabTensor",
     ]
 
     /// Validates the order. `requireTensor` (the default, what `extract` needs) demands a
@@ -115,7 +121,7 @@ public struct TransformPipeline: Sendable, Equatable {
         for (i, step) in steps.enumerated() {
             let here = "\(path)[\(i)] (\(step.name))"
             switch step {
-            case .toTensor, .toRawTensor:
+            case .toTensor, .toRawTensor, .toLabTensor:
                 if converted {
                     throw LinprobeError.config("\(here): the image is already a tensor (a second tensor conversion)")
                 }
@@ -399,6 +405,9 @@ public struct TransformPipeline: Sendable, Equatable {
         case "ImgPilToRawTensor":
             try accept([])
             return .toRawTensor
+        case "ImgPil2LabTensor":
+            try accept([])
+            return .toLabTensor
         case "Normalize":
             try accept(["mean", "std", "inplace"])
             _ = try node("inplace").boolIfPresent()

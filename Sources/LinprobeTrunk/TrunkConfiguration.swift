@@ -14,6 +14,7 @@ public enum TrunkFamilies {
         ("alexnet_bvlc", AlexNetSpec.parse), ("alexnet_colorization", AlexNetSpec.parse),
         ("alexnet_deepcluster", AlexNetSpec.parse), ("alexnet_jigsaw", AlexNetSpec.parse),
         ("alexnet_rotnet", AlexNetSpec.parse),
+        ("resnet_sk", { try ResNetSKSpec(model: $0) }),
     ]
 
     /// The trunk names Linprobe implements.

@@ -166,6 +166,11 @@ public final class TransformRunner: @unchecked Sendable {
                     width: s.window.w, height: s.window.h, scale: scale, ratio: ratio, random: &random)
                 crop(&s, top: box.top, left: box.left, height: box.height, width: box.width)
                 resize(&s, height: h, width: w, filter: filter)
+            case .randomCrop(let h, let w):
+                // torchvision's RandomCrop.get_params: top, then left, uniform over the valid offsets.
+                let top = random.int(below: s.window.h - h + 1)
+                let left = random.int(below: s.window.w - w + 1)
+                crop(&s, top: top, left: left, height: h, width: w)
             case .randomHorizontalFlip(let p):
                 if random.uniform() < p {
                     if converted { s.tensorFlip.toggle() } else { s.flip.toggle() }

@@ -126,22 +126,22 @@ public enum LinprobeKeys {
         .vissl(
             "MODEL.TRUNK.REGNET.group_width", .integer, min: 1, "RegNet: channels per group of the 3×3 convolutions."),
         .vissl(
-            "MODEL.TRUNK.REGNET.bottleneck_multiplier", .number, default: 1.0,
+            "MODEL.TRUNK.REGNET.bottleneck_multiplier", .number,
             "RegNet: bottleneck width over block width."),
         .vissl(
-            "MODEL.TRUNK.REGNET.stem_type", .string, default: "simple_stem_in",
+            "MODEL.TRUNK.REGNET.stem_type", .string,
             oneOf: ["simple_stem_in", "res_stem_in", "res_stem_cifar"], "RegNet: stem."),
-        .vissl("MODEL.TRUNK.REGNET.stem_width", .integer, default: 32, min: 1, "RegNet: stem channels."),
+        .vissl("MODEL.TRUNK.REGNET.stem_width", .integer, min: 1, "RegNet: stem channels."),
         .vissl(
-            "MODEL.TRUNK.REGNET.block_type", .string, default: "res_bottleneck_block",
+            "MODEL.TRUNK.REGNET.block_type", .string,
             "RegNet: block (res_bottleneck_block is implemented)."),
-        .vissl("MODEL.TRUNK.REGNET.activation", .string, default: "relu", "RegNet: activation (relu is implemented)."),
-        .vissl("MODEL.TRUNK.REGNET.use_se", .bool, default: true, "RegNet: squeeze-and-excitation (RegNetY)."),
+        .vissl("MODEL.TRUNK.REGNET.activation", .string, "RegNet: activation (relu is implemented)."),
+        .vissl("MODEL.TRUNK.REGNET.use_se", .bool, "RegNet: squeeze-and-excitation (RegNetY)."),
         .vissl(
-            "MODEL.TRUNK.REGNET.se_ratio", .number, default: 0.25, min: 0, "RegNet: SE width over block input width."),
-        .vissl("MODEL.TRUNK.REGNET.bn_epsilon", .number, default: 1e-5, "RegNet: BatchNorm epsilon."),
+            "MODEL.TRUNK.REGNET.se_ratio", .number, min: 0, "RegNet: SE width over block input width."),
+        .vissl("MODEL.TRUNK.REGNET.bn_epsilon", .number, "RegNet: BatchNorm epsilon."),
         .vissl(
-            "MODEL.TRUNK.REGNET.bn_momentum", .number, default: 0.1,
+            "MODEL.TRUNK.REGNET.bn_momentum", .number,
             "RegNet: BatchNorm momentum (training only; inert)."
         ),
         .vissl("MODEL.TRUNK.REGNET.depths", .list(.integer), "AnyNet: blocks per stage."),

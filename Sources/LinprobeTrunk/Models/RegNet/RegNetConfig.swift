@@ -29,7 +29,7 @@ extension RegNetSpec {
                 "\(node.path): missing; give a ClassyVision name (name: regnet_y_16gf), RegNet parameters (depth, w_0, w_a, w_m, group_width) or name: anynet with per-stage lists"
             )
         }
-        let keys = Set(try node.keys())
+        let keys = Set(try node.keys().filter { node[$0].exists })  // the effective config lists unset keys as null
         let fsdp = trunkName != "regnet"
         let name = try node["name"].stringIfPresent()
         var allowed: Set<String>
@@ -82,7 +82,9 @@ extension RegNetSpec {
                 try node["stage_checkpoints"].exists ? node["stage_checkpoints"].list().map { try $0.ints() } : []
         }
         try self.init(
-            trunkName: trunkName, settings: node.value ?? .null, stages: stages, stemType: stem,
+            trunkName: trunkName,
+            settings: .object(Dictionary(uniqueKeysWithValues: keys.compactMap { k in node[k].value.map { (k, $0) } })),
+            stages: stages, stemType: stem,
             stemWidth: try node["stem_width"].intIfPresent() ?? 32, seRatio: useSE && ratio != 0 ? ratio : nil,
             bnEpsilon: try node["bn_epsilon"].doubleIfPresent() ?? 1e-5, inputType: inputType,
             stageCheckpoints: checkpoints, keyPath: node.path)

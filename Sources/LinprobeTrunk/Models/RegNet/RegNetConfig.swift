@@ -32,6 +32,32 @@ extension RegNetSpec {
         let keys = Set(try node.keys().filter { node[$0].exists })  // the effective config lists unset keys as null
         let fsdp = trunkName != "regnet"
         let name = try node["name"].stringIfPresent()
+        try RegNetSpec.checkKeys(keys, node: node, name: name, trunkName: trunkName)
+        if let name, name != "anynet" {
+            try self.init(named: name, node: node, trunkName: trunkName, inputType: inputType)
+            return
+        }
+        let stages = try name == nil ? RegNetSpec.parametricStages(node) : RegNetSpec.anynetStages(node)
+        let stem = try RegNetSpec.blockSettings(node)
+        let useSE = try node["use_se"].boolIfPresent() ?? true
+        let ratio = try node["se_ratio"].doubleIfPresent() ?? 0.25
+        var checkpoints: [[Int]]?
+        if fsdp {
+            checkpoints =
+                try node["stage_checkpoints"].exists ? node["stage_checkpoints"].list().map { try $0.ints() } : []
+        }
+        try self.init(
+            trunkName: trunkName,
+            settings: .object(Dictionary(uniqueKeysWithValues: keys.compactMap { k in node[k].value.map { (k, $0) } })),
+            stages: stages, stemType: stem,
+            stemWidth: try node["stem_width"].intIfPresent() ?? 32, seRatio: useSE && ratio != 0 ? ratio : nil,
+            bnEpsilon: try node["bn_epsilon"].doubleIfPresent() ?? 1e-5, inputType: inputType,
+            stageCheckpoints: checkpoints, keyPath: node.path)
+    }
+
+    /// Which keys the form allows (named, parametric or anynet; stage_checkpoints for the FSDP trunks).
+    static func checkKeys(_ keys: Set<String>, node: ConfigNode, name: String?, trunkName: String) throws {
+        let fsdp = trunkName != "regnet"
         var allowed: Set<String>
         if let name, name != "anynet" {
             guard !fsdp else {
@@ -50,11 +76,10 @@ extension RegNetSpec {
             if key == "stage_checkpoints" { why = "only regnet_fsdp / regnet_v2 read it (VISSL's regnet ignores it)" }
             throw LinprobeError.config("\(node.path).\(key): \(why)")
         }
-        if let name, name != "anynet" {
-            try self.init(named: name, node: node, trunkName: trunkName, inputType: inputType)
-            return
-        }
-        let stages = try name == nil ? RegNetSpec.parametricStages(node) : RegNetSpec.anynetStages(node)
+    }
+
+    /// The stem; block type and activation must be the implemented ones.
+    static func blockSettings(_ node: ConfigNode) throws -> StemType {
         let stemNode = node["stem_type"]
         let stemName = try stemNode.stringIfPresent() ?? "simple_stem_in"
         guard let stem = StemType(rawValue: stemName.lowercased()) else {
@@ -74,20 +99,7 @@ extension RegNetSpec {
             throw LinprobeError(
                 .unsupported, "\(node.path).activation: '\(activation)' is not implemented (supported: relu)")
         }
-        let useSE = try node["use_se"].boolIfPresent() ?? true
-        let ratio = try node["se_ratio"].doubleIfPresent() ?? 0.25
-        var checkpoints: [[Int]]?
-        if fsdp {
-            checkpoints =
-                try node["stage_checkpoints"].exists ? node["stage_checkpoints"].list().map { try $0.ints() } : []
-        }
-        try self.init(
-            trunkName: trunkName,
-            settings: .object(Dictionary(uniqueKeysWithValues: keys.compactMap { k in node[k].value.map { (k, $0) } })),
-            stages: stages, stemType: stem,
-            stemWidth: try node["stem_width"].intIfPresent() ?? 32, seRatio: useSE && ratio != 0 ? ratio : nil,
-            bnEpsilon: try node["bn_epsilon"].doubleIfPresent() ?? 1e-5, inputType: inputType,
-            stageCheckpoints: checkpoints, keyPath: node.path)
+        return stem
     }
 
     private init(named name: String, node: ConfigNode, trunkName: String, inputType: InputType) throws {

@@ -105,6 +105,22 @@ public struct ByteRegion: @unchecked Sendable {
     }
 
     public var count: Int { bytes.count }
+
+    /// Tells the kernel that the mapped pages lying wholly inside `range` (byte offsets in this
+    /// region) are not needed for now. They are clean pages of a read-only file mapping, so a
+    /// later read simply faults them in again from the file: nothing changes but the resident
+    /// size, which no longer holds a second copy of weights already converted to float32.
+    /// Regions over owned memory are left alone.
+    public func releaseResidentPages(_ range: Range<Int>) {
+        guard owner is MappedFile, let base = bytes.baseAddress, !range.isEmpty else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = UInt(bitPattern: base + range.lowerBound)
+        let end = UInt(bitPattern: base + range.upperBound)
+        let first = (start + UInt(page) - 1) / UInt(page) * UInt(page)
+        let last = end / UInt(page) * UInt(page)
+        guard last > first, let p = UnsafeMutableRawPointer(bitPattern: first) else { return }
+        _ = madvise(p, Int(last - first), MADV_DONTNEED)
+    }
 }
 
 final class OwnedBytes {

@@ -165,6 +165,14 @@ public struct CheckpointTensor: @unchecked Sendable, CustomStringConvertible {
 
     /// The values as float32 in row-major (C) order, converted from the stored type
     /// (float16/bfloat16 exactly, float64 rounded to nearest, integers converted).
+    /// Drops the resident pages of a mapped file that hold this tensor's elements (see
+    /// `ByteRegion.releaseResidentPages`); the tensor stays readable.
+    public func releaseResidentPages() {
+        guard count > 0 else { return }
+        let last = storageOffset + zip(shape, strides).reduce(0) { $0 + ($1.0 - 1) * $1.1 }
+        storage.releaseResidentPages(storageOffset * dtype.size..<(last + 1) * dtype.size)
+    }
+
     public func floats() -> [Float] {
         let n = count
         var out = [Float](repeating: 0, count: n)

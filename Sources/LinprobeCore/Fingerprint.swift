@@ -27,6 +27,7 @@ public enum Fingerprint {
         defer { try? handle.close() }
         var hasher = SHA256()
         while true {
+            try StopRequest.check("hashing \(path)")
             let chunk = try handle.read(upToCount: 4 << 20) ?? Data()
             if chunk.isEmpty { break }
             hasher.update(data: chunk)

@@ -26,8 +26,22 @@ public enum MemoryBudget {
     /// nil when `factors` multiply to at most the limit; otherwise the phrase "needs [at least]
     /// <figure>, more than the <limit> limit (half of this machine's <memory> of memory)".
     public static func excess(_ factors: [Int], atLeast: Bool = false) -> String? {
-        if let bytes = product(factors), bytes <= limitBytes { return nil }
-        let figure = factors.reduce(1.0) { $0 * Double($1) }
+        excess(sumOf: [factors], atLeast: atLeast)
+    }
+
+    /// As `excess(_:)` for several buffers held at once: the sum of the products of `terms`.
+    public static func excess(sumOf terms: [[Int]], atLeast: Bool = false) -> String? {
+        var total: Int? = 0
+        for t in terms {
+            guard let sum = total, let bytes = product(t) else {
+                total = nil
+                break
+            }
+            let (s, overflow) = sum.addingReportingOverflow(bytes)
+            total = overflow ? nil : s
+        }
+        if let total, total <= limitBytes { return nil }
+        let figure = terms.reduce(0.0) { sum, t in sum + t.reduce(1.0) { $0 * Double($1) } }
         return "needs \(atLeast ? "at least " : "")\(text(figure)), more than the \(text(Double(limitBytes))) limit "
             + "(half of this machine's "
             + "\(text(Double(physicalBytes))) of memory)"

@@ -198,6 +198,7 @@ public enum DatasetLoader {
 
     /// One directory's entries (symbolic links followed, like `os.scandir(...).is_dir()`).
     static func listDirectory(_ path: String) throws -> [DirEntry] {
+        try StopRequest.check("listing \(path)")
         guard let dir = opendir(path) else {
             throw LinprobeError(.io, "\(path): cannot list the folder (\(String(cString: strerror(errno))))")
         }

@@ -1,5 +1,6 @@
 import Foundation
 import LinprobeCheckpoint
+import LinprobeCodecs
 import LinprobeCore
 import LinprobeData
 import LinprobeStore
@@ -34,6 +35,8 @@ public struct ExtractSplitPlan: Sendable {
     public let views: Int
     public let batchSize: Int
     public let grayImageSize: Int
+    /// Images of more pixels are unreadable (twice `LINPROBE.MAX_IMAGE_PIXELS`, as PIL).
+    public let maxImagePixels: Int
     /// The canonical JSON that `fingerprint` hashes (also the manifest record's parameters).
     public let fingerprintValue: JSONValue
     /// `Fingerprint.short(fingerprintValue)`.
@@ -69,6 +72,7 @@ public enum ExtractPlanner {
         var seed: Int
         var dtype: FeatureDType
         var deflate: Int?
+        var maxImagePixels: Int
     }
 
     /// The splits with data configured (VISSL's rule: a non-empty `DATA_SOURCES`), in order
@@ -144,10 +148,12 @@ public enum ExtractPlanner {
         }
         let dtypeName = try config.node("LINPROBE.STORAGE_DTYPE").string(oneOf: FeatureDType.allCases.map(\.rawValue))
         let deflate = try config.node("LINPROBE.DEFLATE").int(in: 0...9)
+        let pixels = try config.node("LINPROBE.MAX_IMAGE_PIXELS").int(in: 1...Int.max)
         return Shared(
             architecture: trunk.architecture, poolMap: trunk.map, weightsInit: weightsInit, weightsSHA256: sha,
             seed: seed,
-            dtype: FeatureDType(rawValue: dtypeName) ?? .float32, deflate: deflate == 0 ? nil : deflate)
+            dtype: FeatureDType(rawValue: dtypeName) ?? .float32, deflate: deflate == 0 ? nil : deflate,
+            maxImagePixels: ImageLimits.refusedAbove(maxImagePixels: pixels))
     }
 
     static func planSplit(
@@ -204,6 +210,11 @@ public enum ExtractPlanner {
             "gray_image_size": .int(Int64(settings.grayImageSize)),
         ]
         if split == .train { value["train_views"] = .int(Int64(views)) }
+        // Which images are unreadable depends on the limit; PIL's default leaves fingerprints as
+        // they were before the key existed.
+        if shared.maxImagePixels != ImageLimits.maxPixels {
+            value["image_pixel_limit"] = .int(Int64(shared.maxImagePixels))
+        }
         if transforms.isRandom { value["augmentation_seed"] = .int(Int64(shared.seed)) }
         let fingerprintValue = JSONValue.object(value)
         let fingerprint = Fingerprint.short(fingerprintValue)
@@ -213,7 +224,8 @@ public enum ExtractPlanner {
             poolMap: shared.poolMap, outputs: outputs, layers: layers, weightsInit: shared.weightsInit,
             weightsSHA256: shared.weightsSHA256, seed: shared.seed, dtype: shared.dtype, deflate: shared.deflate,
             views: views,
-            batchSize: batch, grayImageSize: settings.grayImageSize, fingerprintValue: fingerprintValue,
+            batchSize: batch, grayImageSize: settings.grayImageSize, maxImagePixels: shared.maxImagePixels,
+            fingerprintValue: fingerprintValue,
             fingerprint: fingerprint,
             relativeStorePath: WorkdirLayout(".").relativePath(
                 .featureStore(fingerprint: fingerprint, split: split.fileName)))

@@ -285,7 +285,7 @@ struct SplitJob {
         let startRow = store.rowsWritten
         let settings = StreamSettings(
             batchSize: plan.effectiveBatchSize, decodeWorkers: decodeWorkers, readAhead: 1,
-            flushInterval: options.flushInterval, strict: strict)
+            flushInterval: options.flushInterval, strict: strict, maxImagePixels: plan.maxImagePixels)
         let remaining = plan.rowCount - startRow
         progress.begin(plan.split.fileName, total: remaining, unit: plan.views > 1 ? "rows" : "images")
         let engine = ExtractionEngine(

@@ -40,15 +40,19 @@ public struct StreamSettings: Sendable, Equatable {
     public var flushInterval: TimeInterval
     /// Stop at the first unreadable image (`--strict`, `LINPROBE.STRICT_IMAGES`).
     public var strict: Bool
+    /// Images of more pixels are unreadable before they are decoded (`LINPROBE.MAX_IMAGE_PIXELS`).
+    public var maxImagePixels: Int
 
     public init(
-        batchSize: Int, decodeWorkers: Int, readAhead: Int = 1, flushInterval: TimeInterval = 5, strict: Bool = false
+        batchSize: Int, decodeWorkers: Int, readAhead: Int = 1, flushInterval: TimeInterval = 5, strict: Bool = false,
+        maxImagePixels: Int = ImageLimits.maxPixels
     ) {
         self.batchSize = max(1, batchSize)
         self.decodeWorkers = max(0, decodeWorkers)
         self.readAhead = max(0, readAhead)
         self.flushInterval = max(0, flushInterval)
         self.strict = strict
+        self.maxImagePixels = maxImagePixels
     }
 }
 
@@ -128,6 +132,7 @@ final class ExtractionEngine: @unchecked Sendable {
         let coordinator = Coordinator(batchCount: batchCount)
         let workers = settings.decodeWorkers
         let bufferCount = workers == 0 ? 1 : workers + settings.readAhead
+        try checkBuffers(batchSize: batchSize, bufferCount: bufferCount)
         let buffers = (0..<bufferCount).map { _ in InputBatch(floats: batchSize * imageFloats) }
         coordinator.free = buffers
         defer { buffers.forEach { $0.release() } }
@@ -212,8 +217,25 @@ final class ExtractionEngine: @unchecked Sendable {
         return report
     }
 
+    /// The engine's buffers checked against `MemoryBudget` before any is allocated: the decoded
+    /// batches in flight, a batch of features three times (trunk output, store batch, writer
+    /// buffer) and one store chunk of features.
+    private func checkBuffers(batchSize: Int, bufferCount: Int) throws {
+        let featureFloats = model.outputDimensions.reduce(0) { $0 + $1 }
+        let terms = [
+            [bufferCount, batchSize, imageFloats, 4], [3, batchSize, featureFloats, 4],
+            [writer.chunkRows, featureFloats, 4],
+        ]
+        guard let excess = MemoryBudget.excess(sumOf: terms) else { return }
+        let key = "DATA.\(listing.split.rawValue).BATCHSIZE_PER_REPLICA"
+        throw LinprobeError.config(
+            "\(key): batches of \(batchSize) images of 3×\(model.inputHeight)×\(model.inputWidth) with "
+                + "\(bufferCount) in flight and their features \(excess); lower the batch size or --decode-workers")
+    }
+
     private func makeLoader() -> SampleLoader {
-        SampleLoader(pipeline: pipeline, grayImageSize: grayImageSize, baseSeed: seed)
+        SampleLoader(
+            pipeline: pipeline, grayImageSize: grayImageSize, baseSeed: seed, maxImagePixels: settings.maxImagePixels)
     }
 
     /// Decodes and transforms the rows of one batch into its buffer.

@@ -57,12 +57,16 @@ public struct TrunkWeights: @unchecked Sendable {
             ], sha256: sha)
     }
 
-    /// A checked parameter as float32, refusing NaN and infinities (a corrupt checkpoint).
+    /// A checked parameter as float32, refusing NaN and infinities (a corrupt checkpoint). Each
+    /// parameter is read once, while the network is built.
     public func values(_ name: String) throws -> [Float] {
         guard let t = tensors[name] else {
             throw LinprobeError(.incompatible, "weights for \(architecture) lack \(name)")
         }
+        try StopRequest.check("loading the trunk's weights")
         let v = t.floats()
+        // The float32 copy is what the network keeps: the file's pages need not stay resident too.
+        t.releaseResidentPages()
         if v.contains(where: { !$0.isFinite }) {
             throw LinprobeError(
                 .numerical, "\(originalKeys[name] ?? name) contains NaN or infinite values; the checkpoint is corrupt")

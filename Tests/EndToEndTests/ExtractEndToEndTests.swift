@@ -379,6 +379,44 @@ private func writeFixtureWeights(_ spec: ResNetSpec, caseName: String, to path: 
         #expect(try FeatureStoreReader(path: rerun.stdout.trimmingCharacters(in: .whitespacesAndNewlines)).count == 60)
     }
 
+    /// Case 10 / deliver 2: the first SIGTERM stops the work before the first batch too. A 16 GB
+    /// sparse weights file takes seconds to hash; the signal goes as soon as the file is open.
+    @Test func sigtermWhileHashingTheWeightsStopsAtOnce() throws {
+        let area = try Area()
+        let root = try area.dataset(fewImages)
+        let weights = area.dir.file("huge.pth")
+        #expect(FileManager.default.createFile(atPath: weights, contents: nil))
+        #expect(truncate(weights, 16 << 30) == 0)
+        let file = try area.write(pipeline(root: root, weights: weights), to: "p.yaml")
+        let process = area.process(file, [])
+        let err = Pipe()
+        process.standardError = err
+        try process.run()
+        var sent = false
+        for _ in 0..<20_000 where process.isRunning {
+            let fds =
+                (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(process.processIdentifier)/fd")) ?? []
+            let open = fds.contains {
+                (try? FileManager.default.destinationOfSymbolicLink(
+                    atPath: "/proc/\(process.processIdentifier)/fd/\($0)")) == weights
+            }
+            if open {
+                kill(process.processIdentifier, SIGTERM)
+                sent = true
+                break
+            }
+            usleep(1000)
+        }
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        try #require(sent, "the run ended before the weights file was opened: \(stderr)")
+        #expect(process.terminationStatus == 1, "\(stderr)")
+        let errors = stderr.split(separator: "\n").filter { $0.hasPrefix("error:") }
+        #expect(errors.count == 1, "\(stderr)")
+        #expect(errors.first?.contains("interrupted while hashing \(weights)") == true, "\(stderr)")
+        #expect(!FileManager.default.fileExists(atPath: area.workdir + "/features"))
+    }
+
     @Test func unreadableImagesAreFlaggedAndStrictStopsKeepingTheRowsBefore() throws {
         let area = try Area()
         var layout = fewImages
@@ -411,6 +449,29 @@ private func writeFixtureWeights(_ spec: ResNetSpec, caseName: String, to path: 
         let strictAgain = try area.extract(file, ["config.LINPROBE.STRICT_IMAGES=true"])
         #expect(strictAgain.status == 1)
         #expect(errorLines(strictAgain).first?.contains("--force") == true)
+    }
+
+    @Test("LINPROBE.MAX_IMAGE_PIXELS bounds images as PIL's MAX_IMAGE_PIXELS does: refused above twice the limit")
+    func maxImagePixelsRefusesLargerImagesBeforeDecoding() throws {
+        let area = try Area()
+        let root = try area.dataset(fewImages)
+        let file = try area.write(pipeline(root: root), to: "p.yaml")
+        // 500×375 = 187,500 pixels: refused above 2 × 90,000; 50×70 and the 52×38 images pass.
+        let limited = try area.extract(file, ["config.LINPROBE.MAX_IMAGE_PIXELS=90000"])
+        #expect(limited.status == 0, "\(limited.stderr)")
+        #expect(limited.stderr.contains("2 image(s) of 6 could not be read"), "\(limited.stderr)")
+        let store = limited.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let paths = try FeatureStoreReader(path: store).imagePaths()
+        let refused = try FeatureStoreReader(path: store).unreadableRows().map { paths[$0] }
+        #expect(refused.sorted() == ["cat/photo_500x375.jpg", "dog/photo_375x500.jpg"])
+
+        // 93,750 × 2 ≥ 187,500: nothing refused, and a store of its own (the limit is in the fingerprint).
+        let enough = try area.extract(file, ["config.LINPROBE.MAX_IMAGE_PIXELS=93750"])
+        #expect(enough.status == 0 && !enough.stderr.contains("could not be read"), "\(enough.stderr)")
+        #expect(enough.stdout != limited.stdout)
+        let bad = try area.extract(file, ["config.LINPROBE.MAX_IMAGE_PIXELS=0"])
+        #expect(bad.status == 64 && errorLines(bad).count == 1)
+        #expect(errorLines(bad).first?.contains("LINPROBE.MAX_IMAGE_PIXELS") == true, "\(bad.stderr)")
     }
 
     @Test func trainViewsStoreSeededAugmentedViewsSampleMajor() throws {

@@ -181,6 +181,25 @@ import Testing
         #expect(model.imagesSeen == 2)
     }
 
+    /// Case 5 / deliver 2: the batches in flight are sized by min(batch, rows) and checked
+    /// against the memory budget before anything is allocated (9 rows of 3×40000×40000 floats,
+    /// three batches in flight: 518 GB).
+    @Test func buffersBeyondTheMemoryBudgetAreOneConfigErrorBeforeAllocating() throws {
+        let dir = try TemporaryDirectory()
+        let input = try Self.input(dir)
+        let writer = try probeWriter(dir.file("out.h5"), listing: input.listing)
+        let model = ProbeModel(height: 40_000, width: 40_000)
+        let engine = Self.engine(
+            input, writer: writer, model: model,
+            settings: StreamSettings(batchSize: 1_000_000, decodeWorkers: 2, readAhead: 1))
+        let error = #expect(throws: LinprobeError.self) { try engine.run(from: 0) }
+        #expect(error?.code == .invalidConfig)
+        let message = error?.message ?? ""
+        #expect(message.hasPrefix("DATA.TEST.BATCHSIZE_PER_REPLICA: batches of 9 images"), "\(message)")
+        #expect(message.contains("with 3 in flight") && message.contains("needs 518.4 GB"), "\(message)")
+        #expect(model.calls == 0)
+    }
+
     @Test func aResumeAtTheEndDoesNothing() throws {
         let dir = try TemporaryDirectory()
         let input = try Self.input(dir)

@@ -128,6 +128,50 @@ struct WeightsTests {
         try file.write(to: URL(fileURLWithPath: path))
     }
 
+    @Test("converting a mapped tensor lets its file pages go: values unchanged, resident size of the mapping drops")
+    func convertedTensorReleasesItsPages() throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.file("big.safetensors")
+        let values = (0..<(4 << 20)).map { Float($0 % 9973) * 0.5 }
+        try Self.writeSafetensors(
+            path, [("w", CheckpointTensor(shape: [values.count], values: values))], halfPrecision: false)
+        let checkpoint = try Checkpoint.load(path: path)
+        guard case .dict(let d) = checkpoint.root, case .tensor(let record)? = d.values.first else {
+            Issue.record("no tensor in \(path)")
+            return
+        }
+        let tensor = try record.resolve(what: "w")
+        #expect(tensor.floats() == values)
+        let base = try #require(tensor.storage.bytes.baseAddress)
+        let before = try Self.residentKilobytes(ofMappingAt: base)
+        tensor.releaseResidentPages()
+        let after = try Self.residentKilobytes(ofMappingAt: base)
+        #expect(before >= 16 * 1024 && after <= 16, "resident kB of the mapping: \(before) before, \(after) after")
+        #expect(tensor.floats() == values)
+    }
+
+    /// The `Rss` of the mapping that contains `address`, from `/proc/self/smaps`.
+    static func residentKilobytes(ofMappingAt address: UnsafeRawPointer) throws -> Int {
+        // String(contentsOfFile:) stops after the first read of a /proc file: read to the end.
+        guard let handle = FileHandle(forReadingAtPath: "/proc/self/smaps") else {
+            throw LinprobeError(.io, "cannot open /proc/self/smaps")
+        }
+        defer { try? handle.close() }
+        let text = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+        let target = UInt(bitPattern: address)
+        var inside = false
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            if let range = fields.first, range.contains("-"), !range.hasSuffix(":") {
+                let bounds = range.split(separator: "-").compactMap { UInt($0, radix: 16) }
+                inside = bounds.count == 2 && bounds[0] <= target && target < bounds[1]
+            } else if inside, fields.first == "Rss:", fields.count > 1, let kb = Int(fields[1]) {
+                return kb
+            }
+        }
+        throw LinprobeError(.io, "no mapping contains \(address) in /proc/self/smaps")
+    }
+
     @Test("a weights file of another architecture fails at load with one line naming the file and key")
     func fileOfOtherArchitecture() throws {
         let dir = try TemporaryDirectory()

@@ -287,6 +287,10 @@ public enum LinprobeKeys {
             "LINPROBE.STRICT_IMAGES", .bool, default: false,
             "Fail on an unreadable image instead of replacing it with a gray image."),
         .linprobe(
+            "LINPROBE.MAX_IMAGE_PIXELS", .integer, default: .int(89_478_485), min: 1,
+            "PIL's Image.MAX_IMAGE_PIXELS: an image of more than twice this many pixels is unreadable, refused before decoding (PIL's DecompressionBombError)."
+        ),
+        .linprobe(
             "LINPROBE.DATASET_CATALOG", .string, default: "",
             "Dataset catalog JSON (\"\" = $LINPROBE_DATASET_CATALOG, else $VISSL_DATASET_CATALOG_PATH, else the built-in search)."
         ),

@@ -205,4 +205,16 @@ struct RegNetTests {
         #expect(try spec.tapShape("avgpool", inputHeight: 224, inputWidth: 224).chw == [2016, 1, 1])
         #expect(spec.parameters.contains { $0.name == "res5.block4-0.f.se.excitation.2.bias" })
     }
+
+    @Test(
+        "the shipped RegNet pipelines compose, validate and give the feature sizes of VISSL's heads",
+        arguments: [
+            ("imagenet1k_regnet_linear", [8206, 20888, 10444]), ("voc07_regnet_svm", [8064, 12096, 2016]),
+        ])
+    func pipelines(_ name: String, _ dimensions: [Int]) throws {
+        let path = repositoryRoot.appendingPathComponent("pipelines/\(name).yaml").path
+        let config = try PipelineConfig.load(pipeline: path, environment: [:], searchPaths: [])
+        let trunk = try TrunkConfiguration(model: config.node("MODEL"))
+        #expect(try trunk.outputs(inputHeight: 224, inputWidth: 224).map(\.dimension) == dimensions)
+    }
 }

@@ -29,9 +29,9 @@ extension RegNetSpec {
                 "\(node.path): missing; give a ClassyVision name (name: regnet_y_16gf), RegNet parameters (depth, w_0, w_a, w_m, group_width) or name: anynet with per-stage lists"
             )
         }
-        let keys = Set(try node.keys().filter { node[$0].exists })  // the effective config lists unset keys as null
+        let keys = Set(try node.keys().filter { RegNetSpec.isGiven(node[$0]) })
         let fsdp = trunkName != "regnet"
-        let name = try node["name"].stringIfPresent()
+        let name = RegNetSpec.isGiven(node["name"]) ? try node["name"].stringIfPresent() : nil
         try RegNetSpec.checkKeys(keys, node: node, name: name, trunkName: trunkName)
         if let name, name != "anynet" {
             try self.init(named: name, node: node, trunkName: trunkName, inputType: inputType)
@@ -53,6 +53,24 @@ extension RegNetSpec {
             stemWidth: try node["stem_width"].intIfPresent() ?? 32, seRatio: useSE && ratio != 0 ? ratio : nil,
             bnEpsilon: try node["bn_epsilon"].doubleIfPresent() ?? 1e-5, inputType: inputType,
             stageCheckpoints: checkpoints, keyPath: node.path)
+    }
+
+    /// What the effective configuration holds for a key nobody set ("", 0, -1, [] for the keys
+    /// without a ClassyVision default; ClassyVision's default otherwise).
+    static let unsetValues: [String: JSONValue] = [
+        "name": "", "depth": 0, "w_0": 0, "w_a": -1, "w_m": 0, "group_width": 0, "bottleneck_multiplier": 1,
+        "stem_type": "simple_stem_in", "stem_width": 32, "block_type": "res_bottleneck_block", "activation": "relu",
+        "use_se": true, "se_ratio": 0.25, "bn_epsilon": 1e-5, "bn_momentum": 0.1, "depths": [], "widths": [],
+        "group_widths": [], "bottleneck_multipliers": [], "strides": [], "stage_checkpoints": [],
+    ]
+
+    /// Whether a key holds a value other than the unset one.
+    static func isGiven(_ node: ConfigNode) -> Bool {
+        guard node.exists, let value = node.value else { return false }
+        let key = String(node.path.split(separator: ".").last ?? "")
+        guard let unset = unsetValues[key] else { return true }
+        if let a = value.doubleValue, let b = unset.doubleValue, value.stringValue == nil { return a != b }
+        return value != unset
     }
 
     /// Which keys the form allows (named, parametric or anynet; stage_checkpoints for the FSDP trunks).
@@ -119,7 +137,7 @@ extension RegNetSpec {
 
     /// `RegNetParams` from the parametric keys (ClassyVision's assertions included).
     static func parametricStages(_ node: ConfigNode) throws -> [RegNetStage] {
-        for key in ["depth", "w_0", "w_a", "w_m", "group_width"] where !node[key].exists {
+        for key in ["depth", "w_0", "w_a", "w_m", "group_width"] where !isGiven(node[key]) {
             throw LinprobeError.config(
                 "\(node.path).\(key): missing (RegNet parameters need depth, w_0, w_a, w_m, group_width)")
         }
@@ -152,7 +170,7 @@ extension RegNetSpec {
     /// `AnyNetParams`: explicit per-stage lists of the same length.
     static func anynetStages(_ node: ConfigNode) throws -> [RegNetStage] {
         let names = ["depths", "widths", "group_widths", "bottleneck_multipliers", "strides"]
-        for key in names where !node[key].exists {
+        for key in names where !isGiven(node[key]) {
             throw LinprobeError.config("\(node.path).\(key): missing (anynet needs \(names.joined(separator: ", ")))")
         }
         let depths = try node["depths"].ints(), widths = try node["widths"].ints()

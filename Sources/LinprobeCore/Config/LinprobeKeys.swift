@@ -54,7 +54,10 @@ public enum LinprobeKeys {
             "Parallel image-loading workers (VISSL: dataloader processes per GPU)."),
 
         .vissl("MODEL.INPUT_TYPE", .string, oneOf: ["rgb", "bgr", "lab"], "Colour layout the trunk expects."),
-        .vissl("MODEL.TRUNK.NAME", .string, "Trunk architecture (resnet, vision_transformer, beit)."),
+        .vissl(
+            "MODEL.TRUNK.NAME", .string,
+            "Trunk architecture (resnet, vision_transformer, beit, alexnet_bvlc, alexnet_colorization, alexnet_deepcluster, alexnet_jigsaw, alexnet_rotnet, resnet_sk)."
+        ),
         .vissl("MODEL.TRUNK.RESNETS.DEPTH", .integer, oneOf: [18, 34, 50, 101, 152, 200], "ResNet depth."),
         .vissl(
             "MODEL.TRUNK.RESNETS.WIDTH_MULTIPLIER", .integer, min: 1,
@@ -72,6 +75,11 @@ public enum LinprobeKeys {
             "MODEL.TRUNK.RESNETS.ZERO_INIT_RESIDUAL", .bool,
             "Zero-initialise the last BN of each residual branch (training only; no effect on loaded weights)."),
         .vissl("MODEL.TRUNK.RESNETS.LAYER4_STRIDE", .integer, oneOf: [1, 2], "Stride of the last ResNet stage."),
+        .vissl("MODEL.TRUNK.RESNETS_SK.DEPTH", .integer, oneOf: [152], "SimCLRv2 ResNet (resnet_sk) depth."),
+        .vissl("MODEL.TRUNK.RESNETS_SK.WIDTH_MULTIPLIER", .integer, min: 1, "SimCLRv2 ResNet width multiplier."),
+        .vissl(
+            "MODEL.TRUNK.RESNETS_SK.SK_RATIO", .number, min: 0,
+            "Selective-kernel squeeze ratio (0.0625 = SimCLRv2 sk1; 0 = plain 7x7 stem and 3x3 convolutions)."),
 
         .vissl(
             "MODEL.TRUNK.VISION_TRANSFORMERS.IMAGE_SIZE", .integer, min: 1,

@@ -8,7 +8,8 @@
 # Environment: TRUNK_BENCH_THREADS (2), TRUNK_BENCH_BATCH (32), TRUNK_BENCH_ROUNDS (3),
 # TRUNK_BENCH_ITERATIONS (3 timed batches per process, after 1 warm-up), TRUNK_BENCH_QUICK=1
 # (one round, no variants), TRUNK_BENCH_PROBE=1 (adds the GEMM-only layout probe), TRUNK_BENCH_VIT=0
-# (skips the ViT-S/16 and ViT-B/16 table of vit.sh, which runs last).
+# (skips the ViT-S/16 and ViT-B/16 table of vit.sh, which runs after the ResNet table),
+# TRUNK_BENCH_REGNET=0 (skips the RegNetY-8GF table of regnet.sh, which runs last).
 # Run through Benchmarks/run.sh (which unsets OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE and sets $PY).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -96,4 +97,9 @@ PYEOF
 if [ "${TRUNK_BENCH_VIT:-1}" = 1 ]; then
   echo
   bash Benchmarks/trunk/vit.sh
+fi
+
+if [ "${TRUNK_BENCH_REGNET:-1}" = 1 ]; then
+  echo
+  bash Benchmarks/trunk/regnet.sh
 fi

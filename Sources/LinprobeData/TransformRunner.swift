@@ -16,6 +16,8 @@ public final class TransformRunner: @unchecked Sendable {
     private let scratch = [ScratchBuffer(), ScratchBuffer(), ScratchBuffer()]
     /// Per channel, 256 entries: the float value of each byte after the tensor steps.
     private let lookup: [Float]
+    /// `ImgPil2LabTensor`: pixels become OpenCV's 8-bit Lab before the lookup.
+    private let lab: Bool
 
     public init(pipeline: TransformPipeline) {
         self.pipeline = pipeline
@@ -32,6 +34,9 @@ public final class TransformRunner: @unchecked Sendable {
                     case .toRawTensor:
                         x = Float(v)
                         converted = true
+                    case .toLabTensor:
+                        x = LabColor.tensorValue(channel: c, byte: UInt8(v))
+                        converted = true
                     case .normalize(let mean, let std):
                         x = (x - mean[mean.count == 1 ? 0 : c]) / std[std.count == 1 ? 0 : c]
                     default:
@@ -42,6 +47,7 @@ public final class TransformRunner: @unchecked Sendable {
             }
         }
         lookup = lut
+        lab = pipeline.steps.contains(.toLabTensor)
     }
 
     /// Applies the pipeline to `image` and writes the `[3, H, W]` tensor to `output`; returns
@@ -77,9 +83,11 @@ public final class TransformRunner: @unchecked Sendable {
                     let o = destination + y * w
                     for x in 0..<w {
                         let p = row + 3 * (tensorFlip ? w - 1 - x : x)
-                        o[x] = lut[Int(p[0])]
-                        o[plane + x] = lut[256 + Int(p[1])]
-                        o[2 * plane + x] = lut[512 + Int(p[2])]
+                        var (c0, c1, c2) = (p[0], p[1], p[2])
+                        if lab { (c0, c1, c2) = LabColor.lab8(r: c0, g: c1, b: c2) }
+                        o[x] = lut[Int(c0)]
+                        o[plane + x] = lut[256 + Int(c1)]
+                        o[2 * plane + x] = lut[512 + Int(c2)]
                     }
                 }
             }
@@ -158,11 +166,16 @@ public final class TransformRunner: @unchecked Sendable {
                     width: s.window.w, height: s.window.h, scale: scale, ratio: ratio, random: &random)
                 crop(&s, top: box.top, left: box.left, height: box.height, width: box.width)
                 resize(&s, height: h, width: w, filter: filter)
+            case .randomCrop(let h, let w):
+                // torchvision's RandomCrop.get_params: top, then left, uniform over the valid offsets.
+                let top = random.int(below: s.window.h - h + 1)
+                let left = random.int(below: s.window.w - w + 1)
+                crop(&s, top: top, left: left, height: h, width: w)
             case .randomHorizontalFlip(let p):
                 if random.uniform() < p {
                     if converted { s.tensorFlip.toggle() } else { s.flip.toggle() }
                 }
-            case .toTensor, .toRawTensor:
+            case .toTensor, .toRawTensor, .toLabTensor:
                 converted = true
             case .normalize:
                 break

@@ -23,11 +23,17 @@ public enum TransformStep: Sendable, Equatable {
     case resizedCrop(
         top: Int, left: Int, boxHeight: Int, boxWidth: Int, height: Int, width: Int,
         filter: ResampleFilter)
+    /// torchvision's `RandomCrop(size)` (no padding): a seeded uniform box of `height`×`width`
+    /// inside the image; an image smaller than the crop is an error, as in torchvision.
+    case randomCrop(height: Int, width: Int)
     case randomHorizontalFlip(p: Double)
     /// `ToTensor`: HWC uint8 → CHW float32 in [0, 1].
     case toTensor
     /// VISSL's `ImgPilToRawTensor`: HWC uint8 → CHW float32 in [0, 255].
     case toRawTensor
+    /// VISSL's `ImgPil2LabTensor`: RGB → OpenCV 8-bit Lab (`LabColor`) → CHW float32
+    /// `[L8·100/255 − 50, a8 − 128, b8 − 128]`.
+    case toLabTensor
     case normalize(mean: [Float], std: [Float])
 
     /// The torchvision/VISSL class name.
@@ -36,20 +42,22 @@ public enum TransformStep: Sendable, Equatable {
         case .resize: return "Resize"
         case .centerCrop: return "CenterCrop"
         case .randomResizedCrop: return "RandomResizedCrop"
+        case .randomCrop: return "RandomCrop"
         case .resizedCrop: return "ResizedCrop"
         case .randomHorizontalFlip: return "RandomHorizontalFlip"
         case .toTensor: return "ToTensor"
         case .toRawTensor: return "ImgPilToRawTensor"
+        case .toLabTensor: return "ImgPil2LabTensor"
         case .normalize: return "Normalize"
         }
     }
 
-    var isTensorConversion: Bool { self == .toTensor || self == .toRawTensor }
+    var isTensorConversion: Bool { self == .toTensor || self == .toRawTensor || self == .toLabTensor }
 
     /// Whether the step changes the image's size (resizes and crops).
     var isGeometric: Bool {
         switch self {
-        case .resize, .centerCrop, .randomResizedCrop, .resizedCrop: return true
+        case .resize, .centerCrop, .randomResizedCrop, .resizedCrop, .randomCrop: return true
         default: return false
         }
     }
@@ -81,12 +89,16 @@ public enum TransformStep: Sendable, Equatable {
                 "name": "ResizedCrop", "box": [.int(Int64(top)), .int(Int64(left)), .int(Int64(bh)), .int(Int64(bw))],
                 "size": [.int(Int64(h)), .int(Int64(w))], "interpolation": f(filter),
             ]
+        case .randomCrop(let h, let w):
+            return ["name": "RandomCrop", "size": [.int(Int64(h)), .int(Int64(w))]]
         case .randomHorizontalFlip(let p):
             return ["name": "RandomHorizontalFlip", "p": .double(p)]
         case .toTensor:
             return ["name": "ToTensor"]
         case .toRawTensor:
             return ["name": "ImgPilToRawTensor"]
+        case .toLabTensor:
+            return ["name": "ImgPil2LabTensor"]
         case .normalize(let mean, let std):
             return [
                 "name": "Normalize", "mean": .array(mean.map { .double(Double($0)) }),
@@ -104,8 +116,8 @@ public struct TransformPipeline: Sendable, Equatable {
 
     /// Transform names Linprobe implements (torchvision's, plus VISSL's `ImgPilToRawTensor`).
     public static let supportedNames = [
-        "Resize", "CenterCrop", "RandomResizedCrop", "RandomHorizontalFlip",
-        "ToTensor", "Normalize", "ImgPilToRawTensor",
+        "Resize", "CenterCrop", "RandomCrop", "RandomResizedCrop", "RandomHorizontalFlip",
+        "ToTensor", "Normalize", "ImgPilToRawTensor", "ImgPil2LabTensor",
     ]
 
     /// Validates the order. `requireTensor` (the default, what `extract` needs) demands a
@@ -115,7 +127,7 @@ public struct TransformPipeline: Sendable, Equatable {
         for (i, step) in steps.enumerated() {
             let here = "\(path)[\(i)] (\(step.name))"
             switch step {
-            case .toTensor, .toRawTensor:
+            case .toTensor, .toRawTensor, .toLabTensor:
                 if converted {
                     throw LinprobeError.config("\(here): the image is already a tensor (a second tensor conversion)")
                 }
@@ -126,7 +138,7 @@ public struct TransformPipeline: Sendable, Equatable {
                 }
             case .randomHorizontalFlip:
                 break
-            case .resize, .centerCrop, .randomResizedCrop, .resizedCrop:
+            case .resize, .centerCrop, .randomResizedCrop, .resizedCrop, .randomCrop:
                 if converted {
                     throw LinprobeError.config(
                         "\(here): geometric transforms after ToTensor are not supported (torchvision would resample a tensor, not a PIL image); move it before ToTensor"
@@ -152,7 +164,7 @@ public struct TransformPipeline: Sendable, Equatable {
             case .resize(.exact(let eh, let ew), _, _): (h, w, atLeast) = (eh, ew, false)
             case .resize(.shorterSide(let n), _, _): (h, w, atLeast) = (n, n, true)
             case .centerCrop(let ch, let cw), .randomResizedCrop(let ch, let cw, _, _, _),
-                .resizedCrop(_, _, _, _, let ch, let cw, _):
+                .resizedCrop(_, _, _, _, let ch, let cw, _), .randomCrop(let ch, let cw):
                 (h, w, atLeast) = (ch, cw, false)
             default: continue
             }
@@ -164,8 +176,19 @@ public struct TransformPipeline: Sendable, Equatable {
 
     /// Checks every image the pipeline makes from an `imageWidth`×`imageHeight` input, and the
     /// tensor it ends with, against the memory budget (before the runner allocates them).
+    /// Also refuses a `RandomCrop` larger than the image it gets (torchvision raises there).
     public func checkMemory(imageWidth: Int, imageHeight: Int) throws {
         let sizes = imageSizes(imageWidth: imageWidth, imageHeight: imageHeight)
+        var before = (h: imageHeight, w: imageWidth)
+        for s in sizes {
+            if case .randomCrop(let ch, let cw) = steps[s.step], ch > before.h || cw > before.w {
+                throw LinprobeError(
+                    .shapeMismatch,
+                    "TRANSFORMS[\(s.step)] (RandomCrop) of a \(imageWidth)×\(imageHeight) image: required crop size (\(ch), \(cw)) is larger than the input image size (\(before.h), \(before.w))"
+                )
+            }
+            before = (s.height, s.width)
+        }
         for (k, s) in sizes.enumerated() {
             let final = k == sizes.count - 1
             if let excess = Self.sizeExcess(height: s.height, width: s.width, final: final, atLeast: false) {
@@ -200,6 +223,7 @@ public struct TransformPipeline: Sendable, Equatable {
     public var isRandom: Bool {
         steps.contains {
             if case .randomResizedCrop = $0 { return true }
+            if case .randomCrop = $0 { return true }
             if case .randomHorizontalFlip(let p) = $0 { return p > 0 && p < 1 }
             return false
         }
@@ -223,6 +247,8 @@ public struct TransformPipeline: Sendable, Equatable {
             case .centerCrop(let ch, let cw):
                 (h, w) = (ch, cw)
             case .randomResizedCrop(let ch, let cw, _, _, _), .resizedCrop(_, _, _, _, let ch, let cw, _):
+                (h, w) = (ch, cw)
+            case .randomCrop(let ch, let cw):
                 (h, w) = (ch, cw)
             default:
                 continue
@@ -381,6 +407,16 @@ public struct TransformPipeline: Sendable, Equatable {
             try accept(["size"])
             let (h, w) = try squareOrPair("size")
             return .centerCrop(height: h, width: w)
+        case "RandomCrop":
+            try accept(["size", "padding", "pad_if_needed", "fill", "padding_mode"])
+            let padding = item["padding"].value
+            guard padding == nil || padding == .null || padding == .int(0),
+                try node("pad_if_needed").boolIfPresent() != true
+            else {
+                throw LinprobeError.config("\(here): padding is not supported (VISSL's benchmarks crop without it)")
+            }
+            let (h, w) = try squareOrPair("size")
+            return .randomCrop(height: h, width: w)
         case "RandomResizedCrop":
             try accept(["size", "scale", "ratio", "interpolation", "antialias"])
             try antialias()
@@ -399,6 +435,9 @@ public struct TransformPipeline: Sendable, Equatable {
         case "ImgPilToRawTensor":
             try accept([])
             return .toRawTensor
+        case "ImgPil2LabTensor":
+            try accept([])
+            return .toLabTensor
         case "Normalize":
             try accept(["mean", "std", "inplace"])
             _ = try node("inplace").boolIfPresent()

@@ -9,8 +9,8 @@ import LinprobeCore
 /// store's metadata make it crash (SIGSEGV, "double free") rather than fail (issue 19 case 8;
 /// `h5dump` crashes on the same files). So, when the executable has set `command`, the first
 /// `FeatureStoreReader` of each file (by path, size and modification time) has a child process
-/// open the store and read its structure — every attribute and dataset, the targets, indices
-/// and flags, and the first and last row of each layer — and a child killed by a signal becomes one line naming
+/// open the store and read its structure — every attribute and dataset, the targets, indices,
+/// flags and image paths, and the first and last row of each layer — and a child killed by a signal becomes one line naming
 /// the store. A child that fails with an ordinary error proves the open is safe; the reader
 /// then reports the error itself. Costs one process start (tens of milliseconds) per store.
 public enum StoreStructureCheck {
@@ -71,6 +71,9 @@ public enum StoreStructureCheck {
         _ = try reader.targets()
         _ = try reader.indices()
         _ = try reader.unreadableRows()
+        // Variable-length strings live in HDF5's global heap, outside any checksum: a damaged
+        // heap reference crashes the read (a fuzzed store did), so the paths are read here too.
+        _ = try reader.imagePaths()
         guard reader.count > 0 else { return }
         for layer in reader.layers {
             let row = FloatBuffer(count: layer.dim)

@@ -11,6 +11,13 @@ public enum TrunkFamilies {
         ("resnet", { try ResNetSpec(model: $0) }),
         ("vision_transformer", { try ViTSpec(model: $0) }),
         ("beit", { try ViTSpec(beitModel: $0) }),
+        ("regnet", { try RegNetSpec(model: $0, trunkName: "regnet") }),
+        ("regnet_fsdp", { try RegNetSpec(model: $0, trunkName: "regnet_fsdp") }),
+        ("regnet_v2", { try RegNetSpec(model: $0, trunkName: "regnet_v2") }),
+        ("alexnet_bvlc", AlexNetSpec.parse), ("alexnet_colorization", AlexNetSpec.parse),
+        ("alexnet_deepcluster", AlexNetSpec.parse), ("alexnet_jigsaw", AlexNetSpec.parse),
+        ("alexnet_rotnet", AlexNetSpec.parse),
+        ("resnet_sk", { try ResNetSKSpec(model: $0) }),
     ]
 
     /// The trunk names Linprobe implements.

@@ -41,6 +41,22 @@ import Testing
         #expect(try runProcess(linprobeBinary(), ["inspect", store]).status == 0)
     }
 
+    /// Found by `make fuzz` (seed 3): a store whose structure reads fine but whose image paths
+    /// (variable-length strings, in HDF5's unchecksummed global heap) crash libhdf5 when read.
+    @Test func aStoreWhosePathsCrashHDF5IsOneLine() throws {
+        let damaged = fixturePath("store-damaged/hdf5_crashes_reading_paths.h5")
+        let out = try TemporaryDirectory()
+        for command in [
+            ["inspect", damaged], ["export-features", damaged, "--format", "npy", "--out", out.file("x")],
+        ] {
+            let r = try runProcess(linprobeBinary(), command, currentDirectory: repositoryRoot.path)
+            #expect(r.status == 1, "\(command): \(r.stderr)")
+            let errors = r.stderr.split(separator: "\n").filter { $0.hasPrefix("error:") }
+            #expect(errors.count == 1 && errors[0].contains("hdf5_crashes_reading_paths.h5"), "\(r.stderr)")
+            #expect(!r.stderr.contains("Program crashed"), "\(r.stderr)")
+        }
+    }
+
     @Test func partialStoreIsShownAsIncomplete() throws {
         let dir = try TemporaryDirectory()
         let store = dir.file("train.h5")

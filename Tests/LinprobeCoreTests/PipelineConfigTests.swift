@@ -126,12 +126,12 @@ import Testing
             [
                 "config.MACHINE.DEVICE=cpu",
                 "config.DISTRIBUTED.BACKEND=gloo",
-                "config.MODEL.TRUNK.REGNET.depth=16",  // inside an open VISSL mapping
+                "config.MODEL.TRUNK.EFFICIENT_NETS.depth=16",  // inside an open VISSL mapping
             ])
-        #expect(config.ignoredKeys == ["DISTRIBUTED.BACKEND", "MACHINE.DEVICE", "MODEL.TRUNK.REGNET"])
+        #expect(config.ignoredKeys == ["DISTRIBUTED.BACKEND", "MACHINE.DEVICE", "MODEL.TRUNK.EFFICIENT_NETS"])
         #expect(
             config.ignoredKeysNote
-                == "note: ignoring VISSL keys Linprobe does not use: DISTRIBUTED.BACKEND, MACHINE.DEVICE, MODEL.TRUNK.REGNET"
+                == "note: ignoring VISSL keys Linprobe does not use: DISTRIBUTED.BACKEND, MACHINE.DEVICE, MODEL.TRUNK.EFFICIENT_NETS"
         )
         #expect(config.node("MACHINE").value == nil)
     }
@@ -146,7 +146,7 @@ import Testing
               NON_TRAINABLE_PARAMS: some_layer
               TRUNK:
                 VISION_TRANSFORMERS: {name: 3}
-                REGNET: {depth: 16, w_0: 24}
+                EFFICIENT_NETS: {depth: 16, w_0: 24}
             DATA:
               TRAIN:
                 COLLATE_FUNCTION_PARAMS: {a: 1}
@@ -154,7 +154,7 @@ import Testing
         #expect(config.ignoredKeys.contains("LOSS.cross_entropy_multiple_output_single_target.weight"))
         #expect(config.ignoredKeys.contains("MODEL.NON_TRAINABLE_PARAMS"))
         #expect(config.ignoredKeys.contains("MODEL.TRUNK.VISION_TRANSFORMERS.name"))
-        #expect(config.ignoredKeys.contains("MODEL.TRUNK.REGNET"))
+        #expect(config.ignoredKeys.contains("MODEL.TRUNK.EFFICIENT_NETS"))
         #expect(config.ignoredKeys.contains("DATA.TRAIN.COLLATE_FUNCTION_PARAMS"))
     }
 

@@ -18,6 +18,7 @@ private enum Outcome: String, CaseIterable {
     case poolTapWithClassToken = "*POOL* tap on a class-token ViT"
     case colorizationTrunk = "Lab input on the wrong AlexNet"
     case trunkNotImplemented = "trunk not implemented yet"
+    case tapNotInTrunk = "tap the trunk lacks (an overlay without its own pool map, e.g. vit_b32)"
 
     /// The named error a message is, or nil.
     init?(message: String) {
@@ -27,6 +28,10 @@ private enum Outcome: String, CaseIterable {
             self = .poolTapWithClassToken
         } else if message.contains("does not take Lab input") || message.contains("takes the L channel of Lab input") {
             self = .colorizationTrunk
+        } else if message.hasPrefix("MODEL.FEATURE_EVAL_SETTINGS.LINEAR_EVAL_FEAT_POOL_OPS_MAP[")
+            && message.contains("is not a tap of the")
+        {
+            self = .tapNotInTrunk
         } else if message.hasPrefix("MODEL.TRUNK.NAME: trunk '") && message.contains("is not supported (supported:")
             || message.contains("LAB-input colorization trunks are not implemented")
         {

@@ -67,7 +67,7 @@ struct SpecTests {
     @Test(
         "unsupported settings are config errors naming the key",
         arguments: [
-            (#"{"TRUNK": {"NAME": "regnet"}}"#, "MODEL.TRUNK.NAME"),
+            (#"{"TRUNK": {"NAME": "efficientnet"}}"#, "MODEL.TRUNK.NAME"),
             (#"{"TRUNK": {"RESNETS": {"DEPTH": 42}}}"#, "MODEL.TRUNK.RESNETS.DEPTH"),
             (#"{"TRUNK": {"RESNETS": {"NORM": "GroupNorm"}}}"#, "MODEL.TRUNK.RESNETS.NORM"),
             (#"{"TRUNK": {"RESNETS": {"LAYER4_STRIDE": 3}}}"#, "MODEL.TRUNK.RESNETS.LAYER4_STRIDE"),

@@ -30,6 +30,8 @@ struct Arguments {
     var canonicalTaps = true
     /// `s16` or `b16`: a ViT-S/16 or ViT-B/16 (VISSL's dino_vit overlays: concatCLS4 + lastCLS) instead.
     var vit = ""
+    /// A ClassyVision RegNet name (`regnet_y_8gf`; VISSL's regnet8Gf overlay taps) instead.
+    var regnet = ""
 
     init() {
         var it = CommandLine.arguments.dropFirst().makeIterator()
@@ -69,6 +71,7 @@ struct Arguments {
                 algorithm = a
             case "--trunk-only": canonicalTaps = false
             case "--vit": vit = value()
+            case "--regnet": regnet = value()
             default:
                 usage("unknown argument \(a)\n")
             }
@@ -154,6 +157,16 @@ if args.gemmProbe {
         "{\"gemm_probe\": true, \"batch\": \(n), \"threads\": \(args.threads), \"blas_core\": \"\(BLAS.coreName)\", \"macs_per_image\": \(macs), \"nhwc_batched_img_s\": \(results["nhwc_batched", default: .nan]), \"nchw_per_image_img_s\": \(results["nchw_per_image", default: .nan])}"
     )
     exit(0)
+}
+
+if !args.regnet.isEmpty {
+    do {
+        try benchRegNet(args)
+        exit(0)
+    } catch {
+        FileHandle.standardError.write(Data("bench-trunk: \(oneLine(error))\n".utf8))
+        exit(1)
+    }
 }
 
 if !args.vit.isEmpty {

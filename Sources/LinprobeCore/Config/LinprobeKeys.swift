@@ -54,7 +54,10 @@ public enum LinprobeKeys {
             "Parallel image-loading workers (VISSL: dataloader processes per GPU)."),
 
         .vissl("MODEL.INPUT_TYPE", .string, oneOf: ["rgb", "bgr", "lab"], "Colour layout the trunk expects."),
-        .vissl("MODEL.TRUNK.NAME", .string, "Trunk architecture (resnet, vision_transformer, beit)."),
+        .vissl(
+            "MODEL.TRUNK.NAME", .string,
+            "Trunk architecture (resnet, vision_transformer, beit, alexnet_bvlc, alexnet_colorization, alexnet_deepcluster, alexnet_jigsaw, alexnet_rotnet, resnet_sk)."
+        ),
         .vissl("MODEL.TRUNK.RESNETS.DEPTH", .integer, oneOf: [18, 34, 50, 101, 152, 200], "ResNet depth."),
         .vissl(
             "MODEL.TRUNK.RESNETS.WIDTH_MULTIPLIER", .integer, min: 1,
@@ -72,6 +75,11 @@ public enum LinprobeKeys {
             "MODEL.TRUNK.RESNETS.ZERO_INIT_RESIDUAL", .bool,
             "Zero-initialise the last BN of each residual branch (training only; no effect on loaded weights)."),
         .vissl("MODEL.TRUNK.RESNETS.LAYER4_STRIDE", .integer, oneOf: [1, 2], "Stride of the last ResNet stage."),
+        .vissl("MODEL.TRUNK.RESNETS_SK.DEPTH", .integer, oneOf: [152], "SimCLRv2 ResNet (resnet_sk) depth."),
+        .vissl("MODEL.TRUNK.RESNETS_SK.WIDTH_MULTIPLIER", .integer, min: 1, "SimCLRv2 ResNet width multiplier."),
+        .vissl(
+            "MODEL.TRUNK.RESNETS_SK.SK_RATIO", .number, min: 0,
+            "Selective-kernel squeeze ratio (0.0625 = SimCLRv2 sk1; 0 = plain 7x7 stem and 3x3 convolutions)."),
 
         .vissl(
             "MODEL.TRUNK.VISION_TRANSFORMERS.IMAGE_SIZE", .integer, min: 1,
@@ -114,6 +122,49 @@ public enum LinprobeKeys {
         .vissl("MODEL.TRUNK.BEIT.DROPOUT_RATE", .number, "BEiT: dropout (training only; inert here)."),
         .vissl("MODEL.TRUNK.BEIT.ATTENTION_DROPOUT_RATE", .number, "BEiT: attention dropout (inert here)."),
         .vissl("MODEL.TRUNK.BEIT.DROP_PATH_RATE", .number, "BEiT: stochastic depth (inert here)."),
+
+        // RegNet (MODEL.TRUNK.REGNET, free-form in VISSL): "", 0, -1 and [] mean "not given"; the
+        // other defaults are ClassyVision's.
+        .vissl(
+            "MODEL.TRUNK.REGNET.name", .string, default: "",
+            "RegNet: a ClassyVision name (regnet_y_400mf ... regnet_y_256gf, regnet_x_*) or anynet; empty = parametric."
+        ),
+        .vissl("MODEL.TRUNK.REGNET.depth", .integer, default: 0, min: 0, "RegNet: number of blocks (parametric form)."),
+        .vissl("MODEL.TRUNK.REGNET.w_0", .number, default: 0, min: 0, "RegNet: initial width (divisible by 8)."),
+        .vissl("MODEL.TRUNK.REGNET.w_a", .number, default: -1, min: -1, "RegNet: width slope (≥ 0; -1 = not given)."),
+        .vissl("MODEL.TRUNK.REGNET.w_m", .number, default: 0, min: 0, "RegNet: width multiplier per stage (> 1)."),
+        .vissl(
+            "MODEL.TRUNK.REGNET.group_width", .integer, default: 0, min: 0,
+            "RegNet: channels per group of the 3×3 convolutions."),
+        .vissl(
+            "MODEL.TRUNK.REGNET.bottleneck_multiplier", .number, default: 1.0, min: 0,
+            "RegNet: bottleneck width over block width."),
+        .vissl(
+            "MODEL.TRUNK.REGNET.stem_type", .string, default: "simple_stem_in",
+            oneOf: ["simple_stem_in", "res_stem_in", "res_stem_cifar"], "RegNet: stem."),
+        .vissl("MODEL.TRUNK.REGNET.stem_width", .integer, default: 32, min: 1, "RegNet: stem channels."),
+        .vissl(
+            "MODEL.TRUNK.REGNET.block_type", .string, default: "res_bottleneck_block",
+            "RegNet: block (res_bottleneck_block is implemented)."),
+        .vissl("MODEL.TRUNK.REGNET.activation", .string, default: "relu", "RegNet: activation (relu is implemented)."),
+        .vissl("MODEL.TRUNK.REGNET.use_se", .bool, default: true, "RegNet: squeeze-and-excitation (RegNetY)."),
+        .vissl(
+            "MODEL.TRUNK.REGNET.se_ratio", .number, default: 0.25, min: 0, "RegNet: SE width over block input width."),
+        .vissl("MODEL.TRUNK.REGNET.bn_epsilon", .number, default: 1e-5, min: 0, "RegNet: BatchNorm epsilon."),
+        .vissl(
+            "MODEL.TRUNK.REGNET.bn_momentum", .number, default: 0.1,
+            "RegNet: BatchNorm momentum (training only; inert here)."),
+        .vissl("MODEL.TRUNK.REGNET.depths", .list(.integer), default: [], "AnyNet: blocks per stage."),
+        .vissl("MODEL.TRUNK.REGNET.widths", .list(.integer), default: [], "AnyNet: output width per stage."),
+        .vissl("MODEL.TRUNK.REGNET.group_widths", .list(.integer), default: [], "AnyNet: group width per stage."),
+        .vissl(
+            "MODEL.TRUNK.REGNET.bottleneck_multipliers", .list(.number), default: [],
+            "AnyNet: bottleneck multiplier per stage."),
+        .vissl(
+            "MODEL.TRUNK.REGNET.strides", .list(.integer), default: [], "AnyNet: stride of each stage's first block."),
+        .vissl(
+            "MODEL.TRUNK.REGNET.stage_checkpoints", .list(.list(.integer)), default: [],
+            "regnet_fsdp / regnet_v2: block-group end indices per stage (decides the -part{g} checkpoint keys)."),
 
         .vissl("MODEL.FEATURE_EVAL_SETTINGS.EVAL_MODE_ON", .bool, "Evaluate a frozen model (linear benchmark mode)."),
         .vissl("MODEL.FEATURE_EVAL_SETTINGS.FREEZE_TRUNK_ONLY", .bool, "Freeze the trunk and train only the heads."),

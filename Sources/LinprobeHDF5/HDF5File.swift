@@ -93,8 +93,25 @@ public final class HDF5File: HDF5AttributeHolder {
             throw HDF5Error(function: "H5Fis_hdf5", message: currentHDF5ErrorMessage(), object: path)
         }
         let flags = writable ? lp_H5F_ACC_RDWR() : lp_H5F_ACC_RDONLY()
-        let fid = try checkID(H5Fopen(path, flags, lp_H5P_DEFAULT()), "H5Fopen", path)
-        return try HDF5File(path: path, id: fid)
+        return try HDF5File(path: path, id: openRetryingWhileLocked(path, flags: flags))
+    }
+
+    /// `H5Fopen`, tried again for up to two seconds while HDF5's file lock (`flock`) is busy. The
+    /// lock follows the open file description, so a child process this program (or a test
+    /// running beside it) spawns holds a copy of every descriptor between its fork and its exec:
+    /// reopening a file just closed can meet that copy for a moment. A lock held longer (another
+    /// process writing the file) still fails, with the system's reason.
+    private static func openRetryingWhileLocked(_ path: String, flags: UInt32) throws(HDF5Error) -> hid_t {
+        let deadline = Date().addingTimeInterval(2)
+        while true {
+            do {
+                return try checkID(H5Fopen(path, flags, lp_H5P_DEFAULT()), "H5Fopen", path)
+            } catch {
+                let busy = error.systemReason?.contains("Resource temporarily unavailable") == true
+                guard busy, Date() < deadline else { throw error }
+                usleep(10_000)
+            }
+        }
     }
 
     deinit {

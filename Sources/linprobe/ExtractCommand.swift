@@ -24,27 +24,13 @@ struct ExtractCommand: ParsableCommand {
 
     @OptionGroup var threading: ThreadOptions
 
-    @Option(
-        name: .customLong("decode-workers"), parsing: .unconditional,
-        help:
-            "Threads decoding and transforming images while the trunk runs (default: 2 on 2+ cores; 0 = decode between batches)."
-    )
-    var decodeWorkers: Int?
+    @OptionGroup var streaming: StreamingOptions
 
     @Flag(help: "Fail at the first unreadable image instead of using VISSL's gray image (LINPROBE.STRICT_IMAGES).")
     var strict = false
 
     @Flag(help: "Extract again even when a complete store with the same fingerprint exists.")
     var force = false
-
-    @Option(
-        name: .customLong("flush-seconds"),
-        help: ArgumentHelp(
-            "Seconds between flushes of the store (0 = after every batch). A flush keeps whole chunks only "
-                + "(the store's chunk_rows rows: a whole number of batches, at most 256 or one batch): a crash loses the "
-                + "rows since the last flush plus the rows of an unfinished chunk, so up to one chunk of work "
-                + "even with 0."))
-    var flushSeconds: Double = 5
 
     @Option(
         help: ArgumentHelp(
@@ -75,14 +61,6 @@ struct ExtractCommand: ParsableCommand {
         if MergeMode(rawValue: merge) == nil {
             throw ValidationError("--merge must be 'virtual' or 'copy', got '\(merge)'")
         }
-        if let decodeWorkers, decodeWorkers < 0 { throw ValidationError("--decode-workers must be 0 or more") }
-        let cores = ProcessInfo.processInfo.activeProcessorCount
-        if let decodeWorkers, decodeWorkers > ThreadOptions.maximumPerCore * cores {
-            throw ValidationError(
-                "--decode-workers \(decodeWorkers) is more than \(ThreadOptions.maximumPerCore) per core on this machine's \(cores) core(s); each holds a batch of decoded images"
-            )
-        }
-        if flushSeconds < 0 || !flushSeconds.isFinite { throw ValidationError("--flush-seconds must be 0 or more") }
     }
 
     func run() throws {
@@ -90,9 +68,9 @@ struct ExtractCommand: ParsableCommand {
             let config = try arguments.load()
             let stop = StopRequest.installed()
             let options = ExtractOptions(
-                workdir: arguments.workdir, threads: try threading.resolved(config), decodeWorkers: decodeWorkers,
+                workdir: arguments.workdir, threads: try threading.resolved(config), decodeWorkers: streaming.decodeWorkers,
                 strict: strict ? true : nil,
-                force: force, flushInterval: flushSeconds, shouldStop: { stop.isRequested }, note: { Console.note($0) })
+                force: force, flushInterval: streaming.flushSeconds, shouldStop: { stop.isRequested }, note: { Console.note($0) })
             let results: [ExtractSplitResult]
             let only = split.flatMap { DatasetSplit(rawValue: $0.uppercased()) }
             if let shards {

@@ -29,6 +29,8 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Fail at the first unreadable image (LINPROBE.STRICT_IMAGES).")
     var strict = false
 
+    @OptionGroup var streaming: StreamingOptions
+
     func run() throws {
         try reportingErrors {
             let config = try arguments.load()
@@ -92,8 +94,8 @@ struct RunCommand: ParsableCommand {
         guard stages.contains(.extract) else { return nil }
         let stop = StopRequest.installed()
         let options = ExtractOptions(
-            workdir: arguments.workdir, threads: threads, decodeWorkers: nil, strict: strict ? true : nil, force: false,
-            flushInterval: 5, shouldStop: { stop.isRequested }, note: { Console.note($0) })
+            workdir: arguments.workdir, threads: threads, decodeWorkers: streaming.decodeWorkers,
+            strict: strict ? true : nil, force: false, flushInterval: streaming.flushSeconds, shouldStop: { stop.isRequested }, note: { Console.note($0) })
         return try TrainingStores.of(try ExtractStage.run(config: config, options: options))
     }
 }

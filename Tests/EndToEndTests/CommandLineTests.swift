@@ -54,11 +54,15 @@ import Testing
 }
 
 @Suite struct DecodeWorkersOptionTests {
-    @Test(arguments: ["-1", "100000"]) func outOfRangeDecodeWorkersIsOneUsageLine(_ value: String) throws {
+    /// `extract` and `run` share the streaming options (`run` extracts too).
+    @Test(arguments: ["extract", "run"], ["-1", "100000"])
+    func outOfRangeDecodeWorkersIsOneUsageLine(_ command: String, _ value: String) throws {
         let tmp = try TemporaryDirectory()
-        let r = try runProcess(linprobeBinary(), ["extract", "demo", "--decode-workers", value, "--workdir", tmp.path])
+        let r = try runProcess(linprobeBinary(), [command, "demo", "--decode-workers", value, "--workdir", tmp.path])
         #expect(r.status == 64, "\(r.stderr)")
         #expect(r.stderr.contains("--decode-workers"), "\(r.stderr)")
+        let flush = try runProcess(linprobeBinary(), [command, "demo", "--flush-seconds", "-1", "--workdir", tmp.path])
+        #expect(flush.status == 64 && flush.stderr.contains("--flush-seconds"), "\(flush.stderr)")
     }
 }
 

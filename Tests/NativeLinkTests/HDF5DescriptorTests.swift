@@ -32,3 +32,38 @@ import Testing
         try opened.close()
     }
 }
+
+/// HDF5's file lock is `flock` on the open file description, so a copy of a descriptor held for a
+/// moment elsewhere (a child between fork and exec) makes a reopen fail with EAGAIN; `open` waits
+/// that out, and still fails, with the system's reason, on a lock held for good.
+@Suite struct HDF5FileLockTests {
+    static func lockedFile() throws -> (path: String, fd: Int32) {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lp-lock-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let path = dir.appendingPathComponent("a.h5").path
+        try HDF5File.create(path).close()
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        #expect(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
+        return (path, fd)
+    }
+
+    @Test func aLockReleasedWithinAMomentIsWaitedFor() throws {
+        let (path, fd) = try Self.lockedFile()
+        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { close(fd) }
+        let file = try HDF5File.open(path, writable: true)
+        try file.close()
+    }
+
+    @Test func aLockHeldForGoodFailsWithTheSystemsReason() throws {
+        let (path, fd) = try Self.lockedFile()
+        defer {
+            close(fd)
+            try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent)
+        }
+        let error = #expect(throws: HDF5Error.self) { _ = try HDF5File.open(path) }
+        #expect(
+            error?.description == "\(path): H5Fopen failed: Resource temporarily unavailable",
+            "\(String(describing: error))")
+    }
+}

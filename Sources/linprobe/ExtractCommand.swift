@@ -68,9 +68,11 @@ struct ExtractCommand: ParsableCommand {
             let config = try arguments.load()
             let stop = StopRequest.installed()
             let options = ExtractOptions(
-                workdir: arguments.workdir, threads: try threading.resolved(config), decodeWorkers: streaming.decodeWorkers,
+                workdir: arguments.workdir, threads: try threading.resolved(config),
+                decodeWorkers: streaming.decodeWorkers,
                 strict: strict ? true : nil,
-                force: force, flushInterval: streaming.flushSeconds, shouldStop: { stop.isRequested }, note: { Console.note($0) })
+                force: force, flushInterval: streaming.flushSeconds, shouldStop: { stop.isRequested },
+                note: { Console.note($0) })
             let results: [ExtractSplitResult]
             let only = split.flatMap { DatasetSplit(rawValue: $0.uppercased()) }
             if let shards {

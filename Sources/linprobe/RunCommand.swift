@@ -95,7 +95,8 @@ struct RunCommand: ParsableCommand {
         let stop = StopRequest.installed()
         let options = ExtractOptions(
             workdir: arguments.workdir, threads: threads, decodeWorkers: streaming.decodeWorkers,
-            strict: strict ? true : nil, force: false, flushInterval: streaming.flushSeconds, shouldStop: { stop.isRequested }, note: { Console.note($0) })
+            strict: strict ? true : nil, force: false, flushInterval: streaming.flushSeconds,
+            shouldStop: { stop.isRequested }, note: { Console.note($0) })
         return try TrainingStores.of(try ExtractStage.run(config: config, options: options))
     }
 }

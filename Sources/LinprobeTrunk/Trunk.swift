@@ -1,4 +1,5 @@
 import Foundation
+import LinprobeBLAS
 import LinprobeCheckpoint
 import LinprobeCore
 
@@ -135,4 +136,63 @@ public protocol TrunkExtractor: FeatureModel {
     var outputs: [FeatureOutput] { get }
     /// Settings recorded in provenance (threads, layout, algorithm, BLAS).
     var provenance: JSONValue { get }
+}
+
+/// How a family's extractor spreads one batch over its workers. With `.batch`, the images are cut
+/// into one contiguous range per worker (BLAS single-threaded inside each); with `.blas`, one
+/// worker runs them all and BLAS uses every thread. Each range runs in micro-batches on its
+/// worker's workspace. One batch at a time: workspaces belong to workers.
+public final class TrunkBatchRunner: @unchecked Sendable {
+    public let threads: Int
+    public let parallelism: TrunkParallelism
+    /// Workers (and so workspaces): the threads with `.batch`, one with `.blas`.
+    public let workers: Int
+    public let microBatch: Int
+    private let lock = NSLock()
+
+    public init(options: TrunkRunOptions, microBatch: Int) {
+        threads = options.threads
+        parallelism = options.parallelism
+        workers = options.parallelism == .batch ? options.threads : 1
+        self.microBatch = max(1, microBatch)
+    }
+
+    /// Runs images `0..<count`: `step(worker, first, n)` computes images `first..<first + n` on
+    /// `worker`'s workspace. `destinations` and `outputs` are the counts the caller was given and
+    /// needs (a mismatch is a usage error).
+    public func run(
+        count: Int, destinations: Int, outputs: Int, _ step: @escaping (_ worker: Int, _ first: Int, _ n: Int) -> Void
+    ) throws {
+        guard destinations == outputs else {
+            throw LinprobeError(.usage, "forward needs \(outputs) destinations, got \(destinations)")
+        }
+        guard count > 0 else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        let previousThreads = BLAS.threads
+        BLAS.setThreads(parallelism == .blas ? threads : 1)
+        defer { BLAS.setThreads(previousThreads) }
+        let used = min(workers, count)
+        let range = { (w: Int) in (count * w / used)..<(count * (w + 1) / used) }
+        let runRange = { (w: Int) in
+            let r = range(w)
+            var start = r.lowerBound
+            while start < r.upperBound {
+                let n = min(self.microBatch, r.upperBound - start)
+                step(w, start, n)
+                start += n
+            }
+        }
+        if used == 1 {
+            runRange(0)
+        } else {
+            // Each worker touches only its own workspace and its own rows of the destinations.
+            let work = UncheckedWork(body: runRange)
+            DispatchQueue.concurrentPerform(iterations: used) { work.body($0) }
+        }
+    }
+
+    private struct UncheckedWork: @unchecked Sendable {
+        let body: (Int) -> Void
+    }
 }

@@ -17,7 +17,7 @@ public final class ResNetSKExtractor: TrunkExtractor, @unchecked Sendable {
     public let microBatch: Int
     private let workspaces: [ResNetSKWorkspace]
     private let workers: Int
-    private let lock = NSLock()
+    private let runner: TrunkBatchRunner
 
     init(
         network: ResNetSKNetwork, outputs: [FeatureOutput], inputHeight: Int, inputWidth: Int,
@@ -43,6 +43,7 @@ public final class ResNetSKExtractor: TrunkExtractor, @unchecked Sendable {
         }
         let mb = self.microBatch
         workspaces = (0..<workers).map { _ in ResNetSKWorkspace(plan: plan, microBatch: mb) }
+        runner = TrunkBatchRunner(options: options, microBatch: self.microBatch)
     }
 
     public var outputDimensions: [Int] { outputs.map(\.dimension) }
@@ -57,40 +58,11 @@ public final class ResNetSKExtractor: TrunkExtractor, @unchecked Sendable {
     }
 
     public func forward(input: UnsafePointer<Float>, count: Int, destinations: [UnsafeMutablePointer<Float>]) throws {
-        guard destinations.count == outputs.count else {
-            throw LinprobeError(.usage, "forward needs \(outputs.count) destinations, got \(destinations.count)")
-        }
-        guard count > 0 else { return }
-        lock.lock()
-        defer { lock.unlock() }
-        let previousThreads = BLAS.threads
-        BLAS.setThreads(parallelism == .blas ? threads : 1)
-        defer { BLAS.setThreads(previousThreads) }
-        let job = Job(input: input, destinations: destinations)
-        let used = min(workers, count)
-        if used == 1 {
-            run(worker: 0, range: 0..<count, job: job)
-        } else {
-            DispatchQueue.concurrentPerform(iterations: used) { w in
-                self.run(worker: w, range: (count * w / used)..<(count * (w + 1) / used), job: job)
-            }
-        }
-    }
-
-    private struct Job: @unchecked Sendable {
-        let input: UnsafePointer<Float>
-        let destinations: [UnsafeMutablePointer<Float>]
-    }
-
-    private func run(worker: Int, range: Range<Int>, job: Job) {
         let imageSize = 3 * inputHeight * inputWidth
-        var start = range.lowerBound
-        while start < range.upperBound {
-            let n = min(microBatch, range.upperBound - start)
-            forwardMicroBatch(
-                workspaces[worker], input: job.input + start * imageSize, n: n, first: start,
-                destinations: job.destinations)
-            start += n
+        try runner.run(count: count, destinations: destinations.count, outputs: outputs.count) { worker, first, n in
+            self.forwardMicroBatch(
+                self.workspaces[worker], input: input + first * imageSize, n: n, first: first,
+                destinations: destinations)
         }
     }
 

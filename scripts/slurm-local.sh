@@ -74,19 +74,31 @@ CONFIG
 
 running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
+# Starts a daemon with nothing of its caller: stdin/stdout/stderr on /dev/null and every other
+# descriptor closed. A daemon that kept one (munged keeps what it inherits) would hold a caller's
+# pipe or socket open for as long as it runs, and a caller waiting for this script's output or exit
+# (a test) would wait for the daemon instead.
+detached() {
+    (
+        for fd in /proc/self/fd/*; do
+            fd=${fd##*/}
+            if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+        done
+        exec "$@" </dev/null >/dev/null 2>&1
+    )
+}
+
 up() {
     install_packages
     write_config
     $SUDO mkdir -p /run/munge /var/log/munge /var/lib/munge
     $SUDO chown munge:munge /run/munge /var/log/munge /var/lib/munge
     [ -f /etc/munge/munge.key ] || $SUDO mungekey --create 2>/dev/null || $SUDO create-munge-key
-    # The daemons get no stdout/stderr of ours: a caller reading this script's output (a test)
-    # would otherwise wait for them to exit.
-    running /run/munge/munged.pid || $SUDO runuser -u munge -- /usr/sbin/munged </dev/null >/dev/null 2>&1
+    running /run/munge/munged.pid || detached $SUDO runuser -u munge -- /usr/sbin/munged
     $SUDO mkdir -p /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /run/slurm
     $SUDO chown slurm:slurm /var/spool/slurmctld /var/log/slurm /run/slurm
-    running /run/slurm/slurmctld.pid || $SUDO /usr/sbin/slurmctld </dev/null >/dev/null 2>&1
-    running /run/slurm/slurmd.pid || $SUDO /usr/sbin/slurmd </dev/null >/dev/null 2>&1
+    running /run/slurm/slurmctld.pid || detached $SUDO /usr/sbin/slurmctld
+    running /run/slurm/slurmd.pid || detached $SUDO /usr/sbin/slurmd
     local host state
     host=$(hostname -s)
     for _ in $(seq 1 60); do
@@ -108,7 +120,13 @@ stop() {
         pid=$(cat "$pidfile")
         $SUDO kill "$pid"
         for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-        echo "stopped $name"
+        # A daemon started with SIGTERM blocked (a parent's signal mask is inherited) ignores it.
+        if kill -0 "$pid" 2>/dev/null; then
+            $SUDO kill -KILL "$pid"
+            echo "stopped $name (SIGKILL: it did not exit on SIGTERM within 10 s)"
+        else
+            echo "stopped $name"
+        fi
     fi
 }
 

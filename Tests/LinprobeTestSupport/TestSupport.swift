@@ -1,5 +1,9 @@
 import Foundation
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// A fresh temporary folder per test, removed when the value is released.
 public final class TemporaryDirectory: @unchecked Sendable {
     public let path: String
@@ -54,44 +58,154 @@ public struct ProcessResult: Sendable {
 }
 
 /// Runs a program to completion, capturing its output.
+///
+/// Spawned directly (not through Foundation's `Process`) so that the child starts as from a
+/// shell: no signal blocked or ignored, no descriptor of this process beyond the three standard
+/// ones, stdin from /dev/null. `Process` on Linux passes the child its blocked signal mask and
+/// learns of the exit through a socket the child inherits, so a daemon started by the child (a
+/// local Slurm) kept that wait from ever returning. Here the exit is seen by `waitpid`; output
+/// still held open by a grandchild is read for at most 5 s after the exit. After `timeout`
+/// seconds the child's process group is killed and the result says so.
 @discardableResult
 public func runProcess(
     _ executable: String, _ arguments: [String], environment: [String: String]? = nil,
-    currentDirectory: String? = nil
+    currentDirectory: String? = nil, timeout: Double = 1800
 ) throws -> ProcessResult {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    if let environment {
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+    let out = try SpawnPipe(), err = try SpawnPipe()
+    var env = ProcessInfo.processInfo.environment
+    if let environment { env.merge(environment) { _, new in new } }
+    let pid = try spawn(
+        executable, [executable] + arguments, env.map { "\($0.key)=\($0.value)" },
+        currentDirectory: currentDirectory, stdout: out.write, stderr: err.write)
+    out.closeWrite()
+    err.closeWrite()
+    let started = Date()
+    var killed = false
+    var readers = [out, err]
+    var status: Int32
+    while true {
+        var raw: Int32 = 0
+        if waitpid(pid, &raw, WNOHANG) == pid {
+            status = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : raw & 0x7f
+            break
+        }
+        if !killed && Date().timeIntervalSince(started) > timeout {
+            kill(-pid, SIGKILL)
+            killed = true
+        }
+        SpawnPipe.drain(&readers, waitMilliseconds: readers.isEmpty ? 5 : 100)
     }
-    if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    // Drain both pipes concurrently so a chatty child never blocks on a full pipe.
-    let errData = LockedData()
-    let group = DispatchGroup()
-    group.enter()
-    DispatchQueue.global().async {
-        errData.set(err.fileHandleForReading.readDataToEndOfFile())
-        group.leave()
+    let exited = Date()
+    while !readers.isEmpty && Date().timeIntervalSince(exited) < 5 {
+        SpawnPipe.drain(&readers, waitMilliseconds: 100)
     }
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    group.wait()
-    process.waitUntilExit()
-    return ProcessResult(
-        status: process.terminationStatus,
-        stdout: String(decoding: outData, as: UTF8.self),
-        stderr: String(decoding: errData.get(), as: UTF8.self))
+    var stderr = err.text
+    if killed { stderr += "\nrunProcess: killed \(executable) after \(Int(timeout)) s\n" }
+    return ProcessResult(status: status, stdout: out.text, stderr: stderr)
 }
 
-private final class LockedData: @unchecked Sendable {
-    private let lock = NSLock()
-    private var data = Data()
-    func set(_ d: Data) { lock.lock(); data = d; lock.unlock() }
-    func get() -> Data { lock.lock(); defer { lock.unlock() }; return data }
+/// posix_spawn with a clean signal state, its own process group, stdin from /dev/null and only
+/// the given descriptors as stdout/stderr.
+private func spawn(
+    _ executable: String, _ argv: [String], _ envp: [String], currentDirectory: String?, stdout: Int32,
+    stderr: Int32
+) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_adddup2(&actions, stdout, 1)
+    posix_spawn_file_actions_adddup2(&actions, stderr, 2)
+    GlibcSpawnExtensions.closeFrom(&actions, 3)
+    if let currentDirectory { GlibcSpawnExtensions.changeDirectory(&actions, currentDirectory) }
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var none = sigset_t(), all = sigset_t()
+    sigemptyset(&none)
+    sigfillset(&all)
+    posix_spawnattr_setsigmask(&attributes, &none)
+    posix_spawnattr_setsigdefault(&attributes, &all)
+    posix_spawnattr_setpgroup(&attributes, 0)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
+    var cArgv = argv.map { strdup($0) } + [nil]
+    var cEnvp = envp.map { strdup($0) } + [nil]
+    defer { (cArgv + cEnvp).forEach { free($0) } }
+    var pid: pid_t = 0
+    let code = posix_spawn(&pid, executable, &actions, &attributes, &cArgv, &cEnvp)
+    guard code == 0 else {
+        throw CocoaError(
+            .fileReadUnknown,
+            userInfo: [NSLocalizedDescriptionKey: "spawn \(executable): \(String(cString: strerror(code)))"])
+    }
+    return pid
+}
+
+/// glibc's (2.34+) spawn file actions that Swift's Glibc module does not declare, looked up at
+/// run time.
+private enum GlibcSpawnExtensions {
+    typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    typealias ChangeDirectory =
+        @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
+
+    static let closeFrom: CloseFrom = unsafeBitCast(
+        symbol("posix_spawn_file_actions_addclosefrom_np"), to: CloseFrom.self)
+    static let changeDirectory: ChangeDirectory = unsafeBitCast(
+        symbol("posix_spawn_file_actions_addchdir_np"), to: ChangeDirectory.self)
+
+    private static func symbol(_ name: String) -> UnsafeMutableRawPointer {
+        guard let address = dlsym(UnsafeMutableRawPointer(bitPattern: 0), name) else {
+            fatalError("\(name) is missing: runProcess needs glibc 2.34 or later")
+        }
+        return address
+    }
+}
+
+/// One output pipe of a spawned child: the parent's read end (close-on-exec) and what was read.
+private final class SpawnPipe {
+    let read: Int32
+    private(set) var write: Int32
+    private var bytes: [UInt8] = []
+    var text: String { String(decoding: bytes, as: UTF8.self) }
+
+    init() throws {
+        var fds: [Int32] = [0, 0]
+        // Close-on-exec against other tests' spawns (the window until fcntl is harmless: a leaked
+        // copy only delays the EOF, and reading stops 5 s after the exit).
+        guard pipe(&fds) == 0, fcntl(fds[0], F_SETFD, FD_CLOEXEC) == 0, fcntl(fds[1], F_SETFD, FD_CLOEXEC) == 0 else {
+            throw CocoaError(
+                .fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "pipe: \(String(cString: strerror(errno)))"])
+        }
+        (read, write) = (fds[0], fds[1])
+    }
+
+    func closeWrite() {
+        close(write)
+        write = -1
+    }
+
+    deinit {
+        close(read)
+        if write >= 0 { close(write) }
+    }
+
+    /// Waits up to `waitMilliseconds` for output, reads what is there, and drops pipes at EOF.
+    static func drain(_ pipes: inout [SpawnPipe], waitMilliseconds: Int32) {
+        var polls = pipes.map { pollfd(fd: $0.read, events: Int16(POLLIN), revents: 0) }
+        guard poll(&polls, nfds_t(polls.count), waitMilliseconds) > 0 else { return }
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        var open: [SpawnPipe] = []
+        for (pipe, p) in zip(pipes, polls) {
+            guard p.revents != 0 else {
+                open.append(pipe)
+                continue
+            }
+            let n = Glibc.read(pipe.read, &buffer, buffer.count)
+            if n > 0 { pipe.bytes += buffer[..<n] }
+            if n > 0 || (n < 0 && errno == EINTR) { open.append(pipe) }
+        }
+        pipes = open
+    }
 }
 
 /// The built `linprobe` binary next to the test bundle (same build configuration).

@@ -128,7 +128,9 @@ let package = Package(
 
         // MARK: - Tests
 
-        .target(name: "LinprobeTestSupport", dependencies: ["LinprobeCore"], path: "Tests/LinprobeTestSupport"),
+        .target(
+            name: "LinprobeTestSupport", dependencies: ["LinprobeCore", "LinprobeCheckpoint"],
+            path: "Tests/LinprobeTestSupport"),
         .testTarget(
             name: "NativeLinkTests",
             dependencies: ["LinprobeHDF5", "LinprobeBLAS", "LinprobeCodecs"]),

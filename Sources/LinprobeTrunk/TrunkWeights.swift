@@ -39,6 +39,7 @@ public struct TrunkWeights: @unchecked Sendable {
     public static func load(
         _ settings: WeightsInit, architecture: any TrunkArchitecture, randomSeed: UInt64 = 0
     ) throws -> TrunkWeights {
+        try checkMemory(architecture)
         if settings.paramsFile.isEmpty { return random(architecture: architecture, seed: randomSeed) }
         let path = settings.paramsFile
         let checkpoint = try Checkpoint.load(path: path)
@@ -55,6 +56,17 @@ public struct TrunkWeights: @unchecked Sendable {
                 "format": .string(checkpoint.format.rawValue),
                 "settings": settings.provenance,
             ], sha256: sha)
+    }
+
+    /// The network keeps its weights as one float32 copy (BatchNorm folded in): refuse, with the
+    /// figure, before the checkpoint is opened or hashed when that copy cannot fit (SEER-10B: 40 GB).
+    static func checkMemory(_ architecture: any TrunkArchitecture) throws {
+        let count = architecture.parameters.reduce(0) { $0 + $1.shape.reduce(1, *) }
+        if let excess = MemoryBudget.excess([count, 4]) {
+            throw LinprobeError.config(
+                "the \(architecture) trunk's \(count) parameters in float32 \(excess); run it on a machine with more memory"
+            )
+        }
     }
 
     /// A checked parameter as float32, refusing NaN and infinities (a corrupt checkpoint). Each

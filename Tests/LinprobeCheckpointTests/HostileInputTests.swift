@@ -9,58 +9,6 @@ import Testing
     import Glibc
 #endif
 
-/// A stored (uncompressed) zip archive in the ZIP64 layout, whose 64-bit fields can be forged:
-/// every size, offset and count sits in a ZIP64 field (the classic ones are saturated).
-struct Zip64Builder {
-    var entries: [(name: String, data: [UInt8])]
-    /// Forged values; nil keeps the true one.
-    var entrySize: UInt64?
-    var localHeaderOffset: UInt64?
-    var directorySize: UInt64?
-    var directoryOffset: UInt64?
-    var entryCount: UInt64?
-    var recordOffset: UInt64?
-
-    init(_ entries: [(name: String, data: [UInt8])]) { self.entries = entries }
-
-    func bytes() -> [UInt8] {
-        var out: [UInt8] = []
-        func u16(_ v: Int) { out += [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF)] }
-        func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out += $0 } }
-        func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out += $0 } }
-        var locals: [UInt64] = []
-        for (name, data) in entries {
-            locals.append(UInt64(out.count))
-            u32(0x0403_4B50); u16(45); u16(0); u16(0); u16(0); u16(0)
-            u32(data.withUnsafeBytes { CRC32.checksum($0) }); u32(UInt32(data.count)); u32(UInt32(data.count))
-            u16(name.utf8.count); u16(0)
-            out += Array(name.utf8) + data
-        }
-        let directoryStart = UInt64(out.count)
-        for ((name, data), local) in zip(entries, locals) {
-            u32(0x0201_4B50); u16(45); u16(45); u16(0); u16(0); u16(0); u16(0)
-            u32(data.withUnsafeBytes { CRC32.checksum($0) }); u32(0xFFFF_FFFF); u32(0xFFFF_FFFF)
-            u16(name.utf8.count); u16(28); u16(0); u16(0); u16(0); u32(0); u32(0xFFFF_FFFF)
-            out += Array(name.utf8)
-            u16(0x0001); u16(24)
-            u64(entrySize ?? UInt64(data.count)); u64(entrySize ?? UInt64(data.count))
-            u64(localHeaderOffset ?? local)
-        }
-        let record = UInt64(out.count)
-        let size = record - directoryStart
-        u32(0x0606_4B50); u64(44); u16(45); u16(45); u32(0); u32(0)
-        u64(UInt64(entries.count)); u64(entryCount ?? UInt64(entries.count))
-        u64(directorySize ?? size); u64(directoryOffset ?? directoryStart)
-        u32(0x0706_4B50); u32(0); u64(recordOffset ?? record); u32(1)
-        u32(0x0605_4B50); u16(0); u16(0); u16(0xFFFF); u16(0xFFFF); u32(0xFFFF_FFFF); u32(0xFFFF_FFFF); u16(0)
-        return out
-    }
-
-    func write(to path: String) throws {
-        try Data(bytes()).write(to: URL(fileURLWithPath: path))
-    }
-}
-
 /// An empty dict, pickled with protocol 2.
 let emptyDictPickle: [UInt8] = [0x80, 0x02, 0x7D, 0x2E]
 

@@ -140,6 +140,29 @@ struct RegNetTests {
         try Self.check(c, network: net, fx: fx)
     }
 
+    @Test("weights too large for half the memory are one config line before the file is opened or hashed")
+    func tooLargeIsRefusedBeforeLoading() throws {
+        // SEER-10B (regnet10B overlay) where the machine has under 80 GB; else a larger anynet.
+        let seer10B: JSONValue = [
+            "depth": 27, "w_0": 1744, "w_a": 620.83, "w_m": 2.52, "group_width": 1010,
+            "stage_checkpoints": [[2], [7], [9, 17], []],
+        ]
+        let huge: JSONValue = [
+            "name": "anynet", "depths": [1, 1, 1, 1], "widths": [64, 128, 256, 4_000_000],
+            "group_widths": [8, 8, 8, 8], "bottleneck_multipliers": [1.0, 1.0, 1.0, 1.0], "strides": [2, 2, 2, 2],
+        ]
+        let regnet = MemoryBudget.physicalBytes < 80_000_000_000 ? seer10B : huge
+        let spec = try TrunkFamilies.architecture(model: regnetModel(regnet, name: "regnet_fsdp"))
+        // The file does not exist: an error about it would mean it was opened first.
+        #expect {
+            _ = try TrunkWeights.load(WeightsInit(paramsFile: "/nonexistent/seer.torch"), architecture: spec)
+        } throws: { error in
+            let text = oneLine(error)
+            return text.contains("parameters in float32 needs") && text.contains("half of this machine's")
+                && !text.contains("nonexistent")
+        }
+    }
+
     @Test("an fsdp checkpoint under the regnet layout is an error naming the missing keys")
     func layoutMismatch() throws {
         let fx = try RegNetFixtures.shared

@@ -41,13 +41,6 @@ public final class RegNetNetwork: @unchecked Sendable {
         guard let spec = weights.architecture as? RegNetSpec else {
             throw LinprobeError(.incompatible, "weights for \(weights.architecture) cannot build a RegNet")
         }
-        // The folded float32 weights are one copy of the parameters: refuse before folding when they
-        // cannot fit (SEER-10B needs about 40 GB; weights are not memory-mapped per layer yet).
-        let count = spec.parameters.reduce(0) { $0 + $1.count }
-        if let excess = MemoryBudget.excess([count, 4]) {
-            throw LinprobeError.config(
-                "the \(spec) trunk's \(count) parameters in float32 \(excess); run it on a machine with more memory")
-        }
         self.spec = spec
         weightsProvenance = weights.provenance
         weightsSHA256 = weights.sha256

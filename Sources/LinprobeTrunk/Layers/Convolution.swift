@@ -46,8 +46,7 @@ final class ConvLayer: @unchecked Sendable {
         self.groups = groups
         let og = cout / groups
         let k = kh * kw * cinPerGroup
-        // Folded weights in our layout, still in double: [g][(ky, kx, ci)][co].
-        var folded = [Double](repeating: 0, count: cout * k)
+        var scales = [Double](repeating: 0, count: cout)
         let b = FloatBuffer(count: cout)
         for o in 0..<cout {
             let variance = Double(bn.variance[o])
@@ -56,31 +55,40 @@ final class ConvLayer: @unchecked Sendable {
                     .numerical,
                     "\(name): BatchNorm running_var[\(o)] = \(variance) is not a variance; the checkpoint is corrupt")
             }
-            let scale = Double(bn.gamma[o]) / (variance + eps).squareRoot()
-            b.pointer[o] = Float(Double(bn.beta[o]) - Double(bn.mean[o]) * scale)
-            let g = o / og, oo = o % og
-            let base = g * k * og
-            for ci in 0..<cinPerGroup {
-                let source = swapInputRB ? cinPerGroup - 1 - ci : ci
-                for ky in 0..<kh {
-                    for kx in 0..<kw {
-                        folded[base + ((ky * kw + kx) * cinPerGroup + ci) * og + oo] =
-                            Double(weight[((o * cinPerGroup + source) * kh + ky) * kw + kx]) * scale
+            scales[o] = Double(bn.gamma[o]) / (variance + eps).squareRoot()
+            b.pointer[o] = Float(Double(bn.beta[o]) - Double(bn.mean[o]) * scales[o])
+        }
+        bias = b
+        // Folded weights in our layout [g][(ky, kx, ci)][co]: in double for the Winograd transform,
+        // else straight to float32 (no double copy: SEER's largest layer alone is 663 M weights).
+        func fold(_ store: (Int, Double) -> Void) {
+            for o in 0..<cout {
+                let g = o / og, oo = o % og
+                let base = g * k * og
+                for ci in 0..<cinPerGroup {
+                    let source = swapInputRB ? cinPerGroup - 1 - ci : ci
+                    for ky in 0..<kh {
+                        for kx in 0..<kw {
+                            store(
+                                base + ((ky * kw + kx) * cinPerGroup + ci) * og + oo,
+                                Double(weight[((o * cinPerGroup + source) * kh + ky) * kw + kx]) * scales[o])
+                        }
                     }
                 }
             }
         }
-        bias = b
         if useWinograd
             && ConvLayer.winogradEligible(
                 kernel: kh, stride: stride, pad: pad, groups: groups, cin: cinPerGroup, cout: cout)
         {
+            var folded = [Double](repeating: 0, count: cout * k)
+            fold { folded[$0] = $1 }
             winograd = Winograd.transformWeights(folded, cin: cinPerGroup, cout: cout)
             weights = FloatBuffer(count: 1)
         } else {
             winograd = nil
             let w = FloatBuffer(count: cout * k)
-            for i in 0..<(cout * k) { w.pointer[i] = Float(folded[i]) }
+            fold { w.pointer[$0] = Float($1) }
             weights = w
         }
     }

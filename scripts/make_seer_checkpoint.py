@@ -7,6 +7,10 @@ The tensors are views into one file-backed storage, so the script itself stays s
 whatever the model's size; `torch.save` then writes that storage once.
 
   python scripts/make_seer_checkpoint.py --out seer3b.torch [--depths 1 4 4 1 --widths ...]
+  python scripts/make_seer_checkpoint.py --out seer256gf.torch --regnet 27 640 230.83 2.53 373
+
+`--regnet depth w_0 w_a w_m group_width` takes VISSL's parametric form instead (SEER-256GF's
+`regnet256Gf_1` overlay above), widths by ClassyVision's algorithm.
 
 The matching Linprobe overrides are printed at the end.
 """
@@ -18,7 +22,7 @@ from functools import partial
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from make_regnet_fixtures import vissl_name  # noqa: E402
+from make_regnet_fixtures import expanded_params, vissl_name  # noqa: E402
 import tvshim  # noqa: F401,E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
@@ -64,8 +68,13 @@ def main():
     p.add_argument("--widths", type=int, nargs=4, default=[1840, 3680, 10120, 25760])
     p.add_argument("--group-width", type=int, default=920)
     p.add_argument("--se-ratio", type=float, default=0.25)
+    p.add_argument("--regnet", type=float, nargs=5, metavar=("DEPTH", "W_0", "W_A", "W_M", "GROUP_WIDTH"))
     args = p.parse_args()
-    sizes = shapes(args.depths, args.widths, [args.group_width] * 4, [1.0] * 4, [2] * 4, args.se_ratio)
+    groups = [args.group_width] * 4
+    if args.regnet:
+        d, w0, wa, wm, gw = args.regnet
+        args.widths, args.depths, groups = expanded_params(int(d), w0, wa, wm, int(gw))
+    sizes = shapes(args.depths, args.widths, groups, [1.0] * 4, [2] * 4, args.se_ratio)
     total = sum(int(np.prod(s)) for s in sizes.values())
     print(f"{len(sizes)} tensors, {total / 1e9:.3f} G parameters, {total * 4 / 1e9:.2f} GB float32")
     backing = args.out + ".storage"
@@ -85,7 +94,7 @@ def main():
     print("overrides: config.MODEL.TRUNK.NAME=regnet_fsdp config.MODEL.TRUNK.REGNET.name=anynet "
           f"config.MODEL.TRUNK.REGNET.depths=[{','.join(map(str, args.depths))}] "
           f"config.MODEL.TRUNK.REGNET.widths=[{','.join(map(str, args.widths))}] "
-          f"config.MODEL.TRUNK.REGNET.group_widths=[{','.join([str(args.group_width)] * 4)}] "
+          f"config.MODEL.TRUNK.REGNET.group_widths=[{','.join(map(str, groups))}] "
           "config.MODEL.TRUNK.REGNET.bottleneck_multipliers=[1.0,1.0,1.0,1.0] "
           "config.MODEL.TRUNK.REGNET.strides=[2,2,2,2] "
           f"config.MODEL.WEIGHTS_INIT.PARAMS_FILE={args.out}")

@@ -3,10 +3,12 @@
 # 224×224 on VISSL's regnet8Gf ImageNet-1k taps (res4 AdaptiveAvgPool2d [3, 3], res5 [6, 1],
 # avgpool), images/s of Linprobe against PyTorch (torchvision's RegNet built from the same stage
 # parameters, channels_last and contiguous, inference_mode), same threads, one process per engine
-# (peak RSS of each), one run. REGNET_BENCH_MODELS adds e.g. regnet_y_128gf (use batch 1).
+# (peak RSS of each), one run. RegNetY-128GF (644 M parameters) follows with one timed batch of
+# REGNET_BENCH_LARGE_BATCH images after one warm-up batch.
 #
 # Environment: TRUNK_BENCH_THREADS (2), REGNET_BENCH_BATCH (8), TRUNK_BENCH_ITERATIONS (3),
-# REGNET_BENCH_MODELS ("regnet_y_8gf"). Run through Benchmarks/run.sh (sets $PY) or set PY.
+# REGNET_BENCH_MODELS ("regnet_y_8gf regnet_y_128gf"), REGNET_BENCH_LARGE_BATCH (2, for models of
+# 64 GF and more). Run through Benchmarks/run.sh (sets $PY) or set PY.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
@@ -14,13 +16,17 @@ unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
 THREADS="${TRUNK_BENCH_THREADS:-2}"
 BATCH="${REGNET_BENCH_BATCH:-8}"
 ITER="${TRUNK_BENCH_ITERATIONS:-3}"
-MODELS="${REGNET_BENCH_MODELS:-regnet_y_8gf}"
+MODELS="${REGNET_BENCH_MODELS:-regnet_y_8gf regnet_y_128gf}"
+LARGE_BATCH="${REGNET_BENCH_LARGE_BATCH:-2}"
 swift build -c release -Xswiftc -enable-testing --product bench-trunk >&2
 BIN=.build/release/bench-trunk
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
-common=(--batch "$BATCH" --threads "$THREADS" --iterations "$ITER" --warmup 1)
 for m in $MODELS; do
+  case "$m" in
+    *64gf | *128gf | *256gf) common=(--batch "$LARGE_BATCH" --threads "$THREADS" --iterations 1 --warmup 1) ;;
+    *) common=(--batch "$BATCH" --threads "$THREADS" --iterations "$ITER" --warmup 1) ;;
+  esac
   "$BIN" --regnet "$m" "${common[@]}" >> "$OUT/linprobe-$m.jsonl"
   "$PY" Benchmarks/trunk/reference_regnet.py --model "$m" "${common[@]}" >> "$OUT/torch-$m.jsonl"
   "$PY" Benchmarks/trunk/reference_regnet.py --model "$m" --layout contiguous "${common[@]}" \
@@ -45,8 +51,12 @@ for m in models:
         r = v[0]
         rt = f"{ips[k] / ips['torch']:.2f}" if "torch" in ips else "n/a"
         print(f"| {m} | {k} | {ips[k]:.2f} | {rt} | {r['cpu_seconds_per_image']:.3f} | {r['peak_rss_mb']:.0f} |")
-first = load(f"linprobe-{models[0]}")
-if first:
-    print(f"\n{first[0]['threads']} threads, batch {first[0]['batch']}, OpenBLAS core {first[0]['blas_core']}, one run; "
-          "Linprobe's weights are seeded random, folded at load (its peak RSS includes the load).")
+for m in models:
+    first = load(f"linprobe-{m}")
+    if first:
+        r = first[0]
+        print(f"\n{m}: {r['threads']} threads, batch {r['batch']}, "
+              f"OpenBLAS core {r['blas_core']}, one run.", end="")
+print(" Linprobe's weights are seeded random, folded at load (its peak RSS includes the load); "
+      "OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for both engines.")
 PYEOF

@@ -50,9 +50,10 @@ if [ "${TRUNK_BENCH_PROBE:-0}" = 1 ]; then
   "$BIN" --gemm-probe --batch "$BATCH" --threads "$THREADS" --iterations "$ITER" > "$OUT/probe.json"
 fi
 
-"$PY" - "$OUT" "${PEAK:-}" <<'PYEOF'
+CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+"$PY" - "$OUT" "${PEAK:-}" "$CPU" <<'PYEOF'
 import json, os, statistics, sys
-out, peak = sys.argv[1], (float(sys.argv[2]) if sys.argv[2] else None)
+out, peak, cpu_model = sys.argv[1], (float(sys.argv[2]) if sys.argv[2] else None), sys.argv[3]
 def load(name):
     path = os.path.join(out, name + ".jsonl")
     return [json.loads(l) for l in open(path)] if os.path.exists(path) else []
@@ -66,11 +67,12 @@ med = {k: statistics.median(r["images_per_second"] for r in v) for k, v in runs.
 print(f"ResNet-50 trunk, {ours['size']}x{ours['size']}, batch {ours['batch']}, {ours['threads']} threads, "
       f"six VISSL taps + pools; OpenBLAS core {ours['blas_core']}; median of {len(runs['linprobe'])} round(s)")
 threads = ours["threads"]
+print(f"CPU: {cpu_model}")
 print(f"FP32 peak measured now on {threads} cores (per core over its own CPU time): "
       + (f"{peak:.0f} GFLOP/s" if peak else "n/a (no gcc; set TRUNK_PEAK_GFLOPS)"))
 print()
-print("| engine | images/s | × PyTorch | × onnxruntime | GFLOP/s | share of FP32 peak | CPU s/image | peak RSS MB |")
-print("|---|---|---|---|---|---|---|---|")
+print("| engine | images/s | × PyTorch | × onnxruntime | GFLOP/s | share of FP32 peak | CPU s/image | utilisation | peak RSS MB |")
+print("|---|---|---|---|---|---|---|---|---|")
 for label, key in rows:
     if key not in med:
         continue
@@ -83,13 +85,16 @@ for label, key in rows:
     rss = max(r["peak_rss_mb"] for r in runs[key])
     rt = f"{ips / med['torch']:.2f}" if "torch" in med else "n/a"
     ro = f"{ips / med['onnxruntime']:.2f}" if "onnxruntime" in med else "n/a"
-    print(f"| {label} | {ips:.2f} | {rt} | {ro} | {gflops:.0f} | {share} | {cpu:.3f} | {rss:.0f} |")
+    # Utilisation: CPU seconds per image against threads × wall seconds per image.
+    busy = f"{100 * cpu * ips / threads:.0f} %"
+    print(f"| {label} | {ips:.2f} | {rt} | {ro} | {gflops:.0f} | {share} | {cpu:.3f} | {busy} | {rss:.0f} |")
 probe = os.path.join(out, "probe.json")
 if os.path.exists(probe):
     p = json.load(open(probe))
     print(f"\nGEMM-only layout probe (all RN50 conv GEMMs, im2col shapes): NHWC batched {p['nhwc_batched_img_s']:.2f} img/s, "
           f"NCHW per image {p['nchw_per_image_img_s']:.2f} img/s")
-print("\nImages/s are wall-clock medians; on a shared machine compare ratios from the same run. GFLOP/s and the "
+print("\nImages/s are wall-clock medians; on a shared machine compare ratios from the same run. Utilisation is "
+      "CPU s/image × images/s ÷ threads (100 % = every thread busy for the whole timed run). GFLOP/s and the "
       "share of peak count ResNet-50's direct-convolution work (4.09 GMAC/image incl. fc; Winograd does fewer "
       "multiplications, so Linprobe's share can exceed what its GEMMs actually run at).")
 PYEOF

@@ -40,8 +40,8 @@ def load(name):
     p = os.path.join(out, name + ".jsonl")
     return [json.loads(l) for l in open(p)] if os.path.exists(p) and os.path.getsize(p) else []
 print(f"CPU: {cpu}")
-print("| model | engine | images/s | × PyTorch (channels_last) | CPU s/image | peak RSS MB |")
-print("|---|---|---|---|---|---|")
+print("| model | engine | images/s | × PyTorch (channels_last) | CPU s/image | utilisation | peak RSS MB |")
+print("|---|---|---|---|---|---|---|")
 for m in models:
     runs = {k: load(f"{k}-{m}") for k in ["linprobe", "torch", "torch-contiguous"]}
     ips = {k: v[0]["images_per_second"] for k, v in runs.items() if v}
@@ -50,13 +50,14 @@ for m in models:
             continue
         r = v[0]
         rt = f"{ips[k] / ips['torch']:.2f}" if "torch" in ips else "n/a"
-        print(f"| {m} | {k} | {ips[k]:.2f} | {rt} | {r['cpu_seconds_per_image']:.3f} | {r['peak_rss_mb']:.0f} |")
+        busy = 100 * r["cpu_seconds_per_image"] * ips[k] / r["threads"]
+        print(f"| {m} | {k} | {ips[k]:.2f} | {rt} | {r['cpu_seconds_per_image']:.3f} | {busy:.0f} % | {r['peak_rss_mb']:.0f} |")
 for m in models:
     first = load(f"linprobe-{m}")
     if first:
         r = first[0]
         print(f"\n{m}: {r['threads']} threads, batch {r['batch']}, "
               f"OpenBLAS core {r['blas_core']}, one run.", end="")
-print(" Linprobe's weights are seeded random, folded at load (its peak RSS includes the load); "
+print(" Utilisation = CPU s/image × images/s ÷ threads. Linprobe's weights are seeded random, folded at load (its peak RSS includes the load); "
       "OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for both engines.")
 PYEOF

@@ -33,8 +33,8 @@ def load(name):
     p = os.path.join(out, name + ".jsonl")
     return [json.loads(l) for l in open(p)] if os.path.exists(p) and os.path.getsize(p) else []
 print(f"CPU: {cpu}")
-print("| model | engine | images/s | × PyTorch | × onnxruntime | CPU s/image | peak RSS MB |")
-print("|---|---|---|---|---|---|---|")
+print("| model | engine | images/s | × PyTorch | × onnxruntime | CPU s/image | utilisation | peak RSS MB |")
+print("|---|---|---|---|---|---|---|---|")
 for m in models:
     runs = {k: load(f"{k}-{m}") for k in ["linprobe", "linprobe-blas", "torch", "onnxruntime"]}
     ips = {k: v[0]["images_per_second"] for k, v in runs.items() if v}
@@ -44,8 +44,11 @@ for m in models:
         r = v[0]
         rt = f"{ips[k] / ips['torch']:.2f}" if "torch" in ips else "n/a"
         ro = f"{ips[k] / ips['onnxruntime']:.2f}" if "onnxruntime" in ips else "n/a"
-        print(f"| ViT-{m.upper()} | {k} | {ips[k]:.2f} | {rt} | {ro} | {r['cpu_seconds_per_image']:.3f} | {r['peak_rss_mb']:.0f} |")
+        busy = 100 * r["cpu_seconds_per_image"] * ips[k] / r["threads"]
+        print(f"| ViT-{m.upper()} | {k} | {ips[k]:.2f} | {rt} | {ro} | {r['cpu_seconds_per_image']:.3f} | {busy:.0f} % "
+              f"| {r['peak_rss_mb']:.0f} |")
 threads = load(f"linprobe-{models[0]}")
 if threads:
-    print(f"\n{threads[0]['threads']} threads, batch {threads[0]['batch']}, OpenBLAS core {threads[0]['blas_core']}, one run.")
+    print(f"\n{threads[0]['threads']} threads, batch {threads[0]['batch']}, OpenBLAS core {threads[0]['blas_core']}, one run; "
+          "utilisation = CPU s/image × images/s ÷ threads.")
 PYEOF

@@ -181,7 +181,9 @@ enum TransformerKernels {
     /// ~2e-7 over the float range; underflows to 0 below −87.3).
     @inline(__always)
     static func exp4(_ x: SIMD4<Float>) -> SIMD4<Float> {
-        let clamped = x.clamped(lowerBound: SIMD4(repeating: -87.3), upperBound: SIMD4(repeating: 88.3))
+        // Two selects rather than `clamped`, whose pointwise min/max are calls, not instructions.
+        let low = SIMD4<Float>(repeating: -87.3), high = SIMD4<Float>(repeating: 88.3)
+        let clamped = x.replacing(with: low, where: x .< low).replacing(with: high, where: x .> high)
         let n = (clamped * 1.442_695_04 + 0.5).rounded(.down)
         // x − n·ln2 in two steps for accuracy.
         var r = clamped - n * 0.693_359_375
@@ -210,11 +212,21 @@ enum TransformerKernels {
         let s4 = SIMD4<Float>(repeating: scale)
         for r in 0..<rows {
             let row = a + r * cols
-            var m = -Float.infinity
-            for j in 0..<cols { m = max(m, row[j]) }
+            var m4 = SIMD4<Float>(repeating: -.infinity)
+            var j = 0
+            while j < vectorEnd {
+                let v = load4(row + j)
+                m4 = m4.replacing(with: v, where: v .> m4)
+                j += 4
+            }
+            var m = m4.max()
+            while j < cols {
+                m = max(m, row[j])
+                j += 1
+            }
             let shift = SIMD4<Float>(repeating: m * scale)
             var acc = SIMD4<Float>(repeating: 0)
-            var j = 0
+            j = 0
             while j < vectorEnd {
                 let e = exp4(load4(row + j) * s4 - shift)
                 store4(e, row + j)

@@ -51,7 +51,8 @@ let package = Package(
         .target(name: "LinprobeStore", dependencies: ["LinprobeCore", "LinprobeHDF5"]),
         .target(name: "LinprobeCheckpoint", dependencies: ["LinprobeCore"], exclude: ["README.md"]),
         .target(
-            name: "LinprobeTrunk", dependencies: ["LinprobeCore", "LinprobeBLAS", "LinprobeCheckpoint"],
+            name: "LinprobeTrunk",
+            dependencies: ["LinprobeCore", "LinprobeBLAS", "LinprobeCheckpoint", "CLinprobeTrunkKernels"],
             exclude: ["README.md"]),
         .target(
             name: "LinprobeData",
@@ -65,6 +66,7 @@ let package = Package(
             ],
             exclude: ["README.md"]),
         .target(name: "CLinprobeSVMKernels"),
+        .target(name: "CLinprobeTrunkKernels"),
         .target(
             name: "LinprobeSVM",
             dependencies: ["LinprobeCore", "LinprobeStore", "LinprobeBLAS", "CLinprobeSVMKernels"],
@@ -148,7 +150,7 @@ let package = Package(
             dependencies: ["LinprobeCheckpoint", "LinprobeTestSupport"]),
         .testTarget(
             name: "LinprobeTrunkTests",
-            dependencies: ["LinprobeTrunk", "LinprobeCheckpoint", "LinprobeTestSupport"]),
+            dependencies: ["LinprobeTrunk", "LinprobeCheckpoint", "LinprobeTestSupport", "CLinprobeTrunkKernels"]),
         .testTarget(
             name: "LinprobeCodecsTests",
             dependencies: ["LinprobeCodecs", "LinprobeCore", "LinprobeTestSupport"]),

@@ -1,3 +1,4 @@
+import CLinprobeTrunkKernels
 import Foundation
 import LinprobeTestSupport
 import Testing
@@ -26,11 +27,20 @@ struct TransformerKernelTests {
         #expect(TransformerKernels.exp4(SIMD4(repeating: 0))[0] == 1)
     }
 
-    @Test("GELU within 1e-6 absolute (and 3e-7 relative) of x·Φ(x) from libm's erf")
-    func gelu() {
-        let xs = stride(from: -10 as Float, through: 10, by: 0.001).map { $0 }
+    /// Every variant this CPU can run: 0 the portable Swift SIMD4 kernels, 1 AVX2+FMA, 2 AVX-512.
+    static let levels = Array(0...TransformerKernels.simdLevel)
+
+    @Test("GELU within 1e-6 of x·Φ(x) from libm's erf, with odd lengths", arguments: levels)
+    func gelu(_ level: Int) {
+        let xs = stride(from: -10 as Float, through: 10, by: 0.001).map { $0 } + [0.3, -0.7, 5]
         var y = xs
-        y.withUnsafeMutableBufferPointer { TransformerKernels.gelu($0.baseAddress!, count: $0.count) }
+        y.withUnsafeMutableBufferPointer {
+            if level == 0 {
+                TransformerKernels.portableGelu($0.baseAddress!, count: $0.count)
+            } else {
+                lp_gelu_f32_at($0.baseAddress!, $0.count, Int32(level))
+            }
+        }
         var worst = 0.0
         for (x, got) in zip(xs, y) {
             let want = 0.5 * Double(x) * (1 + Foundation.erf(Double(x) / 2.0.squareRoot()))
@@ -39,14 +49,18 @@ struct TransformerKernelTests {
         #expect(worst < 1e-6, "worst error \(worst)")
     }
 
-    @Test("softmax rows sum to 1 and match the libm formula, with a scale and odd widths")
-    func softmax() {
-        for cols in [1, 3, 4, 197] {
+    @Test("softmax rows match the libm formula, with a scale and odd widths", arguments: levels)
+    func softmax(_ level: Int) {
+        for cols in [1, 3, 4, 9, 17, 197] {
             var generator = SeededGenerator(seed: UInt64(cols))
             var a = (0..<(2 * cols)).map { _ in Float.random(in: -20...20, using: &generator) }
             let original = a
             a.withUnsafeMutableBufferPointer {
-                TransformerKernels.softmaxRows($0.baseAddress!, rows: 2, cols: cols, scale: 0.125)
+                if level == 0 {
+                    TransformerKernels.portableSoftmaxRows($0.baseAddress!, rows: 2, cols: cols, scale: 0.125)
+                } else {
+                    lp_softmax_rows_f32_at($0.baseAddress!, 2, cols, 0.125, Int32(level))
+                }
             }
             for r in 0..<2 {
                 let row = original[(r * cols)..<((r + 1) * cols)].map { Double($0) * 0.125 }

@@ -1,3 +1,4 @@
+import CLinprobeTrunkKernels
 import Foundation
 import LinprobeBLAS
 import LinprobeCore
@@ -139,8 +140,17 @@ enum TransformerKernels {
         }
     }
 
+    /// The AVX-512 (2) or AVX2+FMA (1) C kernels' level on this CPU; 0 runs the Swift SIMD4 ones.
+    static let simdLevel = Int(lp_trunk_simd_level())
+
     /// Exact GELU, `x·Φ(x) = x/2·(1 + erf(x/√2))` (PyTorch's `nn.GELU()` default), in place.
     static func gelu(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        if simdLevel > 0 { return lp_gelu_f32(x, count) }
+        portableGelu(x, count: count)
+    }
+
+    /// `gelu` on 4-wide SIMD, for CPUs without AVX2.
+    static func portableGelu(_ x: UnsafeMutablePointer<Float>, count: Int) {
         let vectorEnd = count & ~3
         var j = 0
         while j < vectorEnd {
@@ -208,6 +218,12 @@ enum TransformerKernels {
     /// Row softmax of `rows × cols` logits (row stride `stride`), each scaled by `scale` first:
     /// `softmax(scale · row)` with the row maximum subtracted, in place.
     static func softmaxRows(_ a: UnsafeMutablePointer<Float>, rows: Int, cols: Int, scale: Float) {
+        if simdLevel > 0 { return lp_softmax_rows_f32(a, rows, cols, scale) }
+        portableSoftmaxRows(a, rows: rows, cols: cols, scale: scale)
+    }
+
+    /// `softmaxRows` on 4-wide SIMD, for CPUs without AVX2.
+    static func portableSoftmaxRows(_ a: UnsafeMutablePointer<Float>, rows: Int, cols: Int, scale: Float) {
         let vectorEnd = cols & ~3
         let s4 = SIMD4<Float>(repeating: scale)
         for r in 0..<rows {

@@ -18,6 +18,11 @@ static const float erfc_poly[10] = {0.17087277f, -0.82215223f, 1.48851587f, -1.1
 
 // MARK: - AVX-512
 
+// The lanes of a 16-float step that lie before the end, `left` floats away (all when left ≥ 16).
+static inline __mmask16 lanes16(long left) {
+    return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+}
+
 __attribute__((target("avx512f"))) static inline __m512 exp16(__m512 x) {
     __m512 c = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(EXP_LO)), _mm512_set1_ps(EXP_HI));
     __m512 n = _mm512_roundscale_ps(_mm512_fmadd_ps(c, _mm512_set1_ps(1.44269504f), _mm512_set1_ps(0.5f)),
@@ -48,7 +53,7 @@ __attribute__((target("avx512f"))) static inline __m512 gelu16(__m512 v) {
 
 __attribute__((target("avx512f"))) static void gelu_avx512(float *x, long n) {
     for (long i = 0; i < n; i += 16) {
-        __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __mmask16 m = lanes16(n - i);
         _mm512_mask_storeu_ps(x + i, m, gelu16(_mm512_maskz_loadu_ps(m, x + i)));
     }
 }
@@ -59,20 +64,20 @@ __attribute__((target("avx512f"))) static void softmax_avx512(float *a, long row
         float *row = a + r * cols;
         __m512 m16 = _mm512_set1_ps(-__builtin_inff());
         for (long j = 0; j < cols; j += 16) {
-            __mmask16 m = cols - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (cols - j)) - 1);
+            __mmask16 m = lanes16(cols - j);
             m16 = _mm512_mask_max_ps(m16, m, m16, _mm512_maskz_loadu_ps(m, row + j));
         }
         __m512 shift = _mm512_set1_ps(_mm512_reduce_max_ps(m16) * scale);
         __m512 sum16 = _mm512_setzero_ps();
         for (long j = 0; j < cols; j += 16) {
-            __mmask16 m = cols - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (cols - j)) - 1);
+            __mmask16 m = lanes16(cols - j);
             __m512 e = exp16(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(m, row + j), s, shift));
             _mm512_mask_storeu_ps(row + j, m, e);
             sum16 = _mm512_mask_add_ps(sum16, m, sum16, e);
         }
         __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum16));
         for (long j = 0; j < cols; j += 16) {
-            __mmask16 m = cols - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (cols - j)) - 1);
+            __mmask16 m = lanes16(cols - j);
             _mm512_mask_storeu_ps(row + j, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, row + j), inv));
         }
     }

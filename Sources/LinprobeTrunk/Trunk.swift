@@ -76,6 +76,9 @@ public struct TrunkRunOptions: Sendable, Equatable {
         self.threads = max(1, threads)
         self.parallelism = parallelism
     }
+
+    /// Workers, each with its own workspace: every thread with `.batch`, one with `.blas`.
+    public var workers: Int { parallelism == .batch ? threads : 1 }
 }
 
 /// A trunk architecture read from VISSL's `MODEL` mapping: its taps, their shapes, the
@@ -153,7 +156,7 @@ public final class TrunkBatchRunner: @unchecked Sendable {
     public init(options: TrunkRunOptions, microBatch: Int) {
         threads = options.threads
         parallelism = options.parallelism
-        workers = options.parallelism == .batch ? options.threads : 1
+        workers = options.workers
         self.microBatch = max(1, microBatch)
     }
 

@@ -61,12 +61,14 @@ public struct TrunkWeights: @unchecked Sendable {
     /// The network keeps its weights as one float32 copy (BatchNorm folded in): refuse, with the
     /// figure, before the checkpoint is opened or hashed when that copy cannot fit (SEER-10B: 40 GB).
     static func checkMemory(_ architecture: any TrunkArchitecture) throws {
-        let count = architecture.parameters.reduce(0) { $0 + $1.shape.reduce(1, *) }
-        if let excess = MemoryBudget.excess([count, 4]) {
-            throw LinprobeError.config(
-                "the \(architecture) trunk's \(count) parameters in float32 \(excess); run it on a machine with more memory"
-            )
-        }
+        // Overflow-checked: a configuration can ask for more parameters than an Int holds.
+        let parameters = architecture.parameters
+        guard let excess = MemoryBudget.excess(sumOf: parameters.map { $0.shape + [4] }) else { return }
+        let count = parameters.reduce(0.0) { $0 + $1.shape.reduce(1.0) { $0 * Double($1) } }
+        let figure = count < 1e15 ? String(Int(count)) : String(format: "%.3g", count)
+        throw LinprobeError.config(
+            "the \(architecture) trunk's \(figure) parameters in float32 \(excess); run it on a machine with more memory"
+        )
     }
 
     /// A checked parameter as float32, refusing NaN and infinities (a corrupt checkpoint). Each

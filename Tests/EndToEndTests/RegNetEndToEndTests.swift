@@ -11,13 +11,8 @@ import Testing
 @Suite("run: a VISSL-layout RegNet on the demo data")
 struct RegNetEndToEndTests {
     static func pipeline(weights: String) throws -> String {
-        var text = try String(
-            contentsOfFile: repositoryRoot.appendingPathComponent("pipelines/demo.yaml").path, encoding: .utf8)
-        let start = try #require(text.range(of: "      LINEAR_EVAL_FEAT_POOL_OPS_MAP: ["))
-        let end = try #require(text.range(of: "    WEIGHTS_INIT:\n      PARAMS_FILE: \"\"\n"))
-        text.replaceSubrange(
-            start.lowerBound..<end.upperBound,
-            with: """
+        try demoPipelineText(
+            model: """
                       LINEAR_EVAL_FEAT_POOL_OPS_MAP: [
                         ["res4", ["AdaptiveAvgPool2d", [[2, 1]]]],
                         ["res5", ["AdaptiveAvgPool2d", [[1, 2]]]],
@@ -36,7 +31,6 @@ struct RegNetEndToEndTests {
                       PARAMS_FILE: "\(weights)"
 
                 """)
-        return text
     }
 
     @Test("extract → train-svm → report with a classy_state_dict RegNet checkpoint")

@@ -26,14 +26,8 @@ struct ResNetSKEndToEndTests {
         """
 
     static func pipeline(weights: String) throws -> String {
-        var text = try String(
-            contentsOfFile: repositoryRoot.appendingPathComponent("pipelines/demo.yaml").path, encoding: .utf8)
-        let start = try #require(text.range(of: "      LINEAR_EVAL_FEAT_POOL_OPS_MAP: ["))
-        let end = try #require(text.range(of: "    WEIGHTS_INIT:\n      PARAMS_FILE: \"\"\n"))
-        text.replaceSubrange(
-            start.lowerBound..<end.upperBound,
-            with: trunk + "    WEIGHTS_INIT:\n      PARAMS_FILE: \"\(weights)\"\n")
-        return text
+        try demoPipelineText(
+            model: trunk + "    WEIGHTS_INIT:\n      PARAMS_FILE: \"\(weights)\"\n")
     }
 
     /// The seeded random weights (`SEED_VALUE: 0`, as the demo) written in VISSL's layout.

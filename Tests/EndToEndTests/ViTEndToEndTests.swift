@@ -59,13 +59,8 @@ struct ViTEndToEndTests {
 
     /// The demo pipeline with the ViT trunk, its taps and no linear heads (SVMs only).
     static func pipeline(weights: String) throws -> String {
-        var text = try String(
-            contentsOfFile: repositoryRoot.appendingPathComponent("pipelines/demo.yaml").path, encoding: .utf8)
-        let start = try #require(text.range(of: "      LINEAR_EVAL_FEAT_POOL_OPS_MAP: ["))
-        let end = try #require(text.range(of: "    WEIGHTS_INIT:\n      PARAMS_FILE: \"\"\n"))
-        text.replaceSubrange(
-            start.lowerBound..<end.upperBound,
-            with: """
+        try demoPipelineText(
+            model: """
                       LINEAR_EVAL_FEAT_POOL_OPS_MAP: [
                         ["concatCLS4", ["Identity", []]],
                         ["lastCLS", ["Identity", []]],
@@ -87,7 +82,6 @@ struct ViTEndToEndTests {
                       APPEND_PREFIX: trunk.base_model.
 
                 """)
-        return text
     }
 
     @Test("extract → train-svm → report with a DINO-layout checkpoint; its extra key is ignored")

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A small extraction pipeline in VISSL's form over an ImageFolder `root` for one split:
 /// ResNet-`depth` trunk, the given transforms and pool map, random weights unless `weights`
 /// names a file, and `extra` YAML lines appended under `config:`.
@@ -22,4 +24,21 @@ public func extractionPipelineText(
         WEIGHTS_INIT: {PARAMS_FILE: "\(weights)", STATE_DICT_KEY_NAME: ""}
     \(extra)
     """
+}
+
+/// `pipelines/demo.yaml` with its model part — from the pool-op map through `WEIGHTS_INIT` (its
+/// ResNet-18 trunk and linear heads) — replaced by `model`, YAML lines at the demo's indentation
+/// that name the pool map, trunk and weights. Without heads, `run` trains the SVMs only.
+public func demoPipelineText(model: String) throws -> String {
+    let path = repositoryRoot.appendingPathComponent("pipelines/demo.yaml").path
+    var text = try String(contentsOfFile: path, encoding: .utf8)
+    guard let start = text.range(of: "      LINEAR_EVAL_FEAT_POOL_OPS_MAP: ["),
+        let end = text.range(of: "    WEIGHTS_INIT:\n      PARAMS_FILE: \"\"\n")
+    else {
+        throw CocoaError(
+            .fileReadCorruptFile,
+            userInfo: [NSLocalizedDescriptionKey: "\(path) no longer has the model block the tests replace"])
+    }
+    text.replaceSubrange(start.lowerBound..<end.upperBound, with: model)
+    return text
 }

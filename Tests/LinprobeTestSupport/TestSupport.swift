@@ -113,11 +113,20 @@ private func spawn(
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_adddup2(&actions, stdout, 1)
-    posix_spawn_file_actions_adddup2(&actions, stderr, 2)
-    GlibcSpawnExtensions.closeFrom(&actions, 3)
-    if let currentDirectory { GlibcSpawnExtensions.changeDirectory(&actions, currentDirectory) }
+    // Each call returns an error number (0: done); a failed set-up must not spawn a different child.
+    let codes = [
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0),
+        posix_spawn_file_actions_adddup2(&actions, stdout, 1),
+        posix_spawn_file_actions_adddup2(&actions, stderr, 2),
+        GlibcSpawnExtensions.closeFrom(&actions, 3),
+        currentDirectory.map { GlibcSpawnExtensions.changeDirectory(&actions, $0) } ?? 0,
+    ]
+    func failure(_ code: Int32) -> CocoaError {
+        CocoaError(
+            .fileReadUnknown,
+            userInfo: [NSLocalizedDescriptionKey: "spawn \(executable): \(String(cString: strerror(code)))"])
+    }
+    if let code = codes.first(where: { $0 != 0 }) { throw failure(code) }
     var attributes = posix_spawnattr_t()
     posix_spawnattr_init(&attributes)
     defer { posix_spawnattr_destroy(&attributes) }
@@ -133,11 +142,7 @@ private func spawn(
     defer { (cArgv + cEnvp).forEach { free($0) } }
     var pid: pid_t = 0
     let code = posix_spawn(&pid, executable, &actions, &attributes, &cArgv, &cEnvp)
-    guard code == 0 else {
-        throw CocoaError(
-            .fileReadUnknown,
-            userInfo: [NSLocalizedDescriptionKey: "spawn \(executable): \(String(cString: strerror(code)))"])
-    }
+    guard code == 0 else { throw failure(code) }
     return pid
 }
 

@@ -182,9 +182,7 @@ private struct PickleWriter {
         bytes.append(0x51)  // BINPERSID
         int(0)
         intTuple(shape)
-        var strides = [Int](repeating: 1, count: shape.count)
-        for i in stride(from: shape.count - 2, through: 0, by: -1) { strides[i] = strides[i + 1] * shape[i + 1] }
-        intTuple(strides)
+        intTuple(CheckpointTensor.contiguousStrides(shape))
         bytes.append(0x89)  // NEWFALSE
         global("collections", "OrderedDict")
         bytes.append(0x29)  // EMPTY_TUPLE

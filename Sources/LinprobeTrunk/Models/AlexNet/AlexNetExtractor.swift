@@ -19,7 +19,6 @@ public final class AlexNetExtractor: TrunkExtractor, @unchecked Sendable {
     let deepest: Int
     let shapes: [String: [Int]]
     private let workspaces: [AlexNetWorkspace]
-    private let workers: Int
     private let runner: TrunkBatchRunner
 
     init(
@@ -45,7 +44,7 @@ public final class AlexNetExtractor: TrunkExtractor, @unchecked Sendable {
         self.deepest = deepest
         threads = options.threads
         parallelism = options.parallelism
-        workers = parallelism == .batch ? threads : 1
+        let workers = options.workers
         let plan = AlexNetWorkspace.Plan(network: network, height: inputHeight, width: inputWidth, outputs: outputs)
         let limit = (512 << 20) / 4 - plan.fixedFloats
         self.microBatch = max(1, min(microBatch, limit / max(1, plan.floatsPerImage)))

@@ -23,7 +23,6 @@ public final class RegNetExtractor: TrunkExtractor, @unchecked Sendable {
     let deepest: Int
     let chunkRows = 512
     private let workspaces: [RegNetWorkspace]
-    private let workers: Int
     private let runner: TrunkBatchRunner
 
     init(
@@ -49,7 +48,7 @@ public final class RegNetExtractor: TrunkExtractor, @unchecked Sendable {
             return spec.stages.count + 1
         }
         deepest = levels.max() ?? spec.stages.count + 1
-        workers = parallelism == .batch ? threads : 1
+        let workers = options.workers
         let one = RegNetWorkspace.Plan(
             network: network, height: inputHeight, width: inputWidth, outputs: outputs,
             shapes: shapes, microBatch: 1, chunkRows: chunkRows)

@@ -16,7 +16,6 @@ public final class ResNetSKExtractor: TrunkExtractor, @unchecked Sendable {
     public let parallelism: TrunkParallelism
     public let microBatch: Int
     private let workspaces: [ResNetSKWorkspace]
-    private let workers: Int
     private let runner: TrunkBatchRunner
 
     init(
@@ -32,7 +31,7 @@ public final class ResNetSKExtractor: TrunkExtractor, @unchecked Sendable {
         self.inputWidth = inputWidth
         threads = options.threads
         parallelism = options.parallelism
-        workers = parallelism == .batch ? threads : 1
+        let workers = options.workers
         let plan = ResNetSKWorkspace.Plan(network: network, height: inputHeight, width: inputWidth)
         let limit = (512 << 20) / 4 - plan.fixedFloats
         self.microBatch = max(1, min(microBatch, limit / max(1, plan.floatsPerImage)))

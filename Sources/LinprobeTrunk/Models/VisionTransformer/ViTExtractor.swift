@@ -37,7 +37,6 @@ public final class ViTExtractor: TrunkExtractor, @unchecked Sendable {
     /// Per output: how many blocks it concatenates.
     let blockCounts: [Int]
     private let workspaces: [ViTWorkspace]
-    private let workers: Int
     private let runner: TrunkBatchRunner
 
     init(
@@ -67,7 +66,7 @@ public final class ViTExtractor: TrunkExtractor, @unchecked Sendable {
         blockCounts = counts
         depth = (emissions.lastIndex { !$0.isEmpty } ?? -1) + 1
         positions = FloatBuffer(network.positions(for: geometry))
-        workers = parallelism == .batch ? threads : 1
+        let workers = options.workers
         let perImage = ViTWorkspace.floatsPerImage(spec: spec, tokens: geometry.tokens)
         let limit = (512 << 20) / 4
         self.microBatch = max(1, min(microBatch, limit / max(1, perImage)))

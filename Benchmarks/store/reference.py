@@ -1,6 +1,8 @@
 """h5py reference for the store benchmark: the same shape, chunking, compression and access
 pattern as bench-store (batches of 256 rows appended with resize, blocks of 4096 rows read into
-a preallocated array). Prints one JSON line per repeat."""
+a preallocated array). Like Linprobe's store (DESIGN: feature chunks carry Fletcher-32 checksums),
+the numeric datasets get HDF5's Fletcher-32 filter; `--no-checksum` as a sixth argument leaves it
+off. Prints one JSON line per repeat, with wall and CPU (user + system) seconds."""
 import json
 import os
 import sys
@@ -10,17 +12,27 @@ import h5py
 import numpy as np
 
 folder, rows, dim, level, repeats, chunk_rows = sys.argv[1], *map(int, sys.argv[2:7])
+checksum = "--no-checksum" not in sys.argv[7:]
+
+
+def cpu_now():
+    return sum(os.times()[:2])
+
+
 batch = 256
 i = np.arange(batch * dim, dtype=np.uint64)
 block = np.where(i % 3 == 0, 0.0, ((i * 2654435761) % 10007) / 10007).astype(np.float32).reshape(batch, dim)
 for r in range(repeats):
     path = os.path.join(folder, f"bench-h5py-{r}.h5")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_now()
     with h5py.File(path, "w") as f:
         kw = dict(compression="gzip", compression_opts=level, shuffle=True) if level else {}
-        ds = f.create_dataset("features/res4", shape=(0, dim), maxshape=(None, dim), chunks=(chunk_rows, dim), dtype="f4", **kw)
-        tg = f.create_dataset("targets", shape=(0,), maxshape=(None,), chunks=(chunk_rows,), dtype="i8")
-        ix = f.create_dataset("indices", shape=(0,), maxshape=(None,), chunks=(chunk_rows,), dtype="i8")
+        ds = f.create_dataset("features/res4", shape=(0, dim), maxshape=(None, dim), chunks=(chunk_rows, dim), dtype="f4",
+                              fletcher32=checksum, **kw)
+        tg = f.create_dataset("targets", shape=(0,), maxshape=(None,), chunks=(chunk_rows,), dtype="i8",
+                              fletcher32=checksum)
+        ix = f.create_dataset("indices", shape=(0,), maxshape=(None,), chunks=(chunk_rows,), dtype="i8",
+                              fletcher32=checksum)
         ps = f.create_dataset("image_paths", shape=(0,), maxshape=(None,), chunks=(chunk_rows,), dtype=h5py.string_dtype())
         row = 0
         while row < rows:
@@ -35,8 +47,8 @@ for r in range(repeats):
             if row % (batch * 16) == 0:
                 f.flush()
         f.attrs["complete"] = 1
-    write_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    write_s, write_cpu_s = time.perf_counter() - t0, cpu_now() - c0
+    t0, c0 = time.perf_counter(), cpu_now()
     total = 0.0
     with h5py.File(path, "r") as f:
         ds = f["features/res4"]
@@ -48,7 +60,8 @@ for r in range(repeats):
             ds.read_direct(buf, np.s_[row:row + n], np.s_[0:n])
             total += float(buf[0, 0])
             row += n
-    read_s = time.perf_counter() - t0
+    read_s, read_cpu_s = time.perf_counter() - t0, cpu_now() - c0
     size = os.path.getsize(path)
     os.remove(path)
-    print(json.dumps({"write_s": write_s, "read_s": read_s, "file_bytes": size, "check": total}))
+    print(json.dumps({"write_s": write_s, "read_s": read_s, "write_cpu_s": write_cpu_s, "read_cpu_s": read_cpu_s,
+                      "file_bytes": size, "check": total}))

@@ -6,6 +6,9 @@
 #include <hdf5.h>
 #include <string.h>
 #include <stdio.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 static inline hid_t lp_H5T_NATIVE_FLOAT(void)  { return H5T_NATIVE_FLOAT; }
 static inline hid_t lp_H5T_NATIVE_DOUBLE(void) { return H5T_NATIVE_DOUBLE; }
@@ -35,6 +38,15 @@ static inline size_t lp_H5T_VARIABLE(void)     { return H5T_VARIABLE; }
 
 /// Turns off HDF5's automatic printing of error stacks (we report them ourselves).
 static inline void lp_h5_silence(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+/* glibc: blocks below `mmap_threshold` bytes come from the heap, and up to `trim_threshold` bytes of
+   free heap are kept rather than returned (see HDF5Library.keepChunkBuffersOnTheHeap). */
+static inline void lp_malloc_thresholds(int mmap_threshold, int trim_threshold) {
+#if defined(__GLIBC__)
+    mallopt(M_MMAP_THRESHOLD, mmap_threshold);
+    mallopt(M_TRIM_THRESHOLD, trim_threshold);
+#endif
+}
 
 typedef struct { char *buf; size_t cap; size_t len; } lp_h5_errbuf;
 

@@ -227,18 +227,42 @@ public final class FeatureStoreWriter {
     }
 
     /// Appends a batch. Whole chunks go to the file at once; the remainder stays buffered.
+    /// Rows that complete a buffered chunk are buffered first; whole chunks after that are
+    /// written straight from the batch (no copy), so a batch of whole chunks is never buffered.
     public func append(_ batch: FeatureBatch) throws {
         guard file != nil else { throw LinprobeError(.usage, "\(partialPath): store already finished") }
         try validate(batch)
-        for l in layers.indices { pending.features[l].append(contentsOf: batch.features[l]) }
-        pending.targets.append(contentsOf: batch.targets)
-        pending.indices.append(contentsOf: batch.indices)
-        pending.imagePaths.append(contentsOf: batch.imagePaths)
-        pending.unreadable.append(
-            contentsOf: batch.unreadable.isEmpty ? Array(repeating: false, count: batch.count) : batch.unreadable)
-        pending.count += batch.count
-        let whole = (pending.count / chunkRows) * chunkRows
-        if whole > 0 { try writePending(rows: whole) }
+        var next = 0
+        if pending.count > 0 {
+            next = min(batch.count, chunkRows - pending.count)
+            buffer(batch, rows: 0..<next)
+            if pending.count == chunkRows { try writePending(rows: chunkRows) }
+        }
+        let whole = ((batch.count - next) / chunkRows) * chunkRows
+        if whole > 0 {
+            try write(batch, rows: next..<(next + whole))
+            next += whole
+        }
+        buffer(batch, rows: next..<batch.count)
+    }
+
+    /// Copies rows of `batch` to the end of the buffer.
+    private func buffer(_ batch: FeatureBatch, rows: Range<Int>) {
+        if rows.isEmpty { return }
+        for l in layers.indices {
+            let d = layers[l].dim
+            pending.features[l].append(contentsOf: batch.features[l][(rows.lowerBound * d)..<(rows.upperBound * d)])
+        }
+        let w = targetLayout.width
+        pending.targets.append(contentsOf: batch.targets[(rows.lowerBound * w)..<(rows.upperBound * w)])
+        pending.indices.append(contentsOf: batch.indices[rows])
+        pending.imagePaths.append(contentsOf: batch.imagePaths[rows])
+        if batch.unreadable.isEmpty {
+            pending.unreadable.append(contentsOf: repeatElement(false, count: rows.count))
+        } else {
+            pending.unreadable.append(contentsOf: batch.unreadable[rows])
+        }
+        pending.count += rows.count
     }
 
     private func validate(_ batch: FeatureBatch) throws {
@@ -262,25 +286,40 @@ public final class FeatureStoreWriter {
 
     /// Writes the first `rows` buffered rows to the file and drops them from the buffer.
     private func writePending(rows: Int) throws {
+        try write(pending, rows: 0..<rows)
+        for l in layers.indices { pending.features[l].removeFirst(rows * layers[l].dim) }
+        pending.targets.removeFirst(rows * targetLayout.width)
+        pending.indices.removeFirst(rows)
+        pending.imagePaths.removeFirst(rows)
+        pending.unreadable.removeFirst(rows)
+        pending.count -= rows
+    }
+
+    /// Writes rows `rows` of `source` to the file after the rows already there.
+    private func write(_ source: FeatureBatch, rows: Range<Int>) throws {
         let start = rowsInFile
-        let range = start..<(start + rows)
+        let range = start..<(start + rows.count)
         do {
             for (l, ds) in featureSets.enumerated() {
                 try ds.setRowCount(range.upperBound)
                 let d = layers[l].dim
-                try pending.features[l].withUnsafeBufferPointer { p in
-                    try ds.writeFloats(rows: range, from: UnsafeBufferPointer(rebasing: p[0..<(rows * d)]))
+                try source.features[l].withUnsafeBufferPointer { p in
+                    try ds.writeFloats(
+                        rows: range, from: UnsafeBufferPointer(rebasing: p[(rows.lowerBound * d)..<(rows.upperBound * d)]))
                 }
             }
             let w = targetLayout.width
             try targetSet.setRowCount(range.upperBound)
-            try targetSet.writeInt64(rows: range, from: Array(pending.targets[0..<(rows * w)]))
+            try targetSet.writeInt64(
+                rows: range, from: Array(source.targets[(rows.lowerBound * w)..<(rows.upperBound * w)]))
             try indexSet.setRowCount(range.upperBound)
-            try indexSet.writeInt64(rows: range, from: Array(pending.indices[0..<rows]))
+            try indexSet.writeInt64(rows: range, from: Array(source.indices[rows]))
             try pathSet.setRowCount(range.upperBound)
-            try pathSet.writeStrings(rows: range, from: Array(pending.imagePaths[0..<rows]))
+            try pathSet.writeStrings(rows: range, from: Array(source.imagePaths[rows]))
             try unreadableSet.setRowCount(range.upperBound)
-            try unreadableSet.writeInt64(rows: range, from: pending.unreadable[0..<rows].map { $0 ? 1 : 0 })
+            let flags = source.unreadable.isEmpty ? [] : source.unreadable[rows].map { $0 ? Int64(1) : 0 }
+            try unreadableSet.writeInt64(
+                rows: range, from: flags.isEmpty ? [Int64](repeating: 0, count: rows.count) : flags)
         } catch {
             writeFailed = true
             throw LinprobeError(
@@ -289,12 +328,6 @@ public final class FeatureStoreWriter {
             )
         }
         rowsInFile = range.upperBound
-        for l in layers.indices { pending.features[l].removeFirst(rows * layers[l].dim) }
-        pending.targets.removeFirst(rows * targetLayout.width)
-        pending.indices.removeFirst(rows)
-        pending.imagePaths.removeFirst(rows)
-        pending.unreadable.removeFirst(rows)
-        pending.count -= rows
     }
 
     /// Makes every whole chunk written so far durable, then advances the watermark.

@@ -1,7 +1,8 @@
 // Feature-store throughput: write and read one float32 layer of ROWS × DIM through Linprobe's
 // store, the way extraction writes (batches of 256 rows) and training reads (blocks of rows).
 // Usage: bench-store <folder> <rows> <dim> <deflate 0-9> <repeats>
-// Prints one JSON line per repeat: {"write_s": ..., "read_s": ..., "bytes": ...}.
+// Prints one JSON line per repeat: {"write_s": ..., "read_s": ..., "write_cpu_s": ..., "read_cpu_s": ...,
+// "file_bytes": ...} (CPU = user + system time of this process, less noisy than wall time on a shared machine).
 import Foundation
 import LinprobeCore
 import LinprobeStore
@@ -16,14 +17,37 @@ else {
 let folder = args[1]
 let batch = 256
 // Deterministic, mildly compressible content (ReLU-like features: a third are zero).
-var block = [Float](repeating: 0, count: batch * dim)
-for i in block.indices { block[i] = i % 3 == 0 ? 0 : Float((i &* 2_654_435_761) % 10_007) / 10_007 }
+func value(_ i: Int) -> Float { i % 3 == 0 ? 0 : Float((i &* 2_654_435_761) % 10_007) / 10_007 }
+let block: [Float] = (0..<(batch * dim)).map(value)
 let targets = [Int64](repeating: 1, count: batch)
+// A full batch is built once, as h5py's reference hands the same array to every write.
+let fullBatch = FeatureBatch(
+    count: batch, features: [block], targets: targets, indices: [], imagePaths: Array(repeating: "x.jpg", count: batch))
 
-func seconds(_ body: () throws -> Void) rethrows -> Double {
+func batchOf(_ n: Int, at row: Int) -> FeatureBatch {
+    var b =
+        n == batch
+        ? fullBatch
+        : FeatureBatch(
+            count: n, features: [Array(block[0..<(n * dim)])], targets: Array(targets[0..<n]), indices: [],
+            imagePaths: Array(repeating: "x.jpg", count: n))
+    b.indices = (row..<(row + n)).map(Int64.init)
+    return b
+}
+
+func cpuSeconds() -> Double {
+    var usage = rusage()
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    let user = Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+    return user + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+}
+
+/// Wall and CPU seconds of `body`.
+func seconds(_ body: () throws -> Void) rethrows -> (wall: Double, cpu: Double) {
     let start = DispatchTime.now().uptimeNanoseconds
+    let cpu = cpuSeconds()
     try body()
-    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    return (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, cpuSeconds() - cpu)
 }
 
 do {
@@ -39,10 +63,7 @@ do {
             var row = 0
             while row < rows {
                 let n = min(batch, rows - row)
-                try writer.append(
-                    FeatureBatch(
-                        count: n, features: [Array(block[0..<(n * dim)])], targets: Array(targets[0..<n]),
-                        indices: (row..<(row + n)).map(Int64.init), imagePaths: Array(repeating: "x.jpg", count: n)))
+                try writer.append(batchOf(n, at: row))
                 row += n
                 if row % (batch * 16) == 0 { try writer.flush() }
             }
@@ -64,7 +85,9 @@ do {
             }
         }
         let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value ?? 0
-        print("{\"write_s\": \(write), \"read_s\": \(read), \"file_bytes\": \(bytes), \"check\": \(sum)}")
+        print(
+            "{\"write_s\": \(write.wall), \"read_s\": \(read.wall), \"write_cpu_s\": \(write.cpu), "
+                + "\"read_cpu_s\": \(read.cpu), \"file_bytes\": \(bytes), \"check\": \(sum)}")
         try? FileManager.default.removeItem(atPath: path)
     }
 } catch {

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Extraction end to end, Linprobe vs PyTorch on the same 2 cores, in one run:
+# Extraction end to end, Linprobe vs PyTorch and vs onnxruntime on the same 2 cores, in one run:
 #   a folder of real JPEG photos at ~500x375 (built once from offline photo sets into
 #   .bench-cache/extract by make_photos.py), VISSL's test transform (Resize 256, CenterCrop 224),
 #   ResNet-50 with VISSL's canonical six-tap pool map, every feature stored in HDF5.
 #   Linprobe: `linprobe extract` (decode workers x trunk threads); PyTorch: reference.py
-#   (ImageFolder + DataLoader num_workers, channels_last, inference_mode, h5py). Each
-#   configuration runs BENCH_EXTRACT_REPEATS times, interleaved; medians are compared.
+#   (ImageFolder + DataLoader num_workers, channels_last, inference_mode, h5py); onnxruntime:
+#   reference.py --engine onnxruntime (the same DataLoader and h5py, the same six-tap ResNet-50
+#   exported to ONNX once, before timing; intra-op threads = the trunk threads). Each
+#   configuration runs BENCH_EXTRACT_REPEATS times, interleaved; medians are compared. CPU s/img
+#   is user + system time of the whole command (DataLoader worker processes included) per image.
 # Then peak memory of `linprobe extract` at 1k and 10k images (ResNet-18, 64x64 input), which
 # must not grow with the dataset.
 # Weights are random (speed does not depend on them); OPENBLAS_CORETYPE/L2_SIZE are unset by
@@ -64,34 +67,40 @@ RESULTS="$CACHE/results.jsonl"
 ours() {  # ours <threads> <decode workers>
   local work="$CACHE/work" log="$CACHE/ours.log"
   rm -rf "$work"
-  /usr/bin/time -f "TIME %e %M" "$BIN" extract "$CACHE/rn50.yaml" --workdir "$work" --threads "$1" --decode-workers "$2" \
+  /usr/bin/time -f "TIME %e %M %U %S" "$BIN" extract "$CACHE/rn50.yaml" --workdir "$work" --threads "$1" --decode-workers "$2" \
     >/dev/null 2>"$log"
   "$PY" - "$1" "$2" "$log" "$N" >>"$RESULTS" <<'PYEOF'
 import json, re, sys
 threads, workers, log, n = sys.argv[1], sys.argv[2], open(sys.argv[3]).read(), int(sys.argv[4])
-wall, rss = re.search(r"TIME ([\d.]+) (\d+)", log).groups()
+wall, rss, user, system = re.search(r"TIME ([\d.]+) (\d+) ([\d.]+) ([\d.]+)", log).groups()
 rate = float(re.search(r"\(([\d.]+)/s,", log).group(1))
 print(json.dumps({"engine": "linprobe", "config": f"{threads} trunk threads, {workers} decode workers",
-                  "wall": float(wall), "e2e": n / float(wall), "loop": rate, "rss_mb": int(rss) / 1024}))
+                  "wall": float(wall), "e2e": n / float(wall), "loop": rate, "rss_mb": int(rss) / 1024,
+                  "cpu": (float(user) + float(system)) / n}))
 PYEOF
 }
-theirs() {  # theirs <threads> <workers>
+theirs() {  # theirs <torch|onnxruntime> <threads> <workers>
   local out
-  out=$(/usr/bin/time -f "TIME %e %M" "$PY" Benchmarks/extract/reference.py --data "$CACHE/photos$N" \
-        --out "$CACHE/reference.h5" --threads "$1" --workers "$2" 2>"$CACHE/theirs.log")
-  "$PY" - "$1" "$2" "$out" "$CACHE/theirs.log" "$N" >>"$RESULTS" <<'PYEOF'
+  out=$(/usr/bin/time -f "TIME %e %M %U %S" "$PY" Benchmarks/extract/reference.py --engine "$1" --onnx "$ONNX" \
+        --data "$CACHE/photos$N" --out "$CACHE/reference.h5" --threads "$2" --workers "$3" 2>"$CACHE/theirs.log")
+  "$PY" - "$1" "$2" "$3" "$out" "$CACHE/theirs.log" "$N" >>"$RESULTS" <<'PYEOF'
 import json, re, sys
-threads, workers, out, log, n = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), open(sys.argv[4]).read(), int(sys.argv[5])
-wall, rss = re.search(r"TIME ([\d.]+) (\d+)", log).groups()
-print(json.dumps({"engine": "pytorch", "config": f"{threads} torch threads, {workers} DataLoader workers",
+engine, threads, workers, out = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+log, n = open(sys.argv[5]).read(), int(sys.argv[6])
+wall, rss, user, system = re.search(r"TIME ([\d.]+) (\d+) ([\d.]+) ([\d.]+)", log).groups()
+label = "pytorch" if engine == "torch" else engine
+print(json.dumps({"engine": label, "config": f"{threads} {engine} threads, {workers} DataLoader workers",
                   "wall": float(wall), "e2e": n / float(wall), "loop": out["images_per_second"],
-                  "rss_mb": max(int(rss) / 1024, out["peak_rss_mb"]) + out["worker_peak_rss_mb"] * int(workers)}))
+                  "rss_mb": max(int(rss) / 1024, out["peak_rss_mb"]) + out["worker_peak_rss_mb"] * int(workers),
+                  "cpu": (float(user) + float(system)) / n}))
 PYEOF
 }
+ONNX="$CACHE/resnet50_taps.onnx"
+[ -s "$ONNX" ] || "$PY" Benchmarks/extract/reference.py --export "$ONNX" >/dev/null 2>&1
 
 echo "ResNet-50, six VISSL taps, Resize 256 + CenterCrop 224, $N JPEG photos ~500x375, batch 32, 2 cores; median of $REPS (interleaved)"
 for rep in $(seq "$REPS"); do
-  for w in 0 1 2; do ours 2 "$w"; theirs 2 "$w"; done
+  for w in 0 1 2; do ours 2 "$w"; theirs torch 2 "$w"; theirs onnxruntime 2 "$w"; done
   ours 1 1
 done
 
@@ -102,14 +111,17 @@ groups = collections.OrderedDict()
 for r in rows:
     groups.setdefault((r["engine"], r["config"]), []).append(r)
 med = {}
-print(f"{'engine':<9} {'configuration':<36} {'wall s':>7} {'img/s e2e':>10} {'img/s loop':>11} {'peak MB':>8}")
+print(f"{'engine':<11} {'configuration':<42} {'wall s':>7} {'img/s e2e':>10} {'img/s loop':>11} {'CPU s/img':>10} {'peak MB':>8}")
 for (engine, config), rs in groups.items():
-    m = {k: statistics.median(r[k] for r in rs) for k in ("wall", "e2e", "loop", "rss_mb")}
+    m = {k: statistics.median(r[k] for r in rs) for k in ("wall", "e2e", "loop", "rss_mb", "cpu")}
     med[(engine, config)] = m
-    print(f"{engine:<9} {config:<36} {m['wall']:7.1f} {m['e2e']:10.2f} {m['loop']:11.2f} {m['rss_mb']:8.0f}")
-best = {e: max((v for (k, v) in med.items() if k[0] == e), key=lambda m: m["e2e"]) for e in ("linprobe", "pytorch")}
-print(f"ratio, best configuration of each: {best['linprobe']['e2e'] / best['pytorch']['e2e']:.2f}x end to end (whole command), "
-      f"{best['linprobe']['loop'] / best['pytorch']['loop']:.2f}x streaming loop  (target >= 1.3x)")
+    print(f"{engine:<11} {config:<42} {m['wall']:7.1f} {m['e2e']:10.2f} {m['loop']:11.2f} {m['cpu']:10.3f} {m['rss_mb']:8.0f}")
+best = {e: max((v for (k, v) in med.items() if k[0] == e), key=lambda m: m["e2e"])
+        for e in ("linprobe", "pytorch", "onnxruntime")}
+for other, target in (("pytorch", 1.3), ("onnxruntime", 1.2)):
+    print(f"ratio to {other}, best configuration of each: "
+          f"{best['linprobe']['e2e'] / best[other]['e2e']:.2f}x end to end (whole command), "
+          f"{best['linprobe']['loop'] / best[other]['loop']:.2f}x streaming loop  (target >= {target}x)")
 PYEOF
 
 # Memory: the same command at 1k and 10k images must peak at the same RSS.
@@ -122,7 +134,7 @@ for count in 1000 10000; do
   photos "$CACHE/small$count" "$count" --size 96x72 --classes 10
   pipeline "$CACHE/small$count.yaml" "$CACHE/small$count" 18 72 64 "$SMALL"
   rm -rf "$CACHE/work-small"
-  /usr/bin/time -f "TIME %e %M" "$BIN" extract "$CACHE/small$count.yaml" --workdir "$CACHE/work-small" \
+  /usr/bin/time -f "TIME %e %M %U %S" "$BIN" extract "$CACHE/small$count.yaml" --workdir "$CACHE/work-small" \
     >/dev/null 2>"$CACHE/small.log"
   read -r wall rss < <(sed -n 's/^TIME //p' "$CACHE/small.log")
   store=$(du -m "$CACHE"/work-small/features/*/test.h5 | cut -f1)

@@ -20,11 +20,21 @@ enum ThreadPriority {
     /// harmless (the worker keeps the default priority), so errors are ignored.
     static func lowerCurrentThread(by steps: Int32) {
         #if os(Linux)
-            let tid = id_t(gettid())
+            guard let tid = currentThreadID() else { return }
             errno = 0
             let current = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), tid)
             if current == -1 && errno != 0 { return }
             _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), tid, min(19, current + steps))
         #endif
+    }
+
+    /// The kernel's id of the calling thread, from `/proc/thread-self` (`<pid>/task/<tid>`);
+    /// Swift's Glibc module has neither `gettid` nor `syscall`.
+    private static func currentThreadID() -> id_t? {
+        var buffer = [CChar](repeating: 0, count: 64)
+        let n = readlink("/proc/thread-self", &buffer, buffer.count - 1)
+        guard n > 0 else { return nil }
+        let text = String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return text.split(separator: "/").last.flatMap { id_t($0) }
     }
 }

@@ -153,14 +153,13 @@ final class ExtractionEngine: @unchecked Sendable {
 
         // Decode workers (plain threads: the trunk uses Dispatch's pool for its own workers), at a
         // lower priority than the trunk's threads (see `ThreadPriority`).
-        let nice = ProcessInfo.processInfo.environment["LINPROBE_DECODE_NICE"].flatMap { Int32($0) } ?? ThreadPriority.decodeNiceIncrement
         let group = DispatchGroup()
         for _ in 0..<workers {
             group.enter()
             let loader = makeLoader()
             let thread = Thread {
                 defer { group.leave() }
-                ThreadPriority.lowerCurrentThread(by: nice)
+                ThreadPriority.lowerCurrentThread(by: ThreadPriority.decodeNiceIncrement)
                 while let (j, batch) = coordinator.claim() {
                     self.fill(batch, rows: rows(j), loader: loader, coordinator: coordinator)
                     coordinator.deliver(j, batch)

@@ -30,7 +30,7 @@ enum ThreadPriority {
 
     /// The kernel's id of the calling thread, from `/proc/thread-self` (`<pid>/task/<tid>`);
     /// Swift's Glibc module has neither `gettid` nor `syscall`.
-    private static func currentThreadID() -> id_t? {
+    static func currentThreadID() -> id_t? {
         var buffer = [CChar](repeating: 0, count: 64)
         let n = readlink("/proc/thread-self", &buffer, buffer.count - 1)
         guard n > 0 else { return nil }

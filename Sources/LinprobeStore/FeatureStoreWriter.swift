@@ -305,7 +305,8 @@ public final class FeatureStoreWriter {
                 let d = layers[l].dim
                 try source.features[l].withUnsafeBufferPointer { p in
                     try ds.writeFloats(
-                        rows: range, from: UnsafeBufferPointer(rebasing: p[(rows.lowerBound * d)..<(rows.upperBound * d)]))
+                        rows: range,
+                        from: UnsafeBufferPointer(rebasing: p[(rows.lowerBound * d)..<(rows.upperBound * d)]))
                 }
             }
             let w = targetLayout.width

@@ -213,3 +213,35 @@ import Testing
         #expect(model.calls == 0)
     }
 }
+
+/// Decode workers lower their own priority only: the nice value of the calling thread rises, the
+/// process's other threads keep theirs.
+@Suite struct DecodeWorkerPriority {
+    @Test func lowersTheCallingThreadOnly() throws {
+        #if os(Linux)
+            let main = try #require(ThreadPriority.currentThreadID())
+            let before = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), main)
+            let result = PriorityProbe()
+            let thread = Thread {
+                guard let tid = ThreadPriority.currentThreadID() else { return }
+                let own = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), tid)
+                ThreadPriority.lowerCurrentThread(by: 3)
+                let after = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), tid)
+                result.set((own, after))
+            }
+            thread.start()
+            while !thread.isFinished { usleep(1000) }
+            let (own, after) = try #require(result.get())
+            #expect(after == min(19, own + 3))
+            #expect(getpriority(__priority_which_t(PRIO_PROCESS.rawValue), main) == before)
+        #endif
+    }
+}
+
+/// What the probe thread saw: its nice value before and after lowering it.
+private final class PriorityProbe: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: (Int32, Int32)?
+    func set(_ v: (Int32, Int32)) { lock.withLock { value = v } }
+    func get() -> (Int32, Int32)? { lock.withLock { value } }
+}

@@ -85,6 +85,24 @@ private func writeStore(
         }
     }
 
+    /// Batches of whole chunks go straight to the file, others through the chunk buffer; every
+    /// mix gives the same rows (chunk 8: 16 and 24 are direct, 3 + 21 fills a buffered chunk first).
+    @Test(arguments: [[16, 24, 8], [3, 21, 16, 5], [8, 1, 7, 32]])
+    func directAndBufferedWritesAgree(batches: [Int]) throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.file("mixed.h5")
+        try writeStore(path, total: 61, batches: batches, dtype: .float32)
+        let reader = try FeatureStoreReader(path: path)
+        #expect(reader.count == 61)
+        #expect(try reader.indices() == (0..<61).map(Int64.init))
+        #expect(try reader.targets() == SyntheticRows.targets(rows: 0..<61))
+        #expect(try reader.imagePaths() == SyntheticRows.paths(rows: 0..<61))
+        #expect(try reader.unreadableRows() == [5])
+        for (l, info) in reader.layers.enumerated() {
+            #expect(try reader.readLayer(info.name) == SyntheticRows.features(rows: 0..<61, layer: l))
+        }
+    }
+
     @Test func singleLabelTargets() throws {
         let dir = try TemporaryDirectory()
         let path = dir.file("val.h5")

@@ -33,6 +33,9 @@ final class SVMTrainer: @unchecked Sendable {
     let settings: SVMSettings
 
     var layout: SolverLayout { gram == nil ? .dense : .gram }
+    /// Pending updates per problem of the Gram layout's lazy kernel (`GramKernel`); 1 applies
+    /// every update at once. Any value gives the same iterates bit for bit.
+    var gramBlock = GramKernel.defaultBlock
     var bias: Double { settings.interceptScaling }
 
     /// Picks the layout of a fit over `trainingRows` rows (the decision values kept by the Gram
@@ -72,6 +75,7 @@ final class SVMTrainer: @unchecked Sendable {
     init(parent: SVMTrainer, rows: [Int], columns: Int? = nil) {
         features = parent.features
         settings = parent.settings
+        gramBlock = parent.gramBlock
         gram = parent.gram.map { GramMatrix(parent: $0, rows: rows, columns: columns) }
     }
 
@@ -131,7 +135,8 @@ final class SVMTrainer: @unchecked Sendable {
             let values = UnsafeMutablePointer<Double>.allocate(capacity: max(m * count, 1))
             values.initialize(repeating: 0, count: m * count)
             defer { values.deallocate() }
-            var kernel = GramKernel(gram: gram, values: values)
+            var kernel = GramKernel(gram: gram, values: values, problems: count, block: gramBlock)
+            defer { kernel.deallocate() }
             let rows32 = rows.map { Int32($0) }
             outcomes = rows32.withUnsafeBufferPointer { r in
                 DualCD.solve(kernel: &kernel, rows: r, problems: solverProblems, parameters: parameters)

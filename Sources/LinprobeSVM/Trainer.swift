@@ -47,7 +47,9 @@ final class SVMTrainer: @unchecked Sendable {
     /// are O(1)), dense a D-long dot per visit plus a D-long axpy per update. On the VOC07-sized
     /// benchmark (Benchmarks/svm, 2,048-d, 3,340 training rows per fold, AVX2) both measured
     /// ≈ 0.06 µs per element and update, so the element counts decide; at small costs, where
-    /// few visits update, Gram only gains.
+    /// few visits update, Gram only gains. (Measured before the Gram layout's lazy updates made
+    /// its updates ≈ 2× cheaper per element; the rule is kept, since moving a layer to the other
+    /// layout changes its results to rounding.)
     static func chooseLayout(
         rows: Int, trainingRows: Int? = nil, dim: Int, gramBudgetBytes: Int, copies: Int = 0
     ) -> SolverLayout {

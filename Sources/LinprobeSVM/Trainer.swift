@@ -33,6 +33,9 @@ final class SVMTrainer: @unchecked Sendable {
     let settings: SVMSettings
 
     var layout: SolverLayout { gram == nil ? .dense : .gram }
+    /// Pending updates per problem of the Gram layout's lazy kernel (`GramKernel`); 1 applies
+    /// every update at once. Any value gives the same iterates bit for bit.
+    var gramBlock = GramKernel.defaultBlock
     var bias: Double { settings.interceptScaling }
 
     /// Picks the layout of a fit over `trainingRows` rows (the decision values kept by the Gram
@@ -44,7 +47,9 @@ final class SVMTrainer: @unchecked Sendable {
     /// are O(1)), dense a D-long dot per visit plus a D-long axpy per update. On the VOC07-sized
     /// benchmark (Benchmarks/svm, 2,048-d, 3,340 training rows per fold, AVX2) both measured
     /// ≈ 0.06 µs per element and update, so the element counts decide; at small costs, where
-    /// few visits update, Gram only gains.
+    /// few visits update, Gram only gains. (Measured before the Gram layout's lazy updates made
+    /// its updates ≈ 2× cheaper per element; the rule is kept, since moving a layer to the other
+    /// layout changes its results to rounding.)
     static func chooseLayout(
         rows: Int, trainingRows: Int? = nil, dim: Int, gramBudgetBytes: Int, copies: Int = 0
     ) -> SolverLayout {
@@ -72,6 +77,7 @@ final class SVMTrainer: @unchecked Sendable {
     init(parent: SVMTrainer, rows: [Int], columns: Int? = nil) {
         features = parent.features
         settings = parent.settings
+        gramBlock = parent.gramBlock
         gram = parent.gram.map { GramMatrix(parent: $0, rows: rows, columns: columns) }
     }
 
@@ -131,7 +137,8 @@ final class SVMTrainer: @unchecked Sendable {
             let values = UnsafeMutablePointer<Double>.allocate(capacity: max(m * count, 1))
             values.initialize(repeating: 0, count: m * count)
             defer { values.deallocate() }
-            var kernel = GramKernel(gram: gram, values: values)
+            var kernel = GramKernel(gram: gram, values: values, problems: count, block: gramBlock)
+            defer { kernel.deallocate() }
             let rows32 = rows.map { Int32($0) }
             outcomes = rows32.withUnsafeBufferPointer { r in
                 DualCD.solve(kernel: &kernel, rows: r, problems: solverProblems, parameters: parameters)

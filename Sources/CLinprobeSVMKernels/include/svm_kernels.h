@@ -4,8 +4,10 @@
 /// Mixed-precision vector kernels for the SVM solver: float32 data, float64 accumulators.
 ///
 /// Each kernel picks an AVX-512, AVX2+FMA or portable implementation once, at first use, from
-/// the CPU it runs on (the package itself is compiled for baseline x86-64). The variants sum in
-/// different orders, so results agree to rounding, not bit for bit, across CPUs.
+/// the CPU it runs on (the package itself is compiled for baseline x86-64). The dot and sum-of-squares
+/// variants sum in different orders, so they agree to rounding, not bit for bit, across CPUs; the
+/// axpy and lazy-update variants round once per element and update (fused multiply-add) and agree
+/// bit for bit.
 
 #ifdef __cplusplus
 extern "C" {
@@ -17,8 +19,33 @@ double lp_dot_f32_f64(const float *x, const double *w, long n);
 /// y[i] += a·x[i] over n elements (float32 x, float64 y).
 void lp_axpy_f32_f64(double a, const float *x, double *y, long n);
 
+/// Lazy updates of the Gram solver's decision values. A problem's pending updates are k = 0..count-1
+/// (in the order they were made): Gram row cols[k] with coefficient deltas[k]. Both functions
+/// apply them as fused multiply-adds in that order, exactly as `lp_axpy_f32_f64` would one update
+/// after another, so a lazy solver's iterates equal the eager one's bit for bit.
+
+/// u + Σ_k deltas[k]·row[cols[k]] (row = the visited Gram row; the matrix is symmetric).
+double lp_gram_lazy_margin(double u, const float *row, const int *cols, const double *deltas, long count);
+
+/// For every problem p < problems with counts[p] > 0: values[p·columns + j] for j < columns
+/// receives its pending updates cols/deltas[p·stride + k], k < counts[p]. gram holds rows of
+/// `columns` float32 entries.
+void lp_gram_flush(const float *gram, long columns, double *values, long problems, const long *counts,
+                   const int *cols, const double *deltas, long stride);
+
 /// Σ x[i]² over n elements, accumulated in float64.
 double lp_sumsq_f32(const float *x, long n);
+
+/// The implementation in use: 2 AVX-512, 1 AVX2+FMA, 0 portable.
+int lp_svm_kernel_level(void);
+
+/// The axpy and lazy-update kernels of a given level (at most `lp_svm_kernel_level()`; a higher one
+/// runs the level in use), for tests that compare the variants.
+void lp_axpy_f32_f64_at(int level, double a, const float *x, double *y, long n);
+double lp_gram_lazy_margin_at(int level, double u, const float *row, const int *cols, const double *deltas,
+                              long count);
+void lp_gram_flush_at(int level, const float *gram, long columns, double *values, long problems, const long *counts,
+                      const int *cols, const double *deltas, long stride);
 
 /// Name of the implementation in use: "avx512", "avx2" or "generic".
 const char *lp_svm_kernel_name(void);

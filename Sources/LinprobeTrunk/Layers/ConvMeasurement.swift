@@ -26,8 +26,10 @@ extension ConvTuner {
         }
     }
 
-    /// Repeats per candidate (the first also warms caches; the minimum is kept).
+    /// Repeats of each candidate when a shape's candidates are within `closeRatio` of each other
+    /// after one run each (the minimum is kept); a clear winner is not timed again.
     static let repeats = 3
+    static let closeRatio = 0.8
 
     static func measure(
         shapes: [(key: ConvShapeKey, site: ConvSite, count: Int)], threads: Int, parallelisms: [TrunkParallelism],
@@ -41,14 +43,25 @@ extension ConvTuner {
         for parallelism in parallelisms {
             BLAS.setThreads(parallelism == .blas ? threads : 1)
             let workers = parallelism == .batch ? threads : 1
+            if let first = shapes.first, let algorithm = first.site.layer.algorithms.first {
+                // Warm-up: BLAS threads, caches, the first-touch of the buffers.
+                _ = buffers.time(first.site, algorithm: algorithm, workers: workers, repeats: 1)
+            }
             var total = 0.0
             var layers: [MeasuredLayer] = []
             for shape in shapes {
+                let algorithms = shape.site.layer.algorithms
+                var seconds = algorithms.map { buffers.time(shape.site, algorithm: $0, workers: workers, repeats: 1) }
+                if let lo = seconds.min(), let hi = seconds.max(), algorithms.count > 1, lo > closeRatio * hi {
+                    for (i, algorithm) in algorithms.enumerated() {
+                        let again = buffers.time(shape.site, algorithm: algorithm, workers: workers, repeats: repeats - 1)
+                        seconds[i] = min(seconds[i], again)
+                    }
+                }
                 var fastest: (seconds: Double, algorithm: ConvAlgorithm)?
-                for algorithm in shape.site.layer.algorithms {
-                    let seconds = buffers.time(shape.site, algorithm: algorithm, workers: workers, repeats: repeats)
-                    timings[shape.key, default: [:]]["\(parallelism.rawValue)/\(algorithm.rawValue)"] = seconds
-                    if fastest.map({ seconds < $0.seconds }) ?? true { fastest = (seconds, algorithm) }
+                for (algorithm, t) in zip(algorithms, seconds) {
+                    timings[shape.key, default: [:]]["\(parallelism.rawValue)/\(algorithm.rawValue)"] = t
+                    if fastest.map({ t < $0.seconds }) ?? true { fastest = (t, algorithm) }
                 }
                 guard let fastest else { continue }
                 total += fastest.seconds * Double(shape.count)

@@ -20,10 +20,15 @@ public enum ConvAlgorithm: String, Sendable, CaseIterable, Codable {
 struct ConvShapeKey: Hashable, Codable, Comparable, Sendable, CustomStringConvertible {
     var cin: Int, cout: Int, kernel: Int, stride: Int, pad: Int, groups: Int, height: Int, width: Int
 
-    init(_ layer: ConvLayer, height: Int, width: Int) {
-        (cin, cout, kernel, stride, pad, groups) =
-            (layer.cin, layer.cout, layer.kernel, layer.stride, layer.pad, layer.groups)
+    init(cin: Int, cout: Int, kernel: Int, stride: Int, pad: Int, groups: Int, height: Int, width: Int) {
+        (self.cin, self.cout, self.kernel, self.stride, self.pad, self.groups) = (cin, cout, kernel, stride, pad, groups)
         (self.height, self.width) = (height, width)
+    }
+
+    init(_ layer: ConvLayer, height: Int, width: Int) {
+        self.init(
+            cin: layer.cin, cout: layer.cout, kernel: layer.kernel, stride: layer.stride, pad: layer.pad,
+            groups: layer.groups, height: height, width: width)
     }
 
     private var tuple: [Int] { [cin, cout, kernel, stride, pad, groups, height, width] }

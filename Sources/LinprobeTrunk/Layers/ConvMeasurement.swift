@@ -31,60 +31,69 @@ extension ConvTuner {
     static let repeats = 3
     static let closeRatio = 0.8
 
+    /// A parallelism other than the first candidate (the static default) must be this much
+    /// faster in total to be chosen: timings on a shared machine are noisy.
+    static let switchMargin = 0.95
+
     static func measure(
         shapes: [(key: ConvShapeKey, site: ConvSite, count: Int)], threads: Int, parallelisms: [TrunkParallelism],
         microBatch: Int, chunkRows: Int
     ) -> Measurement {
-        let buffers = TuningBuffers(shapes: shapes.map(\.site), workers: threads, microBatch: microBatch, chunkRows: chunkRows)
+        let buffers = TuningBuffers(
+            shapes: shapes.map(\.site), workers: threads, microBatch: microBatch, chunkRows: chunkRows)
         let previousThreads = BLAS.threads
         defer { BLAS.setThreads(previousThreads) }
-        var best: (total: Double, parallelism: TrunkParallelism, layers: [MeasuredLayer])?
-        var timings: [ConvShapeKey: [String: Double]] = [:]
-        for parallelism in parallelisms {
-            BLAS.setThreads(parallelism == .blas ? threads : 1)
-            let workers = parallelism == .batch ? threads : 1
-            if let first = shapes.first, let algorithm = first.site.layer.algorithms.first {
-                // Warm-up: BLAS threads, caches, the first-touch of the buffers.
-                _ = buffers.time(first.site, algorithm: algorithm, workers: workers, repeats: 1)
+        var totals = [Double](repeating: 0, count: parallelisms.count)
+        var chosen = [[MeasuredLayer]](repeating: [], count: parallelisms.count)
+        // Shape by shape, every parallelism in turn, so that a change of load on a shared machine
+        // falls on all candidates alike.
+        for (index, shape) in shapes.enumerated() {
+            var timings: [String: Double] = [:]
+            var fastest: [ConvAlgorithm] = []
+            for (pi, parallelism) in parallelisms.enumerated() {
+                BLAS.setThreads(parallelism == .blas ? threads : 1)
+                let workers = parallelism == .batch ? threads : 1
+                if index == 0 {
+                    // Warm-up: BLAS threads, caches.
+                    _ = buffers.time(shape.site, algorithm: shape.site.layer.algorithms[0], workers: workers, repeats: 1)
+                }
+                let best = fastestAlgorithm(shape.site, buffers: buffers, workers: workers)
+                for (algorithm, t) in best.seconds { timings["\(parallelism.rawValue)/\(algorithm.rawValue)"] = t }
+                totals[pi] += best.minimum * Double(shape.count)
+                fastest.append(best.algorithm)
             }
-            var total = 0.0
-            var layers: [MeasuredLayer] = []
-            for shape in shapes {
-                let algorithms = shape.site.layer.algorithms
-                var seconds = algorithms.map { buffers.time(shape.site, algorithm: $0, workers: workers, repeats: 1) }
-                if let lo = seconds.min(), let hi = seconds.max(), algorithms.count > 1, lo > closeRatio * hi {
-                    for (i, algorithm) in algorithms.enumerated() {
-                        let again = buffers.time(shape.site, algorithm: algorithm, workers: workers, repeats: repeats - 1)
-                        seconds[i] = min(seconds[i], again)
-                    }
-                }
-                var fastest: (seconds: Double, algorithm: ConvAlgorithm)?
-                for (algorithm, t) in zip(algorithms, seconds) {
-                    timings[shape.key, default: [:]]["\(parallelism.rawValue)/\(algorithm.rawValue)"] = t
-                    if fastest.map({ t < $0.seconds }) ?? true { fastest = (t, algorithm) }
-                }
-                guard let fastest else { continue }
-                total += fastest.seconds * Double(shape.count)
-                layers.append(
+            for pi in parallelisms.indices {
+                chosen[pi].append(
                     MeasuredLayer(
-                        key: shape.key, algorithm: fastest.algorithm,
-                        choosable: shape.site.layer.algorithms.count > 1, timings: [:]))
+                        key: shape.key, algorithm: fastest[pi], choosable: shape.site.layer.algorithms.count > 1,
+                        timings: timings))
             }
-            if best.map({ total < $0.total }) ?? true { best = (total, parallelism, layers) }
         }
-        let chosen = best?.layers ?? []
-        return Measurement(
-            parallelism: best?.parallelism ?? parallelisms[0],
-            layers: chosen.map {
-                MeasuredLayer(
-                    key: $0.key, algorithm: $0.algorithm, choosable: $0.choosable, timings: timings[$0.key] ?? [:])
-            })
+        var pick = 0
+        for pi in parallelisms.indices.dropFirst() where totals[pi] < switchMargin * totals[pick] { pick = pi }
+        return Measurement(parallelism: parallelisms[pick], layers: chosen[pick])
+    }
+
+    /// One run of each algorithm; more when they are close. Seconds per image.
+    static func fastestAlgorithm(
+        _ site: ConvSite, buffers: TuningBuffers, workers: Int
+    ) -> (algorithm: ConvAlgorithm, minimum: Double, seconds: [(ConvAlgorithm, Double)]) {
+        let algorithms = site.layer.algorithms
+        var seconds = algorithms.map { buffers.time(site, algorithm: $0, workers: workers, repeats: 1) }
+        if let lo = seconds.min(), let hi = seconds.max(), algorithms.count > 1, lo > closeRatio * hi {
+            for (i, algorithm) in algorithms.enumerated() {
+                seconds[i] = min(seconds[i], buffers.time(site, algorithm: algorithm, workers: workers, repeats: repeats - 1))
+            }
+        }
+        var best = 0
+        for i in seconds.indices where seconds[i] < seconds[best] { best = i }
+        return (algorithms[best], seconds[best], Array(zip(algorithms, seconds)))
     }
 }
 
 /// Buffers for timing layers: per worker an input, an output and a scratch as large as the
 /// largest shape needs (inputs hold a fixed pattern; values do not matter for speed).
-private final class TuningBuffers: @unchecked Sendable {
+final class TuningBuffers: @unchecked Sendable {
     let microBatch: Int, chunkRows: Int
     let inputs: [FloatBuffer], outputs: [FloatBuffer], scratches: [FloatBuffer], zeros: FloatBuffer
     let pointers: [UnsafeMutablePointer<UnsafePointer<Float>>]

@@ -176,7 +176,8 @@ public enum ExtractPlanner {
             dtype: FeatureDType(rawValue: dtypeName) ?? .float32, deflate: deflate == 0 ? nil : deflate,
             maxImagePixels: ImageLimits.refusedAbove(maxImagePixels: pixels),
             trunkRun: TrunkRunSettings(
-                algorithm: try config.node("LINPROBE.TRUNK.ALGORITHM").string(oneOf: ConvAlgorithm.allCases.map(\.rawValue)),
+                algorithm: try config.node("LINPROBE.TRUNK.ALGORITHM").string(
+                    oneOf: ConvAlgorithm.allCases.map(\.rawValue)),
                 parallelism: try config.node("LINPROBE.TRUNK.PARALLELISM").string(oneOf: ["auto", "batch", "blas"])))
     }
 

@@ -110,7 +110,8 @@ public enum ExtractStage {
             let weights = try TrunkWeights.load(
                 plan.weightsInit, architecture: plan.architecture, randomSeed: plan.seed64)
             for note in weights.notes { options.note("note: weights: \(note)") }
-            let built = try plan.architecture.build(weights: weights, options: try plan.trunkRun.options(threads: threads))
+            let built = try plan.architecture.build(
+                weights: weights, options: try plan.trunkRun.options(threads: threads))
             trunkCache = built
             return built
         }

@@ -107,7 +107,8 @@ struct FidelityTests {
             }
             results.append(features)
         }
-        let plain = try ResNetExtractor(trunk: forced, outputs: outputs, inputHeight: h, inputWidth: w, options: options)
+        let plain = try ResNetExtractor(
+            trunk: forced, outputs: outputs, inputHeight: h, inputWidth: w, options: options)
         #expect(try plain.forward(input, count: n) == results[2])
         #expect(results[0] != results[2], "the mixed plan ran Winograd somewhere")
     }

@@ -71,9 +71,11 @@ struct TrunkTuningTests {
 
     @Test(
         "cache: a corrupt or foreign file is ignored with one warning, then replaced",
-        arguments: ["{not json", #"{"format": "linprobe-trunk-tuning", "version": 99, "entries": []}"#,
+        arguments: [
+            "{not json", #"{"format": "linprobe-trunk-tuning", "version": 99, "entries": []}"#,
             #"{"format": "something-else", "version": 1}"#,
-            #"{"format": "linprobe-trunk-tuning", "version": 1, "entries": [{"key": 3}]}"#])
+            #"{"format": "linprobe-trunk-tuning", "version": 1, "entries": [{"key": 3}]}"#,
+        ])
     func corrupt(content: String) throws {
         let folder = try Self.temporaryFolder()
         let path = folder + "/trunk-tuning.json"

@@ -55,7 +55,8 @@ extension ConvTuner {
                 let workers = parallelism == .batch ? threads : 1
                 if index == 0 {
                     // Warm-up: BLAS threads, caches.
-                    _ = buffers.time(shape.site, algorithm: shape.site.layer.algorithms[0], workers: workers, repeats: 1)
+                    _ = buffers.time(
+                        shape.site, algorithm: shape.site.layer.algorithms[0], workers: workers, repeats: 1)
                 }
                 let best = fastestAlgorithm(shape.site, buffers: buffers, workers: workers)
                 for (algorithm, t) in best.seconds { timings["\(parallelism.rawValue)/\(algorithm.rawValue)"] = t }
@@ -82,7 +83,8 @@ extension ConvTuner {
         var seconds = algorithms.map { buffers.time(site, algorithm: $0, workers: workers, repeats: 1) }
         if let lo = seconds.min(), let hi = seconds.max(), algorithms.count > 1, lo > closeRatio * hi {
             for (i, algorithm) in algorithms.enumerated() {
-                seconds[i] = min(seconds[i], buffers.time(site, algorithm: algorithm, workers: workers, repeats: repeats - 1))
+                seconds[i] = min(
+                    seconds[i], buffers.time(site, algorithm: algorithm, workers: workers, repeats: repeats - 1))
             }
         }
         var best = 0

@@ -21,7 +21,9 @@ struct ConvShapeKey: Hashable, Codable, Comparable, Sendable, CustomStringConver
     var cin: Int, cout: Int, kernel: Int, stride: Int, pad: Int, groups: Int, height: Int, width: Int
 
     init(cin: Int, cout: Int, kernel: Int, stride: Int, pad: Int, groups: Int, height: Int, width: Int) {
-        (self.cin, self.cout, self.kernel, self.stride, self.pad, self.groups) = (cin, cout, kernel, stride, pad, groups)
+        (self.cin, self.cout, self.kernel, self.stride, self.pad, self.groups) = (
+            cin, cout, kernel, stride, pad, groups
+        )
         (self.height, self.width) = (height, width)
     }
 

@@ -246,8 +246,11 @@ enum Winograd {
         c: Int, tilesW: Int, perImage: Int, first: Int, count: Int, bias: UnsafePointer<Float>,
         residual: UnsafePointer<Float>?, relu: Bool, level: Int
     ) {
-        var y: (UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?,
-            UnsafeMutablePointer<Float>?) = (nil, nil, nil, nil)
+        var y:
+            (
+                UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?,
+                UnsafeMutablePointer<Float>?
+            ) = (nil, nil, nil, nil)
         var r: (UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?) =
             (nil, nil, nil, nil)
         for t in 0..<count {

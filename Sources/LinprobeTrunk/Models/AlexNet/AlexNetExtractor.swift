@@ -229,7 +229,10 @@ extension AlexNetNetwork {
             sites.append(ConvSite(layer: layer, height: h, width: w))
             (h, w) = (layer.outputSize(h), layer.outputSize(w))
             if i < 2 {
-                (h, w) = (AlexNetSpec.outSize(h, kernel: 3, stride: 2, pad: 0), AlexNetSpec.outSize(w, kernel: 3, stride: 2, pad: 0))
+                (h, w) = (
+                    AlexNetSpec.outSize(h, kernel: 3, stride: 2, pad: 0),
+                    AlexNetSpec.outSize(w, kernel: 3, stride: 2, pad: 0)
+                )
             }
         }
         return sites

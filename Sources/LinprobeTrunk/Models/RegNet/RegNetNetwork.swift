@@ -78,7 +78,8 @@ public final class RegNetNetwork: @unchecked Sendable {
         let p = b.prefix
         let a = try conv(weights, p + ".f.a.0", bn: p + ".f.a.1", stride: 1, pad: 0, eps: eps, algorithm: algorithm)
         let conv3 = try conv(
-            weights, p + ".f.b.0", bn: p + ".f.b.1", stride: b.stride, pad: 1, groups: b.groups, eps: eps, algorithm: algorithm)
+            weights, p + ".f.b.0", bn: p + ".f.b.1", stride: b.stride, pad: 1, groups: b.groups, eps: eps,
+            algorithm: algorithm)
         let c = try conv(weights, p + ".f.c", bn: p + ".f.final_bn", stride: 1, pad: 0, eps: eps, algorithm: algorithm)
         var se: SqueezeExcitation?
         if let width = b.seWidth {
@@ -100,7 +101,8 @@ public final class RegNetNetwork: @unchecked Sendable {
         var projection: ConvLayer?
         var combined: FloatBuffer?
         if b.hasProjection {
-            let pr = try conv(weights, p + ".proj", bn: p + ".bn", stride: b.stride, pad: 0, eps: eps, algorithm: algorithm)
+            let pr = try conv(
+                weights, p + ".proj", bn: p + ".bn", stride: b.stride, pad: 0, eps: eps, algorithm: algorithm)
             let sum = FloatBuffer(count: b.widthOut)
             for j in 0..<b.widthOut { sum.pointer[j] = c.bias.pointer[j] + pr.bias.pointer[j] }
             projection = pr

@@ -125,11 +125,11 @@ public final class ResNetExtractor: TrunkExtractor, @unchecked Sendable {
         tuning =
             fixed
             ?? ConvTuner.resolve(
-            sites: Self.convSites(trunk: trunk, height: inputHeight, width: inputWidth, deepest: deepestTap),
-            options: TrunkRunOptions(
-                threads: options.threads, parallelism: options.parallelism, algorithm: trunk.algorithm,
-                tuneParallelism: options.tuneParallelism),
-            microBatch: microBatch, chunkRows: options.chunkRows)
+                sites: Self.convSites(trunk: trunk, height: inputHeight, width: inputWidth, deepest: deepestTap),
+                options: TrunkRunOptions(
+                    threads: options.threads, parallelism: options.parallelism, algorithm: trunk.algorithm,
+                    tuneParallelism: options.tuneParallelism),
+                microBatch: microBatch, chunkRows: options.chunkRows)
         parallelism = tuning.parallelism
         workers = parallelism == .batch ? options.threads : 1
         let plan = try WorkspacePlan(
@@ -157,7 +157,8 @@ public final class ResNetExtractor: TrunkExtractor, @unchecked Sendable {
                 [
                     .winograd: "Winograd F(2x2,3x3) for 3x3 stride-1 convolutions, im2col + sgemm for the rest",
                     .im2col: "im2col + sgemm",
-                    .auto: "per 3x3 stride-1 shape, Winograd F(2x2,3x3) or im2col + sgemm (see tuning); im2col + sgemm for the rest",
+                    .auto:
+                        "per 3x3 stride-1 shape, Winograd F(2x2,3x3) or im2col + sgemm (see tuning); im2col + sgemm for the rest",
                 ][trunk.algorithm] ?? trunk.algorithm.rawValue),
             "algorithm": .string(trunk.algorithm.rawValue),
             "tuning": tuning.provenance,

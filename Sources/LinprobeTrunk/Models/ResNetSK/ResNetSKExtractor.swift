@@ -272,7 +272,9 @@ extension ResNetSKNetwork {
             sites.append(ConvSite(layer: layer, height: h, width: w))
             (h, w) = (layer.outputSize(h), layer.outputSize(w))
         }
-        (h, w) = (ResNetSKSpec.outSize(h, kernel: 3, stride: 2, pad: 1), ResNetSKSpec.outSize(w, kernel: 3, stride: 2, pad: 1))
+        (h, w) = (
+            ResNetSKSpec.outSize(h, kernel: 3, stride: 2, pad: 1), ResNetSKSpec.outSize(w, kernel: 3, stride: 2, pad: 1)
+        )
         for block in blocks {
             let oh = block.spatial.outputSize(h), ow = block.spatial.outputSize(w)
             if let projection = block.projection {

@@ -37,6 +37,10 @@ public struct ExtractSplitPlan: Sendable {
     public let grayImageSize: Int
     /// Images of more pixels are unreadable (twice `LINPROBE.MAX_IMAGE_PIXELS`, as PIL).
     public let maxImagePixels: Int
+    /// How the trunk runs (`LINPROBE.TRUNK.ALGORITHM`, `LINPROBE.TRUNK.PARALLELISM`, threads set
+    /// at run time). Not part of the fingerprint: the features do not depend on it beyond float
+    /// rounding, as with the thread count; the store's provenance records what ran.
+    public let trunkRun: TrunkRunSettings
     /// The canonical JSON that `fingerprint` hashes (also the manifest record's parameters).
     public let fingerprintValue: JSONValue
     /// `Fingerprint.short(fingerprintValue)`.
@@ -61,6 +65,22 @@ public struct ExtractSplitPlan: Sendable {
     public var seed64: UInt64 { UInt64(bitPattern: Int64(seed)) }
 }
 
+/// `LINPROBE.TRUNK.ALGORITHM` and `LINPROBE.TRUNK.PARALLELISM` as written (`auto` = measure).
+public struct TrunkRunSettings: Sendable, Equatable {
+    public var algorithm: String
+    public var parallelism: String
+
+    public init(algorithm: String = "auto", parallelism: String = "auto") {
+        self.algorithm = algorithm
+        self.parallelism = parallelism
+    }
+
+    /// The run options for `threads` threads.
+    public func options(threads: Int) throws -> TrunkRunOptions {
+        try TrunkRunOptions(threads: threads, parallelism: parallelism, algorithm: algorithm)
+    }
+}
+
 /// Reads a pipeline's configuration into per-split extraction plans.
 public enum ExtractPlanner {
     /// Everything the plans share: the trunk, pool map and weights settings.
@@ -73,6 +93,7 @@ public enum ExtractPlanner {
         var dtype: FeatureDType
         var deflate: Int?
         var maxImagePixels: Int
+        var trunkRun: TrunkRunSettings
     }
 
     /// The splits with data configured (VISSL's rule: a non-empty `DATA_SOURCES`), in order
@@ -153,7 +174,11 @@ public enum ExtractPlanner {
             architecture: trunk.architecture, poolMap: trunk.map, weightsInit: weightsInit, weightsSHA256: sha,
             seed: seed,
             dtype: FeatureDType(rawValue: dtypeName) ?? .float32, deflate: deflate == 0 ? nil : deflate,
-            maxImagePixels: ImageLimits.refusedAbove(maxImagePixels: pixels))
+            maxImagePixels: ImageLimits.refusedAbove(maxImagePixels: pixels),
+            trunkRun: TrunkRunSettings(
+                algorithm: try config.node("LINPROBE.TRUNK.ALGORITHM").string(
+                    oneOf: ConvAlgorithm.allCases.map(\.rawValue)),
+                parallelism: try config.node("LINPROBE.TRUNK.PARALLELISM").string(oneOf: ["auto", "batch", "blas"])))
     }
 
     static func planSplit(
@@ -225,7 +250,7 @@ public enum ExtractPlanner {
             weightsSHA256: shared.weightsSHA256, seed: shared.seed, dtype: shared.dtype, deflate: shared.deflate,
             views: views,
             batchSize: batch, grayImageSize: settings.grayImageSize, maxImagePixels: shared.maxImagePixels,
-            fingerprintValue: fingerprintValue,
+            trunkRun: shared.trunkRun, fingerprintValue: fingerprintValue,
             fingerprint: fingerprint,
             relativeStorePath: WorkdirLayout(".").relativePath(
                 .featureStore(fingerprint: fingerprint, split: split.fileName)))

@@ -110,7 +110,8 @@ public enum ExtractStage {
             let weights = try TrunkWeights.load(
                 plan.weightsInit, architecture: plan.architecture, randomSeed: plan.seed64)
             for note in weights.notes { options.note("note: weights: \(note)") }
-            let built = try plan.architecture.build(weights: weights, options: TrunkRunOptions(threads: threads))
+            let built = try plan.architecture.build(
+                weights: weights, options: try plan.trunkRun.options(threads: threads))
             trunkCache = built
             return built
         }
@@ -275,7 +276,7 @@ struct SplitJob {
             architecture: plan.architecture, inputHeight: plan.inputHeight, inputWidth: plan.inputWidth)
         let extractor = try trunk.extractor(
             outputs: outputs, inputHeight: plan.inputHeight, inputWidth: plan.inputWidth,
-            options: TrunkRunOptions(threads: threads))
+            options: try plan.trunkRun.options(threads: threads))
         guard extractor.outputs.map(\.shapeCHW) == plan.layers.map(\.shapeCHW) else {
             throw LinprobeError(
                 .shapeMismatch,

@@ -59,7 +59,7 @@ public struct TrunkParameter: Sendable, Hashable {
 }
 
 /// How a family's extractor uses its threads.
-public enum TrunkParallelism: String, Sendable, CaseIterable {
+public enum TrunkParallelism: String, Sendable, CaseIterable, Hashable {
     /// Split the batch across worker threads; BLAS single-threaded inside each.
     case batch
     /// One worker; OpenBLAS uses all threads inside each GEMM.
@@ -67,14 +67,50 @@ public enum TrunkParallelism: String, Sendable, CaseIterable {
 }
 
 /// Options every family's network takes when it is built and run.
+///
+/// The programmatic defaults are the static ones (Winograd where it applies, batch split); the
+/// pipeline passes `LINPROBE.TRUNK.ALGORITHM` / `LINPROBE.TRUNK.PARALLELISM`, whose default
+/// `auto` lets the convolution families measure (`ConvTuner`, cached per machine).
 public struct TrunkRunOptions: Sendable, Equatable {
     /// Worker threads (BLAS threads with `.blas`). Default: all cores.
     public var threads: Int
+    /// The parallelism to use; with `tuneParallelism`, the fallback when nothing is measured.
     public var parallelism: TrunkParallelism
+    /// Let a convolution family choose between batch split and BLAS threading by measurement.
+    public var tuneParallelism: Bool
+    /// How convolutions run (`auto`: per layer shape, by measurement).
+    public var algorithm: ConvAlgorithm
 
-    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, parallelism: TrunkParallelism = .batch) {
+    public init(
+        threads: Int = ProcessInfo.processInfo.activeProcessorCount, parallelism: TrunkParallelism = .batch,
+        algorithm: ConvAlgorithm = .winograd, tuneParallelism: Bool = false
+    ) {
         self.threads = max(1, threads)
         self.parallelism = parallelism
+        self.algorithm = algorithm
+        self.tuneParallelism = tuneParallelism
+    }
+
+    /// Options from the settings' spelling: `auto` (measure) or a forced value for each.
+    public init(threads: Int, parallelism: String, algorithm: String) throws {
+        guard let a = ConvAlgorithm(rawValue: algorithm) else {
+            throw LinprobeError.config(
+                "LINPROBE.TRUNK.ALGORITHM: \(algorithm) is not one of \(ConvAlgorithm.allCases.map(\.rawValue))")
+        }
+        let forced = TrunkParallelism(rawValue: parallelism)
+        guard forced != nil || parallelism == "auto" else {
+            throw LinprobeError.config(
+                "LINPROBE.TRUNK.PARALLELISM: \(parallelism) is not one of auto, batch, blas")
+        }
+        self.init(threads: threads, parallelism: forced ?? .batch, algorithm: a, tuneParallelism: forced == nil)
+    }
+
+    /// These options with the parallelism a tuning chose.
+    func with(parallelism: TrunkParallelism) -> TrunkRunOptions {
+        var copy = self
+        copy.parallelism = parallelism
+        copy.tuneParallelism = false
+        return copy
     }
 
     /// Workers, each with its own workspace: every thread with `.batch`, one with `.blas`.

@@ -73,6 +73,10 @@ public func runProcess(
 ) throws -> ProcessResult {
     let out = try SpawnPipe(), err = try SpawnPipe()
     var env = ProcessInfo.processInfo.environment
+    // Spawned runs use the trunk's static defaults (no timing-dependent choice: a killed run and
+    // its resumption must compute the same bits) and never touch the user's cache folder.
+    env["LINPROBE_TRUNK_TUNING"] = "0"
+    env["XDG_CACHE_HOME"] = (NSTemporaryDirectory() as NSString).appendingPathComponent("linprobe-test-cache")
     if let environment { env.merge(environment) { _, new in new } }
     let pid = try spawn(
         executable, [executable] + arguments, env.map { "\($0.key)=\($0.value)" },

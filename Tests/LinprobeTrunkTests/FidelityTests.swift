@@ -70,6 +70,49 @@ struct FidelityTests {
         print("fidelity \(caseName) variant \(variant): worst tap relative error \(worst)")
     }
 
+    /// An `auto` trunk holds both weight sets of its 3×3 stride-1 layers; whatever the tuning
+    /// picks per shape (here: alternately Winograd and im2col, and each one everywhere) gives the
+    /// reference features, and im2col through the plan is bit-identical to the forced im2col trunk.
+    @Test("auto trunk: any per-shape plan within 1e-4; im2col plan = forced im2col", arguments: ["rn50", "rn18"])
+    func autoPlans(caseName: String) throws {
+        let fixtures = try ReferenceFixtures.shared
+        let entry = try fixtures.trunkCase(caseName)
+        let (_, trunk) = try Self.trunk(for: entry, algorithm: .auto)
+        let (_, forced) = try Self.trunk(for: entry, algorithm: .im2col)
+        let n = Int(entry["batch"]!.intValue!), h = Int(entry["height"]!.intValue!), w = Int(entry["width"]!.intValue!)
+        let taps = entry["taps"]!.arrayValue!
+        let map = PoolOpsMap(
+            entries: taps.map { PoolOpsMap.Entry(tap: Tap(rawValue: $0["tap"]!.stringValue!)!, op: .identity) })
+        let outputs = try map.outputs(spec: trunk.spec, inputHeight: h, inputWidth: w)
+        let shapes = ConvTuner.distinctShapes(
+            ResNetExtractor.convSites(trunk: trunk, height: h, width: w, deepest: .flatten)
+        ).filter { $0.site.layer.algorithms.count > 1 }.map(\.key)
+        #expect(shapes.count >= 3, "\(caseName): \(shapes.count) shapes with a choice")
+        let plans: [[ConvShapeKey: ConvAlgorithm]] = [
+            Dictionary(uniqueKeysWithValues: shapes.enumerated().map { ($1, $0 % 2 == 0 ? .winograd : .im2col) }),
+            Dictionary(uniqueKeysWithValues: shapes.map { ($0, .winograd) }),
+            Dictionary(uniqueKeysWithValues: shapes.map { ($0, .im2col) }),
+        ]
+        let input = fixtureInput(caseName, count: n * 3 * h * w)
+        let options = ResNetExtractor.Options(threads: 2, parallelism: .batch, microBatch: 3, chunkRows: 64)
+        var results: [[[Float]]] = []
+        for plan in plans {
+            let tuning = ConvTuning(parallelism: .batch, plan: ConvPlan(choices: plan), source: .forced, seconds: 0)
+            let extractor = try ResNetExtractor(
+                trunk: trunk, outputs: outputs, inputHeight: h, inputWidth: w, options: options, tuning: tuning)
+            let features = try extractor.forward(input, count: n)
+            for (k, tap) in taps.enumerated() {
+                let err = relativeError(features[k], try fixtures.slice(tap))
+                #expect(err < 1e-4, "\(caseName) tap \(tap["tap"]!.stringValue!): relative error \(err)")
+            }
+            results.append(features)
+        }
+        let plain = try ResNetExtractor(
+            trunk: forced, outputs: outputs, inputHeight: h, inputWidth: w, options: options)
+        #expect(try plain.forward(input, count: n) == results[2])
+        #expect(results[0] != results[2], "the mixed plan ran Winograd somewhere")
+    }
+
     @Test(
         "VISSL pooled features at 224×224 (canonical RN50 map, RN50-w2 map)",
         arguments: ["rn50_vissl224", "rn50w2_vissl224"])

@@ -109,13 +109,16 @@ struct RegNetTests {
         }
     }
 
-    @Test("named regnet_y_400mf matches torchvision at every tap")
-    func named() throws {
+    /// Every forced algorithm (this RegNet's 3×3 convolutions are grouped or strided, so all run
+    /// im2col: the setting must not matter).
+    @Test("named regnet_y_400mf matches torchvision at every tap", arguments: [ConvAlgorithm.winograd, .im2col])
+    func named(algorithm: ConvAlgorithm) throws {
         let fx = try RegNetFixtures.shared
         let c = try fx.testCase("named")
         let spec = try RegNetSpec(model: regnetModel(try #require(c["regnet"])), trunkName: "regnet")
         let weights = try TrunkWeights(architecture: spec, tensors: regnetFixtureWeights(spec, caseName: "named"))
-        try Self.check(c, network: try spec.build(weights: weights, options: TrunkRunOptions(threads: 2)), fx: fx)
+        let options = TrunkRunOptions(threads: 2, algorithm: algorithm)
+        try Self.check(c, network: try spec.build(weights: weights, options: options), fx: fx)
     }
 
     static func loaded(_ file: String, model: ConfigNode) throws -> any TrunkNetwork {

@@ -12,7 +12,9 @@ func benchRegNet(_ args: Arguments) throws {
         path: "MODEL", value: ["TRUNK": ["NAME": "regnet", "REGNET": ["name": .string(args.regnet)]]])
     let spec = try RegNetSpec(model: model, trunkName: "regnet")
     let t0 = now()
-    let options = TrunkRunOptions(threads: args.threads, parallelism: args.parallelism)
+    let options = TrunkRunOptions(
+        threads: args.threads, parallelism: args.parallelism ?? .batch, algorithm: args.algorithm,
+        tuneParallelism: args.parallelism == nil)
     let network = try spec.build(weights: TrunkWeights.random(architecture: spec, seed: 0), options: options)
     let loadSeconds = now() - t0
     let map = PoolOpsMap(entries: [
@@ -45,7 +47,7 @@ func benchRegNet(_ args: Arguments) throws {
     print(
         """
         {"engine": "linprobe", "model": "\(args.regnet)", "batch": \(n), "threads": \(args.threads), \
-        "parallelism": "\(args.parallelism.rawValue)", "blas_core": "\(BLAS.coreName)", \
+        "parallelism": "\(args.parallelism?.rawValue ?? "auto")", "blas_core": "\(BLAS.coreName)", \
         "images_per_second": \(Double(n) / median(measured)), \
         "seconds_per_batch_all": [\(measured.map { String($0) }.joined(separator: ", "))], \
         "cpu_seconds_per_image": \(cpu / Double(n * args.iterations)), "macs_per_image": \(macs), \

@@ -13,7 +13,7 @@ func benchViT(_ args: Arguments) throws {
         imageSize: 224, patchSize: 16, hiddenDim: shape.d, numLayers: 12, numHeads: shape.heads,
         mlpDim: 4 * shape.d, qkvBias: true)
     let t0 = now()
-    let options = TrunkRunOptions(threads: args.threads, parallelism: args.parallelism)
+    let options = TrunkRunOptions(threads: args.threads, parallelism: args.parallelism ?? .batch)
     let network = try spec.build(weights: TrunkWeights.random(architecture: spec, seed: 0), options: options)
     let loadSeconds = now() - t0
     let map = PoolOpsMap(entries: ["concatCLS4", "lastCLS"].map { PoolOpsMap.Entry(tap: $0, op: .identity) })
@@ -43,7 +43,7 @@ func benchViT(_ args: Arguments) throws {
     print(
         """
         {"engine": "linprobe", "model": "\(args.vit)", "batch": \(n), "threads": \(args.threads), \
-        "parallelism": "\(args.parallelism.rawValue)", "blas_core": "\(BLAS.coreName)", \
+        "parallelism": "\(args.parallelism?.rawValue ?? "auto")", "blas_core": "\(BLAS.coreName)", \
         "images_per_second": \(imagesPerSecond), "seconds_per_batch_all": [\(measured.map { String($0) }.joined(separator: ", "))], \
         "cpu_seconds_per_image": \(cpu / Double(n * args.iterations)), "macs_per_image": \(macs), \
         "peak_rss_mb": \(peakRSSMegabytes()), "weights_seconds": \(loadSeconds)}

@@ -19,10 +19,11 @@ func usage(_ message: String) -> Never {
 struct Arguments {
     var batch = 32, size = 224, depth = 50, width = 1, iterations = 5, warmup = 1
     var threads = ProcessInfo.processInfo.activeProcessorCount
-    var parallelism = ResNetExtractor.Parallelism.batch
+    /// nil: `auto` (measured, as the pipeline's default).
+    var parallelism: ResNetExtractor.Parallelism? = nil
     var microBatch = 8, chunkRows = 512
     var gemmProbe = false
-    var algorithm = ResNetTrunk.Algorithm.winograd
+    var algorithm = ResNetTrunk.Algorithm.auto
     /// A real weights file instead of the seeded random initialisation.
     var weights = ""
     var stateDictKey = "classy_state_dict"
@@ -56,17 +57,18 @@ struct Arguments {
             case "--micro-batch": microBatch = int()
             case "--chunk-rows": chunkRows = int()
             case "--parallelism":
-                guard let p = ResNetExtractor.Parallelism(rawValue: value()) else {
-                    usage("--parallelism: batch or blas\n")
+                let v = value()
+                guard v == "auto" || ResNetExtractor.Parallelism(rawValue: v) != nil else {
+                    usage("--parallelism: auto, batch or blas\n")
                 }
-                parallelism = p
+                parallelism = ResNetExtractor.Parallelism(rawValue: v)
             case "--gemm-probe": gemmProbe = true
             case "--weights": weights = value()
             case "--state-dict-key": stateDictKey = value()
             case "--dump": dump = value()
             case "--algorithm":
                 guard let a = ResNetTrunk.Algorithm(rawValue: value()) else {
-                    usage("--algorithm: winograd or im2col\n")
+                    usage("--algorithm: auto, winograd or im2col\n")
                 }
                 algorithm = a
             case "--trunk-only": canonicalTaps = false
@@ -189,10 +191,12 @@ do {
         weights: TrunkWeights.load(settings, architecture: spec, randomSeed: 0), algorithm: args.algorithm)
     let loadSeconds = now() - t0
     let options = ResNetExtractor.Options(
-        threads: args.threads, parallelism: args.parallelism,
-        microBatch: args.microBatch, chunkRows: args.chunkRows)
+        threads: args.threads, parallelism: args.parallelism ?? .batch,
+        microBatch: args.microBatch, chunkRows: args.chunkRows, tuneParallelism: args.parallelism == nil)
+    let t1 = now()
     let extractor = try ResNetExtractor(
         trunk: trunk, map: map, inputHeight: args.size, inputWidth: args.size, options: options)
+    let setupSeconds = now() - t1
     let n = args.batch
     // Deterministic pseudo-random input (SplitMix64; content does not change the work done).
     var state: UInt64 = 0x1234_5678
@@ -234,7 +238,9 @@ do {
     print(
         """
         {"engine": "linprobe", "depth": \(args.depth), "width": \(args.width), "batch": \(n), "size": \(args.size), \
-        "threads": \(args.threads), "parallelism": "\(args.parallelism.rawValue)", "algorithm": "\(args.algorithm.rawValue)", "micro_batch": \(args.microBatch), \
+        "threads": \(args.threads), "parallelism": "\(args.parallelism?.rawValue ?? "auto")", "algorithm": "\(args.algorithm.rawValue)", \
+        "parallelism_used": "\(extractor.parallelism.rawValue)", "tuning": \(extractor.provenance["tuning"]?.canonicalText ?? "null"), \
+        "extractor_setup_seconds": \(setupSeconds), "micro_batch": \(args.microBatch), \
         "chunk_rows": \(args.chunkRows), "blas_core": "\(BLAS.coreName)", "images_per_second": \(imagesPerSecond), \
         "seconds_per_batch_median": \(seconds), "seconds_per_batch_all": [\(measured.map { String($0) }.joined(separator: ", "))], \
         "gflops": \(gflops), "cpu_seconds_per_image": \(cpu / Double(n * args.iterations)), "macs_per_image": \(macs), "peak_rss_mb": \(peakRSSMegabytes()), \

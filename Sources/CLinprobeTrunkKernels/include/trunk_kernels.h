@@ -26,6 +26,18 @@ void lp_softmax_rows_f32(float *a, long rows, long cols, float scale);
 void lp_gelu_f32_at(float *x, long n, int level);
 void lp_softmax_rows_f32_at(float *a, long rows, long cols, float scale, int level);
 
+/// Winograd F(2×2, 3×3) input transform of one tile: `p` holds the tile's 16 input pixels (row
+/// major, `c` channels each; padding points at zeros); V[ξ] for ξ = 0…15 goes to
+/// `out + ξ·stride` (`c` floats). Level 2 (AVX-512), 1 (AVX2) or 0 (baseline vectors): the same
+/// bits at every level (additions and subtractions in one order).
+void lp_winograd_input_f32(const float *const *p, float *out, long c, long stride, int level);
+
+/// Winograd output transform of one tile: M[ξ] at `m + ξ·stride` → the 2×2 outputs y[0…3]
+/// (y00, y01, y10, y11; NULL where the tile passes the image edge) plus `bias`, plus
+/// `residual[k]` when not NULL, then ReLU when `relu` (x < 0 → 0; −0 and NaN kept).
+void lp_winograd_output_f32(const float *m, long stride, long c, const float *bias, float *const *y,
+                            const float *const *residual, int relu, int level);
+
 #ifdef __cplusplus
 }
 #endif

@@ -294,6 +294,14 @@ public enum LinprobeKeys {
             "LINPROBE.DEFLATE", .integer, default: 0, min: 0, max: 9, "Deflate level of the feature store (0 = none)."),
         .linprobe("LINPROBE.THREADS", .integer, default: 0, min: 0, "Compute threads (0 = all cores)."),
         .linprobe(
+            "LINPROBE.TRUNK.ALGORITHM", .string, default: "auto", oneOf: ["auto", "winograd", "im2col"],
+            "Convolution algorithm of the 3x3 stride-1 layers: auto (measured per layer shape, cached per machine), winograd or im2col."
+        ),
+        .linprobe(
+            "LINPROBE.TRUNK.PARALLELISM", .string, default: "auto", oneOf: ["auto", "batch", "blas"],
+            "Trunk threads: auto (measured, cached per machine), batch (images split over threads) or blas (threaded GEMMs)."
+        ),
+        .linprobe(
             "LINPROBE.TRAIN_VIEWS", .integer, default: 1, min: 1,
             "Augmented views of each training image stored for linear training."),
         .linprobe(

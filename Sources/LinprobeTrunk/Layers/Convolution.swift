@@ -7,10 +7,12 @@ import LinprobeCore
 /// K ordered (ky, kx, ci) — the order of an NHWC im2col row.
 final class ConvLayer: @unchecked Sendable {
     let cin: Int, cout: Int, kernel: Int, stride: Int, pad: Int, groups: Int
-    /// im2col/GEMM weights (empty when the layer runs as Winograd).
-    let weights: FloatBuffer
-    /// Winograd F(2×2, 3×3) weights U = G·g·Gᵀ: 16 matrices of Cin×Cout (nil: im2col/GEMM).
+    /// im2col/GEMM weights (nil when the layer runs only as Winograd).
+    let gemmWeights: FloatBuffer?
+    /// Winograd F(2×2, 3×3) weights U = G·g·Gᵀ: 16 matrices of Cin×Cout (nil: im2col/GEMM only).
     let winograd: FloatBuffer?
+    /// The GEMM weights (only called when they exist: `Convolution.forward` checks).
+    var weights: FloatBuffer { gemmWeights ?? FloatBuffer(count: 1) }
     let bias: FloatBuffer
 
     /// Input channels per group.
@@ -29,12 +31,41 @@ final class ConvLayer: @unchecked Sendable {
         kernel == 3 && stride == 1 && pad == 1 && groups == 1 && cin % 4 == 0 && cout % 4 == 0
     }
 
+    /// The algorithms this layer can run (Winograd only when eligible and asked for).
+    var algorithms: [ConvAlgorithm] {
+        [winograd != nil ? ConvAlgorithm.winograd : nil, gemmWeights != nil ? .im2col : nil].compactMap { $0 }
+    }
+
+    /// Scratch floats one chunk of this layer needs, whichever of its algorithms runs: `extra`
+    /// floats per row for a strided downsample fused into the epilogue, `chunkRows` rows (at
+    /// least 64 when a row alone is large, within `budget` floats otherwise).
+    func chunkScratchFloats(chunkRows: Int, budget: Int, extra: Int = 0) -> Int {
+        var perRows: [Int] = []
+        if winograd != nil { perRows.append(Winograd.scratchFloats(cin: cin, cout: cout, tiles: 1)) }
+        if gemmWeights != nil { perRows.append((isPointwise ? 0 : kPerGroup * groups) + extra) }
+        return perRows.map { perRow in
+            perRow > 0 ? perRow * min(chunkRows, max(64, budget / perRow)) : 0
+        }.max() ?? 0
+    }
+
     /// Folds `bn` into `weight` (PyTorch layout [Cout, Cin/G, k, k]) in double precision.
     /// `swapInputRB` reverses the input channels (VISSL's `bgr` input: the trunk sees x[:, [2, 1, 0]]).
-    init(
+    /// `algorithm`: `.im2col` keeps GEMM weights only; `.winograd` Winograd weights only when the
+    /// layer is eligible; `.auto` both for an eligible layer (the extractor's `ConvPlan` picks).
+    convenience init(
         weight: [Float], shape: [Int], stride: Int, pad: Int, groups: Int,
         bn: (gamma: [Float], beta: [Float], mean: [Float], variance: [Float]), eps: Double = 1e-5,
         swapInputRB: Bool = false, useWinograd: Bool = false, name: String
+    ) throws {
+        try self.init(
+            weight: weight, shape: shape, stride: stride, pad: pad, groups: groups, bn: bn, eps: eps,
+            swapInputRB: swapInputRB, algorithm: useWinograd ? .winograd : .im2col, name: name)
+    }
+
+    init(
+        weight: [Float], shape: [Int], stride: Int, pad: Int, groups: Int,
+        bn: (gamma: [Float], beta: [Float], mean: [Float], variance: [Float]), eps: Double = 1e-5,
+        swapInputRB: Bool = false, algorithm: ConvAlgorithm, name: String
     ) throws {
         let (cout, cinPerGroup, kh, kw) = (shape[0], shape[1], shape[2], shape[3])
         precondition(kh == kw && cout % groups == 0, "conv \(name): unexpected shape \(shape)")
@@ -77,19 +108,24 @@ final class ConvLayer: @unchecked Sendable {
                 }
             }
         }
-        if useWinograd
-            && ConvLayer.winogradEligible(
-                kernel: kh, stride: stride, pad: pad, groups: groups, cin: cinPerGroup, cout: cout)
-        {
+        let eligible = ConvLayer.winogradEligible(
+            kernel: kh, stride: stride, pad: pad, groups: groups, cin: cinPerGroup, cout: cout)
+        if algorithm != .im2col && eligible {
             var folded = [Double](repeating: 0, count: cout * k)
             fold { folded[$0] = $1 }
             winograd = Winograd.transformWeights(folded, cin: cinPerGroup, cout: cout)
-            weights = FloatBuffer(count: 1)
+            if algorithm == .auto {
+                let w = FloatBuffer(count: cout * k)
+                for i in 0..<(cout * k) { w.pointer[i] = Float(folded[i]) }
+                gemmWeights = w
+            } else {
+                gemmWeights = nil
+            }
         } else {
             winograd = nil
             let w = FloatBuffer(count: cout * k)
             fold { w.pointer[$0] = Float($1) }
-            weights = w
+            gemmWeights = w
         }
     }
 }
@@ -115,6 +151,20 @@ struct ConvScratch {
     let zeros: UnsafePointer<Float>
     /// 16 pointer slots (a Winograd tile's input pixels).
     let pointers: UnsafeMutablePointer<UnsafePointer<Float>>
+    /// Which algorithm each layer shape runs when the layer holds weights for several.
+    let plan: ConvPlan
+
+    init(
+        buffer: UnsafeMutablePointer<Float>, capacity: Int, chunkRows: Int, zeros: UnsafePointer<Float>,
+        pointers: UnsafeMutablePointer<UnsafePointer<Float>>, plan: ConvPlan = .staticDefault
+    ) {
+        self.buffer = buffer
+        self.capacity = capacity
+        self.chunkRows = chunkRows
+        self.zeros = zeros
+        self.pointers = pointers
+        self.plan = plan
+    }
 }
 
 enum Convolution {
@@ -125,7 +175,9 @@ enum Convolution {
         _ layer: ConvLayer, input: UnsafePointer<Float>, n: Int, inH: Int, inW: Int,
         output: UnsafeMutablePointer<Float>, epilogue: Epilogue, scratch: ConvScratch
     ) {
-        if let weights = layer.winograd {
+        if let weights = layer.winograd,
+            layer.gemmWeights == nil || scratch.plan.algorithm(for: layer, inH: inH, inW: inW) == .winograd
+        {
             Winograd.forward(
                 layer, weights: weights, input: input, n: n, h: inH, w: inW, output: output, epilogue: epilogue,
                 scratch: scratch)

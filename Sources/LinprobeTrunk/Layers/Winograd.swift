@@ -1,3 +1,4 @@
+import CLinprobeTrunkKernels
 import Foundation
 import LinprobeBLAS
 import LinprobeCore
@@ -22,6 +23,10 @@ import LinprobeCore
 }
 
 enum Winograd {
+    /// Which transforms run: the C kernels at their level (2 AVX-512, 1 AVX2) on CPUs that have
+    /// one, else (−1) the Swift SIMD4 transforms; 0 is the C kernels on baseline vectors (tests).
+    /// Every variant gives the same bits.
+    static let transformLevel = lp_trunk_simd_level() > 0 ? Int(lp_trunk_simd_level()) : -1
     /// U[ξ = 4a + b][ci][co] = (G g Gᵀ)[a][b] for every (ci, co), from folded weights laid out
     /// [(ky, kx, ci)][co] (double precision until the final rounding).
     static func transformWeights(_ w: [Double], cin: Int, cout: Int) -> FloatBuffer {
@@ -123,7 +128,7 @@ enum Winograd {
     static func inputTransform(
         _ input: UnsafePointer<Float>, h: Int, w: Int, c: Int, tilesW: Int, perImage: Int,
         first: Int, count: Int, v: UnsafeMutablePointer<Float>, stride: Int,
-        zeros: UnsafePointer<Float>, p: UnsafeMutablePointer<UnsafePointer<Float>>
+        zeros: UnsafePointer<Float>, p: UnsafeMutablePointer<UnsafePointer<Float>>, level: Int = transformLevel
     ) {
         for t in 0..<count {
             let tile = first + t
@@ -138,6 +143,12 @@ enum Winograd {
                 }
             }
             let out = v + t * c
+            if level >= 0 {
+                UnsafeRawPointer(p).withMemoryRebound(to: UnsafePointer<Float>?.self, capacity: 16) { tile in
+                    lp_winograd_input_f32(tile, out, c, stride, Int32(level))
+                }
+                continue
+            }
             var ch = 0
             while ch < c {
                 // Columns first: Bᵀ d, one column j at a time.
@@ -176,8 +187,14 @@ enum Winograd {
     static func outputTransform(
         _ m: UnsafePointer<Float>, stride: Int, output: UnsafeMutablePointer<Float>, h: Int, w: Int,
         c: Int, tilesW: Int, perImage: Int, first: Int, count: Int, bias: UnsafePointer<Float>,
-        residual: UnsafePointer<Float>?, relu: Bool
+        residual: UnsafePointer<Float>?, relu: Bool, level: Int = transformLevel
     ) {
+        if level >= 0 {
+            outputTransformC(
+                m, stride: stride, output: output, h: h, w: w, c: c, tilesW: tilesW, perImage: perImage,
+                first: first, count: count, bias: bias, residual: residual, relu: relu, level: level)
+            return
+        }
         for t in 0..<count {
             let tile = first + t
             let img = tile / perImage, r = tile % perImage
@@ -219,6 +236,46 @@ enum Winograd {
                 if hasRow1 { store4(y10, output + o10 + ch) }
                 if hasRow1 && hasCol1 { store4(y11, output + o11 + ch) }
                 ch += 4
+            }
+        }
+    }
+
+    /// `outputTransform` through the C kernels (one call per tile).
+    static func outputTransformC(
+        _ m: UnsafePointer<Float>, stride: Int, output: UnsafeMutablePointer<Float>, h: Int, w: Int,
+        c: Int, tilesW: Int, perImage: Int, first: Int, count: Int, bias: UnsafePointer<Float>,
+        residual: UnsafePointer<Float>?, relu: Bool, level: Int
+    ) {
+        var y:
+            (
+                UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?,
+                UnsafeMutablePointer<Float>?
+            ) = (nil, nil, nil, nil)
+        var r: (UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?) =
+            (nil, nil, nil, nil)
+        for t in 0..<count {
+            let tile = first + t
+            let img = tile / perImage, rem = tile % perImage
+            let y0 = (rem / tilesW) * 2, x0 = (rem % tilesW) * 2
+            let hasRow1 = y0 + 1 < h, hasCol1 = x0 + 1 < w
+            let o00 = img * h * w * c + (y0 * w + x0) * c
+            let o01 = hasCol1 ? o00 + c : -1, o10 = hasRow1 ? o00 + w * c : -1
+            let o11 = hasRow1 && hasCol1 ? o00 + w * c + c : -1
+            y = (output + o00, o01 < 0 ? nil : output + o01, o10 < 0 ? nil : output + o10, o11 < 0 ? nil : output + o11)
+            if let residual {
+                r = (
+                    residual + o00, o01 < 0 ? nil : residual + o01, o10 < 0 ? nil : residual + o10,
+                    o11 < 0 ? nil : residual + o11
+                )
+            }
+            withUnsafePointer(to: &y) { yp in
+                withUnsafePointer(to: &r) { rp in
+                    yp.withMemoryRebound(to: UnsafeMutablePointer<Float>?.self, capacity: 4) { ys in
+                        rp.withMemoryRebound(to: UnsafePointer<Float>?.self, capacity: 4) { rs in
+                            lp_winograd_output_f32(m + t * c, stride, c, bias, ys, rs, relu ? 1 : 0, Int32(level))
+                        }
+                    }
+                }
             }
         }
     }

@@ -20,6 +20,8 @@ public final class AlexNetExtractor: TrunkExtractor, @unchecked Sendable {
     let shapes: [String: [Int]]
     private let workspaces: [AlexNetWorkspace]
     private let runner: TrunkBatchRunner
+    /// The measured (or forced) parallelism; the convolutions are im2col + GEMM only.
+    let tuning: ConvTuning
 
     init(
         network: AlexNetNetwork, outputs: [FeatureOutput], inputHeight: Int, inputWidth: Int,
@@ -43,11 +45,15 @@ public final class AlexNetExtractor: TrunkExtractor, @unchecked Sendable {
         self.shapes = shapes
         self.deepest = deepest
         threads = options.threads
-        parallelism = options.parallelism
-        let workers = options.workers
         let plan = AlexNetWorkspace.Plan(network: network, height: inputHeight, width: inputWidth, outputs: outputs)
         let limit = (512 << 20) / 4 - plan.fixedFloats
         self.microBatch = max(1, min(microBatch, limit / max(1, plan.floatsPerImage)))
+        tuning = ConvTuner.resolve(
+            sites: network.convSites(height: inputHeight, width: inputWidth), options: options,
+            microBatch: self.microBatch, chunkRows: AlexNetWorkspace.chunkRows)
+        parallelism = tuning.parallelism
+        let resolved = options.with(parallelism: parallelism)
+        let workers = resolved.workers
         if let excess = MemoryBudget.excess([plan.floatsPerImage * self.microBatch + plan.fixedFloats, 4, workers]) {
             throw LinprobeError.config(
                 "input size \(inputHeight)×\(inputWidth): the AlexNet workspace memory \(excess); use smaller images or fewer threads"
@@ -55,7 +61,7 @@ public final class AlexNetExtractor: TrunkExtractor, @unchecked Sendable {
         }
         let mb = self.microBatch
         workspaces = (0..<workers).map { _ in AlexNetWorkspace(plan: plan, microBatch: mb) }
-        runner = TrunkBatchRunner(options: options, microBatch: self.microBatch)
+        runner = TrunkBatchRunner(options: resolved, microBatch: self.microBatch)
     }
 
     public var outputDimensions: [Int] { outputs.map(\.dimension) }
@@ -65,7 +71,7 @@ public final class AlexNetExtractor: TrunkExtractor, @unchecked Sendable {
             "threads": .int(Int64(threads)), "parallelism": .string(parallelism.rawValue),
             "micro_batch": .int(Int64(microBatch)),
             "layout": "NHWC, BatchNorm folded into convolutions, im2col + sgemm",
-            "input": .string(network.spec.input.rawValue),
+            "input": .string(network.spec.input.rawValue), "tuning": tuning.provenance,
             "blas": .string(BLAS.config), "blas_core": .string(BLAS.coreName),
         ]
     }
@@ -210,4 +216,25 @@ final class AlexNetWorkspace: @unchecked Sendable {
     }
 
     deinit { pointers.deallocate() }
+}
+
+extension AlexNetNetwork {
+    /// Every convolution of a forward pass, at its input size (for `ConvTuner`): conv1 (and the
+    /// Sobel filter) at the input, conv2 after pool1, conv3–5 after pool2 (pools: 3×3 stride 2).
+    func convSites(height: Int, width: Int) -> [ConvSite] {
+        var sites: [ConvSite] = []
+        var h = height, w = width
+        if let sobel { sites.append(ConvSite(layer: sobel, height: h, width: w)) }
+        for (i, layer) in convs.enumerated() {
+            sites.append(ConvSite(layer: layer, height: h, width: w))
+            (h, w) = (layer.outputSize(h), layer.outputSize(w))
+            if i < 2 {
+                (h, w) = (
+                    AlexNetSpec.outSize(h, kernel: 3, stride: 2, pad: 0),
+                    AlexNetSpec.outSize(w, kernel: 3, stride: 2, pad: 0)
+                )
+            }
+        }
+        return sites
+    }
 }

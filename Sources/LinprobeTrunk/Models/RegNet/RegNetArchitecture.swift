@@ -35,7 +35,7 @@ extension RegNetSpec: TrunkArchitecture {
     }
 
     public func build(weights: TrunkWeights, options: TrunkRunOptions) throws -> any TrunkNetwork {
-        try RegNetNetwork(weights: weights)
+        try RegNetNetwork(weights: weights, algorithm: options.algorithm)
     }
 }
 

@@ -8,8 +8,9 @@ import LinprobeCore
 /// batch folded into the GEMM rows; grouped 3×3 convolutions as im2col + one GEMM per group.
 ///
 /// Threads: with `batch` parallelism (default) each worker runs whole images with a
-/// single-threaded BLAS; with `blas` one worker drives a `threads`-way BLAS. Workspaces are
-/// allocated once. Not reentrant: call `forward` from one thread at a time.
+/// single-threaded BLAS; with `blas` one worker drives a `threads`-way BLAS; `ConvTuner` chooses
+/// when the options ask it to (and the algorithm of ungrouped 3×3 stride-1 shapes of an `auto`
+/// network). Workspaces are allocated once. Not reentrant: call `forward` from one thread at a time.
 public final class RegNetExtractor: TrunkExtractor, @unchecked Sendable {
     public let network: RegNetNetwork
     public let outputs: [FeatureOutput]
@@ -24,6 +25,7 @@ public final class RegNetExtractor: TrunkExtractor, @unchecked Sendable {
     let chunkRows = 512
     private let workspaces: [RegNetWorkspace]
     private let runner: TrunkBatchRunner
+    let tuning: ConvTuning
 
     init(
         network: RegNetNetwork, outputs: [FeatureOutput], inputHeight: Int, inputWidth: Int, options: TrunkRunOptions,
@@ -35,7 +37,6 @@ public final class RegNetExtractor: TrunkExtractor, @unchecked Sendable {
         self.inputHeight = inputHeight
         self.inputWidth = inputWidth
         threads = options.threads
-        parallelism = options.parallelism
         guard let shapes = spec.tapShapes(inputHeight: inputHeight, inputWidth: inputWidth) else {
             throw LinprobeError.config("input size \(inputHeight)×\(inputWidth) is too small for the \(spec) trunk")
         }
@@ -48,7 +49,6 @@ public final class RegNetExtractor: TrunkExtractor, @unchecked Sendable {
             return spec.stages.count + 1
         }
         deepest = levels.max() ?? spec.stages.count + 1
-        let workers = options.workers
         let one = RegNetWorkspace.Plan(
             network: network, height: inputHeight, width: inputWidth, outputs: outputs,
             shapes: shapes, microBatch: 1, chunkRows: chunkRows)
@@ -57,13 +57,21 @@ public final class RegNetExtractor: TrunkExtractor, @unchecked Sendable {
         let plan = RegNetWorkspace.Plan(
             network: network, height: inputHeight, width: inputWidth, outputs: outputs,
             shapes: shapes, microBatch: self.microBatch, chunkRows: chunkRows)
+        var tuneOptions = options
+        tuneOptions.algorithm = network.algorithm
+        tuning = ConvTuner.resolve(
+            sites: network.convSites(height: inputHeight, width: inputWidth, deepest: deepest),
+            options: tuneOptions, microBatch: self.microBatch, chunkRows: chunkRows)
+        parallelism = tuning.parallelism
+        let resolved = options.with(parallelism: parallelism)
+        let workers = resolved.workers
         if let excess = MemoryBudget.excess([plan.floats, 4, workers]) {
             throw LinprobeError.config(
                 "input size \(inputHeight)×\(inputWidth) with \(workers) worker thread(s): the trunk's workspace memory \(excess); use smaller images or fewer threads"
             )
         }
         workspaces = (0..<workers).map { _ in RegNetWorkspace(plan: plan) }
-        runner = TrunkBatchRunner(options: options, microBatch: self.microBatch)
+        runner = TrunkBatchRunner(options: resolved, microBatch: self.microBatch)
     }
 
     public var outputDimensions: [Int] { outputs.map(\.dimension) }
@@ -73,7 +81,10 @@ public final class RegNetExtractor: TrunkExtractor, @unchecked Sendable {
             "threads": .int(Int64(threads)), "parallelism": .string(parallelism.rawValue),
             "micro_batch": .int(Int64(microBatch)),
             "layout": "NHWC, BatchNorm folded into convolutions",
-            "convolution": "grouped 3x3 as im2col + sgemm per group; Winograd F(2x2,3x3) for ungrouped 3x3 stride 1",
+            "convolution": .string(
+                "grouped 3x3 as im2col + sgemm per group; ungrouped 3x3 stride 1: "
+                    + (network.algorithm == .auto ? "measured per shape (see tuning)" : network.algorithm.rawValue)),
+            "algorithm": .string(network.algorithm.rawValue), "tuning": tuning.provenance,
             "blas": .string(BLAS.config), "blas_core": .string(BLAS.coreName),
         ]
     }
@@ -116,7 +127,7 @@ public final class RegNetExtractor: TrunkExtractor, @unchecked Sendable {
         destinations: [UnsafeMutablePointer<Float>]
     ) {
         let net = network
-        let scratch = ws.convScratch(chunkRows: chunkRows)
+        let scratch = ws.convScratch(chunkRows: chunkRows, plan: tuning.plan)
         var h = inputHeight, w = inputWidth
         Kernels.nchwToNHWC(input, ws.input.pointer, n: n, c: 3, h: h, w: w)
         let maxPool = net.spec.stemGeometry.maxPool
@@ -199,5 +210,24 @@ public final class RegNetExtractor: TrunkExtractor, @unchecked Sendable {
                 for j in 0..<c { row[j] *= g[j] }
             }
         }
+    }
+}
+
+extension RegNetNetwork {
+    /// Every convolution a forward pass through `deepest` runs, at its input size (for `ConvTuner`).
+    func convSites(height: Int, width: Int, deepest: Int) -> [ConvSite] {
+        var sites = [ConvSite(layer: stem, height: height, width: width)]
+        var h = spec.stemOutput(height), w = spec.stemOutput(width)
+        for (s, blocks) in stages.enumerated() where s < deepest {
+            for block in blocks {
+                let oh = block.b.outputSize(h), ow = block.b.outputSize(w)
+                sites.append(ConvSite(layer: block.a, height: h, width: w))
+                sites.append(ConvSite(layer: block.b, height: h, width: w))
+                sites.append(ConvSite(layer: block.c, height: oh, width: ow))
+                if let projection = block.projection { sites.append(ConvSite(layer: projection, height: h, width: w)) }
+                (h, w) = (oh, ow)
+            }
+        }
+        return sites
     }
 }

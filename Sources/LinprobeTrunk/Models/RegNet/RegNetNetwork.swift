@@ -35,9 +35,11 @@ public final class RegNetNetwork: @unchecked Sendable {
     public let notes: [String]
     let stem: ConvLayer
     let stages: [[Block]]
+    /// How the ungrouped 3×3 stride-1 convolutions run (`auto`: both kept, the extractor measures).
+    public let algorithm: ConvAlgorithm
 
     /// For `bgr` input the stem's input channels are reversed, which equals VISSL's `x[:, [2, 1, 0]]`.
-    public init(weights: TrunkWeights) throws {
+    public init(weights: TrunkWeights, algorithm: ConvAlgorithm = .winograd) throws {
         guard let spec = weights.architecture as? RegNetSpec else {
             throw LinprobeError(.incompatible, "weights for \(weights.architecture) cannot build a RegNet")
         }
@@ -45,18 +47,21 @@ public final class RegNetNetwork: @unchecked Sendable {
         weightsProvenance = weights.provenance
         weightsSHA256 = weights.sha256
         notes = weights.notes
+        self.algorithm = algorithm
         let g = spec.stemGeometry
         stem = try RegNetNetwork.conv(
             weights, "conv1.stem.0", bn: "conv1.stem.1", stride: g.stride, pad: g.pad, eps: spec.bnEpsilon,
-            swap: spec.inputType == .bgr)
+            swap: spec.inputType == .bgr, algorithm: algorithm)
         stages = try spec.stages.indices.map { s in
-            try spec.blocks(stage: s).map { try RegNetNetwork.block($0, weights: weights, eps: spec.bnEpsilon) }
+            try spec.blocks(stage: s).map {
+                try RegNetNetwork.block($0, weights: weights, eps: spec.bnEpsilon, algorithm: algorithm)
+            }
         }
     }
 
     static func conv(
         _ weights: TrunkWeights, _ name: String, bn: String, stride: Int, pad: Int, groups: Int = 1, eps: Double,
-        swap: Bool = false
+        swap: Bool = false, algorithm: ConvAlgorithm
     ) throws -> ConvLayer {
         let shape = weights.tensors[name + ".weight"]?.shape ?? []
         guard shape.count == 4 else { throw LinprobeError(.incompatible, "weights lack \(name).weight") }
@@ -64,15 +69,18 @@ public final class RegNetNetwork: @unchecked Sendable {
         return try ConvLayer(
             weight: try v(name + ".weight"), shape: shape, stride: stride, pad: pad, groups: groups,
             bn: (try v(bn + ".weight"), try v(bn + ".bias"), try v(bn + ".running_mean"), try v(bn + ".running_var")),
-            eps: eps, swapInputRB: swap, useWinograd: true, name: name)
+            eps: eps, swapInputRB: swap, algorithm: algorithm, name: name)
     }
 
-    static func block(_ b: RegNetSpec.Block, weights: TrunkWeights, eps: Double) throws -> Block {
+    static func block(
+        _ b: RegNetSpec.Block, weights: TrunkWeights, eps: Double, algorithm: ConvAlgorithm
+    ) throws -> Block {
         let p = b.prefix
-        let a = try conv(weights, p + ".f.a.0", bn: p + ".f.a.1", stride: 1, pad: 0, eps: eps)
+        let a = try conv(weights, p + ".f.a.0", bn: p + ".f.a.1", stride: 1, pad: 0, eps: eps, algorithm: algorithm)
         let conv3 = try conv(
-            weights, p + ".f.b.0", bn: p + ".f.b.1", stride: b.stride, pad: 1, groups: b.groups, eps: eps)
-        let c = try conv(weights, p + ".f.c", bn: p + ".f.final_bn", stride: 1, pad: 0, eps: eps)
+            weights, p + ".f.b.0", bn: p + ".f.b.1", stride: b.stride, pad: 1, groups: b.groups, eps: eps,
+            algorithm: algorithm)
+        let c = try conv(weights, p + ".f.c", bn: p + ".f.final_bn", stride: 1, pad: 0, eps: eps, algorithm: algorithm)
         var se: SqueezeExcitation?
         if let width = b.seWidth {
             let e = p + ".f.se.excitation"
@@ -93,7 +101,8 @@ public final class RegNetNetwork: @unchecked Sendable {
         var projection: ConvLayer?
         var combined: FloatBuffer?
         if b.hasProjection {
-            let pr = try conv(weights, p + ".proj", bn: p + ".bn", stride: b.stride, pad: 0, eps: eps)
+            let pr = try conv(
+                weights, p + ".proj", bn: p + ".bn", stride: b.stride, pad: 0, eps: eps, algorithm: algorithm)
             let sum = FloatBuffer(count: b.widthOut)
             for j in 0..<b.widthOut { sum.pointer[j] = c.bias.pointer[j] + pr.bias.pointer[j] }
             projection = pr

@@ -23,12 +23,7 @@ final class RegNetWorkspace: @unchecked Sendable {
         ) {
             microBatch = nb
             func chunk(_ layer: ConvLayer, extra: Int = 0) -> Int {
-                let perRow =
-                    layer.winograd != nil
-                    ? Winograd.scratchFloats(cin: layer.cin, cout: layer.cout, tiles: 1)
-                    : (layer.isPointwise ? 0 : layer.kPerGroup * layer.groups) + extra
-                guard perRow > 0 else { return 0 }
-                return perRow * min(chunkRows, max(64, Plan.scratchBudget / perRow))
+                layer.chunkScratchFloats(chunkRows: chunkRows, budget: Plan.scratchBudget, extra: extra)
             }
             let spec = network.spec
             input = nb * 3 * height * width
@@ -80,9 +75,9 @@ final class RegNetWorkspace: @unchecked Sendable {
 
     deinit { pointers.deallocate() }
 
-    func convScratch(chunkRows: Int) -> ConvScratch {
+    func convScratch(chunkRows: Int, plan: ConvPlan) -> ConvScratch {
         ConvScratch(
             buffer: scratch.pointer, capacity: scratch.count, chunkRows: chunkRows, zeros: zeros.pointer,
-            pointers: pointers)
+            pointers: pointers, plan: plan)
     }
 }

@@ -33,7 +33,7 @@ extension ResNetSpec: TrunkArchitecture {
     }
 
     public func build(weights: TrunkWeights, options: TrunkRunOptions) throws -> any TrunkNetwork {
-        try ResNetTrunk(weights: weights)
+        try ResNetTrunk(weights: weights, algorithm: options.algorithm)
     }
 }
 
@@ -43,7 +43,8 @@ extension ResNetTrunk: TrunkNetwork {
     public func extractor(
         outputs: [FeatureOutput], inputHeight: Int, inputWidth: Int, options: TrunkRunOptions
     ) throws -> any TrunkExtractor {
-        let o = ResNetExtractor.Options(threads: options.threads, parallelism: options.parallelism)
+        let o = ResNetExtractor.Options(
+            threads: options.threads, parallelism: options.parallelism, tuneParallelism: options.tuneParallelism)
         return try ResNetExtractor(
             trunk: self, outputs: outputs, inputHeight: inputHeight, inputWidth: inputWidth, options: o)
     }

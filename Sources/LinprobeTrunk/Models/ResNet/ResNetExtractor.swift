@@ -7,10 +7,11 @@ import LinprobeCore
 /// pooled tap flattened in NCHW order — all taps from one forward pass that stops at the
 /// deepest tap requested.
 ///
-/// Threads: with `.batch` parallelism (the default, chosen by measurement — see
-/// `Benchmarks/trunk`) each of `threads` workers runs whole images through the network with a
-/// single-threaded BLAS; with `.blas` one worker drives a `threads`-way BLAS. Each worker owns
-/// a workspace allocated once, so the hot path allocates nothing.
+/// Threads: with `.batch` parallelism each of `threads` workers runs whole images through the
+/// network with a single-threaded BLAS; with `.blas` one worker drives a `threads`-way BLAS.
+/// With `tuneParallelism` (and for a trunk built with `.auto`, the algorithm of each 3×3
+/// stride-1 shape) `ConvTuner` measures once per machine and network shape set and caches the
+/// choice. Each worker owns a workspace allocated once, so the hot path allocates nothing.
 ///
 /// Not reentrant: call `forward` from one thread at a time.
 public final class ResNetExtractor: TrunkExtractor, @unchecked Sendable {
@@ -20,6 +21,8 @@ public final class ResNetExtractor: TrunkExtractor, @unchecked Sendable {
         /// Worker threads (BLAS threads with `.blas`). Default: all cores.
         public var threads: Int
         public var parallelism: Parallelism
+        /// Measure whether batch split or BLAS threading is faster (`parallelism` is the fallback).
+        public var tuneParallelism: Bool
         /// Images per worker per pass through the network (bounds the workspace; lowered
         /// automatically so that one worker's workspace stays within `workspaceLimitBytes`).
         public var microBatch: Int
@@ -30,10 +33,12 @@ public final class ResNetExtractor: TrunkExtractor, @unchecked Sendable {
 
         public init(
             threads: Int = ProcessInfo.processInfo.activeProcessorCount, parallelism: Parallelism = .batch,
-            microBatch: Int = 8, chunkRows: Int = 512, workspaceLimitBytes: Int = 512 << 20
+            microBatch: Int = 8, chunkRows: Int = 512, workspaceLimitBytes: Int = 512 << 20,
+            tuneParallelism: Bool = false
         ) {
             self.threads = max(1, threads)
             self.parallelism = parallelism
+            self.tuneParallelism = tuneParallelism
             self.microBatch = max(1, microBatch)
             self.chunkRows = max(16, chunkRows)
             self.workspaceLimitBytes = workspaceLimitBytes
@@ -53,6 +58,10 @@ public final class ResNetExtractor: TrunkExtractor, @unchecked Sendable {
 
     /// Images per worker per pass, after the workspace limit.
     public let microBatch: Int
+    /// The parallelism in use (`options.parallelism`, or the measured one).
+    public let parallelism: Parallelism
+    /// How the parallelism and the per-shape algorithms were chosen.
+    let tuning: ConvTuning
 
     private let shapes: [Tap: [Int]]
     private let workspaces: [Workspace]
@@ -70,8 +79,18 @@ public final class ResNetExtractor: TrunkExtractor, @unchecked Sendable {
     }
 
     /// An extractor for outputs computed by `PoolOpsMap.outputs(architecture:…)`.
-    public init(
+    public convenience init(
         trunk: ResNetTrunk, outputs: [FeatureOutput], inputHeight: Int, inputWidth: Int, options: Options = Options()
+    ) throws {
+        try self.init(
+            trunk: trunk, outputs: outputs, inputHeight: inputHeight, inputWidth: inputWidth, options: options,
+            tuning: nil)
+    }
+
+    /// `tuning`: a fixed choice instead of `ConvTuner`'s (tests).
+    init(
+        trunk: ResNetTrunk, outputs: [FeatureOutput], inputHeight: Int, inputWidth: Int, options: Options,
+        tuning fixed: ConvTuning?
     ) throws {
         self.trunk = trunk
         self.inputHeight = inputHeight
@@ -98,12 +117,21 @@ public final class ResNetExtractor: TrunkExtractor, @unchecked Sendable {
                 "input size \(inputHeight)×\(inputWidth) is too small for the \(trunk.spec) trunk")
         }
         self.shapes = shapes
-        workers = options.parallelism == .batch ? options.threads : 1
         let single = try WorkspacePlan(
             trunk: trunk, height: inputHeight, width: inputWidth, deepest: deepestTap,
             taps: taps, outputs: outputs, shapes: shapes, options: options, microBatch: 1)
         let room = options.workspaceLimitBytes - single.fixedBytes
         microBatch = max(1, min(options.microBatch, room / max(1, single.perImageBytes)))
+        tuning =
+            fixed
+            ?? ConvTuner.resolve(
+                sites: Self.convSites(trunk: trunk, height: inputHeight, width: inputWidth, deepest: deepestTap),
+                options: TrunkRunOptions(
+                    threads: options.threads, parallelism: options.parallelism, algorithm: trunk.algorithm,
+                    tuneParallelism: options.tuneParallelism),
+                microBatch: microBatch, chunkRows: options.chunkRows)
+        parallelism = tuning.parallelism
+        workers = parallelism == .batch ? options.threads : 1
         let plan = try WorkspacePlan(
             trunk: trunk, height: inputHeight, width: inputWidth, deepest: deepestTap,
             taps: taps, outputs: outputs, shapes: shapes, options: options, microBatch: microBatch)
@@ -122,13 +150,18 @@ public final class ResNetExtractor: TrunkExtractor, @unchecked Sendable {
     public var provenance: JSONValue {
         [
             "threads": .int(Int64(options.threads)),
-            "parallelism": .string(options.parallelism.rawValue),
+            "parallelism": .string(parallelism.rawValue),
             "micro_batch": .int(Int64(microBatch)),
             "layout": "NHWC, BatchNorm folded into convolutions",
             "convolution": .string(
-                trunk.algorithm == .winograd
-                    ? "Winograd F(2x2,3x3) for 3x3 stride-1 convolutions, im2col + sgemm for the rest"
-                    : "im2col + sgemm"),
+                [
+                    .winograd: "Winograd F(2x2,3x3) for 3x3 stride-1 convolutions, im2col + sgemm for the rest",
+                    .im2col: "im2col + sgemm",
+                    .auto:
+                        "per 3x3 stride-1 shape, Winograd F(2x2,3x3) or im2col + sgemm (see tuning); im2col + sgemm for the rest",
+                ][trunk.algorithm] ?? trunk.algorithm.rawValue),
+            "algorithm": .string(trunk.algorithm.rawValue),
+            "tuning": tuning.provenance,
             "blas": .string(BLAS.config),
             "blas_core": .string(BLAS.coreName),
         ]
@@ -154,7 +187,7 @@ public final class ResNetExtractor: TrunkExtractor, @unchecked Sendable {
         defer { lock.unlock() }
         // OpenBLAS's thread count is process-wide: set ours for this call, restore the caller's after.
         let previousThreads = BLAS.threads
-        BLAS.setThreads(options.parallelism == .blas ? options.threads : 1)
+        BLAS.setThreads(parallelism == .blas ? options.threads : 1)
         defer { BLAS.setThreads(previousThreads) }
         let imageSize = 3 * height * width
         let used = min(workers, count)
@@ -219,7 +252,7 @@ public final class ResNetExtractor: TrunkExtractor, @unchecked Sendable {
         let spec = trunk.spec
         let scratch = ConvScratch(
             buffer: ws.scratch.pointer, capacity: ws.scratch.count, chunkRows: options.chunkRows,
-            zeros: ws.zeros.pointer, pointers: ws.pointers)
+            zeros: ws.zeros.pointer, pointers: ws.pointers, plan: tuning.plan)
         var h = inputHeight, w = inputWidth
 
         func emit(_ tap: Tap, _ map: UnsafePointer<Float>, h: Int, w: Int, c: Int) {
@@ -304,6 +337,31 @@ public final class ResNetExtractor: TrunkExtractor, @unchecked Sendable {
     }
 }
 
+extension ResNetExtractor {
+    /// Every convolution a forward pass up to `deepest` runs, at its input size (for `ConvTuner`).
+    static func convSites(trunk: ResNetTrunk, height: Int, width: Int, deepest: Tap) -> [ConvSite] {
+        var sites = [ConvSite(layer: trunk.stem, height: height, width: width)]
+        guard deepest > .res1 else { return sites }
+        var h = ResNetSpec.outSize(trunk.stem.outputSize(height), kernel: 3, stride: 2, pad: 1)
+        var w = ResNetSpec.outSize(trunk.stem.outputSize(width), kernel: 3, stride: 2, pad: 1)
+        let stageTaps: [Tap] = [.res2, .res3, .res4, .res5]
+        for (i, blocks) in trunk.stages.enumerated() {
+            for block in blocks {
+                let h1 = block.conv1.outputSize(h), w1 = block.conv1.outputSize(w)
+                sites.append(ConvSite(layer: block.conv1, height: h, width: w))
+                sites.append(ConvSite(layer: block.conv2, height: h1, width: w1))
+                let h2 = block.conv2.outputSize(h1), w2 = block.conv2.outputSize(w1)
+                if let conv3 = block.conv3 { sites.append(ConvSite(layer: conv3, height: h2, width: w2)) }
+                if let ds = block.downsample { sites.append(ConvSite(layer: ds, height: h, width: w)) }
+                h = h2
+                w = w2
+            }
+            if deepest == stageTaps[i] { break }
+        }
+        return sites
+    }
+}
+
 /// Buffer sizes (in floats) for one worker, from a walk over the network up to the deepest tap.
 struct WorkspacePlan {
     var input = 0, s = 0, a = 0, t1 = 0, t2 = 0, scratch = 0, poolScratch = 0, zeros = 0
@@ -326,15 +384,7 @@ struct WorkspacePlan {
         self.microBatch = nb
         let spec = trunk.spec
         func chunkScratch(_ layer: ConvLayer, extra: Int = 0) -> Int {
-            let perRow: Int
-            if layer.winograd != nil {
-                perRow = Winograd.scratchFloats(cin: layer.cin, cout: layer.cout, tiles: 1)
-            } else {
-                perRow = (layer.isPointwise ? 0 : layer.kPerGroup * layer.groups) + extra
-            }
-            guard perRow > 0 else { return 0 }
-            let rows = min(options.chunkRows, max(64, WorkspacePlan.scratchBudget / perRow))
-            return perRow * rows
+            layer.chunkScratchFloats(chunkRows: options.chunkRows, budget: WorkspacePlan.scratchBudget, extra: extra)
         }
         input = nb * 3 * height * width
         var h = trunk.stem.outputSize(height), w = trunk.stem.outputSize(width)

@@ -16,13 +16,9 @@ public final class ResNetTrunk: @unchecked Sendable {
         var last: ConvLayer { conv3 ?? conv2 }
     }
 
-    /// How the 3×3 stride-1 convolutions run.
-    public enum Algorithm: String, Sendable, CaseIterable {
-        /// Winograd F(2×2, 3×3): 2.25× fewer multiplications for those layers (default).
-        case winograd
-        /// im2col + GEMM everywhere (the plain reference path).
-        case im2col
-    }
+    /// How the 3×3 stride-1 convolutions run: Winograd F(2×2, 3×3) (the static default),
+    /// im2col + GEMM, or `auto` (both kept; the extractor measures which is faster per shape).
+    public typealias Algorithm = ConvAlgorithm
 
     public let spec: ResNetSpec
     public let algorithm: Algorithm
@@ -58,7 +54,7 @@ public final class ResNetTrunk: @unchecked Sendable {
                     try values(bn + ".weight"), try values(bn + ".bias"), try values(bn + ".running_mean"),
                     try values(bn + ".running_var")
                 ),
-                swapInputRB: swap, useWinograd: algorithm == .winograd, name: name)
+                swapInputRB: swap, algorithm: algorithm, name: name)
         }
 
         stem = try conv("conv1", bn: "bn1", stride: 2, pad: 3, swap: spec.inputType == .bgr)

@@ -17,6 +17,8 @@ public final class ResNetSKExtractor: TrunkExtractor, @unchecked Sendable {
     public let microBatch: Int
     private let workspaces: [ResNetSKWorkspace]
     private let runner: TrunkBatchRunner
+    /// The measured (or forced) parallelism; the convolutions are im2col + GEMM only.
+    let tuning: ConvTuning
 
     init(
         network: ResNetSKNetwork, outputs: [FeatureOutput], inputHeight: Int, inputWidth: Int,
@@ -30,11 +32,15 @@ public final class ResNetSKExtractor: TrunkExtractor, @unchecked Sendable {
         self.inputHeight = inputHeight
         self.inputWidth = inputWidth
         threads = options.threads
-        parallelism = options.parallelism
-        let workers = options.workers
         let plan = ResNetSKWorkspace.Plan(network: network, height: inputHeight, width: inputWidth)
         let limit = (512 << 20) / 4 - plan.fixedFloats
         self.microBatch = max(1, min(microBatch, limit / max(1, plan.floatsPerImage)))
+        tuning = ConvTuner.resolve(
+            sites: network.convSites(height: inputHeight, width: inputWidth), options: options,
+            microBatch: self.microBatch, chunkRows: ResNetSKWorkspace.chunkRows)
+        parallelism = tuning.parallelism
+        let resolved = options.with(parallelism: parallelism)
+        let workers = resolved.workers
         if let excess = MemoryBudget.excess([plan.floatsPerImage * self.microBatch + plan.fixedFloats, 4, workers]) {
             throw LinprobeError.config(
                 "input size \(inputHeight)×\(inputWidth): the ResNet-SK workspace memory \(excess); use smaller images or fewer threads"
@@ -42,7 +48,7 @@ public final class ResNetSKExtractor: TrunkExtractor, @unchecked Sendable {
         }
         let mb = self.microBatch
         workspaces = (0..<workers).map { _ in ResNetSKWorkspace(plan: plan, microBatch: mb) }
-        runner = TrunkBatchRunner(options: options, microBatch: self.microBatch)
+        runner = TrunkBatchRunner(options: resolved, microBatch: self.microBatch)
     }
 
     public var outputDimensions: [Int] { outputs.map(\.dimension) }
@@ -52,6 +58,7 @@ public final class ResNetSKExtractor: TrunkExtractor, @unchecked Sendable {
             "threads": .int(Int64(threads)), "parallelism": .string(parallelism.rawValue),
             "micro_batch": .int(Int64(microBatch)),
             "layout": "NHWC, BatchNorm folded into convolutions, im2col + sgemm",
+            "tuning": tuning.provenance,
             "blas": .string(BLAS.config), "blas_core": .string(BLAS.coreName),
         ]
     }
@@ -254,4 +261,31 @@ final class ResNetSKWorkspace: @unchecked Sendable {
     }
 
     deinit { pointers.deallocate() }
+}
+
+extension ResNetSKNetwork {
+    /// Every convolution of a forward pass, at its input size (for `ConvTuner`).
+    func convSites(height: Int, width: Int) -> [ConvSite] {
+        var sites: [ConvSite] = []
+        var h = height, w = width
+        for layer in stem {
+            sites.append(ConvSite(layer: layer, height: h, width: w))
+            (h, w) = (layer.outputSize(h), layer.outputSize(w))
+        }
+        (h, w) = (
+            ResNetSKSpec.outSize(h, kernel: 3, stride: 2, pad: 1), ResNetSKSpec.outSize(w, kernel: 3, stride: 2, pad: 1)
+        )
+        for block in blocks {
+            let oh = block.spatial.outputSize(h), ow = block.spatial.outputSize(w)
+            if let projection = block.projection {
+                let pooled = spec.selectiveKernel
+                sites.append(ConvSite(layer: projection, height: pooled ? oh : h, width: pooled ? ow : w))
+            }
+            sites.append(ConvSite(layer: block.reduce, height: h, width: w))
+            sites.append(ConvSite(layer: block.spatial, height: h, width: w))
+            sites.append(ConvSite(layer: block.expand, height: oh, width: ow))
+            (h, w) = (oh, ow)
+        }
+        return sites
+    }
 }

@@ -1,0 +1,160 @@
+import Dispatch
+import Foundation
+import LinprobeBLAS
+import LinprobeCore
+
+/// The timing half of `ConvTuner`: every distinct layer shape, every algorithm its layer holds,
+/// under every parallelism considered, on the real micro-batch; the min of a few repeats.
+extension ConvTuner {
+    struct MeasuredLayer {
+        let key: ConvShapeKey
+        let algorithm: ConvAlgorithm
+        /// Whether the layer holds more than one algorithm.
+        let choosable: Bool
+        /// Seconds per image of each candidate (`<parallelism>/<algorithm>`).
+        let timings: [String: Double]
+    }
+
+    struct Measurement {
+        let parallelism: TrunkParallelism
+        let layers: [MeasuredLayer]
+        /// Only the shapes that had a choice.
+        var choices: [ConvShapeKey: ConvAlgorithm] {
+            Dictionary(
+                layers.filter(\.choosable).map { ($0.key, $0.algorithm) },
+                uniquingKeysWith: { a, _ in a })
+        }
+    }
+
+    /// Repeats of each candidate when a shape's candidates are within `closeRatio` of each other
+    /// after one run each (the minimum is kept); a clear winner is not timed again.
+    static let repeats = 3
+    static let closeRatio = 0.8
+
+    /// A parallelism other than the first candidate (the static default) must be this much
+    /// faster in total to be chosen: timings on a shared machine are noisy.
+    static let switchMargin = 0.95
+
+    static func measure(
+        shapes: [(key: ConvShapeKey, site: ConvSite, count: Int)], threads: Int, parallelisms: [TrunkParallelism],
+        microBatch: Int, chunkRows: Int
+    ) -> Measurement {
+        let buffers = TuningBuffers(
+            shapes: shapes.map(\.site), workers: threads, microBatch: microBatch, chunkRows: chunkRows)
+        let previousThreads = BLAS.threads
+        defer { BLAS.setThreads(previousThreads) }
+        var totals = [Double](repeating: 0, count: parallelisms.count)
+        var chosen = [[MeasuredLayer]](repeating: [], count: parallelisms.count)
+        // Shape by shape, every parallelism in turn, so that a change of load on a shared machine
+        // falls on all candidates alike.
+        for (index, shape) in shapes.enumerated() {
+            var timings: [String: Double] = [:]
+            var fastest: [ConvAlgorithm] = []
+            for (pi, parallelism) in parallelisms.enumerated() {
+                BLAS.setThreads(parallelism == .blas ? threads : 1)
+                let workers = parallelism == .batch ? threads : 1
+                if index == 0 {
+                    // Warm-up: BLAS threads, caches.
+                    _ = buffers.time(
+                        shape.site, algorithm: shape.site.layer.algorithms[0], workers: workers, repeats: 1)
+                }
+                let best = fastestAlgorithm(shape.site, buffers: buffers, workers: workers)
+                for (algorithm, t) in best.seconds { timings["\(parallelism.rawValue)/\(algorithm.rawValue)"] = t }
+                totals[pi] += best.minimum * Double(shape.count)
+                fastest.append(best.algorithm)
+            }
+            for pi in parallelisms.indices {
+                chosen[pi].append(
+                    MeasuredLayer(
+                        key: shape.key, algorithm: fastest[pi], choosable: shape.site.layer.algorithms.count > 1,
+                        timings: timings))
+            }
+        }
+        var pick = 0
+        for pi in parallelisms.indices.dropFirst() where totals[pi] < switchMargin * totals[pick] { pick = pi }
+        return Measurement(parallelism: parallelisms[pick], layers: chosen[pick])
+    }
+
+    /// One run of each algorithm; more when they are close. Seconds per image.
+    static func fastestAlgorithm(
+        _ site: ConvSite, buffers: TuningBuffers, workers: Int
+    ) -> (algorithm: ConvAlgorithm, minimum: Double, seconds: [(ConvAlgorithm, Double)]) {
+        let algorithms = site.layer.algorithms
+        var seconds = algorithms.map { buffers.time(site, algorithm: $0, workers: workers, repeats: 1) }
+        if let lo = seconds.min(), let hi = seconds.max(), algorithms.count > 1, lo > closeRatio * hi {
+            for (i, algorithm) in algorithms.enumerated() {
+                seconds[i] = min(
+                    seconds[i], buffers.time(site, algorithm: algorithm, workers: workers, repeats: repeats - 1))
+            }
+        }
+        var best = 0
+        for i in seconds.indices where seconds[i] < seconds[best] { best = i }
+        return (algorithms[best], seconds[best], Array(zip(algorithms, seconds)))
+    }
+}
+
+/// Buffers for timing layers: per worker an input, an output and a scratch as large as the
+/// largest shape needs (inputs hold a fixed pattern; values do not matter for speed).
+final class TuningBuffers: @unchecked Sendable {
+    let microBatch: Int, chunkRows: Int
+    let inputs: [FloatBuffer], outputs: [FloatBuffer], scratches: [FloatBuffer], zeros: FloatBuffer
+    let pointers: [UnsafeMutablePointer<UnsafePointer<Float>>]
+
+    init(shapes: [ConvSite], workers: Int, microBatch: Int, chunkRows: Int) {
+        self.microBatch = microBatch
+        self.chunkRows = chunkRows
+        var input = 1, output = 1, scratch = 1, zero = 1
+        for s in shapes {
+            let l = s.layer
+            input = max(input, microBatch * s.height * s.width * l.cin)
+            output = max(output, microBatch * l.outputSize(s.height) * l.outputSize(s.width) * l.cout)
+            scratch = max(scratch, l.chunkScratchFloats(chunkRows: chunkRows, budget: 2 << 20))
+            zero = max(zero, l.cin)
+        }
+        inputs = (0..<workers).map { _ in
+            let b = FloatBuffer(count: input)
+            for i in 0..<input { b.pointer[i] = Float(i % 97) / 97 - 0.5 }
+            return b
+        }
+        outputs = (0..<workers).map { _ in FloatBuffer(count: output) }
+        scratches = (0..<workers).map { _ in FloatBuffer(count: scratch) }
+        zeros = FloatBuffer(count: zero)
+        pointers = (0..<workers).map { _ in
+            let p = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: 16)
+            return p
+        }
+        for p in pointers { p.initialize(repeating: UnsafePointer(zeros.pointer), count: 16) }
+    }
+
+    deinit { for p in pointers { p.deallocate() } }
+
+    /// Seconds per image of `algorithm` on `site` with `workers` workers each running a micro-batch.
+    func time(_ site: ConvSite, algorithm: ConvAlgorithm, workers: Int, repeats: Int) -> Double {
+        let key = ConvShapeKey(site.layer, height: site.height, width: site.width)
+        let plan = ConvPlan(choices: [key: algorithm])
+        let run = { (w: Int) in
+            let scratch = ConvScratch(
+                buffer: self.scratches[w].pointer, capacity: self.scratches[w].count, chunkRows: self.chunkRows,
+                zeros: self.zeros.pointer, pointers: self.pointers[w], plan: plan)
+            Convolution.forward(
+                site.layer, input: self.inputs[w].pointer, n: self.microBatch, inH: site.height, inW: site.width,
+                output: self.outputs[w].pointer, epilogue: .bias(relu: true), scratch: scratch)
+        }
+        var best = Double.infinity
+        for _ in 0..<repeats {
+            let start = DispatchTime.now().uptimeNanoseconds
+            if workers == 1 {
+                run(0)
+            } else {
+                let work = Work(body: run)
+                DispatchQueue.concurrentPerform(iterations: workers) { work.body($0) }
+            }
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        return best / Double(workers * microBatch)
+    }
+
+    private struct Work: @unchecked Sendable {
+        let body: (Int) -> Void
+    }
+}

@@ -1,0 +1,168 @@
+import Foundation
+import LinprobeCore
+import Testing
+
+@testable import LinprobeTrunk
+
+/// The tuning cache (round trip, corrupt and foreign files, unwritable folder), the tuner's
+/// sources (measured, cache, static, forced) and the settings' spelling.
+@Suite("Trunk tuning: cache and choices")
+struct TrunkTuningTests {
+    final class Warnings: @unchecked Sendable {
+        private let lock = NSLock()
+        private var lines: [String] = []
+        func add(_ line: String) { lock.withLock { lines.append(line) } }
+        var all: [String] { lock.withLock { lines } }
+    }
+
+    static func temporaryFolder() throws -> String {
+        let path = NSTemporaryDirectory() + "linprobe-tuning-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// A 3×3 stride-1 layer (both algorithms with `.auto`) and a 1×1 one, with seeded weights.
+    static func layers(algorithm: ConvAlgorithm) throws -> [ConvSite] {
+        func layer(_ cin: Int, _ cout: Int, _ k: Int, pad: Int) throws -> ConvLayer {
+            var state: UInt32 = 7
+            let weight = (0..<(cout * cin * k * k)).map { _ -> Float in
+                state = state &* 1_664_525 &+ 1_013_904_223
+                return Float(state >> 8) / Float(1 << 24) - 0.5
+            }
+            let ones = [Float](repeating: 1, count: cout), zeros = [Float](repeating: 0, count: cout)
+            return try ConvLayer(
+                weight: weight, shape: [cout, cin, k, k], stride: 1, pad: pad, groups: 1,
+                bn: (ones, zeros, zeros, ones), algorithm: algorithm, name: "test")
+        }
+        return [
+            ConvSite(layer: try layer(16, 16, 3, pad: 1), height: 12, width: 12),
+            ConvSite(layer: try layer(16, 32, 1, pad: 0), height: 12, width: 12),
+        ]
+    }
+
+    static func entry(network: String = "n") -> TrunkTuningEntry {
+        let key = TrunkTuningKey(machine: .current(threads: 2), network: network)
+        let shape = ConvShapeKey(cin: 64, cout: 64, kernel: 3, stride: 1, pad: 1, groups: 1, height: 56, width: 56)
+        return TrunkTuningEntry(
+            key: key, parallelism: .blas,
+            layers: [
+                TrunkTuningLayer(
+                    shape: shape, algorithm: .im2col, choosable: true,
+                    timings: ["blas/im2col": 0.001, "blas/winograd": 0.002])
+            ], measuredSeconds: 0.5)
+    }
+
+    @Test("cache: an entry stored is read back; other keys miss")
+    func roundTrip() throws {
+        let folder = try Self.temporaryFolder()
+        let warnings = Warnings()
+        let cache = TrunkTuningCache(path: folder + "/linprobe/trunk-tuning.json", warn: warnings.add)
+        let entry = Self.entry()
+        cache.store(entry)
+        cache.store(Self.entry(network: "other"))
+        let back = try #require(cache.entry(for: entry.key))
+        #expect(back.parallelism == .blas)
+        #expect(back.choices == entry.choices)
+        #expect(back.layers.first?.timings == entry.layers.first?.timings)
+        #expect(cache.entry(for: TrunkTuningKey(machine: .current(threads: 3), network: "n")) == nil)
+        #expect(cache.load().entries.count == 2)
+        #expect(warnings.all.isEmpty)
+    }
+
+    @Test(
+        "cache: a corrupt or foreign file is ignored with one warning, then replaced",
+        arguments: [
+            "{not json", #"{"format": "linprobe-trunk-tuning", "version": 99, "entries": []}"#,
+            #"{"format": "something-else", "version": 1}"#,
+            #"{"format": "linprobe-trunk-tuning", "version": 1, "entries": [{"key": 3}]}"#,
+        ])
+    func corrupt(content: String) throws {
+        let folder = try Self.temporaryFolder()
+        let path = folder + "/trunk-tuning.json"
+        try content.write(toFile: path, atomically: true, encoding: .utf8)
+        let warnings = Warnings()
+        let cache = TrunkTuningCache(path: path, warn: warnings.add)
+        #expect(cache.entry(for: Self.entry().key) == nil)
+        #expect(warnings.all.count == 1)
+        #expect(warnings.all.first?.contains(path) == true)
+        #expect(warnings.all.first?.contains("\n") == false)
+        cache.store(Self.entry())
+        #expect(TrunkTuningCache(path: path, warn: warnings.add).entry(for: Self.entry().key) != nil)
+    }
+
+    @Test("cache: a folder that cannot be written warns and keeps going")
+    func unwritable() throws {
+        let folder = try Self.temporaryFolder()
+        // A regular file where the cache folder should be: no user (root included) can create it.
+        try "x".write(toFile: folder + "/blocked", atomically: true, encoding: .utf8)
+        let warnings = Warnings()
+        let cache = TrunkTuningCache(path: folder + "/blocked/linprobe/trunk-tuning.json", warn: warnings.add)
+        cache.store(Self.entry())
+        #expect(warnings.all.count == 1)
+        #expect(cache.entry(for: Self.entry().key) == nil)
+    }
+
+    @Test("cache folder: XDG_CACHE_HOME, else ~/.cache")
+    func folder() {
+        #expect(
+            TrunkTuningCache.user(environment: ["XDG_CACHE_HOME": "/x/c", "HOME": "/h"])?.path
+                == "/x/c/linprobe/trunk-tuning.json")
+        #expect(TrunkTuningCache.user(environment: ["HOME": "/h"])?.path == "/h/.cache/linprobe/trunk-tuning.json")
+        #expect(TrunkTuningCache.user(environment: [:]) == nil)
+    }
+
+    @Test("tuner: measures once, then reads the cache; off means the static defaults")
+    func tuner() throws {
+        let folder = try Self.temporaryFolder()
+        let warnings = Warnings()
+        let cache = TrunkTuningCache(path: folder + "/trunk-tuning.json", warn: warnings.add)
+        let sites = try Self.layers(algorithm: .auto)
+        #expect(sites[0].layer.algorithms == [.winograd, .im2col])
+        let options = TrunkRunOptions(threads: 2, parallelism: .batch, algorithm: .auto, tuneParallelism: true)
+        let first = ConvTuner.resolve(sites: sites, options: options, microBatch: 2, chunkRows: 64, cache: cache)
+        #expect(first.source == .measured)
+        #expect(first.plan.choices.count == 1)
+        let second = ConvTuner.resolve(sites: sites, options: options, microBatch: 2, chunkRows: 64, cache: cache)
+        #expect(second.source == .cache)
+        #expect(second.parallelism == first.parallelism)
+        #expect(second.plan.choices == first.plan.choices)
+        let other = ConvTuner.resolve(sites: sites, options: options, microBatch: 3, chunkRows: 64, cache: cache)
+        #expect(other.source == .measured, "another micro-batch is another network shape set")
+        let off = ConvTuner.resolve(
+            sites: sites, options: options, microBatch: 2, chunkRows: 64, cache: cache, enabled: false)
+        #expect(off.source == .staticDefault)
+        #expect(off.parallelism == .batch)
+        #expect(off.plan.choices.isEmpty)
+        #expect(warnings.all.isEmpty)
+    }
+
+    @Test("tuner: forced algorithm and parallelism measure nothing")
+    func forced() throws {
+        let folder = try Self.temporaryFolder()
+        let cache = TrunkTuningCache(path: folder + "/trunk-tuning.json")
+        for algorithm in [ConvAlgorithm.winograd, .im2col] {
+            let sites = try Self.layers(algorithm: algorithm)
+            #expect(sites[0].layer.algorithms == [algorithm])
+            let options = TrunkRunOptions(threads: 2, parallelism: .blas, algorithm: algorithm)
+            let tuning = ConvTuner.resolve(sites: sites, options: options, microBatch: 2, chunkRows: 64, cache: cache)
+            #expect(tuning.source == .forced)
+            #expect(tuning.parallelism == .blas)
+        }
+        #expect(!FileManager.default.fileExists(atPath: folder + "/trunk-tuning.json"))
+    }
+
+    @Test("settings: auto measures, a value forces, anything else is a config error naming the key")
+    func settings() throws {
+        let auto = try TrunkRunOptions(threads: 2, parallelism: "auto", algorithm: "auto")
+        #expect(auto.tuneParallelism && auto.algorithm == .auto)
+        let forced = try TrunkRunOptions(threads: 2, parallelism: "blas", algorithm: "im2col")
+        #expect(!forced.tuneParallelism && forced.parallelism == .blas && forced.algorithm == .im2col)
+        #expect(throws: LinprobeError.self) { try TrunkRunOptions(threads: 2, parallelism: "auto", algorithm: "fft") }
+        do {
+            _ = try TrunkRunOptions(threads: 2, parallelism: "gpu", algorithm: "auto")
+            Issue.record("gpu accepted")
+        } catch {
+            #expect(oneLine(error).contains("LINPROBE.TRUNK.PARALLELISM"))
+        }
+    }
+}

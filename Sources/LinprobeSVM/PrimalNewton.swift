@@ -170,7 +170,9 @@ enum PrimalNewton {
 /// a kink where a row enters or leaves the violators.
 enum LineSearch {
     /// `values` = K̃β, `change` = K̃d over the training rows. Nil when d is not a descent direction.
-    static func minimiser(y: [Double], c: [Double], values: [Double], direction d: [Double], change: [Double])
+    static func minimiser(
+        y: [Double], c: [Double], values: [Double], direction d: [Double], change: [Double]
+    )
         -> Double?
     {
         let n = y.count

@@ -55,7 +55,8 @@ struct ConvergedSolverTests {
 
     func norm(_ v: [Double]) -> Double { v.reduce(0) { $0 + $1 * $1 }.squareRoot() }
 
-    @Test("the optimum satisfies the optimality conditions (primal gradient ≈ 0)", arguments: [SolverLayout.gram, .dense])
+    @Test(
+        "the optimum satisfies the optimality conditions (primal gradient ≈ 0)", arguments: [SolverLayout.gram, .dense])
     func optimality(_ layout: SolverLayout) throws {
         let (features, _, labels) = try realProblem()
         let settings = try convergedSettings()
@@ -66,12 +67,15 @@ struct ConvergedSolverTests {
             #expect(result.outcome.converged, "C=\(cost): \(result.outcome)")
             let w = try #require(result.weights)
             let g = norm(primalGradient(features, labels: labels, w: w, cost: cost))
-            let g0 = norm(primalGradient(features, labels: labels, w: [Double](repeating: 0, count: w.count), cost: cost))
-            // The solver's own test is 1e-6 through the float32 Gram matrix; here in float64 from the rows.
-            #expect(g <= 1e-5 * g0, "C=\(cost): ‖∇f‖ = \(g), ‖∇f(0)‖ = \(g0)")
+            let g0 = norm(
+                primalGradient(features, labels: labels, w: [Double](repeating: 0, count: w.count), cost: cost))
+            // The solver stops at 1e-8 (its own products); recomputed here independently in float64.
+            #expect(g <= 1e-7 * g0, "C=\(cost): ‖∇f‖ = \(g), ‖∇f(0)‖ = \(g0)")
             // The dual variables are the optimum's: α_i = 2C_i max(0, 1 − y_i o_i) ≥ 0.
             let largest = result.alpha.max() ?? 0
-            #expect(result.alpha.allSatisfy { $0 >= -1e-6 * largest }, "C=\(cost): dual variable \(result.alpha.min() ?? 0)")
+            #expect(
+                result.alpha.allSatisfy { $0 >= -1e-6 * largest }, "C=\(cost): dual variable \(result.alpha.min() ?? 0)"
+            )
         }
     }
 
@@ -167,7 +171,8 @@ struct ConvergedSolverTests {
         #expect(try visslSettings(["solver": "vissl"]) == vissl)
         let converged = try convergedSettings()
         #expect(converged.solver == .converged)
-        #expect(try SVMSettings(config: ConfigNode(path: "", value: ["SVM": ["solver": "converged"]])).solver == .converged)
+        #expect(
+            try SVMSettings(config: ConfigNode(path: "", value: ["SVM": ["solver": "converged"]])).solver == .converged)
         // vissl keeps today's fingerprint; converged changes it (cached runs are not reused across solvers).
         #expect(vissl.fingerprintJSON["solver"] == "linprobe-dual-cd-1")
         #expect(vissl.fingerprintJSON["converged_tol"] == nil)
@@ -186,7 +191,7 @@ struct ConvergedSolverTests {
         } throws: { error in oneLine(error).contains("SVM.solver") }
     }
 
-    @Test("SVM.solver is a registered key: the pipeline config accepts converged and rejects other values")
+    @Test("SVM.solver is a registered key with default vissl and the two values")
     func registered() throws {
         let key = try #require(LinprobeKeys.all.first { $0.path == "SVM.solver" })
         #expect(key.defaultValue == "vissl")

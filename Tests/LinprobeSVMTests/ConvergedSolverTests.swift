@@ -164,6 +164,25 @@ struct ConvergedSolverTests {
         #expect(abs(mAP - ref["mAP"]!.double!) <= 1e-7, "mAP \(mAP) vs \(ref["mAP"]!.double!)")
     }
 
+    @Test("the low-shot protocol runs with converged fits: every fit converges, results are dense-layout")
+    func lowShot() throws {
+        let dir = try TemporaryDirectory()
+        let settings = try convergedSettings([
+            "costs": ["costs_list": [0.1, 1.0, 10.0], "base": -1.0],
+            "low_shot": ["dataset_name": "voc", "k_values": [1, 4], "sample_inds": [1]],
+        ])
+        var withLowShot = settings
+        withLowShot.lowShot = true
+        let results = try firstResults(
+            runSVM(
+                train: Reference.store("real_train"), test: Reference.store("real_test"), settings: withLowShot,
+                workdir: dir.path))
+        #expect(results.convergence.fits > 0)
+        #expect(results.convergence.notConverged == 0)
+        #expect(results.provenance.solverLayout == "dense")
+        #expect(results.value.map { $0 > 0 && $0 <= 100 } == true)
+    }
+
     @Test("SVM.solver: default vissl, converged round-trips, a bad value or the hinge loss is an error")
     func setting() throws {
         let vissl = try visslSettings()

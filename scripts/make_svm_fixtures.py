@@ -1,6 +1,7 @@
 """Reference data for the LinprobeSVM tests (run by hand; the tests never need Python).
 
     $PY scripts/make_svm_fixtures.py Tests/Fixtures/svm   (PY: a Python with scikit-learn, torch, torchvision, h5py)
+    $PY scripts/make_svm_fixtures.py Tests/Fixtures/svm --converged-only   (converged_reference.json alone)
 
 Writes small feature stores in Linprobe's layout (with h5py) and what VISSL's protocol gives on
 them, computed with scikit-learn's LinearSVC with VISSL's exact settings
@@ -13,6 +14,9 @@ them, computed with scikit-learn's LinearSVC with VISSL's exact settings
   positives, a class with two positives (a fold without positives), all-difficult rows.
 - places_{train,test}.h5: single-label real features (Fashion-MNIST tiles) for the Places205-style
   low-shot variant.
+
+- converged_reference.json: the same protocol with every fit at its optimum (liblinear's primal
+  Newton solver to tol 1e-12), for `SVM.solver: converged`; and single fits' weights and decision values.
 
 scikit-learn's liblinear draws its coordinate order from `random_state` (VISSL leaves it None);
 the protocol is run with random_state 0, 1, 2 and every seed's choice is recorded, so the tests
@@ -28,6 +32,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import svm_feature_data as data  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.metrics import average_precision_score  # noqa: E402
 from sklearn.model_selection import StratifiedKFold, cross_val_score  # noqa: E402
 from sklearn.svm import LinearSVC  # noqa: E402
 
@@ -331,9 +336,103 @@ def places_like(seed=11):
     return images(tr), cls[tr], images(te), cls[te]
 
 
+# MARK: - The converged solver (SVM.solver: converged)
+
+def exact_svc(cost):
+    """The optimum of VISSL's objective to ~machine precision: liblinear's primal Newton (TRON)."""
+    return LinearSVC(C=cost, class_weight={1: 2, -1: 1}, intercept_scaling=1.0, penalty="l2", loss="squared_hinge",
+                     tol=1e-12, dual=False, max_iter=100000)
+
+
+def read_store(path, layer):
+    import h5py
+    with h5py.File(path, "r") as f:
+        return np.asarray(f["features"][layer], dtype=np.float32), np.asarray(f["targets"])
+
+
+def converged_protocol(xtr, ttr, xte, tte, costs, folds=3):
+    """VISSL's protocol with every fit at its optimum (no seeds: the optimum has no visiting order)."""
+    ftr, fte = normalize(xtr), normalize(xte)
+    out = {"costs": costs, "folds": folds, "classes": []}
+    aps = []
+    for c in range(ttr.shape[1]):
+        labels = ttr[:, c].astype(np.int32).copy()
+        labels[labels == 0] = -1
+        rec = {"index": c}
+        if (labels == 1).sum() == 0:
+            rec["skipped"] = True
+            out["classes"].append(rec)
+            continue
+        try:
+            test_folds = _test_folds(labels, folds)
+        except ValueError:
+            test_folds = None
+        per_fold = []
+        for cost in costs:
+            row = []
+            for f in range(folds):
+                if test_folds is None:
+                    row.append(None)
+                    continue
+                tr, te = test_folds != f, test_folds == f
+                if len(set(labels[tr])) < 2:
+                    row.append(None)
+                    continue
+                pred = exact_svc(cost).fit(ftr[tr], labels[tr]).decision_function(ftr[te])
+                row.append(clean(average_precision_score(labels[te] > 0, pred)))
+            per_fold.append(row)
+        means = [None if any(v is None for v in r) else float(np.mean(r)) for r in per_fold]
+        chosen = first_argmax([np.nan if m is None else m for m in means])
+        pred = exact_svc(costs[chosen]).fit(ftr, labels).decision_function(fte)
+        keep = tte[:, c] != -1
+        ap, _ = vissl_ap(tte[keep, c], pred[keep], kind="stable")
+        rec.update({"cv_ap": means, "cv_ap_folds": per_fold, "chosen_cost_index": chosen, "test_ap": ap})
+        if ap is not None:
+            aps.append(ap)
+        out["classes"].append(rec)
+    out["mAP"] = 100.0 * float(np.mean(aps))
+    return out
+
+
+def converged_fits(xtr, ttr, xte, cls, costs):
+    """Single fits on every training row: weights (D, then the bias weight) and test decision values."""
+    ftr, fte = normalize(xtr), normalize(xte)
+    labels = ttr[:, cls].astype(np.int32).copy()
+    labels[labels == 0] = -1
+    out = []
+    for cost in costs:
+        clf = exact_svc(cost).fit(ftr, labels)
+        out.append({"class": cls, "cost": cost, "n_iter": int(clf.n_iter_),
+                    "weights": [float(v) for v in clf.coef_[0]] + [float(clf.intercept_[0])],
+                    "decision": [float(v) for v in clf.decision_function(fte)]})
+    return out
+
+
+def converged_references(out):
+    """converged_reference.json from the committed real and synthetic stores."""
+    x_tr, t_tr = read_store(f"{out}/real_train.h5", "late160")
+    x_te, t_te = read_store(f"{out}/real_test.h5", "late160")
+    xs_tr, ts_tr = read_store(f"{out}/synth_train.h5", "feat")
+    xs_te, ts_te = read_store(f"{out}/synth_test.h5", "feat")
+    refs = {
+        "solver": "sklearn LinearSVC(dual=False, tol=1e-12, max_iter=100000), VISSL's class weights and bias",
+        "real_fits": converged_fits(x_tr, t_tr, x_te, 0, [0.01, 1.0, 100.0, 1000.0]),
+        "real": converged_protocol(x_tr, t_tr, x_te, t_te, VISSL_COSTS),
+        "synth": converged_protocol(xs_tr, ts_tr, xs_te, ts_te, VISSL_COSTS),
+    }
+    print("converged real:", refs["real"]["mAP"], "synth:", refs["synth"]["mAP"], file=sys.stderr)
+    with open(f"{out}/converged_reference.json", "w") as f:
+        json.dump(refs, f, indent=1)
+        f.write("\n")
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
+    if sys.argv[2:] == ["--converged-only"]:
+        # Only the converged solver's reference, from the stores already there.
+        converged_references(out)
+        return
     refs = {}
 
     # Real multi-label features.
@@ -366,7 +465,6 @@ def main():
     refs["places_low_shot"] = low_shot(g_tr["late160"], y_tr, g_te["late160"], y_te, [0.1, 1.0, 10.0], [1, 5], [1, 2], voc=False)
 
     # AP functions on scores with ties (against scikit-learn and VISSL's code).
-    from sklearn.metrics import average_precision_score
     rng = np.random.default_rng(5)
     ap_cases = []
     for n in (7, 40, 200):
@@ -381,6 +479,7 @@ def main():
     with open(f"{out}/reference.json", "w") as f:
         json.dump(refs, f, indent=1)
         f.write("\n")
+    converged_references(out)
 
 
 if __name__ == "__main__":

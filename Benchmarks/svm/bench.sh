@@ -11,6 +11,8 @@
 # sweeps at ~8.5 us (2,048-d) / ~30 us (9,216-d) CPU per row visit in liblinear, measured). Shorter runs, applied
 # to both sides alike and printed in the table's header: SVM_BENCH_CLASSES=N (first N classes),
 # SVM_BENCH_MAX_ITER=N (instead of 2000). SVM_BENCH_BINARY=path skips the build.
+# SVM_BENCH_SOLVER=converged runs Linprobe with SVM.solver: converged (each cost's optimum); the
+# reference stays VISSL's truncated LinearSVC, so the table then compares converged fits with VISSL's.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 : "${PY:?source Benchmarks/venv.sh first (Benchmarks/run.sh does)}"

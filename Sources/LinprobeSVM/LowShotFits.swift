@@ -80,10 +80,13 @@ enum LowShotFits {
                 Dictionary(uniqueKeysWithValues: rows.enumerated().map { ($1, $0) })
             }
             testFeatures = try FeatureMatrix(reader: ctx.test, layer: ctx.layer, normalize: s.normalize)
+            // The converged solver reads the rows themselves (see `DensePrimalKernel`).
             let layout =
-                ctx.layout
-                ?? SVMTrainer.chooseLayout(
-                    rows: features.count, dim: features.dim, gramBudgetBytes: ctx.gramBudgetBytes)
+                s.solver == .converged
+                ? .dense
+                : ctx.layout
+                    ?? SVMTrainer.chooseLayout(
+                        rows: features.count, dim: features.dim, gramBudgetBytes: ctx.gramBudgetBytes)
             trainer = SVMTrainer(features: features, settings: s, layout: layout, blasThreads: ctx.threads)
             let crossFits = GramMatrix.bytes(count: max(features.count, testFeatures.count)) <= ctx.gramBudgetBytes
             cross =

@@ -23,6 +23,19 @@ public struct SVMSettings: Sendable, Equatable {
         case cv
     }
 
+    /// Which solver fits every (class, cost) (`SVM.solver`).
+    public enum Solver: String, Sendable, Equatable, CaseIterable {
+        /// liblinear's dual coordinate descent stopped at `max_iter` (VISSL's numbers).
+        case vissl
+        /// Each cost's optimum of the same objective to `convergedTolerance` (`PrimalNewton`),
+        /// warm-started along the cost path.
+        case converged
+    }
+
+    public var solver: Solver = .vissl
+    /// The `converged` solver's stopping test: ‖∇f(w)‖ ≤ this·‖∇f(0)‖ (fixed, recorded).
+    public var convergedTolerance: Double = 1e-8
+
     public var normalize: Bool = true
     /// Classes to train (`SVM.cls_list`); empty = every target column.
     public var classList: [Int] = []
@@ -69,7 +82,8 @@ public struct SVMSettings: Sendable, Equatable {
         }
     }
 
-    /// `SVM.normalize`, `cls_list`, `loss`, `penalty`, `dual`, `max_iter`, `cross_val_folds`, `force_retrain`.
+    /// `SVM.normalize`, `cls_list`, `loss`, `penalty`, `dual`, `max_iter`, `cross_val_folds`, `force_retrain`,
+    /// `solver`.
     private mutating func readSolver(_ svm: ConfigNode) throws {
         if let v = try svm["normalize"].boolIfPresent() { normalize = v }
         if svm["cls_list"].exists {
@@ -100,6 +114,15 @@ public struct SVMSettings: Sendable, Equatable {
         if svm["max_iter"].exists { maxIterations = try svm["max_iter"].int(in: 1...100_000_000) }
         if svm["cross_val_folds"].exists { crossValidationFolds = try svm["cross_val_folds"].int(in: 2...1000) }
         if let f = try svm["force_retrain"].boolIfPresent() { forceRetrain = f }
+        if svm["solver"].exists {
+            let name = try svm["solver"].string(oneOf: Solver.allCases.map(\.rawValue))
+            solver = Solver(rawValue: name) ?? .vissl
+        }
+        if solver == .converged && loss != .squaredHinge {
+            throw LinprobeError.config(
+                "SVM.solver: converged solves the squared hinge only (SVM.loss: squared_hinge); with loss \(loss.rawValue) use solver: vissl"
+            )
+        }
     }
 
     /// `SVM.costs`: `costs_list`, then `base^k` for k in `power_range` [start, end) when base > 0;
@@ -203,6 +226,11 @@ public struct SVMSettings: Sendable, Equatable {
             "seed": .int(Int64(bitPattern: seed)),
             "low_shot": .bool(lowShot),
         ]
+        if solver == .converged {
+            // Only when not the default, so `vissl` runs keep their fingerprints.
+            o["solver"] = "linprobe-primal-newton-1"
+            o["converged_tol"] = .double(convergedTolerance)
+        }
         if lowShot {
             o["low_shot_settings"] = [
                 "dataset_name": .string(lowShotDataset.rawValue),

@@ -166,7 +166,8 @@ final class SolverSetup {
             ctx.layout
             ?? SVMTrainer.chooseLayout(
                 rows: n, trainingRows: cvRows, dim: dim, gramBudgetBytes: ctx.gramBudgetBytes, copies: ctx.threads)
-        layout = chosen
+        // The converged solver reads the rows themselves (see `DensePrimalKernel`): no Gram matrix.
+        layout = s.solver == .converged ? .dense : chosen
         refitDense =
             ctx.layout == nil && chosen == .gram
             && SVMTrainer.chooseLayout(rows: n, dim: dim, gramBudgetBytes: .max) == .dense

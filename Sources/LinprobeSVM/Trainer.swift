@@ -31,6 +31,8 @@ final class SVMTrainer: @unchecked Sendable {
     let features: FeatureMatrix
     let gram: GramMatrix?
     let settings: SVMSettings
+    /// The feature row of each of the trainer's rows when they are a subset (nil: the same).
+    let rowMap: [Int]?
 
     var layout: SolverLayout { gram == nil ? .dense : .gram }
     /// Pending updates per problem of the Gram layout's lazy kernel (`GramKernel`); 1 applies
@@ -61,6 +63,7 @@ final class SVMTrainer: @unchecked Sendable {
     init(features: FeatureMatrix, settings: SVMSettings, layout: SolverLayout, blasThreads: Int) {
         self.features = features
         self.settings = settings
+        rowMap = nil
         if layout == .gram {
             let before = BLAS.threads
             BLAS.setThreads(blasThreads)
@@ -78,6 +81,7 @@ final class SVMTrainer: @unchecked Sendable {
         features = parent.features
         settings = parent.settings
         gramBlock = parent.gramBlock
+        rowMap = rows.map { parent.rowMap?[$0] ?? $0 }
         gram = parent.gram.map { GramMatrix(parent: $0, rows: rows, columns: columns) }
     }
 
@@ -102,6 +106,11 @@ final class SVMTrainer: @unchecked Sendable {
         rows: [Int], problems: [(labels: [Int8], cost: Double)], seed: UInt64, scoreRows: [Int],
         featureRows: [Int]? = nil, wantWeights: Bool = false, forceDense: Bool = false
     ) -> [FitResult] {
+        if settings.solver == .converged {
+            return fitBatchConverged(
+                rows: rows, problems: problems, scoreRows: scoreRows, featureRows: featureRows,
+                wantWeights: wantWeights)
+        }
         let n = rows.count
         let count = problems.count
         if count == 0 { return [] }

@@ -73,8 +73,10 @@ import Testing
     }
 
     @Test func linprobeKeysLiveUnderLINPROBEAndAreNotVISSLs() {
+        // SVM.solver (issue 18) sits beside VISSL's SVM keys it qualifies; VISSL has no such key.
+        let outsideLINPROBE: Set<String> = ["SVM.solver"]
         for key in LinprobeKeys.all where key.origin == .linprobe {
-            #expect(key.path.hasPrefix("LINPROBE."), "\(key.path)")
+            #expect(key.path.hasPrefix("LINPROBE.") || outsideLINPROBE.contains(key.path), "\(key.path)")
             #expect(VISSLKeyTree.shared.entry(key.path) == nil)
         }
         #expect(VISSLKeyTree.shared.entry("LINPROBE") == nil)

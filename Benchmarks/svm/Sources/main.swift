@@ -15,11 +15,14 @@ guard args.count >= 6, let threads = Int(args[4]), let classes = Int(args[5]) el
 }
 // SVM_BENCH_MAX_ITER overrides VISSL's max_iter 2000 (a shorter run; the reference gets the same).
 let maxIter = ProcessInfo.processInfo.environment["SVM_BENCH_MAX_ITER"].flatMap { Int($0) } ?? 2000
+// SVM_BENCH_SOLVER=vissl|converged sets SVM.solver (default vissl).
+let solver = ProcessInfo.processInfo.environment["SVM_BENCH_SOLVER"] ?? "vissl"
 let config: JSONValue = [
     "SVM": [
         "costs": ["costs_list": [0.01, 0.1, 1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 50.0, 100.0, 1000.0], "base": -1.0],
         "cls_list": .array((0..<classes).map { .int(Int64($0)) }),
         "max_iter": .int(Int64(maxIter)),
+        "solver": .string(solver),
     ]
 ]
 do {

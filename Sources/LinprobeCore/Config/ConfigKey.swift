@@ -129,7 +129,7 @@ public struct ConfigKey: Sendable {
             minimum: min, maximum: max, doc: doc)
     }
 
-    /// One of Linprobe's own keys (its path starts with `LINPROBE.`).
+    /// One of Linprobe's own keys (its path starts with `LINPROBE.`, except `SVM.solver`).
     public static func linprobe(
         _ path: String, _ type: ConfigValueType, default value: JSONValue,
         oneOf allowed: [JSONValue]? = nil, min: Double? = nil, max: Double? = nil,

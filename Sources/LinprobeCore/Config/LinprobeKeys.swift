@@ -268,6 +268,10 @@ public enum LinprobeKeys {
         .vissl("SVM.costs.base", .number, "If > 0, costs are also base^p for p in power_range."),
         .vissl("SVM.costs.power_range", .list(.integer), "[start, stop) of the powers of SVM.costs.base."),
         .vissl("SVM.force_retrain", .bool, "Retrain SVMs even when trained models exist."),
+        .linprobe(
+            "SVM.solver", .string, default: "vissl", oneOf: ["vissl", "converged"],
+            "vissl: liblinear's dual coordinate descent stopped at max_iter (VISSL's numbers); converged: each "
+                + "cost's optimum of the same objective (primal Newton, warm-started along the costs)."),
         .vissl("SVM.low_shot.dataset_name", .string, "Low-shot sample files to use (voc or places)."),
         .vissl("SVM.low_shot.sample_inds", .list(.integer), "Low-shot sample draws to average over."),
         .vissl("SVM.low_shot.k_values", .list(.integer), min: 1, "Low-shot samples per class."),

@@ -57,6 +57,7 @@ private struct Area {
         p.executableURL = URL(fileURLWithPath: linprobeBinary())
         p.arguments = ["extract", pipeline] + args + ["--workdir", workdir ?? self.workdir]
         p.currentDirectoryURL = dir.url
+        p.environment = childEnvironment()
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         return p

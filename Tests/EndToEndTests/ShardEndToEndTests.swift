@@ -103,6 +103,7 @@ struct ShardEndToEndTests {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: linprobeBinary())
         process.arguments = args + [dir.file("work")]
+        process.environment = childEnvironment()
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()

@@ -57,6 +57,16 @@ public struct ProcessResult: Sendable {
     public var stderr: String
 }
 
+/// The environment of every program a test starts: this process's, with the trunk's static
+/// defaults (no timing-dependent choice: a killed run and its resumption must compute the same
+/// bits) and a cache folder that is never the user's.
+public func childEnvironment() -> [String: String] {
+    var env = ProcessInfo.processInfo.environment
+    env["LINPROBE_TRUNK_TUNING"] = "0"
+    env["XDG_CACHE_HOME"] = (NSTemporaryDirectory() as NSString).appendingPathComponent("linprobe-test-cache")
+    return env
+}
+
 /// Runs a program to completion, capturing its output.
 ///
 /// Spawned directly (not through Foundation's `Process`) so that the child starts as from a
@@ -72,11 +82,7 @@ public func runProcess(
     currentDirectory: String? = nil, timeout: Double = 1800
 ) throws -> ProcessResult {
     let out = try SpawnPipe(), err = try SpawnPipe()
-    var env = ProcessInfo.processInfo.environment
-    // Spawned runs use the trunk's static defaults (no timing-dependent choice: a killed run and
-    // its resumption must compute the same bits) and never touch the user's cache folder.
-    env["LINPROBE_TRUNK_TUNING"] = "0"
-    env["XDG_CACHE_HOME"] = (NSTemporaryDirectory() as NSString).appendingPathComponent("linprobe-test-cache")
+    var env = childEnvironment()
     if let environment { env.merge(environment) { _, new in new } }
     let pid = try spawn(
         executable, [executable] + arguments, env.map { "\($0.key)=\($0.value)" },

@@ -32,8 +32,12 @@ extension ConvTuner {
     static let closeRatio = 0.8
 
     /// A parallelism other than the first candidate (the static default) must be this much
-    /// faster in total to be chosen: timings on a shared machine are noisy.
-    static let switchMargin = 0.95
+    /// faster in total to be chosen. The totals count convolutions only, and BLAS threading leaves
+    /// the rest of the network (pools, adds, taps) on one thread, so its real total is higher than
+    /// its sum: on a 2-core Zen 4, BLAS threading summed ≥ 5 % below batch split while the whole
+    /// ResNet-50 ran 23 % slower with it (19.8 against 24.4 images/s), and one noisy run was enough
+    /// to cache that choice. Timings on a shared machine are noisy as well.
+    static let switchMargin = 0.8
 
     static func measure(
         shapes: [(key: ConvShapeKey, site: ConvSite, count: Int)], threads: Int, parallelisms: [TrunkParallelism],
@@ -75,12 +79,12 @@ extension ConvTuner {
         return Measurement(parallelism: parallelisms[pick], layers: chosen[pick])
     }
 
-    /// One run of each algorithm; more when they are close. Seconds per image.
+    /// The best of two runs of each algorithm; more when they are close. Seconds per image.
     static func fastestAlgorithm(
         _ site: ConvSite, buffers: TuningBuffers, workers: Int
     ) -> (algorithm: ConvAlgorithm, minimum: Double, seconds: [(ConvAlgorithm, Double)]) {
         let algorithms = site.layer.algorithms
-        var seconds = algorithms.map { buffers.time(site, algorithm: $0, workers: workers, repeats: 1) }
+        var seconds = algorithms.map { buffers.time(site, algorithm: $0, workers: workers, repeats: 2) }
         if let lo = seconds.min(), let hi = seconds.max(), algorithms.count > 1, lo > closeRatio * hi {
             for (i, algorithm) in algorithms.enumerated() {
                 seconds[i] = min(

@@ -1,6 +1,7 @@
 // Benchmark driver for the train-svm stage (Benchmarks/svm/bench.sh): runs SVMStage on a pair
 // of stores with VISSL's VOC07 settings and prints one JSON line per layer
-// (layer, mAP, seconds, fits, non-converged fits). Not part of the tool.
+// (layer, mAP, seconds, fits, non-converged fits, chosen costs, per-class test APs in percent).
+// Not part of the tool.
 //
 // usage: bench-svm TRAIN.h5 TEST.h5 OUT_DIR THREADS CLASSES [layer ...]   (CLASSES 0 = every class)
 import Foundation
@@ -49,6 +50,7 @@ do {
             "layout": results.provenance.solverLayout.map { .string($0) } ?? .null,
             "timings": .object(timings.mapValues { .double($0) }),
             "chosen_costs": .array((results.classes ?? []).map { $0.chosenCost.map { .double($0) } ?? .null }),
+            "aps": .array((results.classes ?? []).map { $0.testAP.map { .double($0 * 100) } ?? .null }),
         ]
         print(line.canonicalText)
     }

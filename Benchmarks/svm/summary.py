@@ -1,0 +1,59 @@
+"""Prints Benchmarks/svm's table from one run's outputs (called by bench.sh).
+
+usage: python summary.py TMP REPEATS CLASSES MAX_ITER CORES SOLVER
+TMP holds ours<r>.jsonl / ours<r>.time (Linprobe, r = 1..REPEATS) and ref.jsonl / ref.time
+(scikit-learn on the subset).
+"""
+import json
+import statistics
+import sys
+
+
+def lines(path):
+    return [json.loads(line) for line in open(path) if line.strip()]
+
+
+def gnu_time(path):
+    return json.loads(open(path).read().strip().splitlines()[-1].replace("%", ""))
+
+
+def main():
+    tmp, repeats, classes, max_iter, cores, solver = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+    ours = [lines(f"{tmp}/ours{r}.jsonl") for r in range(1, repeats + 1)]
+    ours_time = [gnu_time(f"{tmp}/ours{r}.time") for r in range(1, repeats + 1)]
+    ref = lines(f"{tmp}/ref.jsonl")
+    ref_layers = {line["layer"]: line for line in ref if "layer" in line}
+    ref_total = [line for line in ref if "total_seconds" in line][0]
+    first = next(iter(ref_layers.values()))
+    total, sub = first["total_classes"], first["classes"]
+    ncls = total if classes <= 0 else classes
+    scale = ncls / sub
+    print(f"VOC07-sized SVM job: 5011 train / 4952 test rows, 11 costs, 3 folds, max_iter {max_iter}, {len(ref_layers)} layers, {cores} cores")
+    print(f"  Linprobe (SVM.solver: {solver}): {ncls} of {total} classes, measured, median of {repeats} run(s)")
+    print(f"  scikit-learn (VISSL's protocol): the first {sub} class(es) measured ({sub * 44} of VISSL's {ncls * 44} fits per layer);"
+          f" its time for {ncls} classes estimated as x {scale:g}")
+    if max_iter != 2000:
+        print(f"  SHORTENED: max_iter {max_iter} on both sides instead of VISSL's 2000 (SVM_BENCH_MAX_ITER)")
+    print(f"  {'layer':9} {'Linprobe mAP':>12} {'fits':>5} {'not conv.':>9} | first {sub} class(es): {'Linprobe AP':>11} {'sklearn AP':>10} {'same cost':>9}")
+    for layer in sorted(ref_layers):
+        runs = [next(line for line in run if line.get("layer") == layer) for run in ours]
+        r = ref_layers[layer]
+        m = statistics.median(x["mAP"] for x in runs)
+        o = runs[0]
+        our_ap = statistics.mean(o["aps"][:sub])
+        same = sum(1 for a, b in zip(o["chosen_costs"][:sub], r["chosen_costs"]) if a == b)
+        print(f"  {layer:9} {m:12.3f} {o['fits']:5d} {o['not_converged']:9d} | {'':18} {our_ap:11.3f} {r['mAP']:10.3f} {f'{same}/{sub}':>9}")
+    ours_wall = statistics.median(t["wall_s"] for t in ours_time)
+    ours_cpu = statistics.median(t["user_s"] + t["sys_s"] for t in ours_time)
+    ours_rss = max(t["peak_rss_kb"] for t in ours_time) / 1024.0
+    ref_cpu = sum(r["cpu_seconds"] for r in ref_layers.values())
+    est_cpu = ref_cpu * scale
+    est_wall = est_cpu / cores
+    print(f"  {'':12} {'Linprobe':>12} {'sklearn subset':>15} {'sklearn est.':>13} {'ratio':>7}")
+    print(f"  {'CPU s':12} {ours_cpu:12.1f} {ref_cpu:15.1f} {est_cpu:13.1f} {est_cpu / ours_cpu:6.1f}x  (user+sys; per-fit CPU times x {scale:g})")
+    print(f"  {'wall s':12} {ours_wall:12.1f} {ref_total['total_seconds']:15.1f} {est_wall:13.1f} {est_wall / ours_wall:6.1f}x  (estimate: CPU / {cores} cores)")
+    print(f"  {'peak RSS MB':12} {ours_rss:12.0f} {ref_total['peak_rss_mb_worker']:15.0f} {'':>13}          (sklearn: largest of {ref_total['workers']} worker processes)")
+
+
+if __name__ == "__main__":
+    main()

@@ -9,6 +9,7 @@ REPEATS="${BENCH_DATA_REPEATS:-30}"
 swift build -c release -Xswiftc -enable-testing --product LinprobeDataBench >/dev/null
 BIN="$(swift build -c release -Xswiftc -enable-testing --show-bin-path)/LinprobeDataBench"
 FILES=(Tests/Fixtures/images/files/photo_500x375.jpg Tests/Fixtures/images/files/photo_375x500.jpg)
+bash Benchmarks/machine.sh
 printf '%-6s %-10s %12s %12s %8s\n' pipeline phase "linprobe ms" "PIL+tv ms" speedup
 for kind in test train; do
   ours=$(taskset -c 0 "$BIN" "$REPEATS" "$kind" "${FILES[@]}")

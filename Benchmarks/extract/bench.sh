@@ -98,6 +98,7 @@ PYEOF
 ONNX="$CACHE/resnet50_taps.onnx"
 [ -s "$ONNX" ] || "$PY" Benchmarks/extract/reference.py --export "$ONNX" >/dev/null 2>&1
 
+bash Benchmarks/machine.sh
 echo "ResNet-50, six VISSL taps, Resize 256 + CenterCrop 224, $N JPEG photos ~500x375, batch 32, 2 cores; median of $REPS (interleaved)"
 for rep in $(seq "$REPS"); do
   for w in 0 1 2; do ours 2 "$w"; theirs torch 2 "$w"; theirs onnxruntime 2 "$w"; done

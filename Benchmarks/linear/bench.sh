@@ -52,6 +52,7 @@ for spec in "d2048 2048 2048" "d9216 256 9216"; do
   results+=("$name|$dim|$ours|$ref")
 done
 
+bash Benchmarks/machine.sh
 "$PY" - "$ROWS" "$TEST_ROWS" "$EPOCHS" "$THREADS" "$TRUNK_IMG_S" "${results[@]}" <<'PYEOF'
 import json, statistics, sys
 rows, test_rows, epochs, threads, trunk = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])

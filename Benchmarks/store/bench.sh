@@ -11,6 +11,7 @@ ROWS=${STORE_BENCH_ROWS:-20000}; DIM=${STORE_BENCH_DIM:-9216}; REPEATS=${STORE_B
 swift build -c release -Xswiftc -enable-testing --product bench-store >/dev/null
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/linprobe-bench-store.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
+bash Benchmarks/machine.sh
 for LEVEL in 0 1; do
   # One untimed run of each side first: the first file written after a quiet spell pays for the
   # file system's and the page cache's warm-up, and would always be Linprobe's.

@@ -56,4 +56,5 @@ for r in $(seq 1 "$REPEATS"); do
 done
 /usr/bin/time -f '{"peak_rss_kb": %M, "wall_s": %e, "user_s": %U, "sys_s": %S}' -o "$TMP/ref.time" \
   "$PY" scripts/svm_bench_reference.py "$CACHE/train-v2.h5" "$CACHE/test-v2.h5" --classes "$REF_CLASSES" --workers "$CORES" --max-iter "$MAX_ITER" > "$TMP/ref.jsonl"
+bash Benchmarks/machine.sh
 "$PY" Benchmarks/svm/summary.py "$TMP" "$REPEATS" "$CLASSES" "$MAX_ITER" "$CORES" "${SVM_BENCH_SOLVER:-vissl}"

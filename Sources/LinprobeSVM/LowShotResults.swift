@@ -17,7 +17,7 @@ struct LowShotAggregation {
             results.append(aggregate(k: k, samples: samples, settings: s))
         }
         if notConverged > 0 {
-            journal.warn("\(notConverged) of \(fits) fits stopped at max_iter = \(s.maxIterations) without converging")
+            journal.warn(s.notConvergedWarning(notConverged, of: fits))
         }
     }
 

@@ -36,6 +36,18 @@ public struct SVMSettings: Sendable, Equatable {
     /// The `converged` solver's stopping test: ‖∇f(w)‖ ≤ this·‖∇f(0)‖ (fixed, recorded).
     public var convergedTolerance: Double = 1e-8
 
+    /// The stage's warning when `count` of `fits` fits did not converge, in the solver's terms.
+    public func notConvergedWarning(_ count: Int, of fits: Int) -> String {
+        switch solver {
+        case .vissl:
+            return "\(count) of \(fits) fits stopped at max_iter = \(maxIterations) without converging "
+                + "(scikit-learn's ConvergenceWarning)"
+        case .converged:
+            return "\(count) of \(fits) fits stopped short of ‖∇f‖ ≤ \(convergedTolerance)·‖∇f(0)‖ (max_iter = "
+                + "\(maxIterations) Newton steps, or no descent left at float64 precision)"
+        }
+    }
+
     public var normalize: Bool = true
     /// Classes to train (`SVM.cls_list`); empty = every target column.
     public var classList: [Int] = []

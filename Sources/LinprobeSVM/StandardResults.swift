@@ -172,9 +172,7 @@ struct StandardResults {
             try add(class: c, problem: problemIndex[c], to: &summary)
         }
         if summary.notConverged > 0 {
-            journal.warn(
-                "\(summary.notConverged) of \(summary.fits) fits stopped at max_iter = \(s.maxIterations) without "
-                    + "converging (scikit-learn's ConvergenceWarning); see fits[].converged")
+            journal.warn(s.notConvergedWarning(summary.notConverged, of: summary.fits) + "; see fits[].converged")
         }
         let mAP = summary.aps.isEmpty ? nil : summary.aps.reduce(0, +) / Double(summary.aps.count) * 100
         let mAP11 = summary.aps11.isEmpty ? nil : summary.aps11.reduce(0, +) / Double(summary.aps11.count) * 100

@@ -104,6 +104,39 @@ struct ConvergedSolverTests {
         }
     }
 
+    @Test("a fit that cannot move at float64 precision stops at once, unconverged, not at max_iter")
+    func stallStopsAtOnce() throws {
+        // Tolerance 0 cannot be met: Newton reaches the optimum to rounding, then its step at the
+        // tightest forcing is no descent direction, a fixed point. Before, the loop repeated that
+        // step until maxIterations.
+        let (features, _, labels) = try realProblem()
+        let rows = Array(0..<300)
+        let kernel = DensePrimalKernel(features: features, rows: rows, bias: 1)
+        let costs = rows.map { 1000 * (labels[$0] > 0 ? 2.0 : 1.0) }
+        let problem = PrimalNewton.Problem(labels: Array(labels[0..<300]), costs: costs)
+        var state = PrimalNewton.State.zero(rows.count)
+        let outcome = PrimalNewton.solve(
+            kernel: kernel, problem: problem, state: &state,
+            parameters: PrimalNewton.Parameters(tolerance: 0, maxIterations: 5000))
+        #expect(!outcome.converged)
+        #expect(outcome.iterations < 1000, "\(outcome.iterations) Newton steps")
+        // Where it stopped is the optimum to rounding: the stopping test of the default tolerance holds.
+        let y = problem.labels.map { Double($0) }
+        let g = PrimalNewton.gradientNorm(kernel, y: y, c: costs, state: state)
+        let g0 = kernel.norm(sources: Array(rows.indices), x: rows.indices.map { 2 * costs[$0] * y[$0] })
+        #expect(g <= 1e-8 * g0, "‖∇f‖ = \(g), ‖∇f(0)‖ = \(g0)")
+    }
+
+    @Test("the not-converged warning names each solver's own stopping rule")
+    func notConvergedWarning() throws {
+        let vissl = try visslSettings([:]).notConvergedWarning(3, of: 680)
+        #expect(
+            vissl == "3 of 680 fits stopped at max_iter = 2000 without converging (scikit-learn's ConvergenceWarning)")
+        let converged = try convergedSettings().notConvergedWarning(1, of: 680)
+        #expect(converged.hasPrefix("1 of 680 fits stopped short of ‖∇f‖ ≤ 1e-08·‖∇f(0)‖"))
+        #expect(converged.contains("2000 Newton steps") && !converged.contains("ConvergenceWarning"))
+    }
+
     @Test("a warm start along the costs reaches the cold start's optimum", arguments: [SolverLayout.gram, .dense])
     func warmStart(_ layout: SolverLayout) throws {
         let (features, _, labels) = try realProblem()

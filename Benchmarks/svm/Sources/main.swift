@@ -18,10 +18,14 @@ guard args.count >= 6, let threads = Int(args[4]), let classes = Int(args[5]) el
 let maxIter = ProcessInfo.processInfo.environment["SVM_BENCH_MAX_ITER"].flatMap { Int($0) } ?? 2000
 // SVM_BENCH_SOLVER=vissl|converged sets SVM.solver (default vissl).
 let solver = ProcessInfo.processInfo.environment["SVM_BENCH_SOLVER"] ?? "vissl"
+// SVM_BENCH_CLASS_LIST=3,15 runs those classes instead of the first CLASSES (one fit's case alone).
+let classList =
+    ProcessInfo.processInfo.environment["SVM_BENCH_CLASS_LIST"].map { $0.split(separator: ",").compactMap { Int($0) } }
+    ?? Array(0..<classes)
 let config: JSONValue = [
     "SVM": [
         "costs": ["costs_list": [0.01, 0.1, 1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 50.0, 100.0, 1000.0], "base": -1.0],
-        "cls_list": .array((0..<classes).map { .int(Int64($0)) }),
+        "cls_list": .array(classList.map { .int(Int64($0)) }),
         "max_iter": .int(Int64(maxIter)),
         "solver": .string(solver),
     ]

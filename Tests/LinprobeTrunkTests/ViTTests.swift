@@ -46,14 +46,24 @@ struct ViTFixtures: @unchecked Sendable {
     }
 }
 
-/// Runs `taps` of a network on `count` images; one array per tap.
+/// Runs `taps` of a network on `count` images; one array per tap. `microBatch` (ViT only) sets the
+/// extractor's micro-batch instead of its default.
 func runTaps(
-    _ network: any TrunkNetwork, taps: [String], input: [Float], count: Int, height: Int, width: Int, threads: Int = 2
+    _ network: any TrunkNetwork, taps: [String], input: [Float], count: Int, height: Int, width: Int, threads: Int = 2,
+    microBatch: Int? = nil
 ) throws -> [[Float]] {
     let map = PoolOpsMap(entries: taps.map { PoolOpsMap.Entry(tap: $0, op: .identity) })
     let outputs = try map.outputs(architecture: network.architecture, inputHeight: height, inputWidth: width)
-    let extractor = try network.extractor(
-        outputs: outputs, inputHeight: height, inputWidth: width, options: TrunkRunOptions(threads: threads))
+    let options = TrunkRunOptions(threads: threads)
+    let extractor: any TrunkExtractor
+    if let microBatch {
+        let vit = try #require(network as? ViTNetwork, "a micro-batch is set for ViT extractors only")
+        extractor = try ViTExtractor(
+            network: vit, outputs: outputs, inputHeight: height, inputWidth: width, options: options,
+            microBatch: microBatch)
+    } else {
+        extractor = try network.extractor(outputs: outputs, inputHeight: height, inputWidth: width, options: options)
+    }
     let buffers = outputs.map { FloatBuffer(count: count * $0.dimension) }
     try input.withUnsafeBufferPointer { p in
         let base = try #require(p.baseAddress)
@@ -111,19 +121,12 @@ struct ViTFidelityTests {
         let fx = try ViTFixtures.shared
         let c = try fx.testCase("cls")
         let spec = try ViTFixtures.spec(c["model"])
-        let net = try #require(try Self.network("cls.pth", spec: spec) as? ViTNetwork)
+        let net = try Self.network("cls.pth", spec: spec)
         let input = try fx.slice(c["input_data"])
-        let map = PoolOpsMap(entries: [PoolOpsMap.Entry(tap: "concatCLS2", op: .identity)])
-        let outputs = try map.outputs(architecture: net.architecture, inputHeight: 32, inputWidth: 32)
         func run(threads: Int, microBatch: Int) throws -> [Float] {
-            let extractor = try ViTExtractor(
-                network: net, outputs: outputs, inputHeight: 32, inputWidth: 32,
-                options: TrunkRunOptions(threads: threads), microBatch: microBatch)
-            let out = FloatBuffer(count: 2 * outputs[0].dimension)
-            try input.withUnsafeBufferPointer { p in
-                try extractor.forward(input: try #require(p.baseAddress), count: 2, destinations: [out.pointer])
-            }
-            return Array(UnsafeBufferPointer(start: out.pointer, count: out.count))
+            try runTaps(
+                net, taps: ["concatCLS2"], input: input, count: 2, height: 32, width: 32, threads: threads,
+                microBatch: microBatch)[0]
         }
         // One image per GEMM either way: the thread split itself changes nothing.
         #expect(try run(threads: 1, microBatch: 1) == run(threads: 2, microBatch: 1))

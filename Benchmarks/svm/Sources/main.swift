@@ -3,7 +3,8 @@
 // (layer, mAP, seconds, fits, non-converged fits, chosen costs, per-class test APs in percent).
 // Not part of the tool.
 //
-// usage: bench-svm TRAIN.h5 TEST.h5 OUT_DIR THREADS CLASSES [layer ...]   (CLASSES 0 = every class)
+// usage: bench-svm TRAIN.h5 TEST.h5 OUT_DIR THREADS CLASSES [layer ...]   (CLASSES 0 = every class;
+// SVM_BENCH_CLASS_LIST=i,j,… runs those classes instead)
 import Foundation
 import LinprobeCore
 import LinprobeSVM
@@ -19,9 +20,19 @@ let maxIter = ProcessInfo.processInfo.environment["SVM_BENCH_MAX_ITER"].flatMap 
 // SVM_BENCH_SOLVER=vissl|converged sets SVM.solver (default vissl).
 let solver = ProcessInfo.processInfo.environment["SVM_BENCH_SOLVER"] ?? "vissl"
 // SVM_BENCH_CLASS_LIST=3,15 runs those classes instead of the first CLASSES (one fit's case alone).
-let classList =
-    ProcessInfo.processInfo.environment["SVM_BENCH_CLASS_LIST"].map { $0.split(separator: ",").compactMap { Int($0) } }
-    ?? Array(0..<classes)
+let classList: [Int]
+if let text = ProcessInfo.processInfo.environment["SVM_BENCH_CLASS_LIST"] {
+    let parts = text.split(separator: ",", omittingEmptySubsequences: false)
+    let list = parts.compactMap { Int($0) }
+    guard !parts.isEmpty, list.count == parts.count, list.allSatisfy({ $0 >= 0 }) else {
+        FileHandle.standardError.write(
+            Data("SVM_BENCH_CLASS_LIST: class indices separated by commas, got '\(text)'\n".utf8))
+        exit(64)
+    }
+    classList = list
+} else {
+    classList = Array(0..<classes)
+}
 let config: JSONValue = [
     "SVM": [
         "costs": ["costs_list": [0.01, 0.1, 1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 50.0, 100.0, 1000.0], "base": -1.0],

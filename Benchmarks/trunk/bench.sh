@@ -48,7 +48,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 if [ "${TRUNK_BENCH_QUICK:-0}" != 1 ]; then
   for p in batch blas; do
-    for a in winograd im2col; do
+    for a in winograd winograd4 im2col; do
       "$BIN" "${common[@]}" --parallelism $p --algorithm $a >> "$OUT/linprobe-$p-$a.jsonl"
     done
   done
@@ -66,9 +66,11 @@ def load(name):
     return [json.loads(l) for l in open(path)] if os.path.exists(path) else []
 rows = [("linprobe (default: auto-tuned)", "linprobe"), ("PyTorch channels_last", "torch"),
         ("onnxruntime", "onnxruntime"),
-        ("linprobe, batch split, Winograd (forced; the former default)", "linprobe-batch-winograd"),
+        ("linprobe, batch split, Winograd F(2x2) (forced; the former default)", "linprobe-batch-winograd"),
+        ("linprobe, batch split, Winograd F(4x4) (forced)", "linprobe-batch-winograd4"),
         ("linprobe, batch split, im2col (forced)", "linprobe-batch-im2col"),
-        ("linprobe, BLAS threads, Winograd (forced)", "linprobe-blas-winograd"),
+        ("linprobe, BLAS threads, Winograd F(2x2) (forced)", "linprobe-blas-winograd"),
+        ("linprobe, BLAS threads, Winograd F(4x4) (forced)", "linprobe-blas-winograd4"),
         ("linprobe, BLAS threads, im2col (forced)", "linprobe-blas-im2col")]
 runs = {key: load(key) for _, key in rows}
 ours = runs["linprobe"][0]
@@ -101,10 +103,11 @@ for label, key in rows:
 tuning = ours.get("tuning") or {}
 if tuning:
     layers = tuning.get("layers", {})
-    wino = sum(1 for a in layers.values() if a == "winograd")
+    counts = {a: sum(1 for v in layers.values() if v == a) for a in ("winograd", "winograd4", "im2col")}
     print(f"\nAuto-tuning (first process, fresh cache): {tuning.get('source')} in "
-          f"{ours.get('extractor_setup_seconds', 0):.2f} s; chose {tuning.get('parallelism')}, Winograd for "
-          f"{wino} of {len(layers)} 3x3 stride-1 shapes: " + ", ".join(f"{k}: {v}" for k, v in sorted(layers.items())))
+          f"{ours.get('extractor_setup_seconds', 0):.2f} s; chose {tuning.get('parallelism')}; of "
+          f"{len(layers)} 3x3 stride-1 shapes, F(2x2) {counts['winograd']}, F(4x4) {counts['winograd4']}, "
+          f"im2col {counts['im2col']}: " + ", ".join(f"{k}: {v}" for k, v in sorted(layers.items())))
 probe = os.path.join(out, "probe.json")
 if os.path.exists(probe):
     p = json.load(open(probe))

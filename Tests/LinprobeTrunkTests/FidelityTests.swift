@@ -36,15 +36,17 @@ struct FidelityTests {
         #expect(ours == expected)
     }
 
-    /// Variants exercise both convolution algorithms, both kinds of parallelism, micro-batches
+    /// Variants exercise every convolution algorithm, both kinds of parallelism, micro-batches
     /// of one image and tiny GEMM chunks (chunk boundaries inside rows and across images).
     static let variants: [(ResNetTrunk.Algorithm, ResNetExtractor.Options)] = [
         (.winograd, .init(threads: 2, parallelism: .batch, microBatch: 8, chunkRows: 512)),
         (.im2col, .init(threads: 2, parallelism: .blas, microBatch: 1, chunkRows: 37)),
         (.winograd, .init(threads: 1, parallelism: .batch, microBatch: 2, chunkRows: 19)),
+        (.winograd4, .init(threads: 2, parallelism: .batch, microBatch: 3, chunkRows: 512)),
+        (.winograd4, .init(threads: 1, parallelism: .blas, microBatch: 2, chunkRows: 5)),
     ]
 
-    @Test("every tap within 1e-4 of the tap's max magnitude", arguments: tapCases, [0, 1, 2])
+    @Test("every tap within 1e-4 of the tap's max magnitude", arguments: tapCases, [0, 1, 2, 3, 4])
     func everyTap(caseName: String, variant: Int) throws {
         let fixtures = try ReferenceFixtures.shared
         let entry = try fixtures.trunkCase(caseName)
@@ -70,8 +72,8 @@ struct FidelityTests {
         print("fidelity \(caseName) variant \(variant): worst tap relative error \(worst)")
     }
 
-    /// An `auto` trunk holds both weight sets of its 3×3 stride-1 layers; whatever the tuning
-    /// picks per shape (here: alternately Winograd and im2col, and each one everywhere) gives the
+    /// An `auto` trunk holds every weight set of its 3×3 stride-1 layers; whatever the tuning
+    /// picks per shape (here: the three algorithms in turn, and each one everywhere) gives the
     /// reference features, and im2col through the plan is bit-identical to the forced im2col trunk.
     @Test("auto trunk: any per-shape plan within 1e-4; im2col plan = forced im2col", arguments: ["rn50", "rn18"])
     func autoPlans(caseName: String) throws {
@@ -88,9 +90,11 @@ struct FidelityTests {
             ResNetExtractor.convSites(trunk: trunk, height: h, width: w, deepest: .flatten)
         ).filter { $0.site.layer.algorithms.count > 1 }.map(\.key)
         #expect(shapes.count >= 3, "\(caseName): \(shapes.count) shapes with a choice")
+        let cycle: [ConvAlgorithm] = [.winograd, .winograd4, .im2col]
         let plans: [[ConvShapeKey: ConvAlgorithm]] = [
-            Dictionary(uniqueKeysWithValues: shapes.enumerated().map { ($1, $0 % 2 == 0 ? .winograd : .im2col) }),
+            Dictionary(uniqueKeysWithValues: shapes.enumerated().map { ($1, cycle[$0 % 3]) }),
             Dictionary(uniqueKeysWithValues: shapes.map { ($0, .winograd) }),
+            Dictionary(uniqueKeysWithValues: shapes.map { ($0, .winograd4) }),
             Dictionary(uniqueKeysWithValues: shapes.map { ($0, .im2col) }),
         ]
         let input = fixtureInput(caseName, count: n * 3 * h * w)
@@ -109,8 +113,9 @@ struct FidelityTests {
         }
         let plain = try ResNetExtractor(
             trunk: forced, outputs: outputs, inputHeight: h, inputWidth: w, options: options)
-        #expect(try plain.forward(input, count: n) == results[2])
-        #expect(results[0] != results[2], "the mixed plan ran Winograd somewhere")
+        #expect(try plain.forward(input, count: n) == results[3])
+        #expect(results[0] != results[3], "the mixed plan ran Winograd somewhere")
+        #expect(results[1] != results[2], "F(2×2, 3×3) and F(4×4, 3×3) both ran")
     }
 
     @Test(

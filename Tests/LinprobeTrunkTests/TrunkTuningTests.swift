@@ -117,7 +117,7 @@ struct TrunkTuningTests {
         let warnings = Warnings()
         let cache = TrunkTuningCache(path: folder + "/trunk-tuning.json", warn: warnings.add)
         let sites = try Self.layers(algorithm: .auto)
-        #expect(sites[0].layer.algorithms == [.winograd, .im2col])
+        #expect(sites[0].layer.algorithms == [.winograd, .winograd4, .im2col])
         let options = TrunkRunOptions(threads: 2, parallelism: .batch, algorithm: .auto, tuneParallelism: true)
         let first = ConvTuner.resolve(sites: sites, options: options, microBatch: 2, chunkRows: 64, cache: cache)
         #expect(first.source == .measured)
@@ -136,11 +136,52 @@ struct TrunkTuningTests {
         #expect(warnings.all.isEmpty)
     }
 
+    @Test("choice: the fastest, unless its weights are large and it beats smaller ones by under 10 %")
+    func largeWeights() {
+        let cache = 32 << 20
+        // Small weights (at most 8 MB): plain minimum.
+        #expect(
+            ConvTuner.choose(seconds: [1.0, 0.95, 2.0], weightBytes: [4 << 20, 8 << 20, 2 << 20], cacheBytes: cache)
+                == 1)
+        // Large weights (over 8 MB), 5 % faster: the smaller one.
+        #expect(
+            ConvTuner.choose(seconds: [1.0, 0.95, 2.0], weightBytes: [17 << 20, 38 << 20, 9 << 20], cacheBytes: cache)
+                == 0)
+        // Large weights, 15 % faster than every smaller one: kept.
+        #expect(
+            ConvTuner.choose(seconds: [1.0, 0.85, 2.0], weightBytes: [4 << 20, 9 << 20, 2 << 20], cacheBytes: cache)
+                == 1)
+        // The runner-up is large too, and does not beat the smallest by 10 %: the smallest.
+        #expect(
+            ConvTuner.choose(seconds: [0.97, 0.9, 1.0], weightBytes: [17 << 20, 38 << 20, 9 << 20], cacheBytes: cache)
+                == 2)
+        #expect(ConvTuner.choose(seconds: [1.0], weightBytes: [38 << 20], cacheBytes: cache) == 0)
+    }
+
+    @Test("an extractor that tuned keeps only the weights its plan runs; a fixed plan keeps all")
+    func releaseUnused() throws {
+        let sites = try Self.layers(algorithm: .auto)
+        let conv = sites[0].layer
+        let key = ConvShapeKey(conv, height: 12, width: 12)
+        ConvPlan(choices: [:]).releaseUnused([])
+        #expect(conv.algorithms == [.winograd, .winograd4, .im2col])
+        ConvPlan(choices: [key: .winograd4]).releaseUnused(sites)
+        #expect(conv.algorithms == [.winograd4])
+        #expect(conv.weightFloats(.winograd4) == 36 * 16 * 16)
+        #expect(conv.weightFloats(.im2col) == 0)
+        // A plan naming what the layer no longer holds runs what it holds, and frees nothing.
+        #expect(conv.resolved(.im2col) == .winograd4)
+        ConvPlan(choices: [key: .im2col]).releaseUnused(sites)
+        #expect(conv.algorithms == [.winograd4])
+        // The 1×1 layer holds one algorithm either way.
+        #expect(sites[1].layer.algorithms == [.im2col])
+    }
+
     @Test("tuner: forced algorithm and parallelism measure nothing")
     func forced() throws {
         let folder = try Self.temporaryFolder()
         let cache = TrunkTuningCache(path: folder + "/trunk-tuning.json")
-        for algorithm in [ConvAlgorithm.winograd, .im2col] {
+        for algorithm in [ConvAlgorithm.winograd, .winograd4, .im2col] {
             let sites = try Self.layers(algorithm: algorithm)
             #expect(sites[0].layer.algorithms == [algorithm])
             let options = TrunkRunOptions(threads: 2, parallelism: .blas, algorithm: algorithm)

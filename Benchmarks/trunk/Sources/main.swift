@@ -68,7 +68,7 @@ struct Arguments {
             case "--dump": dump = value()
             case "--algorithm":
                 guard let a = ResNetTrunk.Algorithm(rawValue: value()) else {
-                    usage("--algorithm: auto, winograd or im2col\n")
+                    usage("--algorithm: auto, winograd, winograd4 or im2col\n")
                 }
                 algorithm = a
             case "--trunk-only": canonicalTaps = false

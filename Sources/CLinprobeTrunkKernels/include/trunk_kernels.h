@@ -38,6 +38,17 @@ void lp_winograd_input_f32(const float *const *p, float *out, long c, long strid
 void lp_winograd_output_f32(const float *m, long stride, long c, const float *bias, float *const *y,
                             const float *const *residual, int relu, int level);
 
+/// Winograd F(4×4, 3×3) input transform of one tile: `p` holds the tile's 36 input pixels (6×6,
+/// row major); V[ξ] for ξ = 0…35 goes to `out + ξ·stride`. Same bits at every level (every product
+/// is by a power of two, so exact).
+void lp_winograd4_input_f32(const float *const *p, float *out, long c, long stride, int level);
+
+/// Winograd F(4×4, 3×3) output transform of one tile: M[ξ] at `m + ξ·stride` (ξ < 36) → the 4×4
+/// outputs y[0…15] (row major; NULL past the image edge) plus `bias`, plus `residual[k]` when not
+/// NULL, then ReLU when `relu`, as `lp_winograd_output_f32`.
+void lp_winograd4_output_f32(const float *m, long stride, long c, const float *bias, float *const *y,
+                             const float *const *residual, int relu, int level);
+
 #ifdef __cplusplus
 }
 #endif

@@ -298,8 +298,8 @@ public enum LinprobeKeys {
             "LINPROBE.DEFLATE", .integer, default: 0, min: 0, max: 9, "Deflate level of the feature store (0 = none)."),
         .linprobe("LINPROBE.THREADS", .integer, default: 0, min: 0, "Compute threads (0 = all cores)."),
         .linprobe(
-            "LINPROBE.TRUNK.ALGORITHM", .string, default: "auto", oneOf: ["auto", "winograd", "im2col"],
-            "Convolution algorithm of the 3x3 stride-1 layers: auto (measured per layer shape, cached per machine), winograd or im2col."
+            "LINPROBE.TRUNK.ALGORITHM", .string, default: "auto", oneOf: ["auto", "winograd", "winograd4", "im2col"],
+            "Convolution algorithm of the 3x3 stride-1 layers: auto (measured per layer shape, cached per machine), winograd (F(2x2,3x3)), winograd4 (F(4x4,3x3)) or im2col."
         ),
         .linprobe(
             "LINPROBE.TRUNK.PARALLELISM", .string, default: "auto", oneOf: ["auto", "batch", "blas"],

@@ -8,9 +8,11 @@ import LinprobeCore
 final class ConvLayer: @unchecked Sendable {
     let cin: Int, cout: Int, kernel: Int, stride: Int, pad: Int, groups: Int
     /// im2col/GEMM weights (nil when the layer runs only as Winograd).
-    let gemmWeights: FloatBuffer?
-    /// Winograd F(2×2, 3×3) weights U = G·g·Gᵀ: 16 matrices of Cin×Cout (nil: im2col/GEMM only).
-    let winograd: FloatBuffer?
+    private(set) var gemmWeights: FloatBuffer?
+    /// Winograd F(2×2, 3×3) weights U = G·g·Gᵀ: 16 matrices of Cin×Cout (nil: not held).
+    private(set) var winograd: FloatBuffer?
+    /// Winograd F(4×4, 3×3) weights: 36 matrices of Cin×Cout (nil: not held).
+    private(set) var winograd4: FloatBuffer?
     /// The GEMM weights (only called when they exist: `Convolution.forward` checks).
     var weights: FloatBuffer { gemmWeights ?? FloatBuffer(count: 1) }
     let bias: FloatBuffer
@@ -31,9 +33,38 @@ final class ConvLayer: @unchecked Sendable {
         kernel == 3 && stride == 1 && pad == 1 && groups == 1 && cin % 4 == 0 && cout % 4 == 0
     }
 
-    /// The algorithms this layer can run (Winograd only when eligible and asked for).
+    /// The algorithms this layer can run (Winograd only when eligible and asked for), in the order
+    /// of preference when a plan names none of them.
     var algorithms: [ConvAlgorithm] {
-        [winograd != nil ? ConvAlgorithm.winograd : nil, gemmWeights != nil ? .im2col : nil].compactMap { $0 }
+        [
+            winograd != nil ? ConvAlgorithm.winograd : nil, winograd4 != nil ? .winograd4 : nil,
+            gemmWeights != nil ? .im2col : nil,
+        ].compactMap { $0 }
+    }
+
+    /// `requested` when the layer holds its weights, else the first algorithm it holds.
+    func resolved(_ requested: ConvAlgorithm) -> ConvAlgorithm {
+        let held = algorithms
+        return held.contains(requested) ? requested : held[0]
+    }
+
+    /// Floats of the weights `algorithm` reads (0 when the layer does not hold them).
+    func weightFloats(_ algorithm: ConvAlgorithm) -> Int {
+        switch algorithm {
+        case .winograd: winograd?.count ?? 0
+        case .winograd4: winograd4?.count ?? 0
+        case .im2col: gemmWeights?.count ?? 0
+        case .auto: 0
+        }
+    }
+
+    /// Frees the weights of every algorithm but `algorithm` (after tuning chose it for every
+    /// shape this layer runs at); a layer that does not hold it keeps everything.
+    func keepOnly(_ algorithm: ConvAlgorithm) {
+        guard algorithms.contains(algorithm) else { return }
+        if algorithm != .im2col { gemmWeights = nil }
+        if algorithm != .winograd { winograd = nil }
+        if algorithm != .winograd4 { winograd4 = nil }
     }
 
     /// Scratch floats one chunk of this layer needs, whichever of its algorithms runs: `extra`
@@ -41,7 +72,8 @@ final class ConvLayer: @unchecked Sendable {
     /// least 64 when a row alone is large, within `budget` floats otherwise).
     func chunkScratchFloats(chunkRows: Int, budget: Int, extra: Int = 0) -> Int {
         var perRows: [Int] = []
-        if winograd != nil { perRows.append(Winograd.scratchFloats(cin: cin, cout: cout, tiles: 1)) }
+        if winograd != nil { perRows.append(Winograd.scratchFloats(.f2, cin: cin, cout: cout, tiles: 1)) }
+        if winograd4 != nil { perRows.append(Winograd.scratchFloats(.f4, cin: cin, cout: cout, tiles: 1)) }
         if gemmWeights != nil { perRows.append((isPointwise ? 0 : kPerGroup * groups) + extra) }
         return perRows.map { perRow in
             perRow > 0 ? perRow * min(chunkRows, max(64, budget / perRow)) : 0
@@ -50,8 +82,9 @@ final class ConvLayer: @unchecked Sendable {
 
     /// Folds `bn` into `weight` (PyTorch layout [Cout, Cin/G, k, k]) in double precision.
     /// `swapInputRB` reverses the input channels (VISSL's `bgr` input: the trunk sees x[:, [2, 1, 0]]).
-    /// `algorithm`: `.im2col` keeps GEMM weights only; `.winograd` Winograd weights only when the
-    /// layer is eligible; `.auto` both for an eligible layer (the extractor's `ConvPlan` picks).
+    /// `algorithm`: `.im2col` keeps GEMM weights only; `.winograd` / `.winograd4` that Winograd's
+    /// weights only when the layer is eligible; `.auto` all three for an eligible layer (the
+    /// extractor's `ConvPlan` picks; `keepOnly` frees the others once it has).
     convenience init(
         weight: [Float], shape: [Int], stride: Int, pad: Int, groups: Int,
         bn: (gamma: [Float], beta: [Float], mean: [Float], variance: [Float]), eps: Double = 1e-5,
@@ -113,7 +146,10 @@ final class ConvLayer: @unchecked Sendable {
         if algorithm != .im2col && eligible {
             var folded = [Double](repeating: 0, count: cout * k)
             fold { folded[$0] = $1 }
-            winograd = Winograd.transformWeights(folded, cin: cinPerGroup, cout: cout)
+            let f2 = algorithm == .auto || algorithm == .winograd
+            let f4 = algorithm == .auto || algorithm == .winograd4
+            winograd = f2 ? Winograd.transformWeights(.f2, folded, cin: cinPerGroup, cout: cout) : nil
+            winograd4 = f4 ? Winograd.transformWeights(.f4, folded, cin: cinPerGroup, cout: cout) : nil
             if algorithm == .auto {
                 let w = FloatBuffer(count: cout * k)
                 for i in 0..<(cout * k) { w.pointer[i] = Float(folded[i]) }
@@ -123,6 +159,7 @@ final class ConvLayer: @unchecked Sendable {
             }
         } else {
             winograd = nil
+            winograd4 = nil
             let w = FloatBuffer(count: cout * k)
             fold { w.pointer[$0] = Float($1) }
             gemmWeights = w
@@ -175,13 +212,22 @@ enum Convolution {
         _ layer: ConvLayer, input: UnsafePointer<Float>, n: Int, inH: Int, inW: Int,
         output: UnsafeMutablePointer<Float>, epilogue: Epilogue, scratch: ConvScratch
     ) {
-        if let weights = layer.winograd,
-            layer.gemmWeights == nil || scratch.plan.algorithm(for: layer, inH: inH, inW: inW) == .winograd
-        {
-            Winograd.forward(
-                layer, weights: weights, input: input, n: n, h: inH, w: inW, output: output, epilogue: epilogue,
-                scratch: scratch)
-            return
+        switch layer.resolved(scratch.plan.algorithm(for: layer, inH: inH, inW: inW)) {
+        case .winograd:
+            if let weights = layer.winograd {
+                Winograd.forward(
+                    layer, tile: .f2, weights: weights, input: input, n: n, h: inH, w: inW, output: output,
+                    epilogue: epilogue, scratch: scratch)
+                return
+            }
+        case .winograd4:
+            if let weights = layer.winograd4 {
+                Winograd.forward(
+                    layer, tile: .f4, weights: weights, input: input, n: n, h: inH, w: inW, output: output,
+                    epilogue: epilogue, scratch: scratch)
+                return
+            }
+        case .im2col, .auto: break
         }
         let oh = layer.outputSize(inH), ow = layer.outputSize(inW)
         let m = n * oh * ow

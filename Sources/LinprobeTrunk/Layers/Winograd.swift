@@ -3,16 +3,48 @@ import Foundation
 import LinprobeBLAS
 import LinprobeCore
 
-// Winograd F(2×2, 3×3) for the 3×3, stride-1, padding-1 convolutions (Lavin & Gray, 2016):
-// each 2×2 output tile costs 16 products per (input, output) channel pair instead of 36, as 16
-// GEMMs of [tiles × Cin]·[Cin × Cout]. With the standard points (0, ±1, ∞) the transforms
-// only add and subtract (G has halves), so float32 rounding stays at the level of direct
-// convolution (checked against PyTorch by the fidelity tests, which run both algorithms).
+// Winograd convolution for the 3×3, stride-1, padding-1 convolutions (Lavin & Gray, 2016), in two
+// tile sizes (`WinogradTile`):
 //
 //   V = Bᵀ d B,  U = G g Gᵀ,  Y = Aᵀ [U ⊙ V] A
+//
+// F(2×2, 3×3): each 2×2 output tile costs 16 products per (input, output) channel pair instead of
+// 36, as 16 GEMMs of [tiles × Cin]·[Cin × Cout]. With the points (0, ±1, ∞) the transforms only
+// add and subtract (G has halves), so float32 rounding stays at the level of direct convolution.
 //   Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
 //   G  = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1]
 //   Aᵀ = [1 1 1 0; 0 1 -1 -1]
+//
+// F(4×4, 3×3): 36 products per 4×4 tile (2.25 per output instead of 4), as 36 GEMMs, with the
+// points (0, ±1, ±2, ∞); the transforms multiply by 2, 4, 5, 8 (in C, `lp_winograd4_*`: exact
+// products only) and G by 1/4, 1/6, 1/12, 1/24, so rounding grows by about one decimal digit.
+// Both are checked against PyTorch by the fidelity tests, which run every algorithm.
+//   Bᵀ = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
+//   G  = [¼ 0 0; -⅙ -⅙ -⅙; -⅙ ⅙ -⅙; 1/24 1/12 ⅙; 1/24 -1/12 ⅙; 0 0 1]
+//   Aᵀ = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+
+/// The output tile of a Winograd convolution: F(m×m, 3×3) reads (m+2)×(m+2) input patches.
+enum WinogradTile: Sendable {
+    case f2, f4
+
+    /// Outputs per tile side (m).
+    var output: Int { self == .f2 ? 2 : 4 }
+    /// Inputs per tile side (m + 2).
+    var input: Int { output + 2 }
+    /// Transform positions ξ, one GEMM each: (m + 2)².
+    var positions: Int { input * input }
+    /// G, (m + 2) × 3, row major.
+    var g: [Double] {
+        switch self {
+        case .f2: [1, 0, 0, 0.5, 0.5, 0.5, 0.5, -0.5, 0.5, 0, 0, 1]
+        case .f4:
+            [
+                0.25, 0, 0, -1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6, 1.0 / 6, -1.0 / 6,
+                1.0 / 24, 1.0 / 12, 1.0 / 6, 1.0 / 24, -1.0 / 12, 1.0 / 6, 0, 0, 1,
+            ]
+        }
+    }
+}
 
 @inline(__always) private func load4(_ p: UnsafePointer<Float>) -> SIMD4<Float> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self)
@@ -27,32 +59,31 @@ enum Winograd {
     /// one, else (−1) the Swift SIMD4 transforms; 0 is the C kernels on baseline vectors (tests).
     /// Every variant gives the same bits.
     static let transformLevel = lp_trunk_simd_level() > 0 ? Int(lp_trunk_simd_level()) : -1
-    /// U[ξ = 4a + b][ci][co] = (G g Gᵀ)[a][b] for every (ci, co), from folded weights laid out
+    /// U[ξ = (m+2)·a + b][ci][co] = (G g Gᵀ)[a][b] for every (ci, co), from folded weights laid out
     /// [(ky, kx, ci)][co] (double precision until the final rounding).
-    static func transformWeights(_ w: [Double], cin: Int, cout: Int) -> FloatBuffer {
-        let u = FloatBuffer(count: 16 * cin * cout)
+    static func transformWeights(_ tile: WinogradTile, _ w: [Double], cin: Int, cout: Int) -> FloatBuffer {
+        let t = tile.input
+        let g = tile.g
+        let u = FloatBuffer(count: tile.positions * cin * cout)
         let plane = cin * cout
+        var gk = [Double](repeating: 0, count: t * 3)  // G·k, t × 3
         w.withUnsafeBufferPointer { w in
             for ci in 0..<cin {
                 for co in 0..<cout {
                     @inline(__always) func k(_ ky: Int, _ kx: Int) -> Double {
                         w[((ky * 3 + kx) * cin + ci) * cout + co]
                     }
-                    // Rows of G·k (4×3): g0 = k0, g1 = (k0+k1+k2)/2, g2 = (k0−k1+k2)/2, g3 = k2 (per column).
-                    var gk = (SIMD4<Double>(), SIMD4<Double>(), SIMD4<Double>())  // columns kx = 0, 1, 2; lanes a = 0…3
-                    for kx in 0..<3 {
-                        let k0 = k(0, kx), k1 = k(1, kx), k2 = k(2, kx)
-                        let column = SIMD4<Double>(k0, 0.5 * (k0 + k1 + k2), 0.5 * (k0 - k1 + k2), k2)
-                        if kx == 0 { gk.0 = column } else if kx == 1 { gk.1 = column } else { gk.2 = column }
+                    for a in 0..<t {
+                        for kx in 0..<3 {
+                            gk[a * 3 + kx] = g[a * 3] * k(0, kx) + g[a * 3 + 1] * k(1, kx) + g[a * 3 + 2] * k(2, kx)
+                        }
                     }
-                    // (G k) Gᵀ: same combination across the columns.
-                    let b0 = gk.0, b1 = 0.5 * (gk.0 + gk.1 + gk.2), b2 = 0.5 * (gk.0 - gk.1 + gk.2), b3 = gk.2
                     let base = ci * cout + co
-                    for a in 0..<4 {
-                        u.pointer[(a * 4 + 0) * plane + base] = Float(b0[a])
-                        u.pointer[(a * 4 + 1) * plane + base] = Float(b1[a])
-                        u.pointer[(a * 4 + 2) * plane + base] = Float(b2[a])
-                        u.pointer[(a * 4 + 3) * plane + base] = Float(b3[a])
+                    for a in 0..<t {
+                        for b in 0..<t {
+                            let v = gk[a * 3] * g[b * 3] + gk[a * 3 + 1] * g[b * 3 + 1] + gk[a * 3 + 2] * g[b * 3 + 2]
+                            u.pointer[(a * t + b) * plane + base] = Float(v)
+                        }
                     }
                 }
             }
@@ -61,16 +92,19 @@ enum Winograd {
     }
 
     /// Tiles per chunk: enough rows for efficient GEMMs, bounded by the scratch.
-    static func chunkTiles(cin: Int, cout: Int, scratch: ConvScratch) -> Int {
-        let perTile = 16 * (cin + cout)
+    static func chunkTiles(_ tile: WinogradTile, cin: Int, cout: Int, scratch: ConvScratch) -> Int {
+        let perTile = tile.positions * (cin + cout)
         return max(1, min(scratch.chunkRows, scratch.capacity / perTile))
     }
 
     /// Scratch floats needed for `tiles` tiles per chunk.
-    static func scratchFloats(cin: Int, cout: Int, tiles: Int) -> Int { 16 * (cin + cout) * tiles }
+    static func scratchFloats(_ tile: WinogradTile, cin: Int, cout: Int, tiles: Int) -> Int {
+        tile.positions * (cin + cout) * tiles
+    }
 
     static func forward(
-        _ layer: ConvLayer, weights: FloatBuffer, input: UnsafePointer<Float>, n: Int, h: Int, w: Int,
+        _ layer: ConvLayer, tile: WinogradTile, weights: FloatBuffer, input: UnsafePointer<Float>, n: Int, h: Int,
+        w: Int,
         output: UnsafeMutablePointer<Float>, epilogue: Epilogue, scratch: ConvScratch
     ) {
         let cin = layer.cin, cout = layer.cout
@@ -91,26 +125,41 @@ enum Winograd {
                 epilogue: .bias(relu: false), scratch: scratch)
             residual = UnsafePointer(output)
         }
-        let tilesH = (h + 1) / 2, tilesW = (w + 1) / 2
+        let side = tile.output
+        let tilesH = (h + side - 1) / side, tilesW = (w + side - 1) / side
         let perImage = tilesH * tilesW
         let total = n * perImage
-        let chunk = min(chunkTiles(cin: cin, cout: cout, scratch: scratch), total)
+        let chunk = min(chunkTiles(tile, cin: cin, cout: cout, scratch: scratch), total)
         let v = scratch.buffer
-        let m = scratch.buffer + 16 * chunk * cin
+        let m = scratch.buffer + tile.positions * chunk * cin
         var t0 = 0
         while t0 < total {
             let tiles = min(chunk, total - t0)
-            inputTransform(
-                input, h: h, w: w, c: cin, tilesW: tilesW, perImage: perImage, first: t0, count: tiles,
-                v: v, stride: chunk * cin, zeros: scratch.zeros, p: scratch.pointers)
-            for xi in 0..<16 {
+            switch tile {
+            case .f2:
+                inputTransform(
+                    input, h: h, w: w, c: cin, tilesW: tilesW, perImage: perImage, first: t0, count: tiles,
+                    v: v, stride: chunk * cin, zeros: scratch.zeros, p: scratch.pointers)
+            case .f4:
+                inputTransform4(
+                    input, h: h, w: w, c: cin, tilesW: tilesW, perImage: perImage, first: t0, count: tiles,
+                    v: v, stride: chunk * cin, zeros: scratch.zeros)
+            }
+            for xi in 0..<tile.positions {
                 BLAS.sgemm(
                     m: tiles, n: cout, k: cin, a: v + xi * chunk * cin, lda: cin,
                     b: u + xi * cin * cout, ldb: cout, beta: 0, c: m + xi * chunk * cout, ldc: cout)
             }
-            outputTransform(
-                m, stride: chunk * cout, output: output, h: h, w: w, c: cout, tilesW: tilesW, perImage: perImage,
-                first: t0, count: tiles, bias: bias, residual: residual, relu: relu)
+            switch tile {
+            case .f2:
+                outputTransform(
+                    m, stride: chunk * cout, output: output, h: h, w: w, c: cout, tilesW: tilesW,
+                    perImage: perImage, first: t0, count: tiles, bias: bias, residual: residual, relu: relu)
+            case .f4:
+                outputTransform4(
+                    m, stride: chunk * cout, output: output, h: h, w: w, c: cout, tilesW: tilesW,
+                    perImage: perImage, first: t0, count: tiles, bias: bias, residual: residual, relu: relu)
+            }
             t0 += tiles
         }
     }
@@ -275,6 +324,61 @@ enum Winograd {
                             lp_winograd_output_f32(m + t * c, stride, c, bias, ys, rs, relu ? 1 : 0, Int32(level))
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// The C kernels' level for F(4×4, 3×3): they have a baseline-vector variant, so no Swift one.
+    static var level4: Int32 { Int32(max(0, transformLevel)) }
+
+    /// F(4×4, 3×3): V[ξ][t][c] = (Bᵀ d B)[ξ] for the 6×6 input patch of tile t (zero outside).
+    static func inputTransform4(
+        _ input: UnsafePointer<Float>, h: Int, w: Int, c: Int, tilesW: Int, perImage: Int,
+        first: Int, count: Int, v: UnsafeMutablePointer<Float>, stride: Int, zeros: UnsafePointer<Float>,
+        level: Int32 = level4
+    ) {
+        withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: 36) { p in
+            for t in 0..<count {
+                let tile = first + t
+                let img = tile / perImage, r = tile % perImage
+                let y0 = (r / tilesW) * 4 - 1, x0 = (r % tilesW) * 4 - 1
+                let base = input + img * h * w * c
+                for i in 0..<6 {
+                    let y = y0 + i
+                    for j in 0..<6 {
+                        let x = x0 + j
+                        p[i * 6 + j] = (y >= 0 && y < h && x >= 0 && x < w) ? base + (y * w + x) * c : zeros
+                    }
+                }
+                lp_winograd4_input_f32(p.baseAddress, v + t * c, c, stride, level)
+            }
+        }
+    }
+
+    /// F(4×4, 3×3): Y = Aᵀ M A per tile and channel, plus bias (+ residual), ReLU, into the NHWC
+    /// output (the outputs past the image edge are not written).
+    static func outputTransform4(
+        _ m: UnsafePointer<Float>, stride: Int, output: UnsafeMutablePointer<Float>, h: Int, w: Int,
+        c: Int, tilesW: Int, perImage: Int, first: Int, count: Int, bias: UnsafePointer<Float>,
+        residual: UnsafePointer<Float>?, relu: Bool, level: Int32 = level4
+    ) {
+        withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<Float>?.self, capacity: 16) { y in
+            withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: 16) { r in
+                for t in 0..<count {
+                    let tile = first + t
+                    let img = tile / perImage, rem = tile % perImage
+                    let y0 = (rem / tilesW) * 4, x0 = (rem % tilesW) * 4
+                    for i in 0..<4 {
+                        for j in 0..<4 {
+                            let inside = y0 + i < h && x0 + j < w
+                            let o = img * h * w * c + ((y0 + i) * w + x0 + j) * c
+                            y[i * 4 + j] = inside ? output + o : nil
+                            r[i * 4 + j] = inside ? residual.map { $0 + o } : nil
+                        }
+                    }
+                    lp_winograd4_output_f32(
+                        m + t * c, stride, c, bias, y.baseAddress, r.baseAddress, relu ? 1 : 0, level)
                 }
             }
         }

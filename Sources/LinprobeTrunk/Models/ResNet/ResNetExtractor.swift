@@ -122,14 +122,18 @@ public final class ResNetExtractor: TrunkExtractor, @unchecked Sendable {
             taps: taps, outputs: outputs, shapes: shapes, options: options, microBatch: 1)
         let room = options.workspaceLimitBytes - single.fixedBytes
         microBatch = max(1, min(options.microBatch, room / max(1, single.perImageBytes)))
+        let sites = Self.convSites(trunk: trunk, height: inputHeight, width: inputWidth, deepest: deepestTap)
         tuning =
             fixed
             ?? ConvTuner.resolve(
-                sites: Self.convSites(trunk: trunk, height: inputHeight, width: inputWidth, deepest: deepestTap),
+                sites: sites,
                 options: TrunkRunOptions(
                     threads: options.threads, parallelism: options.parallelism, algorithm: trunk.algorithm,
                     tuneParallelism: options.tuneParallelism),
                 microBatch: microBatch, chunkRows: options.chunkRows)
+        // The trunk's layers keep only the weights this extractor's plan runs (a later extractor on
+        // the same trunk chooses among those). Fixed plans (tests) keep everything.
+        if fixed == nil { tuning.plan.releaseUnused(sites) }
         parallelism = tuning.parallelism
         workers = parallelism == .batch ? options.threads : 1
         let plan = try WorkspacePlan(
@@ -156,9 +160,10 @@ public final class ResNetExtractor: TrunkExtractor, @unchecked Sendable {
             "convolution": .string(
                 [
                     .winograd: "Winograd F(2x2,3x3) for 3x3 stride-1 convolutions, im2col + sgemm for the rest",
+                    .winograd4: "Winograd F(4x4,3x3) for 3x3 stride-1 convolutions, im2col + sgemm for the rest",
                     .im2col: "im2col + sgemm",
                     .auto:
-                        "per 3x3 stride-1 shape, Winograd F(2x2,3x3) or im2col + sgemm (see tuning); im2col + sgemm for the rest",
+                        "per 3x3 stride-1 shape, Winograd F(2x2,3x3), Winograd F(4x4,3x3) or im2col + sgemm (see tuning); im2col + sgemm for the rest",
                 ][trunk.algorithm] ?? trunk.algorithm.rawValue),
             "algorithm": .string(trunk.algorithm.rawValue),
             "tuning": tuning.provenance,

@@ -216,4 +216,29 @@ struct WinogradTransformTests {
             #expect(worst < 1e-3, "worst absolute error \(worst)")
         }
     }
+
+    @Test("weight transforms: U = G g Gᵀ per (ci, co), rounded once from double", arguments: [WinogradTile.f2, .f4])
+    func weights(tile: WinogradTile) {
+        let cin = 3, cout = 5
+        var state: UInt32 = 29
+        let w = (0..<(9 * cin * cout)).map { _ -> Double in
+            state = state &* 1_664_525 &+ 1_013_904_223
+            return Double(state >> 8) / Double(1 << 24) - 0.5
+        }
+        let u = Winograd.transformWeights(tile, w, cin: cin, cout: cout)
+        let t = tile.input
+        let g = (0..<t).map { a in (0..<3).map { tile.g[a * 3 + $0] } }
+        for ci in 0..<cin {
+            for co in 0..<cout {
+                let k = (0..<3).map { ky in (0..<3).map { kx in w[((ky * 3 + kx) * cin + ci) * cout + co] } }
+                let v = Self.sandwich(g, k, g)
+                for a in 0..<t {
+                    for b in 0..<t {
+                        let got = u.pointer[(a * t + b) * cin * cout + ci * cout + co]
+                        #expect(abs(Double(got) - v[a][b]) <= 1e-7 * max(1, abs(v[a][b])), "ξ \(a * t + b)")
+                    }
+                }
+            }
+        }
+    }
 }

@@ -49,6 +49,20 @@ void lp_winograd4_input_f32(const float *const *p, float *out, long c, long stri
 void lp_winograd4_output_f32(const float *m, long stride, long c, const float *bias, float *const *y,
                              const float *const *residual, int relu, int level);
 
+/// out[ch] = Σ x[iy][ix][ch] over iy in [y0, y1), ix in [x0, x1) of an NHWC image `w` pixels wide
+/// with `c` channels, summed from 0 in row-major window order (float32): the same bits at every
+/// level (2 AVX-512, 1 AVX2, 0 baseline vectors; `lp_window_sum_f32` uses this CPU's).
+void lp_window_sum_f32(const float *src, long w, long c, long y0, long y1, long x0, long x1, float *out);
+void lp_window_sum_f32_at(const float *src, long w, long c, long y0, long y1, long x0, long x1, float *out,
+                          int level);
+
+/// The convolution epilogue over `rows` rows of `channels`: c = relu?((c + bias) + residual) (residual
+/// may be NULL; ReLU maps x < 0 to 0, keeps −0 and NaN). Same bits at every level.
+void lp_bias_activation_f32(float *c, long rows, long channels, const float *bias, const float *residual,
+                            int relu);
+void lp_bias_activation_f32_at(float *c, long rows, long channels, const float *bias, const float *residual,
+                               int relu, int level);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,3 +1,4 @@
+import CLinprobeTrunkKernels
 import Foundation
 
 // Memory-bound kernels around the GEMMs, on NHWC float32 activations (channels innermost,
@@ -14,46 +15,14 @@ import Foundation
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD4<Float>.self)
 }
 
-@inline(__always) private func relu4(_ v: SIMD4<Float>) -> SIMD4<Float> {
-    v.replacing(with: 0, where: v .< 0)
-}
-
 enum Kernels {
-    /// `c[r, :] = relu?(c[r, :] + bias [+ residual[r, :]])` for `rows` rows of `channels`.
+    /// `c[r, :] = relu?(c[r, :] + bias [+ residual[r, :]])` for `rows` rows of `channels` (the C
+    /// kernel at this CPU's vector width; ReLU maps x < 0 to 0 and keeps −0 and NaN).
     static func biasActivation(
         _ c: UnsafeMutablePointer<Float>, rows: Int, channels: Int, bias: UnsafePointer<Float>,
         residual: UnsafePointer<Float>?, relu: Bool
     ) {
-        let vectorEnd = channels & ~3
-        for r in 0..<rows {
-            let row = c + r * channels
-            if let residual {
-                let res = residual + r * channels
-                var j = 0
-                while j < vectorEnd {
-                    let v = load4(row + j) + load4(bias + j) + load4(res + j)
-                    store4(relu ? relu4(v) : v, row + j)
-                    j += 4
-                }
-                while j < channels {
-                    let v = row[j] + bias[j] + res[j]
-                    row[j] = relu && v < 0 ? 0 : v
-                    j += 1
-                }
-            } else {
-                var j = 0
-                while j < vectorEnd {
-                    let v = load4(row + j) + load4(bias + j)
-                    store4(relu ? relu4(v) : v, row + j)
-                    j += 4
-                }
-                while j < channels {
-                    let v = row[j] + bias[j]
-                    row[j] = relu && v < 0 ? 0 : v
-                    j += 1
-                }
-            }
-        }
+        lp_bias_activation_f32(c, rows, channels, bias, residual, relu ? 1 : 0)
     }
 
     /// Image batch NCHW → NHWC (`n` images of `c`×`h`×`w`).
@@ -146,11 +115,11 @@ enum Kernels {
                     var y1 = min(y0 + k.h, h + p.h), x1 = min(x0 + k.w, w + p.w)
                     let poolSize = (y1 - y0) * (x1 - x0)
                     y0 = max(y0, 0); x0 = max(x0, 0); y1 = min(y1, h); x1 = min(x1, w)
-                    out.update(repeating: 0, count: c)
-                    if y0 >= y1 || x0 >= x1 { continue }
-                    for iy in y0..<y1 {
-                        for ix in x0..<x1 { addInto(out, src + (iy * w + ix) * c, c) }
+                    if y0 >= y1 || x0 >= x1 {
+                        out.update(repeating: 0, count: c)
+                        continue
                     }
+                    lp_window_sum_f32(src, w, c, y0, y1, x0, x1, out)
                     let divisor = divisorOverride ?? (countIncludePad ? poolSize : (y1 - y0) * (x1 - x0))
                     divide(out, c, Float(divisor))
                 }
@@ -179,17 +148,15 @@ enum Kernels {
                 for ox in 0..<ow {
                     let x0 = (ox * w) / ow, x1 = ((ox + 1) * w + ow - 1) / ow
                     let out = scratch + (oy * ow + ox) * c
-                    out.update(repeating: isMax ? -.infinity : 0, count: c)
-                    for iy in y0..<y1 {
-                        for ix in x0..<x1 {
-                            if isMax {
-                                maxInto(out, src + (iy * w + ix) * c, c)
-                            } else {
-                                addInto(out, src + (iy * w + ix) * c, c)
-                            }
+                    if isMax {
+                        out.update(repeating: -.infinity, count: c)
+                        for iy in y0..<y1 {
+                            for ix in x0..<x1 { maxInto(out, src + (iy * w + ix) * c, c) }
                         }
+                    } else {
+                        lp_window_sum_f32(src, w, c, y0, y1, x0, x1, out)
+                        divide(out, c, Float((y1 - y0) * (x1 - x0)))
                     }
-                    if !isMax { divide(out, c, Float((y1 - y0) * (x1 - x0))) }
                 }
             }
         }

@@ -60,29 +60,35 @@ enum Winograd {
     /// Every variant gives the same bits.
     static let transformLevel = lp_trunk_simd_level() > 0 ? Int(lp_trunk_simd_level()) : -1
     /// U[ξ = (m+2)·a + b][ci][co] = (G g Gᵀ)[a][b] for every (ci, co), from folded weights laid out
-    /// [(ky, kx, ci)][co] (double precision until the final rounding).
+    /// [(ky, kx, ci)][co] (double precision until the final rounding), a row of `cout` at a time.
     static func transformWeights(_ tile: WinogradTile, _ w: [Double], cin: Int, cout: Int) -> FloatBuffer {
         let t = tile.input
-        let g = tile.g
         let u = FloatBuffer(count: tile.positions * cin * cout)
         let plane = cin * cout
-        var gk = [Double](repeating: 0, count: t * 3)  // G·k, t × 3
-        w.withUnsafeBufferPointer { w in
-            for ci in 0..<cin {
-                for co in 0..<cout {
-                    @inline(__always) func k(_ ky: Int, _ kx: Int) -> Double {
-                        w[((ky * 3 + kx) * cin + ci) * cout + co]
-                    }
+        let g = tile.g
+        // gk[(a·3 + kx)·cout + co] = (G k)[a][kx] for one input channel.
+        let gk = UnsafeMutablePointer<Double>.allocate(capacity: t * 3 * cout)
+        defer { gk.deallocate() }
+        g.withUnsafeBufferPointer { g in
+            w.withUnsafeBufferPointer { w in
+                guard let base = w.baseAddress else { return }
+                for ci in 0..<cin {
                     for a in 0..<t {
+                        let (g0, g1, g2) = (g[a * 3], g[a * 3 + 1], g[a * 3 + 2])
                         for kx in 0..<3 {
-                            gk[a * 3 + kx] = g[a * 3] * k(0, kx) + g[a * 3 + 1] * k(1, kx) + g[a * 3 + 2] * k(2, kx)
+                            let k0 = base + ((0 * 3 + kx) * cin + ci) * cout
+                            let k1 = base + ((1 * 3 + kx) * cin + ci) * cout
+                            let k2 = base + ((2 * 3 + kx) * cin + ci) * cout
+                            let row = gk + (a * 3 + kx) * cout
+                            for co in 0..<cout { row[co] = g0 * k0[co] + g1 * k1[co] + g2 * k2[co] }
                         }
                     }
-                    let base = ci * cout + co
                     for a in 0..<t {
+                        let r0 = gk + (a * 3) * cout, r1 = r0 + cout, r2 = r1 + cout
                         for b in 0..<t {
-                            let v = gk[a * 3] * g[b * 3] + gk[a * 3 + 1] * g[b * 3 + 1] + gk[a * 3 + 2] * g[b * 3 + 2]
-                            u.pointer[(a * t + b) * plane + base] = Float(v)
+                            let (g0, g1, g2) = (g[b * 3], g[b * 3 + 1], g[b * 3 + 2])
+                            let out = u.pointer + (a * t + b) * plane + ci * cout
+                            for co in 0..<cout { out[co] = Float(r0[co] * g0 + r1[co] * g1 + r2[co] * g2) }
                         }
                     }
                 }

@@ -136,7 +136,7 @@ struct TrunkTuningTests {
         #expect(warnings.all.isEmpty)
     }
 
-    @Test("choice: the fastest, unless its weights are large and it beats smaller ones by under 10 %")
+    @Test("choice: the fastest, unless its weights exceed half the cache and it beats smaller ones by under 10 %")
     func largeWeights() {
         let cache = 32 << 20
         // Small weights (at most 8 MB): plain minimum.

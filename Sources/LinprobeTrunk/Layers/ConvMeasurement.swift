@@ -28,7 +28,7 @@ extension ConvTuner {
 
     /// Repeats of each candidate when a shape's candidates are within `closeRatio` of each other
     /// after one run each (the minimum is kept); a clear winner is not timed again.
-    static let repeats = 3
+    static let repeats = 5
     static let closeRatio = 0.8
 
     /// A parallelism other than the first candidate (the static default) must be this much
@@ -79,13 +79,13 @@ extension ConvTuner {
         return Measurement(parallelism: parallelisms[pick], layers: chosen[pick])
     }
 
-    /// An algorithm whose weights for the layer take more than a quarter of the last-level cache
-    /// must be this much faster than each algorithm with smaller weights to be chosen over it.
-    /// Timing a layer alone misses part of what large weights cost inside the network (they evict
-    /// the neighbouring layers' data; workers in step when timed drift apart there and may each
-    /// read them from memory). Measured on a 2-core Zen 5 (32 MB L3), ResNet-50 at 7×7: F(4×4, 3×3) (38 MB of weights per
-    /// layer) timed 6 % faster than F(2×2, 3×3) (17 MB) alone, and the network ran 2 % slower with
-    /// it; at 14×14 (9.4 MB against 4.2 MB) it timed 13 % faster and the network gained.
+    /// An algorithm whose weights for the layer take more than half the last-level cache must be
+    /// this much faster than each algorithm with smaller weights to be chosen over it. Timing a
+    /// layer alone misses part of what large weights cost inside the network (they evict the
+    /// neighbouring layers' data; workers in step when timed drift apart there and may each read
+    /// them from memory). Measured on a 2-core Zen 5 (32 MB L3), ResNet-50 at 7×7: F(4×4, 3×3)
+    /// (38 MB of weights per layer) timed 6 % faster than F(2×2, 3×3) (17 MB) alone, and the network
+    /// ran 2 % slower with it; at 14×14 (9.4 MB against 4.2 MB) F(4×4) helped the network.
     static let largeWeightsMargin = 0.9
 
     /// The best of two runs of each algorithm; more when they are close. Seconds per image.
@@ -106,7 +106,7 @@ extension ConvTuner {
         return (algorithms[best], seconds[best], Array(zip(algorithms, seconds)))
     }
 
-    /// The index of the fastest candidate, where one with large weights (over a quarter of
+    /// The index of the fastest candidate, where one with large weights (over half of
     /// `cacheBytes`) must beat each candidate with smaller weights by `largeWeightsMargin`.
     static func choose(seconds: [Double], weightBytes: [Int], cacheBytes: Int) -> Int {
         var order = Array(seconds.indices).sorted { seconds[$0] < seconds[$1] }
@@ -114,7 +114,7 @@ extension ConvTuner {
             let best = order[0]
             let smaller = order.dropFirst().filter { weightBytes[$0] < weightBytes[best] }
             let beaten = smaller.allSatisfy { seconds[best] <= largeWeightsMargin * seconds[$0] }
-            if weightBytes[best] <= cacheBytes / 4 || beaten { return best }
+            if weightBytes[best] <= cacheBytes / 2 || beaten { return best }
             order.removeFirst()
         }
         return order.first ?? 0

@@ -80,12 +80,11 @@ extension ConvTuner {
     }
 
     /// An algorithm whose weights for the layer take more than half the last-level cache must be
-    /// this much faster than each algorithm with smaller weights to be chosen over it. Timing a
-    /// layer alone misses part of what large weights cost inside the network (they evict the
-    /// neighbouring layers' data; workers in step when timed drift apart there and may each read
-    /// them from memory). Measured on a 2-core Zen 5 (32 MB L3), ResNet-50 at 7×7: F(4×4, 3×3)
-    /// (38 MB of weights per layer) timed 6 % faster than F(2×2, 3×3) (17 MB) alone, and the network
-    /// ran 2 % slower with it; at 14×14 (9.4 MB against 4.2 MB) F(4×4) helped the network.
+    /// this much faster than each algorithm with smaller weights to be chosen over it: timing a
+    /// layer alone does not see what large weights cost the rest of the network (they evict its
+    /// data). Measured on a 2-core Zen 5 (32 MB L3), ResNet-50 at 7×7: F(4×4, 3×3) (38 MB of weights
+    /// per layer) timed 6 % faster than F(2×2, 3×3) (17 MB) alone, yet the network ran no faster
+    /// with it (−2.1 % and +0.4 % in two sets of interleaved runs), with 63 MB more weights.
     static let largeWeightsMargin = 0.9
 
     /// The best of two runs of each algorithm; more when they are close. Seconds per image.

@@ -158,23 +158,64 @@ struct TrunkTuningTests {
         #expect(ConvTuner.choose(seconds: [1.0], weightBytes: [38 << 20], cacheBytes: cache) == 0)
     }
 
-    @Test("an extractor that tuned keeps only the weights its plan runs; a fixed plan keeps all")
-    func releaseUnused() throws {
+    @Test("auto layers build F(4×4) weights on demand; an extractor that tuned keeps only what its plan runs")
+    func keepOnlyPlanned() throws {
         let sites = try Self.layers(algorithm: .auto)
         let conv = sites[0].layer
         let key = ConvShapeKey(conv, height: 12, width: 12)
-        ConvPlan(choices: [:]).releaseUnused([])
         #expect(conv.algorithms == [.winograd, .winograd4, .im2col])
-        ConvPlan(choices: [key: .winograd4]).releaseUnused(sites)
+        #expect(conv.holds(.winograd) && conv.holds(.im2col) && !conv.holds(.winograd4))
+        // Not built: a plan naming F(4×4) runs the first held algorithm until `prepare`.
+        #expect(conv.resolved(.winograd4) == .winograd)
+        ConvPlan(choices: [key: .winograd4]).prepare(sites)
+        #expect(conv.holds(.winograd4) && conv.holds(.winograd) && conv.holds(.im2col))
+        #expect(conv.resolved(.winograd4) == .winograd4)
+        ConvPlan(choices: [key: .winograd4]).keepOnlyPlanned(sites)
         #expect(conv.algorithms == [.winograd4])
+        #expect(!conv.holds(.winograd) && !conv.holds(.im2col))
         #expect(conv.weightFloats(.winograd4) == 36 * 16 * 16)
-        #expect(conv.weightFloats(.im2col) == 0)
-        // A plan naming what the layer no longer holds runs what it holds, and frees nothing.
+        // A plan naming what the layer can no longer run runs what it holds, and frees nothing.
         #expect(conv.resolved(.im2col) == .winograd4)
-        ConvPlan(choices: [key: .im2col]).releaseUnused(sites)
-        #expect(conv.algorithms == [.winograd4])
+        ConvPlan(choices: [key: .im2col]).keepOnlyPlanned(sites)
+        #expect(conv.algorithms == [.winograd4] && conv.holds(.winograd4))
         // The 1×1 layer holds one algorithm either way.
         #expect(sites[1].layer.algorithms == [.im2col])
+    }
+
+    @Test("F(4×4) weights built on demand from the GEMM weights are as accurate as the forced layer's")
+    func onDemandWeights() throws {
+        let auto = try Self.layers(algorithm: .auto)[0]
+        let forced = try Self.layers(algorithm: .winograd4)[0]
+        auto.layer.prepare(.winograd4)
+        let n = 2, h = auto.height, w = auto.width, c = auto.layer.cin
+        let input = (0..<(n * h * w * c)).map { Float(($0 * 7919) % 97) / 97 - 0.5 }
+        func run(_ site: ConvSite, _ algorithm: ConvAlgorithm) -> [Float] {
+            var out = [Float](repeating: 0, count: n * h * w * site.layer.cout)
+            let scratch = FloatBuffer(count: site.layer.chunkScratchFloats(chunkRows: 64, budget: 1 << 20))
+            let zeros = FloatBuffer(count: c)
+            let pointers = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: 16)
+            defer { pointers.deallocate() }
+            pointers.initialize(repeating: UnsafePointer(zeros.pointer), count: 16)
+            let key = ConvShapeKey(site.layer, height: h, width: w)
+            input.withUnsafeBufferPointer { x in
+                out.withUnsafeMutableBufferPointer { o in
+                    Convolution.forward(
+                        site.layer, input: x.baseAddress!, n: n, inH: h, inW: w, output: o.baseAddress!,
+                        epilogue: .bias(relu: false),
+                        scratch: ConvScratch(
+                            buffer: scratch.pointer, capacity: scratch.count, chunkRows: 64, zeros: zeros.pointer,
+                            pointers: pointers, plan: ConvPlan(choices: [key: algorithm])))
+                }
+            }
+            return out
+        }
+        // Against im2col + GEMM (float32 products, exact up to summation rounding).
+        let reference = run(auto, .im2col)
+        let scale = reference.map { abs($0) }.max() ?? 1
+        func error(_ x: [Float]) -> Float { (zip(x, reference).map { abs($0 - $1) }.max() ?? 0) / scale }
+        let onDemand = error(run(auto, .winograd4)), eager = error(run(forced, .winograd4))
+        #expect(onDemand < 1e-5 && eager < 1e-5, "on demand \(onDemand), forced \(eager)")
+        #expect(onDemand < 3 * eager, "on demand \(onDemand), forced \(eager)")
     }
 
     @Test("tuner: forced algorithm and parallelism measure nothing")

@@ -190,6 +190,7 @@ final class TuningBuffers: @unchecked Sendable {
 
     /// Seconds per image of `algorithm` on `site` with `workers` workers each running a micro-batch.
     func time(_ site: ConvSite, algorithm: ConvAlgorithm, workers: Int, repeats: Int) -> Double {
+        site.layer.prepare(algorithm)
         let key = ConvShapeKey(site.layer, height: site.height, width: site.width)
         let plan = ConvPlan(choices: [key: algorithm])
         let run = { (w: Int) in

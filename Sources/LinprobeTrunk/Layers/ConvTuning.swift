@@ -57,17 +57,38 @@ final class ConvPlan: @unchecked Sendable {
         choices[ConvShapeKey(layer, height: inH, width: inW)] ?? .winograd
     }
 
-    /// Frees, in each layer of `sites`, the weights of the algorithms this plan does not run there
-    /// (an `auto` ResNet-50 holds 3 weight sets of each 3×3 layer: 125 MB more than one). A layer
-    /// that runs at several shapes with different algorithms keeps what it holds.
-    func releaseUnused(_ sites: [ConvSite]) {
+    /// The algorithm `layer` runs at this input size under this plan, before `resolved`: the
+    /// plan's choice if the layer can run it, else its first algorithm.
+    func planned(for layer: ConvLayer, inH: Int, inW: Int) -> ConvAlgorithm {
+        let choice = algorithm(for: layer, inH: inH, inW: inW)
+        return layer.algorithms.contains(choice) ? choice : layer.algorithms.first ?? .im2col
+    }
+
+    /// Builds, in each layer of `sites`, the weights this plan runs there (`ConvLayer.prepare`).
+    func prepare(_ sites: [ConvSite]) {
+        for site in sites { site.layer.prepare(planned(for: site.layer, inH: site.height, inW: site.width)) }
+    }
+
+    /// Builds, in each layer of `sites`, the weights this plan runs there and frees the others
+    /// (an `auto` ResNet-50 would otherwise hold two or three weight sets of each 3×3 layer). A
+    /// layer that runs at several shapes with different algorithms keeps what it holds. Layer by
+    /// layer, so that at most one layer holds an extra set at a time.
+    func keepOnlyPlanned(_ sites: [ConvSite]) {
         var used: [ObjectIdentifier: (layer: ConvLayer, algorithms: Set<ConvAlgorithm>)] = [:]
+        var order: [ObjectIdentifier] = []
         for site in sites {
-            let algorithm = site.layer.resolved(algorithm(for: site.layer, inH: site.height, inW: site.width))
-            used[ObjectIdentifier(site.layer), default: (site.layer, [])].algorithms.insert(algorithm)
+            let id = ObjectIdentifier(site.layer)
+            if used[id] == nil { order.append(id) }
+            used[id, default: (site.layer, [])].algorithms.insert(
+                planned(for: site.layer, inH: site.height, inW: site.width))
         }
-        for entry in used.values where entry.algorithms.count == 1 {
-            entry.layer.keepOnly(entry.algorithms.first ?? .im2col)
+        for id in order {
+            guard let entry = used[id] else { continue }
+            if entry.algorithms.count == 1, let only = entry.algorithms.first {
+                entry.layer.keepOnly(only)
+            } else {
+                for algorithm in entry.algorithms { entry.layer.prepare(algorithm) }
+            }
         }
     }
 }

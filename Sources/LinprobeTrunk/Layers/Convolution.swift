@@ -34,37 +34,55 @@ final class ConvLayer: @unchecked Sendable {
     }
 
     /// The algorithms this layer can run (Winograd only when eligible and asked for), in the order
-    /// of preference when a plan names none of them.
-    var algorithms: [ConvAlgorithm] {
-        [
-            winograd != nil ? ConvAlgorithm.winograd : nil, winograd4 != nil ? .winograd4 : nil,
-            gemmWeights != nil ? .im2col : nil,
-        ].compactMap { $0 }
+    /// of preference when a plan names none of them. An `auto` layer builds its F(4×4, 3×3)
+    /// weights only when `prepare` asks for them (tuning, or a plan that runs them).
+    private(set) var algorithms: [ConvAlgorithm] = []
+
+    /// Whether the weights of `algorithm` are built.
+    func holds(_ algorithm: ConvAlgorithm) -> Bool {
+        switch algorithm {
+        case .winograd: winograd != nil
+        case .winograd4: winograd4 != nil
+        case .im2col: gemmWeights != nil
+        case .auto: false
+        }
     }
 
     /// `requested` when the layer holds its weights, else the first algorithm it holds.
     func resolved(_ requested: ConvAlgorithm) -> ConvAlgorithm {
-        let held = algorithms
-        return held.contains(requested) ? requested : held[0]
+        holds(requested) ? requested : algorithms.first(where: holds) ?? .im2col
     }
 
-    /// Floats of the weights `algorithm` reads (0 when the layer does not hold them).
+    /// Builds the weights of `algorithm` if the layer can run it and does not hold them yet
+    /// (F(4×4, 3×3) from the GEMM weights, in double until the final rounding). Not thread-safe:
+    /// for the tuner and extractors, before any forward pass uses the layer.
+    func prepare(_ algorithm: ConvAlgorithm) {
+        guard algorithm == .winograd4, winograd4 == nil, algorithms.contains(.winograd4), let g = gemmWeights
+        else { return }
+        let folded = (0..<g.count).map { Double(g.pointer[$0]) }
+        winograd4 = Winograd.transformWeights(.f4, folded, cin: cin, cout: cout)
+    }
+
+    /// Floats of the weights `algorithm` reads, built or not.
     func weightFloats(_ algorithm: ConvAlgorithm) -> Int {
         switch algorithm {
-        case .winograd: winograd?.count ?? 0
-        case .winograd4: winograd4?.count ?? 0
-        case .im2col: gemmWeights?.count ?? 0
+        case .winograd: 16 * cin * cout
+        case .winograd4: 36 * cin * cout
+        case .im2col: kPerGroup * cout
         case .auto: 0
         }
     }
 
-    /// Frees the weights of every algorithm but `algorithm` (after tuning chose it for every
-    /// shape this layer runs at); a layer that does not hold it keeps everything.
+    /// Frees the weights of every algorithm but `algorithm` and leaves it the only one (after
+    /// tuning chose it for every shape this layer runs at); a layer that cannot run it keeps all.
     func keepOnly(_ algorithm: ConvAlgorithm) {
         guard algorithms.contains(algorithm) else { return }
+        prepare(algorithm)
+        guard holds(algorithm) else { return }
         if algorithm != .im2col { gemmWeights = nil }
         if algorithm != .winograd { winograd = nil }
         if algorithm != .winograd4 { winograd4 = nil }
+        algorithms = [algorithm]
     }
 
     /// Scratch floats one chunk of this layer needs, whichever of its algorithms runs: `extra`
@@ -72,9 +90,13 @@ final class ConvLayer: @unchecked Sendable {
     /// least 64 when a row alone is large, within `budget` floats otherwise).
     func chunkScratchFloats(chunkRows: Int, budget: Int, extra: Int = 0) -> Int {
         var perRows: [Int] = []
-        if winograd != nil { perRows.append(Winograd.scratchFloats(.f2, cin: cin, cout: cout, tiles: 1)) }
-        if winograd4 != nil { perRows.append(Winograd.scratchFloats(.f4, cin: cin, cout: cout, tiles: 1)) }
-        if gemmWeights != nil { perRows.append((isPointwise ? 0 : kPerGroup * groups) + extra) }
+        if algorithms.contains(.winograd) {
+            perRows.append(Winograd.scratchFloats(.f2, cin: cin, cout: cout, tiles: 1))
+        }
+        if algorithms.contains(.winograd4) {
+            perRows.append(Winograd.scratchFloats(.f4, cin: cin, cout: cout, tiles: 1))
+        }
+        if algorithms.contains(.im2col) { perRows.append((isPointwise ? 0 : kPerGroup * groups) + extra) }
         return perRows.map { perRow in
             perRow > 0 ? perRow * min(chunkRows, max(64, budget / perRow)) : 0
         }.max() ?? 0
@@ -83,8 +105,9 @@ final class ConvLayer: @unchecked Sendable {
     /// Folds `bn` into `weight` (PyTorch layout [Cout, Cin/G, k, k]) in double precision.
     /// `swapInputRB` reverses the input channels (VISSL's `bgr` input: the trunk sees x[:, [2, 1, 0]]).
     /// `algorithm`: `.im2col` keeps GEMM weights only; `.winograd` / `.winograd4` that Winograd's
-    /// weights only when the layer is eligible; `.auto` all three for an eligible layer (the
-    /// extractor's `ConvPlan` picks; `keepOnly` frees the others once it has).
+    /// weights only when the layer is eligible; `.auto` can run all three on an eligible layer
+    /// (GEMM and F(2×2) weights built now, F(4×4) by `prepare`; the extractor's `ConvPlan`
+    /// picks, and `keepOnly` frees the others once it has).
     convenience init(
         weight: [Float], shape: [Int], stride: Int, pad: Int, groups: Int,
         bn: (gamma: [Float], beta: [Float], mean: [Float], variance: [Float]), eps: Double = 1e-5,
@@ -147,9 +170,10 @@ final class ConvLayer: @unchecked Sendable {
             var folded = [Double](repeating: 0, count: cout * k)
             fold { folded[$0] = $1 }
             let f2 = algorithm == .auto || algorithm == .winograd
-            let f4 = algorithm == .auto || algorithm == .winograd4
             winograd = f2 ? Winograd.transformWeights(.f2, folded, cin: cinPerGroup, cout: cout) : nil
-            winograd4 = f4 ? Winograd.transformWeights(.f4, folded, cin: cinPerGroup, cout: cout) : nil
+            winograd4 =
+                algorithm == .winograd4 ? Winograd.transformWeights(.f4, folded, cin: cinPerGroup, cout: cout) : nil
+            algorithms = algorithm == .auto ? [.winograd, .winograd4, .im2col] : [algorithm]
             if algorithm == .auto {
                 let w = FloatBuffer(count: cout * k)
                 for i in 0..<(cout * k) { w.pointer[i] = Float(folded[i]) }
@@ -160,6 +184,7 @@ final class ConvLayer: @unchecked Sendable {
         } else {
             winograd = nil
             winograd4 = nil
+            algorithms = [.im2col]
             let w = FloatBuffer(count: cout * k)
             fold { w.pointer[$0] = Float($1) }
             gemmWeights = w

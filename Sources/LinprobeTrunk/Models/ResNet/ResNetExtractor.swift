@@ -131,9 +131,9 @@ public final class ResNetExtractor: TrunkExtractor, @unchecked Sendable {
                     threads: options.threads, parallelism: options.parallelism, algorithm: trunk.algorithm,
                     tuneParallelism: options.tuneParallelism),
                 microBatch: microBatch, chunkRows: options.chunkRows)
-        // The trunk's layers keep only the weights this extractor's plan runs (a later extractor on
-        // the same trunk chooses among those). Fixed plans (tests) keep everything.
-        if fixed == nil { tuning.plan.releaseUnused(sites) }
+        // The trunk's layers build the weights this extractor's plan runs and keep only those (a
+        // later extractor on the same trunk chooses among them). Fixed plans (tests) keep the rest.
+        if fixed == nil { tuning.plan.keepOnlyPlanned(sites) } else { tuning.plan.prepare(sites) }
         parallelism = tuning.parallelism
         workers = parallelism == .batch ? options.threads : 1
         let plan = try WorkspacePlan(

@@ -9,6 +9,12 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
 : "${PY:?run through Benchmarks/run.sh, or set PY to a Python with torch, timm, onnxruntime}"
+# timm (the PyTorch reference's ViT): installed into the venv when missing (venvs made before it
+# was on Benchmarks/venv.sh's list).
+if ! "$PY" -c 'import timm' 2>/dev/null; then
+  echo "installing timm into the benchmark venv" >&2
+  "$PY" -m pip install -q timm >&2
+fi
 THREADS="${TRUNK_BENCH_THREADS:-2}"
 BATCH="${VIT_BENCH_BATCH:-8}"
 ITER="${TRUNK_BENCH_ITERATIONS:-3}"

@@ -59,9 +59,11 @@ public final class RegNetExtractor: TrunkExtractor, @unchecked Sendable {
             shapes: shapes, microBatch: self.microBatch, chunkRows: chunkRows)
         var tuneOptions = options
         tuneOptions.algorithm = network.algorithm
+        let sites = network.convSites(height: inputHeight, width: inputWidth, deepest: deepest)
         tuning = ConvTuner.resolve(
-            sites: network.convSites(height: inputHeight, width: inputWidth, deepest: deepest),
-            options: tuneOptions, microBatch: self.microBatch, chunkRows: chunkRows)
+            sites: sites, options: tuneOptions, microBatch: self.microBatch, chunkRows: chunkRows)
+        // Build the weights the plan runs (F(4×4) on demand) and free the others, as ResNet does.
+        tuning.plan.keepOnlyPlanned(sites)
         parallelism = tuning.parallelism
         let resolved = options.with(parallelism: parallelism)
         let workers = resolved.workers

@@ -132,7 +132,8 @@ public final class ResNetExtractor: TrunkExtractor, @unchecked Sendable {
                     tuneParallelism: options.tuneParallelism),
                 microBatch: microBatch, chunkRows: options.chunkRows)
         // The trunk's layers build the weights this extractor's plan runs and keep only those (a
-        // later extractor on the same trunk chooses among them). Fixed plans (tests) keep the rest.
+        // later extractor on the same trunk chooses among them; none may be built while another
+        // of the same trunk is running). Fixed plans (tests) keep the rest.
         if fixed == nil { tuning.plan.keepOnlyPlanned(sites) } else { tuning.plan.prepare(sites) }
         parallelism = tuning.parallelism
         workers = parallelism == .batch ? options.threads : 1

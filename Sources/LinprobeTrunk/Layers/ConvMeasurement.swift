@@ -130,7 +130,9 @@ final class TuningBuffers: @unchecked Sendable {
     let microBatch: Int, chunkRows: Int
     let inputs: [FloatBuffer], outputs: [FloatBuffer], scratches: [FloatBuffer], zeros: FloatBuffer
     let pointers: [UnsafeMutablePointer<UnsafePointer<Float>>]
-    /// Read before each timed run to push the weights out of the caches: twice the last-level cache.
+    /// Read before each timed run to push the weights out of the caches: twice the last-level
+    /// cache, at most 128 MB (tuning reads it a few hundred times; with a larger cache the weights
+    /// of most layers stay cached in the network too).
     let evict: FloatBuffer
 
     init(shapes: [ConvSite], workers: Int, microBatch: Int, chunkRows: Int) {
@@ -157,7 +159,7 @@ final class TuningBuffers: @unchecked Sendable {
             return p
         }
         for p in pointers { p.initialize(repeating: UnsafePointer(zeros.pointer), count: 16) }
-        evict = FloatBuffer(count: 2 * Self.lastLevelCacheBytes() / 4)
+        evict = FloatBuffer(count: 2 * min(Self.lastLevelCacheBytes(), 64 << 20) / MemoryLayout<Float>.size)
         for i in stride(from: 0, to: evict.count, by: 16) { evict.pointer[i] = 1 }
     }
 

@@ -1,4 +1,5 @@
 #include "trunk_kernels.h"
+#include "kernel_macros.h"
 
 // Element-wise kernels around the trunk's GEMMs, on 16-, 8- or 4-wide vectors (GCC/Clang vector
 // extensions; the `aligned(4)` typedefs load and store unaligned), each giving the same bits at
@@ -46,8 +47,8 @@
         }                                                                                           \
     }
 
-// The convolution epilogue: c[r][j] = relu?((c[r][j] + bias[j]) + residual[r][j]), where ReLU maps
-// x < 0 to 0 and keeps −0 and NaN (as `Kernels.biasActivation`'s Swift code did).
+// The convolution epilogue over rows (`LP_FINISH`): c[r][j] = relu?((c[r][j] + bias[j]) +
+// residual[r][j]), as `Kernels.biasActivation`'s Swift code did.
 #define LP_EPILOGUE_VARIANT(NAME, W, TARGET)                                                         \
     typedef int NAME##_i __attribute__((vector_size(4 * W), aligned(4)));                           \
     TARGET static void NAME##_bias_activation(float *c, long rows, long channels, const float *bias,  \
@@ -57,15 +58,11 @@
             const float *res = residual ? residual + r * channels : 0;                              \
             long j = 0;                                                                             \
             for (; j + W <= channels; j += W) {                                                     \
-                NAME##_v v = *(NAME##_v *)(row + j) + *(const NAME##_v *)(bias + j);                \
-                if (res) v += *(const NAME##_v *)(res + j);                                         \
-                if (relu) v = (NAME##_v)((NAME##_i)v & ~(NAME##_i)(v < 0));                         \
-                *(NAME##_v *)(row + j) = v;                                                         \
+                LP_FINISH(NAME##_v, NAME##_i, LP_VRELU, *(NAME##_v *)(row + j), *(const NAME##_v *)(bias + j), \
+                          res ? (const NAME##_v *)(res + j) : 0, relu, (NAME##_v *)(row + j));      \
             }                                                                                       \
             for (; j < channels; j++) {                                                             \
-                float v = row[j] + bias[j];                                                         \
-                if (res) v += res[j];                                                               \
-                row[j] = relu && v < 0 ? 0 : v;                                                     \
+                LP_FINISH(float, int, LP_SRELU, row[j], bias[j], res ? res + j : 0, relu, row + j); \
             }                                                                                       \
         }                                                                                           \
     }

@@ -1,4 +1,5 @@
 #include "trunk_kernels.h"
+#include "kernel_macros.h"
 
 #include <stddef.h>
 
@@ -64,13 +65,7 @@
                 out[2 * i] = s[4 * i] + s[4 * i + 1] + s[4 * i + 2];                                \
                 out[2 * i + 1] = s[4 * i + 1] - s[4 * i + 2] - s[4 * i + 3];                        \
             }                                                                                       \
-            for (int k = 0; k < 4; k++) {                                                           \
-                if (!y[k]) continue;                                                                \
-                NAME##_v v = out[k] + b;                                                            \
-                if (res[k]) v += *(const NAME##_v *)(res[k] + ch);                                  \
-                if (relu) v = (NAME##_v)((NAME##_i)v & ~(NAME##_i)(v < 0));                         \
-                *(NAME##_v *)(y[k] + ch) = v;                                                       \
-            }                                                                                       \
+            LP_STORE_TILE(NAME##_v, NAME##_i, LP_VRELU, 4, out, b, y, res, ch, relu);               \
         }                                                                                           \
         for (; ch < c; ch++) {                                                                      \
             float s[8], out[4];                                                                     \
@@ -83,13 +78,7 @@
                 out[2 * i] = s[4 * i] + s[4 * i + 1] + s[4 * i + 2];                                \
                 out[2 * i + 1] = s[4 * i + 1] - s[4 * i + 2] - s[4 * i + 3];                        \
             }                                                                                       \
-            for (int k = 0; k < 4; k++) {                                                           \
-                if (!y[k]) continue;                                                                \
-                float v = out[k] + bias[ch];                                                        \
-                if (res[k]) v += res[k][ch];                                                        \
-                if (relu && v < 0) v = 0;                                                           \
-                y[k][ch] = v;                                                                       \
-            }                                                                                       \
+            LP_STORE_TILE(float, int, LP_SRELU, 4, out, bias[ch], y, res, ch, relu);                \
         }                                                                                           \
     }
 
@@ -209,13 +198,7 @@ void lp_winograd_output_f32(const float *m, long stride, long c, const float *bi
                        out[4 * i + 2], out[4 * i + 3]);                                             \
             }                                                                                       \
             NAME##_v b = *(const NAME##_v *)(bias + ch);                                            \
-            for (int k = 0; k < 16; k++) {                                                          \
-                if (!y[k]) continue;                                                                \
-                NAME##_v v = out[k] + b;                                                            \
-                if (res[k]) v += *(const NAME##_v *)(res[k] + ch);                                  \
-                if (relu) v = (NAME##_v)((NAME##_i)v & ~(NAME##_i)(v < 0));                         \
-                *(NAME##_v *)(y[k] + ch) = v;                                                       \
-            }                                                                                       \
+            LP_STORE_TILE(NAME##_v, NAME##_i, LP_VRELU, 16, out, b, y, res, ch, relu);              \
         }                                                                                           \
         for (; ch < c; ch++) {                                                                      \
             float s[24], out[16];                                                                   \
@@ -229,13 +212,7 @@ void lp_winograd_output_f32(const float *m, long stride, long c, const float *bi
                 LP_AT6(float, r[0], r[1], r[2], r[3], r[4], r[5], out[4 * i], out[4 * i + 1],       \
                        out[4 * i + 2], out[4 * i + 3]);                                             \
             }                                                                                       \
-            for (int k = 0; k < 16; k++) {                                                          \
-                if (!y[k]) continue;                                                                \
-                float v = out[k] + bias[ch];                                                        \
-                if (res[k]) v += res[k][ch];                                                        \
-                if (relu && v < 0) v = 0;                                                           \
-                y[k][ch] = v;                                                                       \
-            }                                                                                       \
+            LP_STORE_TILE(float, int, LP_SRELU, 16, out, bias[ch], y, res, ch, relu);               \
         }                                                                                           \
     }
 

@@ -179,8 +179,8 @@ struct WinogradTransformTests {
                 bias.withUnsafeBufferPointer { b in
                     res.withUnsafeBufferPointer { r in
                         out.withUnsafeMutableBufferPointer { o in
-                            Winograd.outputTransform4(
-                                mp.baseAddress!, stride: total * c, output: o.baseAddress!, h: h, w: w, c: c,
+                            Winograd.outputTransformC(
+                                .f4, mp.baseAddress!, stride: total * c, output: o.baseAddress!, h: h, w: w, c: c,
                                 tilesW: tilesW, perImage: perImage, first: 0, count: total, bias: b.baseAddress!,
                                 residual: residual ? r.baseAddress! : nil, relu: relu, level: Int32(level))
                         }

@@ -101,7 +101,7 @@ extension ConvTuner {
         }
         let best = choose(
             seconds: seconds, weightBytes: algorithms.map { 4 * site.layer.weightFloats($0) },
-            cacheBytes: TuningBuffers.lastLevelCacheBytes())
+            cacheBytes: buffers.cacheBytes)
         return (algorithms[best], seconds[best], Array(zip(algorithms, seconds)))
     }
 
@@ -130,6 +130,8 @@ final class TuningBuffers: @unchecked Sendable {
     let microBatch: Int, chunkRows: Int
     let inputs: [FloatBuffer], outputs: [FloatBuffer], scratches: [FloatBuffer], zeros: FloatBuffer
     let pointers: [UnsafeMutablePointer<UnsafePointer<Float>>]
+    /// The last-level cache one core sees (`lastLevelCacheBytes`, read once).
+    let cacheBytes: Int
     /// Read before each timed run to push the weights out of the caches: twice the last-level
     /// cache, at most 128 MB (tuning reads it a few hundred times; with a larger cache the weights
     /// of most layers stay cached in the network too).
@@ -159,7 +161,8 @@ final class TuningBuffers: @unchecked Sendable {
             return p
         }
         for p in pointers { p.initialize(repeating: UnsafePointer(zeros.pointer), count: 16) }
-        evict = FloatBuffer(count: 2 * min(Self.lastLevelCacheBytes(), 64 << 20) / MemoryLayout<Float>.size)
+        cacheBytes = Self.lastLevelCacheBytes()
+        evict = FloatBuffer(count: 2 * min(cacheBytes, 64 << 20) / MemoryLayout<Float>.size)
         for i in stride(from: 0, to: evict.count, by: 16) { evict.pointer[i] = 1 }
     }
 

@@ -38,6 +38,9 @@ final class ConvLayer: @unchecked Sendable {
     /// weights only when `prepare` asks for them (tuning, or a plan that runs them).
     private(set) var algorithms: [ConvAlgorithm] = []
 
+    /// The Winograd weights of `tile`, if built.
+    func winogradWeights(_ tile: WinogradTile) -> FloatBuffer? { tile == .f2 ? winograd : winograd4 }
+
     /// Whether the weights of `algorithm` are built.
     func holds(_ algorithm: ConvAlgorithm) -> Bool {
         switch algorithm {
@@ -237,22 +240,13 @@ enum Convolution {
         _ layer: ConvLayer, input: UnsafePointer<Float>, n: Int, inH: Int, inW: Int,
         output: UnsafeMutablePointer<Float>, epilogue: Epilogue, scratch: ConvScratch
     ) {
-        switch layer.resolved(scratch.plan.algorithm(for: layer, inH: inH, inW: inW)) {
-        case .winograd:
-            if let weights = layer.winograd {
-                Winograd.forward(
-                    layer, tile: .f2, weights: weights, input: input, n: n, h: inH, w: inW, output: output,
-                    epilogue: epilogue, scratch: scratch)
-                return
-            }
-        case .winograd4:
-            if let weights = layer.winograd4 {
-                Winograd.forward(
-                    layer, tile: .f4, weights: weights, input: input, n: n, h: inH, w: inW, output: output,
-                    epilogue: epilogue, scratch: scratch)
-                return
-            }
-        case .im2col, .auto: break
+        if let tile = WinogradTile(layer.resolved(scratch.plan.algorithm(for: layer, inH: inH, inW: inW))),
+            let weights = layer.winogradWeights(tile)
+        {
+            Winograd.forward(
+                layer, tile: tile, weights: weights, input: input, n: n, h: inH, w: inW, output: output,
+                epilogue: epilogue, scratch: scratch)
+            return
         }
         let oh = layer.outputSize(inH), ow = layer.outputSize(inW)
         let m = n * oh * ow

@@ -27,6 +27,15 @@ import LinprobeCore
 enum WinogradTile: Sendable {
     case f2, f4
 
+    /// The tile of a Winograd algorithm (nil for the others).
+    init?(_ algorithm: ConvAlgorithm) {
+        switch algorithm {
+        case .winograd: self = .f2
+        case .winograd4: self = .f4
+        case .im2col, .auto: return nil
+        }
+    }
+
     /// Outputs per tile side (m).
     var output: Int { self == .f2 ? 2 : 4 }
     /// Inputs per tile side (m + 2).
@@ -162,9 +171,10 @@ enum Winograd {
                     m, stride: chunk * cout, output: output, h: h, w: w, c: cout, tilesW: tilesW,
                     perImage: perImage, first: t0, count: tiles, bias: bias, residual: residual, relu: relu)
             case .f4:
-                outputTransform4(
-                    m, stride: chunk * cout, output: output, h: h, w: w, c: cout, tilesW: tilesW,
-                    perImage: perImage, first: t0, count: tiles, bias: bias, residual: residual, relu: relu)
+                outputTransformC(
+                    .f4, m, stride: chunk * cout, output: output, h: h, w: w, c: cout, tilesW: tilesW,
+                    perImage: perImage, first: t0, count: tiles, bias: bias, residual: residual, relu: relu,
+                    level: level4)
             }
             t0 += tiles
         }
@@ -186,17 +196,7 @@ enum Winograd {
         zeros: UnsafePointer<Float>, p: UnsafeMutablePointer<UnsafePointer<Float>>, level: Int = transformLevel
     ) {
         for t in 0..<count {
-            let tile = first + t
-            let img = tile / perImage, r = tile % perImage
-            let y0 = (r / tilesW) * 2 - 1, x0 = (r % tilesW) * 2 - 1
-            let base = input + img * h * w * c
-            for i in 0..<4 {
-                let y = y0 + i
-                for j in 0..<4 {
-                    let x = x0 + j
-                    p[i * 4 + j] = (y >= 0 && y < h && x >= 0 && x < w) ? base + (y * w + x) * c : zeros
-                }
-            }
+            patch(.f2, first + t, input, h: h, w: w, c: c, tilesW: tilesW, perImage: perImage, zeros: zeros, into: p)
             let out = v + t * c
             if level >= 0 {
                 UnsafeRawPointer(p).withMemoryRebound(to: UnsafePointer<Float>?.self, capacity: 16) { tile in
@@ -246,8 +246,8 @@ enum Winograd {
     ) {
         if level >= 0 {
             outputTransformC(
-                m, stride: stride, output: output, h: h, w: w, c: c, tilesW: tilesW, perImage: perImage,
-                first: first, count: count, bias: bias, residual: residual, relu: relu, level: level)
+                .f2, m, stride: stride, output: output, h: h, w: w, c: c, tilesW: tilesW, perImage: perImage,
+                first: first, count: count, bias: bias, residual: residual, relu: relu, level: Int32(level))
             return
         }
         for t in 0..<count {
@@ -295,42 +295,39 @@ enum Winograd {
         }
     }
 
-    /// `outputTransform` through the C kernels (one call per tile).
-    static func outputTransformC(
-        _ m: UnsafePointer<Float>, stride: Int, output: UnsafeMutablePointer<Float>, h: Int, w: Int,
-        c: Int, tilesW: Int, perImage: Int, first: Int, count: Int, bias: UnsafePointer<Float>,
-        residual: UnsafePointer<Float>?, relu: Bool, level: Int
+    /// The (m+2)² input pixels of tile `index` (row major), `zeros` where they fall outside the image.
+    @inline(__always) static func patch(
+        _ tile: WinogradTile, _ index: Int, _ input: UnsafePointer<Float>, h: Int, w: Int, c: Int, tilesW: Int,
+        perImage: Int, zeros: UnsafePointer<Float>, into p: UnsafeMutablePointer<UnsafePointer<Float>>
     ) {
-        var y:
-            (
-                UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?,
-                UnsafeMutablePointer<Float>?
-            ) = (nil, nil, nil, nil)
-        var r: (UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?) =
-            (nil, nil, nil, nil)
-        for t in 0..<count {
-            let tile = first + t
-            let img = tile / perImage, rem = tile % perImage
-            let y0 = (rem / tilesW) * 2, x0 = (rem % tilesW) * 2
-            let hasRow1 = y0 + 1 < h, hasCol1 = x0 + 1 < w
-            let o00 = img * h * w * c + (y0 * w + x0) * c
-            let o01 = hasCol1 ? o00 + c : -1, o10 = hasRow1 ? o00 + w * c : -1
-            let o11 = hasRow1 && hasCol1 ? o00 + w * c + c : -1
-            y = (output + o00, o01 < 0 ? nil : output + o01, o10 < 0 ? nil : output + o10, o11 < 0 ? nil : output + o11)
-            if let residual {
-                r = (
-                    residual + o00, o01 < 0 ? nil : residual + o01, o10 < 0 ? nil : residual + o10,
-                    o11 < 0 ? nil : residual + o11
-                )
+        let side = tile.input
+        let img = index / perImage, r = index % perImage
+        let y0 = (r / tilesW) * tile.output - 1, x0 = (r % tilesW) * tile.output - 1
+        let base = input + img * h * w * c
+        for i in 0..<side {
+            let y = y0 + i
+            for j in 0..<side {
+                let x = x0 + j
+                p[i * side + j] = (y >= 0 && y < h && x >= 0 && x < w) ? base + (y * w + x) * c : zeros
             }
-            withUnsafePointer(to: &y) { yp in
-                withUnsafePointer(to: &r) { rp in
-                    yp.withMemoryRebound(to: UnsafeMutablePointer<Float>?.self, capacity: 4) { ys in
-                        rp.withMemoryRebound(to: UnsafePointer<Float>?.self, capacity: 4) { rs in
-                            lp_winograd_output_f32(m + t * c, stride, c, bias, ys, rs, relu ? 1 : 0, Int32(level))
-                        }
-                    }
-                }
+        }
+    }
+
+    /// The m² outputs of tile `index` (row major) and their residuals: nil past the image edge.
+    @inline(__always) static func outputs(
+        _ tile: WinogradTile, _ index: Int, output: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>?,
+        h: Int, w: Int, c: Int, tilesW: Int, perImage: Int,
+        y: UnsafeMutablePointer<UnsafeMutablePointer<Float>?>, r: UnsafeMutablePointer<UnsafePointer<Float>?>
+    ) {
+        let side = tile.output
+        let img = index / perImage, rem = index % perImage
+        let y0 = (rem / tilesW) * side, x0 = (rem % tilesW) * side
+        for i in 0..<side {
+            for j in 0..<side {
+                let inside = y0 + i < h && x0 + j < w
+                let o = img * h * w * c + ((y0 + i) * w + x0 + j) * c
+                y[i * side + j] = inside ? output + o : nil
+                r[i * side + j] = inside ? residual.map { $0 + o } : nil
             }
         }
     }
@@ -344,47 +341,38 @@ enum Winograd {
         first: Int, count: Int, v: UnsafeMutablePointer<Float>, stride: Int, zeros: UnsafePointer<Float>,
         level: Int32 = level4
     ) {
-        withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: 36) { p in
+        withUnsafeTemporaryAllocation(of: UnsafePointer<Float>.self, capacity: 36) { buffer in
+            guard let p = buffer.baseAddress else { return }
             for t in 0..<count {
-                let tile = first + t
-                let img = tile / perImage, r = tile % perImage
-                let y0 = (r / tilesW) * 4 - 1, x0 = (r % tilesW) * 4 - 1
-                let base = input + img * h * w * c
-                for i in 0..<6 {
-                    let y = y0 + i
-                    for j in 0..<6 {
-                        let x = x0 + j
-                        p[i * 6 + j] = (y >= 0 && y < h && x >= 0 && x < w) ? base + (y * w + x) * c : zeros
-                    }
+                patch(
+                    .f4, first + t, input, h: h, w: w, c: c, tilesW: tilesW, perImage: perImage, zeros: zeros,
+                    into: p)
+                UnsafeRawPointer(p).withMemoryRebound(to: UnsafePointer<Float>?.self, capacity: 36) { tile in
+                    lp_winograd4_input_f32(tile, v + t * c, c, stride, level)
                 }
-                lp_winograd4_input_f32(p.baseAddress, v + t * c, c, stride, level)
             }
         }
     }
 
-    /// F(4×4, 3×3): Y = Aᵀ M A per tile and channel, plus bias (+ residual), ReLU, into the NHWC
-    /// output (the outputs past the image edge are not written).
-    static func outputTransform4(
-        _ m: UnsafePointer<Float>, stride: Int, output: UnsafeMutablePointer<Float>, h: Int, w: Int,
-        c: Int, tilesW: Int, perImage: Int, first: Int, count: Int, bias: UnsafePointer<Float>,
-        residual: UnsafePointer<Float>?, relu: Bool, level: Int32 = level4
+    /// Y = Aᵀ M A per tile and channel, plus bias (+ residual), ReLU, into the NHWC output, through
+    /// the C kernels of `tile` (one call per tile; the outputs past the image edge are not written).
+    static func outputTransformC(
+        _ tile: WinogradTile, _ m: UnsafePointer<Float>, stride: Int, output: UnsafeMutablePointer<Float>, h: Int,
+        w: Int, c: Int, tilesW: Int, perImage: Int, first: Int, count: Int, bias: UnsafePointer<Float>,
+        residual: UnsafePointer<Float>?, relu: Bool, level: Int32
     ) {
-        withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<Float>?.self, capacity: 16) { y in
-            withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: 16) { r in
+        let n = tile.output * tile.output
+        withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<Float>?.self, capacity: n) { y in
+            withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: n) { r in
+                guard let yp = y.baseAddress, let rp = r.baseAddress else { return }
                 for t in 0..<count {
-                    let tile = first + t
-                    let img = tile / perImage, rem = tile % perImage
-                    let y0 = (rem / tilesW) * 4, x0 = (rem % tilesW) * 4
-                    for i in 0..<4 {
-                        for j in 0..<4 {
-                            let inside = y0 + i < h && x0 + j < w
-                            let o = img * h * w * c + ((y0 + i) * w + x0 + j) * c
-                            y[i * 4 + j] = inside ? output + o : nil
-                            r[i * 4 + j] = inside ? residual.map { $0 + o } : nil
-                        }
+                    outputs(
+                        tile, first + t, output: output, residual: residual, h: h, w: w, c: c, tilesW: tilesW,
+                        perImage: perImage, y: yp, r: rp)
+                    switch tile {
+                    case .f2: lp_winograd_output_f32(m + t * c, stride, c, bias, yp, rp, relu ? 1 : 0, level)
+                    case .f4: lp_winograd4_output_f32(m + t * c, stride, c, bias, yp, rp, relu ? 1 : 0, level)
                     }
-                    lp_winograd4_output_f32(
-                        m + t * c, stride, c, bias, y.baseAddress, r.baseAddress, relu ? 1 : 0, level)
                 }
             }
         }

@@ -55,12 +55,51 @@ public struct DualCDParameters: Sendable {
     public var maxIterations: Int
     /// Seed of the random visiting order.
     public var seed: UInt64
+    /// The rows the order permutes (see `SweepOrder`); nil: the batch's own rows.
+    public var universe: Int?
 
-    public init(loss: SVMLoss = .squaredHinge, tolerance: Double = 1e-4, maxIterations: Int = 2000, seed: UInt64 = 0) {
+    public init(
+        loss: SVMLoss = .squaredHinge, tolerance: Double = 1e-4, maxIterations: Int = 2000, seed: UInt64 = 0,
+        universe: Int? = nil
+    ) {
         self.loss = loss
         self.tolerance = tolerance
         self.maxIterations = maxIterations
         self.seed = seed
+        self.universe = universe
+    }
+}
+
+/// The visiting order of the solver's outer iterations: one uniformly random permutation of a
+/// universe of rows 0..<count per iteration, each drawn from the previous one by Fisher–Yates with
+/// the seed's generator. A problem visits its own active rows in the order of their universe ids;
+/// the restriction of a uniform permutation to a subset is a uniform permutation of the subset, so
+/// each problem sees liblinear's visiting distribution whatever the universe. Problems whose
+/// rows are different subsets of one universe (the CV folds of every class of a layer) then visit
+/// shared rows in the same order, which is what lets `LockstepGram` serve them from one read.
+struct SweepOrder {
+    let count: Int
+    private var rng: SolverRandom
+    private let storage: UnsafeMutablePointer<Int>
+
+    init(seed: UInt64, count: Int) {
+        self.count = count
+        rng = SolverRandom(seed: seed)
+        storage = .allocate(capacity: max(count, 1))
+        for i in 0..<count { storage[i] = i }
+    }
+
+    func deallocate() { storage.deallocate() }
+
+    /// The current permutation.
+    var order: UnsafePointer<Int> { UnsafePointer(storage) }
+
+    /// The next iteration's permutation.
+    mutating func advance() {
+        for i in 0..<count {
+            let j = i + rng.int(below: count - i)
+            let t = storage[i]; storage[i] = storage[j]; storage[j] = t
+        }
     }
 }
 
@@ -92,9 +131,11 @@ enum DualCD {
         var alpha: UnsafeMutableBufferPointer<Double>
     }
 
-    /// Runs the solver on every problem; returns one outcome per problem.
+    /// Runs the solver on every problem; returns one outcome per problem. `ids` gives each row's
+    /// id in the order's universe (`parameters.universe` rows; nil: the rows themselves, in order).
     static func solve<K: DualKernel>(
-        kernel: inout K, rows: UnsafeBufferPointer<Int32>, problems: [Problem], parameters p: DualCDParameters
+        kernel: inout K, rows: UnsafeBufferPointer<Int32>, ids: [Int]? = nil, problems: [Problem],
+        parameters p: DualCDParameters
     ) -> [FitOutcome] {
         let n = rows.count
         let count = problems.count
@@ -102,15 +143,17 @@ enum DualCD {
             precondition(q.labels.count == n && q.costs.count == n && q.alpha.count == n, "dual CD buffers disagree")
         }
         if n == 0 || count == 0 { return Array(repeating: FitOutcome(iterations: 0, converged: true), count: count) }
-        let work = Workspace(kernel: kernel, rows: rows, problems: problems, loss: p.loss)
+        let universe = p.universe ?? n
+        let work = Workspace(kernel: kernel, rows: rows, ids: ids, universe: universe, problems: problems, loss: p.loss)
         defer { work.deallocate() }
         var state = BatchState(problems: problems, rows: n)
-        var rng = SolverRandom(seed: p.seed)
+        var order = SweepOrder(seed: p.seed, count: universe)
+        defer { order.deallocate() }
         var sweeps = 0
         while !state.running.isEmpty && sweeps < p.maxIterations {
             state.beginSweep()
-            work.shuffle(&rng)
-            sweep(kernel: &kernel, rows: rows, work: work, state: &state)
+            order.advance()
+            sweep(kernel: &kernel, rows: rows, order: order, work: work, state: &state)
             sweeps += 1
             state.endSweep(sweeps, work: work, tolerance: p.tolerance)
         }
@@ -121,12 +164,14 @@ enum DualCD {
     /// One outer iteration: every row in the shuffled order, for every running problem in turn.
     @inline(__always)
     private static func sweep<K: DualKernel>(
-        kernel: inout K, rows: UnsafeBufferPointer<Int32>, work: Workspace, state: inout BatchState
+        kernel: inout K, rows: UnsafeBufferPointer<Int32>, order: SweepOrder, work: Workspace,
+        state: inout BatchState
     ) {
         let n = work.n
         let running = state.running
-        for s in 0..<n {
-            let i = work.order[s]
+        for s in 0..<order.count {
+            let i = work.local[order.order[s]]
+            if i < 0 { continue }
             let row = Int(rows[i])
             for q in running {
                 let at = q * n + i
@@ -168,25 +213,37 @@ enum DualCD {
     }
 
     /// Per problem × row: 1/(2C_i) (or 0), the upper bound, Q_ii + D_ii and the active flag,
-    /// problem-major so a problem's state is contiguous; and the visiting order of the rows.
+    /// problem-major so a problem's state is contiguous; and each universe id's row (−1: none).
     private struct Workspace {
         let n: Int
         let diag: UnsafeMutablePointer<Double>
         let upper: UnsafeMutablePointer<Double>
         let qd: UnsafeMutablePointer<Double>
         let active: UnsafeMutablePointer<Bool>
-        let order: UnsafeMutablePointer<Int>
+        let local: UnsafeMutablePointer<Int>
 
-        init<K: DualKernel>(kernel: K, rows: UnsafeBufferPointer<Int32>, problems: [Problem], loss: SVMLoss) {
-            n = rows.count
+        init<K: DualKernel>(
+            kernel: K, rows: UnsafeBufferPointer<Int32>, ids: [Int]?, universe: Int, problems: [Problem],
+            loss: SVMLoss
+        ) {
+            let rowCount = rows.count
+            precondition(ids.map { $0.count == rowCount } ?? (universe == rowCount), "visiting-order ids and rows disagree")
+            n = rowCount
             let total = n * problems.count
             diag = .allocate(capacity: total)
             upper = .allocate(capacity: total)
             qd = .allocate(capacity: total)
             active = .allocate(capacity: total)
-            order = .allocate(capacity: n)
+            let slots = UnsafeMutablePointer<Int>.allocate(capacity: max(universe, 1))
+            slots.initialize(repeating: -1, count: max(universe, 1))
             var norms = [Double](repeating: 0, count: n)
-            for i in 0..<n { norms[i] = kernel.squaredNorm(Int(rows[i])); order[i] = i }
+            for i in 0..<n {
+                norms[i] = kernel.squaredNorm(Int(rows[i]))
+                let id = ids?[i] ?? i
+                precondition(id >= 0 && id < universe && slots[id] < 0, "visiting-order ids out of range or repeated")
+                slots[id] = i
+            }
+            local = slots
             for (q, problem) in problems.enumerated() {
                 let base = q * n
                 for i in 0..<n {
@@ -205,16 +262,7 @@ enum DualCD {
         }
 
         func deallocate() {
-            diag.deallocate(); upper.deallocate(); qd.deallocate(); active.deallocate(); order.deallocate()
-        }
-
-        /// A fresh uniformly random order of all rows (Fisher–Yates).
-        @inline(__always)
-        func shuffle(_ rng: inout SolverRandom) {
-            for i in 0..<n {
-                let j = i + rng.int(below: n - i)
-                let t = order[i]; order[i] = order[j]; order[j] = t
-            }
+            diag.deallocate(); upper.deallocate(); qd.deallocate(); active.deallocate(); local.deallocate()
         }
     }
 

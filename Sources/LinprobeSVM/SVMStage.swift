@@ -134,7 +134,7 @@ public struct SVMStage: PipelineStage {
             "stage": .string(StageKind.trainSVM.name),
             "format_version": 1,
             // The solver's visiting-order scheme: fits that stop at max_iter depend on it.
-            "solver": "dual-cd-batched-v2",
+            "solver": "dual-cd-shared-order-v3",
             "train_features": .string(trainFingerprint),
             "test_features": .string(testFingerprint),
             "svm": settings.fingerprintJSON,

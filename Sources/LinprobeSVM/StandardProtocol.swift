@@ -45,15 +45,11 @@ enum StandardProtocol {
     static func cvKey(_ c: Int, _ k: Int, _ f: Int) -> String { "cv/c\(c)/k\(k)/f\(f)" }
     static func refitKey(_ c: Int, _ k: Int) -> String { "fit/c\(c)/k\(k)" }
 
-    /// Seed of the CV batch of one (class, fold): the visiting order of every cost's fit. Costs
-    /// of a batch share it; a fit's result does not depend on which other costs are batched
-    /// with it (see `DualCD`), so a resumed run reproduces an uninterrupted one.
-    static func cvSeed(_ s: SVMSettings, _ c: Int, fold: Int) -> UInt64 {
-        mixSeed([s.seed, 0x5356_4d01, UInt64(bitPattern: Int64(c)), UInt64(bitPattern: Int64(fold))])
-    }
-
-    /// Seed of the refits on all training rows (shared by every class, for the same reason).
-    static func refitSeed(_ s: SVMSettings) -> UInt64 { mixSeed([s.seed, 0x5356_4d02]) }
+    /// Seed of the layer's visiting order (`SweepOrder` over all training rows): every CV fit and
+    /// refit visits its rows in the order of this one sequence of permutations. A fit's result
+    /// does not depend on which other fits ran with it (see `DualCD`, `LockstepGram`), so a
+    /// resumed run reproduces an uninterrupted one.
+    static func orderSeed(_ s: SVMSettings) -> UInt64 { mixSeed([s.seed, 0x5356_4d03]) }
 }
 
 // MARK: - Problems
@@ -160,12 +156,11 @@ final class SolverSetup {
         self.ctx = ctx
         let s = ctx.settings
         let dim = try ctx.train.layer(ctx.layer).dim
-        // CV fits train on (k−1)/k of the rows (a per-fold Gram copy each, one per thread).
+        // CV fits train on (k−1)/k of the rows, all over the layer's one matrix (`LockstepGram`).
         let cvRows = n - n / max(s.crossValidationFolds, 1)
         let chosen =
             ctx.layout
-            ?? SVMTrainer.chooseLayout(
-                rows: n, trainingRows: cvRows, dim: dim, gramBudgetBytes: ctx.gramBudgetBytes, copies: ctx.threads)
+            ?? SVMTrainer.chooseLayout(rows: n, trainingRows: cvRows, dim: dim, gramBudgetBytes: ctx.gramBudgetBytes)
         // The converged solver reads the rows themselves (see `DensePrimalKernel`): no Gram matrix.
         layout = s.solver == .converged ? .dense : chosen
         refitDense =
@@ -223,6 +218,12 @@ enum CrossValidation {
         if tasks.isEmpty { return }
         let trainer = try journal.time("load_and_gram") { try solver.makeTrainer() }
         BLAS.setThreads(1)
+        if let gram = trainer.gram, ctx.settings.solver == .vissl {
+            try journal.time("cross_validation") {
+                try lockstep(tasks, problems: problems, gram: gram, log: log, ctx: ctx)
+            }
+            return
+        }
         let done = Locked(0)
         let total = tasks.reduce(0) { $0 + $1.costs.count }
         let all = problems.problems
@@ -243,41 +244,92 @@ enum CrossValidation {
         }
     }
 
+    /// The training and held-out rows of fold `f`.
+    static func split(_ folds: [Int], fold f: Int) -> (train: [Int], heldOut: [Int]) {
+        var train: [Int] = [], heldOut: [Int] = []
+        for r in 0..<folds.count {
+            if folds[r] == f { heldOut.append(r) } else { train.append(r) }
+        }
+        return (train, heldOut)
+    }
+
+    /// The note of a fold whose training part has one label (scikit-learn cannot fit it), or nil.
+    static func unfittable(_ labels: [Int8]) -> String? {
+        labels.contains(1) && labels.contains(-1)
+            ? nil : "training part of the fold has one label only; scikit-learn cannot fit it (NaN score)"
+    }
+
+    /// The log record of one CV fit from its held-out decision values.
+    static func record(_ problem: ClassProblem, heldOut: [Int], margins: [Double], outcome: FitOutcome) -> CVFitRecord {
+        let positive = heldOut.map { problem.labels[$0] > 0 }
+        let ap = AveragePrecision.sklearn(scores: margins, positive: positive)
+        return CVFitRecord(ap: ap, iterations: outcome.iterations, converged: outcome.converged)
+    }
+
+    /// Every pending CV fit of the layer at once over its Gram matrix (`LockstepGram`: all
+    /// (class, fold) groups visit the layer's shared order, so each block of Gram rows is read once
+    /// for all of them); the records are logged as the groups' results come back.
+    static func lockstep(
+        _ tasks: [Task], problems: ClassProblems, gram: GramMatrix, log: FitLog, ctx: LayerContext
+    ) throws {
+        let s = ctx.settings
+        let all = problems.problems
+        var groups: [LockstepGroup] = []
+        var owners: [(task: Task, heldOut: [Int])] = []
+        var total = 0
+        for task in tasks {
+            guard let folds = all[task.problem].folds else { continue }
+            let (train, heldOut) = split(folds, fold: task.fold)
+            let labels = train.map { all[task.problem].labels[$0] }
+            total += task.costs.count
+            if let note = unfittable(labels) {
+                for k in task.costs {
+                    try log.append(
+                        CVFitRecord(unfittable: note).json(
+                            key: StandardProtocol.cvKey(all[task.problem].index, k, task.fold)))
+                }
+                continue
+            }
+            groups.append(
+                LockstepGroup(rows: train, labels: labels, costs: task.costs.map { s.costs[$0] }, scoreRows: heldOut))
+            owners.append((task, heldOut))
+        }
+        let parameters = LockstepParameters(
+            loss: s.loss, tolerance: s.tolerance, maxIterations: s.maxIterations, seed: StandardProtocol.orderSeed(s),
+            positiveClassWeight: s.positiveClassWeight, negativeClassWeight: s.negativeClassWeight)
+        let solved = LockstepGram.solve(gram: gram, groups: groups, parameters: parameters, threads: ctx.threads)
+        var done = total - groups.reduce(0) { $0 + $1.costs.count }
+        for (g, results) in solved.enumerated() {
+            let (task, heldOut) = owners[g]
+            let problem = all[task.problem]
+            for (k, result) in zip(task.costs, results) {
+                let entry = record(problem, heldOut: heldOut, margins: result.margins, outcome: result.outcome)
+                try log.append(entry.json(key: StandardProtocol.cvKey(problem.index, k, task.fold)))
+            }
+            done += results.count
+            ctx.progress("cross-validation", done, total)
+        }
+    }
+
     /// The CV fits of one (class, fold) for the listed costs, solved as one batch: train on the
     /// other folds, score the held-out fold with scikit-learn's AP. One log record per cost.
     static func fits(
         trainer: SVMTrainer, problem: ClassProblem, costIndices: [Int], fold f: Int, settings s: SVMSettings
     ) -> [JSONValue] {
         guard let folds = problem.folds else { return [] }
-        var trainRows: [Int] = []
-        var heldOut: [Int] = []
-        for r in 0..<folds.count {
-            if folds[r] == f { heldOut.append(r) } else { trainRows.append(r) }
-        }
+        let (trainRows, heldOut) = split(folds, fold: f)
         let labels = trainRows.map { problem.labels[$0] }
-        if !labels.contains(1) || !labels.contains(-1) {
-            let note = "training part of the fold has one label only; scikit-learn cannot fit it (NaN score)"
+        if let note = unfittable(labels) {
             return costIndices.map { k in
                 CVFitRecord(unfittable: note).json(key: StandardProtocol.cvKey(problem.index, k, f))
             }
         }
-        let results: [FitResult]
         let problems = costIndices.map { (labels: labels, cost: s.costs[$0]) }
-        let seed = StandardProtocol.cvSeed(s, problem.index, fold: f)
-        if trainer.gram != nil {
-            // The fold's own Gram matrix, training rows first and only their columns: an update
-            // touches the training rows' values only (2/3 of the work of the full matrix).
-            let m = trainRows.count
-            let local = SVMTrainer(parent: trainer, rows: trainRows + heldOut, columns: m)
-            results = local.fitBatch(
-                rows: Array(0..<m), problems: problems, seed: seed, scoreRows: Array(m..<folds.count))
-        } else {
-            results = trainer.fitBatch(rows: trainRows, problems: problems, seed: seed, scoreRows: heldOut)
-        }
-        let positive = heldOut.map { problem.labels[$0] > 0 }
+        let results = trainer.fitBatch(
+            rows: trainRows, problems: problems, seed: StandardProtocol.orderSeed(s), scoreRows: heldOut,
+            order: (trainRows, folds.count))
         return zip(costIndices, results).map { k, result in
-            let ap = AveragePrecision.sklearn(scores: result.margins, positive: positive)
-            return CVFitRecord(ap: ap, iterations: result.outcome.iterations, converged: result.outcome.converged)
+            record(problem, heldOut: heldOut, margins: result.margins, outcome: result.outcome)
                 .json(key: StandardProtocol.cvKey(problem.index, k, f))
         }
     }

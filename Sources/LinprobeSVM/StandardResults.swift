@@ -71,7 +71,7 @@ enum Refit {
                 let chunk = chunks[b]
                 let problems = chunk.map { (all[$0].labels, settings.costs[choice.cost(of: all[$0].index)]) }
                 let results = trainer.fitBatch(
-                    rows: rows, problems: problems, seed: StandardProtocol.refitSeed(settings), scoreRows: [],
+                    rows: rows, problems: problems, seed: StandardProtocol.orderSeed(settings), scoreRows: [],
                     wantWeights: true, forceDense: refitDense)
                 for (p, result) in zip(chunk, results) {
                     let problem = all[p]

@@ -102,9 +102,12 @@ final class SVMTrainer: @unchecked Sendable {
     /// data is read once per visit for all problems). `problems[p]` gives labels ±1 (one per
     /// row) and the cost; returns one result per problem, each identical to what a batch of that
     /// problem alone with the same seed gives.
+    /// `order` places the rows in a larger visiting-order universe (`SweepOrder`): their ids in it
+    /// and its size (nil: the rows alone).
     func fitBatch(
         rows: [Int], problems: [(labels: [Int8], cost: Double)], seed: UInt64, scoreRows: [Int],
-        featureRows: [Int]? = nil, wantWeights: Bool = false, forceDense: Bool = false
+        featureRows: [Int]? = nil, wantWeights: Bool = false, forceDense: Bool = false,
+        order: (ids: [Int], universe: Int)? = nil
     ) -> [FitResult] {
         if settings.solver == .converged {
             return fitBatchConverged(
@@ -136,7 +139,8 @@ final class SVMTrainer: @unchecked Sendable {
                     alpha: UnsafeMutableBufferPointer(start: alpha + base, count: n)))
         }
         let parameters = DualCDParameters(
-            loss: settings.loss, tolerance: settings.tolerance, maxIterations: settings.maxIterations, seed: seed)
+            loss: settings.loss, tolerance: settings.tolerance, maxIterations: settings.maxIterations, seed: seed,
+            universe: order?.universe)
         var outcomes: [FitOutcome] = []
         var margins = [[Double]](repeating: [Double](repeating: 0, count: scoreRows.count), count: count)
         var weights = [[Double]?](repeating: nil, count: count)
@@ -150,7 +154,7 @@ final class SVMTrainer: @unchecked Sendable {
             defer { kernel.deallocate() }
             let rows32 = rows.map { Int32($0) }
             outcomes = rows32.withUnsafeBufferPointer { r in
-                DualCD.solve(kernel: &kernel, rows: r, problems: solverProblems, parameters: parameters)
+                DualCD.solve(kernel: &kernel, rows: r, ids: order?.ids, problems: solverProblems, parameters: parameters)
             }
             // Rows beyond the stored columns (a truncated matrix's held-out rows): Σ_i K̃[r, i]·α_i·y_i.
             let coefficients = UnsafeMutablePointer<Double>.allocate(capacity: max(m, 1))
@@ -182,7 +186,7 @@ final class SVMTrainer: @unchecked Sendable {
             var kernel = DenseKernel(features: features, weights: w, bias: bias)
             let mapped = featureRows.map { map in rows.map { Int32(map[$0]) } } ?? rows.map { Int32($0) }
             outcomes = mapped.withUnsafeBufferPointer { r in
-                DualCD.solve(kernel: &kernel, rows: r, problems: solverProblems, parameters: parameters)
+                DualCD.solve(kernel: &kernel, rows: r, ids: order?.ids, problems: solverProblems, parameters: parameters)
             }
             for q in 0..<count {
                 for (k, r) in scoreRows.enumerated() { margins[q][k] = kernel.margin(featureRows?[r] ?? r, q) }

@@ -135,11 +135,15 @@ struct FidelityTests {
             if robust || refCV.allSatisfy({ $0 == nil }) {
                 #expect(chosen == refChosen, "class \(k): chosen cost \(chosen) vs scikit-learn \(refChosen)")
             } else {
-                // A near-tie in CV AP (or one decided by non-converged fits): ours must be as good
-                // under scikit-learn's own CV AP.
+                // A near-tie in CV AP, or one decided by fits that stop at max_iter (whose CV APs
+                // depend on the visiting order): ours must be one scikit-learn itself picks with
+                // another seed, or as good under scikit-learn's CV AP — within 0.002, or within
+                // 0.01 when our choice's fits did not converge (a third of the 0.03 allowed above
+                // for such CV APs).
                 let refOfOurs = refCV[chosen] ?? -1
+                let margin = convergedCost[chosen] ? 0.002 : 0.01
                 #expect(
-                    chosen == refChosen || refOfOurs >= refBest - 0.002,
+                    chosen == refChosen || seeds.contains(chosen) || refOfOurs >= refBest - margin,
                     "class \(k): chosen \(chosen) (ref CV \(refOfOurs)) vs scikit-learn \(refChosen) (\(refBest))")
                 if chosen != refChosen { nearTies += 1 }
             }
@@ -162,13 +166,27 @@ struct FidelityTests {
         print(
             "\(name): \(identicalChoices) identical cost choices, \(nearTies) near-tie choices; CV AP compared on \(convergedCompared) converged and \(nonConvergedCompared) non-converged (class, cost) pairs"
         )
+        // mAP: within 0.05 points of scikit-learn's, or — where fits stop at max_iter — within
+        // the range scikit-learn's own seeds give (each seed's test APs, as VISSL would report
+        // them), widened by 0.1 point.
         let mAP = try #require(results.value)
         let refMAP = try #require(ref["mAP"]?.double)
-        #expect(abs(mAP - refMAP) <= 0.05, "mAP \(mAP) vs \(refMAP)")
+        let seedMAPs = try Self.seedMAPs(refClasses)
+        let low = min(refMAP - 0.05, (seedMAPs.min() ?? refMAP) - 0.1)
+        let high = max(refMAP + 0.05, (seedMAPs.max() ?? refMAP) + 0.1)
+        #expect(mAP >= low && mAP <= high, "mAP \(mAP) vs \(refMAP) (scikit-learn's seeds: \(seedMAPs))")
         let mAP11 = try #require(results.metrics?.mAP11Point)
         let refMAP11 = try #require(ref["mAP_11point"]?.double)
-        #expect(abs(mAP11 - refMAP11) <= 0.05)
+        #expect(abs(mAP11 - refMAP11) <= max(0.05, high - refMAP, refMAP - low))
         return results
+    }
+
+    /// scikit-learn's mAP (×100) under each of its seeds, from the per-seed test APs of the classes
+    /// that have test positives (empty when the reference has none).
+    static func seedMAPs(_ classes: [JSONValue]) throws -> [Double] {
+        let bySeed = classes.compactMap { $0["test_ap_by_seed"]?.doubles.compactMap { $0 } }.filter { !$0.isEmpty }
+        guard let seeds = bySeed.first?.count, bySeed.allSatisfy({ $0.count == seeds }) else { return [] }
+        return (0..<seeds).map { s in 100 * bySeed.map { $0[s] }.reduce(0, +) / Double(bySeed.count) }
     }
 
     @Test("VOC07 protocol on real features: identical chosen costs, test AP within 0.002, mAP within 0.05")

@@ -47,6 +47,28 @@ double lp_gram_lazy_margin_at(int level, double u, const float *row, const int *
 void lp_gram_flush_at(int level, const float *gram, long columns, double *values, long problems, const long *counts,
                       const int *cols, const double *deltas, long stride);
 
+/// Lockstep Gram solver (many problems visiting the rows of one Gram matrix in one shared order).
+/// Columns are updated in tiles of LP_LOCKSTEP_TILE; a job is at most LP_LOCKSTEP_MAX_JOB problems
+/// of one group (same training rows). `level` picks the variant (-1: the one in use; a level above
+/// the CPU's runs the one in use). Every variant applies u = fma(δ, K, u) per position in block
+/// order, so all levels agree bit for bit with each other and with `lp_axpy_f32_f64` per update.
+#define LP_LOCKSTEP_TILE 16
+#define LP_LOCKSTEP_MAX_JOB 6
+/// panel[t·kstride·TILE + k·TILE + c] = gram[rows[k]·stride + (firstTile + t)·TILE + c] as float64
+/// (0 at columns ≥ `columns`), for t < tiles, k < count.
+void lp_lockstep_panel(const float *gram, long stride, long columns, const int *rows, long count, long firstTile,
+                       long tiles, long kstride, double *panel);
+/// out[j] = fma(delta[k·dstride + j], row[rows[k]], out[j]) for k = 0..count-1 in order, j < problems.
+void lp_lockstep_margins(int level, const float *row, const int *rows, long count, const double *delta, long dstride,
+                         long problems, double *out);
+/// The block update of every job: for job j, its jobRows[j] problems (delta columns
+/// jobCols[j·MAX_JOB + i], decision values jobValues[j·MAX_JOB + i], each with room for whole tiles)
+/// receive fma(delta[k·dstride + col], gram[rows[k]·stride + c], ·) for k < count in order, over the
+/// tiles t with jobTiles[j][t] != 0. panel: count·chunkTiles·TILE doubles; klists: jobs·count ints.
+void lp_lockstep_update(int level, const float *gram, long stride, long columns, const int *rows, long count,
+                        const double *delta, long dstride, long jobs, const long *jobCols, const long *jobRows,
+                        double *const *jobValues, const unsigned char *const *jobTiles, long chunkTiles,
+                        double *panel, int *klists);
 /// Name of the implementation in use: "avx512", "avx2" or "generic".
 const char *lp_svm_kernel_name(void);
 

@@ -1,0 +1,165 @@
+import CLinprobeSVMKernels
+import Foundation
+import LinprobeStore
+import LinprobeTestSupport
+import Testing
+
+@testable import LinprobeSVM
+
+/// The lockstep solver (every CV group of a layer visiting one shared order) against `DualCD`
+/// solving each group alone over its fold's own Gram matrix with the same order: the same bits.
+@Suite("SVM lockstep Gram solver")
+struct LockstepGramTests {
+    /// Three classes × three stratified folds of a 150-row toy layer; costs that converge and
+    /// costs that stop at `max_iter`.
+    private struct Setup {
+        let trainer: SVMTrainer
+        let groups: [LockstepGroup]
+        let settings: SVMSettings
+
+        init(dir: TemporaryDirectory, rows: Int = 150, maxIter: Int = 60) throws {
+            let (train, _) = try makeToyStores(dir, rows: rows, dim: 40)
+            let reader = try FeatureStoreReader(path: train)
+            let features = try FeatureMatrix(reader: reader, layer: "feat", normalize: true)
+            settings = try visslSettings(["max_iter": .int(Int64(maxIter))])
+            trainer = SVMTrainer(features: features, settings: settings, layout: .gram, blasThreads: 1)
+            let targets = try reader.targets()
+            var groups: [LockstepGroup] = []
+            for c in 0..<3 {
+                let y: [Int8] = (0..<rows).map { targets[$0 * 3 + c] == 1 ? 1 : -1 }
+                let folds = try #require(StratifiedKFold.testFolds(labels: y, folds: 3))
+                for f in 0..<3 {
+                    let train = (0..<rows).filter { folds[$0] != f }, held = (0..<rows).filter { folds[$0] == f }
+                    let costs = c == 1 ? [1000.0] : [0.01, 1, 100, 1000, 0.1]
+                    groups.append(
+                        LockstepGroup(rows: train, labels: train.map { y[$0] }, costs: costs, scoreRows: held))
+                }
+            }
+            self.groups = groups
+        }
+
+        func parameters(block: Int, level: Int32) -> LockstepParameters {
+            LockstepParameters(
+                loss: settings.loss, tolerance: settings.tolerance, maxIterations: settings.maxIterations, seed: 77,
+                positiveClassWeight: settings.positiveClassWeight, negativeClassWeight: settings.negativeClassWeight,
+                block: block, level: level)
+        }
+
+        /// Each group alone: `DualCD` over the fold's own matrix (training rows first), lazy updates.
+        func reference() -> [[FitResult]] {
+            let n = trainer.features.count
+            return groups.map { g in
+                let local = SVMTrainer(parent: trainer, rows: g.rows + g.scoreRows, columns: g.rows.count)
+                let m = g.rows.count
+                return local.fitBatch(
+                    rows: Array(0..<m), problems: g.costs.map { (g.labels, $0) }, seed: 77,
+                    scoreRows: Array(m..<(m + g.scoreRows.count)), order: (g.rows, n))
+            }
+        }
+    }
+
+    @Test(
+        "every group's iterates equal DualCD's alone with the same order, bit for bit, at every kernel level",
+        arguments: [(1, 5), (2, 64), (2, 256)])
+    func lockstepEqualsDualCD(_ threads: Int, _ block: Int) throws {
+        let dir = try TemporaryDirectory()
+        let setup = try Setup(dir: dir)
+        let reference = setup.reference()
+        let all = reference.flatMap { $0 }
+        #expect(all.contains { !$0.outcome.converged } && all.contains { $0.outcome.converged })
+        #expect(all.contains { $0.alpha.contains(0) }, "some variables at the bound (shrinking candidates)")
+        for level in 0...lp_svm_kernel_level() {
+            let gram = try #require(setup.trainer.gram)
+            let solved = LockstepGram.solve(
+                gram: gram, groups: setup.groups, parameters: setup.parameters(block: block, level: level),
+                threads: threads)
+            for (g, results) in solved.enumerated() {
+                for (q, r) in results.enumerated() {
+                    let e = reference[g][q]
+                    #expect(r.outcome == e.outcome, "level \(level) group \(g) problem \(q)")
+                    #expect(
+                        r.alpha.map(\.bitPattern) == e.alpha.map(\.bitPattern), "level \(level) group \(g) problem \(q)")
+                    for (a, b) in zip(r.margins, e.margins) {
+                        #expect(abs(a - b) <= 1e-12 * max(1, abs(b)), "level \(level) group \(g) problem \(q)")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test("the update kernel and the margins kernel equal one axpy per update at every level")
+    func kernelsMatchAxpys() {
+        let n = 53, count = 9, problems = 11
+        var g = SeededGenerator(seed: 5)
+        var gram = [Float](repeating: 0, count: n * n)
+        for i in 0..<n {
+            for j in 0...i {
+                let v = Float(Double(g.next() % 2_000_001) / 1_000_000 - 1)
+                gram[i * n + j] = v
+                gram[j * n + i] = v
+            }
+        }
+        let rows: [Int32] = (0..<count).map { _ in Int32(g.next() % UInt64(n)) }
+        let stride = 16
+        var delta = [Double](repeating: 0, count: count * stride)
+        for k in 0..<count {
+            for j in 0..<problems where g.next() % 3 != 0 { delta[k * stride + j] = Double(g.next() % 1000) / 300 - 1.6 }
+        }
+        let tile = Int(LP_LOCKSTEP_TILE)
+        let padded = (n + tile - 1) / tile * tile
+        let start = (0..<(problems * padded)).map { Double($0 % 23) * 0.41 - 3.3 }
+        // Reference: each problem's updates, one axpy per nonzero coefficient, in order.
+        var expected = start
+        for j in 0..<problems {
+            for k in 0..<count where delta[k * stride + j] != 0 {
+                gram.withUnsafeBufferPointer { kp in
+                    expected.withUnsafeMutableBufferPointer { e in
+                        lp_axpy_f32_f64_at(
+                            0, delta[k * stride + j], kp.baseAddress! + Int(rows[k]) * n, e.baseAddress! + j * padded, n)
+                    }
+                }
+            }
+        }
+        for level in 0...lp_svm_kernel_level() {
+            // The block update, jobs of ≤ 6 problems, every tile.
+            var values = start
+            let masks = [UInt8](repeating: 1, count: padded / tile)
+            values.withUnsafeMutableBufferPointer { v in
+                masks.withUnsafeBufferPointer { m in
+                    let width = Int(LP_LOCKSTEP_MAX_JOB)
+                    var cols: [Int] = [], sizes: [Int] = []
+                    var pointers: [UnsafeMutablePointer<Double>?] = [], tiles: [UnsafePointer<UInt8>?] = []
+                    var j = 0
+                    while j < problems {
+                        let size = min(width, problems - j)
+                        cols += (0..<width).map { $0 < size ? j + $0 : 0 }
+                        pointers += (0..<width).map { $0 < size ? v.baseAddress! + (j + $0) * padded : nil }
+                        sizes.append(size)
+                        tiles.append(m.baseAddress!)
+                        j += size
+                    }
+                    var panel = [Double](repeating: 0, count: count * 2 * tile)
+                    var klists = [Int32](repeating: 0, count: sizes.count * count)
+                    lp_lockstep_update(
+                        level, gram, n, n, rows, count, delta, stride, sizes.count, cols, sizes, pointers, tiles, 2,
+                        &panel, &klists)
+                }
+            }
+            for j in 0..<problems {
+                let got = values[(j * padded)..<(j * padded + n)].map(\.bitPattern)
+                let want = expected[(j * padded)..<(j * padded + n)].map(\.bitPattern)
+                #expect(got == want, "level \(level) update, problem \(j)")
+            }
+            // The margins of every column from the start values and all positions.
+            for c in 0..<n {
+                var out = (0..<stride).map { $0 < problems ? start[$0 * padded + c] : 0 }
+                gram.withUnsafeBufferPointer { kp in
+                    lp_lockstep_margins(level, kp.baseAddress! + c * n, rows, count, delta, stride, problems, &out)
+                }
+                for j in 0..<problems {
+                    #expect(out[j].bitPattern == expected[j * padded + c].bitPattern, "level \(level) margin \(j), \(c)")
+                }
+            }
+        }
+    }
+}

@@ -16,16 +16,23 @@ enum { TILE = LP_LOCKSTEP_TILE, MAX_ROWS = LP_LOCKSTEP_MAX_JOB };
 
 void lp_lockstep_panel(const float *gram, long stride, long columns, const int *rows, long count, long firstTile,
                        long tiles, long kstride, double *panel) {
-    for (long t = 0; t < tiles; t++) {
-        long from = (firstTile + t) * TILE;
-        long valid = columns - from < TILE ? columns - from : TILE;
-        double *out = panel + t * kstride * TILE;
-        for (long k = 0; k < count; k++) {
-            const float *src = gram + (long)rows[k] * stride + from;
-            double *dst = out + k * TILE;
-            long c = 0;
-            for (; c < valid; c++) dst[c] = (double)src[c];
-            for (; c < TILE; c++) dst[c] = 0;
+    long from = firstTile * TILE;
+    long valid = columns - from < tiles * TILE ? columns - from : tiles * TILE;
+    // Row by row (each row's piece is contiguous, so it streams), scattered into the tiles.
+    for (long k = 0; k < count; k++) {
+        const float *src = gram + (long)rows[k] * stride + from;
+        if (k + 1 < count) {
+            const char *next = (const char *)(gram + (long)rows[k + 1] * stride + from);
+            for (long b = 0; b < valid * 4; b += 64) __builtin_prefetch(next + b);
+        }
+        for (long t = 0; t < tiles; t++) {
+            double *dst = panel + t * kstride * TILE + k * TILE;
+            long base = t * TILE;
+            if (base + TILE <= valid) {
+                for (long c = 0; c < TILE; c++) dst[c] = (double)src[base + c];
+            } else {
+                for (long c = 0; c < TILE; c++) dst[c] = base + c < valid ? (double)src[base + c] : 0;
+            }
         }
     }
 }
@@ -101,8 +108,10 @@ static void margins_avx512(const float *row, const int *rows, long count, const 
 //
 // u_i[c] = fma(delta[k·dstride + cols[i]], panel[k·TILE + c], u_i[c]) for k in klist, in order.
 
-static void tile_generic(const double *panel, const int *klist, long kn, const double *delta, long dstride,
-                         const long *cols, long rowsCount, double *const *u) {
+static long tile_generic(const double *panel, long kstride, long available, const int *klist, long kn,
+                         const double *delta, long dstride, const long *cols, long rowsCount, double *const *u) {
+    (void)kstride;
+    (void)available;
     for (long i = 0; i < rowsCount; i++) {
         double acc[TILE];
         double *ui = u[i];
@@ -115,6 +124,7 @@ static void tile_generic(const double *panel, const int *klist, long kn, const d
         }
         for (long c = 0; c < TILE; c++) ui[c] = acc[c];
     }
+    return 1;
 }
 
 #ifdef LP_X86
@@ -145,57 +155,102 @@ tile_avx2_rows(const double *panel, const int *klist, long kn, const double *del
 }
 
 __attribute__((target("avx2,fma")))
-static void tile_avx2(const double *panel, const int *klist, long kn, const double *delta, long dstride,
-                      const long *cols, long rowsCount, double *const *u) {
+static long tile_avx2(const double *panel, long kstride, long available, const int *klist, long kn,
+                      const double *delta, long dstride, const long *cols, long rowsCount, double *const *u) {
+    (void)kstride;
+    (void)available;
     long i = 0;
     for (; i + 3 <= rowsCount; i += 3) tile_avx2_rows(panel, klist, kn, delta, dstride, cols + i, 3, u + i);
     if (rowsCount - i == 2) tile_avx2_rows(panel, klist, kn, delta, dstride, cols + i, 2, u + i);
     if (rowsCount - i == 1) tile_avx2_rows(panel, klist, kn, delta, dstride, cols + i, 1, u + i);
+    return 1;
 }
 
-// AVX-512: 16 columns are 2 registers; up to six problems (12 accumulators) share each load of
-// the panel.
-__attribute__((target("avx512f"))) static inline __attribute__((always_inline)) void
-tile_avx512_rows(const double *panel, const int *klist, long kn, const double *delta, long dstride,
-                 const long *cols, long mr, double *const *u) {
-    __m512d a[6][2];
-    for (long i = 0; i < mr; i++) {
-        a[i][0] = _mm512_loadu_pd(u[i]);
-        a[i][1] = _mm512_loadu_pd(u[i] + 8);
+// AVX-512: a tile's 16 columns are 2 registers. A call updates `mr` problems over `w` consecutive
+// tiles with mr·w ≤ 6 (12 accumulators, named so that they stay in registers): several problems
+// share each load of the panel, and a single problem still has 8 independent accumulation chains.
+#define LP_UNIT_LOAD(i)                                                                                       \
+    __m512d a##i##0 = _mm512_setzero_pd(), a##i##1 = _mm512_setzero_pd();                                   \
+    if (units > i) {                                                                                          \
+        a##i##0 = _mm512_loadu_pd(u[(i) / w] + ((i) % w) * TILE);                                             \
+        a##i##1 = _mm512_loadu_pd(u[(i) / w] + ((i) % w) * TILE + 8);                                         \
     }
+#define LP_TILE_LOAD(t)                                                                                       \
+    __m512d x##t##0 = _mm512_setzero_pd(), x##t##1 = _mm512_setzero_pd();                                   \
+    if (w > t) {                                                                                              \
+        x##t##0 = _mm512_loadu_pd(panel + (t) * kstride + k * TILE);                                          \
+        x##t##1 = _mm512_loadu_pd(panel + (t) * kstride + k * TILE + 8);                                      \
+    }
+#define LP_ROW_BROADCAST(r) __m512d b##r = mr > r ? _mm512_set1_pd(delta[off + cols[r]]) : _mm512_setzero_pd();
+#define LP_ROW_PICK(i)                                                                                        \
+    ((i) / w == 0 ? b0 : (i) / w == 1 ? b1 : (i) / w == 2 ? b2 : (i) / w == 3 ? b3 : (i) / w == 4 ? b4 : b5)
+#define LP_UNIT_STORE(i)                                                                                      \
+    if (units > i) {                                                                                          \
+        _mm512_storeu_pd(u[(i) / w] + ((i) % w) * TILE, a##i##0);                                             \
+        _mm512_storeu_pd(u[(i) / w] + ((i) % w) * TILE + 8, a##i##1);                                         \
+    }
+
+__attribute__((target("avx512f"))) static inline __attribute__((always_inline)) void
+tile_avx512_block(const double *panel, long kstride, const int *klist, long kn, const double *delta, long dstride,
+                  const long *cols, const long mr, const long w, double *const *u) {
+    const long units = mr * w;
+    LP_UNIT_LOAD(0) LP_UNIT_LOAD(1) LP_UNIT_LOAD(2) LP_UNIT_LOAD(3) LP_UNIT_LOAD(4) LP_UNIT_LOAD(5)
     for (long q = 0; q < kn; q++) {
         long k = klist[q];
-        const double *x = panel + k * TILE;
-        __m512d x0 = _mm512_loadu_pd(x), x1 = _mm512_loadu_pd(x + 8);
-        const double *d = delta + k * dstride;
-        for (long i = 0; i < mr; i++) {
-            __m512d di = _mm512_set1_pd(d[cols[i]]);
-            a[i][0] = _mm512_fmadd_pd(di, x0, a[i][0]);
-            a[i][1] = _mm512_fmadd_pd(di, x1, a[i][1]);
-        }
+        long off = k * dstride;
+        LP_TILE_LOAD(0) LP_TILE_LOAD(1) LP_TILE_LOAD(2) LP_TILE_LOAD(3)
+        LP_ROW_BROADCAST(0) LP_ROW_BROADCAST(1) LP_ROW_BROADCAST(2)
+        LP_ROW_BROADCAST(3) LP_ROW_BROADCAST(4) LP_ROW_BROADCAST(5)
+#define LP_FMA2(i, X0, X1)                                                                                    \
+    if (units > i) {                                                                                          \
+        a##i##0 = _mm512_fmadd_pd(LP_ROW_PICK(i), X0, a##i##0);                                               \
+        a##i##1 = _mm512_fmadd_pd(LP_ROW_PICK(i), X1, a##i##1);                                               \
     }
-    for (long i = 0; i < mr; i++) {
-        _mm512_storeu_pd(u[i], a[i][0]);
-        _mm512_storeu_pd(u[i] + 8, a[i][1]);
+#define LP_FMA_UNIT(i)                                                                                        \
+    if ((i) % w == 0) { LP_FMA2(i, x00, x01) }                                                                \
+    else if ((i) % w == 1) { LP_FMA2(i, x10, x11) }                                                           \
+    else if ((i) % w == 2) { LP_FMA2(i, x20, x21) }                                                           \
+    else { LP_FMA2(i, x30, x31) }
+        LP_FMA_UNIT(0) LP_FMA_UNIT(1) LP_FMA_UNIT(2) LP_FMA_UNIT(3) LP_FMA_UNIT(4) LP_FMA_UNIT(5)
+#undef LP_FMA_UNIT
+#undef LP_FMA2
     }
+    LP_UNIT_STORE(0) LP_UNIT_STORE(1) LP_UNIT_STORE(2) LP_UNIT_STORE(3) LP_UNIT_STORE(4) LP_UNIT_STORE(5)
+}
+#undef LP_UNIT_LOAD
+#undef LP_TILE_LOAD
+#undef LP_ROW_BROADCAST
+#undef LP_ROW_PICK
+#undef LP_UNIT_STORE
+
+// Tiles per call for `mr` problems (at most `available` consecutive ones).
+static inline long tile_width(long mr, long available) {
+    long w = mr >= 4 ? 1 : mr == 3 ? 2 : mr == 2 ? 3 : 4;
+    return w < available ? w : available;
 }
 
 __attribute__((target("avx512f")))
-static void tile_avx512(const double *panel, const int *klist, long kn, const double *delta, long dstride,
-                        const long *cols, long rowsCount, double *const *u) {
-    switch (rowsCount) {
-    case 6: tile_avx512_rows(panel, klist, kn, delta, dstride, cols, 6, u); return;
-    case 5: tile_avx512_rows(panel, klist, kn, delta, dstride, cols, 5, u); return;
-    case 4: tile_avx512_rows(panel, klist, kn, delta, dstride, cols, 4, u); return;
-    case 3: tile_avx512_rows(panel, klist, kn, delta, dstride, cols, 3, u); return;
-    case 2: tile_avx512_rows(panel, klist, kn, delta, dstride, cols, 2, u); return;
-    default: tile_avx512_rows(panel, klist, kn, delta, dstride, cols, 1, u); return;
+static long tile_avx512(const double *panel, long kstride, long available, const int *klist, long kn,
+                        const double *delta, long dstride, const long *cols, long mr, double *const *u) {
+    long w = tile_width(mr, available);
+#define LP_CASE(M, W)                                                                                         \
+    if (mr == M && w == W) {                                                                                  \
+        tile_avx512_block(panel, kstride, klist, kn, delta, dstride, cols, M, W, u);                          \
+        return W;                                                                                             \
     }
+    LP_CASE(6, 1) LP_CASE(5, 1) LP_CASE(4, 1)
+    LP_CASE(3, 2) LP_CASE(3, 1)
+    LP_CASE(2, 3) LP_CASE(2, 2) LP_CASE(2, 1)
+    LP_CASE(1, 4) LP_CASE(1, 3) LP_CASE(1, 2) LP_CASE(1, 1)
+#undef LP_CASE
+    return 0;
 }
 #endif
 
 typedef void (*margins_fn)(const float *, const int *, long, const double *, long, long, double *);
-typedef void (*tile_fn)(const double *, const int *, long, const double *, long, const long *, long,
+// Updates `rows` problems over 1..available consecutive tiles (panel tiles kstride apart); returns
+// how many tiles it did.
+typedef long (*tile_fn)(const double *, long, long, const int *, long, const double *, long, const long *, long,
                         double *const *);
 
 static void pick(int level, margins_fn *m, tile_fn *t) {
@@ -247,13 +302,19 @@ void lp_lockstep_update(int level, const float *gram, long stride, long columns,
             if (kn[j] == 0) continue;
             const unsigned char *mask = jobTiles[j];
             double *const *values = jobValues + j * MAX_ROWS;
-            for (long t = 0; t < chunk; t++) {
-                if (!mask[first + t]) continue;
+            long t = 0;
+            while (t < chunk) {
+                if (!mask[first + t]) {
+                    t++;
+                    continue;
+                }
+                long run = 1;
+                while (t + run < chunk && mask[first + t + run]) run++;
                 double *u[MAX_ROWS];
                 long col = (first + t) * TILE;
                 for (long i = 0; i < jobRows[j]; i++) u[i] = values[i] + col;
-                tile(panel + t * count * TILE, klists + j * count, kn[j], delta, dstride, jobCols + j * MAX_ROWS,
-                     jobRows[j], u);
+                t += tile(panel + t * count * TILE, count * TILE, run, klists + j * count, kn[j], delta, dstride,
+                          jobCols + j * MAX_ROWS, jobRows[j], u);
             }
         }
     }

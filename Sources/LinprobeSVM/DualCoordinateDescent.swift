@@ -115,12 +115,14 @@ struct SweepOrder {
 /// projected-gradient gap falls below `tol`, then the full set is checked again.
 ///
 /// Batched: P problems over the same training rows (different labels and/or costs) are solved
-/// together. Each outer iteration draws one uniformly random permutation of all rows; every
-/// problem visits its own active rows in that order (the restriction of a uniform permutation to
-/// a subset is a uniform permutation of the subset, so each problem sees liblinear's visiting
+/// together. Each outer iteration takes the next permutation of a `SweepOrder` (over the rows, or
+/// over a larger universe the rows are part of: every training row of the layer); every problem
+/// visits its own active rows in that order (the restriction of a uniform permutation to a subset
+/// is a uniform permutation of the subset, so each problem sees liblinear's visiting
 /// distribution) and keeps its own shrinking, stopping test and iteration count. The
 /// permutations depend only on the seed, never on the other problems, so a problem's iterates —
-/// and its result — are the same whichever problems share its batch (a batch of one included).
+/// and its result — are the same whichever problems share its batch (a batch of one included),
+/// and the same as `LockstepGram` gives it.
 enum DualCD {
     /// One problem of a batch: labels ±1 and per-sample costs (one per training row), and the
     /// dual variables (≥ 0; the starting point, consistent with the kernel's state for this
@@ -227,7 +229,8 @@ enum DualCD {
             loss: SVMLoss
         ) {
             let rowCount = rows.count
-            precondition(ids.map { $0.count == rowCount } ?? (universe == rowCount), "visiting-order ids and rows disagree")
+            precondition(
+                ids.map { $0.count == rowCount } ?? (universe == rowCount), "visiting-order ids and rows disagree")
             n = rowCount
             let total = n * problems.count
             diag = .allocate(capacity: total)

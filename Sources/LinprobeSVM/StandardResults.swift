@@ -64,6 +64,15 @@ enum Refit {
         let progress = ctx.progress
         let refitDense = solver.refitDense
         let rows = Array(0..<problems.rows)
+        // Over the Gram matrix when that is the refits' cheaper layout (N ≤ 2·D); dense otherwise.
+        if let gram = trainer.gram, settings.solver == .vissl, !refitDense {
+            try journal.time("refit") {
+                try lockstep(
+                    todo, trainer: trainer, gram: gram, all: all, choice: choice, log: log, modelsFolder: modelsFolder,
+                    ctx: ctx, into: out)
+            }
+            return out.withLock { $0 }
+        }
         let batches = max(1, min(ctx.threads, todo.count))
         let chunks = (0..<batches).map { b in stride(from: b, to: todo.count, by: batches).map { todo[$0] } }
         try journal.time("refit") {
@@ -87,6 +96,35 @@ enum Refit {
             }
         }
         return out.withLock { $0 }
+    }
+
+    /// The refits over the layer's Gram matrix (`LockstepGram`, one group per class, all rows):
+    /// the classes' problems share every row, so each block of Gram rows serves all of them.
+    private static func lockstep(
+        _ todo: [Int], trainer: SVMTrainer, gram: GramMatrix, all: [ClassProblem], choice: CostChoice, log: FitLog,
+        modelsFolder: String, ctx: LayerContext, into out: Locked<[Int: [Double]]>
+    ) throws {
+        let s = ctx.settings
+        let rows = Array(0..<gram.count)
+        let groups = todo.map { p in
+            LockstepGroup(
+                rows: rows, labels: all[p].labels, costs: [s.costs[choice.cost(of: all[p].index)]], scoreRows: [])
+        }
+        let parameters = LockstepParameters(
+            loss: s.loss, tolerance: s.tolerance, maxIterations: s.maxIterations, seed: StandardProtocol.orderSeed(s),
+            positiveClassWeight: s.positiveClassWeight, negativeClassWeight: s.negativeClassWeight)
+        let solved = LockstepGram.solve(gram: gram, groups: groups, parameters: parameters, threads: ctx.threads)
+        for (i, p) in todo.enumerated() {
+            let problem = all[p]
+            let result = solved[i][0]
+            let fit = FitResult(
+                outcome: result.outcome, alpha: result.alpha, margins: [],
+                weights: trainer.weightsFromDual(rows: rows, labels: problem.labels, alpha: result.alpha))
+            let w = try save(
+                fit, problem: problem, cost: choice.cost(of: problem.index), log: log, modelsFolder: modelsFolder)
+            out.withLock { $0[p] = w }
+            ctx.progress("refit", i + 1, todo.count)
+        }
     }
 
     /// Writes a refit's model file and log record; returns its weights.

@@ -154,7 +154,8 @@ final class SVMTrainer: @unchecked Sendable {
             defer { kernel.deallocate() }
             let rows32 = rows.map { Int32($0) }
             outcomes = rows32.withUnsafeBufferPointer { r in
-                DualCD.solve(kernel: &kernel, rows: r, ids: order?.ids, problems: solverProblems, parameters: parameters)
+                DualCD.solve(
+                    kernel: &kernel, rows: r, ids: order?.ids, problems: solverProblems, parameters: parameters)
             }
             // Rows beyond the stored columns (a truncated matrix's held-out rows): Σ_i K̃[r, i]·α_i·y_i.
             let coefficients = UnsafeMutablePointer<Double>.allocate(capacity: max(m, 1))
@@ -186,7 +187,8 @@ final class SVMTrainer: @unchecked Sendable {
             var kernel = DenseKernel(features: features, weights: w, bias: bias)
             let mapped = featureRows.map { map in rows.map { Int32(map[$0]) } } ?? rows.map { Int32($0) }
             outcomes = mapped.withUnsafeBufferPointer { r in
-                DualCD.solve(kernel: &kernel, rows: r, ids: order?.ids, problems: solverProblems, parameters: parameters)
+                DualCD.solve(
+                    kernel: &kernel, rows: r, ids: order?.ids, problems: solverProblems, parameters: parameters)
             }
             for q in 0..<count {
                 for (k, r) in scoreRows.enumerated() { margins[q][k] = kernel.margin(featureRows?[r] ?? r, q) }

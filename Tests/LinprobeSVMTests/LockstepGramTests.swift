@@ -10,8 +10,8 @@ import Testing
 /// solving each group alone over its fold's own Gram matrix with the same order: the same bits.
 @Suite("SVM lockstep Gram solver")
 struct LockstepGramTests {
-    /// Three classes × three stratified folds of a 150-row toy layer; costs that converge and
-    /// costs that stop at `max_iter`.
+    /// Three classes × three stratified folds of a 150-row toy layer (costs that converge and
+    /// costs that stop at `max_iter`) and three refit-like groups over every row.
     private struct Setup {
         let trainer: SVMTrainer
         let groups: [LockstepGroup]
@@ -34,6 +34,12 @@ struct LockstepGramTests {
                     groups.append(
                         LockstepGroup(rows: train, labels: train.map { y[$0] }, costs: costs, scoreRows: held))
                 }
+            }
+            // Refits: every row, one class each; groups with the same rows share jobs.
+            for c in 0..<3 {
+                let y: [Int8] = (0..<rows).map { targets[$0 * 3 + c] == 1 ? 1 : -1 }
+                groups.append(
+                    LockstepGroup(rows: Array(0..<rows), labels: y, costs: [c == 0 ? 1000 : 1], scoreRows: []))
             }
             self.groups = groups
         }
@@ -78,7 +84,8 @@ struct LockstepGramTests {
                     let e = reference[g][q]
                     #expect(r.outcome == e.outcome, "level \(level) group \(g) problem \(q)")
                     #expect(
-                        r.alpha.map(\.bitPattern) == e.alpha.map(\.bitPattern), "level \(level) group \(g) problem \(q)")
+                        r.alpha.map(\.bitPattern) == e.alpha.map(\.bitPattern), "level \(level) group \(g) problem \(q)"
+                    )
                     for (a, b) in zip(r.margins, e.margins) {
                         #expect(abs(a - b) <= 1e-12 * max(1, abs(b)), "level \(level) group \(g) problem \(q)")
                     }
@@ -103,7 +110,9 @@ struct LockstepGramTests {
         let stride = 16
         var delta = [Double](repeating: 0, count: count * stride)
         for k in 0..<count {
-            for j in 0..<problems where g.next() % 3 != 0 { delta[k * stride + j] = Double(g.next() % 1000) / 300 - 1.6 }
+            for j in 0..<problems where g.next() % 3 != 0 {
+                delta[k * stride + j] = Double(g.next() % 1000) / 300 - 1.6
+            }
         }
         let tile = Int(LP_LOCKSTEP_TILE)
         let padded = (n + tile - 1) / tile * tile
@@ -115,7 +124,8 @@ struct LockstepGramTests {
                 gram.withUnsafeBufferPointer { kp in
                     expected.withUnsafeMutableBufferPointer { e in
                         lp_axpy_f32_f64_at(
-                            0, delta[k * stride + j], kp.baseAddress! + Int(rows[k]) * n, e.baseAddress! + j * padded, n)
+                            0, delta[k * stride + j], kp.baseAddress! + Int(rows[k]) * n, e.baseAddress! + j * padded, n
+                        )
                     }
                 }
             }
@@ -157,7 +167,8 @@ struct LockstepGramTests {
                     lp_lockstep_margins(level, kp.baseAddress! + c * n, rows, count, delta, stride, problems, &out)
                 }
                 for j in 0..<problems {
-                    #expect(out[j].bitPattern == expected[j * padded + c].bitPattern, "level \(level) margin \(j), \(c)")
+                    #expect(
+                        out[j].bitPattern == expected[j * padded + c].bitPattern, "level \(level) margin \(j), \(c)")
                 }
             }
         }

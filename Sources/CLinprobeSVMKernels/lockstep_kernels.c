@@ -6,6 +6,7 @@
 #include "svm_kernels.h"
 
 #include <math.h>
+#include <sched.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #define LP_X86 1
@@ -284,19 +285,20 @@ static long job_klist(const double *delta, long dstride, long count, const long 
     return kn;
 }
 
-void lp_lockstep_update(int level, const float *gram, long stride, long columns, const int *rows, long count,
-                        const double *delta, long dstride, long jobs, const long *jobCols, const long *jobRows,
-                        double *const *jobValues, const unsigned char *const *jobTiles, long chunkTiles,
-                        double *panel, int *klists) {
+void lp_lockstep_update(int level, const float *gram, long stride, long columns, long tileFrom, long tileTo,
+                        const int *rows, long count, const double *delta, long dstride, long jobs,
+                        const long *jobCols, const long *jobRows, double *const *jobValues,
+                        const unsigned char *const *jobTiles, long chunkTiles, double *panel, int *klists) {
     margins_fn m;
     tile_fn tile;
     pick(level, &m, &tile);
     long tiles = (columns + TILE - 1) / TILE;
+    if (tileTo > tiles) tileTo = tiles;
     long *kn = (long *)__builtin_alloca(sizeof(long) * (jobs > 0 ? jobs : 1));
     for (long j = 0; j < jobs; j++)
         kn[j] = job_klist(delta, dstride, count, jobCols + j * MAX_ROWS, jobRows[j], klists + j * count);
-    for (long first = 0; first < tiles; first += chunkTiles) {
-        long chunk = tiles - first < chunkTiles ? tiles - first : chunkTiles;
+    for (long first = tileFrom; first < tileTo; first += chunkTiles) {
+        long chunk = tileTo - first < chunkTiles ? tileTo - first : chunkTiles;
         lp_lockstep_panel(gram, stride, columns, rows, count, first, chunk, count, panel);
         for (long j = 0; j < jobs; j++) {
             if (kn[j] == 0) continue;
@@ -317,5 +319,30 @@ void lp_lockstep_update(int level, const float *gram, long stride, long columns,
                           jobCols + j * MAX_ROWS, jobRows[j], u);
             }
         }
+    }
+}
+
+// MARK: - Barrier (the threads of one lockstep meet twice per block)
+
+void lp_barrier_init(lp_barrier *b, long count) {
+    b->count = count;
+    b->arrived = 0;
+    b->generation = 0;
+}
+
+void lp_barrier_wait(lp_barrier *b) {
+    long generation = __atomic_load_n(&b->generation, __ATOMIC_ACQUIRE);
+    if (__atomic_add_fetch(&b->arrived, 1, __ATOMIC_ACQ_REL) == b->count) {
+        __atomic_store_n(&b->arrived, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&b->generation, generation + 1, __ATOMIC_RELEASE);
+        return;
+    }
+    long spins = 0;
+    while (__atomic_load_n(&b->generation, __ATOMIC_ACQUIRE) == generation) {
+        // Spin briefly (the other thread is usually microseconds away), then yield the core.
+        if (++spins > 20000) sched_yield();
+#ifdef LP_X86
+        else _mm_pause();
+#endif
     }
 }

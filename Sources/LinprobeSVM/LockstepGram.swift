@@ -54,46 +54,22 @@ struct LockstepParameters {
 /// level). Only column tiles holding training rows of a group are kept up to date; score rows
 /// are computed from α at the end.
 ///
-/// Threads take whole groups (a problem's result does not depend on which thread or which other
-/// problems ran with it), each thread running its own lockstep over its groups.
+/// Threads share each block: the visits are split by problems, the block update by column tiles
+/// (each thread converts and reads only its columns of the block's rows, so the matrix is read
+/// once per outer iteration), with a barrier after each phase. A problem's result does not depend
+/// on the thread count.
 enum LockstepGram {
     static func solve(
         gram: GramMatrix, groups: [LockstepGroup], parameters: LockstepParameters, threads: Int
     ) -> [[LockstepResult]] {
         precondition(gram.columns == gram.count, "the lockstep solver needs the full Gram matrix")
-        let parts = partition(groups, threads: threads)
-        let results = Locked([[LockstepResult]](repeating: [], count: groups.count))
-        try? Parallel.forEach(count: parts.count, threads: parts.count) { t in
-            let mine = parts[t].map { groups[$0] }
-            let solved = Run(gram: gram, groups: mine, parameters: parameters).solve()
-            results.withLock { all in
-                for (k, g) in parts[t].enumerated() { all[g] = solved[k] }
-            }
-        }
-        return results.withLock { $0 }
-    }
-
-    /// Groups per thread, balanced by problems × training rows (largest first, to the least loaded).
-    static func partition(_ groups: [LockstepGroup], threads: Int) -> [[Int]] {
-        let count = max(1, min(threads, groups.count))
-        var parts = [[Int]](repeating: [], count: count)
-        var load = [Int](repeating: 0, count: count)
-        let order = groups.indices.sorted {
-            let a = groups[$0].costs.count * groups[$0].rows.count, b = groups[$1].costs.count * groups[$1].rows.count
-            return a != b ? a > b : $0 < $1
-        }
-        for g in order {
-            let t = load.indices.min { load[$0] != load[$1] ? load[$0] < load[$1] : $0 < $1 } ?? 0
-            parts[t].append(g)
-            load[t] += groups[g].costs.count * groups[g].rows.count
-        }
-        return parts.map { $0.sorted() }.filter { !$0.isEmpty }
+        return Run(gram: gram, groups: groups, parameters: parameters).solve(threads: threads)
     }
 }
 
 extension LockstepGram {
-    /// One thread's lockstep over its groups.
-    final class Run {
+    /// A lockstep over a set of groups.
+    final class Run: @unchecked Sendable {
         let gram: GramMatrix
         let groups: [LockstepGroup]
         let parameters: LockstepParameters
@@ -152,59 +128,124 @@ extension LockstepGram {
 
         deinit { table.deallocate() }
 
-        func solve() -> [[LockstepResult]] {
+        /// What thread 0 sets between sweeps and every thread reads during one.
+        private final class Sweep: @unchecked Sendable {
+            var order: SweepOrder
+            var running: [Int]
+            var jobs: Jobs?
+            var sweeps = 0
+            var finished = false
+            let barrier = UnsafeMutablePointer<lp_barrier>.allocate(capacity: 1)
+
+            init(order: SweepOrder, running: [Int], threads: Int) {
+                self.order = order
+                self.running = running
+                lp_barrier_init(barrier, threads)
+            }
+
+            deinit {
+                order.deallocate()
+                barrier.deallocate()
+            }
+        }
+
+        func solve(threads: Int) -> [[LockstepResult]] {
             defer { state.deallocate() }
-            var order = SweepOrder(seed: parameters.seed, count: n)
-            defer { order.deallocate() }
-            var running = Array(problems.indices).filter { !groups[problems[$0].group].rows.isEmpty }
+            let team = max(1, threads)
+            let running = Array(problems.indices).filter { !groups[problems[$0].group].rows.isEmpty }
             for p in problems.indices where groups[problems[p].group].rows.isEmpty {
                 state.outcomes[p] = FitOutcome(iterations: 0, converged: true)
             }
-            var sweeps = 0
-            let scratch = Scratch(problems: problems.count, block: parameters.block, tiles: tiles)
-            defer { scratch.deallocate() }
-            while !running.isEmpty && sweeps < parameters.maxIterations {
-                for p in running {
-                    state.pgMaxNew[p] = -.infinity
-                    state.pgMinNew[p] = .infinity
-                }
-                order.advance()
-                let jobs = Jobs(
-                    running: running, problems: problems, rowSets: rowSets, state: state, paddedColumns: paddedColumns)
-                var start = 0
-                while start < n {
-                    let count = min(parameters.block, n - start)
-                    block(order: order.order + start, count: count, running: running, jobs: jobs, scratch: scratch)
-                    start += count
-                }
-                sweeps += 1
-                running = endSweep(running, sweeps: sweeps)
+            let sweep = Sweep(order: SweepOrder(seed: parameters.seed, count: n), running: running, threads: team)
+            let shared = SharedDelta(problems: problems.count, block: parameters.block)
+            defer { shared.deallocate() }
+            let scratches = (0..<team).map { _ in
+                Scratch(problems: problems.count, block: parameters.block, tiles: tiles)
+            }
+            defer { for s in scratches { s.deallocate() } }
+            try? Parallel.forEach(count: team, threads: team) { [self] t in
+                member(t, of: team, sweep: sweep, delta: shared, scratch: scratches[t])
             }
             return results()
         }
 
-        /// One block of visiting positions: each position's decision values for every running
-        /// problem, the visits, then the block's updates of every problem's decision values.
-        private func block(order: UnsafePointer<Int>, count: Int, running: [Int], jobs: Jobs, scratch: Scratch) {
-            let stride = scratch.deltaStride
-            let rows = scratch.rows
-            for k in 0..<count { rows[k] = Int32(truncatingIfNeeded: order[k]) }
-            scratch.delta.update(repeating: 0, count: count * stride)
+        /// Thread `t` of `team`: its share of every block of every sweep; thread 0 also runs the
+        /// work between sweeps (stopping tests, next order, jobs) while the others wait.
+        private func member(_ t: Int, of team: Int, sweep: Sweep, delta: SharedDelta, scratch: Scratch) {
+            while true {
+                if t == 0 {
+                    if sweep.running.isEmpty || sweep.sweeps >= parameters.maxIterations {
+                        sweep.finished = true
+                    } else {
+                        for p in sweep.running {
+                            state.pgMaxNew[p] = -.infinity
+                            state.pgMinNew[p] = .infinity
+                        }
+                        sweep.order.advance()
+                        sweep.jobs = Jobs(
+                            running: sweep.running, problems: problems, rowSets: rowSets, state: state,
+                            paddedColumns: paddedColumns)
+                    }
+                }
+                lp_barrier_wait(sweep.barrier)
+                if sweep.finished { return }
+                let running = sweep.running
+                let mine = (running.count * t / team)..<(running.count * (t + 1) / team)
+                let columns = (tiles * t / team)..<(tiles * (t + 1) / team)
+                var start = 0
+                while start < n {
+                    let count = min(parameters.block, n - start)
+                    let order = sweep.order.order + start
+                    for k in 0..<count { scratch.rows[k] = Int32(truncatingIfNeeded: order[k]) }
+                    visits(order: order, count: count, running: running, mine: mine, delta: delta, scratch: scratch)
+                    lp_barrier_wait(sweep.barrier)
+                    if let jobs = sweep.jobs {
+                        update(count: count, tiles: columns, jobs: jobs, delta: delta, scratch: scratch)
+                    }
+                    lp_barrier_wait(sweep.barrier)
+                    start += count
+                }
+                if t == 0 {
+                    sweep.sweeps += 1
+                    sweep.running = endSweep(running, sweeps: sweep.sweeps)
+                }
+            }
+        }
+
+        /// The visits of one block by the running problems `mine` (indices into `running`): each
+        /// position's decision values, then liblinear's visit, recording the updates' coefficients.
+        private func visits(
+            order: UnsafePointer<Int>, count: Int, running: [Int], mine: Range<Int>, delta: SharedDelta,
+            scratch: Scratch
+        ) {
+            if mine.isEmpty { return }
+            let stride = delta.stride
+            let width = mine.count
+            let coefficients = delta.values + mine.lowerBound
+            for k in 0..<count { (coefficients + k * stride).update(repeating: 0, count: width) }
             let margins = scratch.margins
             for k in 0..<count {
                 let r = order[k]
-                for (j, p) in running.enumerated() { margins[j] = state.values[p * paddedColumns + r] }
+                for j in mine { margins[j - mine.lowerBound] = state.values[running[j] * paddedColumns + r] }
                 lp_lockstep_margins(
-                    parameters.level, gram.row(r), rows, k, scratch.delta, stride, running.count, margins)
+                    parameters.level, gram.row(r), scratch.rows, k, coefficients, stride, width, margins)
                 let norm = gram.diagonal[r]
-                for (j, p) in running.enumerated() {
-                    if let d = visit(p, row: r, margin: margins[j], norm: norm) { scratch.delta[k * stride + j] = d }
+                for j in mine {
+                    if let d = visit(running[j], row: r, margin: margins[j - mine.lowerBound], norm: norm) {
+                        coefficients[k * stride + j - mine.lowerBound] = d
+                    }
                 }
             }
+        }
+
+        /// The block update of every job over the column tiles `tiles`.
+        private func update(count: Int, tiles: Range<Int>, jobs: Jobs, delta: SharedDelta, scratch: Scratch) {
+            if tiles.isEmpty { return }
             jobs.withPointers { cols, sizes, values, masks, jobCount in
                 lp_lockstep_update(
-                    parameters.level, gram.row(0), n, n, rows, count, scratch.delta, stride, jobCount, cols, sizes,
-                    values, masks, scratch.chunkTiles(count: count), scratch.panel, scratch.klists)
+                    parameters.level, gram.row(0), n, n, tiles.lowerBound, tiles.upperBound, scratch.rows, count,
+                    delta.values, delta.stride, jobCount, cols, sizes, values, masks, scratch.chunkTiles(count: count),
+                    scratch.panel, scratch.klists)
             }
         }
 
@@ -381,13 +422,26 @@ extension LockstepGram {
         }
     }
 
-    /// Buffers of one block: its rows, the coefficients of its updates (position-major, one column
-    /// per running problem), the visit's decision values, the float64 panel and position lists.
-    final class Scratch {
+    /// The coefficients of a block's updates, position-major: one column per running problem
+    /// (`stride` ≥ the problem count, a multiple of 8).
+    final class SharedDelta: @unchecked Sendable {
+        let stride: Int
+        let values: UnsafeMutablePointer<Double>
+
+        init(problems: Int, block: Int) {
+            stride = max(8, (problems + 7) / 8 * 8)
+            values = .allocate(capacity: max(block, 1) * stride)
+            values.initialize(repeating: 0, count: max(block, 1) * stride)
+        }
+
+        func deallocate() { values.deallocate() }
+    }
+
+    /// One thread's buffers: the block's rows, the visit's decision values, the float64 panel and
+    /// the jobs' position lists.
+    final class Scratch: @unchecked Sendable {
         let block: Int
-        let deltaStride: Int
         let rows: UnsafeMutablePointer<Int32>
-        let delta: UnsafeMutablePointer<Double>
         let margins: UnsafeMutablePointer<Double>
         let panel: UnsafeMutablePointer<Double>
         let klists: UnsafeMutablePointer<Int32>
@@ -395,21 +449,18 @@ extension LockstepGram {
 
         init(problems: Int, block: Int, tiles: Int) {
             self.block = max(block, 1)
-            deltaStride = max(8, (problems + 7) / 8 * 8)
             rows = .allocate(capacity: self.block)
-            delta = .allocate(capacity: self.block * deltaStride)
-            margins = .allocate(capacity: deltaStride)
-            margins.initialize(repeating: 0, count: deltaStride)
+            margins = .allocate(capacity: max(problems, 1))
+            margins.initialize(repeating: 0, count: max(problems, 1))
             // Half the L2 cache for the float64 panel of a column chunk (at least one tile).
             let l2 = Scratch.l2Bytes()
             panelTiles = max(1, min(tiles, l2 / 2 / (self.block * Int(LP_LOCKSTEP_TILE) * 8)))
             panel = .allocate(capacity: self.block * panelTiles * Int(LP_LOCKSTEP_TILE))
-            let jobs = problems  // at most one job per problem
-            klists = .allocate(capacity: max(jobs, 1) * self.block)
+            klists = .allocate(capacity: max(problems, 1) * self.block)  // at most one job per problem
         }
 
         func deallocate() {
-            rows.deallocate(); delta.deallocate(); margins.deallocate(); panel.deallocate(); klists.deallocate()
+            rows.deallocate(); margins.deallocate(); panel.deallocate(); klists.deallocate()
         }
 
         /// Tiles per column chunk for a block of `count` positions (the panel holds count × chunk tiles).
@@ -429,7 +480,7 @@ extension LockstepGram {
 
     /// The sweep's jobs: each group's running problems in runs of at most LP_LOCKSTEP_MAX_JOB,
     /// with their coefficient columns, decision-value rows and the group's tile mask.
-    final class Jobs {
+    final class Jobs: @unchecked Sendable {
         private var cols: [Int] = []
         private var sizes: [Int] = []
         private var values: [UnsafeMutablePointer<Double>?] = []

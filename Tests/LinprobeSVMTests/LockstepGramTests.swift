@@ -150,9 +150,13 @@ struct LockstepGramTests {
                     }
                     var panel = [Double](repeating: 0, count: count * 2 * tile)
                     var klists = [Int32](repeating: 0, count: sizes.count * count)
-                    lp_lockstep_update(
-                        level, gram, n, n, rows, count, delta, stride, sizes.count, cols, sizes, pointers, tiles, 2,
-                        &panel, &klists)
+                    // In two column ranges, as two threads split a block.
+                    let allTiles = padded / tile
+                    for range in [0..<(allTiles / 2), (allTiles / 2)..<allTiles] {
+                        lp_lockstep_update(
+                            level, gram, n, n, range.lowerBound, range.upperBound, rows, count, delta, stride,
+                            sizes.count, cols, sizes, pointers, tiles, 2, &panel, &klists)
+                    }
                 }
             }
             for j in 0..<problems {

@@ -64,11 +64,19 @@ void lp_lockstep_margins(int level, const float *row, const int *rows, long coun
 /// The block update of every job: for job j, its jobRows[j] problems (delta columns
 /// jobCols[j·MAX_JOB + i], decision values jobValues[j·MAX_JOB + i], each with room for whole tiles)
 /// receive fma(delta[k·dstride + col], gram[rows[k]·stride + c], ·) for k < count in order, over the
-/// tiles t with jobTiles[j][t] != 0. panel: count·chunkTiles·TILE doubles; klists: jobs·count ints.
-void lp_lockstep_update(int level, const float *gram, long stride, long columns, const int *rows, long count,
-                        const double *delta, long dstride, long jobs, const long *jobCols, const long *jobRows,
-                        double *const *jobValues, const unsigned char *const *jobTiles, long chunkTiles,
-                        double *panel, int *klists);
+/// tiles t in [tileFrom, tileTo) with jobTiles[j][t] != 0. panel: count·chunkTiles·TILE doubles; klists: jobs·count ints.
+void lp_lockstep_update(int level, const float *gram, long stride, long columns, long tileFrom, long tileTo,
+                        const int *rows, long count, const double *delta, long dstride, long jobs,
+                        const long *jobCols, const long *jobRows, double *const *jobValues,
+                        const unsigned char *const *jobTiles, long chunkTiles, double *panel, int *klists);
+/// A spinning barrier for `count` threads (each waits until all have arrived; reusable).
+typedef struct {
+    long count;
+    long arrived;
+    long generation;
+} lp_barrier;
+void lp_barrier_init(lp_barrier *b, long count);
+void lp_barrier_wait(lp_barrier *b);
 /// Name of the implementation in use: "avx512", "avx2" or "generic".
 const char *lp_svm_kernel_name(void);
 

@@ -45,8 +45,8 @@ struct LockstepParameters {
 /// from memory — the CV phase was bound by memory bandwidth. Here every problem of every group
 /// visits the same row at the same time, so one read of a block of rows serves them all:
 /// the decision values u_p = K̃(α_p∘y_p) of every problem are updated once per block of positions,
-/// as a register-blocked product of the block's rows (converted to float64 once per thread and
-/// column chunk) with the block's coefficients (`lp_lockstep_update`), and a visit's decision value
+/// as a register-blocked product of the block's rows (converted to float64 once per column chunk,
+/// a chunk filling half the L2 cache) with the block's coefficients (`lp_lockstep_update`), and a visit's decision value
 /// is u_p[row] plus the terms of the block so far (`lp_lockstep_margins`, vectorised across
 /// problems). Both apply each problem's updates as fused multiply-adds in the order they were made
 /// (a position without an update adds an exact zero), as `lp_axpy_f32_f64` does one update after

@@ -59,6 +59,9 @@ struct LockstepParameters {
 /// once per outer iteration), with a barrier after each phase. A problem's result does not depend
 /// on the thread count.
 enum LockstepGram {
+    /// Memory per fit and Gram row: a float64 decision value and α, an active flag.
+    static let bytesPerFitAndRow = 17
+
     static func solve(
         gram: GramMatrix, groups: [LockstepGroup], parameters: LockstepParameters, threads: Int
     ) -> [[LockstepResult]] {

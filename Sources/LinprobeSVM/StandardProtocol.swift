@@ -156,11 +156,16 @@ final class SolverSetup {
         self.ctx = ctx
         let s = ctx.settings
         let dim = try ctx.train.layer(ctx.layer).dim
-        // CV fits train on (k−1)/k of the rows, all over the layer's one matrix (`LockstepGram`).
+        // CV fits train on (k−1)/k of the rows, all over the layer's one matrix (`LockstepGram`,
+        // whose state — decision values, α and a flag per fit and row — counts against the budget).
         let cvRows = n - n / max(s.crossValidationFolds, 1)
+        let classes = s.classList.isEmpty ? ctx.train.targetLayout.width : s.classList.count
+        let fits = classes * max(s.crossValidationFolds, 1) * s.costs.count
         let chosen =
             ctx.layout
-            ?? SVMTrainer.chooseLayout(rows: n, trainingRows: cvRows, dim: dim, gramBudgetBytes: ctx.gramBudgetBytes)
+            ?? SVMTrainer.chooseLayout(
+                rows: n, trainingRows: cvRows, dim: dim, gramBudgetBytes: ctx.gramBudgetBytes,
+                stateBytes: fits * n * LockstepGram.bytesPerFitAndRow)
         // The converged solver reads the rows themselves (see `DensePrimalKernel`): no Gram matrix.
         layout = s.solver == .converged ? .dense : chosen
         refitDense =

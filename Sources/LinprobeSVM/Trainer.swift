@@ -42,7 +42,7 @@ final class SVMTrainer: @unchecked Sendable {
 
     /// Picks the layout of a fit over `trainingRows` rows (the decision values kept by the Gram
     /// layout): Gram when `trainingRows` ≤ 2·D and the matrices fit `gramBudgetBytes` (the layer's
-    /// `rows`² matrix plus `copies` per-fold copies of `rows` × `trainingRows`).
+    /// `rows`² matrix plus `copies` per-fold copies of `rows` × `trainingRows`, plus `stateBytes`).
     ///
     /// The rule is the measured cost of the fits that dominate a run (large costs, where almost
     /// every visit updates): Gram costs one `trainingRows`-long f32→f64 axpy per update (visits
@@ -53,10 +53,10 @@ final class SVMTrainer: @unchecked Sendable {
     /// its updates ≈ 2× cheaper per element; the rule is kept, since moving a layer to the other
     /// layout changes its results to rounding.)
     static func chooseLayout(
-        rows: Int, trainingRows: Int? = nil, dim: Int, gramBudgetBytes: Int, copies: Int = 0
+        rows: Int, trainingRows: Int? = nil, dim: Int, gramBudgetBytes: Int, copies: Int = 0, stateBytes: Int = 0
     ) -> SolverLayout {
         let m = trainingRows ?? rows
-        let bytes = GramMatrix.bytes(count: rows) + copies * rows * m * MemoryLayout<Float>.size
+        let bytes = GramMatrix.bytes(count: rows) + copies * rows * m * MemoryLayout<Float>.size + stateBytes
         return m <= 2 * dim && bytes <= gramBudgetBytes ? .gram : .dense
     }
 

@@ -17,11 +17,11 @@ struct LockstepGramTests {
         let groups: [LockstepGroup]
         let settings: SVMSettings
 
-        init(dir: TemporaryDirectory, rows: Int = 150, maxIter: Int = 60) throws {
+        init(dir: TemporaryDirectory, rows: Int = 150, maxIter: Int = 60, loss: SVMLoss = .squaredHinge) throws {
             let (train, _) = try makeToyStores(dir, rows: rows, dim: 40)
             let reader = try FeatureStoreReader(path: train)
             let features = try FeatureMatrix(reader: reader, layer: "feat", normalize: true)
-            settings = try visslSettings(["max_iter": .int(Int64(maxIter))])
+            settings = try visslSettings(["max_iter": .int(Int64(maxIter)), "loss": .string(loss.rawValue)])
             trainer = SVMTrainer(features: features, settings: settings, layout: .gram, blasThreads: 1)
             let targets = try reader.targets()
             var groups: [LockstepGroup] = []
@@ -66,10 +66,11 @@ struct LockstepGramTests {
 
     @Test(
         "every group's iterates equal DualCD's alone with the same order, bit for bit, at every kernel level",
-        arguments: [(1, 5), (2, 64), (2, 256)])
-    func lockstepEqualsDualCD(_ threads: Int, _ block: Int) throws {
+        arguments: [(1, 5, SVMLoss.squaredHinge), (2, 64, .squaredHinge), (2, 256, .squaredHinge), (2, 7, .hinge)])
+    func lockstepEqualsDualCD(_ threads: Int, _ block: Int, _ loss: SVMLoss) throws {
         let dir = try TemporaryDirectory()
-        let setup = try Setup(dir: dir)
+        let setup = try Setup(dir: dir, loss: loss)
+        #expect(setup.settings.loss == loss)
         let reference = setup.reference()
         let all = reference.flatMap { $0 }
         #expect(all.contains { !$0.outcome.converged } && all.contains { $0.outcome.converged })

@@ -181,34 +181,14 @@ enum DualCD {
                 let yi = Double(state.labels[q][i])
                 let a = state.alphas[q][i]
                 let g = yi * kernel.margin(row, q) - 1 + a * work.diag[at]
-                var pg = 0.0
-                if a == 0 {
-                    if g > state.pgMaxOld[q] {
-                        work.active[at] = false
-                        state.activeCount[q] -= 1
-                        continue
-                    } else if g < 0 {
-                        pg = g
-                    }
-                } else if a == work.upper[at] {
-                    if g < state.pgMinOld[q] {
-                        work.active[at] = false
-                        state.activeCount[q] -= 1
-                        continue
-                    } else if g > 0 {
-                        pg = g
-                    }
-                } else {
-                    pg = g
+                guard let updated = state.rules[q].visit(alpha: a, gradient: g, upper: work.upper[at], qd: work.qd[at])
+                else {
+                    work.active[at] = false
+                    continue
                 }
-                if pg > state.pgMaxNew[q] { state.pgMaxNew[q] = pg }
-                if pg < state.pgMinNew[q] { state.pgMinNew[q] = pg }
-                if abs(pg) > 1e-12 {
-                    let updated = min(max(a - g / work.qd[at], 0), work.upper[at])
-                    state.alphas[q][i] = updated
-                    let d = (updated - a) * yi
-                    if d != 0 { kernel.add(row, q, d) }
-                }
+                state.alphas[q][i] = updated
+                let d = (updated - a) * yi
+                if d != 0 { kernel.add(row, q, d) }
             }
             kernel.endVisit()
         }
@@ -269,16 +249,12 @@ enum DualCD {
         }
     }
 
-    /// Each problem's labels, dual variables, shrinking bounds and outcome, and which are running.
+    /// Each problem's labels, dual variables, shrinking rule and outcome, and which are running.
     private struct BatchState {
         let n: Int
         let labels: [UnsafeBufferPointer<Int8>]
         let alphas: [UnsafeMutableBufferPointer<Double>]
-        var activeCount: [Int]
-        var pgMaxOld: [Double]
-        var pgMinOld: [Double]
-        var pgMaxNew: [Double]
-        var pgMinNew: [Double]
+        var rules: [ShrinkingRule]
         var outcomes: [FitOutcome]
         var running: [Int]
 
@@ -287,47 +263,98 @@ enum DualCD {
             self.n = n
             labels = problems.map(\.labels)
             alphas = problems.map(\.alpha)
-            activeCount = [Int](repeating: n, count: count)
-            pgMaxOld = [Double](repeating: .infinity, count: count)
-            pgMinOld = [Double](repeating: -.infinity, count: count)
-            pgMaxNew = [Double](repeating: 0, count: count)
-            pgMinNew = [Double](repeating: 0, count: count)
+            rules = Array(repeating: ShrinkingRule(rows: n), count: count)
             outcomes = Array(repeating: FitOutcome(iterations: 0, converged: false), count: count)
             running = Array(0..<count)
         }
 
         mutating func beginSweep() {
-            for q in running {
-                pgMaxNew[q] = -.infinity
-                pgMinNew[q] = .infinity
-            }
+            for q in running { rules[q].beginSweep() }
         }
 
-        /// The stopping test: a problem whose projected-gradient gap is within `tolerance` with
-        /// every variable active has converged; with some shrunk, all are reactivated and checked
-        /// again. Otherwise the shrinking bounds follow this sweep's extremes.
+        /// Each running problem's stopping test (`ShrinkingRule.endSweep`).
         mutating func endSweep(_ sweeps: Int, work: Workspace, tolerance: Double) {
             var stillRunning: [Int] = []
             stillRunning.reserveCapacity(running.count)
             for q in running {
                 outcomes[q].iterations = sweeps
-                if pgMaxNew[q] - pgMinNew[q] <= tolerance {
-                    if activeCount[q] == n {
-                        outcomes[q].converged = true
-                        continue
-                    }
+                switch rules[q].endSweep(tolerance: tolerance, rows: n) {
+                case .converged:
+                    outcomes[q].converged = true
+                    continue
+                case .reactivate:
                     for i in 0..<n { work.active[q * n + i] = true }
-                    activeCount[q] = n
-                    pgMaxOld[q] = .infinity
-                    pgMinOld[q] = -.infinity
-                } else {
-                    pgMaxOld[q] = pgMaxNew[q] <= 0 ? .infinity : pgMaxNew[q]
-                    pgMinOld[q] = pgMinNew[q] >= 0 ? -.infinity : pgMinNew[q]
+                case .continue:
+                    break
                 }
                 stillRunning.append(q)
             }
             running = stillRunning
         }
+    }
+}
+
+/// liblinear's per-problem rule in `solve_l2r_l1l2_svc`, shared by `DualCD` and `LockstepGram`:
+/// the shrinking bounds (the previous sweep's extreme projected gradients), the visit of one
+/// variable, and the stopping test at the end of a sweep.
+struct ShrinkingRule {
+    /// The problem's rows that are not shrunk.
+    private(set) var active: Int
+    private var maxOld = Double.infinity, minOld = -Double.infinity
+    private var maxNew = 0.0, minNew = 0.0
+
+    init(rows: Int) { active = rows }
+
+    mutating func beginSweep() {
+        maxNew = -.infinity
+        minNew = .infinity
+    }
+
+    /// The visit of a variable at α = `a` with gradient `g`, upper bound `upper` and
+    /// Q_ii + D_ii = `qd`: nil when the variable is shrunk now (the caller marks its row
+    /// inactive); otherwise its new value (`a` itself when the projected gradient is ~0).
+    @inline(__always)
+    mutating func visit(alpha a: Double, gradient g: Double, upper: Double, qd: Double) -> Double? {
+        var pg = 0.0
+        if a == 0 {
+            if g > maxOld {
+                active -= 1
+                return nil
+            } else if g < 0 {
+                pg = g
+            }
+        } else if a == upper {
+            if g < minOld {
+                active -= 1
+                return nil
+            } else if g > 0 {
+                pg = g
+            }
+        } else {
+            pg = g
+        }
+        if pg > maxNew { maxNew = pg }
+        if pg < minNew { minNew = pg }
+        if abs(pg) <= 1e-12 { return a }
+        return min(max(a - g / qd, 0), upper)
+    }
+
+    enum SweepEnd { case converged, reactivate, `continue` }
+
+    /// The stopping test of a problem with `rows` rows: converged when the projected-gradient gap
+    /// is within `tolerance` with every row active; with some shrunk, all are reactivated (the
+    /// caller marks them) and checked again. Otherwise the bounds follow this sweep's extremes.
+    mutating func endSweep(tolerance: Double, rows: Int) -> SweepEnd {
+        if maxNew - minNew <= tolerance {
+            if active == rows { return .converged }
+            active = rows
+            maxOld = .infinity
+            minOld = -.infinity
+            return .reactivate
+        }
+        maxOld = maxNew <= 0 ? .infinity : maxNew
+        minOld = minNew >= 0 ? -.infinity : minNew
+        return .continue
     }
 }
 

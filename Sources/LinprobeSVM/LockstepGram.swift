@@ -84,8 +84,6 @@ extension LockstepGram {
         let state: States
         /// Per group: the id of its set of training rows (equal rows, equal id).
         let rowSets: [Int]
-        /// `problems`, for the visits.
-        private let table: UnsafeMutablePointer<Problem>
 
         /// A problem: its group, and 1/(2C_i) and the upper bound for each label.
         struct Problem {
@@ -117,8 +115,6 @@ extension LockstepGram {
                 }
             }
             self.problems = problems
-            table = .allocate(capacity: max(problems.count, 1))
-            table.initialize(from: problems, count: problems.count)
             var ids: [[Int]: Int] = [:]
             rowSets = groups.map { g in
                 if let id = ids[g.rows] { return id }
@@ -128,8 +124,6 @@ extension LockstepGram {
             state = States(
                 groups: groups, problems: problems.map(\.group), n: n, paddedColumns: paddedColumns, tiles: tiles)
         }
-
-        deinit { table.deallocate() }
 
         /// What thread 0 sets between sweeps and every thread reads during one.
         private final class Sweep: @unchecked Sendable {
@@ -180,10 +174,7 @@ extension LockstepGram {
                     if sweep.running.isEmpty || sweep.sweeps >= parameters.maxIterations {
                         sweep.finished = true
                     } else {
-                        for p in sweep.running {
-                            state.pgMaxNew[p] = -.infinity
-                            state.pgMinNew[p] = .infinity
-                        }
+                        for p in sweep.running { state.rules[p].beginSweep() }
                         sweep.order.advance()
                         sweep.jobs = Jobs(
                             running: sweep.running, problems: problems, rowSets: rowSets, state: state,
@@ -252,65 +243,45 @@ extension LockstepGram {
             }
         }
 
-        /// liblinear's visit of `row` by problem `p` (shrinking, projected gradient, clipped Newton
-        /// step); returns the coefficient of the update (nil: none).
+        /// liblinear's visit of `row` by problem `p` (`ShrinkingRule`); returns the coefficient of
+        /// the update (nil: none).
         @inline(__always)
         private func visit(_ p: Int, row r: Int, margin: Double, norm: Double) -> Double? {
-            let at = r * state.problemCount + p
+            let at = r * problems.count + p
             if state.active[at] == 0 { return nil }
-            let problem = table[p]
-            let positive = state.labels[r * state.groupCount + problem.group] > 0
+            let problem = problems[p]
+            let positive = state.labels[r * groups.count + problem.group] > 0
             let yi: Double = positive ? 1 : -1
             let diag = positive ? problem.diagonal.positive : problem.diagonal.negative
             let upper = positive ? problem.upper.positive : problem.upper.negative
             let a = state.alpha[at]
-            let g = yi * margin - 1 + a * diag
-            var pg = 0.0
-            if a == 0 {
-                if g > state.pgMaxOld[p] {
-                    state.shrink(p, at)
-                    return nil
-                } else if g < 0 {
-                    pg = g
-                }
-            } else if a == upper {
-                if g < state.pgMinOld[p] {
-                    state.shrink(p, at)
-                    return nil
-                } else if g > 0 {
-                    pg = g
-                }
-            } else {
-                pg = g
+            guard
+                let updated = state.rules[p].visit(
+                    alpha: a, gradient: yi * margin - 1 + a * diag, upper: upper, qd: diag + norm)
+            else {
+                state.active[at] = 0
+                return nil
             }
-            if pg > state.pgMaxNew[p] { state.pgMaxNew[p] = pg }
-            if pg < state.pgMinNew[p] { state.pgMinNew[p] = pg }
-            if abs(pg) <= 1e-12 { return nil }
-            let updated = min(max(a - g / (diag + norm), 0), upper)
             state.alpha[at] = updated
             let d = (updated - a) * yi
             return d != 0 ? d : nil
         }
 
-        /// liblinear's stopping test per problem (as `DualCD`): converged when the gap is within
-        /// `tol` with every row active; with some shrunk, all are reactivated and checked again.
+        /// Each running problem's stopping test (`ShrinkingRule.endSweep`, as `DualCD`).
         private func endSweep(_ running: [Int], sweeps: Int) -> [Int] {
             var still: [Int] = []
             still.reserveCapacity(running.count)
             for p in running {
                 state.outcomes[p].iterations = sweeps
-                let members = groups[problems[p].group].rows.count
-                if state.pgMaxNew[p] - state.pgMinNew[p] <= parameters.tolerance {
-                    if state.activeCount[p] == members {
-                        state.outcomes[p].converged = true
-                        continue
-                    }
-                    state.reactivate(p, group: problems[p].group)
-                    state.pgMaxOld[p] = .infinity
-                    state.pgMinOld[p] = -.infinity
-                } else {
-                    state.pgMaxOld[p] = state.pgMaxNew[p] <= 0 ? .infinity : state.pgMaxNew[p]
-                    state.pgMinOld[p] = state.pgMinNew[p] >= 0 ? -.infinity : state.pgMinNew[p]
+                let group = problems[p].group
+                switch state.rules[p].endSweep(tolerance: parameters.tolerance, rows: groups[group].rows.count) {
+                case .converged:
+                    state.outcomes[p].converged = true
+                    continue
+                case .reactivate:
+                    state.reactivate(p, group: group)
+                case .continue:
+                    break
                 }
                 still.append(p)
             }
@@ -354,12 +325,8 @@ extension LockstepGram {
         /// Per group × tile: whether the tile holds a training row of the group.
         let tileMasks: UnsafeMutablePointer<UInt8>
         let tiles: Int
-        /// Per problem: active rows, liblinear's shrinking bounds (previous and current sweep).
-        let activeCount: UnsafeMutablePointer<Int>
-        let pgMaxOld: UnsafeMutablePointer<Double>
-        let pgMinOld: UnsafeMutablePointer<Double>
-        let pgMaxNew: UnsafeMutablePointer<Double>
-        let pgMinNew: UnsafeMutablePointer<Double>
+        /// Per problem: liblinear's shrinking rule.
+        let rules: UnsafeMutablePointer<ShrinkingRule>
         var outcomes: [FitOutcome]
 
         init(groups: [LockstepGroup], problems: [Int], n: Int, paddedColumns: Int, tiles: Int) {
@@ -388,40 +355,21 @@ extension LockstepGram {
                     tileMasks[g * tiles + r / tile] = 1
                 }
             }
-            func vector<T>(_ value: T) -> UnsafeMutablePointer<T> {
-                let v = UnsafeMutablePointer<T>.allocate(capacity: max(count, 1))
-                v.initialize(repeating: value, count: max(count, 1))
-                return v
-            }
-            activeCount = vector(0)
-            pgMaxOld = vector(.infinity)
-            pgMinOld = vector(-.infinity)
-            pgMaxNew = vector(0)
-            pgMinNew = vector(0)
+            rules = .allocate(capacity: max(count, 1))
+            rules.initialize(repeating: ShrinkingRule(rows: 0), count: max(count, 1))
+            for (p, g) in problems.enumerated() { rules[p] = ShrinkingRule(rows: groups[g].rows.count) }
             outcomes = Array(repeating: FitOutcome(iterations: 0, converged: false), count: count)
             for (p, g) in problems.enumerated() { reactivate(p, group: g) }
         }
 
         func deallocate() {
             values.deallocate(); alpha.deallocate(); active.deallocate(); labels.deallocate(); tileMasks.deallocate()
-            activeCount.deallocate(); pgMaxOld.deallocate(); pgMinOld.deallocate()
-            pgMaxNew.deallocate(); pgMinNew.deallocate()
-        }
-
-        @inline(__always) func shrink(_ p: Int, _ at: Int) {
-            active[at] = 0
-            activeCount[p] -= 1
+            rules.deallocate()
         }
 
         /// Every training row of problem `p`'s group active again.
         func reactivate(_ p: Int, group g: Int) {
-            var count = 0
-            for r in 0..<n {
-                let member: UInt8 = labels[r * groupCount + g] != 0 ? 1 : 0
-                active[r * problemCount + p] = member
-                count += Int(member)
-            }
-            activeCount[p] = count
+            for r in 0..<n { active[r * problemCount + p] = labels[r * groupCount + g] != 0 ? 1 : 0 }
         }
     }
 

@@ -68,8 +68,8 @@ enum Refit {
         if let gram = trainer.gram, settings.solver == .vissl, !refitDense {
             try journal.time("refit") {
                 try lockstep(
-                    todo, trainer: trainer, gram: gram, all: all, choice: choice, log: log, modelsFolder: modelsFolder,
-                    ctx: ctx, into: out)
+                    todo, rows: rows, trainer: trainer, gram: gram, all: all, choice: choice, log: log,
+                    modelsFolder: modelsFolder, ctx: ctx, into: out)
             }
             return out.withLock { $0 }
         }
@@ -101,11 +101,11 @@ enum Refit {
     /// The refits over the layer's Gram matrix (`LockstepGram`, one group per class, all rows):
     /// the classes' problems share every row, so each block of Gram rows serves all of them.
     private static func lockstep(
-        _ todo: [Int], trainer: SVMTrainer, gram: GramMatrix, all: [ClassProblem], choice: CostChoice, log: FitLog,
+        _ todo: [Int], rows: [Int], trainer: SVMTrainer, gram: GramMatrix, all: [ClassProblem], choice: CostChoice,
+        log: FitLog,
         modelsFolder: String, ctx: LayerContext, into out: Locked<[Int: [Double]]>
     ) throws {
         let s = ctx.settings
-        let rows = Array(0..<gram.count)
         let groups = todo.map { p in
             LockstepGroup(
                 rows: rows, labels: all[p].labels, costs: [s.costs[choice.cost(of: all[p].index)]], scoreRows: [])

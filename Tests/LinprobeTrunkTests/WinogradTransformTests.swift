@@ -58,6 +58,40 @@ struct WinogradTransformTests {
         }
     }
 
+    /// One output transform of every tile into a fresh output (filled with 1234, so unwritten
+    /// elements show): F(2×2) through `Winograd.outputTransform` (level −1: the Swift code), F(4×4)
+    /// through the C transform.
+    static func runOutput(
+        _ tile: WinogradTile, m: [Float], bias: [Float], residual: [Float]?, n: Int, h: Int, w: Int, c: Int,
+        tilesW: Int, perImage: Int, level: Int, relu: Bool
+    ) -> [Float] {
+        let total = n * perImage
+        var out = [Float](repeating: 1234, count: n * h * w * c)
+        let res = residual ?? [0]
+        m.withUnsafeBufferPointer { mp in
+            bias.withUnsafeBufferPointer { b in
+                res.withUnsafeBufferPointer { r in
+                    out.withUnsafeMutableBufferPointer { o in
+                        guard let mb = mp.baseAddress, let ob = o.baseAddress, let bb = b.baseAddress else { return }
+                        let rp = residual == nil ? nil : r.baseAddress
+                        if tile == .f2 {
+                            Winograd.outputTransform(
+                                mb, stride: total * c, output: ob, h: h, w: w, c: c, tilesW: tilesW,
+                                perImage: perImage, first: 0, count: total, bias: bb, residual: rp, relu: relu,
+                                level: level)
+                        } else {
+                            Winograd.outputTransformC(
+                                tile, mb, stride: total * c, output: ob, h: h, w: w, c: c, tilesW: tilesW,
+                                perImage: perImage, first: 0, count: total, bias: bb, residual: rp, relu: relu,
+                                level: Int32(level))
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
     @Test("output transform", arguments: [(5, 7, 20, true), (4, 4, 64, false), (3, 3, 4, true)])
     func output(h: Int, w: Int, c: Int, residual: Bool) {
         let n = 2
@@ -66,20 +100,9 @@ struct WinogradTransformTests {
         let bias = Self.values(c, seed: 7)
         let res = Self.values(n * h * w * c, seed: 11)
         func run(_ level: Int, relu: Bool) -> [Float] {
-            var out = [Float](repeating: 1234, count: n * h * w * c)
-            m.withUnsafeBufferPointer { mp in
-                bias.withUnsafeBufferPointer { b in
-                    res.withUnsafeBufferPointer { r in
-                        out.withUnsafeMutableBufferPointer { o in
-                            Winograd.outputTransform(
-                                mp.baseAddress!, stride: total * c, output: o.baseAddress!, h: h, w: w, c: c,
-                                tilesW: tilesW, perImage: perImage, first: 0, count: total, bias: b.baseAddress!,
-                                residual: residual ? r.baseAddress! : nil, relu: relu, level: level)
-                        }
-                    }
-                }
-            }
-            return out
+            Self.runOutput(
+                .f2, m: m, bias: bias, residual: residual ? res : nil, n: n, h: h, w: w, c: c, tilesW: tilesW,
+                perImage: perImage, level: level, relu: relu)
         }
         for relu in [true, false] {
             let swift = run(-1, relu: relu)
@@ -174,20 +197,9 @@ struct WinogradTransformTests {
         let bias = Self.values(c, seed: 19)
         let res = Self.values(n * h * w * c, seed: 23)
         func run(_ level: Int, relu: Bool) -> [Float] {
-            var out = [Float](repeating: 1234, count: n * h * w * c)
-            m.withUnsafeBufferPointer { mp in
-                bias.withUnsafeBufferPointer { b in
-                    res.withUnsafeBufferPointer { r in
-                        out.withUnsafeMutableBufferPointer { o in
-                            Winograd.outputTransformC(
-                                .f4, mp.baseAddress!, stride: total * c, output: o.baseAddress!, h: h, w: w, c: c,
-                                tilesW: tilesW, perImage: perImage, first: 0, count: total, bias: b.baseAddress!,
-                                residual: residual ? r.baseAddress! : nil, relu: relu, level: Int32(level))
-                        }
-                    }
-                }
-            }
-            return out
+            Self.runOutput(
+                .f4, m: m, bias: bias, residual: residual ? res : nil, n: n, h: h, w: w, c: c, tilesW: tilesW,
+                perImage: perImage, level: level, relu: relu)
         }
         for relu in [true, false] {
             let base = run(0, relu: relu)

@@ -16,7 +16,7 @@
 enum { TILE = LP_LOCKSTEP_TILE, MAX_ROWS = LP_LOCKSTEP_MAX_JOB };
 
 void lp_lockstep_panel(const float *gram, long stride, long columns, const int *rows, long count, long firstTile,
-                       long tiles, long kstride, double *panel) {
+                       long tiles, long kstride, float *panel) {
     long from = firstTile * TILE;
     long valid = columns - from < tiles * TILE ? columns - from : tiles * TILE;
     // Row by row (each row's piece is contiguous, so it streams), scattered into the tiles.
@@ -27,12 +27,12 @@ void lp_lockstep_panel(const float *gram, long stride, long columns, const int *
             for (long b = 0; b < valid * 4; b += 64) __builtin_prefetch(next + b);
         }
         for (long t = 0; t < tiles; t++) {
-            double *dst = panel + t * kstride * TILE + k * TILE;
+            float *dst = panel + t * kstride * TILE + k * TILE;
             long base = t * TILE;
             if (base + TILE <= valid) {
-                for (long c = 0; c < TILE; c++) dst[c] = (double)src[base + c];
+                for (long c = 0; c < TILE; c++) dst[c] = src[base + c];
             } else {
-                for (long c = 0; c < TILE; c++) dst[c] = base + c < valid ? (double)src[base + c] : 0;
+                for (long c = 0; c < TILE; c++) dst[c] = base + c < valid ? src[base + c] : 0;
             }
         }
     }
@@ -109,7 +109,7 @@ static void margins_avx512(const float *row, const int *rows, long count, const 
 //
 // u_i[c] = fma(delta[k·dstride + cols[i]], panel[k·TILE + c], u_i[c]) for k in klist, in order.
 
-static long tile_generic(const double *panel, long kstride, long available, const int *klist, long kn,
+static long tile_generic(const float *panel, long kstride, long available, const int *klist, long kn,
                          const double *delta, long dstride, const long *cols, long rowsCount, double *const *u) {
     (void)kstride;
     (void)available;
@@ -120,8 +120,8 @@ static long tile_generic(const double *panel, long kstride, long available, cons
         for (long q = 0; q < kn; q++) {
             long k = klist[q];
             double d = delta[k * dstride + cols[i]];
-            const double *x = panel + k * TILE;
-            for (long c = 0; c < TILE; c++) acc[c] = fma(d, x[c], acc[c]);
+            const float *x = panel + k * TILE;
+            for (long c = 0; c < TILE; c++) acc[c] = fma(d, (double)x[c], acc[c]);
         }
         for (long c = 0; c < TILE; c++) ui[c] = acc[c];
     }
@@ -132,16 +132,16 @@ static long tile_generic(const double *panel, long kstride, long available, cons
 // AVX2: 16 columns are 4 registers; three problems at a time keep 12 accumulators + 4 loads in
 // the 16 registers.
 __attribute__((target("avx2,fma"))) static inline __attribute__((always_inline)) void
-tile_avx2_rows(const double *panel, const int *klist, long kn, const double *delta, long dstride, const long *cols,
+tile_avx2_rows(const float *panel, const int *klist, long kn, const double *delta, long dstride, const long *cols,
                long mr, double *const *u) {
     __m256d acc[3][4];
     for (long i = 0; i < mr; i++)
         for (long v = 0; v < 4; v++) acc[i][v] = _mm256_loadu_pd(u[i] + 4 * v);
     for (long q = 0; q < kn; q++) {
         long k = klist[q];
-        const double *x = panel + k * TILE;
-        __m256d x0 = _mm256_loadu_pd(x), x1 = _mm256_loadu_pd(x + 4);
-        __m256d x2 = _mm256_loadu_pd(x + 8), x3 = _mm256_loadu_pd(x + 12);
+        const float *x = panel + k * TILE;
+        __m256d x0 = _mm256_cvtps_pd(_mm_loadu_ps(x)), x1 = _mm256_cvtps_pd(_mm_loadu_ps(x + 4));
+        __m256d x2 = _mm256_cvtps_pd(_mm_loadu_ps(x + 8)), x3 = _mm256_cvtps_pd(_mm_loadu_ps(x + 12));
         const double *d = delta + k * dstride;
         for (long i = 0; i < mr; i++) {
             __m256d di = _mm256_set1_pd(d[cols[i]]);
@@ -156,7 +156,7 @@ tile_avx2_rows(const double *panel, const int *klist, long kn, const double *del
 }
 
 __attribute__((target("avx2,fma")))
-static long tile_avx2(const double *panel, long kstride, long available, const int *klist, long kn,
+static long tile_avx2(const float *panel, long kstride, long available, const int *klist, long kn,
                       const double *delta, long dstride, const long *cols, long rowsCount, double *const *u) {
     (void)kstride;
     (void)available;
@@ -179,8 +179,8 @@ static long tile_avx2(const double *panel, long kstride, long available, const i
 #define LP_TILE_LOAD(t)                                                                                       \
     __m512d x##t##0 = _mm512_setzero_pd(), x##t##1 = _mm512_setzero_pd();                                   \
     if (w > t) {                                                                                              \
-        x##t##0 = _mm512_loadu_pd(panel + (t) * kstride + k * TILE);                                          \
-        x##t##1 = _mm512_loadu_pd(panel + (t) * kstride + k * TILE + 8);                                      \
+        x##t##0 = _mm512_cvtps_pd(_mm256_loadu_ps(panel + (t) * kstride + k * TILE));                         \
+        x##t##1 = _mm512_cvtps_pd(_mm256_loadu_ps(panel + (t) * kstride + k * TILE + 8));                     \
     }
 #define LP_ROW_BROADCAST(r) __m512d b##r = mr > r ? _mm512_set1_pd(delta[off + cols[r]]) : _mm512_setzero_pd();
 #define LP_ROW_PICK(i)                                                                                        \
@@ -192,7 +192,7 @@ static long tile_avx2(const double *panel, long kstride, long available, const i
     }
 
 __attribute__((target("avx512f"))) static inline __attribute__((always_inline)) void
-tile_avx512_block(const double *panel, long kstride, const int *klist, long kn, const double *delta, long dstride,
+tile_avx512_block(const float *panel, long kstride, const int *klist, long kn, const double *delta, long dstride,
                   const long *cols, const long mr, const long w, double *const *u) {
     const long units = mr * w;
     LP_UNIT_LOAD(0) LP_UNIT_LOAD(1) LP_UNIT_LOAD(2) LP_UNIT_LOAD(3) LP_UNIT_LOAD(4) LP_UNIT_LOAD(5)
@@ -231,7 +231,7 @@ static inline long tile_width(long mr, long available) {
 }
 
 __attribute__((target("avx512f")))
-static long tile_avx512(const double *panel, long kstride, long available, const int *klist, long kn,
+static long tile_avx512(const float *panel, long kstride, long available, const int *klist, long kn,
                         const double *delta, long dstride, const long *cols, long mr, double *const *u) {
     long w = tile_width(mr, available);
 #define LP_CASE(M, W)                                                                                         \
@@ -251,7 +251,7 @@ static long tile_avx512(const double *panel, long kstride, long available, const
 typedef void (*margins_fn)(const float *, const int *, long, const double *, long, long, double *);
 // Updates `rows` problems over 1..available consecutive tiles (panel tiles kstride apart); returns
 // how many tiles it did.
-typedef long (*tile_fn)(const double *, long, long, const int *, long, const double *, long, const long *, long,
+typedef long (*tile_fn)(const float *, long, long, const int *, long, const double *, long, const long *, long,
                         double *const *);
 
 static void pick(int level, margins_fn *m, tile_fn *t) {
@@ -288,7 +288,7 @@ static long job_klist(const double *delta, long dstride, long count, const long 
 void lp_lockstep_update(int level, const float *gram, long stride, long columns, long tileFrom, long tileTo,
                         const int *rows, long count, const double *delta, long dstride, long jobs,
                         const long *jobCols, const long *jobRows, double *const *jobValues,
-                        const unsigned char *const *jobTiles, long chunkTiles, double *panel, int *klists) {
+                        const unsigned char *const *jobTiles, long chunkTiles, float *panel, int *klists) {
     margins_fn m;
     tile_fn tile;
     pick(level, &m, &tile);

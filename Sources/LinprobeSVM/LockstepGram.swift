@@ -45,8 +45,8 @@ struct LockstepParameters {
 /// from memory — the CV phase was bound by memory bandwidth. Here every problem of every group
 /// visits the same row at the same time, so one read of a block of rows serves them all:
 /// the decision values u_p = K̃(α_p∘y_p) of every problem are updated once per block of positions,
-/// as a register-blocked product of the block's rows (converted to float64 once per column chunk,
-/// a chunk filling half the L2 cache) with the block's coefficients (`lp_lockstep_update`), and a visit's decision value
+/// as a register-blocked product of the block's rows (packed once per column chunk, a chunk
+/// filling half the L2 cache, and widened to float64 as the kernel loads them) with the block's coefficients (`lp_lockstep_update`), and a visit's decision value
 /// is u_p[row] plus the terms of the block so far (`lp_lockstep_margins`, vectorised across
 /// problems). Both apply each problem's updates as fused multiply-adds in the order they were made
 /// (a position without an update adds an exact zero), as `lp_axpy_f32_f64` does one update after
@@ -388,13 +388,13 @@ extension LockstepGram {
         func deallocate() { values.deallocate() }
     }
 
-    /// One thread's buffers: the block's rows, the visit's decision values, the float64 panel and
-    /// the jobs' position lists.
+    /// One thread's buffers: the block's rows, the visit's decision values, the panel (the block's
+    /// rows, a column chunk of them packed tile by tile) and the jobs' position lists.
     final class Scratch: @unchecked Sendable {
         let block: Int
         let rows: UnsafeMutablePointer<Int32>
         let margins: UnsafeMutablePointer<Double>
-        let panel: UnsafeMutablePointer<Double>
+        let panel: UnsafeMutablePointer<Float>
         let klists: UnsafeMutablePointer<Int32>
         private let panelTiles: Int
 
@@ -403,9 +403,9 @@ extension LockstepGram {
             rows = .allocate(capacity: self.block)
             margins = .allocate(capacity: max(problems, 1))
             margins.initialize(repeating: 0, count: max(problems, 1))
-            // Half the L2 cache for the float64 panel of a column chunk (at least one tile).
+            // Half the L2 cache for the panel of a column chunk (at least one tile).
             let l2 = Scratch.l2Bytes()
-            panelTiles = max(1, min(tiles, l2 / 2 / (self.block * Int(LP_LOCKSTEP_TILE) * 8)))
+            panelTiles = max(1, min(tiles, l2 / 2 / (self.block * Int(LP_LOCKSTEP_TILE) * MemoryLayout<Float>.size)))
             panel = .allocate(capacity: self.block * panelTiles * Int(LP_LOCKSTEP_TILE))
             klists = .allocate(capacity: max(problems, 1) * self.block)  // at most one job per problem
         }

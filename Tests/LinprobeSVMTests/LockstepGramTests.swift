@@ -149,7 +149,7 @@ struct LockstepGramTests {
                         tiles.append(m.baseAddress!)
                         j += size
                     }
-                    var panel = [Double](repeating: 0, count: count * 2 * tile)
+                    var panel = [Float](repeating: 0, count: count * 2 * tile)
                     var klists = [Int32](repeating: 0, count: sizes.count * count)
                     // In two column ranges, as two threads split a block.
                     let allTiles = padded / tile

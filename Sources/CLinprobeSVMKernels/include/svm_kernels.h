@@ -54,21 +54,22 @@ void lp_gram_flush_at(int level, const float *gram, long columns, double *values
 /// order, so all levels agree bit for bit with each other and with `lp_axpy_f32_f64` per update.
 #define LP_LOCKSTEP_TILE 16
 #define LP_LOCKSTEP_MAX_JOB 6
-/// panel[t·kstride·TILE + k·TILE + c] = gram[rows[k]·stride + (firstTile + t)·TILE + c] as float64
-/// (0 at columns ≥ `columns`), for t < tiles, k < count.
+/// panel[t·kstride·TILE + k·TILE + c] = gram[rows[k]·stride + (firstTile + t)·TILE + c]
+/// (0 at columns ≥ `columns`), for t < tiles, k < count: the block's rows packed tile by tile
+/// (the update kernels widen each element to float64 as they load it).
 void lp_lockstep_panel(const float *gram, long stride, long columns, const int *rows, long count, long firstTile,
-                       long tiles, long kstride, double *panel);
+                       long tiles, long kstride, float *panel);
 /// out[j] = fma(delta[k·dstride + j], row[rows[k]], out[j]) for k = 0..count-1 in order, j < problems.
 void lp_lockstep_margins(int level, const float *row, const int *rows, long count, const double *delta, long dstride,
                          long problems, double *out);
 /// The block update of every job: for job j, its jobRows[j] problems (delta columns
 /// jobCols[j·MAX_JOB + i], decision values jobValues[j·MAX_JOB + i], each with room for whole tiles)
 /// receive fma(delta[k·dstride + col], gram[rows[k]·stride + c], ·) for k < count in order, over the
-/// tiles t in [tileFrom, tileTo) with jobTiles[j][t] != 0. panel: count·chunkTiles·TILE doubles; klists: jobs·count ints.
+/// tiles t in [tileFrom, tileTo) with jobTiles[j][t] != 0. panel: count·chunkTiles·TILE floats; klists: jobs·count ints.
 void lp_lockstep_update(int level, const float *gram, long stride, long columns, long tileFrom, long tileTo,
                         const int *rows, long count, const double *delta, long dstride, long jobs,
                         const long *jobCols, const long *jobRows, double *const *jobValues,
-                        const unsigned char *const *jobTiles, long chunkTiles, double *panel, int *klists);
+                        const unsigned char *const *jobTiles, long chunkTiles, float *panel, int *klists);
 /// A spinning barrier for `count` threads (each waits until all have arrived; reusable).
 typedef struct {
     long count;

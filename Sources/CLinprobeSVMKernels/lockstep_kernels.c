@@ -6,6 +6,7 @@
 #include "svm_kernels.h"
 
 #include <math.h>
+#include <string.h>
 #include <sched.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -30,7 +31,7 @@ void lp_lockstep_panel(const float *gram, long stride, long columns, const int *
             float *dst = panel + t * kstride * TILE + k * TILE;
             long base = t * TILE;
             if (base + TILE <= valid) {
-                for (long c = 0; c < TILE; c++) dst[c] = src[base + c];
+                memcpy(dst, src + base, sizeof(float) * TILE);
             } else {
                 for (long c = 0; c < TILE; c++) dst[c] = base + c < valid ? src[base + c] : 0;
             }
@@ -38,71 +39,88 @@ void lp_lockstep_panel(const float *gram, long stride, long columns, const int *
     }
 }
 
-// MARK: - Margins: out[j] += Σ_k delta[k·dstride + j]·row[rows[k]], k < count, in order of k
+// MARK: - The block's Gram submatrix and the margins
 
-static void margins_generic(const float *row, const int *rows, long count, const double *delta, long dstride,
-                            long problems, double *out) {
-    for (long k = 0; k < count; k++) {
-        double x = (double)row[rows[k]];
-        const double *d = delta + k * dstride;
-        for (long j = 0; j < problems; j++) out[j] = fma(d[j], x, out[j]);
+void lp_lockstep_block_gram(const float *gram, long stride, const int *rows, long count, double *kb) {
+    for (long k = 1; k < count; k++) {
+        const float *row = gram + (long)rows[k] * stride;
+        double *dst = kb + k * count;
+        for (long q = 0; q < k; q++) dst[q] = (double)row[rows[q]];
+    }
+}
+
+// m[(k − from)·ms + j] = fma(delta[klist[q]·dstride + j], kb[k·kbs + klist[q]], ·) for q < kn in
+// order, k in [from, to), j < problems.
+typedef void (*margins_fn)(const double *, long, long, long, const int *, long, const double *, long, long,
+                           double *, long);
+
+static void margins_generic(const double *kb, long kbs, long from, long to, const int *klist, long kn,
+                            const double *delta, long dstride, long problems, double *m, long ms) {
+    for (long k = from; k < to; k++) {
+        double *out = m + (k - from) * ms;
+        for (long q = 0; q < kn; q++) {
+            double x = kb[k * kbs + klist[q]];
+            const double *d = delta + (long)klist[q] * dstride;
+            for (long j = 0; j < problems; j++) out[j] = fma(d[j], x, out[j]);
+        }
     }
 }
 
 #ifdef LP_X86
-__attribute__((target("avx2,fma")))
-static void margins_avx2(const float *row, const int *rows, long count, const double *delta, long dstride,
-                         long problems, double *out) {
-    long j = 0;
-    for (; j + 16 <= problems; j += 16) {
-        __m256d a0 = _mm256_loadu_pd(out + j), a1 = _mm256_loadu_pd(out + j + 4);
-        __m256d a2 = _mm256_loadu_pd(out + j + 8), a3 = _mm256_loadu_pd(out + j + 12);
-        for (long k = 0; k < count; k++) {
-            __m256d x = _mm256_set1_pd((double)row[rows[k]]);
-            const double *d = delta + k * dstride + j;
-            a0 = _mm256_fmadd_pd(_mm256_loadu_pd(d), x, a0);
-            a1 = _mm256_fmadd_pd(_mm256_loadu_pd(d + 4), x, a1);
-            a2 = _mm256_fmadd_pd(_mm256_loadu_pd(d + 8), x, a2);
-            a3 = _mm256_fmadd_pd(_mm256_loadu_pd(d + 12), x, a3);
-        }
-        _mm256_storeu_pd(out + j, a0);
-        _mm256_storeu_pd(out + j + 4, a1);
-        _mm256_storeu_pd(out + j + 8, a2);
-        _mm256_storeu_pd(out + j + 12, a3);
+// P positions × V vectors of problems per call, accumulators in registers; the klist loop is the
+// innermost, so each accumulator's chain runs in klist order.
+#define LP_MARGINS_TILE(NAME, TARGET, VEC, LANES, LOAD, STORE, FMA, SET1)                                    \
+    __attribute__((target(TARGET))) static inline __attribute__((always_inline)) void NAME(                    \
+        const double *kb, long kbs, long k0, long from, const long P, const int *klist, long kn,              \
+        const double *delta, long dstride, long j, const long V, double *m, long ms) {                        \
+        VEC acc[4][4];                                                                                        \
+        for (long p = 0; p < P; p++)                                                                          \
+            for (long v = 0; v < V; v++) acc[p][v] = LOAD(m + (k0 + p - from) * ms + j + LANES * v);          \
+        for (long q = 0; q < kn; q++) {                                                                       \
+            long kq = klist[q];                                                                               \
+            const double *d = delta + kq * dstride + j;                                                       \
+            VEC x[4];                                                                                         \
+            for (long v = 0; v < V; v++) x[v] = LOAD(d + LANES * v);                                          \
+            for (long p = 0; p < P; p++) {                                                                    \
+                VEC b = SET1(kb[(k0 + p) * kbs + kq]);                                                        \
+                for (long v = 0; v < V; v++) acc[p][v] = FMA(x[v], b, acc[p][v]);                             \
+            }                                                                                                 \
+        }                                                                                                     \
+        for (long p = 0; p < P; p++)                                                                          \
+            for (long v = 0; v < V; v++) STORE(m + (k0 + p - from) * ms + j + LANES * v, acc[p][v]);          \
     }
-    if (j < problems) margins_generic(row, rows, count, delta + j, dstride, problems - j, out + j);
-}
+LP_MARGINS_TILE(margins512_tile, "avx512f", __m512d, 8, _mm512_loadu_pd, _mm512_storeu_pd, _mm512_fmadd_pd,
+                _mm512_set1_pd)
+LP_MARGINS_TILE(margins256_tile, "avx2,fma", __m256d, 4, _mm256_loadu_pd, _mm256_storeu_pd, _mm256_fmadd_pd,
+                _mm256_set1_pd)
+#undef LP_MARGINS_TILE
 
-__attribute__((target("avx512f")))
-static void margins_avx512(const float *row, const int *rows, long count, const double *delta, long dstride,
-                           long problems, double *out) {
-    long j = 0;
-    for (; j + 32 <= problems; j += 32) {
-        __m512d a0 = _mm512_loadu_pd(out + j), a1 = _mm512_loadu_pd(out + j + 8);
-        __m512d a2 = _mm512_loadu_pd(out + j + 16), a3 = _mm512_loadu_pd(out + j + 24);
-        for (long k = 0; k < count; k++) {
-            __m512d x = _mm512_set1_pd((double)row[rows[k]]);
-            const double *d = delta + k * dstride + j;
-            a0 = _mm512_fmadd_pd(_mm512_loadu_pd(d), x, a0);
-            a1 = _mm512_fmadd_pd(_mm512_loadu_pd(d + 8), x, a1);
-            a2 = _mm512_fmadd_pd(_mm512_loadu_pd(d + 16), x, a2);
-            a3 = _mm512_fmadd_pd(_mm512_loadu_pd(d + 24), x, a3);
-        }
-        _mm512_storeu_pd(out + j, a0);
-        _mm512_storeu_pd(out + j + 8, a1);
-        _mm512_storeu_pd(out + j + 16, a2);
-        _mm512_storeu_pd(out + j + 24, a3);
+// Positions four at a time (then one by one), problems in runs of 4·LANES, then LANES, then one by one.
+#define LP_MARGINS_DRIVER(NAME, TARGET, TILE_FN, LANES)                                                       \
+    __attribute__((target(TARGET))) static void NAME(const double *kb, long kbs, long from, long to,          \
+                                                     const int *klist, long kn, const double *delta,           \
+                                                     long dstride, long problems, double *m, long ms) {        \
+        long wide = problems / (4 * LANES) * (4 * LANES), narrow = problems / LANES * LANES;                  \
+        long k = from;                                                                                        \
+        for (; k + 4 <= to; k += 4) {                                                                         \
+            for (long j = 0; j < wide; j += 4 * LANES)                                                        \
+                TILE_FN(kb, kbs, k, from, 4, klist, kn, delta, dstride, j, 4, m, ms);                         \
+            for (long j = wide; j < narrow; j += LANES)                                                       \
+                TILE_FN(kb, kbs, k, from, 4, klist, kn, delta, dstride, j, 1, m, ms);                         \
+        }                                                                                                     \
+        for (; k < to; k++) {                                                                                 \
+            for (long j = 0; j < wide; j += 4 * LANES)                                                        \
+                TILE_FN(kb, kbs, k, from, 1, klist, kn, delta, dstride, j, 4, m, ms);                         \
+            for (long j = wide; j < narrow; j += LANES)                                                       \
+                TILE_FN(kb, kbs, k, from, 1, klist, kn, delta, dstride, j, 1, m, ms);                         \
+        }                                                                                                     \
+        if (narrow < problems)                                                                                \
+            margins_generic(kb, kbs, from, to, klist, kn, delta + narrow, dstride, problems - narrow,         \
+                            m + narrow, ms);                                                                  \
     }
-    for (; j + 8 <= problems; j += 8) {
-        __m512d a = _mm512_loadu_pd(out + j);
-        for (long k = 0; k < count; k++) {
-            __m512d x = _mm512_set1_pd((double)row[rows[k]]);
-            a = _mm512_fmadd_pd(_mm512_loadu_pd(delta + k * dstride + j), x, a);
-        }
-        _mm512_storeu_pd(out + j, a);
-    }
-    if (j < problems) margins_generic(row, rows, count, delta + j, dstride, problems - j, out + j);
-}
+LP_MARGINS_DRIVER(margins_avx512, "avx512f", margins512_tile, 8)
+LP_MARGINS_DRIVER(margins_avx2, "avx2,fma", margins256_tile, 4)
+#undef LP_MARGINS_DRIVER
 #endif
 
 // MARK: - Block update of one job (≤ MAX_ROWS problems of a group) over one tile of TILE columns
@@ -248,7 +266,6 @@ static long tile_avx512(const float *panel, long kstride, long available, const 
 }
 #endif
 
-typedef void (*margins_fn)(const float *, const int *, long, const double *, long, long, double *);
 // Updates `rows` problems over 1..available consecutive tiles (panel tiles kstride apart); returns
 // how many tiles it did.
 typedef long (*tile_fn)(const float *, long, long, const int *, long, const double *, long, const long *, long,
@@ -265,12 +282,12 @@ static void pick(int level, margins_fn *m, tile_fn *t) {
 #endif
 }
 
-void lp_lockstep_margins(int level, const float *row, const int *rows, long count, const double *delta, long dstride,
-                         long problems, double *out) {
-    margins_fn m;
+void lp_lockstep_margins(int level, const double *kb, long kbstride, long from, long to, const int *klist, long kn,
+                         const double *delta, long dstride, long problems, double *m, long mstride) {
+    margins_fn fn;
     tile_fn t;
-    pick(level, &m, &t);
-    m(row, rows, count, delta, dstride, problems, out);
+    pick(level, &fn, &t);
+    fn(kb, kbstride, from, to, klist, kn, delta, dstride, problems, m, mstride);
 }
 
 // Positions where some problem of the job made an update (the others leave u unchanged).
@@ -312,11 +329,14 @@ void lp_lockstep_update(int level, const float *gram, long stride, long columns,
                 }
                 long run = 1;
                 while (t + run < chunk && mask[first + t + run]) run++;
-                double *u[MAX_ROWS];
-                long col = (first + t) * TILE;
-                for (long i = 0; i < jobRows[j]; i++) u[i] = values[i] + col;
-                t += tile(panel + t * count * TILE, count * TILE, run, klists + j * count, kn[j], delta, dstride,
-                          jobCols + j * MAX_ROWS, jobRows[j], u);
+                // The run of tiles in calls of up to the kernel's width.
+                for (long end = t + run; t < end;) {
+                    double *u[MAX_ROWS];
+                    long col = (first + t) * TILE;
+                    for (long i = 0; i < jobRows[j]; i++) u[i] = values[i] + col;
+                    t += tile(panel + t * count * TILE, count * TILE, end - t, klists + j * count, kn[j], delta,
+                              dstride, jobCols + j * MAX_ROWS, jobRows[j], u);
+                }
             }
         }
     }

@@ -32,6 +32,10 @@ struct LockstepParameters {
     /// 36.2 and 39.2 s; a longer block lengthens every visit's margin, a shorter one reads the
     /// decision values and converts the Gram rows more often.)
     var block = 128
+    /// Positions per sub-block of the visits: the terms of a block's earlier sub-blocks are added
+    /// to a sub-block's decision values at once. (Same benchmark: 4, 8, 16 and 32 were within the
+    /// machine's run-to-run noise, 25–29 s of CV.)
+    var subBlock = 16
     /// Kernel level (-1: the CPU's; tests pin lower ones).
     var level: Int32 = -1
 }
@@ -93,6 +97,7 @@ extension LockstepGram {
         }
 
         init(gram: GramMatrix, groups: [LockstepGroup], parameters p: LockstepParameters) {
+            precondition(p.block >= 1 && p.subBlock >= 1, "lockstep blocks need at least one position")
             self.gram = gram
             self.groups = groups
             parameters = p
@@ -157,7 +162,7 @@ extension LockstepGram {
             let shared = SharedDelta(problems: problems.count, block: parameters.block)
             defer { shared.deallocate() }
             let scratches = (0..<team).map { _ in
-                Scratch(problems: problems.count, block: parameters.block, tiles: tiles)
+                Scratch(problems: problems.count, block: parameters.block, subBlock: parameters.subBlock, tiles: tiles)
             }
             defer { for s in scratches { s.deallocate() } }
             try? Parallel.forEach(count: team, threads: team) { [self] t in
@@ -208,6 +213,10 @@ extension LockstepGram {
 
         /// The visits of one block by the running problems `mine` (indices into `running`): each
         /// position's decision values, then liblinear's visit, recording the updates' coefficients.
+        /// A visit's decision value is u[row] plus the block's earlier terms, in order; the terms of
+        /// earlier sub-blocks are added for a whole sub-block at once (register-blocked over its
+        /// positions), those of its own earlier positions one visit at a time. Positions where no
+        /// problem of `mine` made an update are left out (they add exact zeros).
         private func visits(
             order: UnsafePointer<Int>, count: Int, running: [Int], mine: Range<Int>, delta: SharedDelta,
             scratch: Scratch
@@ -217,18 +226,41 @@ extension LockstepGram {
             let width = mine.count
             let coefficients = delta.values + mine.lowerBound
             for k in 0..<count { (coefficients + k * stride).update(repeating: 0, count: width) }
-            let margins = scratch.margins
-            for k in 0..<count {
-                let r = order[k]
-                for j in mine { margins[j - mine.lowerBound] = state.values[running[j] * paddedColumns + r] }
+            lp_lockstep_block_gram(gram.row(0), n, scratch.rows, count, scratch.blockGram)
+            let margins = scratch.margins, updated = scratch.updated
+            var updates = 0
+            var first = 0
+            while first < count {
+                let end = min(first + parameters.subBlock, count)
+                for k in first..<end {
+                    let row = margins + (k - first) * width
+                    for j in mine { row[j - mine.lowerBound] = state.values[running[j] * paddedColumns + order[k]] }
+                }
                 lp_lockstep_margins(
-                    parameters.level, gram.row(r), scratch.rows, k, coefficients, stride, width, margins)
-                let norm = gram.diagonal[r]
-                for j in mine {
-                    if let d = visit(running[j], row: r, margin: margins[j - mine.lowerBound], norm: norm) {
-                        coefficients[k * stride + j - mine.lowerBound] = d
+                    parameters.level, scratch.blockGram, count, first, end, updated, updates, coefficients, stride,
+                    width,
+                    margins, width)
+                let earlier = updates
+                for k in first..<end {
+                    let row = margins + (k - first) * width
+                    lp_lockstep_margins(
+                        parameters.level, scratch.blockGram, count, k, k + 1, updated + earlier, updates - earlier,
+                        coefficients, stride, width, row, width)
+                    let r = order[k]
+                    let norm = gram.diagonal[r]
+                    var any = false
+                    for j in mine {
+                        if let d = visit(running[j], row: r, margin: row[j - mine.lowerBound], norm: norm) {
+                            coefficients[k * stride + j - mine.lowerBound] = d
+                            any = true
+                        }
+                    }
+                    if any {
+                        updated[updates] = Int32(k)
+                        updates += 1
                     }
                 }
+                first = end
             }
         }
 
@@ -388,21 +420,27 @@ extension LockstepGram {
         func deallocate() { values.deallocate() }
     }
 
-    /// One thread's buffers: the block's rows, the visit's decision values, the panel (the block's
-    /// rows, a column chunk of them packed tile by tile) and the jobs' position lists.
+    /// One thread's buffers: the block's rows, its Gram submatrix, the sub-block's decision values
+    /// and the positions with updates (visits), the panel (the block's rows, a column chunk of them
+    /// packed tile by tile) and the jobs' position lists (update).
     final class Scratch: @unchecked Sendable {
         let block: Int
         let rows: UnsafeMutablePointer<Int32>
         let margins: UnsafeMutablePointer<Double>
+        let blockGram: UnsafeMutablePointer<Double>
+        let updated: UnsafeMutablePointer<Int32>
         let panel: UnsafeMutablePointer<Float>
         let klists: UnsafeMutablePointer<Int32>
         private let panelTiles: Int
 
-        init(problems: Int, block: Int, tiles: Int) {
+        init(problems: Int, block: Int, subBlock: Int, tiles: Int) {
             self.block = max(block, 1)
             rows = .allocate(capacity: self.block)
-            margins = .allocate(capacity: max(problems, 1))
-            margins.initialize(repeating: 0, count: max(problems, 1))
+            margins = .allocate(capacity: max(problems, 1) * max(subBlock, 1))
+            margins.initialize(repeating: 0, count: max(problems, 1) * max(subBlock, 1))
+            blockGram = .allocate(capacity: self.block * self.block)
+            blockGram.initialize(repeating: 0, count: self.block * self.block)
+            updated = .allocate(capacity: self.block)
             // Half the L2 cache for the panel of a column chunk (at least one tile).
             let l2 = Scratch.l2Bytes()
             panelTiles = max(1, min(tiles, l2 / 2 / (self.block * Int(LP_LOCKSTEP_TILE) * MemoryLayout<Float>.size)))
@@ -411,7 +449,8 @@ extension LockstepGram {
         }
 
         func deallocate() {
-            rows.deallocate(); margins.deallocate(); panel.deallocate(); klists.deallocate()
+            rows.deallocate(); margins.deallocate(); blockGram.deallocate(); updated.deallocate()
+            panel.deallocate(); klists.deallocate()
         }
 
         /// Tiles per column chunk for a block of `count` positions (the panel holds count × chunk tiles).

@@ -44,11 +44,11 @@ struct LockstepGramTests {
             self.groups = groups
         }
 
-        func parameters(block: Int, level: Int32) -> LockstepParameters {
+        func parameters(block: Int, subBlock: Int = 16, level: Int32) -> LockstepParameters {
             LockstepParameters(
                 loss: settings.loss, tolerance: settings.tolerance, maxIterations: settings.maxIterations, seed: 77,
                 positiveClassWeight: settings.positiveClassWeight, negativeClassWeight: settings.negativeClassWeight,
-                block: block, level: level)
+                block: block, subBlock: subBlock, level: level)
         }
 
         /// Each group alone: `DualCD` over the fold's own matrix (training rows first), lazy updates.
@@ -66,8 +66,10 @@ struct LockstepGramTests {
 
     @Test(
         "every group's iterates equal DualCD's alone with the same order, bit for bit, at every kernel level",
-        arguments: [(1, 5, SVMLoss.squaredHinge), (2, 64, .squaredHinge), (2, 256, .squaredHinge), (2, 7, .hinge)])
-    func lockstepEqualsDualCD(_ threads: Int, _ block: Int, _ loss: SVMLoss) throws {
+        arguments: [
+            (1, 5, 16, SVMLoss.squaredHinge), (2, 64, 16, .squaredHinge), (2, 256, 3, .squaredHinge), (2, 7, 1, .hinge),
+        ])
+    func lockstepEqualsDualCD(_ threads: Int, _ block: Int, _ subBlock: Int, _ loss: SVMLoss) throws {
         let dir = try TemporaryDirectory()
         let setup = try Setup(dir: dir, loss: loss)
         #expect(setup.settings.loss == loss)
@@ -78,7 +80,8 @@ struct LockstepGramTests {
         for level in 0...lp_svm_kernel_level() {
             let gram = try #require(setup.trainer.gram)
             let solved = LockstepGram.solve(
-                gram: gram, groups: setup.groups, parameters: setup.parameters(block: block, level: level),
+                gram: gram, groups: setup.groups,
+                parameters: setup.parameters(block: block, subBlock: subBlock, level: level),
                 threads: threads)
             for (g, results) in solved.enumerated() {
                 for (q, r) in results.enumerated() {
@@ -97,7 +100,7 @@ struct LockstepGramTests {
 
     @Test("the update kernel and the margins kernel equal one axpy per update at every level")
     func kernelsMatchAxpys() {
-        let n = 53, count = 9, problems = 11
+        let n = 53, count = 9, problems = 43
         var g = SeededGenerator(seed: 5)
         var gram = [Float](repeating: 0, count: n * n)
         for i in 0..<n {
@@ -108,9 +111,9 @@ struct LockstepGramTests {
             }
         }
         let rows: [Int32] = (0..<count).map { _ in Int32(g.next() % UInt64(n)) }
-        let stride = 16
+        let stride = 48
         var delta = [Double](repeating: 0, count: count * stride)
-        for k in 0..<count {
+        for k in 0..<count where k != 3 {  // position 3: no update at all
             for j in 0..<problems where g.next() % 3 != 0 {
                 delta[k * stride + j] = Double(g.next() % 1000) / 300 - 1.6
             }
@@ -129,6 +132,13 @@ struct LockstepGramTests {
                         )
                     }
                 }
+            }
+        }
+        var block = [Double](repeating: 0, count: count * count)
+        lp_lockstep_block_gram(gram, n, rows, count, &block)
+        for k in 0..<count {
+            for q in 0..<k {
+                #expect(block[k * count + q] == Double(gram[Int(rows[k]) * n + Int(rows[q])]), "block Gram \(k), \(q)")
             }
         }
         for level in 0...lp_svm_kernel_level() {
@@ -165,15 +175,34 @@ struct LockstepGramTests {
                 let want = expected[(j * padded)..<(j * padded + n)].map(\.bitPattern)
                 #expect(got == want, "level \(level) update, problem \(j)")
             }
-            // The margins of every column from the start values and all positions.
-            for c in 0..<n {
-                var out = (0..<stride).map { $0 < problems ? start[$0 * padded + c] : 0 }
-                gram.withUnsafeBufferPointer { kp in
-                    lp_lockstep_margins(level, kp.baseAddress! + c * n, rows, count, delta, stride, problems, &out)
+            // The margins of every column from the start values and the positions with updates, in one
+            // call, and in uneven column ranges with the positions split over two chained calls.
+            let kb = (0..<(n * count)).map { Double(gram[($0 / count) * n + Int(rows[$0 % count])]) }
+            let klist = (0..<Int32(count)).filter { $0 != 3 }
+            let initial = (0..<(n * stride)).map {
+                $0 % stride < problems ? start[($0 % stride) * padded + $0 / stride] : 0
+            }
+            var whole = initial, split = initial
+            lp_lockstep_margins(
+                level, kb, count, 0, n, klist, klist.count, delta, stride, problems, &whole, stride)
+            for range in [0..<5, 5..<6, 6..<n] {
+                split.withUnsafeMutableBufferPointer { m in
+                    let out = m.baseAddress! + range.lowerBound * stride
+                    lp_lockstep_margins(
+                        level, kb, count, range.lowerBound, range.upperBound, klist, 4, delta, stride, problems, out,
+                        stride)
+                    klist.withUnsafeBufferPointer { kl in
+                        lp_lockstep_margins(
+                            level, kb, count, range.lowerBound, range.upperBound, kl.baseAddress! + 4, kl.count - 4,
+                            delta, stride, problems, out, stride)
+                    }
                 }
+            }
+            for c in 0..<n {
                 for j in 0..<problems {
-                    #expect(
-                        out[j].bitPattern == expected[j * padded + c].bitPattern, "level \(level) margin \(j), \(c)")
+                    let want = expected[j * padded + c].bitPattern
+                    #expect(whole[c * stride + j].bitPattern == want, "level \(level) margin \(j), \(c)")
+                    #expect(split[c * stride + j].bitPattern == want, "level \(level) split margin \(j), \(c)")
                 }
             }
         }

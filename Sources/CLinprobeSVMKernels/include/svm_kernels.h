@@ -59,9 +59,14 @@ void lp_gram_flush_at(int level, const float *gram, long columns, double *values
 /// (the update kernels widen each element to float64 as they load it).
 void lp_lockstep_panel(const float *gram, long stride, long columns, const int *rows, long count, long firstTile,
                        long tiles, long kstride, float *panel);
-/// out[j] = fma(delta[k·dstride + j], row[rows[k]], out[j]) for k = 0..count-1 in order, j < problems.
-void lp_lockstep_margins(int level, const float *row, const int *rows, long count, const double *delta, long dstride,
-                         long problems, double *out);
+/// The lower triangle of the block's Gram submatrix: kb[k·count + q] = gram[rows[k]·stride + rows[q]]
+/// as float64, for q < k < count.
+void lp_lockstep_block_gram(const float *gram, long stride, const int *rows, long count, double *kb);
+/// m[(k − from)·mstride + j] = fma(delta[klist[q]·dstride + j], kb[k·kbstride + klist[q]], ·) for
+/// q = 0..kn−1 in order, for each position k in [from, to) and j < problems (register-blocked over
+/// positions and problems; each chain in klist order at every level).
+void lp_lockstep_margins(int level, const double *kb, long kbstride, long from, long to, const int *klist, long kn,
+                         const double *delta, long dstride, long problems, double *m, long mstride);
 /// The block update of every job: for job j, its jobRows[j] problems (delta columns
 /// jobCols[j·MAX_JOB + i], decision values jobValues[j·MAX_JOB + i], each with room for whole tiles)
 /// receive fma(delta[k·dstride + col], gram[rows[k]·stride + c], ·) for k < count in order, over the

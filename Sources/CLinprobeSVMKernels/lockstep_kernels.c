@@ -7,6 +7,10 @@
 
 #include <math.h>
 #include <string.h>
+#include <stdlib.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 #include <sched.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -128,9 +132,11 @@ LP_MARGINS_DRIVER(margins_avx2, "avx2,fma", margins256_tile, 4)
 // u_i[c] = fma(delta[k·dstride + cols[i]], panel[k·TILE + c], u_i[c]) for k in klist, in order.
 
 static long tile_generic(const float *panel, long kstride, long available, const int *klist, long kn,
-                         const double *delta, long dstride, const long *cols, long rowsCount, double *const *u) {
+                         const double *delta, long dstride, const long *cols, long rowsCount, double *const *u,
+                         long ustride) {
     (void)kstride;
     (void)available;
+    (void)ustride;
     for (long i = 0; i < rowsCount; i++) {
         double acc[TILE];
         double *ui = u[i];
@@ -175,9 +181,11 @@ tile_avx2_rows(const float *panel, const int *klist, long kn, const double *delt
 
 __attribute__((target("avx2,fma")))
 static long tile_avx2(const float *panel, long kstride, long available, const int *klist, long kn,
-                      const double *delta, long dstride, const long *cols, long rowsCount, double *const *u) {
+                      const double *delta, long dstride, const long *cols, long rowsCount, double *const *u,
+                      long ustride) {
     (void)kstride;
     (void)available;
+    (void)ustride;
     long i = 0;
     for (; i + 3 <= rowsCount; i += 3) tile_avx2_rows(panel, klist, kn, delta, dstride, cols + i, 3, u + i);
     if (rowsCount - i == 2) tile_avx2_rows(panel, klist, kn, delta, dstride, cols + i, 2, u + i);
@@ -191,8 +199,8 @@ static long tile_avx2(const float *panel, long kstride, long available, const in
 #define LP_UNIT_LOAD(i)                                                                                       \
     __m512d a##i##0 = _mm512_setzero_pd(), a##i##1 = _mm512_setzero_pd();                                   \
     if (units > i) {                                                                                          \
-        a##i##0 = _mm512_loadu_pd(u[(i) / w] + ((i) % w) * TILE);                                             \
-        a##i##1 = _mm512_loadu_pd(u[(i) / w] + ((i) % w) * TILE + 8);                                         \
+        a##i##0 = _mm512_loadu_pd(u[(i) / w] + ((i) % w) * ustride);                                             \
+        a##i##1 = _mm512_loadu_pd(u[(i) / w] + ((i) % w) * ustride + 8);                                         \
     }
 #define LP_TILE_LOAD(t)                                                                                       \
     __m512d x##t##0 = _mm512_setzero_pd(), x##t##1 = _mm512_setzero_pd();                                   \
@@ -205,13 +213,13 @@ static long tile_avx2(const float *panel, long kstride, long available, const in
     ((i) / w == 0 ? b0 : (i) / w == 1 ? b1 : (i) / w == 2 ? b2 : (i) / w == 3 ? b3 : (i) / w == 4 ? b4 : b5)
 #define LP_UNIT_STORE(i)                                                                                      \
     if (units > i) {                                                                                          \
-        _mm512_storeu_pd(u[(i) / w] + ((i) % w) * TILE, a##i##0);                                             \
-        _mm512_storeu_pd(u[(i) / w] + ((i) % w) * TILE + 8, a##i##1);                                         \
+        _mm512_storeu_pd(u[(i) / w] + ((i) % w) * ustride, a##i##0);                                             \
+        _mm512_storeu_pd(u[(i) / w] + ((i) % w) * ustride + 8, a##i##1);                                         \
     }
 
 __attribute__((target("avx512f"))) static inline __attribute__((always_inline)) void
 tile_avx512_block(const float *panel, long kstride, const int *klist, long kn, const double *delta, long dstride,
-                  const long *cols, const long mr, const long w, double *const *u) {
+                  const long *cols, const long mr, const long w, double *const *u, long ustride) {
     const long units = mr * w;
     LP_UNIT_LOAD(0) LP_UNIT_LOAD(1) LP_UNIT_LOAD(2) LP_UNIT_LOAD(3) LP_UNIT_LOAD(4) LP_UNIT_LOAD(5)
     for (long q = 0; q < kn; q++) {
@@ -250,11 +258,12 @@ static inline long tile_width(long mr, long available) {
 
 __attribute__((target("avx512f")))
 static long tile_avx512(const float *panel, long kstride, long available, const int *klist, long kn,
-                        const double *delta, long dstride, const long *cols, long mr, double *const *u) {
+                        const double *delta, long dstride, const long *cols, long mr, double *const *u,
+                        long ustride) {
     long w = tile_width(mr, available);
 #define LP_CASE(M, W)                                                                                         \
     if (mr == M && w == W) {                                                                                  \
-        tile_avx512_block(panel, kstride, klist, kn, delta, dstride, cols, M, W, u);                          \
+        tile_avx512_block(panel, kstride, klist, kn, delta, dstride, cols, M, W, u, ustride);                        \
         return W;                                                                                             \
     }
     LP_CASE(6, 1) LP_CASE(5, 1) LP_CASE(4, 1)
@@ -266,10 +275,10 @@ static long tile_avx512(const float *panel, long kstride, long available, const 
 }
 #endif
 
-// Updates `rows` problems over 1..available consecutive tiles (panel tiles kstride apart); returns
-// how many tiles it did.
+// Updates `rows` problems over 1..available consecutive tiles (panel tiles kstride apart, a
+// problem's decision values of consecutive tiles ustride apart); returns how many tiles it did.
 typedef long (*tile_fn)(const float *, long, long, const int *, long, const double *, long, const long *, long,
-                        double *const *);
+                        double *const *, long);
 
 static void pick(int level, margins_fn *m, tile_fn *t) {
     int usable = lp_svm_kernel_level();
@@ -304,7 +313,7 @@ static long job_klist(const double *delta, long dstride, long count, const long 
 
 void lp_lockstep_update(int level, const float *gram, long stride, long columns, long tileFrom, long tileTo,
                         const int *rows, long count, const double *delta, long dstride, long jobs,
-                        const long *jobCols, const long *jobRows, double *const *jobValues,
+                        const long *jobCols, const long *jobRows, double *const *jobValues, long ustride,
                         const unsigned char *const *jobTiles, long chunkTiles, float *panel, int *klists) {
     margins_fn m;
     tile_fn tile;
@@ -332,10 +341,9 @@ void lp_lockstep_update(int level, const float *gram, long stride, long columns,
                 // The run of tiles in calls of up to the kernel's width.
                 for (long end = t + run; t < end;) {
                     double *u[MAX_ROWS];
-                    long col = (first + t) * TILE;
-                    for (long i = 0; i < jobRows[j]; i++) u[i] = values[i] + col;
+                    for (long i = 0; i < jobRows[j]; i++) u[i] = values[i] + (first + t) * ustride;
                     t += tile(panel + t * count * TILE, count * TILE, end - t, klists + j * count, kn[j], delta,
-                              dstride, jobCols + j * MAX_ROWS, jobRows[j], u);
+                              dstride, jobCols + j * MAX_ROWS, jobRows[j], u, ustride);
                 }
             }
         }
@@ -365,4 +373,29 @@ void lp_barrier_wait(lp_barrier *b) {
         else _mm_pause();
 #endif
     }
+}
+
+// MARK: - Memory for the lockstep state and the Gram matrix
+
+void *lp_huge_alloc(unsigned long bytes) {
+#if defined(__linux__)
+    if (bytes >= (2ul << 20)) {
+        void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) return NULL;
+        (void)madvise(p, bytes, MADV_HUGEPAGE);  // a hint: without it the memory is still usable
+        return p;
+    }
+#endif
+    return calloc(1, bytes > 0 ? bytes : 1);
+}
+
+void lp_huge_free(void *p, unsigned long bytes) {
+    if (p == NULL) return;
+#if defined(__linux__)
+    if (bytes >= (2ul << 20)) {
+        munmap(p, bytes);
+        return;
+    }
+#endif
+    free(p);
 }

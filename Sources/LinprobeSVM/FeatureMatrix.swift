@@ -121,7 +121,7 @@ final class GramMatrix: @unchecked Sendable {
         let d = features.dim
         count = n
         columns = n
-        base = UnsafeMutablePointer<Float>.allocate(capacity: max(n * n, 1))
+        base = HugePages.allocate(Float.self, count: n * n)
         storage = UnsafeMutableBufferPointer(start: base, count: max(n * n, 1))
         let k = base
         let x = features.row(0)
@@ -161,7 +161,7 @@ final class GramMatrix: @unchecked Sendable {
         precondition(m <= n && parent.columns == parent.count, "sub-matrix of a truncated Gram matrix")
         count = n
         self.columns = m
-        base = UnsafeMutablePointer<Float>.allocate(capacity: max(n * m, 1))
+        base = HugePages.allocate(Float.self, count: n * m)
         storage = UnsafeMutableBufferPointer(start: base, count: max(n * m, 1))
         for (a, r) in rows.enumerated() {
             let src = parent.row(r)
@@ -171,7 +171,7 @@ final class GramMatrix: @unchecked Sendable {
         diagonal = rows.map { parent.diagonal[$0] }
     }
 
-    deinit { storage.deallocate() }
+    deinit { HugePages.free(base, count: storage.count) }
 
     @inline(__always) func row(_ r: Int) -> UnsafePointer<Float> { UnsafePointer(base + r * columns) }
 }

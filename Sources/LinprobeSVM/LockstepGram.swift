@@ -181,9 +181,7 @@ extension LockstepGram {
                     } else {
                         for p in sweep.running { state.rules[p].beginSweep() }
                         sweep.order.advance()
-                        sweep.jobs = Jobs(
-                            running: sweep.running, problems: problems, rowSets: rowSets, state: state,
-                            paddedColumns: paddedColumns)
+                        sweep.jobs = Jobs(running: sweep.running, problems: problems, rowSets: rowSets, state: state)
                     }
                 }
                 lp_barrier_wait(sweep.barrier)
@@ -234,7 +232,7 @@ extension LockstepGram {
                 let end = min(first + parameters.subBlock, count)
                 for k in first..<end {
                     let row = margins + (k - first) * width
-                    for j in mine { row[j - mine.lowerBound] = state.values[running[j] * paddedColumns + order[k]] }
+                    for j in mine { row[j - mine.lowerBound] = state.values[state.valueIndex(running[j], order[k])] }
                 }
                 lp_lockstep_margins(
                     parameters.level, scratch.blockGram, count, first, end, updated, updates, coefficients, stride,
@@ -270,7 +268,8 @@ extension LockstepGram {
             jobs.withPointers { cols, sizes, values, masks, jobCount in
                 lp_lockstep_update(
                     parameters.level, gram.row(0), n, n, tiles.lowerBound, tiles.upperBound, scratch.rows, count,
-                    delta.values, delta.stride, jobCount, cols, sizes, values, masks, scratch.chunkTiles(count: count),
+                    delta.values, delta.stride, jobCount, cols, sizes, values, state.tileStride, masks,
+                    scratch.chunkTiles(count: count),
                     scratch.panel, scratch.klists)
             }
         }
@@ -341,14 +340,18 @@ extension LockstepGram {
     }
 
     /// Every problem's solver state and each group's labels, training-row mask and column tiles.
-    /// Decision values are problem-major (the block update walks a problem's columns); α, the
-    /// active flags and the labels are row-major (a visit reads one row for every problem).
+    /// Decision values are tile-major (tile, problem, 16 columns: the block update reads a
+    /// problem's tile as one piece, and a visit finds every problem's value at its row in one
+    /// stretch of memory); α, the active flags and the labels are row-major (a visit reads one row
+    /// for every problem).
     final class States {
         let n: Int
         let problemCount: Int
         let groupCount: Int
-        /// Per problem × padded column.
+        /// Per tile × problem × 16 columns (`valueIndex`).
         let values: UnsafeMutablePointer<Double>
+        /// Doubles from one tile of a problem's decision values to its next.
+        var tileStride: Int { problemCount * Int(LP_LOCKSTEP_TILE) }
         /// Per row × problem.
         let alpha: UnsafeMutablePointer<Double>
         let active: UnsafeMutablePointer<UInt8>
@@ -367,12 +370,9 @@ extension LockstepGram {
             let count = problems.count
             problemCount = count
             groupCount = groups.count
-            values = .allocate(capacity: max(count * paddedColumns, 1))
-            values.initialize(repeating: 0, count: max(count * paddedColumns, 1))
-            alpha = .allocate(capacity: max(count * n, 1))
-            alpha.initialize(repeating: 0, count: max(count * n, 1))
-            active = .allocate(capacity: max(count * n, 1))
-            active.initialize(repeating: 0, count: max(count * n, 1))
+            values = HugePages.allocate(Double.self, count: count * paddedColumns)
+            alpha = HugePages.allocate(Double.self, count: count * n)
+            active = HugePages.allocate(UInt8.self, count: count * n)
             labels = .allocate(capacity: max(groups.count * n, 1))
             labels.initialize(repeating: 0, count: max(groups.count * n, 1))
             tileMasks = .allocate(capacity: max(groups.count * tiles, 1))
@@ -394,8 +394,17 @@ extension LockstepGram {
             for (p, g) in problems.enumerated() { reactivate(p, group: g) }
         }
 
+        /// Where problem `p`'s decision value at column `c` is.
+        @inline(__always) func valueIndex(_ p: Int, _ c: Int) -> Int {
+            let tile = Int(LP_LOCKSTEP_TILE)
+            return (c / tile * problemCount + p) * tile + c % tile
+        }
+
         func deallocate() {
-            values.deallocate(); alpha.deallocate(); active.deallocate(); labels.deallocate(); tileMasks.deallocate()
+            HugePages.free(values, count: problemCount * tiles * Int(LP_LOCKSTEP_TILE))
+            HugePages.free(alpha, count: problemCount * n)
+            HugePages.free(active, count: problemCount * n)
+            labels.deallocate(); tileMasks.deallocate()
             rules.deallocate()
         }
 
@@ -478,7 +487,7 @@ extension LockstepGram {
 
         /// `rowSets[g]`: an id shared by the groups with the same training rows (a job may mix
         /// them: its positions and tiles are the same).
-        init(running: [Int], problems: [Run.Problem], rowSets: [Int], state: States, paddedColumns: Int) {
+        init(running: [Int], problems: [Run.Problem], rowSets: [Int], state: States) {
             let width = Int(LP_LOCKSTEP_MAX_JOB)
             var j = 0
             while j < running.count {
@@ -489,7 +498,7 @@ extension LockstepGram {
                 values.append(contentsOf: repeatElement(nil, count: width))
                 while j < running.count && size < width && rowSets[problems[running[j]].group] == rowSets[group] {
                     cols[base + size] = j
-                    values[base + size] = state.values + running[j] * paddedColumns
+                    values[base + size] = state.values + running[j] * Int(LP_LOCKSTEP_TILE)
                     size += 1
                     j += 1
                 }

@@ -166,7 +166,7 @@ struct LockstepGramTests {
                     for range in [0..<(allTiles / 2), (allTiles / 2)..<allTiles] {
                         lp_lockstep_update(
                             level, gram, n, n, range.lowerBound, range.upperBound, rows, count, delta, stride,
-                            sizes.count, cols, sizes, pointers, tiles, 2, &panel, &klists)
+                            sizes.count, cols, sizes, pointers, tile, tiles, 2, &panel, &klists)
                     }
                 }
             }

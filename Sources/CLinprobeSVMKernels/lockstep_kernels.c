@@ -20,15 +20,16 @@
 
 enum { TILE = LP_LOCKSTEP_TILE, MAX_ROWS = LP_LOCKSTEP_MAX_JOB };
 
-void lp_lockstep_panel(const float *gram, long stride, long columns, const int *rows, long count, long firstTile,
-                       long tiles, long kstride, float *panel) {
+void lp_lockstep_panel(const float *gram, long stride, long columns, const int *rows, const int *positions, long count,
+                       long firstTile, long tiles, long kstride, float *panel) {
     long from = firstTile * TILE;
     long valid = columns - from < tiles * TILE ? columns - from : tiles * TILE;
     // Row by row (each row's piece is contiguous, so it streams), scattered into the tiles.
-    for (long k = 0; k < count; k++) {
+    for (long q = 0; q < count; q++) {
+        long k = positions[q];
         const float *src = gram + (long)rows[k] * stride + from;
-        if (k + 1 < count) {
-            const char *next = (const char *)(gram + (long)rows[k + 1] * stride + from);
+        if (q + 1 < count) {
+            const char *next = (const char *)(gram + (long)rows[positions[q + 1]] * stride + from);
             for (long b = 0; b < valid * 4; b += 64) __builtin_prefetch(next + b);
         }
         for (long t = 0; t < tiles; t++) {
@@ -45,11 +46,12 @@ void lp_lockstep_panel(const float *gram, long stride, long columns, const int *
 
 // MARK: - The block's Gram submatrix and the margins
 
-void lp_lockstep_block_gram(const float *gram, long stride, const int *rows, long count, double *kb) {
-    for (long k = 1; k < count; k++) {
+void lp_lockstep_block_gram(const float *gram, long stride, const int *rows, long from, long to, const int *positions,
+                            long count, double *kb, long kbstride) {
+    for (long k = from; k < to; k++) {
         const float *row = gram + (long)rows[k] * stride;
-        double *dst = kb + k * count;
-        for (long q = 0; q < k; q++) dst[q] = (double)row[rows[q]];
+        double *dst = kb + k * kbstride;
+        for (long q = 0; q < count; q++) dst[positions[q]] = (double)row[rows[positions[q]]];
     }
 }
 
@@ -320,12 +322,24 @@ void lp_lockstep_update(int level, const float *gram, long stride, long columns,
     pick(level, &m, &tile);
     long tiles = (columns + TILE - 1) / TILE;
     if (tileTo > tiles) tileTo = tiles;
+    // One position more than the block per panel tile: the tiles of a row, written one after
+    // another, then fall in different L1 sets (count·64 bytes apart they would share one).
+    long kstride = count + 1;
     long *kn = (long *)__builtin_alloca(sizeof(long) * (jobs > 0 ? jobs : 1));
-    for (long j = 0; j < jobs; j++)
+    // The positions some job updates: only their rows go into the panel.
+    int *needed = (int *)__builtin_alloca(sizeof(int) * (count > 0 ? count : 1));
+    unsigned char *flag = (unsigned char *)__builtin_alloca(count > 0 ? count : 1);
+    memset(flag, 0, count > 0 ? count : 1);
+    for (long j = 0; j < jobs; j++) {
         kn[j] = job_klist(delta, dstride, count, jobCols + j * MAX_ROWS, jobRows[j], klists + j * count);
+        for (long q = 0; q < kn[j]; q++) flag[klists[j * count + q]] = 1;
+    }
+    long neededCount = 0;
+    for (long k = 0; k < count; k++)
+        if (flag[k]) needed[neededCount++] = (int)k;
     for (long first = tileFrom; first < tileTo; first += chunkTiles) {
         long chunk = tileTo - first < chunkTiles ? tileTo - first : chunkTiles;
-        lp_lockstep_panel(gram, stride, columns, rows, count, first, chunk, count, panel);
+        lp_lockstep_panel(gram, stride, columns, rows, needed, neededCount, first, chunk, kstride, panel);
         for (long j = 0; j < jobs; j++) {
             if (kn[j] == 0) continue;
             const unsigned char *mask = jobTiles[j];
@@ -342,7 +356,7 @@ void lp_lockstep_update(int level, const float *gram, long stride, long columns,
                 for (long end = t + run; t < end;) {
                     double *u[MAX_ROWS];
                     for (long i = 0; i < jobRows[j]; i++) u[i] = values[i] + (first + t) * ustride;
-                    t += tile(panel + t * count * TILE, count * TILE, end - t, klists + j * count, kn[j], delta,
+                    t += tile(panel + t * kstride * TILE, kstride * TILE, end - t, klists + j * count, kn[j], delta,
                               dstride, jobCols + j * MAX_ROWS, jobRows[j], u, ustride);
                 }
             }

@@ -224,7 +224,6 @@ extension LockstepGram {
             let width = mine.count
             let coefficients = delta.values + mine.lowerBound
             for k in 0..<count { (coefficients + k * stride).update(repeating: 0, count: width) }
-            lp_lockstep_block_gram(gram.row(0), n, scratch.rows, count, scratch.blockGram)
             let margins = scratch.margins, updated = scratch.updated
             var updates = 0
             var first = 0
@@ -234,13 +233,19 @@ extension LockstepGram {
                     let row = margins + (k - first) * width
                     for j in mine { row[j - mine.lowerBound] = state.values[state.valueIndex(running[j], order[k])] }
                 }
+                // The submatrix entries the margins read: the sub-block's rows at the positions with
+                // updates so far, then each row at the sub-block's own ones as they come.
+                lp_lockstep_block_gram(
+                    gram.row(0), n, scratch.rows, first, end, updated, updates, scratch.blockGram, count)
                 lp_lockstep_margins(
                     parameters.level, scratch.blockGram, count, first, end, updated, updates, coefficients, stride,
-                    width,
-                    margins, width)
+                    width, margins, width)
                 let earlier = updates
                 for k in first..<end {
                     let row = margins + (k - first) * width
+                    lp_lockstep_block_gram(
+                        gram.row(0), n, scratch.rows, k, k + 1, updated + earlier, updates - earlier, scratch.blockGram,
+                        count)
                     lp_lockstep_margins(
                         parameters.level, scratch.blockGram, count, k, k + 1, updated + earlier, updates - earlier,
                         coefficients, stride, width, row, width)
@@ -453,7 +458,7 @@ extension LockstepGram {
             // Half the L2 cache for the panel of a column chunk (at least one tile).
             let l2 = Scratch.l2Bytes()
             panelTiles = max(1, min(tiles, l2 / 2 / (self.block * Int(LP_LOCKSTEP_TILE) * MemoryLayout<Float>.size)))
-            panel = .allocate(capacity: self.block * panelTiles * Int(LP_LOCKSTEP_TILE))
+            panel = .allocate(capacity: (self.block + 1) * panelTiles * Int(LP_LOCKSTEP_TILE))
             klists = .allocate(capacity: max(problems, 1) * self.block)  // at most one job per problem
         }
 
@@ -462,8 +467,9 @@ extension LockstepGram {
             panel.deallocate(); klists.deallocate()
         }
 
-        /// Tiles per column chunk for a block of `count` positions (the panel holds count × chunk tiles).
-        func chunkTiles(count: Int) -> Int { max(1, panelTiles * block / max(count, 1)) }
+        /// Tiles per column chunk for a block of `count` positions (the panel holds count + 1
+        /// positions × chunk tiles).
+        func chunkTiles(count: Int) -> Int { max(1, panelTiles * block / (count + 1)) }
 
         /// The per-core L2 size (sysfs; 1 MiB when unknown).
         static func l2Bytes() -> Int {

@@ -135,7 +135,8 @@ struct LockstepGramTests {
             }
         }
         var block = [Double](repeating: 0, count: count * count)
-        lp_lockstep_block_gram(gram, n, rows, count, &block)
+        let lower: [Int32] = Array(0..<Int32(count))
+        for k in 0..<count { lp_lockstep_block_gram(gram, n, rows, k, k + 1, lower, k, &block, count) }
         for k in 0..<count {
             for q in 0..<k {
                 #expect(block[k * count + q] == Double(gram[Int(rows[k]) * n + Int(rows[q])]), "block Gram \(k), \(q)")
@@ -159,7 +160,7 @@ struct LockstepGramTests {
                         tiles.append(m.baseAddress!)
                         j += size
                     }
-                    var panel = [Float](repeating: 0, count: count * 2 * tile)
+                    var panel = [Float](repeating: 0, count: (count + 1) * 2 * tile)
                     var klists = [Int32](repeating: 0, count: sizes.count * count)
                     // In two column ranges, as two threads split a block.
                     let allTiles = padded / tile

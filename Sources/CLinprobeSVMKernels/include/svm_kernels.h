@@ -55,13 +55,14 @@ void lp_gram_flush_at(int level, const float *gram, long columns, double *values
 #define LP_LOCKSTEP_TILE 16
 #define LP_LOCKSTEP_MAX_JOB 6
 /// panel[t·kstride·TILE + k·TILE + c] = gram[rows[k]·stride + (firstTile + t)·TILE + c]
-/// (0 at columns ≥ `columns`), for t < tiles, k < count: the block's rows packed tile by tile
-/// (the update kernels widen each element to float64 as they load it).
-void lp_lockstep_panel(const float *gram, long stride, long columns, const int *rows, long count, long firstTile,
-                       long tiles, long kstride, float *panel);
-/// The lower triangle of the block's Gram submatrix: kb[k·count + q] = gram[rows[k]·stride + rows[q]]
-/// as float64, for q < k < count.
-void lp_lockstep_block_gram(const float *gram, long stride, const int *rows, long count, double *kb);
+/// (0 at columns ≥ `columns`), for t < tiles and k in positions[0..count): the block's rows packed
+/// tile by tile (the update kernels widen each element to float64 as they load it).
+void lp_lockstep_panel(const float *gram, long stride, long columns, const int *rows, const int *positions, long count,
+                       long firstTile, long tiles, long kstride, float *panel);
+/// Entries of the block's Gram submatrix: kb[k·kbstride + p] = gram[rows[k]·stride + rows[p]] as
+/// float64, for k in [from, to) and p in positions[0..count).
+void lp_lockstep_block_gram(const float *gram, long stride, const int *rows, long from, long to, const int *positions,
+                            long count, double *kb, long kbstride);
 /// m[(k − from)·mstride + j] = fma(delta[klist[q]·dstride + j], kb[k·kbstride + klist[q]], ·) for
 /// q = 0..kn−1 in order, for each position k in [from, to) and j < problems (register-blocked over
 /// positions and problems; each chain in klist order at every level).
@@ -70,7 +71,7 @@ void lp_lockstep_margins(int level, const double *kb, long kbstride, long from, 
 /// The block update of every job: for job j, its jobRows[j] problems (delta columns
 /// jobCols[j·MAX_JOB + i], decision values jobValues[j·MAX_JOB + i]: the 16 values of tile t at
 /// jobValues[…] + t·ustride) receive fma(delta[k·dstride + col], gram[rows[k]·stride + c], ·) for k < count in order, over the
-/// tiles t in [tileFrom, tileTo) with jobTiles[j][t] != 0. panel: count·chunkTiles·TILE floats; klists: jobs·count ints.
+/// tiles t in [tileFrom, tileTo) with jobTiles[j][t] != 0. panel: (count + 1)·chunkTiles·TILE floats; klists: jobs·count ints.
 void lp_lockstep_update(int level, const float *gram, long stride, long columns, long tileFrom, long tileTo,
                         const int *rows, long count, const double *delta, long dstride, long jobs,
                         const long *jobCols, const long *jobRows, double *const *jobValues, long ustride,

@@ -364,6 +364,14 @@ void lp_lockstep_update(int level, const float *gram, long stride, long columns,
     }
 }
 
+void lp_lockstep_prefetch(const double *values, long problems, long column, const long *which, long count,
+                          const void *from, long bytes) {
+    const double *tile = values + (column / TILE) * problems * TILE + column % TILE;
+    for (long j = 0; j < count; j++) __builtin_prefetch(tile + which[j] * TILE);
+    const char *p = (const char *)from;
+    for (long b = 0; b < bytes; b += 64) __builtin_prefetch(p + b);
+}
+
 // MARK: - Barrier (the threads of one lockstep meet twice per block)
 
 void lp_barrier_init(lp_barrier *b, long count) {

@@ -194,7 +194,9 @@ extension LockstepGram {
                     let count = min(parameters.block, n - start)
                     let order = sweep.order.order + start
                     for k in 0..<count { scratch.rows[k] = Int32(truncatingIfNeeded: order[k]) }
-                    visits(order: order, count: count, running: running, mine: mine, delta: delta, scratch: scratch)
+                    visits(
+                        order: order, count: count, ahead: n - start, running: running, mine: mine, delta: delta,
+                        scratch: scratch)
                     lp_barrier_wait(sweep.barrier)
                     if let jobs = sweep.jobs {
                         update(count: count, tiles: columns, jobs: jobs, delta: delta, scratch: scratch)
@@ -211,12 +213,13 @@ extension LockstepGram {
 
         /// The visits of one block by the running problems `mine` (indices into `running`): each
         /// position's decision values, then liblinear's visit, recording the updates' coefficients.
+        /// `order` has `ahead` ≥ `count` positions left in the sweep (what a visit prefetches for).
         /// A visit's decision value is u[row] plus the block's earlier terms, in order; the terms of
         /// earlier sub-blocks are added for a whole sub-block at once (register-blocked over its
         /// positions), those of its own earlier positions one visit at a time. Positions where no
         /// problem of `mine` made an update are left out (they add exact zeros).
         private func visits(
-            order: UnsafePointer<Int>, count: Int, running: [Int], mine: Range<Int>, delta: SharedDelta,
+            order: UnsafePointer<Int>, count: Int, ahead: Int, running: [Int], mine: Range<Int>, delta: SharedDelta,
             scratch: Scratch
         ) {
             if mine.isEmpty { return }
@@ -250,6 +253,7 @@ extension LockstepGram {
                         parameters.level, scratch.blockGram, count, k, k + 1, updated + earlier, updates - earlier,
                         coefficients, stride, width, row, width)
                     let r = order[k]
+                    if k + parameters.subBlock < ahead { prefetch(order[k + parameters.subBlock], running, mine) }
                     let norm = gram.diagonal[r]
                     var any = false
                     for j in mine {
@@ -264,6 +268,18 @@ extension LockstepGram {
                     }
                 }
                 first = end
+            }
+        }
+
+        /// Starts loading what the visit of `row` by `mine` will read: the decision values (read a
+        /// sub-block ahead) and the row's α.
+        private func prefetch(_ row: Int, _ running: [Int], _ mine: Range<Int>) {
+            let low = running[mine.lowerBound], high = running[mine.upperBound - 1]
+            running.withUnsafeBufferPointer { b in
+                guard let base = b.baseAddress else { return }
+                lp_lockstep_prefetch(
+                    state.values, state.problemCount, row, base + mine.lowerBound, mine.count,
+                    state.alpha + row * state.problemCount + low, (high - low + 1) * MemoryLayout<Double>.size)
             }
         }
 

@@ -76,6 +76,10 @@ void lp_lockstep_update(int level, const float *gram, long stride, long columns,
                         const int *rows, long count, const double *delta, long dstride, long jobs,
                         const long *jobCols, const long *jobRows, double *const *jobValues, long ustride,
                         const unsigned char *const *jobTiles, long chunkTiles, float *panel, int *klists);
+/// Prefetches the decision values of problems which[0..count) at `column` (tile-major layout of
+/// `problems` problems) and the bytes [from, from + bytes) of another array: a later visit's reads.
+void lp_lockstep_prefetch(const double *values, long problems, long column, const long *which, long count,
+                          const void *from, long bytes);
 /// A spinning barrier for `count` threads (each waits until all have arrived; reusable).
 typedef struct {
     long count;

@@ -50,9 +50,9 @@ struct LockstepParameters {
 /// visits the same row at the same time, so one read of a block of rows serves them all:
 /// the decision values u_p = K̃(α_p∘y_p) of every problem are updated once per block of positions,
 /// as a register-blocked product of the block's rows (packed once per column chunk, a chunk
-/// filling half the L2 cache, and widened to float64 as the kernel loads them) with the block's coefficients (`lp_lockstep_update`), and a visit's decision value
-/// is u_p[row] plus the terms of the block so far (`lp_lockstep_margins`, vectorised across
-/// problems). Both apply each problem's updates as fused multiply-adds in the order they were made
+/// filling half the L2 cache, and widened to float64 as the kernel loads them) with the block's
+/// coefficients (`lp_lockstep_update`), and a visit's decision value is u_p[row] plus the terms of
+/// the block so far (`lp_lockstep_margins`, vectorised across problems). Both apply each problem's updates as fused multiply-adds in the order they were made
 /// (a position without an update adds an exact zero), as `lp_axpy_f32_f64` does one update after
 /// another, so every problem's iterates equal `DualCD`'s with the same order (tested at every kernel
 /// level). Only column tiles holding training rows of a group are kept up to date; score rows
@@ -236,22 +236,16 @@ extension LockstepGram {
                     let row = margins + (k - first) * width
                     for j in mine { row[j - mine.lowerBound] = state.values[state.valueIndex(running[j], order[k])] }
                 }
-                // The submatrix entries the margins read: the sub-block's rows at the positions with
-                // updates so far, then each row at the sub-block's own ones as they come.
-                lp_lockstep_block_gram(
-                    gram.row(0), n, scratch.rows, first, end, updated, updates, scratch.blockGram, count)
-                lp_lockstep_margins(
-                    parameters.level, scratch.blockGram, count, first, end, updated, updates, coefficients, stride,
-                    width, margins, width)
+                // The earlier sub-blocks' terms for the whole sub-block, then each position's terms
+                // from its own sub-block as they come.
+                let terms = Terms(
+                    count: count, coefficients: coefficients, stride: stride, width: width, scratch: scratch)
+                addTerms(terms, positions: first..<end, from: updated, count: updates, into: margins)
                 let earlier = updates
                 for k in first..<end {
                     let row = margins + (k - first) * width
-                    lp_lockstep_block_gram(
-                        gram.row(0), n, scratch.rows, k, k + 1, updated + earlier, updates - earlier, scratch.blockGram,
-                        count)
-                    lp_lockstep_margins(
-                        parameters.level, scratch.blockGram, count, k, k + 1, updated + earlier, updates - earlier,
-                        coefficients, stride, width, row, width)
+                    addTerms(
+                        terms, positions: k..<(k + 1), from: updated + earlier, count: updates - earlier, into: row)
                     let r = order[k]
                     if k + parameters.subBlock < ahead { prefetch(order[k + parameters.subBlock], running, mine) }
                     let norm = gram.diagonal[r]
@@ -269,6 +263,30 @@ extension LockstepGram {
                 }
                 first = end
             }
+        }
+
+        /// A block's coefficients as the margins read them: `width` problems per position, `stride` apart.
+        private struct Terms {
+            let count: Int
+            let coefficients: UnsafeMutablePointer<Double>
+            let stride: Int
+            let width: Int
+            let scratch: Scratch
+        }
+
+        /// Adds to the decision values `margins` of `positions` (one row of `width` per position) the
+        /// terms of the `count` block positions listed at `from`, in order: gathers the submatrix
+        /// entries they need, then one register-blocked call.
+        private func addTerms(
+            _ t: Terms, positions: Range<Int>, from: UnsafePointer<Int32>, count: Int,
+            into margins: UnsafeMutablePointer<Double>
+        ) {
+            let kb = t.scratch.blockGram
+            lp_lockstep_block_gram(
+                gram.row(0), n, t.scratch.rows, positions.lowerBound, positions.upperBound, from, count, kb, t.count)
+            lp_lockstep_margins(
+                parameters.level, kb, t.count, positions.lowerBound, positions.upperBound, from, count, t.coefficients,
+                t.stride, t.width, margins, t.width)
         }
 
         /// Starts loading what the visit of `row` by `mine` will read: the decision values (read a

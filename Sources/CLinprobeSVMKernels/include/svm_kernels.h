@@ -69,9 +69,10 @@ void lp_lockstep_block_gram(const float *gram, long stride, const int *rows, lon
 void lp_lockstep_margins(int level, const double *kb, long kbstride, long from, long to, const int *klist, long kn,
                          const double *delta, long dstride, long problems, double *m, long mstride);
 /// The block update of every job: for job j, its jobRows[j] problems (delta columns
-/// jobCols[j·MAX_JOB + i], decision values jobValues[j·MAX_JOB + i]: the 16 values of tile t at
-/// jobValues[…] + t·ustride) receive fma(delta[k·dstride + col], gram[rows[k]·stride + c], ·) for k < count in order, over the
-/// tiles t in [tileFrom, tileTo) with jobTiles[j][t] != 0. panel: (count + 1)·chunkTiles·TILE floats; klists: jobs·count ints.
+/// jobCols[j·MAX_JOB + i], decision values jobValues[j·MAX_JOB + i], the 16 of tile t at
+/// jobValues[…] + t·ustride) receive fma(delta[k·dstride + col], gram[rows[k]·stride + c], ·) for
+/// k < count in order, over the tiles t in [tileFrom, tileTo) with jobTiles[j][t] != 0.
+/// panel: (count + 1)·chunkTiles·TILE floats; klists: jobs·count ints.
 void lp_lockstep_update(int level, const float *gram, long stride, long columns, long tileFrom, long tileTo,
                         const int *rows, long count, const double *delta, long dstride, long jobs,
                         const long *jobCols, const long *jobRows, double *const *jobValues, long ustride,
@@ -88,9 +89,9 @@ typedef struct {
 } lp_barrier;
 void lp_barrier_init(lp_barrier *b, long count);
 void lp_barrier_wait(lp_barrier *b);
-/// Zeroed memory for a large array read at scattered places: aligned to 2 MiB and, on Linux, marked
-/// for transparent huge pages (fewer TLB misses); NULL when out of memory. Free with
-/// `lp_huge_free(p, bytes)`.
+/// Zeroed memory for a large array read at scattered places: from 2 MiB up, on Linux, an anonymous
+/// mapping marked for transparent huge pages (its 2 MiB-aligned stretches can get them: fewer TLB
+/// misses), otherwise calloc; NULL when out of memory. Free with `lp_huge_free(p, bytes)`.
 void *lp_huge_alloc(unsigned long bytes);
 void lp_huge_free(void *p, unsigned long bytes);
 /// Name of the implementation in use: "avx512", "avx2" or "generic".

@@ -97,12 +97,25 @@ static void margins_generic(const double *kb, long kbs, long from, long to, cons
     }
 LP_MARGINS_TILE(margins512_tile, "avx512f", __m512d, 8, _mm512_loadu_pd, _mm512_storeu_pd, _mm512_fmadd_pd,
                 _mm512_set1_pd)
+// The last problems' lanes (fewer than 8: `lanes` masks them), P positions per call.
+__attribute__((target("avx512f"))) static inline __attribute__((always_inline)) void margins512_tail(
+    const double *kb, long kbs, long k0, long from, const long P, const int *klist, long kn, const double *delta,
+    long dstride, long j, __mmask8 lanes, double *m, long ms) {
+    __m512d acc[4];
+    for (long p = 0; p < P; p++) acc[p] = _mm512_maskz_loadu_pd(lanes, m + (k0 + p - from) * ms + j);
+    for (long q = 0; q < kn; q++) {
+        long kq = klist[q];
+        __m512d x = _mm512_maskz_loadu_pd(lanes, delta + kq * dstride + j);
+        for (long p = 0; p < P; p++) acc[p] = _mm512_fmadd_pd(x, _mm512_set1_pd(kb[(k0 + p) * kbs + kq]), acc[p]);
+    }
+    for (long p = 0; p < P; p++) _mm512_mask_storeu_pd(m + (k0 + p - from) * ms + j, lanes, acc[p]);
+}
 LP_MARGINS_TILE(margins256_tile, "avx2,fma", __m256d, 4, _mm256_loadu_pd, _mm256_storeu_pd, _mm256_fmadd_pd,
                 _mm256_set1_pd)
 #undef LP_MARGINS_TILE
 
 // Positions four at a time (then one by one), problems in runs of 4·LANES, then LANES, then one by one.
-#define LP_MARGINS_DRIVER(NAME, TARGET, TILE_FN, LANES)                                                       \
+#define LP_MARGINS_DRIVER(NAME, TARGET, TILE_FN, LANES, TAIL)                                                 \
     __attribute__((target(TARGET))) static void NAME(const double *kb, long kbs, long from, long to,          \
                                                      const int *klist, long kn, const double *delta,           \
                                                      long dstride, long problems, double *m, long ms) {        \
@@ -120,12 +133,24 @@ LP_MARGINS_TILE(margins256_tile, "avx2,fma", __m256d, 4, _mm256_loadu_pd, _mm256
             for (long j = wide; j < narrow; j += LANES)                                                       \
                 TILE_FN(kb, kbs, k, from, 1, klist, kn, delta, dstride, j, 1, m, ms);                         \
         }                                                                                                     \
-        if (narrow < problems)                                                                                \
-            margins_generic(kb, kbs, from, to, klist, kn, delta + narrow, dstride, problems - narrow,         \
-                            m + narrow, ms);                                                                  \
+        if (narrow < problems) TAIL(kb, kbs, from, to, klist, kn, delta, dstride, narrow, problems, m, ms);   \
     }
-LP_MARGINS_DRIVER(margins_avx512, "avx512f", margins512_tile, 8)
-LP_MARGINS_DRIVER(margins_avx2, "avx2,fma", margins256_tile, 4)
+// The problems after the last whole vector: one masked vector (AVX-512) or one by one.
+__attribute__((target("avx512f"))) static void margins512_rest(const double *kb, long kbs, long from, long to,
+                                                               const int *klist, long kn, const double *delta,
+                                                               long dstride, long j, long problems, double *m,
+                                                               long ms) {
+    __mmask8 lanes = (__mmask8)((1u << (problems - j)) - 1);
+    long k = from;
+    for (; k + 4 <= to; k += 4) margins512_tail(kb, kbs, k, from, 4, klist, kn, delta, dstride, j, lanes, m, ms);
+    for (; k < to; k++) margins512_tail(kb, kbs, k, from, 1, klist, kn, delta, dstride, j, lanes, m, ms);
+}
+static void margins_rest(const double *kb, long kbs, long from, long to, const int *klist, long kn,
+                         const double *delta, long dstride, long j, long problems, double *m, long ms) {
+    margins_generic(kb, kbs, from, to, klist, kn, delta + j, dstride, problems - j, m + j, ms);
+}
+LP_MARGINS_DRIVER(margins_avx512, "avx512f", margins512_tile, 8, margins512_rest)
+LP_MARGINS_DRIVER(margins_avx2, "avx2,fma", margins256_tile, 4, margins_rest)
 #undef LP_MARGINS_DRIVER
 #endif
 
@@ -196,8 +221,9 @@ static long tile_avx2(const float *panel, long kstride, long available, const in
 }
 
 // AVX-512: a tile's 16 columns are 2 registers. A call updates `mr` problems over `w` consecutive
-// tiles with mr·w ≤ 6 (12 accumulators, named so that they stay in registers): several problems
-// share each load of the panel, and a single problem still has 8 independent accumulation chains.
+// tiles with mr·w ≤ 8 (at most 16 accumulators, named so that they stay in registers): several
+// problems share each load of the panel, and every call has at least 8 independent accumulation
+// chains (four problems take two tiles: 16 chains rather than 8 hide the FMA latency).
 #define LP_UNIT_LOAD(i)                                                                                       \
     __m512d a##i##0 = _mm512_setzero_pd(), a##i##1 = _mm512_setzero_pd();                                   \
     if (units > i) {                                                                                          \
@@ -223,7 +249,8 @@ __attribute__((target("avx512f"))) static inline __attribute__((always_inline)) 
 tile_avx512_block(const float *panel, long kstride, const int *klist, long kn, const double *delta, long dstride,
                   const long *cols, const long mr, const long w, double *const *u, long ustride) {
     const long units = mr * w;
-    LP_UNIT_LOAD(0) LP_UNIT_LOAD(1) LP_UNIT_LOAD(2) LP_UNIT_LOAD(3) LP_UNIT_LOAD(4) LP_UNIT_LOAD(5)
+    LP_UNIT_LOAD(0) LP_UNIT_LOAD(1) LP_UNIT_LOAD(2) LP_UNIT_LOAD(3)
+    LP_UNIT_LOAD(4) LP_UNIT_LOAD(5) LP_UNIT_LOAD(6) LP_UNIT_LOAD(7)
     for (long q = 0; q < kn; q++) {
         long k = klist[q];
         long off = k * dstride;
@@ -240,11 +267,13 @@ tile_avx512_block(const float *panel, long kstride, const int *klist, long kn, c
     else if ((i) % w == 1) { LP_FMA2(i, x10, x11) }                                                           \
     else if ((i) % w == 2) { LP_FMA2(i, x20, x21) }                                                           \
     else { LP_FMA2(i, x30, x31) }
-        LP_FMA_UNIT(0) LP_FMA_UNIT(1) LP_FMA_UNIT(2) LP_FMA_UNIT(3) LP_FMA_UNIT(4) LP_FMA_UNIT(5)
+        LP_FMA_UNIT(0) LP_FMA_UNIT(1) LP_FMA_UNIT(2) LP_FMA_UNIT(3)
+        LP_FMA_UNIT(4) LP_FMA_UNIT(5) LP_FMA_UNIT(6) LP_FMA_UNIT(7)
 #undef LP_FMA_UNIT
 #undef LP_FMA2
     }
-    LP_UNIT_STORE(0) LP_UNIT_STORE(1) LP_UNIT_STORE(2) LP_UNIT_STORE(3) LP_UNIT_STORE(4) LP_UNIT_STORE(5)
+    LP_UNIT_STORE(0) LP_UNIT_STORE(1) LP_UNIT_STORE(2) LP_UNIT_STORE(3)
+    LP_UNIT_STORE(4) LP_UNIT_STORE(5) LP_UNIT_STORE(6) LP_UNIT_STORE(7)
 }
 #undef LP_UNIT_LOAD
 #undef LP_TILE_LOAD
@@ -254,7 +283,7 @@ tile_avx512_block(const float *panel, long kstride, const int *klist, long kn, c
 
 // Tiles per call for `mr` problems (at most `available` consecutive ones).
 static inline long tile_width(long mr, long available) {
-    long w = mr >= 4 ? 1 : mr == 3 ? 2 : mr == 2 ? 3 : 4;
+    long w = mr >= 5 ? 1 : mr >= 3 ? 2 : mr == 2 ? 3 : 4;
     return w < available ? w : available;
 }
 
@@ -268,7 +297,7 @@ static long tile_avx512(const float *panel, long kstride, long available, const 
         tile_avx512_block(panel, kstride, klist, kn, delta, dstride, cols, M, W, u, ustride);                        \
         return W;                                                                                             \
     }
-    LP_CASE(6, 1) LP_CASE(5, 1) LP_CASE(4, 1)
+    LP_CASE(6, 1) LP_CASE(5, 1) LP_CASE(4, 2) LP_CASE(4, 1)
     LP_CASE(3, 2) LP_CASE(3, 1)
     LP_CASE(2, 3) LP_CASE(2, 2) LP_CASE(2, 1)
     LP_CASE(1, 4) LP_CASE(1, 3) LP_CASE(1, 2) LP_CASE(1, 1)
@@ -281,6 +310,15 @@ static long tile_avx512(const float *panel, long kstride, long available, const 
 // problem's decision values of consecutive tiles ustride apart); returns how many tiles it did.
 typedef long (*tile_fn)(const float *, long, long, const int *, long, const double *, long, const long *, long,
                         double *const *, long);
+
+// Tiles per call of the kernel `tile` for `mr` problems with `available` tiles left.
+static inline long width(tile_fn tile, long mr, long available) {
+#ifdef LP_X86
+    if (tile == tile_avx512) return tile_width(mr, available);
+#endif
+    (void)tile, (void)mr, (void)available;
+    return 1;
+}
 
 static void pick(int level, margins_fn *m, tile_fn *t) {
     int usable = lp_svm_kernel_level();
@@ -301,8 +339,59 @@ void lp_lockstep_margins(int level, const double *kb, long kbstride, long from, 
     fn(kb, kbstride, from, to, klist, kn, delta, dstride, problems, m, mstride);
 }
 
+// One job over the tiles [from, to) of the chunk that starts at tile `first`: each run of its
+// tiles in calls of up to the kernel's width.
+static void update_tiles(tile_fn tile, const float *panel, long kstride, long first, long from, long to,
+                         const unsigned char *mask, const int *klist, long kn, const double *delta, long dstride,
+                         const long *cols, long rowsCount, double *const *values, long ustride) {
+    long t = from;
+    while (t < to) {
+        if (!mask[first + t]) {
+            t++;
+            continue;
+        }
+        long end = t + 1;
+        while (end < to && mask[first + end]) end++;
+        while (t < end) {
+            double *u[MAX_ROWS];
+            for (long i = 0; i < rowsCount; i++) u[i] = values[i] + (first + t) * ustride;
+            // The next call's decision values (a tile per problem is two lines, the problem's next
+            // tile a whole tile stride away) start loading while this call computes.
+            long next = t + width(tile, rowsCount, end - t);
+            for (long n = next; n < next + 2 && n < end; n++)
+                for (long i = 0; i < rowsCount; i++) {
+                    const char *line = (const char *)(values[i] + (first + n) * ustride);
+                    __builtin_prefetch(line);
+                    __builtin_prefetch(line + 64);
+                }
+            t += tile(panel + t * kstride * TILE, kstride * TILE, end - t, klist, kn, delta, dstride, cols, rowsCount,
+                      u, ustride);
+        }
+    }
+}
+
+#ifdef LP_X86
+// job_klist for a job whose columns are consecutive: one masked compare per position.
+__attribute__((target("avx512f"))) static long job_klist_avx512(const double *delta, long dstride, long count,
+                                                                long col, long rowsCount, int *klist) {
+    __mmask8 lanes = (__mmask8)((1u << rowsCount) - 1);
+    long kn = 0;
+    for (long k = 0; k < count; k++) {
+        __m512d d = _mm512_maskz_loadu_pd(lanes, delta + k * dstride + col);
+        if (_mm512_mask_cmp_pd_mask(lanes, d, _mm512_setzero_pd(), _CMP_NEQ_UQ)) klist[kn++] = (int)k;
+    }
+    return kn;
+}
+#endif
+
 // Positions where some problem of the job made an update (the others leave u unchanged).
 static long job_klist(const double *delta, long dstride, long count, const long *cols, long rowsCount, int *klist) {
+#ifdef LP_X86
+    int consecutive = rowsCount <= 8;
+    for (long i = 1; i < rowsCount; i++) consecutive &= cols[i] == cols[0] + i;
+    if (consecutive && rowsCount > 0 && lp_svm_kernel_level() == 2)
+        return job_klist_avx512(delta, dstride, count, cols[0], rowsCount, klist);
+#endif
     long kn = 0;
     for (long k = 0; k < count; k++) {
         const double *d = delta + k * dstride;
@@ -342,34 +431,10 @@ void lp_lockstep_update(int level, const float *gram, long stride, long columns,
         lp_lockstep_panel(gram, stride, columns, rows, needed, neededCount, first, chunk, kstride, panel);
         for (long j = 0; j < jobs; j++) {
             if (kn[j] == 0) continue;
-            const unsigned char *mask = jobTiles[j];
-            double *const *values = jobValues + j * MAX_ROWS;
-            long t = 0;
-            while (t < chunk) {
-                if (!mask[first + t]) {
-                    t++;
-                    continue;
-                }
-                long run = 1;
-                while (t + run < chunk && mask[first + t + run]) run++;
-                // The run of tiles in calls of up to the kernel's width.
-                for (long end = t + run; t < end;) {
-                    double *u[MAX_ROWS];
-                    for (long i = 0; i < jobRows[j]; i++) u[i] = values[i] + (first + t) * ustride;
-                    t += tile(panel + t * kstride * TILE, kstride * TILE, end - t, klists + j * count, kn[j], delta,
-                              dstride, jobCols + j * MAX_ROWS, jobRows[j], u, ustride);
-                }
-            }
+            update_tiles(tile, panel, kstride, first, 0, chunk, jobTiles[j], klists + j * count, kn[j], delta,
+                         dstride, jobCols + j * MAX_ROWS, jobRows[j], jobValues + j * MAX_ROWS, ustride);
         }
     }
-}
-
-void lp_lockstep_prefetch(const double *values, long problems, long column, const long *which, long count,
-                          const void *from, long bytes) {
-    const double *tile = values + (column / TILE) * problems * TILE + column % TILE;
-    for (long j = 0; j < count; j++) __builtin_prefetch(tile + which[j] * TILE);
-    const char *p = (const char *)from;
-    for (long b = 0; b < bytes; b += 64) __builtin_prefetch(p + b);
 }
 
 // MARK: - Barrier (the threads of one lockstep meet twice per block)

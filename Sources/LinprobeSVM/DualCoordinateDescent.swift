@@ -296,14 +296,25 @@ enum DualCD {
 
 /// liblinear's per-problem rule in `solve_l2r_l1l2_svc`, shared by `DualCD` and `LockstepGram`:
 /// the shrinking bounds (the previous sweep's extreme projected gradients), the visit of one
-/// variable, and the stopping test at the end of a sweep.
+/// variable, and the stopping test at the end of a sweep. (`LockstepGram` keeps each field in an
+/// array and visits with `lp_lockstep_visit`, this `visit` for eight problems per vector; its
+/// tests compare the two solvers bit for bit.)
 struct ShrinkingRule {
     /// The problem's rows that are not shrunk.
     private(set) var active: Int
-    private var maxOld = Double.infinity, minOld = -Double.infinity
-    private var maxNew = 0.0, minNew = 0.0
+    private(set) var maxOld = Double.infinity, minOld = -Double.infinity
+    private(set) var maxNew = 0.0, minNew = 0.0
 
     init(rows: Int) { active = rows }
+
+    /// A rule in a given state (the lockstep solver keeps each field in an array of its own).
+    init(active: Int, maxOld: Double, minOld: Double, maxNew: Double, minNew: Double) {
+        self.active = active
+        self.maxOld = maxOld
+        self.minOld = minOld
+        self.maxNew = maxNew
+        self.minNew = minNew
+    }
 
     mutating func beginSweep() {
         maxNew = -.infinity

@@ -52,18 +52,20 @@ struct LockstepParameters {
 /// as a register-blocked product of the block's rows (packed once per column chunk, a chunk
 /// filling half the L2 cache, and widened to float64 as the kernel loads them) with the block's
 /// coefficients (`lp_lockstep_update`), and a visit's decision value is u_p[row] plus the terms of
-/// the block so far (`lp_lockstep_margins`, vectorised across problems). Both apply each problem's updates as fused multiply-adds in the order they were made
-/// (a position without an update adds an exact zero), as `lp_axpy_f32_f64` does one update after
-/// another, so every problem's iterates equal `DualCD`'s with the same order (tested at every kernel
-/// level). Only column tiles holding training rows of a group are kept up to date; score rows
-/// are computed from α at the end.
+/// the block so far (`lp_lockstep_margins`, vectorised across problems). Both apply each problem's
+/// updates as fused multiply-adds in the order they were made (a position without an update adds
+/// an exact zero), as `lp_axpy_f32_f64` does one update after another; the visit itself is
+/// `ShrinkingRule.visit` for eight problems per vector (`lp_lockstep_visit`, the same operations
+/// unfused). So every problem's iterates equal `DualCD`'s with the same order (tested at every
+/// kernel level). Only column tiles holding training rows of a group are kept up to date; score
+/// rows are computed from α at the end.
 ///
-/// Threads share each block: the visits are split by problems, the block update by column tiles
-/// (each thread converts and reads only its columns of the block's rows, so the matrix is read
-/// once per outer iteration), with a barrier after each phase. A problem's result does not depend
-/// on the thread count.
+/// Threads share each block: the visits are split by problems (whole bytes of the problem
+/// bitsets), the block update by column tiles (each thread converts and reads only its columns of
+/// the block's rows, so the matrix is read once per outer iteration), with a barrier after each
+/// phase. A problem's result does not depend on the thread count.
 enum LockstepGram {
-    /// Memory per fit and Gram row: a float64 decision value and α, an active flag.
+    /// Memory per fit and Gram row: a float64 decision value and α, two flag bits (rounded up).
     static let bytesPerFitAndRow = 17
 
     static func solve(
@@ -127,7 +129,8 @@ extension LockstepGram {
                 return ids.count - 1
             }
             state = States(
-                groups: groups, problems: problems.map(\.group), n: n, paddedColumns: paddedColumns, tiles: tiles)
+                groups: groups, problems: problems.map { ($0.group, $0.diagonal, $0.upper) }, n: n,
+                paddedColumns: paddedColumns, tiles: tiles)
         }
 
         /// What thread 0 sets between sweeps and every thread reads during one.
@@ -135,6 +138,10 @@ extension LockstepGram {
             var order: SweepOrder
             var running: [Int]
             var jobs: Jobs?
+            /// Per thread: its bytes of the problem bitsets and its running problems (indices into
+            /// `running`), thread t from bounds[t] to bounds[t + 1].
+            var byteBounds: [Int] = []
+            var runningBounds: [Int] = []
             var sweeps = 0
             var finished = false
             let barrier = UnsafeMutablePointer<lp_barrier>.allocate(capacity: 1)
@@ -179,15 +186,18 @@ extension LockstepGram {
                     if sweep.running.isEmpty || sweep.sweeps >= parameters.maxIterations {
                         sweep.finished = true
                     } else {
-                        for p in sweep.running { state.rules[p].beginSweep() }
+                        state.beginSweep(sweep.running)
                         sweep.order.advance()
                         sweep.jobs = Jobs(running: sweep.running, problems: problems, rowSets: rowSets, state: state)
+                        (sweep.byteBounds, sweep.runningBounds) = state.split(sweep.running, team: team)
                     }
                 }
                 lp_barrier_wait(sweep.barrier)
                 if sweep.finished { return }
                 let running = sweep.running
-                let mine = (running.count * t / team)..<(running.count * (t + 1) / team)
+                let mine = Visitors(
+                    running: sweep.runningBounds[t]..<sweep.runningBounds[t + 1],
+                    bytes: sweep.byteBounds[t]..<sweep.byteBounds[t + 1])
                 let columns = (tiles * t / team)..<(tiles * (t + 1) / team)
                 var start = 0
                 while start < n {
@@ -211,58 +221,80 @@ extension LockstepGram {
             }
         }
 
-        /// The visits of one block by the running problems `mine` (indices into `running`): each
-        /// position's decision values, then liblinear's visit, recording the updates' coefficients.
+        /// A thread's share of the visits: running problems (indices into `running`) and the bytes
+        /// of the problem bitsets that hold them.
+        struct Visitors {
+            let running: Range<Int>
+            let bytes: Range<Int>
+        }
+
+        /// The visits of one block by the running problems `mine`: each position's decision values,
+        /// then liblinear's visit (`lp_lockstep_visit`), recording the updates' coefficients.
         /// `order` has `ahead` ≥ `count` positions left in the sweep (what a visit prefetches for).
         /// A visit's decision value is u[row] plus the block's earlier terms, in order; the terms of
         /// earlier sub-blocks are added for a whole sub-block at once (register-blocked over its
         /// positions), those of its own earlier positions one visit at a time. Positions where no
         /// problem of `mine` made an update are left out (they add exact zeros).
         private func visits(
-            order: UnsafePointer<Int>, count: Int, ahead: Int, running: [Int], mine: Range<Int>, delta: SharedDelta,
+            order: UnsafePointer<Int>, count: Int, ahead: Int, running: [Int], mine: Visitors, delta: SharedDelta,
             scratch: Scratch
         ) {
-            if mine.isEmpty { return }
+            if mine.running.isEmpty { return }
             let stride = delta.stride
-            let width = mine.count
-            let coefficients = delta.values + mine.lowerBound
+            let width = mine.running.count
+            let coefficients = delta.values + mine.running.lowerBound
             for k in 0..<count { (coefficients + k * stride).update(repeating: 0, count: width) }
             let margins = scratch.margins, updated = scratch.updated
             var updates = 0
             var first = 0
-            while first < count {
-                let end = min(first + parameters.subBlock, count)
-                for k in first..<end {
-                    let row = margins + (k - first) * width
-                    for j in mine { row[j - mine.lowerBound] = state.values[state.valueIndex(running[j], order[k])] }
-                }
-                // The earlier sub-blocks' terms for the whole sub-block, then each position's terms
-                // from its own sub-block as they come.
-                let terms = Terms(
-                    count: count, coefficients: coefficients, stride: stride, width: width, scratch: scratch)
-                addTerms(terms, positions: first..<end, from: updated, count: updates, into: margins)
-                let earlier = updates
-                for k in first..<end {
-                    let row = margins + (k - first) * width
-                    addTerms(
-                        terms, positions: k..<(k + 1), from: updated + earlier, count: updates - earlier, into: row)
-                    let r = order[k]
-                    if k + parameters.subBlock < ahead { prefetch(order[k + parameters.subBlock], running, mine) }
-                    let norm = gram.diagonal[r]
-                    var any = false
-                    for j in mine {
-                        if let d = visit(running[j], row: r, margin: row[j - mine.lowerBound], norm: norm) {
-                            coefficients[k * stride + j - mine.lowerBound] = d
-                            any = true
+            running.withUnsafeBufferPointer { runningBuffer in
+                guard let which = runningBuffer.baseAddress.map({ $0 + mine.running.lowerBound }) else { return }
+                while first < count {
+                    let end = min(first + parameters.subBlock, count)
+                    for k in first..<end {
+                        lp_lockstep_gather(
+                            state.values, state.problemCount, order[k], which, width, margins + (k - first) * width)
+                    }
+                    // The earlier sub-blocks' terms for the whole sub-block, then each position's terms
+                    // from its own sub-block as they come.
+                    let terms = Terms(
+                        count: count, coefficients: coefficients, stride: stride, width: width, scratch: scratch)
+                    addTerms(terms, positions: first..<end, from: updated, count: updates, into: margins)
+                    let earlier = updates
+                    for k in first..<end {
+                        let row = margins + (k - first) * width
+                        addTerms(
+                            terms, positions: k..<(k + 1), from: updated + earlier, count: updates - earlier,
+                            into: row)
+                        let r = order[k]
+                        if k + parameters.subBlock < ahead {
+                            prefetch(k + parameters.subBlock, order, count, which, mine)
+                        }
+                        let any = lp_lockstep_visit(
+                            parameters.level, state.visitState, r, gram.diagonal[r], mine.bytes.lowerBound,
+                            mine.bytes.upperBound, row, coefficients + k * stride)
+                        if any != 0 {
+                            updated[updates] = Int32(k)
+                            updates += 1
                         }
                     }
-                    if any {
-                        updated[updates] = Int32(k)
-                        updates += 1
-                    }
+                    first = end
                 }
-                first = end
             }
+        }
+
+        /// Starts loading what the visit at position `k` (of this block, or of the next if k ≥
+        /// `count`) by `mine` will read: the decision values at its row, the row's α and flags, and
+        /// the Gram entries between its row and the earlier positions of its block.
+        private func prefetch(
+            _ k: Int, _ order: UnsafePointer<Int>, _ count: Int, _ which: UnsafePointer<Int>, _ mine: Visitors
+        ) {
+            let row = order[k]
+            lp_lockstep_prefetch(
+                state.visitState, state.values, row, which, mine.running.count, mine.bytes.lowerBound,
+                mine.bytes.upperBound)
+            let blockStart = k < count ? 0 : count
+            lp_lockstep_prefetch_gram(gram.row(0), n, row, order + blockStart, k - blockStart)
         }
 
         /// A block's coefficients as the margins read them: `width` problems per position, `stride` apart.
@@ -289,18 +321,6 @@ extension LockstepGram {
                 t.stride, t.width, margins, t.width)
         }
 
-        /// Starts loading what the visit of `row` by `mine` will read: the decision values (read a
-        /// sub-block ahead) and the row's α.
-        private func prefetch(_ row: Int, _ running: [Int], _ mine: Range<Int>) {
-            let low = running[mine.lowerBound], high = running[mine.upperBound - 1]
-            running.withUnsafeBufferPointer { b in
-                guard let base = b.baseAddress else { return }
-                lp_lockstep_prefetch(
-                    state.values, state.problemCount, row, base + mine.lowerBound, mine.count,
-                    state.alpha + row * state.problemCount + low, (high - low + 1) * MemoryLayout<Double>.size)
-            }
-        }
-
         /// The block update of every job over the column tiles `tiles`.
         private func update(count: Int, tiles: Range<Int>, jobs: Jobs, delta: SharedDelta, scratch: Scratch) {
             if tiles.isEmpty { return }
@@ -313,30 +333,6 @@ extension LockstepGram {
             }
         }
 
-        /// liblinear's visit of `row` by problem `p` (`ShrinkingRule`); returns the coefficient of
-        /// the update (nil: none).
-        @inline(__always)
-        private func visit(_ p: Int, row r: Int, margin: Double, norm: Double) -> Double? {
-            let at = r * problems.count + p
-            if state.active[at] == 0 { return nil }
-            let problem = problems[p]
-            let positive = state.labels[r * groups.count + problem.group] > 0
-            let yi: Double = positive ? 1 : -1
-            let diag = positive ? problem.diagonal.positive : problem.diagonal.negative
-            let upper = positive ? problem.upper.positive : problem.upper.negative
-            let a = state.alpha[at]
-            guard
-                let updated = state.rules[p].visit(
-                    alpha: a, gradient: yi * margin - 1 + a * diag, upper: upper, qd: diag + norm)
-            else {
-                state.active[at] = 0
-                return nil
-            }
-            state.alpha[at] = updated
-            let d = (updated - a) * yi
-            return d != 0 ? d : nil
-        }
-
         /// Each running problem's stopping test (`ShrinkingRule.endSweep`, as `DualCD`).
         private func endSweep(_ running: [Int], sweeps: Int) -> [Int] {
             var still: [Int] = []
@@ -344,7 +340,9 @@ extension LockstepGram {
             for p in running {
                 state.outcomes[p].iterations = sweeps
                 let group = problems[p].group
-                switch state.rules[p].endSweep(tolerance: parameters.tolerance, rows: groups[group].rows.count) {
+                var rule = state.rule(p)
+                defer { state.setRule(p, rule) }
+                switch rule.endSweep(tolerance: parameters.tolerance, rows: groups[group].rows.count) {
                 case .converged:
                     state.outcomes[p].converged = true
                     continue
@@ -380,9 +378,9 @@ extension LockstepGram {
 
     /// Every problem's solver state and each group's labels, training-row mask and column tiles.
     /// Decision values are tile-major (tile, problem, 16 columns: the block update reads a
-    /// problem's tile as one piece, and a visit finds every problem's value at its row in one
-    /// stretch of memory); α, the active flags and the labels are row-major (a visit reads one row
-    /// for every problem).
+    /// problem's tile as one piece; a visit finds the problems' values at its row 128 bytes apart,
+    /// within the row's tile); α is row-major, and the active flags and label signs are one bitset per
+    /// row (a visit reads one row for every problem, eight problems per vector).
     final class States {
         let n: Int
         let problemCount: Int
@@ -393,29 +391,49 @@ extension LockstepGram {
         var tileStride: Int { problemCount * Int(LP_LOCKSTEP_TILE) }
         /// Per row × problem.
         let alpha: UnsafeMutablePointer<Double>
+        /// Bytes per row of the bitsets (problem p at byte p / 8, bit p % 8).
+        let maskBytes: Int
+        /// Per row: the problems for which the row is an active training row; whose label is +1.
         let active: UnsafeMutablePointer<UInt8>
+        let positive: UnsafeMutablePointer<UInt8>
+        /// The running problems of the sweep.
+        let running: UnsafeMutablePointer<UInt8>
         /// Per row × group: the label (0: not a training row of the group).
         let labels: UnsafeMutablePointer<Int8>
         /// Per group × tile: whether the tile holds a training row of the group.
         let tileMasks: UnsafeMutablePointer<UInt8>
         let tiles: Int
-        /// Per problem: liblinear's shrinking rule.
-        let rules: UnsafeMutablePointer<ShrinkingRule>
+        /// Per problem (label −1, then +1): D_ii and the upper bound.
+        let diagonal: UnsafeMutablePointer<Double>
+        let upper: UnsafeMutablePointer<Double>
+        /// Per problem: liblinear's shrinking rule, one array per field (`rule(_:)`).
+        let maxOld, minOld, maxNew, minNew: UnsafeMutablePointer<Double>
+        let activeCount: UnsafeMutablePointer<Int>
+        /// The above as the visit kernel reads them.
+        let visitState: UnsafeMutablePointer<lp_lockstep_state>
         var outcomes: [FitOutcome]
 
-        init(groups: [LockstepGroup], problems: [Int], n: Int, paddedColumns: Int, tiles: Int) {
+        /// `problems`: each problem's group, D_ii and upper bound per label.
+        init(
+            groups: [LockstepGroup],
+            problems: [(
+                group: Int, diagonal: (negative: Double, positive: Double), upper: (negative: Double, positive: Double)
+            )],
+            n: Int, paddedColumns: Int, tiles: Int
+        ) {
             self.n = n
             self.tiles = tiles
             let count = problems.count
             problemCount = count
             groupCount = groups.count
+            maskBytes = max(1, (count + 7) / 8)
             values = HugePages.allocate(Double.self, count: count * paddedColumns)
             alpha = HugePages.allocate(Double.self, count: count * n)
-            active = HugePages.allocate(UInt8.self, count: count * n)
-            labels = .allocate(capacity: max(groups.count * n, 1))
-            labels.initialize(repeating: 0, count: max(groups.count * n, 1))
-            tileMasks = .allocate(capacity: max(groups.count * tiles, 1))
-            tileMasks.initialize(repeating: 0, count: max(groups.count * tiles, 1))
+            active = States.zeroed(n * maskBytes)
+            positive = States.zeroed(n * maskBytes)
+            running = States.zeroed(maskBytes)
+            labels = States.zeroed(groups.count * n)
+            tileMasks = States.zeroed(groups.count * tiles)
             let tile = Int(LP_LOCKSTEP_TILE)
             for (g, group) in groups.enumerated() {
                 for (i, r) in group.rows.enumerated() {
@@ -426,11 +444,35 @@ extension LockstepGram {
                     tileMasks[g * tiles + r / tile] = 1
                 }
             }
-            rules = .allocate(capacity: max(count, 1))
-            rules.initialize(repeating: ShrinkingRule(rows: 0), count: max(count, 1))
-            for (p, g) in problems.enumerated() { rules[p] = ShrinkingRule(rows: groups[g].rows.count) }
+            diagonal = States.zeroed(2 * count)
+            upper = States.zeroed(2 * count)
+            (maxOld, minOld) = (States.zeroed(count), States.zeroed(count))
+            (maxNew, minNew) = (States.zeroed(count), States.zeroed(count))
+            activeCount = States.zeroed(count)
+            for (p, problem) in problems.enumerated() {
+                (diagonal[p], diagonal[count + p]) = (problem.diagonal.negative, problem.diagonal.positive)
+                (upper[p], upper[count + p]) = (problem.upper.negative, problem.upper.positive)
+                for r in 0..<n where labels[r * groups.count + problem.group] > 0 {
+                    positive[r * maskBytes + p / 8] |= UInt8(1) << (p % 8)
+                }
+            }
+            visitState = .allocate(capacity: 1)
+            visitState.initialize(
+                to: lp_lockstep_state(
+                    problems: count, maskBytes: maskBytes, alpha: alpha, active: active, positive: positive,
+                    running: running, diagonal: diagonal, upper: upper, maxOld: maxOld, minOld: minOld,
+                    maxNew: maxNew, minNew: minNew, activeCount: activeCount))
             outcomes = Array(repeating: FitOutcome(iterations: 0, converged: false), count: count)
-            for (p, g) in problems.enumerated() { reactivate(p, group: g) }
+            for (p, problem) in problems.enumerated() {
+                setRule(p, ShrinkingRule(rows: groups[problem.group].rows.count))
+                reactivate(p, group: problem.group)
+            }
+        }
+
+        private static func zeroed<T: Numeric>(_ count: Int) -> UnsafeMutablePointer<T> {
+            let p = UnsafeMutablePointer<T>.allocate(capacity: max(count, 1))
+            p.initialize(repeating: 0, count: max(count, 1))
+            return p
         }
 
         /// Where problem `p`'s decision value at column `c` is.
@@ -442,14 +484,66 @@ extension LockstepGram {
         func deallocate() {
             HugePages.free(values, count: problemCount * tiles * Int(LP_LOCKSTEP_TILE))
             HugePages.free(alpha, count: problemCount * n)
-            HugePages.free(active, count: problemCount * n)
-            labels.deallocate(); tileMasks.deallocate()
-            rules.deallocate()
+            for p in [active, positive, running, tileMasks] { p.deallocate() }
+            labels.deallocate()
+            for p in [diagonal, upper, maxOld, minOld, maxNew, minNew] { p.deallocate() }
+            activeCount.deallocate()
+            visitState.deallocate()
+        }
+
+        /// Problem `p`'s shrinking rule.
+        func rule(_ p: Int) -> ShrinkingRule {
+            ShrinkingRule(
+                active: activeCount[p], maxOld: maxOld[p], minOld: minOld[p], maxNew: maxNew[p], minNew: minNew[p])
+        }
+
+        func setRule(_ p: Int, _ rule: ShrinkingRule) {
+            (activeCount[p], maxOld[p], minOld[p]) = (rule.active, rule.maxOld, rule.minOld)
+            (maxNew[p], minNew[p]) = (rule.maxNew, rule.minNew)
+        }
+
+        /// A new sweep of the problems `running`: their rules' sweep starts and the running bitset.
+        func beginSweep(_ running: [Int]) {
+            self.running.update(repeating: 0, count: maskBytes)
+            for p in running {
+                var r = rule(p)
+                r.beginSweep()
+                setRule(p, r)
+                self.running[p / 8] |= UInt8(1) << (p % 8)
+            }
+        }
+
+        /// The threads' shares of the visits: whole bytes of the bitsets (a byte is written by one
+        /// thread only), cut where the running problems before the cut are nearest t/team of them.
+        /// Returns the byte bounds and the bounds in `running` (team + 1 each).
+        func split(_ running: [Int], team: Int) -> (bytes: [Int], running: [Int]) {
+            var bytes = [0], indices = [0]
+            var j = 0
+            for t in 1..<team {
+                let target = running.count * t / team
+                var byte = bytes[t - 1]
+                // Advance through whole bytes while that brings the count nearer the target.
+                while byte < maskBytes {
+                    var next = j
+                    while next < running.count && running[next] / 8 == byte { next += 1 }
+                    if abs(next - target) > abs(j - target) { break }
+                    (byte, j) = (byte + 1, next)
+                }
+                bytes.append(byte)
+                indices.append(j)
+            }
+            bytes.append(maskBytes)
+            indices.append(running.count)
+            return (bytes, indices)
         }
 
         /// Every training row of problem `p`'s group active again.
         func reactivate(_ p: Int, group g: Int) {
-            for r in 0..<n { active[r * problemCount + p] = labels[r * groupCount + g] != 0 ? 1 : 0 }
+            let bit = UInt8(1) << (p % 8)
+            for r in 0..<n {
+                let at = r * maskBytes + p / 8
+                active[at] = labels[r * groupCount + g] != 0 ? active[at] | bit : active[at] & ~bit
+            }
         }
     }
 

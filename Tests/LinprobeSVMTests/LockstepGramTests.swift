@@ -143,7 +143,7 @@ struct LockstepGramTests {
             }
         }
         for level in 0...lp_svm_kernel_level() {
-            // The block update, jobs of ≤ 6 problems, every tile.
+            // The block update, jobs of every size from 1 to 6 problems in turn, every tile.
             var values = start
             let masks = [UInt8](repeating: 1, count: padded / tile)
             values.withUnsafeMutableBufferPointer { v in
@@ -153,7 +153,7 @@ struct LockstepGramTests {
                     var pointers: [UnsafeMutablePointer<Double>?] = [], tiles: [UnsafePointer<UInt8>?] = []
                     var j = 0
                     while j < problems {
-                        let size = min(width, problems - j)
+                        let size = min(sizes.count % width + 1, problems - j)
                         cols += (0..<width).map { $0 < size ? j + $0 : 0 }
                         pointers += (0..<width).map { $0 < size ? v.baseAddress! + (j + $0) * padded : nil }
                         sizes.append(size)

@@ -77,10 +77,44 @@ void lp_lockstep_update(int level, const float *gram, long stride, long columns,
                         const int *rows, long count, const double *delta, long dstride, long jobs,
                         const long *jobCols, const long *jobRows, double *const *jobValues, long ustride,
                         const unsigned char *const *jobTiles, long chunkTiles, float *panel, int *klists);
-/// Prefetches the decision values of problems which[0..count) at `column` (tile-major layout of
-/// `problems` problems) and the bytes [from, from + bytes) of another array: a later visit's reads.
-void lp_lockstep_prefetch(const double *values, long problems, long column, const long *which, long count,
-                          const void *from, long bytes);
+/// Lockstep visits: the solver state of every problem, problem-major within each row. Bitsets hold
+/// problem p of a row at byte p/8, bit p%8 (`maskBytes` bytes per row).
+typedef struct {
+    long problems;
+    long maskBytes;
+    /// α: [row·problems + p].
+    double *alpha;
+    /// Bitsets per row: variable not shrunk (and a training row of p's group); label +1.
+    unsigned char *active;
+    const unsigned char *positive;
+    /// This sweep's running problems (one bitset).
+    const unsigned char *running;
+    /// Per problem, label −1 at [p] and +1 at [problems + p]: 1/(2C) (D_ii) and the upper bound.
+    const double *diagonal;
+    const double *upper;
+    /// liblinear's shrinking bounds per problem (`ShrinkingRule`), and its count of active rows.
+    const double *maxOld;
+    const double *minOld;
+    double *maxNew;
+    double *minNew;
+    long *activeCount;
+} lp_lockstep_state;
+/// Each running problem p in bytes [byteFrom, byteTo) of the bitsets visits `row` (Gram diagonal
+/// `norm`): liblinear's step and shrinking rule with decision value margins[j], where j counts the
+/// running problems of those bytes in order; a nonzero update's coefficient (α_new − α)·y goes to
+/// coefficients[j] (others are left alone). Returns whether there was one. All levels agree bit for bit.
+long lp_lockstep_visit(int level, const lp_lockstep_state *s, long row, double norm, long byteFrom, long byteTo,
+                       const double *margins, double *coefficients);
+/// Starts loading what a visit of `column` by the problems which[0..count) (running problems of
+/// bytes [byteFrom, byteTo)) reads: their decision values (tile-major, `s->problems` problems), the
+/// row's α of those bytes' problems and its bitset bytes.
+void lp_lockstep_prefetch(const lp_lockstep_state *s, const double *values, long column, const long *which,
+                          long count, long byteFrom, long byteTo);
+/// Prefetches gram[row·stride + columns[i]] for i < count (a later visit's block submatrix entries).
+void lp_lockstep_prefetch_gram(const float *gram, long stride, long row, const long *columns, long count);
+/// out[j] = the decision value of problem which[j] at `column` (tile-major layout of `problems`).
+void lp_lockstep_gather(const double *values, long problems, long column, const long *which, long count,
+                        double *out);
 /// A spinning barrier for `count` threads (each waits until all have arrived; reusable).
 typedef struct {
     long count;

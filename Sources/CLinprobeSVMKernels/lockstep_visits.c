@@ -35,6 +35,7 @@ static long visit_generic(const lp_lockstep_state *s, long row, double norm, lon
             double m = margins[j];
             double *out = coefficients + j;
             j++;
+            *out = 0;
             if (!((active[b] >> bit) & 1)) continue;
             int pos = (positive[b] >> bit) & 1;
             double yi = pos ? 1 : -1;
@@ -94,7 +95,10 @@ __attribute__((target("avx512f"))) static long visit_avx512(const lp_lockstep_st
         long p = b * 8;
         __m512d m = _mm512_maskz_expandloadu_pd(run, margins + j);
         double *out = coefficients + j;
+        __mmask8 slots = (__mmask8)((1u << __builtin_popcount(run)) - 1);
         j += __builtin_popcount(run);
+        // Zero coefficients first: the rows of a block are written once here, never cleared.
+        _mm512_mask_storeu_pd(out, slots, zero);
         __mmask8 act = active[b] & run;
         if (!act) continue;
         __mmask8 pos = positive[b];
@@ -137,7 +141,7 @@ __attribute__((target("avx512f"))) static long visit_avx512(const lp_lockstep_st
         if (!nonzero) continue;
         // The coefficients of this byte's running problems, packed to their consecutive slots.
         __m512d packed = _mm512_maskz_compress_pd(run, _mm512_maskz_mov_pd(nonzero, d));
-        _mm512_mask_storeu_pd(out, (__mmask8)((1u << __builtin_popcount(run)) - 1), packed);
+        _mm512_mask_storeu_pd(out, slots, packed);
         any |= nonzero;
     }
     return any != 0;

@@ -243,7 +243,6 @@ extension LockstepGram {
             let stride = delta.stride
             let width = mine.running.count
             let coefficients = delta.values + mine.running.lowerBound
-            for k in 0..<count { (coefficients + k * stride).update(repeating: 0, count: width) }
             let margins = scratch.margins, updated = scratch.updated
             var updates = 0
             var first = 0

@@ -101,8 +101,8 @@ typedef struct {
 } lp_lockstep_state;
 /// Each running problem p in bytes [byteFrom, byteTo) of the bitsets visits `row` (Gram diagonal
 /// `norm`): liblinear's step and shrinking rule with decision value margins[j], where j counts the
-/// running problems of those bytes in order; a nonzero update's coefficient (α_new − α)·y goes to
-/// coefficients[j] (others are left alone). Returns whether there was one. All levels agree bit for bit.
+/// running problems of those bytes in order; coefficients[j] receives the update's coefficient
+/// (α_new − α)·y, or 0 without one. Returns whether there was one. All levels agree bit for bit.
 long lp_lockstep_visit(int level, const lp_lockstep_state *s, long row, double norm, long byteFrom, long byteTo,
                        const double *margins, double *coefficients);
 /// Starts loading what a visit of `column` by the problems which[0..count) (running problems of

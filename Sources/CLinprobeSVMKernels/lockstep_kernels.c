@@ -311,12 +311,22 @@ static long tile_avx512(const float *panel, long kstride, long available, const 
 typedef long (*tile_fn)(const float *, long, long, const int *, long, const double *, long, const long *, long,
                         double *const *, long);
 
+// Whether `tile` (from `pick`) is the AVX-512 kernel, i.e. the level in use is 2.
+static inline int is_avx512(tile_fn tile) {
+#ifdef LP_X86
+    return tile == tile_avx512;
+#else
+    (void)tile;
+    return 0;
+#endif
+}
+
 // Tiles per call of the kernel `tile` for `mr` problems with `available` tiles left.
 static inline long width(tile_fn tile, long mr, long available) {
 #ifdef LP_X86
-    if (tile == tile_avx512) return tile_width(mr, available);
+    if (is_avx512(tile)) return tile_width(mr, available);
 #endif
-    (void)tile, (void)mr, (void)available;
+    (void)mr, (void)available;
     return 1;
 }
 
@@ -384,14 +394,16 @@ __attribute__((target("avx512f"))) static long job_klist_avx512(const double *de
 }
 #endif
 
-// Positions where some problem of the job made an update (the others leave u unchanged).
-static long job_klist(const double *delta, long dstride, long count, const long *cols, long rowsCount, int *klist) {
+// Positions where some problem of the job made an update (the others leave u unchanged); `wide`:
+// the level in use is 2 (AVX-512).
+static long job_klist(int wide, const double *delta, long dstride, long count, const long *cols, long rowsCount,
+                      int *klist) {
 #ifdef LP_X86
-    int consecutive = rowsCount <= 8;
+    int consecutive = rowsCount > 0 && rowsCount <= 8;
     for (long i = 1; i < rowsCount; i++) consecutive &= cols[i] == cols[0] + i;
-    if (consecutive && rowsCount > 0 && lp_svm_kernel_level() == 2)
-        return job_klist_avx512(delta, dstride, count, cols[0], rowsCount, klist);
+    if (wide && consecutive) return job_klist_avx512(delta, dstride, count, cols[0], rowsCount, klist);
 #endif
+    (void)wide;
     long kn = 0;
     for (long k = 0; k < count; k++) {
         const double *d = delta + k * dstride;
@@ -420,7 +432,8 @@ void lp_lockstep_update(int level, const float *gram, long stride, long columns,
     unsigned char *flag = (unsigned char *)__builtin_alloca(count > 0 ? count : 1);
     memset(flag, 0, count > 0 ? count : 1);
     for (long j = 0; j < jobs; j++) {
-        kn[j] = job_klist(delta, dstride, count, jobCols + j * MAX_ROWS, jobRows[j], klists + j * count);
+        kn[j] = job_klist(is_avx512(tile), delta, dstride, count, jobCols + j * MAX_ROWS, jobRows[j],
+                          klists + j * count);
         for (long q = 0; q < kn[j]; q++) flag[klists[j * count + q]] = 1;
     }
     long neededCount = 0;

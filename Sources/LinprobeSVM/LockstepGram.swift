@@ -128,9 +128,7 @@ extension LockstepGram {
                 ids[g.rows] = ids.count
                 return ids.count - 1
             }
-            state = States(
-                groups: groups, problems: problems.map { ($0.group, $0.diagonal, $0.upper) }, n: n,
-                paddedColumns: paddedColumns, tiles: tiles)
+            state = States(groups: groups, problems: problems, n: n, paddedColumns: paddedColumns, tiles: tiles)
         }
 
         /// What thread 0 sets between sweeps and every thread reads during one.
@@ -412,14 +410,7 @@ extension LockstepGram {
         let visitState: UnsafeMutablePointer<lp_lockstep_state>
         var outcomes: [FitOutcome]
 
-        /// `problems`: each problem's group, D_ii and upper bound per label.
-        init(
-            groups: [LockstepGroup],
-            problems: [(
-                group: Int, diagonal: (negative: Double, positive: Double), upper: (negative: Double, positive: Double)
-            )],
-            n: Int, paddedColumns: Int, tiles: Int
-        ) {
+        init(groups: [LockstepGroup], problems: [Run.Problem], n: Int, paddedColumns: Int, tiles: Int) {
             self.n = n
             self.tiles = tiles
             let count = problems.count

@@ -221,14 +221,15 @@ static long tile_avx2(const float *panel, long kstride, long available, const in
 }
 
 // AVX-512: a tile's 16 columns are 2 registers. A call updates `mr` problems over `w` consecutive
-// tiles with mr·w ≤ 8 (at most 16 accumulators, named so that they stay in registers): several
+// tiles with mr·w ≤ 12 (at most 24 accumulators, named so that they stay in registers): several
 // problems share each load of the panel, and every call has at least 8 independent accumulation
-// chains (four problems take two tiles: 16 chains rather than 8 hide the FMA latency).
+// chains (four problems take two tiles: 16 chains rather than 8 hide the FMA latency). A whole
+// group of up to 12 problems (the 11 costs of a (class, fold)) shares one pass over the panel.
 #define LP_UNIT_LOAD(i)                                                                                       \
     __m512d a##i##0 = _mm512_setzero_pd(), a##i##1 = _mm512_setzero_pd();                                   \
     if (units > i) {                                                                                          \
-        a##i##0 = _mm512_loadu_pd(u[(i) / w] + ((i) % w) * ustride);                                             \
-        a##i##1 = _mm512_loadu_pd(u[(i) / w] + ((i) % w) * ustride + 8);                                         \
+        a##i##0 = _mm512_loadu_pd(u[(i) / w] + ((i) % w) * ustride);                                          \
+        a##i##1 = _mm512_loadu_pd(u[(i) / w] + ((i) % w) * ustride + 8);                                      \
     }
 #define LP_TILE_LOAD(t)                                                                                       \
     __m512d x##t##0 = _mm512_setzero_pd(), x##t##1 = _mm512_setzero_pd();                                   \
@@ -238,11 +239,22 @@ static long tile_avx2(const float *panel, long kstride, long available, const in
     }
 #define LP_ROW_BROADCAST(r) __m512d b##r = mr > r ? _mm512_set1_pd(delta[off + cols[r]]) : _mm512_setzero_pd();
 #define LP_ROW_PICK(i)                                                                                        \
-    ((i) / w == 0 ? b0 : (i) / w == 1 ? b1 : (i) / w == 2 ? b2 : (i) / w == 3 ? b3 : (i) / w == 4 ? b4 : b5)
+    ((i) / w == 0    ? b0                                                                                     \
+     : (i) / w == 1  ? b1                                                                                     \
+     : (i) / w == 2  ? b2                                                                                     \
+     : (i) / w == 3  ? b3                                                                                     \
+     : (i) / w == 4  ? b4                                                                                     \
+     : (i) / w == 5  ? b5                                                                                     \
+     : (i) / w == 6  ? b6                                                                                     \
+     : (i) / w == 7  ? b7                                                                                     \
+     : (i) / w == 8  ? b8                                                                                     \
+     : (i) / w == 9  ? b9                                                                                     \
+     : (i) / w == 10 ? b10                                                                                    \
+                     : b11)
 #define LP_UNIT_STORE(i)                                                                                      \
     if (units > i) {                                                                                          \
-        _mm512_storeu_pd(u[(i) / w] + ((i) % w) * ustride, a##i##0);                                             \
-        _mm512_storeu_pd(u[(i) / w] + ((i) % w) * ustride + 8, a##i##1);                                         \
+        _mm512_storeu_pd(u[(i) / w] + ((i) % w) * ustride, a##i##0);                                          \
+        _mm512_storeu_pd(u[(i) / w] + ((i) % w) * ustride + 8, a##i##1);                                      \
     }
 
 __attribute__((target("avx512f"))) static inline __attribute__((always_inline)) void
@@ -251,12 +263,14 @@ tile_avx512_block(const float *panel, long kstride, const int *klist, long kn, c
     const long units = mr * w;
     LP_UNIT_LOAD(0) LP_UNIT_LOAD(1) LP_UNIT_LOAD(2) LP_UNIT_LOAD(3)
     LP_UNIT_LOAD(4) LP_UNIT_LOAD(5) LP_UNIT_LOAD(6) LP_UNIT_LOAD(7)
+    LP_UNIT_LOAD(8) LP_UNIT_LOAD(9) LP_UNIT_LOAD(10) LP_UNIT_LOAD(11)
     for (long q = 0; q < kn; q++) {
         long k = klist[q];
         long off = k * dstride;
         LP_TILE_LOAD(0) LP_TILE_LOAD(1) LP_TILE_LOAD(2) LP_TILE_LOAD(3)
-        LP_ROW_BROADCAST(0) LP_ROW_BROADCAST(1) LP_ROW_BROADCAST(2)
-        LP_ROW_BROADCAST(3) LP_ROW_BROADCAST(4) LP_ROW_BROADCAST(5)
+        LP_ROW_BROADCAST(0) LP_ROW_BROADCAST(1) LP_ROW_BROADCAST(2) LP_ROW_BROADCAST(3)
+        LP_ROW_BROADCAST(4) LP_ROW_BROADCAST(5) LP_ROW_BROADCAST(6) LP_ROW_BROADCAST(7)
+        LP_ROW_BROADCAST(8) LP_ROW_BROADCAST(9) LP_ROW_BROADCAST(10) LP_ROW_BROADCAST(11)
 #define LP_FMA2(i, X0, X1)                                                                                    \
     if (units > i) {                                                                                          \
         a##i##0 = _mm512_fmadd_pd(LP_ROW_PICK(i), X0, a##i##0);                                               \
@@ -269,11 +283,13 @@ tile_avx512_block(const float *panel, long kstride, const int *klist, long kn, c
     else { LP_FMA2(i, x30, x31) }
         LP_FMA_UNIT(0) LP_FMA_UNIT(1) LP_FMA_UNIT(2) LP_FMA_UNIT(3)
         LP_FMA_UNIT(4) LP_FMA_UNIT(5) LP_FMA_UNIT(6) LP_FMA_UNIT(7)
+        LP_FMA_UNIT(8) LP_FMA_UNIT(9) LP_FMA_UNIT(10) LP_FMA_UNIT(11)
 #undef LP_FMA_UNIT
 #undef LP_FMA2
     }
     LP_UNIT_STORE(0) LP_UNIT_STORE(1) LP_UNIT_STORE(2) LP_UNIT_STORE(3)
     LP_UNIT_STORE(4) LP_UNIT_STORE(5) LP_UNIT_STORE(6) LP_UNIT_STORE(7)
+    LP_UNIT_STORE(8) LP_UNIT_STORE(9) LP_UNIT_STORE(10) LP_UNIT_STORE(11)
 }
 #undef LP_UNIT_LOAD
 #undef LP_TILE_LOAD
@@ -297,6 +313,7 @@ static long tile_avx512(const float *panel, long kstride, long available, const 
         tile_avx512_block(panel, kstride, klist, kn, delta, dstride, cols, M, W, u, ustride);                        \
         return W;                                                                                             \
     }
+    LP_CASE(12, 1) LP_CASE(11, 1) LP_CASE(10, 1) LP_CASE(9, 1) LP_CASE(8, 1) LP_CASE(7, 1)
     LP_CASE(6, 1) LP_CASE(5, 1) LP_CASE(4, 2) LP_CASE(4, 1)
     LP_CASE(3, 2) LP_CASE(3, 1)
     LP_CASE(2, 3) LP_CASE(2, 2) LP_CASE(2, 1)
@@ -349,11 +366,37 @@ void lp_lockstep_margins(int level, const double *kb, long kbstride, long from, 
     fn(kb, kbstride, from, to, klist, kn, delta, dstride, problems, m, mstride);
 }
 
+// The Gram lines of the next column chunk's panel, loaded into L2 a few per kernel call while the
+// jobs run over this chunk (the panel copy then reads L2 instead of memory).
+typedef struct {
+    const float *gram;
+    long stride;
+    const int *rows;
+    const int *positions;  // NULL: rows[0..count)
+    long count;      // positions (rows) to load
+    long from;       // first column
+    long lines;      // cache lines per row
+    long q, line;    // next row (index into positions) and line
+    long perTile;    // lines per tile of kernel work
+} ahead_plan;
+
+static inline void ahead_step(ahead_plan *a, long budget) {
+    while (budget-- > 0 && a->q < a->count) {
+        long k = a->positions ? a->positions[a->q] : a->q;
+        const char *row = (const char *)(a->gram + (long)a->rows[k] * a->stride + a->from);
+        __builtin_prefetch(row + a->line * 64, 0, 2);
+        if (++a->line == a->lines) {
+            a->line = 0;
+            a->q++;
+        }
+    }
+}
+
 // One job over the tiles [from, to) of the chunk that starts at tile `first`: each run of its
 // tiles in calls of up to the kernel's width.
 static void update_tiles(tile_fn tile, const float *panel, long kstride, long first, long from, long to,
                          const unsigned char *mask, const int *klist, long kn, const double *delta, long dstride,
-                         const long *cols, long rowsCount, double *const *values, long ustride) {
+                         const long *cols, long rowsCount, double *const *values, long ustride, ahead_plan *ahead) {
     long t = from;
     while (t < to) {
         if (!mask[first + t]) {
@@ -374,21 +417,29 @@ static void update_tiles(tile_fn tile, const float *panel, long kstride, long fi
                     __builtin_prefetch(line);
                     __builtin_prefetch(line + 64);
                 }
-            t += tile(panel + t * kstride * TILE, kstride * TILE, end - t, klist, kn, delta, dstride, cols, rowsCount,
-                      u, ustride);
+            long done = tile(panel + t * kstride * TILE, kstride * TILE, end - t, klist, kn, delta, dstride, cols,
+                             rowsCount, u, ustride);
+            ahead_step(ahead, done * ahead->perTile);
+            t += done;
         }
     }
 }
 
 #ifdef LP_X86
-// job_klist for a job whose columns are consecutive: one masked compare per position.
+// job_klist for a job whose columns are consecutive (≤ 16): one or two masked compares per position.
 __attribute__((target("avx512f"))) static long job_klist_avx512(const double *delta, long dstride, long count,
                                                                 long col, long rowsCount, int *klist) {
-    __mmask8 lanes = (__mmask8)((1u << rowsCount) - 1);
+    long low = rowsCount < 8 ? rowsCount : 8;
+    __mmask8 lanes = (__mmask8)((1u << low) - 1), high = (__mmask8)((1u << (rowsCount - low)) - 1);
     long kn = 0;
     for (long k = 0; k < count; k++) {
-        __m512d d = _mm512_maskz_loadu_pd(lanes, delta + k * dstride + col);
-        if (_mm512_mask_cmp_pd_mask(lanes, d, _mm512_setzero_pd(), _CMP_NEQ_UQ)) klist[kn++] = (int)k;
+        const double *d = delta + k * dstride + col;
+        __mmask8 any = _mm512_mask_cmp_pd_mask(lanes, _mm512_maskz_loadu_pd(lanes, d), _mm512_setzero_pd(),
+                                               _CMP_NEQ_UQ);
+        if (high)
+            any |= _mm512_mask_cmp_pd_mask(high, _mm512_maskz_loadu_pd(high, d + 8), _mm512_setzero_pd(),
+                                           _CMP_NEQ_UQ);
+        if (any) klist[kn++] = (int)k;
     }
     return kn;
 }
@@ -399,7 +450,7 @@ __attribute__((target("avx512f"))) static long job_klist_avx512(const double *de
 static long job_klist(int wide, const double *delta, long dstride, long count, const long *cols, long rowsCount,
                       int *klist) {
 #ifdef LP_X86
-    int consecutive = rowsCount > 0 && rowsCount <= 8;
+    int consecutive = rowsCount > 0 && rowsCount <= 16;
     for (long i = 1; i < rowsCount; i++) consecutive &= cols[i] == cols[0] + i;
     if (wide && consecutive) return job_klist_avx512(delta, dstride, count, cols[0], rowsCount, klist);
 #endif
@@ -417,7 +468,8 @@ static long job_klist(int wide, const double *delta, long dstride, long count, c
 void lp_lockstep_update(int level, const float *gram, long stride, long columns, long tileFrom, long tileTo,
                         const int *rows, long count, const double *delta, long dstride, long jobs,
                         const long *jobCols, const long *jobRows, double *const *jobValues, long ustride,
-                        const unsigned char *const *jobTiles, long chunkTiles, float *panel, int *klists) {
+                        const unsigned char *const *jobTiles, long chunkTiles, float *panel, int *klists,
+                        const int *nextRows, long nextCount) {
     margins_fn m;
     tile_fn tile;
     pick(level, &m, &tile);
@@ -439,13 +491,25 @@ void lp_lockstep_update(int level, const float *gram, long stride, long columns,
     long neededCount = 0;
     for (long k = 0; k < count; k++)
         if (flag[k]) needed[neededCount++] = (int)k;
+    long working = 0;
+    for (long j = 0; j < jobs; j++) working += kn[j] > 0;
     for (long first = tileFrom; first < tileTo; first += chunkTiles) {
         long chunk = tileTo - first < chunkTiles ? tileTo - first : chunkTiles;
         lp_lockstep_panel(gram, stride, columns, rows, needed, neededCount, first, chunk, kstride, panel);
+        // The next chunk's lines, spread over this chunk's kernel calls.
+        // After the last chunk, the first of the next block (all its rows).
+        long next = first + chunk;
+        int last = next >= tileTo;
+        if (last) next = tileFrom;
+        long nextChunk = tileTo - next < chunkTiles ? tileTo - next : chunkTiles;
+        long valid = columns - next * TILE < nextChunk * TILE ? columns - next * TILE : nextChunk * TILE;
+        ahead_plan ahead = {gram, stride, last ? nextRows : rows, last ? NULL : needed,
+                            last ? nextCount : neededCount, next * TILE, (valid * 4 + 63) / 64, 0, 0, 0};
+        if (working > 0) ahead.perTile = (ahead.count * ahead.lines + working * chunk - 1) / (working * chunk);
         for (long j = 0; j < jobs; j++) {
             if (kn[j] == 0) continue;
             update_tiles(tile, panel, kstride, first, 0, chunk, jobTiles[j], klists + j * count, kn[j], delta,
-                         dstride, jobCols + j * MAX_ROWS, jobRows[j], jobValues + j * MAX_ROWS, ustride);
+                         dstride, jobCols + j * MAX_ROWS, jobRows[j], jobValues + j * MAX_ROWS, ustride, &ahead);
         }
     }
 }

@@ -207,7 +207,13 @@ extension LockstepGram {
                         scratch: scratch)
                     lp_barrier_wait(sweep.barrier)
                     if let jobs = sweep.jobs {
-                        update(count: count, tiles: columns, jobs: jobs, delta: delta, scratch: scratch)
+                        let following = min(parameters.block, n - start - count)
+                        for k in 0..<following {
+                            scratch.nextRows[k] = Int32(truncatingIfNeeded: order[count + k])
+                        }
+                        update(
+                            count: count, following: following, tiles: columns, jobs: jobs, delta: delta,
+                            scratch: scratch)
                     }
                     lp_barrier_wait(sweep.barrier)
                     start += count
@@ -319,14 +325,16 @@ extension LockstepGram {
         }
 
         /// The block update of every job over the column tiles `tiles`.
-        private func update(count: Int, tiles: Range<Int>, jobs: Jobs, delta: SharedDelta, scratch: Scratch) {
+        private func update(
+            count: Int, following: Int, tiles: Range<Int>, jobs: Jobs, delta: SharedDelta, scratch: Scratch
+        ) {
             if tiles.isEmpty { return }
             jobs.withPointers { cols, sizes, values, masks, jobCount in
                 lp_lockstep_update(
                     parameters.level, gram.row(0), n, n, tiles.lowerBound, tiles.upperBound, scratch.rows, count,
                     delta.values, delta.stride, jobCount, cols, sizes, values, state.tileStride, masks,
                     scratch.chunkTiles(count: count),
-                    scratch.panel, scratch.klists)
+                    scratch.panel, scratch.klists, scratch.nextRows, following)
             }
         }
 
@@ -558,6 +566,8 @@ extension LockstepGram {
     final class Scratch: @unchecked Sendable {
         let block: Int
         let rows: UnsafeMutablePointer<Int32>
+        /// The next block's rows (what the update prefetches after its last column chunk).
+        let nextRows: UnsafeMutablePointer<Int32>
         let margins: UnsafeMutablePointer<Double>
         let blockGram: UnsafeMutablePointer<Double>
         let updated: UnsafeMutablePointer<Int32>
@@ -568,6 +578,7 @@ extension LockstepGram {
         init(problems: Int, block: Int, subBlock: Int, tiles: Int) {
             self.block = max(block, 1)
             rows = .allocate(capacity: self.block)
+            nextRows = .allocate(capacity: self.block)
             margins = .allocate(capacity: max(problems, 1) * max(subBlock, 1))
             margins.initialize(repeating: 0, count: max(problems, 1) * max(subBlock, 1))
             blockGram = .allocate(capacity: self.block * self.block)
@@ -581,7 +592,7 @@ extension LockstepGram {
         }
 
         func deallocate() {
-            rows.deallocate(); margins.deallocate(); blockGram.deallocate(); updated.deallocate()
+            rows.deallocate(); nextRows.deallocate(); margins.deallocate(); blockGram.deallocate(); updated.deallocate()
             panel.deallocate(); klists.deallocate()
         }
 

@@ -30,7 +30,11 @@ struct LockstepGramTests {
                 let folds = try #require(StratifiedKFold.testFolds(labels: y, folds: 3))
                 for f in 0..<3 {
                     let train = (0..<rows).filter { folds[$0] != f }, held = (0..<rows).filter { folds[$0] == f }
-                    let costs = c == 1 ? [1000.0] : [0.01, 1, 100, 1000, 0.1]
+                    // Class 2: VISSL's eleven costs (whole-group jobs of up to LP_LOCKSTEP_MAX_JOB problems).
+                    let costs =
+                        c == 1
+                        ? [1000.0]
+                        : c == 2 ? [0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30, 100, 300, 1000] : [0.01, 1, 100, 1000, 0.1]
                     groups.append(
                         LockstepGroup(rows: train, labels: train.map { y[$0] }, costs: costs, scoreRows: held))
                 }
@@ -100,7 +104,7 @@ struct LockstepGramTests {
 
     @Test("the update kernel and the margins kernel equal one axpy per update at every level")
     func kernelsMatchAxpys() {
-        let n = 53, count = 9, problems = 43
+        let n = 53, count = 9, problems = 83
         var g = SeededGenerator(seed: 5)
         var gram = [Float](repeating: 0, count: n * n)
         for i in 0..<n {
@@ -111,7 +115,7 @@ struct LockstepGramTests {
             }
         }
         let rows: [Int32] = (0..<count).map { _ in Int32(g.next() % UInt64(n)) }
-        let stride = 48
+        let stride = 88
         var delta = [Double](repeating: 0, count: count * stride)
         for k in 0..<count where k != 3 {  // position 3: no update at all
             for j in 0..<problems where g.next() % 3 != 0 {
@@ -143,7 +147,7 @@ struct LockstepGramTests {
             }
         }
         for level in 0...lp_svm_kernel_level() {
-            // The block update, jobs of every size from 1 to 6 problems in turn, every tile.
+            // The block update, jobs of every size from 1 to 12 problems in turn, every tile.
             var values = start
             let masks = [UInt8](repeating: 1, count: padded / tile)
             values.withUnsafeMutableBufferPointer { v in
@@ -167,7 +171,7 @@ struct LockstepGramTests {
                     for range in [0..<(allTiles / 2), (allTiles / 2)..<allTiles] {
                         lp_lockstep_update(
                             level, gram, n, n, range.lowerBound, range.upperBound, rows, count, delta, stride,
-                            sizes.count, cols, sizes, pointers, tile, tiles, 2, &panel, &klists)
+                            sizes.count, cols, sizes, pointers, tile, tiles, 2, &panel, &klists, rows, count)
                     }
                 }
             }

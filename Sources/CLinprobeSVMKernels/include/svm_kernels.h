@@ -53,7 +53,7 @@ void lp_gram_flush_at(int level, const float *gram, long columns, double *values
 /// the CPU's runs the one in use). Every variant applies u = fma(δ, K, u) per position in block
 /// order, so all levels agree bit for bit with each other and with `lp_axpy_f32_f64` per update.
 #define LP_LOCKSTEP_TILE 16
-#define LP_LOCKSTEP_MAX_JOB 6
+#define LP_LOCKSTEP_MAX_JOB 12
 /// panel[t·kstride·TILE + k·TILE + c] = gram[rows[k]·stride + (firstTile + t)·TILE + c]
 /// (0 at columns ≥ `columns`), for t < tiles and k in positions[0..count): the block's rows packed
 /// tile by tile (the update kernels widen each element to float64 as they load it).
@@ -72,11 +72,14 @@ void lp_lockstep_margins(int level, const double *kb, long kbstride, long from, 
 /// jobCols[j·MAX_JOB + i], decision values jobValues[j·MAX_JOB + i], the 16 of tile t at
 /// jobValues[…] + t·ustride) receive fma(delta[k·dstride + col], gram[rows[k]·stride + c], ·) for
 /// k < count in order, over the tiles t in [tileFrom, tileTo) with jobTiles[j][t] != 0.
-/// panel: (count + 1)·chunkTiles·TILE floats; klists: jobs·count ints.
+/// panel: (count + 1)·chunkTiles·TILE floats; klists: jobs·count ints. While the jobs run over a
+/// column chunk, the Gram lines of the next chunk's panel are prefetched; after the last chunk,
+/// those of the first chunk for the next block's rows nextRows[0..nextCount) (a hint only).
 void lp_lockstep_update(int level, const float *gram, long stride, long columns, long tileFrom, long tileTo,
                         const int *rows, long count, const double *delta, long dstride, long jobs,
                         const long *jobCols, const long *jobRows, double *const *jobValues, long ustride,
-                        const unsigned char *const *jobTiles, long chunkTiles, float *panel, int *klists);
+                        const unsigned char *const *jobTiles, long chunkTiles, float *panel, int *klists,
+                        const int *nextRows, long nextCount);
 /// Lockstep visits: the solver state of every problem, problem-major within each row. Bitsets hold
 /// problem p of a row at byte p/8, bit p%8 (`maskBytes` bytes per row).
 typedef struct {

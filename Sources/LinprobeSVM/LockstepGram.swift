@@ -88,8 +88,6 @@ extension LockstepGram {
         let tiles: Int
         let problems: [Problem]
         let state: States
-        /// Per group: the id of its set of training rows (equal rows, equal id).
-        let rowSets: [Int]
 
         /// A problem: its group, and 1/(2C_i) and the upper bound for each label.
         struct Problem {
@@ -108,7 +106,11 @@ extension LockstepGram {
             tiles = (n + tile - 1) / tile
             paddedColumns = tiles * tile
             var problems: [Problem] = []
-            for (g, group) in groups.enumerated() {
+            // Problems numbered group by group, the groups ordered by where their first column tile
+            // without a training row is: the same fold of different classes holds out nearly the
+            // same rows, so those groups come together and can share jobs (`Jobs`).
+            for g in Run.foldOrder(groups, tiles: tiles) {
+                let group = groups[g]
                 precondition(group.labels.count == group.rows.count, "lockstep labels and rows disagree")
                 for cost in group.costs {
                     let cNeg = cost * p.negativeClassWeight, cPos = cost * p.positiveClassWeight
@@ -122,13 +124,19 @@ extension LockstepGram {
                 }
             }
             self.problems = problems
-            var ids: [[Int]: Int] = [:]
-            rowSets = groups.map { g in
-                if let id = ids[g.rows] { return id }
-                ids[g.rows] = ids.count
-                return ids.count - 1
-            }
             state = States(groups: groups, problems: problems, n: n, paddedColumns: paddedColumns, tiles: tiles)
+        }
+
+        /// The groups' indices ordered by their first column tile without a training row (all
+        /// tiles: none), then by index.
+        static func foldOrder(_ groups: [LockstepGroup], tiles: Int) -> [Int] {
+            let tile = Int(LP_LOCKSTEP_TILE)
+            let firstGap = groups.map { g -> Int in
+                var covered = [Bool](repeating: false, count: tiles)
+                for r in g.rows { covered[r / tile] = true }
+                return covered.firstIndex(of: false) ?? tiles
+            }
+            return groups.indices.sorted { (firstGap[$0], $0) < (firstGap[$1], $1) }
         }
 
         /// What thread 0 sets between sweeps and every thread reads during one.
@@ -186,7 +194,7 @@ extension LockstepGram {
                     } else {
                         state.beginSweep(sweep.running)
                         sweep.order.advance()
-                        sweep.jobs = Jobs(running: sweep.running, problems: problems, rowSets: rowSets, state: state)
+                        sweep.jobs = Jobs(running: sweep.running, problems: problems, state: state)
                         (sweep.byteBounds, sweep.runningBounds) = state.split(sweep.running, team: team)
                     }
                 }
@@ -407,6 +415,8 @@ extension LockstepGram {
         let labels: UnsafeMutablePointer<Int8>
         /// Per group × tile: whether the tile holds a training row of the group.
         let tileMasks: UnsafeMutablePointer<UInt8>
+        /// Per group: its tiles (the ones in `tileMasks`).
+        let tileCounts: [Int]
         let tiles: Int
         /// Per problem (label −1, then +1): D_ii and the upper bound.
         let diagonal: UnsafeMutablePointer<Double>
@@ -441,6 +451,9 @@ extension LockstepGram {
                     labels[r * groups.count + g] = group.labels[i]
                     tileMasks[g * tiles + r / tile] = 1
                 }
+            }
+            tileCounts = groups.indices.map { [tileMasks] g in
+                (0..<tiles).reduce(0) { $0 + Int(tileMasks[g * tiles + $1]) }
             }
             diagonal = States.zeroed(2 * count)
             upper = States.zeroed(2 * count)
@@ -612,34 +625,63 @@ extension LockstepGram {
         }
     }
 
-    /// The sweep's jobs: each group's running problems in runs of at most LP_LOCKSTEP_MAX_JOB,
-    /// with their coefficient columns, decision-value rows and the group's tile mask.
+    /// The sweep's jobs: runs of at most LP_LOCKSTEP_MAX_JOB consecutive running problems, with their
+    /// coefficient columns, decision-value rows and tile mask. A job may mix groups: it updates the
+    /// union of their tiles, which changes nothing a problem reads (a problem's decision values at
+    /// columns outside its training rows are never used, and a position where it made no update adds
+    /// an exact zero), so groups join a job only while the union exceeds each one's own tiles by at
+    /// most 1/16 and a tile (the same fold of different classes; groups with equal rows always).
     final class Jobs: @unchecked Sendable {
         private var cols: [Int] = []
         private var sizes: [Int] = []
         private var values: [UnsafeMutablePointer<Double>?] = []
         private var masks: [UnsafePointer<UInt8>?] = []
+        private let unions: UnsafeMutablePointer<UInt8>
 
-        /// `rowSets[g]`: an id shared by the groups with the same training rows (a job may mix
-        /// them: its positions and tiles are the same).
-        init(running: [Int], problems: [Run.Problem], rowSets: [Int], state: States) {
-            let width = Int(LP_LOCKSTEP_MAX_JOB)
+        init(running: [Int], problems: [Run.Problem], state: States) {
+            let width = Int(LP_LOCKSTEP_MAX_JOB), tiles = state.tiles
+            unions = .allocate(capacity: max(1, running.count * tiles))
             var j = 0
             while j < running.count {
-                let group = problems[running[j]].group
+                let union = unions + sizes.count * tiles
+                let first = problems[running[j]].group
+                union.update(from: state.tileMasks + first * tiles, count: tiles)
+                var smallest = state.tileCounts[first]
                 var size = 0
                 let base = cols.count
                 cols.append(contentsOf: repeatElement(0, count: width))
                 values.append(contentsOf: repeatElement(nil, count: width))
-                while j < running.count && size < width && rowSets[problems[running[j]].group] == rowSets[group] {
+                while j < running.count && size < width {
+                    let group = problems[running[j]].group
+                    if group != first
+                        && !Jobs.merge(
+                            state.tileMasks + group * tiles, into: union, tiles: tiles,
+                            limit: min(smallest, state.tileCounts[group]))
+                    {
+                        break
+                    }
+                    smallest = min(smallest, state.tileCounts[group])
                     cols[base + size] = j
                     values[base + size] = state.values + running[j] * Int(LP_LOCKSTEP_TILE)
                     size += 1
                     j += 1
                 }
                 sizes.append(size)
-                masks.append(UnsafePointer(state.tileMasks + group * state.tiles))
+                masks.append(UnsafePointer(union))
             }
+        }
+
+        deinit { unions.deallocate() }
+
+        /// ORs `mask` into `union` when the result has at most limit + limit/16 + 1 tiles.
+        private static func merge(
+            _ mask: UnsafePointer<UInt8>, into union: UnsafeMutablePointer<UInt8>, tiles: Int, limit: Int
+        ) -> Bool {
+            var count = 0
+            for t in 0..<tiles where union[t] != 0 || mask[t] != 0 { count += 1 }
+            if count > limit + limit / 16 + 1 { return false }
+            for t in 0..<tiles { union[t] |= mask[t] }
+            return true
         }
 
         func withPointers(

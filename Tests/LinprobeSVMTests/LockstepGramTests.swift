@@ -11,7 +11,8 @@ import Testing
 @Suite("SVM lockstep Gram solver")
 struct LockstepGramTests {
     /// Three classes × three stratified folds of a 150-row toy layer (costs that converge and
-    /// costs that stop at `max_iter`) and three refit-like groups over every row.
+    /// costs that stop at `max_iter`), two groups that share jobs with different tiles, and three
+    /// refit-like groups over every row.
     private struct Setup {
         let trainer: SVMTrainer
         let groups: [LockstepGroup]
@@ -38,6 +39,17 @@ struct LockstepGramTests {
                     groups.append(
                         LockstepGroup(rows: train, labels: train.map { y[$0] }, costs: costs, scoreRows: held))
                 }
+            }
+            // Two groups whose training rows differ by one column tile (the last but one), next to
+            // each other in the lockstep's order: one job, updating the union of their tiles.
+            let y0: [Int8] = (0..<rows).map { targets[$0 * 3] == 1 ? 1 : -1 }
+            let tile = Int(LP_LOCKSTEP_TILE), lastTile = (rows - 1) / tile
+            for from in [(lastTile - 1) * tile, lastTile * tile] {
+                let train = Array(0..<from)
+                groups.append(
+                    LockstepGroup(
+                        rows: train, labels: train.map { y0[$0] }, costs: [0.01, 1, 100, 1000, 0.1],
+                        scoreRows: Array(from..<rows)))
             }
             // Refits: every row, one class each; groups with the same rows share jobs.
             for c in 0..<3 {

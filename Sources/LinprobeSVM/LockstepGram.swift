@@ -647,13 +647,14 @@ extension LockstepGram {
                 let first = problems[running[j]].group
                 union.update(from: state.tileMasks + first * tiles, count: tiles)
                 var smallest = state.tileCounts[first]
+                var joined = first  // the last group in the job (a group's problems are consecutive)
                 var size = 0
                 let base = cols.count
                 cols.append(contentsOf: repeatElement(0, count: width))
                 values.append(contentsOf: repeatElement(nil, count: width))
                 while j < running.count && size < width {
                     let group = problems[running[j]].group
-                    if group != first
+                    if group != joined
                         && !Jobs.merge(
                             state.tileMasks + group * tiles, into: union, tiles: tiles,
                             limit: min(smallest, state.tileCounts[group]))
@@ -661,6 +662,7 @@ extension LockstepGram {
                         break
                     }
                     smallest = min(smallest, state.tileCounts[group])
+                    joined = group
                     cols[base + size] = j
                     values[base + size] = state.values + running[j] * Int(LP_LOCKSTEP_TILE)
                     size += 1

@@ -107,6 +107,12 @@ TAPS = {
     "mid2048": ("features.6", 8),         # 32 ch @ 28x28 -> AdaptiveAvgPool2d(8) -> 2048
     "exp9216": ("features.14.conv.0", 4),  # 576 ch @ 14x14 (expansion, after ReLU6) -> 4x4 -> 9216
     "late160": ("features.16", 1),         # 160 ch @ 7x7 -> global average -> 160
+    # Five taps from shallow to deep at VISSL's ResNet-50 VOC07 widths (8,192-9,216; sizes at 224):
+    "b1_9216": ("features.1", 24),         # 16 ch @ 112x112 -> 24x24 -> 9216
+    "b3_8664": ("features.3", 19),         # 24 ch @ 56x56 -> 19x19 -> 8664
+    "b6_8192": ("features.6", 16),         # 32 ch @ 28x28 -> 16x16 -> 8192
+    "b10_9216": ("features.10", 12),       # 64 ch @ 14x14 -> 12x12 -> 9216
+    "b14_9216": ("features.14.conv.0", 4),  # 576 ch @ 14x14 (expansion) -> 4x4 -> 9216
 }
 
 
@@ -123,10 +129,10 @@ def extract(images, taps, batch=64, threads=2, size=224):
     outputs = {}
     hooks = []
     for name in taps:
-        path, size = TAPS[name]
+        path, pooled = TAPS[name]  # not `size`: that is the input side, used below
 
-        def hook(_m, _i, out, name=name, size=size):
-            outputs[name] = torch.nn.functional.adaptive_avg_pool2d(out, size)
+        def hook(_m, _i, out, name=name, pooled=pooled):
+            outputs[name] = torch.nn.functional.adaptive_avg_pool2d(out, pooled)
 
         hooks.append(modules[path].register_forward_hook(hook))
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)

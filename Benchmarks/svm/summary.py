@@ -1,10 +1,11 @@
 """Prints Benchmarks/svm's table from one run's outputs (called by bench.sh).
 
 usage: python summary.py TMP REPEATS CLASSES MAX_ITER CORES SOLVER
-TMP holds ours<r>.jsonl / ours<r>.time (Linprobe, r = 1..REPEATS) and ref.jsonl / ref.time
-(scikit-learn on the subset).
+TMP holds ours<r>.jsonl / ours<r>.time (Linprobe, r = 1..REPEATS) and, unless the reference was
+skipped (SVM_BENCH_REFERENCE=0), ref.jsonl / ref.time (scikit-learn on the subset).
 """
 import json
+import os
 import statistics
 import sys
 
@@ -17,10 +18,30 @@ def gnu_time(path):
     return json.loads(open(path).read().strip().splitlines()[-1].replace("%", ""))
 
 
-def main():
-    tmp, repeats, classes, max_iter, cores, solver = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
-    ours = [lines(f"{tmp}/ours{r}.jsonl") for r in range(1, repeats + 1)]
-    ours_time = [gnu_time(f"{tmp}/ours{r}.time") for r in range(1, repeats + 1)]
+def layer_runs(ours, layer):
+    return [next(line for line in run if line.get("layer") == layer) for run in ours]
+
+
+def ours_only(ours, ours_time, classes, max_iter, cores, solver, repeats):
+    layers = [line["layer"] for line in ours[0] if "layer" in line]
+    ncls = classes if classes > 0 else 20
+    print(f"VOC07-sized SVM job: 5011 train / 4952 test rows, 11 costs, 3 folds, max_iter {max_iter}, {len(layers)} layers, {cores} cores")
+    print(f"  Linprobe (SVM.solver: {solver}): {ncls} classes, measured, median of {repeats} run(s); scikit-learn not run (SVM_BENCH_REFERENCE=0)")
+    if max_iter != 2000:
+        print(f"  SHORTENED: max_iter {max_iter} instead of VISSL's 2000 (SVM_BENCH_MAX_ITER)")
+    print(f"  {'layer':9} {'Linprobe mAP':>12} {'fits':>5} {'not conv.':>9} {'layer s':>8}")
+    for layer in layers:
+        runs = layer_runs(ours, layer)
+        m = statistics.median(x["mAP"] for x in runs)
+        s = statistics.median(x["timings"]["total_seconds"] for x in runs)
+        print(f"  {layer:9} {m:12.3f} {runs[0]['fits']:5d} {runs[0]['not_converged']:9d} {s:8.1f}")
+    wall = statistics.median(t["wall_s"] for t in ours_time)
+    cpu = statistics.median(t["user_s"] + t["sys_s"] for t in ours_time)
+    rss = max(t["peak_rss_kb"] for t in ours_time) / 1024.0
+    print(f"  whole job: wall {wall:.1f} s ({wall / 60:.2f} min), CPU {cpu:.1f} s (user+sys), peak RSS {rss:.0f} MB")
+
+
+def with_reference(tmp, ours, ours_time, classes, max_iter, cores, solver, repeats):
     ref = lines(f"{tmp}/ref.jsonl")
     ref_layers = {line["layer"]: line for line in ref if "layer" in line}
     ref_total = [line for line in ref if "total_seconds" in line][0]
@@ -34,15 +55,16 @@ def main():
           f" its time for {ncls} classes estimated as x {scale:g}")
     if max_iter != 2000:
         print(f"  SHORTENED: max_iter {max_iter} on both sides instead of VISSL's 2000 (SVM_BENCH_MAX_ITER)")
-    print(f"  {'layer':9} {'Linprobe mAP':>12} {'fits':>5} {'not conv.':>9} | first {sub} class(es): {'Linprobe AP':>11} {'sklearn AP':>10} {'same cost':>9}")
-    for layer in sorted(ref_layers):
-        runs = [next(line for line in run if line.get("layer") == layer) for run in ours]
+    print(f"  {'layer':9} {'Linprobe mAP':>12} {'fits':>5} {'not conv.':>9} {'layer s':>8} | first {sub} class(es): {'Linprobe AP':>11} {'sklearn AP':>10} {'same cost':>9}")
+    for layer in ref_layers:  # the store's layer order
+        runs = layer_runs(ours, layer)
         r = ref_layers[layer]
         m = statistics.median(x["mAP"] for x in runs)
+        s = statistics.median(x["timings"]["total_seconds"] for x in runs)
         o = runs[0]
         our_ap = statistics.mean(o["aps"][:sub])
         same = sum(1 for a, b in zip(o["chosen_costs"][:sub], r["chosen_costs"]) if a == b)
-        print(f"  {layer:9} {m:12.3f} {o['fits']:5d} {o['not_converged']:9d} | {'':18} {our_ap:11.3f} {r['mAP']:10.3f} {f'{same}/{sub}':>9}")
+        print(f"  {layer:9} {m:12.3f} {o['fits']:5d} {o['not_converged']:9d} {s:8.1f} | {'':18} {our_ap:11.3f} {r['mAP']:10.3f} {f'{same}/{sub}':>9}")
     ours_wall = statistics.median(t["wall_s"] for t in ours_time)
     ours_cpu = statistics.median(t["user_s"] + t["sys_s"] for t in ours_time)
     ours_rss = max(t["peak_rss_kb"] for t in ours_time) / 1024.0
@@ -53,6 +75,16 @@ def main():
     print(f"  {'CPU s':12} {ours_cpu:12.1f} {ref_cpu:15.1f} {est_cpu:13.1f} {est_cpu / ours_cpu:6.1f}x  (user+sys; per-fit CPU times x {scale:g})")
     print(f"  {'wall s':12} {ours_wall:12.1f} {ref_total['total_seconds']:15.1f} {est_wall:13.1f} {est_wall / ours_wall:6.1f}x  (estimate: CPU / {cores} cores)")
     print(f"  {'peak RSS MB':12} {ours_rss:12.0f} {ref_total['peak_rss_mb_worker']:15.0f} {'':>13}          (sklearn: largest of {ref_total['workers']} worker processes)")
+
+
+def main():
+    tmp, repeats, classes, max_iter, cores, solver = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+    ours = [lines(f"{tmp}/ours{r}.jsonl") for r in range(1, repeats + 1)]
+    ours_time = [gnu_time(f"{tmp}/ours{r}.time") for r in range(1, repeats + 1)]
+    if os.path.exists(f"{tmp}/ref.jsonl"):
+        with_reference(tmp, ours, ours_time, classes, max_iter, cores, solver, repeats)
+    else:
+        ours_only(ours, ours_time, classes, max_iter, cores, solver, repeats)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@
 # the complete five-layer job; SVM_BENCH_LAYERS=two: a 2,048-d and a 9,216-d layer (shorter);
 # SVM_BENCH_LAYERS=five-hard: the five layers over 4x4-pixel inputs, where about 250 of each
 # layer's 680 fits run to max_iter (the solver's worst case; scripts/make_svm_bench_data.py).
-#   Linprobe: the complete job (SVMStage over both layers, all cores; 680 fits per layer: the CV
+#   Linprobe: the complete job (SVMStage over every layer, all cores; 680 fits per layer: the CV
 #     fits plus one refit at each class's chosen cost), SVM_BENCH_REPEATS runs (default 1).
 #   scikit-learn: VISSL's protocol (scripts/svm_bench_reference.py) on a subset, the first
 #     SVM_BENCH_REF_CLASSES classes (default 1: 44 of VISSL's 880 fits per layer: 3 CV fits and a

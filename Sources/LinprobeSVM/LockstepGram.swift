@@ -8,6 +8,18 @@ struct LockstepGroup {
     let labels: [Int8]
     let costs: [Double]
     let scoreRows: [Int]
+
+    /// Per column tile of the Gram matrix (`tiles` of LP_LOCKSTEP_TILE columns): 1 where the tile
+    /// holds one of the group's training rows.
+    func tileMask(tiles: Int) -> [UInt8] {
+        let tile = Int(LP_LOCKSTEP_TILE)
+        var mask = [UInt8](repeating: 0, count: tiles)
+        for r in rows {
+            precondition(r >= 0 && r / tile < tiles, "lockstep rows out of range or repeated")
+            mask[r / tile] = 1
+        }
+        return mask
+    }
 }
 
 /// One problem's result: how the fit ended, the dual variables (one per training row of its group)
@@ -103,13 +115,15 @@ extension LockstepGram {
             parameters = p
             n = gram.count
             let tile = Int(LP_LOCKSTEP_TILE)
-            tiles = (n + tile - 1) / tile
+            let tiles = (gram.count + tile - 1) / tile
+            self.tiles = tiles
             paddedColumns = tiles * tile
+            let masks = groups.map { $0.tileMask(tiles: tiles) }
             var problems: [Problem] = []
             // Problems numbered group by group, the groups ordered by where their first column tile
             // without a training row is: the same fold of different classes holds out nearly the
             // same rows, so those groups come together and can share jobs (`Jobs`).
-            for g in Run.foldOrder(groups, tiles: tiles) {
+            for g in Run.foldOrder(masks) {
                 let group = groups[g]
                 precondition(group.labels.count == group.rows.count, "lockstep labels and rows disagree")
                 for cost in group.costs {
@@ -124,19 +138,15 @@ extension LockstepGram {
                 }
             }
             self.problems = problems
-            state = States(groups: groups, problems: problems, n: n, paddedColumns: paddedColumns, tiles: tiles)
+            state = States(
+                groups: groups, tileMasks: masks, problems: problems, n: n, paddedColumns: paddedColumns, tiles: tiles)
         }
 
-        /// The groups' indices ordered by their first column tile without a training row (all
-        /// tiles: none), then by index.
-        static func foldOrder(_ groups: [LockstepGroup], tiles: Int) -> [Int] {
-            let tile = Int(LP_LOCKSTEP_TILE)
-            let firstGap = groups.map { g -> Int in
-                var covered = [Bool](repeating: false, count: tiles)
-                for r in g.rows { covered[r / tile] = true }
-                return covered.firstIndex(of: false) ?? tiles
-            }
-            return groups.indices.sorted { (firstGap[$0], $0) < (firstGap[$1], $1) }
+        /// The groups' indices (given their tile masks) ordered by their first column tile without a
+        /// training row (all tiles: none), then by index.
+        static func foldOrder(_ masks: [[UInt8]]) -> [Int] {
+            let firstGap = masks.map { $0.firstIndex(of: 0) ?? $0.count }
+            return masks.indices.sorted { (firstGap[$0], $0) < (firstGap[$1], $1) }
         }
 
         /// What thread 0 sets between sweeps and every thread reads during one.
@@ -428,7 +438,11 @@ extension LockstepGram {
         let visitState: UnsafeMutablePointer<lp_lockstep_state>
         var outcomes: [FitOutcome]
 
-        init(groups: [LockstepGroup], problems: [Run.Problem], n: Int, paddedColumns: Int, tiles: Int) {
+        /// `tileMasks[g]`: group g's `LockstepGroup.tileMask(tiles:)`.
+        init(
+            groups: [LockstepGroup], tileMasks masks: [[UInt8]], problems: [Run.Problem], n: Int, paddedColumns: Int,
+            tiles: Int
+        ) {
             self.n = n
             self.tiles = tiles
             let count = problems.count
@@ -442,19 +456,16 @@ extension LockstepGram {
             running = States.zeroed(maskBytes)
             labels = States.zeroed(groups.count * n)
             tileMasks = States.zeroed(groups.count * tiles)
-            let tile = Int(LP_LOCKSTEP_TILE)
             for (g, group) in groups.enumerated() {
                 for (i, r) in group.rows.enumerated() {
                     precondition(
                         r >= 0 && r < n && labels[r * groups.count + g] == 0, "lockstep rows out of range or repeated")
                     precondition(group.labels[i] == 1 || group.labels[i] == -1, "lockstep labels must be ±1")
                     labels[r * groups.count + g] = group.labels[i]
-                    tileMasks[g * tiles + r / tile] = 1
                 }
+                (tileMasks + g * tiles).update(from: masks[g], count: tiles)
             }
-            tileCounts = groups.indices.map { [tileMasks] g in
-                (0..<tiles).reduce(0) { $0 + Int(tileMasks[g * tiles + $1]) }
-            }
+            tileCounts = masks.map { $0.reduce(0) { $0 + Int($1) } }
             diagonal = States.zeroed(2 * count)
             upper = States.zeroed(2 * count)
             (maxOld, minOld) = (States.zeroed(count), States.zeroed(count))
